@@ -1,0 +1,2 @@
+/* placeholder so the library is never empty */
+#include "ccgate/log.h"

@@ -1,0 +1,112 @@
+#ifndef CCGATE_HTTP_H
+#define CCGATE_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * HTTP/1.1 message parsing (llhttp) and re-serialization for a forwarding proxy. Bodies are
+ * never buffered: they are handed out piece by piece as they arrive.
+ */
+
+#define CG_HTTP_MAX_HEADERS_CAP 256
+
+enum cg_http_type { CG_HTTP_REQUEST, CG_HTTP_RESPONSE };
+
+/* How a message body is delimited, on the wire we read or the wire we write. */
+enum cg_http_framing {
+    CG_HTTP_BODY_NONE,    /* no body (GET without length, 1xx/204/304, response to HEAD) */
+    CG_HTTP_BODY_LENGTH,  /* Content-Length */
+    CG_HTTP_BODY_CHUNKED, /* Transfer-Encoding: chunked */
+    CG_HTTP_BODY_EOF      /* response delimited by connection close */
+};
+
+struct cg_http_limits {
+    size_t max_header_bytes; /* start line + headers; default 32 KiB -> 431 */
+    size_t max_headers;      /* default 100 -> 431 */
+    uint64_t max_body_bytes; /* 0 = unlimited; else -> 413 */
+};
+
+struct cg_http_header {
+    const char *name;
+    size_t name_len;
+    const char *value; /* trimmed of surrounding whitespace */
+    size_t value_len;
+};
+
+/* A parsed start line and header block. Pointers are valid only during on_head. */
+struct cg_http_head {
+    enum cg_http_type type;
+    const char *method; /* request: NUL-terminated, e.g. "GET" */
+    const char *target; /* request: NUL-terminated request-target */
+    int status;         /* response */
+    const char *reason; /* response: NUL-terminated reason phrase (may be "") */
+    int version_major, version_minor;
+    size_t n_headers;
+    struct cg_http_header headers[CG_HTTP_MAX_HEADERS_CAP];
+    enum cg_http_framing framing;
+    uint64_t content_length; /* when framing == CG_HTTP_BODY_LENGTH */
+    int keep_alive;          /* per version and Connection */
+    int upgrade;             /* Upgrade accepted by llhttp (request with Upgrade, or 101) */
+    int expect_continue;     /* request with Expect: 100-continue */
+};
+
+/*
+ * Callbacks return 0 to go on or a negative code to stop parsing with that error. on_body
+ * receives decoded body bytes (chunk framing removed).
+ */
+struct cg_http_callbacks {
+    int (*on_head)(void *arg, const struct cg_http_head *h);
+    int (*on_body)(void *arg, const uint8_t *data, size_t len);
+    int (*on_complete)(void *arg);
+};
+
+struct cg_http_parser;
+
+/* Creates a parser; lim NULL means the defaults. Caller frees with cg_http_parser_free(). */
+int cg_http_parser_new(enum cg_http_type type, const struct cg_http_limits *lim,
+                       const struct cg_http_callbacks *cb, void *arg,
+                       struct cg_http_parser **out);
+void cg_http_parser_free(struct cg_http_parser *p);
+
+/*
+ * Parses len bytes. Returns the number consumed (less than len after an upgrade: the rest
+ * is tunnel data, and so is everything that follows), or CG_EHTTP / CG_ELIMIT / a
+ * callback's error. After an error the parser is dead; cg_http_parser_status() gives the
+ * status to answer (400, 413, 431, or 502 for a bad response) and cg_http_parser_reason()
+ * a short text. Smuggling defences: Content-Length with Transfer-Encoding, several
+ * differing Content-Length values, obs-fold, bad chunk sizes are all errors.
+ */
+long cg_http_parser_feed(struct cg_http_parser *p, const uint8_t *data, size_t len);
+
+/* The peer closed: completes an EOF-delimited body, else CG_EHTTP when mid-message. */
+int cg_http_parser_finish(struct cg_http_parser *p);
+
+/* Response parsers: the next response answers a HEAD request (no body whatever it says). */
+void cg_http_parser_expect_head_response(struct cg_http_parser *p);
+
+/* Whether a message has begun but not completed. */
+int cg_http_parser_in_message(const struct cg_http_parser *p);
+
+int cg_http_parser_status(const struct cg_http_parser *p);
+const char *cg_http_parser_reason(const struct cg_http_parser *p);
+
+/* First header named name (case-insensitive), or NULL. */
+const struct cg_http_header *cg_http_head_get(const struct cg_http_head *h, const char *name);
+
+/*
+ * Writes h for the next hop into out: the start line (always HTTP/1.1), end-to-end headers
+ * (hop-by-hop ones removed per RFC 9110 7.6.1, those named in Connection too, and
+ * Content-Length / Transfer-Encoding re-derived), "Via: 1.1 <via>" appended, then framing
+ * headers: Content-Length for LENGTH, "Transfer-Encoding: chunked" for CHUNKED and for an
+ * EOF-delimited response (re-chunked so the connection can be kept), "Connection: close"
+ * when !keep_alive, and Connection/Upgrade kept for an upgrade. *out_framing says how the
+ * body must be written. Returns the length written or CG_ELIMIT when cap is too small.
+ */
+long cg_http_head_write(const struct cg_http_head *h, const char *via, int keep_alive,
+                        char *out, size_t cap, enum cg_http_framing *out_framing);
+
+/* Writes the chunk-size line for a chunk of n bytes ("%zx\r\n"); returns its length. */
+size_t cg_http_chunk_header(char *out, size_t cap, size_t n);
+
+#endif

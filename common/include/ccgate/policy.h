@@ -1,0 +1,60 @@
+#ifndef CCGATE_POLICY_H
+#define CCGATE_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ccgate/err.h"
+#include "ccgate/snp.h"
+
+#define CG_POLICY_MAX_MEASUREMENTS 64
+#define CG_POLICY_MAX_BYTES (256 * 1024)
+
+enum cg_freshness { CG_FRESH_NONCE, CG_FRESH_MAX_AGE };
+
+/* The user's appraisal policy (docs/policy.md). Plain data: parse fills it, nothing to free. */
+struct cg_policy {
+    struct {
+        int allow;
+        int has_root;
+        uint8_t root_sha256[32];
+    } sim;
+    struct {
+        int present; /* an "snp" object was given: real SNP evidence is acceptable */
+        size_t n_measurements;
+        uint8_t measurements[CG_POLICY_MAX_MEASUREMENTS][48];
+        int has_min_tcb;
+        struct cg_snp_tcb min_tcb;
+        int debug;           /* allowed? default false */
+        int migration_agent; /* allowed? default false */
+        int max_vmpl;        /* default 0 */
+        int has_host_data;
+        uint8_t host_data[32];
+        uint32_t min_guest_svn;
+    } snp;
+    struct {
+        enum cg_freshness mode; /* default nonce */
+        uint32_t max_age_s;     /* default 600 */
+    } freshness;
+    uint8_t digest[32]; /* SHA-256 of the policy file's bytes */
+};
+
+/*
+ * Parses policy JSON. Unknown keys, wrong types and bad values are errors: returns
+ * CG_ECONFIG with err holding e.g. "snp.measurements[1]: expected 96 hex digits".
+ */
+int cg_policy_parse(const char *json, size_t len, struct cg_policy *p, char *err, size_t errlen);
+
+/* Reads and parses a policy file (at most CG_POLICY_MAX_BYTES). Same errors, plus I/O. */
+int cg_policy_load(const char *path, struct cg_policy *p, char *err, size_t errlen);
+
+/*
+ * Appraises a verified SNP (or sim) report against the policy's snp section (sim evidence
+ * is appraised with the same checks: the sim section only decides whether sim is acceptable
+ * and by which root). Returns 0 or CG_EPOLICY with v naming the check ("snp.measurement",
+ * "snp.debug", "snp.min_tcb.microcode", ...) and the expected and actual values.
+ */
+int cg_policy_appraise_snp(const struct cg_policy *p, const struct cg_snp_report *r,
+                           struct cg_verdict *v);
+
+#endif

@@ -1,0 +1,73 @@
+#ifndef CCGATE_RATLS_H
+#define CCGATE_RATLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ccgate/cbor.h"
+#include "ccgate/err.h"
+#include "ccgate/evidence.h"
+#include "ccgate/policy.h"
+#include "ccgate/snp.h"
+
+#define CG_OID_CMW "2.23.133.5.4.9"
+#define CG_OID_ENDORSEMENTS "2.23.133.5.4.2"
+
+/* The server's TLS key: ECDSA P-256, generated in memory, never written anywhere. */
+struct cg_ratls_key;
+
+/* Generates a key; caller frees with cg_ratls_key_free(). */
+int cg_ratls_key_new(struct cg_ratls_key **out);
+void cg_ratls_key_free(struct cg_ratls_key *k);
+
+/* SHA-256 of the key's DER SubjectPublicKeyInfo. */
+void cg_ratls_key_spki_hash(const struct cg_ratls_key *k, uint8_t out[32]);
+
+/*
+ * Builds the claims-buffer for key k, the given nonces (may be 0) and issue time, and the
+ * report_data to request evidence with: SHA-256(claims-buffer) || 32 zero bytes.
+ * Caller frees *claims.
+ */
+int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+                    size_t n_nonces, int64_t iat, uint8_t **claims, size_t *claims_len,
+                    uint8_t report_data[CG_REPORT_DATA_LEN]);
+
+/*
+ * Builds the self-signed X.509 certificate (DER) for k carrying the evidence (CMW
+ * extension) and its endorsements; validity from iat - 60 s to iat + lifetime_s.
+ * Caller frees *der.
+ */
+int cg_ratls_cert_new(const struct cg_ratls_key *k, const uint8_t *claims, size_t claims_len,
+                      const struct cg_evidence *ev, int64_t iat, uint32_t lifetime_s,
+                      uint8_t **der, size_t *der_len);
+
+/* What the client learnt from a verified certificate. */
+struct cg_attestation {
+    uint32_t tag; /* CG_TAG_SIM, CG_TAG_SNP, CG_TAG_TDX */
+    int insecure; /* simulated TEE */
+    uint8_t cert_sha256[32];
+    uint8_t spki_sha256[32];
+    int64_t iat;
+    time_t verified_at;
+    int nonce_matched; /* the expected nonce was in the claims */
+    struct cg_snp_report snp;
+};
+
+/* "sim", "snp", "tdx" or "unknown". */
+const char *cg_ratls_tee_name(uint32_t tag);
+
+/*
+ * Verifies a server certificate (DER) in full: self-signature, exactly one CMW extension,
+ * claims decode, pubkey-hash equal to the certificate's SPKI hash, the tag acceptable to
+ * the policy (sim only when p->sim.allow; sim ARK equal to p->sim.root_sha256), evidence
+ * signature and chain (cg_snp_verify at time now), report_data equal to
+ * SHA-256(claims) || 0^32, freshness (nonce != NULL: the nonce must be in the claims;
+ * NULL: iat within p->freshness.max_age_s of now, and not in the future beyond 60 s),
+ * then the policy. Returns 0 with out filled, or CG_EEVIDENCE / CG_EPOLICY with v set.
+ */
+int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *p,
+                    const uint8_t *nonce, time_t now, struct cg_attestation *out,
+                    struct cg_verdict *v);
+
+#endif

@@ -1,0 +1,24 @@
+#ifndef CCGATE_SIM_H
+#define CCGATE_SIM_H
+
+#include <stdint.h>
+
+#include "ccgate/evidence.h"
+
+/*
+ * The simulated TEE. `ccgate sim-init` creates, in state_dir (mode 0700), a sim ARK and
+ * ASK (RSA-4096, RSA-PSS SHA-384 like AMD's) and a sim VCEK (EC P-384) with AMD's VCEK
+ * extensions. Creates only what is missing; never overwrites. Writes the SHA-256 of the
+ * ARK's DER into ark_sha256. Returns 0 or a negative code (message on stderr via the log).
+ */
+int cg_sim_init(const char *state_dir, uint8_t ark_sha256[32]);
+
+/*
+ * A provider that signs byte-exact SEV-SNP reports with the sim VCEK from state_dir. The
+ * measurement is SHA-384 of measured_file (the server binary, /proc/self/exe). Caller frees
+ * with p->free(p).
+ */
+int cg_sim_provider_new(const char *state_dir, const char *measured_file,
+                        struct cg_provider **out);
+
+#endif

@@ -1,0 +1,96 @@
+#ifndef CCGATE_SNP_H
+#define CCGATE_SNP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ccgate/err.h"
+
+/* AMD SEV-SNP ATTESTATION_REPORT (SEV-SNP ABI spec #56860, Table 22). */
+#define CG_SNP_REPORT_SIZE 1184
+#define CG_SNP_SIGNED_LEN 0x2A0
+
+enum cg_snp_product { CG_SNP_PRODUCT_UNKNOWN, CG_SNP_MILAN, CG_SNP_GENOA, CG_SNP_TURIN };
+
+/* A TCB_VERSION decoded for its product (Turin adds FMC and moves every field). */
+struct cg_snp_tcb {
+    uint64_t raw;
+    uint8_t fmc; /* Turin only; 0 elsewhere */
+    uint8_t bootloader;
+    uint8_t tee;
+    uint8_t snp;
+    uint8_t microcode;
+};
+
+struct cg_snp_report {
+    uint32_t version;
+    uint32_t guest_svn;
+    uint64_t policy;
+    uint8_t family_id[16];
+    uint8_t image_id[16];
+    uint32_t vmpl;
+    uint32_t signature_algo;
+    uint64_t current_tcb;
+    uint64_t platform_info;
+    uint32_t signer_info;
+    uint8_t report_data[64];
+    uint8_t measurement[48];
+    uint8_t host_data[32];
+    uint8_t id_key_digest[48];
+    uint8_t author_key_digest[48];
+    uint8_t report_id[32];
+    uint8_t report_id_ma[32];
+    uint64_t reported_tcb;
+    uint8_t cpuid_fam_id, cpuid_mod_id, cpuid_step; /* v3+ */
+    uint8_t chip_id[64];
+    uint64_t committed_tcb;
+    uint8_t current_build, current_minor, current_major;
+    uint8_t committed_build, committed_minor, committed_major;
+    uint64_t launch_tcb;
+    uint64_t launch_mit_vector, current_mit_vector; /* v5 */
+    uint8_t sig_r[72], sig_s[72];                   /* little-endian, as in the report */
+    /* Set by cg_snp_verify(): the product of the signing chain and the decoded TCBs. */
+    enum cg_snp_product product;
+    int vlek; /* signed by a VLEK rather than a VCEK */
+    struct cg_snp_tcb reported, current, committed, launch;
+};
+
+/* Policy bits (ABI spec 1.2). */
+#define CG_SNP_POLICY_SMT (1ull << 16)
+#define CG_SNP_POLICY_RESERVED1 (1ull << 17)
+#define CG_SNP_POLICY_MIGRATE_MA (1ull << 18)
+#define CG_SNP_POLICY_DEBUG (1ull << 19)
+
+/*
+ * Parses a raw report (exactly CG_SNP_REPORT_SIZE bytes, version 2 to 5, MBZ fields zero)
+ * into r. Returns 0, or CG_EEVIDENCE with v naming the field.
+ */
+int cg_snp_report_parse(const uint8_t *buf, size_t len, struct cg_snp_report *r,
+                        struct cg_verdict *v);
+
+/* Serializes r into out (CG_SNP_REPORT_SIZE bytes, signature included): the sim TEE's encoder. */
+void cg_snp_report_write(const struct cg_snp_report *r, uint8_t out[CG_SNP_REPORT_SIZE]);
+
+/* Decodes a raw TCB_VERSION with the byte layout of product p. */
+void cg_snp_tcb_decode(uint64_t raw, enum cg_snp_product p, struct cg_snp_tcb *out);
+
+/* Whom the chain must end at: AMD's ARKs pinned in certs/amd/, or one simulated ARK. */
+struct cg_snp_anchor {
+    int sim;                   /* 0: the pinned AMD ARK of the VCEK's product */
+    uint8_t sim_ark_sha256[32]; /* sim: SHA-256 of the sim ARK certificate (DER) */
+};
+
+/*
+ * Verifies a report: parse, chain (VCEK/VLEK -> ASK/ASVK -> ARK, RSA-PSS, validity at `at`)
+ * up to the anchor, VCEK TCB extensions equal to REPORTED_TCB, hwID equal to CHIP_ID
+ * (unless masked), signer-info key type matching the certificate, ECDSA P-384 signature
+ * over bytes 0x000-0x29F. certs are DER: certs[0] the VCEK/VLEK, then ASK/ASVK, then
+ * (sim, or when given) the ARK. Fills r on success. Returns 0 or CG_EEVIDENCE with v set.
+ * No policy is applied here (see cg_policy_appraise_snp()).
+ */
+int cg_snp_verify(const uint8_t *report, size_t len, const uint8_t *const *certs,
+                  const size_t *cert_lens, size_t n_certs, const struct cg_snp_anchor *anchor,
+                  time_t at, struct cg_snp_report *r, struct cg_verdict *v);
+
+#endif

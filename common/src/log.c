@@ -1,0 +1,101 @@
+#include "ccgate/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ccgate/err.h"
+
+static const char *log_prog = "ccgate";
+static enum cg_log_format log_format = CG_LOG_TEXT;
+static enum cg_log_level log_min = CG_LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void cg_log_init(const char *prog, enum cg_log_format format, enum cg_log_level min_level)
+{
+    log_prog = prog;
+    log_format = format;
+    log_min = min_level;
+}
+
+int cg_log_parse_format(const char *s, enum cg_log_format *out)
+{
+    if (strcmp(s, "text") == 0)
+        *out = CG_LOG_TEXT;
+    else if (strcmp(s, "json") == 0)
+        *out = CG_LOG_JSON;
+    else
+        return CG_ECONFIG;
+    return 0;
+}
+
+/* Appends s to out as a JSON string body (without quotes); returns the new length. */
+static size_t json_escape(char *out, size_t o, size_t cap, const char *s)
+{
+    for (; *s != '\0' && o + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    return o;
+}
+
+void cg_log(enum cg_log_level level, const char *event, const char *fmt, ...)
+{
+    if (level < log_min)
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[40];
+    size_t w = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + w, sizeof(when) - w, ".%03ldZ", ts.tv_nsec / 1000000);
+
+    char line[4096];
+    size_t o;
+    if (log_format == CG_LOG_JSON) {
+        o = (size_t)snprintf(line, sizeof(line),
+                             "{\"ts\":\"%s\",\"level\":\"%s\",\"prog\":\"%s\",\"event\":\"", when,
+                             level_names[level], log_prog);
+        o = json_escape(line, o, sizeof(line) - 16, event);
+        o += (size_t)snprintf(line + o, sizeof(line) - o, "\",\"msg\":\"");
+        o = json_escape(line, o, sizeof(line) - 8, msg);
+        o += (size_t)snprintf(line + o, sizeof(line) - o, "\"}\n");
+    } else {
+        int n = snprintf(line, sizeof(line) - 1, "%s %s %s %s %s", when, level_names[level],
+                         log_prog, event, msg);
+        o = n < 0 ? 0 : (size_t)n;
+        if (o > sizeof(line) - 2)
+            o = sizeof(line) - 2;
+        line[o++] = '\n';
+    }
+    (void)!write(STDERR_FILENO, line, o);
+}
+
+void cg_fatal(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: %s\n", log_prog, msg);
+    exit(2);
+}
