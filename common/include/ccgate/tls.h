@@ -1,0 +1,112 @@
+#ifndef CCGATE_TLS_H
+#define CCGATE_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ccgate/cbor.h"
+#include "ccgate/err.h"
+#include "ccgate/policy.h"
+#include "ccgate/ratls.h"
+
+/*
+ * The attested TLS 1.3 channel as an engine that does no I/O: ciphertext goes in with
+ * cg_tls_feed() and comes out with cg_tls_take_out(); plaintext with cg_tls_read() and
+ * cg_tls_write(). Two memory BIOs underneath; the caller moves bytes and owns backpressure.
+ */
+
+#define CG_TLS_WANT (-5101)    /* needs more input (or pending output to be sent) */
+#define CG_TLS_PENDING (-5102) /* server: handshake waits for a certificate (evidence) */
+#define CG_TLS_CLOSED 0        /* cg_tls_read(): the peer sent close_notify */
+
+#define CG_ALPN_HTTP "http/1.1"
+#define CG_ALPN_TCP "ccgate-tcp"
+
+/* ClientHello extension carrying the client's 32-byte nonce (private-use code point). */
+#define CG_TLS_NONCE_EXT 0xFFCCu
+
+struct cg_tls_ctx;
+struct cg_tls;
+
+/*
+ * Server: asked once per handshake, from the ClientHello, for the certificate to present.
+ * nonce is the client's nonce or NULL. Return 0 after calling cg_tls_use_cert(), or
+ * CG_TLS_PENDING to park the handshake (cg_tls_handshake() then returns CG_TLS_PENDING until
+ * the caller calls cg_tls_use_cert() and cg_tls_handshake() again), or an error to abort.
+ */
+typedef int (*cg_tls_cert_cb)(void *arg, struct cg_tls *t, const uint8_t *nonce);
+
+/* Server context: TLS 1.3 only, AES-256-GCM / ChaCha20-Poly1305 / AES-128-GCM, the ALPN
+ * given (a client offering another fails), session tickets on. Caller frees. */
+int cg_tls_server_ctx_new(const char *alpn, cg_tls_cert_cb cb, void *cb_arg,
+                          struct cg_tls_ctx **out);
+
+/*
+ * Client context for one server identity (server_id, e.g. "host:port", names the memory of
+ * verified keys). Every handshake's certificate is verified inside OpenSSL's verify step
+ * with cg_ratls_verify() against *policy (borrowed; cg_tls_ctx_set_policy() swaps it), or
+ * accepted without new evidence when it presents the key verified last within
+ * policy->freshness.max_age_s. Session tickets are stored only from verified handshakes and
+ * not reused past that age. Caller frees.
+ */
+int cg_tls_client_ctx_new(const char *alpn, const char *server_id, const struct cg_policy *policy,
+                          struct cg_tls_ctx **out);
+void cg_tls_ctx_set_policy(struct cg_tls_ctx *c, const struct cg_policy *policy);
+
+/* Client: whether the next handshake must carry a nonce (no fresh verified key held). */
+int cg_tls_ctx_needs_nonce(const struct cg_tls_ctx *c, time_t now);
+
+/* Client: forget the verified key (after a failure or a key change). */
+void cg_tls_ctx_forget(struct cg_tls_ctx *c);
+
+/* Client: the last successful verification (with evidence), or NULL. */
+const struct cg_attestation *cg_tls_ctx_attestation(const struct cg_tls_ctx *c);
+
+void cg_tls_ctx_free(struct cg_tls_ctx *c);
+
+/* A connection; caller frees with cg_tls_free(). A client connection sends a fresh random
+ * nonce when cg_tls_ctx_needs_nonce() was true at creation (or with_nonce is set). */
+int cg_tls_new(struct cg_tls_ctx *c, int with_nonce, struct cg_tls **out);
+void cg_tls_free(struct cg_tls *t);
+
+/* Caller data attached to a connection (for the server callback). */
+void cg_tls_set_data(struct cg_tls *t, void *data);
+void *cg_tls_get_data(const struct cg_tls *t);
+
+/* Server: sets the certificate (DER) and key for this handshake; data is copied. */
+int cg_tls_use_cert(struct cg_tls *t, const uint8_t *der, size_t der_len,
+                    const struct cg_ratls_key *key);
+
+/* Hands ciphertext received from the network to the engine. Never refuses bytes. */
+int cg_tls_feed(struct cg_tls *t, const uint8_t *data, size_t len);
+
+/* Advances the handshake: 0 when complete, CG_TLS_WANT, CG_TLS_PENDING, or CG_ETLS /
+ * CG_EEVIDENCE / CG_EPOLICY (the client's appraisal failed: cg_tls_verdict() says why). */
+int cg_tls_handshake(struct cg_tls *t);
+
+/* Reads plaintext: >0 bytes, CG_TLS_CLOSED on close_notify, CG_TLS_WANT, or CG_ETLS. */
+long cg_tls_read(struct cg_tls *t, uint8_t *buf, size_t cap);
+
+/* Encrypts all len bytes (records go to the output queue); returns len or CG_ETLS. */
+long cg_tls_write(struct cg_tls *t, const uint8_t *data, size_t len);
+
+/* Queues close_notify (never after a fatal error). */
+void cg_tls_shutdown(struct cg_tls *t);
+
+/* Bytes of ciphertext waiting to be sent, and taking them (returns count copied). */
+size_t cg_tls_pending_out(const struct cg_tls *t);
+size_t cg_tls_take_out(struct cg_tls *t, uint8_t *buf, size_t cap);
+
+/* After a failed client handshake: why the appraisal failed (check, expected, actual). */
+const struct cg_verdict *cg_tls_verdict(const struct cg_tls *t);
+
+/* Client, after the handshake: whether this connection carried a nonce, and whether the
+ * server presented a key other than the one remembered (the caller reconnects with a nonce). */
+int cg_tls_sent_nonce(const struct cg_tls *t);
+int cg_tls_key_changed(const struct cg_tls *t);
+
+/* Server: SHA-256 of the certificate presented. Client: of the certificate received. */
+void cg_tls_cert_hash(const struct cg_tls *t, uint8_t out[32]);
+
+#endif
