@@ -1,7 +1,295 @@
+/* ccgate-server: the server sidecar, inside the confidential VM. */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
 
-int main(void)
+#include "ccgate/admin.h"
+#include "ccgate/err.h"
+#include "ccgate/log.h"
+#include "ccgate/opts.h"
+#include "ccgate/sim.h"
+#include "sp_attester.h"
+#include "sp_proxy.h"
+
+static struct cg_opt opts[] = {
+    {"listen", "ADDR:PORT", "RA-TLS listener for client sidecars", NULL, NULL, NULL},
+    {"upstream", "ADDR:PORT", "the inference service (or unix:PATH)", NULL, NULL, NULL},
+    {"tee", "sim|snp|tdx|auto", "evidence provider; auto never falls back to sim", "auto", NULL,
+     NULL},
+    {"state-dir", "DIR", "state folder (sim TEE chain; created by `ccgate sim-init`)", NULL, NULL,
+     NULL},
+    {"admin", "ADDR:PORT", "admin listener: /healthz /readyz /metrics", NULL, NULL, NULL},
+    {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
+    {"log-format", "text|json", "log line format", "text", NULL, NULL},
+    {"mode", "http|tcp", "tunnel mode, offered as ALPN", "http", NULL, NULL},
+    {"refresh-s", "N", "seconds between periodic evidence refreshes", "600", NULL, NULL},
+    {"batch-window-ms", "N", "window in which nonces share one evidence request", "20", NULL,
+     NULL},
+    {"batch-max", "N", "most nonces per evidence request", "64", NULL, NULL},
+    {"handshake-timeout-ms", "N", "limit for a client's TLS handshake", "10000", NULL, NULL},
+    {"max-connections", "N", "most concurrent client connections", "4096", NULL, NULL},
+    {"drain-timeout-s", "N", "on SIGTERM, how long live connections may finish", "30", NULL,
+     NULL},
+    {"help", NULL, "print this help and exit", NULL, NULL, NULL},
+    {"version", NULL, "print the version and exit", NULL, NULL, NULL},
+};
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+static const char usage_line[] =
+    "ccgate-server --listen ADDR:PORT --upstream ADDR:PORT --tee sim|snp|tdx|auto "
+    "--state-dir DIR [--admin ADDR:PORT] [--config FILE] [--log-format text|json]";
+static const char summary[] =
+    "Server sidecar: answers attested TLS 1.3 (RA-TLS) from ccgate-client with hardware\n"
+    "evidence bound to its key, and relays the traffic to the upstream inference service.";
+
+struct app {
+    uv_loop_t *loop;
+    struct sp_server server;
+    struct sp_attester *attester;
+    struct cg_provider *provider;
+    struct cg_admin *admin;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t drain_timer;
+    const char *tee;
+    int draining;
+};
+
+static const char *opt(const char *name)
 {
-    puts("not yet");
-    return 2;
+    return cg_opts_get(opts, N_OPTS, name)->value;
+}
+
+static unsigned long opt_uint(const char *name, unsigned long min, unsigned long max)
+{
+    char err[256];
+    unsigned long v;
+    if (cg_opts_uint(cg_opts_get(opts, N_OPTS, name), min, max, &v, err, sizeof(err)) < 0)
+        cg_fatal("%s", err);
+    return v;
+}
+
+static int healthz(void *arg, struct cg_buf *out)
+{
+    (void)arg;
+    (void)cg_buf_printf(out, "ok\n");
+    return 200;
+}
+
+static int readyz(void *arg, struct cg_buf *out)
+{
+    struct app *a = arg;
+    if (a->draining) {
+        (void)cg_buf_printf(out, "draining\n");
+        return 503;
+    }
+    (void)cg_buf_printf(out, "ready\n");
+    return 200;
+}
+
+static int metrics(void *arg, struct cg_buf *out)
+{
+    struct app *a = arg;
+    const struct sp_stats *s = &a->server.stats;
+    const struct sp_attester_stats *e = sp_attester_stats(a->attester);
+    (void)cg_buf_printf(
+        out,
+        "# HELP ccgate_server_connections_total Client connections accepted.\n"
+        "# TYPE ccgate_server_connections_total counter\n"
+        "ccgate_server_connections_total %llu\n"
+        "# TYPE ccgate_server_connections_active gauge\n"
+        "ccgate_server_connections_active %llu\n"
+        "# TYPE ccgate_server_handshake_failures_total counter\n"
+        "ccgate_server_handshake_failures_total %llu\n"
+        "# TYPE ccgate_server_upstream_failures_total counter\n"
+        "ccgate_server_upstream_failures_total %llu\n"
+        "# TYPE ccgate_server_bytes_total counter\n"
+        "ccgate_server_bytes_total{direction=\"from_client\"} %llu\n"
+        "ccgate_server_bytes_total{direction=\"to_client\"} %llu\n"
+        "# HELP ccgate_evidence_requests_total Hardware evidence requests (each covers a batch).\n"
+        "# TYPE ccgate_evidence_requests_total counter\n"
+        "ccgate_evidence_requests_total{tee=\"%s\"} %llu\n"
+        "# TYPE ccgate_evidence_failures_total counter\n"
+        "ccgate_evidence_failures_total{tee=\"%s\"} %llu\n"
+        "# HELP ccgate_nonce_handshakes_total Handshakes that asked for fresh evidence.\n"
+        "# TYPE ccgate_nonce_handshakes_total counter\n"
+        "ccgate_nonce_handshakes_total %llu\n"
+        "# TYPE ccgate_evidence_cert_iat_seconds gauge\n"
+        "ccgate_evidence_cert_iat_seconds %lld\n",
+        (unsigned long long)s->conns_total, (unsigned long long)s->conns_active,
+        (unsigned long long)s->handshake_failures, (unsigned long long)s->upstream_failures,
+        (unsigned long long)s->bytes_from_client, (unsigned long long)s->bytes_to_client, a->tee,
+        (unsigned long long)e->evidence_requests, a->tee,
+        (unsigned long long)e->evidence_failures, (unsigned long long)e->nonce_handshakes,
+        (long long)e->cert_iat);
+    return 200;
+}
+
+static const struct cg_admin_handlers admin_handlers_tmpl = {NULL, healthz, readyz, metrics};
+static struct cg_admin_handlers admin_handlers;
+
+static void finish(struct app *a)
+{
+    sp_attester_close(a->attester);
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+    uv_close((uv_handle_t *)&a->drain_timer, NULL);
+}
+
+static void on_idle(struct sp_server *s)
+{
+    struct app *a = (struct app *)((char *)s - offsetof(struct app, server));
+    finish(a);
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+    struct app *a = t->data;
+    cg_log_warn("shutdown.deadline", "closing remaining connections");
+    sp_server_abort(&a->server);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct app *a = sig->data;
+    if (a->draining)
+        return;
+    a->draining = 1;
+    cg_log_info("shutdown", "signal=%d active=%llu", signum,
+                (unsigned long long)a->server.stats.conns_active);
+    cg_admin_close(a->admin);
+    a->admin = NULL;
+    (void)uv_timer_start(&a->drain_timer, on_drain_deadline,
+                         opt_uint("drain-timeout-s", 0, 3600) * 1000, 0);
+    uv_unref((uv_handle_t *)&a->drain_timer);
+    sp_server_stop(&a->server);
+}
+
+/* Chooses the provider for --tee; auto looks for hardware and never picks sim. */
+static struct cg_provider *make_provider(const char *tee, const char *state_dir)
+{
+    struct cg_provider *p = NULL;
+    if (strcmp(tee, "auto") == 0) {
+        struct stat st;
+        const char *found = NULL;
+        if (stat("/sys/kernel/config/tsm/report", &st) == 0)
+            found = "configfs-tsm";
+        else if (stat("/dev/sev-guest", &st) == 0)
+            found = "/dev/sev-guest";
+        else if (stat("/dev/tdx_guest", &st) == 0)
+            found = "/dev/tdx_guest";
+        if (found == NULL)
+            cg_fatal("--tee auto: no TEE found (no /sys/kernel/config/tsm/report, "
+                     "/dev/sev-guest or /dev/tdx_guest); for development use --tee sim");
+        cg_fatal("--tee auto: found %s, but the snp/tdx providers are not in this build yet",
+                 found);
+    }
+    if (strcmp(tee, "snp") == 0 || strcmp(tee, "tdx") == 0)
+        cg_fatal("--tee %s: this provider is not in this build yet; use --tee sim for "
+                 "development",
+                 tee);
+    if (strcmp(tee, "sim") != 0)
+        cg_fatal("--tee: expected sim, snp, tdx or auto, got '%s'", tee);
+    if (state_dir == NULL)
+        cg_fatal("--tee sim needs --state-dir DIR (created by `ccgate sim-init --state-dir DIR`)");
+    int rc = cg_sim_provider_new(state_dir, "/proc/self/exe", &p);
+    if (rc < 0)
+        cg_fatal("--state-dir %s: cannot load the simulated TEE (%s); run `ccgate sim-init "
+                 "--state-dir %s` first",
+                 state_dir, cg_strerror(rc), state_dir);
+    return p;
+}
+
+int main(int argc, char **argv)
+{
+    char err[512];
+    cg_log_init("ccgate-server", CG_LOG_TEXT, CG_LOG_INFO);
+    if (cg_opts_parse(argc, argv, 1, opts, N_OPTS, err, sizeof(err)) < 0)
+        cg_fatal("%s", err);
+    if (opt("help") != NULL) {
+        cg_opts_usage(stdout, usage_line, summary, opts, N_OPTS);
+        return 0;
+    }
+    if (opt("version") != NULL) {
+        printf("ccgate-server %s\n", CCGATE_VERSION);
+        return 0;
+    }
+    if (cg_opts_fill(opts, N_OPTS, opt("config"), err, sizeof(err)) < 0)
+        cg_fatal("%s", err);
+    enum cg_log_format fmt;
+    if (cg_log_parse_format(opt("log-format"), &fmt) < 0)
+        cg_fatal("--log-format: expected text or json, got '%s'", opt("log-format"));
+    cg_log_init("ccgate-server", fmt, CG_LOG_INFO);
+
+    static struct app a;
+    a.loop = uv_default_loop();
+    a.tee = opt("tee");
+    struct sp_server *srv = &a.server;
+    srv->loop = a.loop;
+    if (opt("listen") == NULL || opt("upstream") == NULL)
+        cg_fatal("--listen and --upstream are required (see --help)");
+    if (cg_addr_parse(opt("listen"), 0, &srv->listen_addr, err, sizeof(err)) < 0)
+        cg_fatal("--listen: %s", err);
+    if (cg_addr_parse(opt("upstream"), 1, &srv->upstream, err, sizeof(err)) < 0)
+        cg_fatal("--upstream: %s", err);
+    const char *alpn;
+    if (strcmp(opt("mode"), "http") == 0)
+        alpn = CG_ALPN_HTTP;
+    else if (strcmp(opt("mode"), "tcp") == 0)
+        alpn = CG_ALPN_TCP;
+    else
+        cg_fatal("--mode: expected http or tcp, got '%s'", opt("mode"));
+    unsigned long refresh = opt_uint("refresh-s", 10, 86400);
+    unsigned long window = opt_uint("batch-window-ms", 0, 1000);
+    unsigned long batch_max = opt_uint("batch-max", 1, 64);
+    srv->handshake_timeout_ms = (unsigned)opt_uint("handshake-timeout-ms", 100, 600000);
+    srv->max_conns = (unsigned)opt_uint("max-connections", 1, 1000000);
+    (void)opt_uint("drain-timeout-s", 0, 3600);
+    struct cg_addr admin_addr;
+    if (opt("admin") != NULL && cg_addr_parse(opt("admin"), 1, &admin_addr, err, sizeof(err)) < 0)
+        cg_fatal("--admin: %s", err);
+
+    signal(SIGPIPE, SIG_IGN);
+    a.provider = make_provider(a.tee, opt("state-dir"));
+    int rc = sp_attester_new(a.loop, a.provider, (unsigned)refresh, (unsigned)window,
+                             (unsigned)batch_max, &a.attester);
+    if (rc < 0)
+        cg_fatal("first evidence from the %s TEE failed: %s", a.tee, cg_strerror(rc));
+    srv->attester = a.attester;
+    if (cg_tls_server_ctx_new(alpn, sp_attester_cert_cb, a.attester, &srv->tls) < 0)
+        cg_fatal("TLS context setup failed");
+    srv->on_idle = on_idle;
+    rc = sp_server_start(srv);
+    if (rc < 0)
+        cg_fatal("--listen %s: %s", srv->listen_addr.text, cg_strerror(rc));
+    if (opt("admin") != NULL) {
+        admin_handlers = admin_handlers_tmpl;
+        admin_handlers.arg = &a;
+        rc = cg_admin_start(a.loop, &admin_addr, &admin_handlers, &a.admin);
+        if (rc < 0)
+            cg_fatal("--admin %s: %s", admin_addr.text, cg_strerror(rc));
+    }
+    uv_signal_init(a.loop, &a.sigterm);
+    uv_signal_init(a.loop, &a.sigint);
+    uv_timer_init(a.loop, &a.drain_timer);
+    a.sigterm.data = a.sigint.data = a.drain_timer.data = &a;
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+
+    if (strcmp(a.tee, "sim") == 0)
+        cg_log_warn("tee.sim", "INSECURE simulated TEE: for development and tests only");
+    cg_log_info("listening", "addr=%s upstream=%s tee=%s mode=%s admin=%s", srv->listen_addr.text,
+                srv->upstream.text, a.tee, opt("mode"), opt("admin") ? opt("admin") : "-");
+
+    uv_run(a.loop, UV_RUN_DEFAULT);
+    cg_tls_ctx_free(srv->tls);
+    sp_attester_free(a.attester);
+    a.provider->free(a.provider);
+    (void)uv_loop_close(a.loop);
+    cg_opts_free(opts, N_OPTS);
+    cg_log_info("stopped", "clean=1");
+    return 0;
 }

@@ -1,0 +1,29 @@
+#ifndef CCGATE_ADMIN_H
+#define CCGATE_ADMIN_H
+
+#include <uv.h>
+
+#include "ccgate/addr.h"
+#include "ccgate/buf.h"
+
+/*
+ * The admin listener (loopback): GET /healthz, /readyz and /metrics (Prometheus text).
+ * Each handler writes the body into out and returns the HTTP status.
+ */
+struct cg_admin_handlers {
+    void *arg;
+    int (*healthz)(void *arg, struct cg_buf *out);
+    int (*readyz)(void *arg, struct cg_buf *out);
+    int (*metrics)(void *arg, struct cg_buf *out);
+};
+
+struct cg_admin;
+
+/* Listens on a; handlers are borrowed. Returns 0 or a libuv code. Caller closes it. */
+int cg_admin_start(uv_loop_t *loop, const struct cg_addr *a, const struct cg_admin_handlers *h,
+                   struct cg_admin **out);
+
+/* Closes the listener and its connections; frees itself once the handles are closed. */
+void cg_admin_close(struct cg_admin *ad);
+
+#endif

@@ -1,0 +1,46 @@
+#ifndef CCGATE_OPTS_H
+#define CCGATE_OPTS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/*
+ * Options of a binary, from three sources in this order of precedence: command-line flags
+ * (--name VALUE or --name=VALUE), CCGATE_<NAME> environment variables (dashes become
+ * underscores), and the JSON config file (keys = option names, string/number/bool values).
+ */
+struct cg_opt {
+    const char *name;     /* long flag name without dashes */
+    const char *arg_name; /* NULL for a flag that takes no value */
+    const char *help;
+    const char *def;   /* default value, or NULL */
+    const char *value; /* result: NULL when unset and without default */
+    char *owned;       /* storage for a value from the environment or config */
+};
+
+/*
+ * Parses argv[first..argc) into opts; a flag without value is set to "1". Positional
+ * arguments are an error. Returns 0 or CG_ECONFIG with err naming the flag.
+ */
+int cg_opts_parse(int argc, char **argv, int first, struct cg_opt *opts, size_t n, char *err,
+                  size_t errlen);
+
+/* Fills unset options from CCGATE_* variables, then from the config file at path (may be
+ * NULL), then from defaults. Unknown config keys and wrong types are errors naming the key. */
+int cg_opts_fill(struct cg_opt *opts, size_t n, const char *path, char *err, size_t errlen);
+
+/* The option named name (must exist). */
+struct cg_opt *cg_opts_get(struct cg_opt *opts, size_t n, const char *name);
+
+/* Parses an unsigned integer option within [min, max]; CG_ECONFIG with err otherwise. */
+int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max,
+                 unsigned long *out, char *err, size_t errlen);
+
+/* Prints "usage: <usage>" and one line per option. */
+void cg_opts_usage(FILE *f, const char *usage, const char *summary, const struct cg_opt *opts,
+                   size_t n);
+
+/* Frees the values taken from the environment or config. */
+void cg_opts_free(struct cg_opt *opts, size_t n);
+
+#endif

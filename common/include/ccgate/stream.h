@@ -1,0 +1,84 @@
+#ifndef CCGATE_STREAM_H
+#define CCGATE_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "ccgate/addr.h"
+#include "ccgate/tls.h"
+
+/*
+ * One leg of a proxied connection: a libuv TCP or Unix stream, optionally carrying TLS
+ * (a cg_tls engine). Plaintext in and out; the stream moves the ciphertext. The owner embeds
+ * the struct, sets data, and frees its memory only from the close callback.
+ */
+
+#define CG_STREAM_HIGH_WATER (256 * 1024) /* owner stops reading the peer above this */
+#define CG_STREAM_LOW_WATER (64 * 1024)   /* on_drain fires when output falls below this */
+
+struct cg_stream;
+
+struct cg_stream_callbacks {
+    /* Plaintext arrived. The stream may be closed from inside. */
+    void (*on_read)(struct cg_stream *s, const uint8_t *data, size_t len);
+    /* The peer finished sending: TCP FIN (plain) or close_notify (TLS). */
+    void (*on_eof)(struct cg_stream *s);
+    /* Fatal: read/write error, TLS failure, or TLS truncation (FIN without close_notify). */
+    void (*on_error)(struct cg_stream *s, int err);
+    /* TLS: the handshake completed (0) or failed (CG_ETLS, CG_EEVIDENCE, CG_EPOLICY). */
+    void (*on_handshake)(struct cg_stream *s, int status);
+    /* Queued output fell below CG_STREAM_LOW_WATER after passing CG_STREAM_HIGH_WATER, or
+     * all queued output was written. */
+    void (*on_drain)(struct cg_stream *s);
+    /* cg_stream_connect() finished: 0 or a libuv error. */
+    void (*on_connect)(struct cg_stream *s, int status);
+};
+
+struct cg_stream {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    uv_connect_t connect_req;
+    uv_shutdown_t shutdown_req;
+    struct cg_tls *tls; /* owned: freed on close */
+    const struct cg_stream_callbacks *cb;
+    void *data; /* the owner's */
+    size_t queued;
+    uint64_t bytes_in, bytes_out; /* plaintext */
+    unsigned inited : 1, reading : 1, handshaken : 1, eof : 1, shut : 1, closing : 1,
+        above_high : 1, failed : 1;
+};
+
+/* Initializes s as a TCP (is_unix 0) or Unix stream handle on loop. Returns 0 or libuv's code. */
+int cg_stream_init(struct cg_stream *s, uv_loop_t *loop, int is_unix,
+                   const struct cg_stream_callbacks *cb, void *data);
+
+/* Accepts a pending connection of listener into s (initialized with the listener's kind). */
+int cg_stream_accept(struct cg_stream *s, uv_stream_t *listener);
+
+/* Connects s to a; on_connect reports the result. */
+int cg_stream_connect(struct cg_stream *s, const struct cg_addr *a);
+
+/* Attaches a TLS engine (ownership passes to s) before the first byte moves. */
+void cg_stream_set_tls(struct cg_stream *s, struct cg_tls *t);
+
+/* Advances the TLS handshake: starts it (client) or resumes it after CG_TLS_PENDING. */
+void cg_stream_handshake(struct cg_stream *s);
+
+int cg_stream_read_start(struct cg_stream *s);
+void cg_stream_read_stop(struct cg_stream *s);
+
+/* Sends len plaintext bytes (copied). Returns 0 or a negative code (the stream failed). */
+int cg_stream_write(struct cg_stream *s, const void *data, size_t len);
+
+/* Half-closes the sending side after queued output (close_notify first under TLS). */
+void cg_stream_shutdown(struct cg_stream *s);
+
+/* Closes the handle (idempotent); close_cb runs once, after which s may be freed. */
+void cg_stream_close(struct cg_stream *s, uv_close_cb close_cb);
+
+#endif

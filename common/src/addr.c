@@ -1,0 +1,76 @@
+#include "ccgate/addr.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "ccgate/err.h"
+
+int cg_addr_parse(const char *s, int allow_unix, struct cg_addr *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (strlen(s) >= sizeof(out->text)) {
+        snprintf(err, errlen, "address too long: expected HOST:PORT");
+        return CG_ECONFIG;
+    }
+    snprintf(out->text, sizeof(out->text), "%s", s);
+    if (strncmp(s, "unix:", 5) == 0) {
+        if (!allow_unix) {
+            snprintf(err, errlen, "'%s': expected HOST:PORT (no unix socket here)", s);
+            return CG_ECONFIG;
+        }
+        if (s[5] == '\0' || strlen(s + 5) >= sizeof(out->path)) {
+            snprintf(err, errlen, "'%s': expected unix:/path of at most %zu bytes", s,
+                     sizeof(out->path) - 1);
+            return CG_ECONFIG;
+        }
+        out->is_unix = 1;
+        snprintf(out->path, sizeof(out->path), "%s", s + 5);
+        return 0;
+    }
+
+    char host[128];
+    const char *colon;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':' || (size_t)(close - s - 1) >= sizeof(host)) {
+            snprintf(err, errlen, "'%s': expected [IPV6]:PORT", s);
+            return CG_ECONFIG;
+        }
+        memcpy(host, s + 1, (size_t)(close - s - 1));
+        host[close - s - 1] = '\0';
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || colon == s || (size_t)(colon - s) >= sizeof(host) ||
+            memchr(s, ':', (size_t)(colon - s)) != NULL) {
+            snprintf(err, errlen, "'%s': expected HOST:PORT", s);
+            return CG_ECONFIG;
+        }
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || port < 1 || port > 65535) {
+        snprintf(err, errlen, "'%s': expected a port between 1 and 65535", s);
+        return CG_ECONFIG;
+    }
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(err, errlen, "'%s': cannot resolve host '%s': %s", s, host, gai_strerror(rc));
+        return CG_ECONFIG;
+    }
+    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (out->ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&out->ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)&out->ss)->sin6_port = htons((uint16_t)port);
+    return 0;
+}

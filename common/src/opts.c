@@ -1,0 +1,204 @@
+#include "ccgate/opts.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ccgate/err.h"
+
+#define CONFIG_MAX_BYTES (1024 * 1024)
+
+static struct cg_opt *find(struct cg_opt *opts, size_t n, const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+struct cg_opt *cg_opts_get(struct cg_opt *opts, size_t n, const char *name)
+{
+    return find(opts, n, name, strlen(name));
+}
+
+int cg_opts_parse(int argc, char **argv, int first, struct cg_opt *opts, size_t n, char *err,
+                  size_t errlen)
+{
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", a);
+            return CG_ECONFIG;
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+        struct cg_opt *o = find(opts, n, name, len);
+        if (o == NULL) {
+            snprintf(err, errlen, "unknown flag '--%.*s' (see --help)", (int)len, name);
+            return CG_ECONFIG;
+        }
+        if (o->arg_name == NULL) {
+            if (eq != NULL) {
+                snprintf(err, errlen, "flag '--%s' takes no value", o->name);
+                return CG_ECONFIG;
+            }
+            o->value = "1";
+        } else if (eq != NULL) {
+            o->value = eq + 1;
+        } else if (i + 1 < argc) {
+            o->value = argv[++i];
+        } else {
+            snprintf(err, errlen, "flag '--%s' needs a value: %s", o->name, o->arg_name);
+            return CG_ECONFIG;
+        }
+    }
+    return 0;
+}
+
+static int set_owned(struct cg_opt *o, const char *v)
+{
+    char *dup = strdup(v);
+    if (dup == NULL)
+        return CG_ECONFIG;
+    free(o->owned);
+    o->owned = dup;
+    o->value = dup;
+    return 0;
+}
+
+static int fill_from_env(struct cg_opt *opts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (opts[i].value != NULL)
+            continue;
+        char var[96] = "CCGATE_";
+        size_t o = strlen(var);
+        for (const char *p = opts[i].name; *p != '\0' && o + 1 < sizeof(var); p++)
+            var[o++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+        var[o] = '\0';
+        const char *v = getenv(var);
+        if (v != NULL && set_owned(&opts[i], v) < 0)
+            return CG_ECONFIG;
+    }
+    return 0;
+}
+
+static int fill_from_config(struct cg_opt *opts, size_t n, const char *path, char *err,
+                            size_t errlen)
+{
+    json_error_t jerr;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "config '%s': cannot open", path);
+        return CG_ECONFIG;
+    }
+    char *text = malloc(CONFIG_MAX_BYTES + 1);
+    size_t len = text != NULL ? fread(text, 1, CONFIG_MAX_BYTES + 1, f) : 0;
+    fclose(f);
+    if (text == NULL || len > CONFIG_MAX_BYTES) {
+        free(text);
+        snprintf(err, errlen, "config '%s': expected at most %d bytes", path, CONFIG_MAX_BYTES);
+        return CG_ECONFIG;
+    }
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
+    if (root == NULL || !json_is_object(root)) {
+        snprintf(err, errlen, "config '%s': expected a JSON object (line %d: %s)", path,
+                 root == NULL ? jerr.line : 1, root == NULL ? jerr.text : "not an object");
+        json_decref(root);
+        return CG_ECONFIG;
+    }
+    int rc = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val)
+    {
+        struct cg_opt *o = find(opts, n, key, strlen(key));
+        if (o == NULL || strcmp(key, "config") == 0) {
+            snprintf(err, errlen, "config '%s': unknown key '%s'", path, key);
+            rc = CG_ECONFIG;
+            break;
+        }
+        if (o->value != NULL)
+            continue; /* the command line and environment win */
+        char num[32];
+        const char *v = NULL;
+        if (json_is_string(val)) {
+            v = json_string_value(val);
+        } else if (json_is_integer(val) && json_integer_value(val) >= 0) {
+            snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(val));
+            v = num;
+        } else if (json_is_boolean(val) && o->arg_name == NULL) {
+            if (json_is_false(val))
+                continue;
+            v = "1";
+        }
+        if (v == NULL) {
+            snprintf(err, errlen, "config '%s': key '%s': expected %s", path, key,
+                     o->arg_name != NULL ? "a string or a non-negative integer" : "a boolean");
+            rc = CG_ECONFIG;
+            break;
+        }
+        if (set_owned(o, v) < 0) {
+            rc = CG_ECONFIG;
+            break;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+int cg_opts_fill(struct cg_opt *opts, size_t n, const char *path, char *err, size_t errlen)
+{
+    int rc = fill_from_env(opts, n);
+    if (rc == 0 && path != NULL)
+        rc = fill_from_config(opts, n, path, err, errlen);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        if (opts[i].value == NULL)
+            opts[i].value = opts[i].def;
+    return 0;
+}
+
+int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max,
+                 unsigned long *out, char *err, size_t errlen)
+{
+    char *end;
+    const char *v = o->value;
+    unsigned long x = 0;
+    if (v != NULL && *v >= '0' && *v <= '9')
+        x = strtoul(v, &end, 10);
+    if (v == NULL || *v < '0' || *v > '9' || *end != '\0' || x < min || x > max) {
+        snprintf(err, errlen, "--%s: expected an integer from %lu to %lu, got '%s'", o->name, min,
+                 max, v != NULL ? v : "");
+        return CG_ECONFIG;
+    }
+    *out = x;
+    return 0;
+}
+
+void cg_opts_usage(FILE *f, const char *usage, const char *summary, const struct cg_opt *opts,
+                   size_t n)
+{
+    fprintf(f, "usage: %s\n\n%s\n\noptions:\n", usage, summary);
+    for (size_t i = 0; i < n; i++) {
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s%s", opts[i].name, opts[i].arg_name ? " " : "",
+                 opts[i].arg_name ? opts[i].arg_name : "");
+        fprintf(f, "  %-28s %s", left, opts[i].help);
+        if (opts[i].def != NULL)
+            fprintf(f, " (default: %s)", opts[i].def);
+        fputc('\n', f);
+    }
+}
+
+void cg_opts_free(struct cg_opt *opts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(opts[i].owned);
+        opts[i].owned = NULL;
+    }
+}

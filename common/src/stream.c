@@ -1,0 +1,293 @@
+#include "ccgate/stream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ccgate/err.h"
+
+#define READ_BUF_SIZE (64 * 1024)
+
+/* The loop is single-threaded and read callbacks consume their data before returning, so
+ * one buffer for ciphertext and one for plaintext serve every stream of the process. */
+static uint8_t read_buf[READ_BUF_SIZE];
+static uint8_t plain_buf[READ_BUF_SIZE];
+
+struct write_req {
+    uv_write_t req;
+    struct cg_stream *s;
+    size_t len;
+    uint8_t data[];
+};
+
+int cg_stream_init(struct cg_stream *s, uv_loop_t *loop, int is_unix,
+                   const struct cg_stream_callbacks *cb, void *data)
+{
+    memset(s, 0, sizeof(*s));
+    s->cb = cb;
+    s->data = data;
+    int rc = is_unix ? uv_pipe_init(loop, &s->h.pipe, 0) : uv_tcp_init(loop, &s->h.tcp);
+    if (rc == 0) {
+        s->inited = 1;
+        s->h.handle.data = s;
+        if (!is_unix)
+            (void)uv_tcp_nodelay(&s->h.tcp, 1);
+    }
+    return rc;
+}
+
+int cg_stream_accept(struct cg_stream *s, uv_stream_t *listener)
+{
+    return uv_accept(listener, &s->h.stream);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct cg_stream *s = req->data;
+    if (s->closing)
+        return;
+    if (status == 0 && s->h.handle.type == UV_TCP)
+        (void)uv_tcp_nodelay(&s->h.tcp, 1);
+    s->cb->on_connect(s, status);
+}
+
+int cg_stream_connect(struct cg_stream *s, const struct cg_addr *a)
+{
+    s->connect_req.data = s;
+    if (a->is_unix) {
+        uv_pipe_connect(&s->connect_req, &s->h.pipe, a->path, on_connect);
+        return 0;
+    }
+    return uv_tcp_connect(&s->connect_req, &s->h.tcp, (const struct sockaddr *)&a->ss,
+                          on_connect);
+}
+
+void cg_stream_set_tls(struct cg_stream *s, struct cg_tls *t)
+{
+    s->tls = t;
+}
+
+static void fail(struct cg_stream *s, int err)
+{
+    if (s->failed || s->closing)
+        return;
+    s->failed = 1;
+    cg_stream_read_stop(s);
+    s->cb->on_error(s, err);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    struct cg_stream *s = w->s;
+    s->queued -= w->len;
+    free(w);
+    if (s->closing)
+        return;
+    if (status < 0) {
+        fail(s, status);
+        return;
+    }
+    if ((s->above_high && s->queued < CG_STREAM_LOW_WATER) || s->queued == 0) {
+        s->above_high = 0;
+        if (s->cb->on_drain != NULL)
+            s->cb->on_drain(s);
+    }
+}
+
+static int submit(struct cg_stream *s, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    struct write_req *w = malloc(sizeof(*w) + len);
+    if (w == NULL)
+        return UV_ENOMEM;
+    w->s = s;
+    w->len = len;
+    memcpy(w->data, data, len);
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+    int rc = uv_write(&w->req, &s->h.stream, &b, 1, on_write);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    s->queued += len;
+    if (s->queued >= CG_STREAM_HIGH_WATER)
+        s->above_high = 1;
+    return 0;
+}
+
+/* Sends whatever ciphertext the engine produced. */
+static int flush_tls(struct cg_stream *s)
+{
+    size_t n = cg_tls_pending_out(s->tls);
+    if (n == 0)
+        return 0;
+    struct write_req *w = malloc(sizeof(*w) + n);
+    if (w == NULL)
+        return UV_ENOMEM;
+    w->s = s;
+    w->len = cg_tls_take_out(s->tls, w->data, n);
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    int rc = uv_write(&w->req, &s->h.stream, &b, 1, on_write);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    s->queued += w->len;
+    if (s->queued >= CG_STREAM_HIGH_WATER)
+        s->above_high = 1;
+    return 0;
+}
+
+int cg_stream_write(struct cg_stream *s, const void *data, size_t len)
+{
+    if (s->closing || s->failed)
+        return UV_ECANCELED;
+    if (s->shut)
+        return UV_EPIPE;
+    s->bytes_out += len;
+    if (s->tls == NULL)
+        return submit(s, data, len);
+    if (cg_tls_write(s->tls, data, len) < 0)
+        return CG_ETLS;
+    return flush_tls(s);
+}
+
+/* Delivers decrypted application data; stops when the stream is closed from a callback. */
+static void drain_plaintext(struct cg_stream *s)
+{
+    while (!s->closing && !s->failed && !s->eof) {
+        long n = cg_tls_read(s->tls, plain_buf, sizeof(plain_buf));
+        if (n > 0) {
+            s->bytes_in += (uint64_t)n;
+            s->cb->on_read(s, plain_buf, (size_t)n);
+            continue;
+        }
+        if (n == CG_TLS_CLOSED) {
+            s->eof = 1;
+            s->cb->on_eof(s);
+        } else if (n != CG_TLS_WANT) {
+            fail(s, CG_ETLS);
+        }
+        break;
+    }
+    if (!s->closing && !s->failed && flush_tls(s) < 0)
+        fail(s, UV_ENOMEM);
+}
+
+void cg_stream_handshake(struct cg_stream *s)
+{
+    if (s->closing || s->failed || s->handshaken)
+        return;
+    int rc = cg_tls_handshake(s->tls);
+    if (flush_tls(s) < 0) {
+        fail(s, UV_ENOMEM);
+        return;
+    }
+    if (rc == CG_TLS_WANT || rc == CG_TLS_PENDING)
+        return;
+    if (rc < 0) {
+        s->failed = 1;
+        cg_stream_read_stop(s);
+        s->cb->on_handshake(s, rc);
+        return;
+    }
+    s->handshaken = 1;
+    s->cb->on_handshake(s, 0);
+    if (!s->closing && !s->failed)
+        drain_plaintext(s);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init((char *)read_buf, sizeof(read_buf));
+}
+
+static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+{
+    struct cg_stream *s = h->data;
+    (void)buf;
+    if (s->closing || s->failed)
+        return;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        cg_stream_read_stop(s);
+        if (nread != UV_EOF) {
+            fail(s, (int)nread);
+        } else if (s->tls != NULL && !s->eof) {
+            /* TCP EOF without close_notify: the peer (or an attacker) cut the stream. */
+            fail(s, CG_ETLS);
+        } else if (!s->eof) {
+            s->eof = 1;
+            s->cb->on_eof(s);
+        }
+        return;
+    }
+    if (s->tls == NULL) {
+        s->bytes_in += (uint64_t)nread;
+        s->cb->on_read(s, read_buf, (size_t)nread);
+        return;
+    }
+    if (cg_tls_feed(s->tls, read_buf, (size_t)nread) < 0) {
+        fail(s, CG_ETLS);
+        return;
+    }
+    if (!s->handshaken) {
+        cg_stream_handshake(s);
+        return;
+    }
+    drain_plaintext(s);
+}
+
+int cg_stream_read_start(struct cg_stream *s)
+{
+    if (s->reading || s->closing || s->failed || (s->eof && s->tls == NULL))
+        return 0;
+    int rc = uv_read_start(&s->h.stream, on_alloc, on_read);
+    if (rc == 0)
+        s->reading = 1;
+    return rc;
+}
+
+void cg_stream_read_stop(struct cg_stream *s)
+{
+    if (!s->reading)
+        return;
+    (void)uv_read_stop(&s->h.stream);
+    s->reading = 0;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+void cg_stream_shutdown(struct cg_stream *s)
+{
+    if (s->shut || s->closing || s->failed)
+        return;
+    s->shut = 1;
+    if (s->tls != NULL) {
+        cg_tls_shutdown(s->tls);
+        (void)flush_tls(s);
+    }
+    s->shutdown_req.data = s;
+    (void)uv_shutdown(&s->shutdown_req, &s->h.stream, on_shutdown);
+}
+
+void cg_stream_close(struct cg_stream *s, uv_close_cb close_cb)
+{
+    if (!s->inited || s->closing)
+        return;
+    s->closing = 1;
+    s->reading = 0;
+    if (s->tls != NULL) {
+        cg_tls_free(s->tls);
+        s->tls = NULL;
+    }
+    uv_close(&s->h.handle, close_cb);
+}

@@ -1,0 +1,57 @@
+#ifndef SP_ATTESTER_H
+#define SP_ATTESTER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "ccgate/evidence.h"
+#include "ccgate/ratls.h"
+#include "ccgate/tls.h"
+
+/*
+ * Owns the server's TLS key and its certificates. The periodic certificate (evidence without
+ * nonces, refreshed on a timer) answers every handshake without a nonce; handshakes with a
+ * nonce are parked and batched: the nonces arriving within the window (or up to the batch
+ * limit) share one evidence request, made on libuv's thread pool, never on the loop.
+ */
+struct sp_attester;
+
+/* A parked handshake. The connection embeds it and passes it as the cg_tls data. */
+struct sp_waiter {
+    struct sp_waiter *prev, *next;
+    struct cg_tls *tls;
+    void *batch; /* non-NULL while parked */
+    uint8_t nonce[CG_NONCE_LEN];
+    /* The certificate is set (status 0) or evidence failed: resume or fail the handshake. */
+    void (*ready)(struct sp_waiter *w, int status);
+};
+
+struct sp_attester_stats {
+    uint64_t evidence_requests;
+    uint64_t evidence_failures;
+    uint64_t nonce_handshakes;
+    uint64_t refreshes;
+    int64_t cert_iat;
+};
+
+/*
+ * Creates the attester: generates the key and, blocking (start-up only), the first periodic
+ * certificate. provider is borrowed. Returns 0 or a negative code; caller frees with
+ * sp_attester_free() after the loop stopped using it.
+ */
+int sp_attester_new(uv_loop_t *loop, struct cg_provider *provider, unsigned refresh_s,
+                    unsigned window_ms, unsigned batch_max, struct sp_attester **out);
+
+/* Stops the timers (for a clean loop exit); parked handshakes are failed. */
+void sp_attester_close(struct sp_attester *a);
+void sp_attester_free(struct sp_attester *a);
+
+/* The cg_tls_cert_cb for the server context; arg is the attester. */
+int sp_attester_cert_cb(void *arg, struct cg_tls *t, const uint8_t *nonce);
+
+/* Removes a parked waiter (its connection is closing). Safe when not parked. */
+void sp_attester_cancel(struct sp_waiter *w);
+
+const struct sp_attester_stats *sp_attester_stats(const struct sp_attester *a);
+
+#endif

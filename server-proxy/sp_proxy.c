@@ -1,0 +1,291 @@
+#include "sp_proxy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ccgate/buf.h"
+#include "ccgate/httpmsg.h"
+#include "ccgate/log.h"
+#include "ccgate/stream.h"
+
+struct sp_conn {
+    struct sp_conn *prev, *next;
+    struct sp_server *srv;
+    uint64_t id;
+    struct cg_stream down; /* RA-TLS towards the client sidecar */
+    struct cg_stream up;   /* plain towards the upstream */
+    struct sp_waiter waiter;
+    uv_timer_t timer;
+    struct cg_buf early; /* client bytes that arrived before the upstream connected */
+    int handles;
+    unsigned up_inited : 1, up_connected : 1, up_dead : 1, closing : 1;
+};
+
+static void on_timeout(uv_timer_t *t);
+
+static void conn_freed(uv_handle_t *h)
+{
+    struct sp_conn *c = h->data;
+    if (--c->handles > 0)
+        return;
+    cg_buf_free(&c->early);
+    free(c);
+}
+
+static void conn_close(struct sp_conn *c, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    struct sp_server *srv = c->srv;
+    cg_log_info("conn.close", "id=%llu reason=%s from_client=%llu to_client=%llu",
+                (unsigned long long)c->id, reason, (unsigned long long)c->down.bytes_in,
+                (unsigned long long)c->down.bytes_out);
+    srv->stats.bytes_from_client += c->down.bytes_in;
+    srv->stats.bytes_to_client += c->down.bytes_out;
+    srv->stats.conns_active--;
+    sp_attester_cancel(&c->waiter);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+
+    uv_close((uv_handle_t *)&c->timer, conn_freed);
+    c->down.h.handle.data = c;
+    cg_stream_close(&c->down, conn_freed);
+    if (c->up_inited) {
+        c->up.h.handle.data = c;
+        cg_stream_close(&c->up, conn_freed);
+    }
+    if (srv->stopping && srv->conns == NULL && srv->on_idle != NULL)
+        srv->on_idle(srv);
+}
+
+static struct cg_stream *peer_of(struct sp_conn *c, struct cg_stream *s)
+{
+    return s == &c->down ? &c->up : &c->down;
+}
+
+static void maybe_done(struct sp_conn *c)
+{
+    if (c->down.eof && c->up.eof && c->down.queued == 0 && c->up.queued == 0)
+        conn_close(c, "done");
+}
+
+static void on_read(struct cg_stream *s, const uint8_t *data, size_t len)
+{
+    struct sp_conn *c = s->data;
+    if (s == &c->down && !c->up_connected) {
+        if (cg_buf_append(&c->early, data, len) < 0)
+            conn_close(c, "early_data_overflow");
+        else if (c->early.len >= CG_STREAM_HIGH_WATER)
+            cg_stream_read_stop(s);
+        return;
+    }
+    struct cg_stream *peer = peer_of(c, s);
+    if (cg_stream_write(peer, data, len) < 0) {
+        conn_close(c, "write_failed");
+        return;
+    }
+    if (peer->queued >= CG_STREAM_HIGH_WATER)
+        cg_stream_read_stop(s);
+}
+
+static void on_drain(struct cg_stream *s)
+{
+    struct sp_conn *c = s->data;
+    struct cg_stream *peer = peer_of(c, s);
+    if (!peer->eof && (peer != &c->up || c->up_connected))
+        (void)cg_stream_read_start(peer);
+    maybe_done(c);
+}
+
+static void on_eof(struct cg_stream *s)
+{
+    struct sp_conn *c = s->data;
+    struct cg_stream *peer = peer_of(c, s);
+    if (peer == &c->up && !c->up_connected) {
+        if (c->up_dead)
+            conn_close(c, "upstream_unreachable");
+        return; /* else shut down once connected */
+    }
+    cg_stream_shutdown(peer);
+    maybe_done(c);
+}
+
+static void on_error(struct cg_stream *s, int err)
+{
+    struct sp_conn *c = s->data;
+    (void)err;
+    conn_close(c, s == &c->down ? "client_error" : "upstream_error");
+}
+
+#define LINGER_MS 5000
+
+static void on_up_connect(struct cg_stream *s, int status)
+{
+    struct sp_conn *c = s->data;
+    if (status < 0) {
+        c->srv->stats.upstream_failures++;
+        cg_log_warn("upstream.connect", "id=%llu upstream=%s err=\"%s\"",
+                    (unsigned long long)c->id, c->srv->upstream.text, cg_strerror(status));
+        static const char body[] = "{\"error\": \"upstream_unreachable\"}\n";
+        struct cg_buf out;
+        cg_buf_init(&out, 1024);
+        if (cg_httpmsg_response(&out, 502, "application/json", body, sizeof(body) - 1, 1) == 0)
+            (void)cg_stream_write(&c->down, out.data, out.len);
+        cg_buf_free(&out);
+        cg_stream_shutdown(&c->down);
+        c->up_dead = 1;
+        (void)uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
+        return;
+    }
+    c->up_connected = 1;
+    if (c->early.len > 0 && cg_stream_write(&c->up, c->early.data, c->early.len) < 0) {
+        conn_close(c, "write_failed");
+        return;
+    }
+    cg_buf_free(&c->early);
+    if (c->down.eof)
+        cg_stream_shutdown(&c->up);
+    else
+        (void)cg_stream_read_start(&c->down);
+    (void)cg_stream_read_start(&c->up);
+}
+
+static void on_handshake(struct cg_stream *s, int status);
+
+static const struct cg_stream_callbacks down_cb = {
+    .on_read = on_read,
+    .on_eof = on_eof,
+    .on_error = on_error,
+    .on_handshake = on_handshake,
+    .on_drain = on_drain,
+};
+
+static const struct cg_stream_callbacks up_cb = {
+    .on_read = on_read,
+    .on_eof = on_eof,
+    .on_error = on_error,
+    .on_drain = on_drain,
+    .on_connect = on_up_connect,
+};
+
+static void on_handshake(struct cg_stream *s, int status)
+{
+    struct sp_conn *c = s->data;
+    (void)uv_timer_stop(&c->timer);
+    if (status < 0) {
+        c->srv->stats.handshake_failures++;
+        conn_close(c, "handshake_failed");
+        return;
+    }
+    int rc = cg_stream_init(&c->up, c->srv->loop, c->srv->upstream.is_unix, &up_cb, c);
+    if (rc == 0) {
+        c->up_inited = 1;
+        c->handles++;
+        rc = cg_stream_connect(&c->up, &c->srv->upstream);
+    }
+    if (rc < 0)
+        on_up_connect(&c->up, rc);
+}
+
+static void on_cert_ready(struct sp_waiter *w, int status)
+{
+    struct sp_conn *c = (struct sp_conn *)((char *)w - offsetof(struct sp_conn, waiter));
+    if (status < 0) {
+        c->srv->stats.handshake_failures++;
+        conn_close(c, "evidence_failed");
+        return;
+    }
+    cg_stream_handshake(&c->down);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct sp_conn *c = t->data;
+    if (c->up_dead) {
+        conn_close(c, "upstream_unreachable");
+        return;
+    }
+    c->srv->stats.handshake_failures++;
+    conn_close(c, "handshake_timeout");
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct sp_server *srv = listener->data;
+    if (status < 0 || srv->stopping)
+        return;
+    struct sp_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->srv = srv;
+    c->id = ++srv->stats.conns_total;
+    cg_buf_init(&c->early, CG_STREAM_HIGH_WATER + 64 * 1024);
+    if (cg_stream_init(&c->down, srv->loop, 0, &down_cb, c) < 0) {
+        free(c);
+        return;
+    }
+    c->handles = 2;
+    (void)uv_timer_init(srv->loop, &c->timer);
+    c->timer.data = c;
+    c->waiter.ready = on_cert_ready;
+    srv->stats.conns_active++;
+    c->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = c;
+    srv->conns = c;
+
+    struct cg_tls *t = NULL;
+    if (cg_stream_accept(&c->down, listener) < 0) {
+        conn_close(c, "accept_failed");
+        return;
+    }
+    if (srv->stats.conns_active > srv->max_conns) {
+        conn_close(c, "too_many_connections");
+        return;
+    }
+    if (cg_tls_new(srv->tls, 0, &t) < 0) {
+        conn_close(c, "tls_init_failed");
+        return;
+    }
+    cg_tls_set_data(t, &c->waiter);
+    c->waiter.tls = t;
+    cg_stream_set_tls(&c->down, t);
+    (void)uv_timer_start(&c->timer, on_timeout, srv->handshake_timeout_ms, 0);
+    if (cg_stream_read_start(&c->down) < 0)
+        conn_close(c, "read_failed");
+}
+
+int sp_server_start(struct sp_server *s)
+{
+    int rc = uv_tcp_init(s->loop, &s->listener.tcp);
+    if (rc < 0)
+        return rc;
+    s->listener.handle.data = s;
+    rc = uv_tcp_bind(&s->listener.tcp, (const struct sockaddr *)&s->listen_addr.ss, 0);
+    if (rc == 0)
+        rc = uv_listen(&s->listener.stream, 511, on_connection);
+    if (rc < 0)
+        uv_close(&s->listener.handle, NULL);
+    return rc;
+}
+
+void sp_server_stop(struct sp_server *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    uv_close(&s->listener.handle, NULL);
+    if (s->conns == NULL && s->on_idle != NULL)
+        s->on_idle(s);
+}
+
+void sp_server_abort(struct sp_server *s)
+{
+    while (s->conns != NULL)
+        conn_close(s->conns, "shutdown_deadline");
+}
