@@ -1,7 +1,266 @@
+/* ccgate-client: the client sidecar, next to the app. */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
 
-int main(void)
+#include "ccgate/admin.h"
+#include "ccgate/err.h"
+#include "ccgate/log.h"
+#include "ccgate/opts.h"
+#include "ccgate/policy.h"
+#include "cp_proxy.h"
+
+static struct cg_opt opts[] = {
+    {"listen", "ADDR:PORT", "HTTP listener for the app (loopback)", NULL, NULL, NULL},
+    {"server", "HOST:PORT", "the ccgate-server to attest and forward to", NULL, NULL, NULL},
+    {"policy", "FILE", "appraisal policy JSON (docs/policy.md); required", NULL, NULL, NULL},
+    {"admin", "ADDR:PORT", "admin listener: /healthz /readyz /metrics", NULL, NULL, NULL},
+    {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
+    {"log-format", "text|json", "log line format", "text", NULL, NULL},
+    {"mode", "http", "tunnel mode (ALPN); tcp mode is not in this build yet", "http", NULL, NULL},
+    {"handshake-timeout-ms", "N", "limit for connect + attested handshake", "10000", NULL, NULL},
+    {"idle-timeout-s", "N", "close idle app connections after this", "60", NULL, NULL},
+    {"max-connections", "N", "most concurrent app connections", "4096", NULL, NULL},
+    {"max-header-bytes", "N", "request line + headers limit (431 above)", "32768", NULL, NULL},
+    {"max-headers", "N", "header count limit (431 above)", "100", NULL, NULL},
+    {"max-body-bytes", "N", "request body limit, 0 = none (413 above)", "0", NULL, NULL},
+    {"drain-timeout-s", "N", "on SIGTERM, how long in-flight requests may finish", "30", NULL,
+     NULL},
+    {"help", NULL, "print this help and exit", NULL, NULL, NULL},
+    {"version", NULL, "print the version and exit", NULL, NULL, NULL},
+};
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+static const char usage_line[] =
+    "ccgate-client --listen ADDR:PORT --server HOST:PORT --policy FILE [--admin ADDR:PORT] "
+    "[--config FILE] [--log-format text|json]";
+static const char summary[] =
+    "Client sidecar: the app sends plain HTTP here; requests go to ccgate-server only over\n"
+    "TLS 1.3 whose key is proven, by hardware evidence appraised against the policy, to live\n"
+    "in a TEE. A failed appraisal answers 502 with the failed check; nothing is sent.\n"
+    "GET /.well-known/ccgate/verification on the listener shows the last verified evidence.";
+
+struct app {
+    uv_loop_t *loop;
+    struct cp_server server;
+    struct cg_policy policy;
+    struct cg_admin *admin;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t drain_timer;
+    int draining;
+};
+
+static const char *opt(const char *name)
 {
-    puts("not yet");
-    return 2;
+    return cg_opts_get(opts, N_OPTS, name)->value;
+}
+
+static unsigned long opt_uint(const char *name, unsigned long min, unsigned long max)
+{
+    char err[256];
+    unsigned long v;
+    if (cg_opts_uint(cg_opts_get(opts, N_OPTS, name), min, max, &v, err, sizeof(err)) < 0)
+        cg_fatal("%s", err);
+    return v;
+}
+
+static int healthz(void *arg, struct cg_buf *out)
+{
+    (void)arg;
+    (void)cg_buf_printf(out, "ok\n");
+    return 200;
+}
+
+static int readyz(void *arg, struct cg_buf *out)
+{
+    struct app *a = arg;
+    if (a->draining) {
+        (void)cg_buf_printf(out, "draining\n");
+        return 503;
+    }
+    if (!cp_server_ready(&a->server, time(NULL))) {
+        (void)cg_buf_printf(out, "not ready: no server verified within max_age_s\n");
+        return 503;
+    }
+    (void)cg_buf_printf(out, "ready\n");
+    return 200;
+}
+
+static int metrics(void *arg, struct cg_buf *out)
+{
+    struct app *a = arg;
+    const struct cp_stats *s = &a->server.stats;
+    (void)cg_buf_printf(
+        out,
+        "# HELP ccgate_client_connections_total App connections accepted.\n"
+        "# TYPE ccgate_client_connections_total counter\n"
+        "ccgate_client_connections_total %llu\n"
+        "# TYPE ccgate_client_connections_active gauge\n"
+        "ccgate_client_connections_active %llu\n"
+        "# TYPE ccgate_client_requests_total counter\n"
+        "ccgate_client_requests_total %llu\n"
+        "# TYPE ccgate_client_local_requests_total counter\n"
+        "ccgate_client_local_requests_total %llu\n"
+        "# TYPE ccgate_client_responses_total counter\n",
+        (unsigned long long)s->conns_total, (unsigned long long)s->conns_active,
+        (unsigned long long)s->requests_total, (unsigned long long)s->local_requests);
+    for (int i = 1; i <= 5; i++)
+        (void)cg_buf_printf(out, "ccgate_client_responses_total{class=\"%dxx\"} %llu\n", i,
+                            (unsigned long long)s->responses_by_class[i]);
+    (void)cg_buf_printf(
+        out,
+        "# TYPE ccgate_client_bytes_total counter\n"
+        "ccgate_client_bytes_total{direction=\"from_app\"} %llu\n"
+        "ccgate_client_bytes_total{direction=\"to_app\"} %llu\n"
+        "# HELP ccgate_client_handshakes_total Attested handshakes completed.\n"
+        "# TYPE ccgate_client_handshakes_total counter\n"
+        "ccgate_client_handshakes_total %llu\n"
+        "# HELP ccgate_client_handshakes_with_nonce_total Handshakes that asked for fresh "
+        "evidence.\n"
+        "# TYPE ccgate_client_handshakes_with_nonce_total counter\n"
+        "ccgate_client_handshakes_with_nonce_total %llu\n"
+        "# TYPE ccgate_client_handshake_seconds_sum counter\n"
+        "ccgate_client_handshake_seconds_sum %.6f\n"
+        "# TYPE ccgate_client_key_changes_total counter\n"
+        "ccgate_client_key_changes_total %llu\n"
+        "# TYPE ccgate_client_server_unreachable_total counter\n"
+        "ccgate_client_server_unreachable_total %llu\n"
+        "# HELP ccgate_attestation_verifications_total Evidence appraisals by result.\n"
+        "# TYPE ccgate_attestation_verifications_total counter\n"
+        "ccgate_attestation_verifications_total{result=\"ok\"} %llu\n",
+        (unsigned long long)s->bytes_from_app, (unsigned long long)s->bytes_to_app,
+        (unsigned long long)s->handshakes, (unsigned long long)s->handshakes_with_nonce,
+        s->handshake_seconds_sum, (unsigned long long)s->key_changes,
+        (unsigned long long)s->server_unreachable, (unsigned long long)s->verify_ok);
+    for (size_t i = 0; i < s->n_checks; i++)
+        (void)cg_buf_printf(out,
+                            "ccgate_attestation_verifications_total{result=\"failed\","
+                            "check=\"%s\"} %llu\n",
+                            s->failed_checks[i].check,
+                            (unsigned long long)s->failed_checks[i].count);
+    (void)cg_buf_printf(out, "# TYPE ccgate_client_ready gauge\nccgate_client_ready %d\n",
+                        cp_server_ready(&a->server, time(NULL)));
+    return 200;
+}
+
+static struct cg_admin_handlers admin_handlers = {NULL, healthz, readyz, metrics};
+
+static void on_idle(struct cp_server *s)
+{
+    struct app *a = (struct app *)((char *)s - offsetof(struct app, server));
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+    uv_close((uv_handle_t *)&a->drain_timer, NULL);
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+    struct app *a = t->data;
+    cg_log_warn("shutdown.deadline", "closing remaining connections");
+    cp_server_abort(&a->server);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct app *a = sig->data;
+    if (a->draining)
+        return;
+    a->draining = 1;
+    cg_log_info("shutdown", "signal=%d active=%llu", signum,
+                (unsigned long long)a->server.stats.conns_active);
+    cg_admin_close(a->admin);
+    a->admin = NULL;
+    (void)uv_timer_start(&a->drain_timer, on_drain_deadline,
+                         opt_uint("drain-timeout-s", 0, 3600) * 1000, 0);
+    uv_unref((uv_handle_t *)&a->drain_timer);
+    cp_server_stop(&a->server);
+}
+
+int main(int argc, char **argv)
+{
+    char err[512];
+    cg_log_init("ccgate-client", CG_LOG_TEXT, CG_LOG_INFO);
+    if (cg_opts_parse(argc, argv, 1, opts, N_OPTS, err, sizeof(err)) < 0)
+        cg_fatal("%s", err);
+    if (opt("help") != NULL) {
+        cg_opts_usage(stdout, usage_line, summary, opts, N_OPTS);
+        return 0;
+    }
+    if (opt("version") != NULL) {
+        printf("ccgate-client %s\n", CCGATE_VERSION);
+        return 0;
+    }
+    if (cg_opts_fill(opts, N_OPTS, opt("config"), err, sizeof(err)) < 0)
+        cg_fatal("%s", err);
+    enum cg_log_format fmt;
+    if (cg_log_parse_format(opt("log-format"), &fmt) < 0)
+        cg_fatal("--log-format: expected text or json, got '%s'", opt("log-format"));
+    cg_log_init("ccgate-client", fmt, CG_LOG_INFO);
+
+    static struct app a;
+    a.loop = uv_default_loop();
+    struct cp_server *srv = &a.server;
+    srv->loop = a.loop;
+    if (opt("listen") == NULL || opt("server") == NULL)
+        cg_fatal("--listen and --server are required (see --help)");
+    if (opt("policy") == NULL)
+        cg_fatal("--policy FILE is required: without a policy nothing can be trusted "
+                 "(see docs/policy.md, or `ccgate policy from-evidence`)");
+    if (cg_addr_parse(opt("listen"), 0, &srv->listen_addr, err, sizeof(err)) < 0)
+        cg_fatal("--listen: %s", err);
+    if (cg_addr_parse(opt("server"), 0, &srv->server_addr, err, sizeof(err)) < 0)
+        cg_fatal("--server: %s", err);
+    if (strcmp(opt("mode"), "http") != 0)
+        cg_fatal("--mode: expected http (tcp mode is not in this build yet), got '%s'",
+                 opt("mode"));
+    if (cg_policy_load(opt("policy"), &a.policy, err, sizeof(err)) < 0)
+        cg_fatal("--policy %s: %s", opt("policy"), err);
+    srv->policy = &a.policy;
+    srv->handshake_timeout_ms = (unsigned)opt_uint("handshake-timeout-ms", 100, 600000);
+    srv->idle_timeout_ms = (unsigned)opt_uint("idle-timeout-s", 1, 86400) * 1000;
+    srv->max_conns = (unsigned)opt_uint("max-connections", 1, 1000000);
+    srv->limits.max_header_bytes = opt_uint("max-header-bytes", 1024, 1024 * 1024);
+    srv->limits.max_headers = opt_uint("max-headers", 8, CG_HTTP_MAX_HEADERS_CAP);
+    srv->limits.max_body_bytes = opt_uint("max-body-bytes", 0, (unsigned long)-1);
+    (void)opt_uint("drain-timeout-s", 0, 3600);
+    struct cg_addr admin_addr;
+    if (opt("admin") != NULL && cg_addr_parse(opt("admin"), 1, &admin_addr, err, sizeof(err)) < 0)
+        cg_fatal("--admin: %s", err);
+
+    signal(SIGPIPE, SIG_IGN);
+    if (cg_tls_client_ctx_new(CG_ALPN_HTTP, srv->server_addr.text, &a.policy, &srv->tls) < 0)
+        cg_fatal("TLS context setup failed");
+    srv->on_idle = on_idle;
+    int rc = cp_server_start(srv);
+    if (rc < 0)
+        cg_fatal("--listen %s: %s", srv->listen_addr.text, cg_strerror(rc));
+    if (opt("admin") != NULL) {
+        admin_handlers.arg = &a;
+        rc = cg_admin_start(a.loop, &admin_addr, &admin_handlers, &a.admin);
+        if (rc < 0)
+            cg_fatal("--admin %s: %s", admin_addr.text, cg_strerror(rc));
+    }
+    uv_signal_init(a.loop, &a.sigterm);
+    uv_signal_init(a.loop, &a.sigint);
+    uv_timer_init(a.loop, &a.drain_timer);
+    a.sigterm.data = a.sigint.data = a.drain_timer.data = &a;
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+
+    if (a.policy.sim.allow)
+        cg_log_warn("policy.sim", "INSECURE: the policy accepts the simulated TEE");
+    char digest[65];
+    cg_hex(digest, sizeof(digest), a.policy.digest, sizeof(a.policy.digest));
+    cg_log_info("listening", "addr=%s server=%s policy=%s policy_sha256=%s admin=%s",
+                srv->listen_addr.text, srv->server_addr.text, opt("policy"), digest,
+                opt("admin") ? opt("admin") : "-");
+
+    uv_run(a.loop, UV_RUN_DEFAULT);
+    cg_tls_ctx_free(srv->tls);
+    (void)uv_loop_close(a.loop);
+    cg_opts_free(opts, N_OPTS);
+    cg_log_info("stopped", "clean=1");
+    return 0;
 }

@@ -1,0 +1,833 @@
+#include "cp_proxy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ccgate/buf.h"
+#include "ccgate/httpmsg.h"
+#include "ccgate/log.h"
+#include "ccgate/stream.h"
+
+#define VIA "ccgate"
+#define HEAD_MAX (64 * 1024)
+#define PENDING_MAX (CG_STREAM_HIGH_WATER + 2 * 64 * 1024)
+#define FIFO_CAP 1024     /* requests in flight on one app connection */
+#define FIFO_PAUSE 64     /* stop reading the app beyond this many */
+#define LOCAL_PREFIX "/.well-known/ccgate/"
+
+enum up_state { UP_NONE, UP_CONNECTING, UP_HANDSHAKING, UP_READY, UP_GONE };
+enum entry_kind { ENTRY_FORWARD, ENTRY_FORWARD_HEAD, ENTRY_LOCAL_VERIFICATION, ENTRY_LOCAL_404 };
+
+/* The attested leg towards ccgate-server: replaced when a key change forces a reconnect. */
+struct cp_up {
+    struct cg_stream s;
+    struct cp_conn *c;
+    struct cg_http_parser *resp;
+    uint64_t started_ns;
+};
+
+struct cp_conn {
+    struct cp_conn *prev, *next;
+    struct cp_server *srv;
+    uint64_t id;
+    struct cg_stream down;
+    uv_timer_t timer;
+    struct cg_http_parser *req;
+    struct cp_up *up;
+    enum up_state up_state;
+    int nonce_retry_done;
+    struct cg_buf pending; /* request bytes held until the server is verified */
+    uint8_t fifo[FIFO_CAP];
+    size_t fifo_head, fifo_len;
+    enum cg_http_framing req_framing, resp_framing;
+    int cur_local; /* the request being read is answered locally */
+    uint8_t cur_local_kind;
+    int resp_status;
+    int close_after; /* the app or the server asked to close after the current exchange */
+    int closing_down;
+    int handles;
+    unsigned closing : 1;
+};
+
+#define LINGER_MS 5000
+
+static void conn_close(struct cp_conn *c, const char *reason);
+static void up_start(struct cp_conn *c, int with_nonce);
+static void up_discard(struct cp_conn *c);
+static void on_timeout(uv_timer_t *t);
+
+/* One timer per connection: its meaning follows the state. */
+static void rearm(struct cp_conn *c)
+{
+    if (c->closing)
+        return;
+    if (c->closing_down)
+        (void)uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
+    else if (c->up_state == UP_CONNECTING || c->up_state == UP_HANDSHAKING)
+        return;
+    else if (c->fifo_len == 0 && !cg_http_parser_in_message(c->req))
+        (void)uv_timer_start(&c->timer, on_timeout, c->srv->idle_timeout_ms, 0);
+    else
+        (void)uv_timer_stop(&c->timer);
+}
+
+static uint8_t fifo_front(const struct cp_conn *c)
+{
+    return c->fifo[c->fifo_head];
+}
+
+static int fifo_push(struct cp_conn *c, uint8_t kind)
+{
+    if (c->fifo_len == FIFO_CAP)
+        return CG_ELIMIT;
+    c->fifo[(c->fifo_head + c->fifo_len) % FIFO_CAP] = kind;
+    c->fifo_len++;
+    return 0;
+}
+
+static void fifo_pop(struct cp_conn *c)
+{
+    c->fifo_head = (c->fifo_head + 1) % FIFO_CAP;
+    c->fifo_len--;
+}
+
+static void count_status(struct cp_server *srv, int status)
+{
+    int cls = status / 100;
+    if (cls >= 1 && cls <= 5)
+        srv->stats.responses_by_class[cls]++;
+}
+
+/* ---- answers generated here ---- */
+
+static void write_down(struct cp_conn *c, const void *data, size_t len)
+{
+    if (c->closing || c->closing_down)
+        return;
+    if (cg_stream_write(&c->down, data, len) < 0)
+        conn_close(c, "app_write_failed");
+}
+
+static void answer(struct cp_conn *c, int status, const char *json, size_t len, int close)
+{
+    struct cg_buf out;
+    cg_buf_init(&out, len + 1024);
+    if (cg_httpmsg_response(&out, status, "application/json", json, len, close) == 0)
+        write_down(c, out.data, out.len);
+    cg_buf_free(&out);
+    count_status(c->srv, status);
+}
+
+static void json_str(struct cg_buf *b, const char *s)
+{
+    (void)cg_buf_append(b, "\"", 1);
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            (void)cg_buf_printf(b, "\\%c", ch);
+        else if (ch < 0x20)
+            (void)cg_buf_printf(b, "\\u%04x", ch);
+        else
+            (void)cg_buf_append(b, s, 1);
+    }
+    (void)cg_buf_append(b, "\"", 1);
+}
+
+/* Answers every request of this connection with a 502 naming the failure, then closes. */
+static void fail_requests(struct cp_conn *c, const char *error, const struct cg_verdict *v)
+{
+    struct cg_buf body;
+    cg_buf_init(&body, 4096);
+    (void)cg_buf_printf(&body, "{\"error\": ");
+    json_str(&body, error);
+    if (v != NULL) {
+        (void)cg_buf_printf(&body, ", \"check\": ");
+        json_str(&body, v->check);
+        (void)cg_buf_printf(&body, ", \"expected\": ");
+        json_str(&body, v->expected);
+        (void)cg_buf_printf(&body, ", \"actual\": ");
+        json_str(&body, v->actual);
+    }
+    (void)cg_buf_printf(&body, ", \"server\": ");
+    json_str(&body, c->srv->server_addr.text);
+    (void)cg_buf_printf(&body, "}\n");
+    answer(c, 502, body.data, body.len, 1);
+    cg_buf_free(&body);
+    cg_buf_free(&c->pending);
+    c->closing_down = 1;
+    cg_stream_read_stop(&c->down);
+    cg_stream_shutdown(&c->down);
+    rearm(c);
+}
+
+static const char *tcb_json(struct cg_buf *b, const struct cg_snp_tcb *t)
+{
+    (void)cg_buf_printf(b,
+                        "{\"bootloader\": %u, \"tee\": %u, \"snp\": %u, \"microcode\": %u, "
+                        "\"fmc\": %u}",
+                        t->bootloader, t->tee, t->snp, t->microcode, t->fmc);
+    return "";
+}
+
+int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
+{
+    const struct cg_attestation *a = cg_tls_ctx_attestation(s->tls);
+    char hex[129];
+    if (a == NULL) {
+        (void)cg_buf_printf(out, "{\"verified\": false, \"server\": ");
+        json_str(out, s->server_addr.text);
+        if (s->last_failure_at != 0) {
+            (void)cg_buf_printf(out, ", \"last_failure\": {\"check\": ");
+            json_str(out, s->last_failure.check);
+            (void)cg_buf_printf(out, ", \"expected\": ");
+            json_str(out, s->last_failure.expected);
+            (void)cg_buf_printf(out, ", \"actual\": ");
+            json_str(out, s->last_failure.actual);
+            (void)cg_buf_printf(out, "}");
+        }
+        (void)cg_buf_printf(out, "}\n");
+        return 503;
+    }
+    char when[32], iat[32];
+    struct tm tm;
+    gmtime_r(&a->verified_at, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    time_t iat_t = (time_t)a->iat;
+    gmtime_r(&iat_t, &tm);
+    strftime(iat, sizeof(iat), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    (void)cg_buf_printf(out, "{\"verified\": true, \"server\": ");
+    json_str(out, s->server_addr.text);
+    (void)cg_buf_printf(out, ", \"tee\": \"%s\", \"insecure\": %s", cg_ratls_tee_name(a->tag),
+                        a->insecure ? "true" : "false");
+    if (a->insecure)
+        (void)cg_buf_printf(out, ", \"warning\": \"INSECURE: simulated TEE, no hardware "
+                                 "protection\"");
+    cg_hex(hex, sizeof(hex), a->snp.measurement, sizeof(a->snp.measurement));
+    (void)cg_buf_printf(out, ", \"measurement\": \"%s\"", hex);
+    (void)cg_buf_printf(out, ", \"tcb\": {\"reported\": ");
+    tcb_json(out, &a->snp.reported);
+    (void)cg_buf_printf(out, ", \"committed\": ");
+    tcb_json(out, &a->snp.committed);
+    (void)cg_buf_printf(out, ", \"launch\": ");
+    tcb_json(out, &a->snp.launch);
+    (void)cg_buf_printf(out,
+                        "}, \"report\": {\"version\": %u, \"guest_svn\": %u, \"policy\": "
+                        "\"0x%llx\", \"vmpl\": %u, \"firmware\": \"%u.%u.%u\"",
+                        a->snp.version, a->snp.guest_svn, (unsigned long long)a->snp.policy,
+                        a->snp.vmpl, a->snp.current_major, a->snp.current_minor,
+                        a->snp.current_build);
+    cg_hex(hex, sizeof(hex), a->snp.host_data, sizeof(a->snp.host_data));
+    (void)cg_buf_printf(out, ", \"host_data\": \"%s\"}", hex);
+    cg_hex(hex, sizeof(hex), s->policy->digest, sizeof(s->policy->digest));
+    (void)cg_buf_printf(out, ", \"policy_digest\": \"%s\"", hex);
+    cg_hex(hex, sizeof(hex), a->cert_sha256, sizeof(a->cert_sha256));
+    (void)cg_buf_printf(out, ", \"cert_sha256\": \"%s\"", hex);
+    cg_hex(hex, sizeof(hex), a->spki_sha256, sizeof(a->spki_sha256));
+    (void)cg_buf_printf(out, ", \"pubkey_sha256\": \"%s\"", hex);
+    (void)cg_buf_printf(out, ", \"evidence_iat\": \"%s\", \"verified_at\": \"%s\"", iat, when);
+    (void)cg_buf_printf(out, ", \"freshness\": \"%s\"}\n",
+                        a->nonce_matched ? "nonce" : "max-age");
+    return 200;
+}
+
+int cp_server_ready(const struct cp_server *s, time_t now)
+{
+    const struct cg_attestation *a = cg_tls_ctx_attestation(s->tls);
+    return a != NULL && now - a->verified_at <= (time_t)s->policy->freshness.max_age_s;
+}
+
+/* Writes the answers to local requests that reached the front of the queue. */
+static void emit_locals(struct cp_conn *c)
+{
+    while (c->fifo_len > 0 && fifo_front(c) >= ENTRY_LOCAL_VERIFICATION && !c->closing) {
+        uint8_t kind = fifo_front(c);
+        fifo_pop(c);
+        struct cg_buf body;
+        cg_buf_init(&body, 16 * 1024);
+        int status;
+        if (kind == ENTRY_LOCAL_VERIFICATION) {
+            status = cp_server_verification_json(c->srv, &body);
+        } else {
+            status = 404;
+            (void)cg_buf_printf(&body, "{\"error\": \"not_found\", \"hint\": \"%s"
+                                       "verification\"}\n",
+                                LOCAL_PREFIX);
+        }
+        answer(c, status, body.data, body.len, 0);
+        cg_buf_free(&body);
+    }
+}
+
+/* ---- app -> server ---- */
+
+static void send_up(struct cp_conn *c, const void *data, size_t len)
+{
+    if (c->up_state == UP_READY) {
+        if (cg_stream_write(&c->up->s, data, len) < 0)
+            conn_close(c, "server_write_failed");
+        return;
+    }
+    if (cg_buf_append(&c->pending, data, len) < 0) {
+        conn_close(c, "pending_overflow");
+        return;
+    }
+    if (c->up_state == UP_NONE)
+        up_start(c, 0);
+}
+
+static int req_on_head(void *arg, const struct cg_http_head *h)
+{
+    struct cp_conn *c = arg;
+    c->srv->stats.requests_total++;
+    c->cur_local = strncmp(h->target, LOCAL_PREFIX, strlen(LOCAL_PREFIX)) == 0;
+    if (!h->keep_alive)
+        c->close_after = 1;
+    if (c->cur_local) {
+        c->srv->stats.local_requests++;
+        c->cur_local_kind = strcmp(h->target, LOCAL_PREFIX "verification") == 0 &&
+                                    (strcmp(h->method, "GET") == 0 ||
+                                     strcmp(h->method, "HEAD") == 0)
+                                ? ENTRY_LOCAL_VERIFICATION
+                                : ENTRY_LOCAL_404;
+        return 0;
+    }
+    if (h->upgrade) {
+        static const char body[] = "{\"error\": \"upgrade_not_supported\"}\n";
+        answer(c, 501, body, sizeof(body) - 1, 1);
+        return CG_EHTTP;
+    }
+    char *head = malloc(HEAD_MAX);
+    if (head == NULL)
+        return UV_ENOMEM;
+    long n = cg_http_head_write(h, VIA, 1, head, HEAD_MAX, &c->req_framing);
+    if (n >= 0) {
+        if (fifo_push(c, strcmp(h->method, "HEAD") == 0 ? ENTRY_FORWARD_HEAD : ENTRY_FORWARD) <
+            0)
+            n = CG_ELIMIT;
+        else
+            send_up(c, head, (size_t)n);
+    }
+    free(head);
+    return n < 0 ? (int)n : 0;
+}
+
+static int req_on_body(void *arg, const uint8_t *data, size_t len)
+{
+    struct cp_conn *c = arg;
+    if (c->cur_local || len == 0)
+        return 0;
+    if (c->req_framing == CG_HTTP_BODY_CHUNKED) {
+        char line[32];
+        size_t n = cg_http_chunk_header(line, sizeof(line), len);
+        send_up(c, line, n);
+        send_up(c, data, len);
+        send_up(c, "\r\n", 2);
+    } else {
+        send_up(c, data, len);
+    }
+    return 0;
+}
+
+static int req_on_complete(void *arg)
+{
+    struct cp_conn *c = arg;
+    if (c->cur_local) {
+        c->cur_local = 0;
+        if (fifo_push(c, c->cur_local_kind) < 0)
+            return CG_ELIMIT;
+        if (c->fifo_len == 1)
+            emit_locals(c);
+        return 0;
+    }
+    if (c->req_framing == CG_HTTP_BODY_CHUNKED)
+        send_up(c, "0\r\n\r\n", 5);
+    return 0;
+}
+
+static const struct cg_http_callbacks req_cb = {req_on_head, req_on_body, req_on_complete};
+
+/* ---- server -> app ---- */
+
+static void arm_response(struct cp_conn *c)
+{
+    if (c->up != NULL && c->fifo_len > 0 && fifo_front(c) == ENTRY_FORWARD_HEAD)
+        cg_http_parser_expect_head_response(c->up->resp);
+}
+
+static int resp_on_head(void *arg, const struct cg_http_head *h)
+{
+    struct cp_conn *c = arg;
+    if (c->fifo_len == 0 || fifo_front(c) >= ENTRY_LOCAL_VERIFICATION)
+        return CG_EHTTP; /* a response nobody asked for */
+    c->resp_status = h->status;
+    int informational = h->status >= 100 && h->status < 200;
+    if (!informational && !h->keep_alive)
+        c->close_after = 1;
+    int keep = !c->close_after || informational;
+    char *head = malloc(HEAD_MAX);
+    if (head == NULL)
+        return UV_ENOMEM;
+    long n = cg_http_head_write(h, VIA, keep, head, HEAD_MAX, &c->resp_framing);
+    if (n >= 0)
+        write_down(c, head, (size_t)n);
+    free(head);
+    return n < 0 ? (int)n : 0;
+}
+
+static int resp_on_body(void *arg, const uint8_t *data, size_t len)
+{
+    struct cp_conn *c = arg;
+    if (len == 0)
+        return 0;
+    if (c->resp_framing == CG_HTTP_BODY_CHUNKED) {
+        char line[32];
+        size_t n = cg_http_chunk_header(line, sizeof(line), len);
+        write_down(c, line, n);
+        write_down(c, data, len);
+        write_down(c, "\r\n", 2);
+    } else {
+        write_down(c, data, len);
+    }
+    return 0;
+}
+
+static int resp_on_complete(void *arg)
+{
+    struct cp_conn *c = arg;
+    if (c->resp_status >= 100 && c->resp_status < 200)
+        return 0; /* the final response follows */
+    if (c->resp_framing == CG_HTTP_BODY_CHUNKED)
+        write_down(c, "0\r\n\r\n", 5);
+    count_status(c->srv, c->resp_status);
+    fifo_pop(c);
+    emit_locals(c);
+    arm_response(c);
+    if (c->close_after && c->fifo_len == 0) {
+        c->closing_down = 1;
+        cg_stream_read_stop(&c->down);
+        cg_stream_shutdown(&c->down);
+    } else if (c->fifo_len < FIFO_PAUSE && !c->down.eof) {
+        (void)cg_stream_read_start(&c->down);
+    }
+    rearm(c);
+    return 0;
+}
+
+static const struct cg_http_callbacks resp_cb = {resp_on_head, resp_on_body, resp_on_complete};
+
+/* ---- the attested leg ---- */
+
+static void up_closed(uv_handle_t *h)
+{
+    struct cp_up *u = h->data;
+    struct cp_conn *c = u->c;
+    cg_http_parser_free(u->resp);
+    free(u);
+    if (c != NULL && --c->handles == 0)
+        free(c);
+}
+
+static void up_discard(struct cp_conn *c)
+{
+    struct cp_up *u = c->up;
+    if (u == NULL)
+        return;
+    c->up = NULL;
+    u->s.h.handle.data = u;
+    cg_stream_close(&u->s, up_closed);
+}
+
+static void record_failure(struct cp_server *srv, const struct cg_verdict *v)
+{
+    srv->last_failure = *v;
+    srv->last_failure_at = time(NULL);
+    srv->stats.verify_failed++;
+    for (size_t i = 0; i < srv->stats.n_checks; i++) {
+        if (strcmp(srv->stats.failed_checks[i].check, v->check) == 0) {
+            srv->stats.failed_checks[i].count++;
+            return;
+        }
+    }
+    if (srv->stats.n_checks < CP_MAX_CHECKS) {
+        size_t i = srv->stats.n_checks++;
+        snprintf(srv->stats.failed_checks[i].check, sizeof(srv->stats.failed_checks[i].check),
+                 "%s", v->check);
+        srv->stats.failed_checks[i].count = 1;
+    }
+}
+
+static void up_on_handshake(struct cg_stream *s, int status)
+{
+    struct cp_up *u = s->data;
+    struct cp_conn *c = u->c;
+    struct cp_server *srv = c->srv;
+    (void)uv_timer_stop(&c->timer);
+    if (status == 0) {
+        srv->stats.handshakes++;
+        srv->stats.handshake_seconds_sum += (double)(uv_hrtime() - u->started_ns) / 1e9;
+        if (cg_tls_sent_nonce(s->tls))
+            srv->stats.verify_ok++;
+        c->up_state = UP_READY;
+        arm_response(c);
+        if (c->pending.len > 0 && cg_stream_write(s, c->pending.data, c->pending.len) < 0) {
+            conn_close(c, "server_write_failed");
+            return;
+        }
+        cg_buf_free(&c->pending);
+        if (!c->down.eof && c->fifo_len < FIFO_PAUSE)
+            (void)cg_stream_read_start(&c->down);
+        rearm(c);
+        return;
+    }
+    if (cg_tls_key_changed(s->tls) && !c->nonce_retry_done) {
+        /* The server presents a key we have not verified (restart, rotation): ask for
+         * fresh evidence bound to that key. */
+        srv->stats.key_changes++;
+        cg_log_info("attest.key_changed", "id=%llu server=%s: reconnecting with a nonce",
+                    (unsigned long long)c->id, srv->server_addr.text);
+        cg_tls_ctx_forget(srv->tls);
+        c->nonce_retry_done = 1;
+        up_discard(c);
+        up_start(c, 1);
+        return;
+    }
+    const struct cg_verdict *v = cg_tls_verdict(s->tls);
+    struct cg_verdict tls_v;
+    if (v == NULL || v->check[0] == '\0') {
+        (void)cg_reject(&tls_v, CG_ETLS, "tls.handshake", "a TLS 1.3 RA-TLS server",
+                        "%s", cg_strerror(status));
+        v = &tls_v;
+    }
+    record_failure(srv, v);
+    cg_log_error("attest.failed",
+                 "id=%llu server=%s check=%s expected=\"%s\" actual=\"%s\": nothing was sent",
+                 (unsigned long long)c->id, srv->server_addr.text, v->check, v->expected,
+                 v->actual);
+    c->up_state = UP_GONE;
+    struct cg_verdict copy = *v;
+    up_discard(c);
+    fail_requests(c, "attestation_failed", &copy);
+}
+
+static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
+{
+    struct cp_up *u = s->data;
+    struct cp_conn *c = u->c;
+    long n = cg_http_parser_feed(u->resp, data, len);
+    if (n < 0) {
+        cg_log_warn("server.bad_response", "id=%llu reason=\"%s\"", (unsigned long long)c->id,
+                    cg_http_parser_reason(u->resp));
+        conn_close(c, "bad_response");
+        return;
+    }
+    if (!c->closing && c->down.queued >= CG_STREAM_HIGH_WATER)
+        cg_stream_read_stop(s);
+}
+
+static void up_on_eof(struct cg_stream *s)
+{
+    struct cp_up *u = s->data;
+    struct cp_conn *c = u->c;
+    int rc = cg_http_parser_finish(u->resp);
+    if (rc < 0) {
+        conn_close(c, "server_truncated");
+        return;
+    }
+    c->up_state = UP_GONE;
+    if (c->fifo_len == 0 && c->pending.len == 0) {
+        /* The server ended an idle connection: end the app's too (keep-alive semantics). */
+        c->closing_down = 1;
+        cg_stream_shutdown(&c->down);
+        rearm(c);
+        return;
+    }
+    conn_close(c, "server_closed");
+}
+
+static void up_on_error(struct cg_stream *s, int err)
+{
+    struct cp_up *u = s->data;
+    struct cp_conn *c = u->c;
+    (void)err;
+    conn_close(c, "server_error");
+}
+
+static void up_on_drain(struct cg_stream *s)
+{
+    struct cp_up *u = s->data;
+    struct cp_conn *c = u->c;
+    if (!c->down.eof && !c->closing_down && c->fifo_len < FIFO_PAUSE)
+        (void)cg_stream_read_start(&c->down);
+}
+
+static void up_on_connect(struct cg_stream *s, int status)
+{
+    struct cp_up *u = s->data;
+    struct cp_conn *c = u->c;
+    if (status < 0) {
+        c->srv->stats.server_unreachable++;
+        struct cg_verdict v;
+        (void)cg_reject(&v, status, "server.connect", c->srv->server_addr.text, "%s",
+                        cg_strerror(status));
+        cg_log_error("server.unreachable", "id=%llu server=%s err=\"%s\"",
+                     (unsigned long long)c->id, c->srv->server_addr.text, cg_strerror(status));
+        c->up_state = UP_GONE;
+        up_discard(c);
+        fail_requests(c, "server_unreachable", &v);
+        return;
+    }
+    c->up_state = UP_HANDSHAKING;
+    (void)cg_stream_read_start(s);
+    cg_stream_handshake(s);
+}
+
+static const struct cg_stream_callbacks up_cb = {
+    .on_read = up_on_read,
+    .on_eof = up_on_eof,
+    .on_error = up_on_error,
+    .on_handshake = up_on_handshake,
+    .on_drain = up_on_drain,
+    .on_connect = up_on_connect,
+};
+
+static void up_start(struct cp_conn *c, int with_nonce)
+{
+    struct cp_server *srv = c->srv;
+    struct cp_up *u = calloc(1, sizeof(*u));
+    struct cg_tls *t = NULL;
+    if (u == NULL)
+        goto fail;
+    u->c = c;
+    u->started_ns = uv_hrtime();
+    if (cg_http_parser_new(CG_HTTP_RESPONSE, NULL, &resp_cb, c, &u->resp) < 0) {
+        free(u);
+        goto fail;
+    }
+    if (cg_stream_init(&u->s, srv->loop, 0, &up_cb, u) < 0) {
+        cg_http_parser_free(u->resp);
+        free(u);
+        goto fail;
+    }
+    c->handles++;
+    c->up = u;
+    int nonce = with_nonce || cg_tls_ctx_needs_nonce(srv->tls, time(NULL));
+    if (nonce)
+        srv->stats.handshakes_with_nonce++;
+    if (cg_tls_new(srv->tls, nonce, &t) < 0)
+        goto fail;
+    cg_stream_set_tls(&u->s, t);
+    c->up_state = UP_CONNECTING;
+    (void)uv_timer_start(&c->timer, on_timeout, srv->handshake_timeout_ms, 0);
+    if (cg_stream_connect(&u->s, &srv->server_addr) < 0)
+        goto fail;
+    return;
+fail:
+    up_discard(c);
+    c->up_state = UP_GONE;
+    conn_close(c, "server_connect_failed");
+}
+
+/* ---- the app leg ---- */
+
+static void conn_freed(uv_handle_t *h)
+{
+    struct cp_conn *c = h->data;
+    if (--c->handles == 0)
+        free(c);
+}
+
+static void conn_close(struct cp_conn *c, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    struct cp_server *srv = c->srv;
+    srv->stats.conns_active--;
+    srv->stats.bytes_from_app += c->down.bytes_in;
+    srv->stats.bytes_to_app += c->down.bytes_out;
+    cg_log_info("conn.close", "id=%llu reason=%s from_app=%llu to_app=%llu",
+                (unsigned long long)c->id, reason, (unsigned long long)c->down.bytes_in,
+                (unsigned long long)c->down.bytes_out);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    cg_http_parser_free(c->req);
+    c->req = NULL;
+    cg_buf_free(&c->pending);
+    if (c->up != NULL) {
+        c->up->c = NULL;
+        c->handles--;
+        up_discard(c);
+    }
+    uv_close((uv_handle_t *)&c->timer, conn_freed);
+    c->down.h.handle.data = c;
+    cg_stream_close(&c->down, conn_freed);
+    if (srv->stopping && srv->conns == NULL && srv->on_idle != NULL)
+        srv->on_idle(srv);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct cp_conn *c = t->data;
+    if (c->closing_down) {
+        conn_close(c, "closed");
+        return;
+    }
+    if (c->up_state == UP_CONNECTING || c->up_state == UP_HANDSHAKING) {
+        struct cg_verdict v;
+        (void)cg_reject(&v, CG_ETIMEOUT, "server.handshake_timeout", "a handshake in time",
+                        "none after %u ms", c->srv->handshake_timeout_ms);
+        record_failure(c->srv, &v);
+        c->up_state = UP_GONE;
+        up_discard(c);
+        fail_requests(c, "attestation_failed", &v);
+        return;
+    }
+    conn_close(c, "idle_timeout");
+}
+
+static void down_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
+{
+    struct cp_conn *c = s->data;
+    if (c->closing_down)
+        return;
+    long n = cg_http_parser_feed(c->req, data, len);
+    if (c->closing)
+        return;
+    if (n < 0) {
+        int status = cg_http_parser_status(c->req);
+        struct cg_buf body;
+        cg_buf_init(&body, 1024);
+        (void)cg_buf_printf(&body, "{\"error\": \"bad_request\", \"reason\": ");
+        json_str(&body, cg_http_parser_reason(c->req));
+        (void)cg_buf_printf(&body, "}\n");
+        if (!c->closing_down)
+            answer(c, status >= 400 ? status : 400, body.data, body.len, 1);
+        cg_buf_free(&body);
+        c->closing_down = 1;
+        cg_stream_read_stop(s);
+        cg_stream_shutdown(s);
+        rearm(c);
+        return;
+    }
+    int busy = c->fifo_len >= FIFO_PAUSE || c->pending.len >= CG_STREAM_HIGH_WATER ||
+               (c->up_state == UP_READY && c->up->s.queued >= CG_STREAM_HIGH_WATER);
+    if (busy)
+        cg_stream_read_stop(s);
+    rearm(c);
+}
+
+static void down_on_eof(struct cg_stream *s)
+{
+    struct cp_conn *c = s->data;
+    if (cg_http_parser_in_message(c->req) || c->fifo_len == 0) {
+        conn_close(c, c->fifo_len == 0 ? "app_closed" : "app_truncated");
+        return;
+    }
+    /* The app half-closed after its requests: answer them, then close. */
+    c->close_after = 1;
+}
+
+static void down_on_error(struct cg_stream *s, int err)
+{
+    (void)err;
+    conn_close(s->data, "app_error");
+}
+
+static void down_on_drain(struct cg_stream *s)
+{
+    struct cp_conn *c = s->data;
+    if (c->closing_down && s->queued == 0) {
+        conn_close(c, "done");
+        return;
+    }
+    if (c->up_state == UP_READY)
+        (void)cg_stream_read_start(&c->up->s);
+}
+
+static const struct cg_stream_callbacks down_cb = {
+    .on_read = down_on_read,
+    .on_eof = down_on_eof,
+    .on_error = down_on_error,
+    .on_drain = down_on_drain,
+};
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct cp_server *srv = listener->data;
+    if (status < 0 || srv->stopping)
+        return;
+    struct cp_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->srv = srv;
+    c->id = ++srv->stats.conns_total;
+    cg_buf_init(&c->pending, PENDING_MAX);
+    if (cg_stream_init(&c->down, srv->loop, 0, &down_cb, c) < 0) {
+        free(c);
+        return;
+    }
+    c->handles = 2;
+    (void)uv_timer_init(srv->loop, &c->timer);
+    c->timer.data = c;
+    srv->stats.conns_active++;
+    c->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = c;
+    srv->conns = c;
+    if (cg_stream_accept(&c->down, listener) < 0) {
+        conn_close(c, "accept_failed");
+        return;
+    }
+    if (srv->stats.conns_active > srv->max_conns) {
+        conn_close(c, "too_many_connections");
+        return;
+    }
+    if (cg_http_parser_new(CG_HTTP_REQUEST, &srv->limits, &req_cb, c, &c->req) < 0 ||
+        cg_stream_read_start(&c->down) < 0) {
+        conn_close(c, "init_failed");
+        return;
+    }
+    (void)uv_timer_start(&c->timer, on_timeout, srv->idle_timeout_ms, 0);
+}
+
+int cp_server_start(struct cp_server *s)
+{
+    int rc = uv_tcp_init(s->loop, &s->listener.tcp);
+    if (rc < 0)
+        return rc;
+    s->listener.handle.data = s;
+    rc = uv_tcp_bind(&s->listener.tcp, (const struct sockaddr *)&s->listen_addr.ss, 0);
+    if (rc == 0)
+        rc = uv_listen(&s->listener.stream, 511, on_connection);
+    if (rc < 0)
+        uv_close(&s->listener.handle, NULL);
+    return rc;
+}
+
+void cp_server_stop(struct cp_server *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    uv_close(&s->listener.handle, NULL);
+    /* Idle keep-alive connections end now; busy ones after their last response. */
+    for (struct cp_conn *c = s->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->fifo_len == 0 && !cg_http_parser_in_message(c->req))
+            conn_close(c, "shutdown");
+        else
+            c->close_after = 1;
+    }
+    if (s->conns == NULL && s->on_idle != NULL)
+        s->on_idle(s);
+}
+
+void cp_server_abort(struct cp_server *s)
+{
+    while (s->conns != NULL)
+        conn_close(s->conns, "shutdown_deadline");
+}

@@ -1,0 +1,84 @@
+#ifndef CP_PROXY_H
+#define CP_PROXY_H
+
+#include <stdint.h>
+#include <time.h>
+#include <uv.h>
+
+#include "ccgate/addr.h"
+#include "ccgate/buf.h"
+#include "ccgate/err.h"
+#include "ccgate/http.h"
+#include "ccgate/policy.h"
+#include "ccgate/tls.h"
+
+struct cp_conn;
+
+#define CP_MAX_CHECKS 32 /* distinct failed-check names counted in metrics */
+
+struct cp_stats {
+    uint64_t conns_total;
+    uint64_t conns_active;
+    uint64_t requests_total;
+    uint64_t responses_by_class[6]; /* index = status / 100 */
+    uint64_t local_requests;
+    uint64_t bytes_from_app;
+    uint64_t bytes_to_app;
+    uint64_t handshakes;
+    uint64_t handshakes_with_nonce;
+    uint64_t verify_ok;
+    uint64_t verify_failed;
+    uint64_t key_changes;
+    uint64_t server_unreachable;
+    double handshake_seconds_sum;
+    size_t n_checks;
+    struct {
+        char check[64];
+        uint64_t count;
+    } failed_checks[CP_MAX_CHECKS];
+};
+
+/*
+ * One forward: an app-facing HTTP listener whose requests go, over attested TLS, to one
+ * ccgate-server. Requests wait until the server's evidence passed the policy; a failed
+ * appraisal answers 502 with the failed check, and nothing is sent to the server.
+ */
+struct cp_server {
+    uv_loop_t *loop;
+    struct cg_addr listen_addr;
+    struct cg_addr server_addr;
+    const struct cg_policy *policy;
+    struct cg_tls_ctx *tls;
+    struct cg_http_limits limits;
+    unsigned handshake_timeout_ms;
+    unsigned idle_timeout_ms;
+    unsigned max_conns;
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+    } listener;
+    struct cp_conn *conns;
+    int stopping;
+    void (*on_idle)(struct cp_server *s);
+    struct cg_verdict last_failure;
+    time_t last_failure_at;
+    struct cp_stats stats;
+};
+
+/* Binds and listens (the caller filled the configuration). 0 or a libuv code. */
+int cp_server_start(struct cp_server *s);
+
+/* Stops accepting; live connections finish their requests, then on_idle runs. */
+void cp_server_stop(struct cp_server *s);
+
+/* Closes every live connection now. */
+void cp_server_abort(struct cp_server *s);
+
+/* Ready: a server key verified within the policy's max_age_s. */
+int cp_server_ready(const struct cp_server *s, time_t now);
+
+/* Writes the /.well-known/ccgate/verification JSON; returns the HTTP status (200 or 503). */
+int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out);
+
+#endif
