@@ -7,6 +7,7 @@
 #include "ccgate/httpmsg.h"
 #include "ccgate/log.h"
 #include "ccgate/stream.h"
+#include "cp_json.h"
 
 #define VIA "ccgate"
 #define HEAD_MAX (64 * 1024)
@@ -118,38 +119,23 @@ static void answer(struct cp_conn *c, int status, const char *json, size_t len, 
     count_status(c->srv, status);
 }
 
-static void json_str(struct cg_buf *b, const char *s)
-{
-    (void)cg_buf_append(b, "\"", 1);
-    for (; *s != '\0'; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            (void)cg_buf_printf(b, "\\%c", ch);
-        else if (ch < 0x20)
-            (void)cg_buf_printf(b, "\\u%04x", ch);
-        else
-            (void)cg_buf_append(b, s, 1);
-    }
-    (void)cg_buf_append(b, "\"", 1);
-}
-
 /* Answers every request of this connection with a 502 naming the failure, then closes. */
 static void fail_requests(struct cp_conn *c, const char *error, const struct cg_verdict *v)
 {
     struct cg_buf body;
     cg_buf_init(&body, 4096);
     (void)cg_buf_printf(&body, "{\"error\": ");
-    json_str(&body, error);
+    cp_json_str(&body, error);
     if (v != NULL) {
         (void)cg_buf_printf(&body, ", \"check\": ");
-        json_str(&body, v->check);
+        cp_json_str(&body, v->check);
         (void)cg_buf_printf(&body, ", \"expected\": ");
-        json_str(&body, v->expected);
+        cp_json_str(&body, v->expected);
         (void)cg_buf_printf(&body, ", \"actual\": ");
-        json_str(&body, v->actual);
+        cp_json_str(&body, v->actual);
     }
     (void)cg_buf_printf(&body, ", \"server\": ");
-    json_str(&body, c->srv->server_addr.text);
+    cp_json_str(&body, c->srv->server_addr.text);
     (void)cg_buf_printf(&body, "}\n");
     answer(c, 502, body.data, body.len, 1);
     cg_buf_free(&body);
@@ -160,29 +146,19 @@ static void fail_requests(struct cp_conn *c, const char *error, const struct cg_
     rearm(c);
 }
 
-static const char *tcb_json(struct cg_buf *b, const struct cg_snp_tcb *t)
-{
-    (void)cg_buf_printf(b,
-                        "{\"bootloader\": %u, \"tee\": %u, \"snp\": %u, \"microcode\": %u, "
-                        "\"fmc\": %u}",
-                        t->bootloader, t->tee, t->snp, t->microcode, t->fmc);
-    return "";
-}
-
 int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
 {
     const struct cg_attestation *a = cg_tls_ctx_attestation(s->tls);
-    char hex[129];
     if (a == NULL) {
         (void)cg_buf_printf(out, "{\"verified\": false, \"server\": ");
-        json_str(out, s->server_addr.text);
+        cp_json_str(out, s->server_addr.text);
         if (s->last_failure_at != 0) {
             (void)cg_buf_printf(out, ", \"last_failure\": {\"check\": ");
-            json_str(out, s->last_failure.check);
+            cp_json_str(out, s->last_failure.check);
             (void)cg_buf_printf(out, ", \"expected\": ");
-            json_str(out, s->last_failure.expected);
+            cp_json_str(out, s->last_failure.expected);
             (void)cg_buf_printf(out, ", \"actual\": ");
-            json_str(out, s->last_failure.actual);
+            cp_json_str(out, s->last_failure.actual);
             (void)cg_buf_printf(out, "}");
         }
         (void)cg_buf_printf(out, "}\n");
@@ -196,37 +172,31 @@ int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
     gmtime_r(&iat_t, &tm);
     strftime(iat, sizeof(iat), "%Y-%m-%dT%H:%M:%SZ", &tm);
     (void)cg_buf_printf(out, "{\"verified\": true, \"server\": ");
-    json_str(out, s->server_addr.text);
+    cp_json_str(out, s->server_addr.text);
     (void)cg_buf_printf(out, ", \"tee\": \"%s\", \"insecure\": %s", cg_ratls_tee_name(a->tag),
                         a->insecure ? "true" : "false");
     if (a->insecure)
         (void)cg_buf_printf(out, ", \"warning\": \"INSECURE: simulated TEE, no hardware "
                                  "protection\"");
-    cg_hex(hex, sizeof(hex), a->snp.measurement, sizeof(a->snp.measurement));
-    (void)cg_buf_printf(out, ", \"measurement\": \"%s\"", hex);
+    (void)cg_buf_printf(out, ", \"measurement\": ");
+    cp_json_hex(out, a->snp.measurement, sizeof(a->snp.measurement));
     (void)cg_buf_printf(out, ", \"tcb\": {\"reported\": ");
-    tcb_json(out, &a->snp.reported);
+    cp_json_tcb(out, &a->snp.reported);
     (void)cg_buf_printf(out, ", \"committed\": ");
-    tcb_json(out, &a->snp.committed);
+    cp_json_tcb(out, &a->snp.committed);
     (void)cg_buf_printf(out, ", \"launch\": ");
-    tcb_json(out, &a->snp.launch);
-    (void)cg_buf_printf(out,
-                        "}, \"report\": {\"version\": %u, \"guest_svn\": %u, \"policy\": "
-                        "\"0x%llx\", \"vmpl\": %u, \"firmware\": \"%u.%u.%u\"",
-                        a->snp.version, a->snp.guest_svn, (unsigned long long)a->snp.policy,
-                        a->snp.vmpl, a->snp.current_major, a->snp.current_minor,
-                        a->snp.current_build);
-    cg_hex(hex, sizeof(hex), a->snp.host_data, sizeof(a->snp.host_data));
-    (void)cg_buf_printf(out, ", \"host_data\": \"%s\"}", hex);
-    cg_hex(hex, sizeof(hex), s->policy->digest, sizeof(s->policy->digest));
-    (void)cg_buf_printf(out, ", \"policy_digest\": \"%s\"", hex);
-    cg_hex(hex, sizeof(hex), a->cert_sha256, sizeof(a->cert_sha256));
-    (void)cg_buf_printf(out, ", \"cert_sha256\": \"%s\"", hex);
-    cg_hex(hex, sizeof(hex), a->spki_sha256, sizeof(a->spki_sha256));
-    (void)cg_buf_printf(out, ", \"pubkey_sha256\": \"%s\"", hex);
+    cp_json_tcb(out, &a->snp.launch);
+    (void)cg_buf_printf(out, "}, \"policy_digest\": ");
+    cp_json_hex(out, s->policy->digest, sizeof(s->policy->digest));
+    (void)cg_buf_printf(out, ", \"cert_sha256\": ");
+    cp_json_hex(out, a->cert_sha256, sizeof(a->cert_sha256));
+    (void)cg_buf_printf(out, ", \"pubkey_sha256\": ");
+    cp_json_hex(out, a->spki_sha256, sizeof(a->spki_sha256));
     (void)cg_buf_printf(out, ", \"evidence_iat\": \"%s\", \"verified_at\": \"%s\"", iat, when);
-    (void)cg_buf_printf(out, ", \"freshness\": \"%s\"}\n",
+    (void)cg_buf_printf(out, ", \"freshness\": \"%s\", \"report\": ",
                         a->nonce_matched ? "nonce" : "max-age");
+    cp_json_snp_report(out, &a->snp);
+    (void)cg_buf_printf(out, "}\n");
     return 200;
 }
 
@@ -702,7 +672,7 @@ static void down_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
         struct cg_buf body;
         cg_buf_init(&body, 1024);
         (void)cg_buf_printf(&body, "{\"error\": \"bad_request\", \"reason\": ");
-        json_str(&body, cg_http_parser_reason(c->req));
+        cp_json_str(&body, cg_http_parser_reason(c->req));
         (void)cg_buf_printf(&body, "}\n");
         if (!c->closing_down)
             answer(c, status >= 400 ? status : 400, body.data, body.len, 1);

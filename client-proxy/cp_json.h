@@ -1,0 +1,19 @@
+#ifndef CP_JSON_H
+#define CP_JSON_H
+
+#include "ccgate/buf.h"
+#include "ccgate/snp.h"
+
+/* Appends s as a JSON string (quoted, escaped). */
+void cp_json_str(struct cg_buf *b, const char *s);
+
+/* Appends n bytes as a quoted lower-case hex string. */
+void cp_json_hex(struct cg_buf *b, const uint8_t *p, size_t n);
+
+/* Appends a decoded TCB as a JSON object. */
+void cp_json_tcb(struct cg_buf *b, const struct cg_snp_tcb *t);
+
+/* Appends the claims of an SNP report as a JSON object (every field, hex for bytes). */
+void cp_json_snp_report(struct cg_buf *b, const struct cg_snp_report *r);
+
+#endif

@@ -1,0 +1,300 @@
+#include "cp_tool.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ccgate/addr.h"
+#include "ccgate/buf.h"
+#include "ccgate/err.h"
+#include "ccgate/log.h"
+#include "ccgate/opts.h"
+#include "ccgate/ratls.h"
+#include "ccgate/snp.h"
+#include "ccgate/tls.h"
+#include "cp_json.h"
+
+#define FILE_MAX (1024 * 1024)
+#define IO_TIMEOUT_S 15
+
+/* Sends all pending ciphertext of t on fd. */
+static int flush_out(int fd, struct cg_tls *t)
+{
+    uint8_t buf[16384];
+    size_t n;
+    while ((n = cg_tls_take_out(t, buf, sizeof(buf))) > 0) {
+        size_t off = 0;
+        while (off < n) {
+            ssize_t w = send(fd, buf + off, n - off, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return -errno;
+            off += (size_t)w;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Connects to a, completes a TLS handshake that carries a fresh nonce, and returns the
+ * server's certificate (caller frees *der) and the nonce. Nothing is trusted yet.
+ */
+static int fetch_cert(const struct cg_addr *a, uint8_t **der, size_t *der_len,
+                      uint8_t nonce[CG_NONCE_LEN])
+{
+    struct cg_tls_ctx *ctx = NULL;
+    struct cg_tls *t = NULL;
+    int rc, fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    socklen_t alen = a->ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                 : sizeof(struct sockaddr_in);
+    if (connect(fd, (const struct sockaddr *)&a->ss, alen) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = cg_tls_client_ctx_new_capture(CG_ALPN_HTTP, &ctx);
+    if (rc == 0)
+        rc = cg_tls_new(ctx, 1, &t);
+    while (rc == 0) {
+        int h = cg_tls_handshake(t);
+        rc = flush_out(fd, t);
+        if (rc < 0 || h == 0)
+            break;
+        if (h != CG_TLS_WANT) {
+            rc = h;
+            break;
+        }
+        uint8_t buf[16384];
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
+            rc = n == 0 ? CG_ETLS : -errno;
+            break;
+        }
+        rc = cg_tls_feed(t, buf, (size_t)n);
+    }
+    if (rc == 0) {
+        size_t n;
+        const uint8_t *cert = cg_tls_peer_cert(t, &n);
+        *der = cert != NULL ? malloc(n) : NULL;
+        if (*der == NULL) {
+            rc = cert == NULL ? CG_ETLS : UV_ENOMEM;
+        } else {
+            memcpy(*der, cert, n);
+            *der_len = n;
+            memcpy(nonce, cg_tls_nonce(t), CG_NONCE_LEN);
+        }
+    }
+out:
+    cg_tls_free(t);
+    cg_tls_ctx_free(ctx);
+    close(fd);
+    return rc;
+}
+
+
+int cp_tool_policy_from_evidence(int argc, char **argv)
+{
+    struct cg_opt o[] = {
+        {"server", "HOST:PORT", "the ccgate-server to ask", NULL, NULL, NULL},
+        {"allow-sim", NULL, "accept a simulated TEE (INSECURE, development only)", NULL, NULL,
+         NULL},
+        {"help", NULL, "print this help", NULL, NULL, NULL},
+    };
+    char err[256];
+    if (cg_opts_parse(argc, argv, 3, o, 3, err, sizeof(err)) < 0)
+        cg_fatal("policy from-evidence: %s", err);
+    if (o[2].value != NULL) {
+        cg_opts_usage(stdout, "ccgate policy from-evidence --server HOST:PORT [--allow-sim]",
+                      "Connects with a fresh nonce, verifies the evidence chain and binding, and "
+                      "prints a policy\npinning the measurement and TCB it saw (trust on first "
+                      "use: check the measurement!).",
+                      o, 3);
+        return 0;
+    }
+    struct cg_addr addr;
+    if (o[0].value == NULL)
+        cg_fatal("policy from-evidence: --server HOST:PORT is required");
+    if (cg_addr_parse(o[0].value, 0, &addr, err, sizeof(err)) < 0)
+        cg_fatal("policy from-evidence: --server: %s", err);
+
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    uint8_t nonce[CG_NONCE_LEN];
+    int rc = fetch_cert(&addr, &der, &der_len, nonce);
+    if (rc < 0)
+        cg_fatal("policy from-evidence: %s: no TLS 1.3 RA-TLS handshake: %s", addr.text,
+                 cg_strerror(rc));
+
+    struct cg_evidence ev = {0};
+    struct cg_claims claims;
+    rc = cg_ratls_inspect(der, der_len, &ev, &claims);
+    if (rc < 0) {
+        free(der);
+        fprintf(stderr, "ccgate: %s presents no readable evidence: %s\n", addr.text,
+                cg_strerror(rc));
+        return 1;
+    }
+    /* Trust on first use: accept the vendor chain (or, with --allow-sim, the sim chain the
+     * server shows), verify everything else, then pin what was seen. */
+    static struct cg_policy p;
+    memset(&p, 0, sizeof(p));
+    p.freshness.mode = CG_FRESH_NONCE;
+    p.freshness.max_age_s = 600;
+    p.snp.present = 1;
+    if (ev.tag == CG_TAG_SIM) {
+        if (o[1].value == NULL) {
+            cg_evidence_clear(&ev);
+            free(der);
+            fprintf(stderr, "ccgate: %s runs on the SIMULATED TEE (no hardware protection); "
+                            "pass --allow-sim to accept it for development\n",
+                    addr.text);
+            return 1;
+        }
+        if (ev.n_certs == 0 || cg_sha256(ev.certs[ev.n_certs - 1], ev.cert_lens[ev.n_certs - 1],
+                                         p.sim.root_sha256) < 0) {
+            cg_evidence_clear(&ev);
+            free(der);
+            fprintf(stderr, "ccgate: %s: the sim evidence carries no root certificate\n",
+                    addr.text);
+            return 1;
+        }
+        p.sim.allow = 1;
+        p.sim.has_root = 1;
+    }
+    cg_evidence_clear(&ev);
+    struct cg_attestation att;
+    struct cg_verdict v = {0};
+    rc = cg_ratls_verify(der, der_len, &p, nonce, time(NULL), &att, &v);
+    free(der);
+    if (rc < 0) {
+        fprintf(stderr, "ccgate: %s: evidence rejected: check=%s expected=\"%s\" actual=\"%s\"\n",
+                addr.text, v.check, v.expected, v.actual);
+        return 1;
+    }
+
+    struct cg_buf b;
+    cg_buf_init(&b, 64 * 1024);
+    (void)cg_buf_printf(&b, "{\n");
+    if (att.tag == CG_TAG_SIM) {
+        (void)cg_buf_printf(&b, "  \"sim\": {\"allow\": true, \"root_sha256\": ");
+        cp_json_hex(&b, p.sim.root_sha256, 32);
+        (void)cg_buf_printf(&b, "},\n");
+    }
+    (void)cg_buf_printf(&b, "  \"snp\": {\n    \"measurements\": [");
+    cp_json_hex(&b, att.snp.measurement, sizeof(att.snp.measurement));
+    (void)cg_buf_printf(&b,
+                        "],\n    \"min_tcb\": {\"bootloader\": %u, \"tee\": %u, \"snp\": %u, "
+                        "\"microcode\": %u},\n    \"host_data\": ",
+                        att.snp.reported.bootloader, att.snp.reported.tee, att.snp.reported.snp,
+                        att.snp.reported.microcode);
+    cp_json_hex(&b, att.snp.host_data, sizeof(att.snp.host_data));
+    (void)cg_buf_printf(&b,
+                        ",\n    \"min_guest_svn\": %u,\n    \"max_vmpl\": %u,\n    \"debug\": "
+                        "false,\n    \"migration_agent\": false\n  },\n  \"freshness\": "
+                        "{\"mode\": \"nonce\", \"max_age_s\": 600}\n}\n",
+                        att.snp.guest_svn, att.snp.vmpl);
+    fputs(b.data, stdout);
+    cg_buf_free(&b);
+    fprintf(stderr, "ccgate: verified %s evidence from %s%s; the policy above pins its "
+                    "measurement: compare it with the one you expect\n",
+            cg_ratls_tee_name(att.tag), addr.text,
+            att.insecure ? " (INSECURE simulated TEE)" : "");
+    return 0;
+}
+
+/* Reads a whole file of at most FILE_MAX bytes; caller frees *out. */
+static int read_file(const char *path, uint8_t **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -errno;
+    uint8_t *buf = malloc(FILE_MAX + 1);
+    size_t n = buf != NULL ? fread(buf, 1, FILE_MAX + 1, f) : 0;
+    fclose(f);
+    if (buf == NULL)
+        return UV_ENOMEM;
+    if (n > FILE_MAX) {
+        free(buf);
+        return CG_ELIMIT;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int cp_tool_evidence_inspect(int argc, char **argv)
+{
+    if (argc != 4 || strncmp(argv[3], "--", 2) == 0) {
+        if (argc == 4 && strcmp(argv[3], "--help") == 0) {
+            puts("usage: ccgate evidence inspect FILE\n\nPrints the claims in FILE (a raw "
+                 "SEV-SNP report, or an RA-TLS certificate in PEM or DER) as JSON. Nothing is "
+                 "verified: use `ccgate verify` for that.");
+            return 0;
+        }
+        cg_fatal("evidence inspect: expected exactly one FILE");
+    }
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = read_file(argv[3], &data, &len);
+    if (rc < 0)
+        cg_fatal("evidence inspect: %s: %s", argv[3], cg_strerror(rc));
+    struct cg_buf b;
+    cg_buf_init(&b, 256 * 1024);
+    struct cg_snp_report r;
+    struct cg_verdict v = {0};
+    if (len == CG_SNP_REPORT_SIZE) {
+        rc = cg_snp_report_parse(data, len, &r, &v);
+        if (rc == 0) {
+            (void)cg_buf_printf(&b, "{\"format\": \"sev-snp-report\", \"verified\": false, "
+                                    "\"report\": ");
+            cp_json_snp_report(&b, &r);
+            (void)cg_buf_printf(&b, "}\n");
+        }
+    } else {
+        struct cg_evidence ev = {0};
+        struct cg_claims claims;
+        rc = cg_ratls_inspect(data, len, &ev, &claims);
+        if (rc == 0) {
+            (void)cg_buf_printf(&b, "{\"format\": \"ra-tls-certificate\", \"verified\": false, "
+                                    "\"tee\": \"%s\", \"claims\": {\"pubkey_sha256\": ",
+                                cg_ratls_tee_name(ev.tag));
+            cp_json_hex(&b, claims.pubkey_hash, 32);
+            (void)cg_buf_printf(&b, ", \"iat\": %lld, \"nonces\": [", (long long)claims.iat);
+            for (size_t i = 0; i < claims.n_nonces; i++) {
+                (void)cg_buf_printf(&b, i ? ", " : "");
+                cp_json_hex(&b, claims.nonces[i], CG_NONCE_LEN);
+            }
+            (void)cg_buf_printf(&b, "]}, \"endorsements\": %zu", ev.n_certs);
+            if ((ev.tag == CG_TAG_SIM || ev.tag == CG_TAG_SNP) &&
+                cg_snp_report_parse(ev.evidence, ev.evidence_len, &r, &v) == 0) {
+                (void)cg_buf_printf(&b, ", \"report\": ");
+                cp_json_snp_report(&b, &r);
+            }
+            (void)cg_buf_printf(&b, "}\n");
+        }
+        cg_evidence_clear(&ev);
+    }
+    free(data);
+    if (rc < 0) {
+        cg_buf_free(&b);
+        if (v.check[0] != '\0')
+            cg_fatal("evidence inspect: %s: %s: expected %s, got %s", argv[3], v.check,
+                     v.expected, v.actual);
+        cg_fatal("evidence inspect: %s: neither an SNP report (%d bytes) nor an RA-TLS "
+                 "certificate: %s",
+                 argv[3], CG_SNP_REPORT_SIZE, cg_strerror(rc));
+    }
+    fputs(b.data, stdout);
+    cg_buf_free(&b);
+    return 0;
+}

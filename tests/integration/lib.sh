@@ -1,0 +1,132 @@
+# Shared helpers for integration tests: real binaries on 127.0.0.1, stopped by PID.
+# Usage: source "$(dirname "$0")/lib.sh"
+set -euo pipefail
+
+: "${CG_BIN:?CG_BIN must point at the build's bin directory}"
+: "${CG_SOURCE_DIR:?CG_SOURCE_DIR must point at the source tree}"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/ccgate-test.XXXXXX")
+PIDS=()
+
+cleanup() {
+    local rc=$?
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ $rc -ne 0 ]; then
+        echo "---- logs ($T) ----" >&2
+        for f in "$T"/*.log; do
+            [ -f "$f" ] && { echo "== $f" >&2; tail -n 40 "$f" >&2; }
+        done
+    fi
+    rm -rf "$T"
+    exit $rc
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+pass() {
+    echo "ok: $*"
+}
+
+# A TCP port on 127.0.0.1 that was free a moment ago.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_log FILE PATTERN [SECONDS]: waits until a line matching PATTERN appears in FILE.
+wait_log() {
+    local file=$1 pattern=$2 secs=${3:-20} i=0
+    while ! grep -q -- "$pattern" "$file" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -gt $((secs * 20)) ] && fail "timed out waiting for '$pattern' in $file"
+        sleep 0.05
+    done
+}
+
+# wait_exit PID [SECONDS]: waits for a child to exit, prints its status.
+wait_exit() {
+    local pid=$1 secs=${2:-20} i=0
+    while kill -0 "$pid" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -gt $((secs * 20)) ] && fail "process $pid did not exit within ${secs}s"
+        sleep 0.05
+    done
+    local rc=0
+    wait "$pid" || rc=$?
+    echo $rc
+}
+
+# start NAME CMD...: runs CMD in the background with its log in $T/NAME.log; sets LAST_PID.
+start() {
+    local name=$1
+    shift
+    "$@" >"$T/$name.log" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+# start_upstream: the mock worker on a free port; sets UP_PORT and UP_PID.
+start_upstream() {
+    UP_PORT=$(free_port)
+    start upstream "$CG_BIN/ccgate-mock-worker" --listen "127.0.0.1:$UP_PORT"
+    UP_PID=$LAST_PID
+    wait_log "$T/upstream.log" "listening"
+}
+
+# sim_init: creates the sim TEE state; sets STATE and SIM_ROOT.
+sim_init() {
+    STATE="$T/state"
+    SIM_ROOT=$("$CG_BIN/ccgate" sim-init --state-dir "$STATE")
+    [[ "$SIM_ROOT" =~ ^[0-9a-f]{64}$ ]] || fail "sim-init printed '$SIM_ROOT'"
+}
+
+# start_server [NAME] [extra flags]: ccgate-server on the sim TEE; sets SRV_PORT, SRV_ADMIN, SRV_PID.
+start_server() {
+    local name=${1:-server}
+    shift || true
+    SRV_PORT=${SRV_PORT:-$(free_port)}
+    SRV_ADMIN=${SRV_ADMIN:-$(free_port)}
+    start "$name" "$CG_BIN/ccgate-server" --listen "127.0.0.1:$SRV_PORT" \
+        --upstream "127.0.0.1:$UP_PORT" --tee sim --state-dir "$STATE" \
+        --admin "127.0.0.1:$SRV_ADMIN" "$@"
+    SRV_PID=$LAST_PID
+    wait_log "$T/$name.log" "listening"
+}
+
+# write_policy FILE [MEASUREMENT_HEX]: a sim policy pinning the measurement (default: the
+# real server binary's SHA-384).
+write_policy() {
+    local file=$1
+    local m=${2:-$(sha384sum "$CG_BIN/ccgate-server" | cut -d' ' -f1)}
+    cat >"$file" <<JSON
+{
+  "sim": {"allow": true, "root_sha256": "$SIM_ROOT"},
+  "snp": {"measurements": ["$m"]},
+  "freshness": {"mode": "nonce", "max_age_s": 600}
+}
+JSON
+}
+
+# start_client POLICY [NAME]: ccgate-client; sets CLI_PORT, CLI_ADMIN, CLI_PID.
+start_client() {
+    local policy=$1 name=${2:-client}
+    CLI_PORT=$(free_port)
+    CLI_ADMIN=$(free_port)
+    start "$name" "$CG_BIN/ccgate-client" --listen "127.0.0.1:$CLI_PORT" \
+        --server "127.0.0.1:$SRV_PORT" --policy "$policy" --admin "127.0.0.1:$CLI_ADMIN"
+    CLI_PID=$LAST_PID
+    wait_log "$T/$name.log" "listening"
+}
+
+# metric URL NAME_WITH_LABELS: prints the value of one Prometheus sample.
+metric() {
+    curl -fsS "$1/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+}
