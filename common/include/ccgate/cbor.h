@@ -8,6 +8,8 @@
 
 #define CG_NONCE_LEN 32
 #define CG_MAX_NONCES 64
+/* Endorsements (TDX collateral: TCB info, QE identity, CRLs) are larger than evidence. */
+#define CG_ENDORSEMENTS_MAX_BYTES (4 * CG_EVIDENCE_MAX_BYTES)
 
 /*
  * The RA-TLS claims (DESIGN.md section 3), carried in a CBOR byte string holding a map:

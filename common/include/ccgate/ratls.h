@@ -21,6 +21,14 @@ struct cg_ratls_key;
 int cg_ratls_key_new(struct cg_ratls_key **out);
 void cg_ratls_key_free(struct cg_ratls_key *k);
 
+/* Internal to tls.c (and tests): the key as OpenSSL's EVP_PKEY, borrowed. Declared with
+ * OpenSSL's struct tag so that this header needs no OpenSSL include. */
+struct evp_pkey_st;
+struct evp_pkey_st *cg__ratls_key_pkey(const struct cg_ratls_key *k);
+
+/* Internal: SHA-256 of pkey's DER SubjectPublicKeyInfo. Returns 0 or CG_ECRYPTO. */
+int cg__ratls_spki_sha256(struct evp_pkey_st *pkey, uint8_t out[32]);
+
 /* SHA-256 of the key's DER SubjectPublicKeyInfo. */
 void cg_ratls_key_spki_hash(const struct cg_ratls_key *k, uint8_t out[32]);
 

@@ -106,6 +106,10 @@ const struct cg_verdict *cg_tls_verdict(const struct cg_tls *t);
 int cg_tls_sent_nonce(const struct cg_tls *t);
 int cg_tls_key_changed(const struct cg_tls *t);
 
+/* After the handshake: whether it resumed a session from a ticket (no certificate was sent;
+ * the client only offers tickets of verified sessions of the key it remembers). */
+int cg_tls_resumed(const struct cg_tls *t);
+
 /* Server: SHA-256 of the certificate presented. Client: of the certificate received. */
 void cg_tls_cert_hash(const struct cg_tls *t, uint8_t out[32]);
 

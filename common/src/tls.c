@@ -1,0 +1,686 @@
+#include "ccgate/tls.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#define CIPHERSUITES "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
+#define GROUPS "X25519:P-256"
+#define TLS13_WIRE_VERSION 0x0304
+/* max-age mode: verified certificates remembered by hash (a few servers behind one name). */
+#define CACHE_SLOTS 4
+
+struct cache_entry {
+    int used;
+    struct cg_attestation att;
+};
+
+struct cg_tls_ctx {
+    SSL_CTX *ssl_ctx;
+    int server;
+    char alpn[256];
+    uint8_t alpn_wire[256]; /* length-prefixed, as on the wire */
+    size_t alpn_wire_len;
+    /* server */
+    cg_tls_cert_cb cb;
+    void *cb_arg;
+    /* client */
+    char server_id[256];
+    const struct cg_policy *policy;
+    int have_key; /* the memory of the key verified last, with evidence */
+    uint8_t key_spki[32];
+    time_t key_time;
+    int have_att;
+    struct cg_attestation att;
+    SSL_SESSION *ticket; /* only ever from a verified session of key_spki */
+    uint8_t ticket_spki[32];
+    struct cache_entry cache[CACHE_SLOTS];
+    size_t cache_next;
+};
+
+enum cb_state { CB_NOT_ASKED, CB_ASKED };
+
+struct cg_tls {
+    struct cg_tls_ctx *ctx;
+    SSL *ssl;
+    BIO *rbio, *wbio; /* owned by ssl */
+    void *data;
+    int done, fatal, closed, shut;
+    int fatal_rc;
+    struct cg_verdict verdict;
+    uint8_t cert_hash[32];
+    /* server */
+    enum cb_state cb_state;
+    int cert_set;
+    /* client */
+    int sent_nonce;
+    uint8_t nonce[CG_NONCE_LEN];
+    int offered_ticket;
+    uint8_t offered_spki[32];
+    int verified;
+    int verify_rc;
+    int key_changed;
+    uint8_t spki[32];
+};
+
+static int sha256(const uint8_t *d, size_t n, uint8_t out[32])
+{
+    return EVP_Digest(d, n, out, NULL, EVP_sha256(), NULL) == 1 ? 0 : CG_ECRYPTO;
+}
+
+static int key_fresh(const struct cg_tls_ctx *c, time_t now)
+{
+    return c->have_key && now >= c->key_time &&
+           (uint64_t)(now - c->key_time) < c->policy->freshness.max_age_s;
+}
+
+/* ---- server ---------------------------------------------------------------------------- */
+
+/* Whether the ClientHello offers TLS 1.3, so that a client we will refuse anyway never makes
+ * the server produce evidence. */
+static int offers_tls13(SSL *ssl)
+{
+    const unsigned char *p;
+    size_t n;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions, &p, &n) != 1 || n < 1 ||
+        p[0] != n - 1 || (n - 1) % 2 != 0)
+        return 0;
+    for (size_t i = 1; i + 1 < n; i += 2)
+        if ((p[i] << 8 | p[i + 1]) == TLS13_WIRE_VERSION)
+            return 1;
+    return 0;
+}
+
+static int client_hello_cb(SSL *ssl, int *al, void *arg)
+{
+    struct cg_tls_ctx *c = arg;
+    struct cg_tls *t = SSL_get_app_data(ssl);
+    if (t->cert_set)
+        return SSL_CLIENT_HELLO_SUCCESS;
+    if (t->cb_state == CB_ASKED)
+        return SSL_CLIENT_HELLO_RETRY; /* still waiting for cg_tls_use_cert() */
+    if (!offers_tls13(ssl)) {
+        *al = SSL_AD_PROTOCOL_VERSION;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    const unsigned char *nonce = NULL;
+    size_t nonce_len = 0;
+    if (SSL_client_hello_get0_ext(ssl, CG_TLS_NONCE_EXT, &nonce, &nonce_len) == 1 &&
+        nonce_len != CG_NONCE_LEN) {
+        *al = SSL_AD_ILLEGAL_PARAMETER;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    t->cb_state = CB_ASKED;
+    int rc = c->cb(c->cb_arg, t, nonce);
+    if (rc == CG_TLS_PENDING)
+        return SSL_CLIENT_HELLO_RETRY;
+    if (rc != 0 || !t->cert_set) {
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                          const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    struct cg_tls_ctx *c = arg;
+    for (unsigned int i = 0; i < inlen;) {
+        unsigned int n = in[i];
+        if (n == 0 || i + 1 + n > inlen)
+            break;
+        if (n + 1 == c->alpn_wire_len && memcmp(in + i, c->alpn_wire, n + 1) == 0) {
+            *out = c->alpn_wire + 1;
+            *outlen = (unsigned char)n;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + n;
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol */
+}
+
+/* ---- client ---------------------------------------------------------------------------- */
+
+static int nonce_add_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
+                        const unsigned char **out, size_t *outlen, X509 *x, size_t chainidx,
+                        int *al, void *add_arg)
+{
+    (void)ext_type;
+    (void)context;
+    (void)x;
+    (void)chainidx;
+    (void)al;
+    (void)add_arg;
+    struct cg_tls *t = SSL_get_app_data(ssl);
+    if (t == NULL || !t->sent_nonce)
+        return 0; /* leave the extension out */
+    *out = t->nonce;
+    *outlen = CG_NONCE_LEN;
+    return 1;
+}
+
+static struct cache_entry *cache_find(struct cg_tls_ctx *c, const uint8_t cert_hash[32])
+{
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        if (c->cache[i].used && memcmp(c->cache[i].att.cert_sha256, cert_hash, 32) == 0)
+            return &c->cache[i];
+    return NULL;
+}
+
+static void cache_put(struct cg_tls_ctx *c, const struct cg_attestation *att)
+{
+    struct cache_entry *e = cache_find(c, att->cert_sha256);
+    if (e == NULL) {
+        e = &c->cache[c->cache_next];
+        c->cache_next = (c->cache_next + 1) % CACHE_SLOTS;
+    }
+    e->used = 1;
+    e->att = *att;
+}
+
+static void remember(struct cg_tls_ctx *c, const struct cg_attestation *att)
+{
+    if (c->have_key && memcmp(c->key_spki, att->spki_sha256, 32) != 0) {
+        SSL_SESSION_free(c->ticket);
+        c->ticket = NULL;
+    }
+    c->have_key = 1;
+    memcpy(c->key_spki, att->spki_sha256, 32);
+    c->key_time = att->verified_at;
+    c->att = *att;
+    c->have_att = 1;
+}
+
+/*
+ * Decides on the server's certificate (replaces OpenSSL's chain verification): with a nonce,
+ * full appraisal; without, the key verified last if still fresh; in max-age mode, a cached or
+ * full appraisal of the periodic certificate; otherwise the key changed and the caller must
+ * reconnect with a nonce.
+ */
+static int appraise(struct cg_tls *t, const uint8_t *der, size_t der_len, time_t now)
+{
+    struct cg_tls_ctx *c = t->ctx;
+    const struct cg_policy *p = c->policy;
+    struct cg_attestation att;
+    struct cache_entry *hit;
+    char want[65], got[65];
+    int rc;
+
+    if (t->sent_nonce) {
+        rc = cg_ratls_verify(der, der_len, p, t->nonce, now, &att, &t->verdict);
+        if (rc == 0)
+            remember(c, &att);
+        return rc;
+    }
+    if (key_fresh(c, now) && memcmp(t->spki, c->key_spki, 32) == 0)
+        return 0; /* the handshake's CertificateVerify proves possession of that key */
+    if (p->freshness.mode == CG_FRESH_MAX_AGE) {
+        hit = cache_find(c, t->cert_hash);
+        if (hit != NULL && now - hit->att.iat <= (int64_t)p->freshness.max_age_s &&
+            hit->att.iat - now <= 60) {
+            remember(c, &hit->att);
+            return 0;
+        }
+        rc = cg_ratls_verify(der, der_len, p, NULL, now, &att, &t->verdict);
+        if (rc == 0) {
+            cache_put(c, &att);
+            remember(c, &att);
+        }
+        return rc;
+    }
+    t->key_changed = 1;
+    if (c->have_key)
+        cg_hex(want, sizeof(want), c->key_spki, 32);
+    else
+        snprintf(want, sizeof(want), "a nonce");
+    cg_hex(got, sizeof(got), t->spki, 32);
+    return cg_reject(&t->verdict, CG_EEVIDENCE, "freshness.key_changed", want,
+                     "unverified key %s", got);
+}
+
+static int cert_verify_cb(X509_STORE_CTX *sctx, void *arg)
+{
+    (void)arg;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(sctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct cg_tls *t = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+    X509 *leaf = X509_STORE_CTX_get0_cert(sctx);
+    unsigned char *der = NULL;
+    int len, rc = CG_ECRYPTO;
+    if (t == NULL)
+        return 0;
+    if (leaf == NULL || (len = i2d_X509(leaf, &der)) <= 0)
+        goto out;
+    if (sha256(der, (size_t)len, t->cert_hash) != 0 ||
+        cg__ratls_spki_sha256(X509_get0_pubkey(leaf), t->spki) != 0)
+        goto out;
+    rc = appraise(t, der, (size_t)len, time(NULL));
+out:
+    OPENSSL_free(der);
+    ERR_clear_error();
+    if (rc != 0) {
+        if (t->verdict.check[0] == '\0')
+            cg_reject(&t->verdict, rc, "cert.parse", "a certificate", "unreadable");
+        t->verify_rc = rc;
+        X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
+        return 0;
+    }
+    t->verified = 1;
+    return 1;
+}
+
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    struct cg_tls *t = SSL_get_app_data(ssl);
+    struct cg_tls_ctx *c = t->ctx;
+    if (!t->verified || t->fatal || !c->have_key || memcmp(t->spki, c->key_spki, 32) != 0)
+        return 0; /* OpenSSL frees it */
+    SSL_SESSION_free(c->ticket);
+    c->ticket = sess;
+    memcpy(c->ticket_spki, t->spki, 32);
+    return 1;
+}
+
+/* ---- contexts -------------------------------------------------------------------------- */
+
+static int ctx_new(int server, const char *alpn, struct cg_tls_ctx **out)
+{
+    size_t n = alpn != NULL ? strlen(alpn) : 0;
+    if (n == 0 || n > 255)
+        return CG_ECONFIG;
+    struct cg_tls_ctx *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    c->server = server;
+    memcpy(c->alpn, alpn, n + 1);
+    c->alpn_wire[0] = (uint8_t)n;
+    memcpy(c->alpn_wire + 1, alpn, n);
+    c->alpn_wire_len = n + 1;
+    ERR_clear_error();
+    c->ssl_ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (c->ssl_ctx == NULL || SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set_max_proto_version(c->ssl_ctx, TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set_ciphersuites(c->ssl_ctx, CIPHERSUITES) != 1 ||
+        SSL_CTX_set1_groups_list(c->ssl_ctx, GROUPS) != 1) {
+        cg_tls_ctx_free(c);
+        ERR_clear_error();
+        return CG_ETLS;
+    }
+    SSL_CTX_set_options(c->ssl_ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_app_data(c->ssl_ctx, c);
+    *out = c;
+    return 0;
+}
+
+int cg_tls_server_ctx_new(const char *alpn, cg_tls_cert_cb cb, void *cb_arg,
+                          struct cg_tls_ctx **out)
+{
+    struct cg_tls_ctx *c;
+    if (cb == NULL)
+        return CG_ECONFIG;
+    int rc = ctx_new(1, alpn, &c);
+    if (rc != 0)
+        return rc;
+    c->cb = cb;
+    c->cb_arg = cb_arg;
+    SSL_CTX_set_client_hello_cb(c->ssl_ctx, client_hello_cb, c);
+    SSL_CTX_set_alpn_select_cb(c->ssl_ctx, alpn_select_cb, c);
+    SSL_CTX_set_num_tickets(c->ssl_ctx, 1);
+    SSL_CTX_set_options(c->ssl_ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    *out = c;
+    return 0;
+}
+
+int cg_tls_client_ctx_new(const char *alpn, const char *server_id, const struct cg_policy *policy,
+                          struct cg_tls_ctx **out)
+{
+    struct cg_tls_ctx *c;
+    if (policy == NULL || server_id == NULL || strlen(server_id) >= sizeof(c->server_id))
+        return CG_ECONFIG;
+    int rc = ctx_new(0, alpn, &c);
+    if (rc != 0)
+        return rc;
+    snprintf(c->server_id, sizeof(c->server_id), "%s", server_id);
+    c->policy = policy;
+    SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_cert_verify_callback(c->ssl_ctx, cert_verify_cb, c);
+    SSL_CTX_set_session_cache_mode(c->ssl_ctx,
+                                   SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(c->ssl_ctx, new_session_cb);
+    /* SSL_CTX_set_alpn_protos returns 0 on success. */
+    if (SSL_CTX_set_alpn_protos(c->ssl_ctx, c->alpn_wire, (unsigned)c->alpn_wire_len) != 0 ||
+        SSL_CTX_add_custom_ext(c->ssl_ctx, CG_TLS_NONCE_EXT,
+                               SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_3_ONLY, nonce_add_cb, NULL,
+                               NULL, NULL, NULL) != 1) {
+        cg_tls_ctx_free(c);
+        ERR_clear_error();
+        return CG_ETLS;
+    }
+    *out = c;
+    return 0;
+}
+
+void cg_tls_ctx_set_policy(struct cg_tls_ctx *c, const struct cg_policy *policy)
+{
+    /* What was verified under another policy proves nothing under this one. */
+    if (memcmp(c->policy->digest, policy->digest, sizeof(policy->digest)) != 0)
+        cg_tls_ctx_forget(c);
+    c->policy = policy;
+}
+
+int cg_tls_ctx_needs_nonce(const struct cg_tls_ctx *c, time_t now)
+{
+    if (c->server || c->policy->freshness.mode != CG_FRESH_NONCE)
+        return 0;
+    return !key_fresh(c, now);
+}
+
+void cg_tls_ctx_forget(struct cg_tls_ctx *c)
+{
+    c->have_key = 0;
+    memset(c->key_spki, 0, sizeof(c->key_spki));
+    SSL_SESSION_free(c->ticket);
+    c->ticket = NULL;
+    memset(c->cache, 0, sizeof(c->cache));
+}
+
+const struct cg_attestation *cg_tls_ctx_attestation(const struct cg_tls_ctx *c)
+{
+    return c->have_att ? &c->att : NULL;
+}
+
+void cg_tls_ctx_free(struct cg_tls_ctx *c)
+{
+    if (c == NULL)
+        return;
+    SSL_SESSION_free(c->ticket);
+    SSL_CTX_free(c->ssl_ctx);
+    free(c);
+}
+
+/* ---- connections ----------------------------------------------------------------------- */
+
+int cg_tls_new(struct cg_tls_ctx *c, int with_nonce, struct cg_tls **out)
+{
+    struct cg_tls *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    t->ctx = c;
+    ERR_clear_error();
+    t->ssl = SSL_new(c->ssl_ctx);
+    BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+    if (t->ssl == NULL || rbio == NULL || wbio == NULL) {
+        BIO_free(rbio);
+        BIO_free(wbio);
+        goto fail;
+    }
+    /* An empty input BIO means "retry later", never EOF: EOF is the caller's to detect. */
+    BIO_set_mem_eof_return(rbio, -1);
+    SSL_set_bio(t->ssl, rbio, wbio);
+    t->rbio = rbio;
+    t->wbio = wbio;
+    SSL_set_app_data(t->ssl, t);
+    if (c->server) {
+        SSL_set_accept_state(t->ssl);
+    } else {
+        time_t now = time(NULL);
+        SSL_set_connect_state(t->ssl);
+        if (with_nonce || cg_tls_ctx_needs_nonce(c, now)) {
+            if (RAND_bytes(t->nonce, sizeof(t->nonce)) != 1)
+                goto fail;
+            t->sent_nonce = 1;
+        } else if (c->ticket != NULL && key_fresh(c, now) &&
+                   memcmp(c->ticket_spki, c->key_spki, 32) == 0 &&
+                   SSL_SESSION_is_resumable(c->ticket)) {
+            if (SSL_set_session(t->ssl, c->ticket) != 1)
+                goto fail;
+            t->offered_ticket = 1;
+            memcpy(t->offered_spki, c->ticket_spki, 32);
+        }
+    }
+    *out = t;
+    return 0;
+fail:
+    SSL_free(t->ssl);
+    free(t);
+    ERR_clear_error();
+    return CG_ETLS;
+}
+
+void cg_tls_free(struct cg_tls *t)
+{
+    if (t == NULL)
+        return;
+    SSL_free(t->ssl);
+    free(t);
+}
+
+void cg_tls_set_data(struct cg_tls *t, void *data)
+{
+    t->data = data;
+}
+
+void *cg_tls_get_data(const struct cg_tls *t)
+{
+    return t->data;
+}
+
+int cg_tls_use_cert(struct cg_tls *t, const uint8_t *der, size_t der_len,
+                    const struct cg_ratls_key *key)
+{
+    if (!t->ctx->server || t->cert_set || der_len > LONG_MAX)
+        return CG_ETLS;
+    const unsigned char *p = der;
+    ERR_clear_error();
+    X509 *x = d2i_X509(NULL, &p, (long)der_len);
+    int ok = x != NULL && p == der + der_len && SSL_use_certificate(t->ssl, x) == 1 &&
+             SSL_use_PrivateKey(t->ssl, cg__ratls_key_pkey(key)) == 1 &&
+             SSL_check_private_key(t->ssl) == 1 && sha256(der, der_len, t->cert_hash) == 0;
+    X509_free(x);
+    ERR_clear_error();
+    if (!ok)
+        return CG_ETLS;
+    t->cert_set = 1;
+    return 0;
+}
+
+int cg_tls_feed(struct cg_tls *t, const uint8_t *data, size_t len)
+{
+    while (len > 0) {
+        int n = len > INT_MAX ? INT_MAX : (int)len;
+        ERR_clear_error();
+        int w = BIO_write(t->rbio, data, n);
+        if (w <= 0)
+            return -ENOMEM;
+        data += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Marks the connection dead: no SSL_shutdown and no further SSL call after this. */
+static int set_fatal(struct cg_tls *t, int rc)
+{
+    t->fatal = 1;
+    t->fatal_rc = rc;
+    return rc;
+}
+
+static int fail_tls(struct cg_tls *t, const char *what)
+{
+    if (t->verdict.check[0] == '\0') {
+        unsigned long e = ERR_peek_last_error();
+        const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+        cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what, "%s",
+                  reason != NULL ? reason : "connection failed");
+    }
+    ERR_clear_error();
+    return set_fatal(t, CG_ETLS);
+}
+
+/* Client, once OpenSSL reports the handshake complete: ALPN, and how the key was vouched for. */
+static int client_finish(struct cg_tls *t)
+{
+    const unsigned char *proto = NULL;
+    unsigned int proto_len = 0;
+    SSL_get0_alpn_selected(t->ssl, &proto, &proto_len);
+    if (proto_len + 1 != t->ctx->alpn_wire_len ||
+        memcmp(proto, t->ctx->alpn_wire + 1, proto_len) != 0) {
+        if (proto_len == 0)
+            cg_reject(&t->verdict, CG_ETLS, "tls.alpn", t->ctx->alpn, "none");
+        else
+            cg_reject(&t->verdict, CG_ETLS, "tls.alpn", t->ctx->alpn, "%.*s", (int)proto_len,
+                      (const char *)proto);
+        return set_fatal(t, CG_ETLS);
+    }
+    if (SSL_session_reused(t->ssl)) {
+        X509 *peer = SSL_get0_peer_certificate(t->ssl);
+        unsigned char *der = NULL;
+        int len = peer != NULL ? i2d_X509(peer, &der) : -1;
+        int ok = t->offered_ticket && len > 0 && sha256(der, (size_t)len, t->cert_hash) == 0;
+        OPENSSL_free(der);
+        if (!ok) {
+            cg_reject(&t->verdict, CG_ETLS, "tls.resumption", "a ticket of a verified session",
+                      "unexpected resumption");
+            return set_fatal(t, CG_ETLS);
+        }
+        memcpy(t->spki, t->offered_spki, 32);
+        t->verified = 1;
+    } else if (!t->verified) {
+        cg_reject(&t->verdict, CG_ETLS, "tls.unverified", "a verified certificate", "none");
+        return set_fatal(t, CG_ETLS);
+    }
+    return 0;
+}
+
+int cg_tls_handshake(struct cg_tls *t)
+{
+    if (t->fatal)
+        return t->fatal_rc;
+    if (t->done)
+        return 0;
+    ERR_clear_error();
+    int r = SSL_do_handshake(t->ssl);
+    if (r == 1) {
+        if (SSL_version(t->ssl) != TLS1_3_VERSION)
+            return fail_tls(t, "TLS 1.3");
+        if (!t->ctx->server && client_finish(t) != 0)
+            return t->fatal_rc;
+        t->done = 1;
+        return 0;
+    }
+    switch (SSL_get_error(t->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return CG_TLS_WANT;
+    case SSL_ERROR_WANT_CLIENT_HELLO_CB:
+        return CG_TLS_PENDING;
+    default:
+        if (t->verify_rc != 0) {
+            ERR_clear_error();
+            return set_fatal(t, t->verify_rc);
+        }
+        return fail_tls(t, "a TLS 1.3 handshake");
+    }
+}
+
+long cg_tls_read(struct cg_tls *t, uint8_t *buf, size_t cap)
+{
+    if (t->fatal || !t->done)
+        return CG_ETLS;
+    if (t->closed)
+        return CG_TLS_CLOSED;
+    if (cap == 0)
+        return CG_TLS_WANT;
+    size_t got = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(t->ssl, buf, cap > INT_MAX ? INT_MAX : cap, &got) == 1)
+        return (long)got;
+    switch (SSL_get_error(t->ssl, 0)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return CG_TLS_WANT;
+    case SSL_ERROR_ZERO_RETURN:
+        t->closed = 1;
+        return CG_TLS_CLOSED;
+    default:
+        ERR_clear_error();
+        return set_fatal(t, CG_ETLS);
+    }
+}
+
+long cg_tls_write(struct cg_tls *t, const uint8_t *data, size_t len)
+{
+    if (t->fatal || !t->done || t->shut || len > LONG_MAX)
+        return CG_ETLS;
+    if (len == 0)
+        return 0;
+    size_t written = 0;
+    ERR_clear_error();
+    /* Without SSL_MODE_ENABLE_PARTIAL_WRITE and with a memory BIO this writes everything. */
+    if (SSL_write_ex(t->ssl, data, len, &written) != 1 || written != len) {
+        ERR_clear_error();
+        return set_fatal(t, CG_ETLS);
+    }
+    return (long)len;
+}
+
+void cg_tls_shutdown(struct cg_tls *t)
+{
+    if (t->fatal || !t->done || t->shut)
+        return;
+    t->shut = 1;
+    ERR_clear_error();
+    (void)SSL_shutdown(t->ssl);
+    ERR_clear_error();
+}
+
+size_t cg_tls_pending_out(const struct cg_tls *t)
+{
+    return BIO_ctrl_pending(t->wbio);
+}
+
+size_t cg_tls_take_out(struct cg_tls *t, uint8_t *buf, size_t cap)
+{
+    size_t got = 0;
+    if (cap == 0)
+        return 0;
+    ERR_clear_error();
+    if (BIO_read_ex(t->wbio, buf, cap, &got) != 1)
+        got = 0;
+    ERR_clear_error();
+    return got;
+}
+
+const struct cg_verdict *cg_tls_verdict(const struct cg_tls *t)
+{
+    return &t->verdict;
+}
+
+int cg_tls_sent_nonce(const struct cg_tls *t)
+{
+    return t->sent_nonce;
+}
+
+int cg_tls_key_changed(const struct cg_tls *t)
+{
+    return t->key_changed;
+}
+
+int cg_tls_resumed(const struct cg_tls *t)
+{
+    return t->done && SSL_session_reused(t->ssl);
+}
+
+void cg_tls_cert_hash(const struct cg_tls *t, uint8_t out[32])
+{
+    memcpy(out, t->cert_hash, 32);
+}

@@ -1,0 +1,543 @@
+/* SEV-SNP report parsing and verification against real AMD vectors and the sim chain. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "ccgate/roots.h"
+#include "ccgate/sim.h"
+#include "ccgate/snp.h"
+
+struct blob {
+    uint8_t *data;
+    size_t len;
+};
+
+static struct blob load(const char *rel)
+{
+    char path[1024];
+    const char *base = getenv("CG_VECTORS");
+    snprintf(path, sizeof(path), "%s/%s", base != NULL ? base : CG_SOURCE_DIR "/tests/vectors",
+             rel);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    struct blob b = {malloc(1 << 16), 0};
+    assert_non_null(b.data);
+    b.len = fread(b.data, 1, 1 << 16, f);
+    fclose(f);
+    return b;
+}
+
+/* The index-th certificate of a PEM file, as DER. */
+static struct blob pem_cert(const char *rel, int index)
+{
+    struct blob pem = load(rel);
+    BIO *bio = BIO_new_mem_buf(pem.data, (int)pem.len);
+    X509 *x = NULL;
+    for (int i = 0; i <= index; i++) {
+        X509_free(x);
+        x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        assert_non_null(x);
+    }
+    struct blob b = {NULL, 0};
+    int len = i2d_X509(x, &b.data);
+    assert_true(len > 0);
+    b.len = (size_t)len;
+    X509_free(x);
+    BIO_free(bio);
+    free(pem.data);
+    return b;
+}
+
+static time_t utc(int y, int mo, int d)
+{
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d};
+    return timegm(&tm);
+}
+
+/* Verifies report against up to three certificates (NULL data ends the list). */
+static int verify(struct blob report, struct blob c0, struct blob c1, struct blob c2,
+                  const struct cg_snp_anchor *anchor, time_t at, struct cg_snp_report *r,
+                  struct cg_verdict *v)
+{
+    const uint8_t *certs[3] = {c0.data, c1.data, c2.data};
+    size_t lens[3] = {c0.len, c1.len, c2.len};
+    size_t n = c0.data == NULL ? 0 : c1.data == NULL ? 1 : c2.data == NULL ? 2 : 3;
+    memset(v, 0, sizeof(*v));
+    return cg_snp_verify(report.data, report.len, certs, lens, n, anchor, at, r, v);
+}
+
+static const struct blob none = {NULL, 0};
+static const struct cg_snp_anchor amd = {0, {0}};
+
+static void test_roots_pinned(void **state)
+{
+    (void)state;
+    /* ATTESTATION.md 1.4 fingerprints (SHA-256 of the DER). */
+    const struct {
+        const char *name, *sha256;
+    } want[] = {
+        {"amd/ark_milan.pem", "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd"},
+        {"amd/ark_genoa.pem", "4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1"},
+        {"amd/ark_turin.pem", "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a"},
+        {"amd/ask_milan.pem", "67d303bd3905fd38db8b20e0793699870e7fa612eaad5dec358293fd8c0bac1b"},
+        {"amd/ask_genoa.pem", "5464738c1546aed5f2cecf1dc98c5c960a92e8913238a61711bc90ec6e828521"},
+        {"amd/ask_turin.pem", "5b77ef5fe7a7a004fd9032668fba9d0fda22f88c4442069a479636a6ae3b3185"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const struct cg_root *r = cg_roots;
+        while (r->name != NULL && strcmp(r->name, want[i].name) != 0)
+            r++;
+        assert_non_null(r->name);
+        BIO *bio = BIO_new_mem_buf(r->pem, (int)r->len);
+        X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        assert_non_null(x);
+        unsigned char *der = NULL;
+        int len = i2d_X509(x, &der);
+        uint8_t h[32];
+        char hex[65];
+        assert_int_equal(EVP_Digest(der, (size_t)len, h, NULL, EVP_sha256(), NULL), 1);
+        cg_hex(hex, sizeof(hex), h, 32);
+        assert_string_equal(hex, want[i].sha256);
+        OPENSSL_free(der);
+        X509_free(x);
+        BIO_free(bio);
+    }
+    /* The ASVKs are pinned too, for VLEK evidence that omits them. */
+    int asvk = 0;
+    for (const struct cg_root *r = cg_roots; r->name != NULL; r++)
+        asvk += strncmp(r->name, "amd/asvk_", 9) == 0;
+    assert_int_equal(asvk, 3);
+}
+
+/* parse then write gives back the same bytes, for every genuine report. */
+static void test_round_trip(void **state)
+{
+    (void)state;
+    const char *files[] = {"go-sev-guest/attestation.bin", "virtee-sev/report_milan.bin",
+                           "trustee/snp/test-report.bin", "trustee/snp/test-vlek-report.bin"};
+    for (size_t i = 0; i < 4; i++) {
+        struct blob b = load(files[i]);
+        struct cg_snp_report r;
+        struct cg_verdict v;
+        uint8_t out[CG_SNP_REPORT_SIZE];
+        assert_int_equal(cg_snp_report_parse(b.data, b.len, &r, &v), 0);
+        cg_snp_report_write(&r, out);
+        assert_memory_equal(out, b.data, CG_SNP_REPORT_SIZE);
+        free(b.data);
+    }
+}
+
+static void test_parse_fields(void **state)
+{
+    (void)state;
+    struct blob b = load("trustee/snp/test-vlek-report.bin");
+    struct cg_snp_report r;
+    struct cg_verdict v;
+    assert_int_equal(cg_snp_report_parse(b.data, b.len, &r, &v), 0);
+    assert_int_equal(r.version, 3);
+    assert_int_equal(r.vmpl, 1);
+    assert_int_equal(r.policy, 0x30000);
+    assert_int_equal(r.signer_info, 4);
+    assert_int_equal(r.platform_info, 0x27);
+    assert_int_equal(r.reported_tcb, 0xd918000000000004ull);
+    assert_int_equal(r.cpuid_fam_id, 0x19);
+    assert_int_equal(r.cpuid_mod_id, 0x01);
+    assert_int_equal(r.cpuid_step, 0x01);
+    free(b.data);
+
+    b = load("go-sev-guest/attestation.bin");
+    assert_int_equal(cg_snp_report_parse(b.data, b.len, &r, &v), 0);
+    char hex[129];
+    cg_hex(hex, sizeof(hex), r.measurement, 48);
+    assert_string_equal(hex, "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b"
+                             "6bdf8a9ece31a5a608eb0cf2e4872b01");
+    assert_int_equal(r.current_major, 1);
+    assert_int_equal(r.current_minor, 49);
+    assert_int_equal(r.current_build, 3);
+    assert_int_equal(r.policy, 0xb0000);
+    free(b.data);
+}
+
+/* One mutation of a genuine report and the check it must trip. */
+static void expect_parse_fail(const uint8_t *orig, size_t off, uint8_t xor_mask, const char *check)
+{
+    uint8_t buf[CG_SNP_REPORT_SIZE];
+    struct cg_snp_report r;
+    struct cg_verdict v;
+    memcpy(buf, orig, sizeof(buf));
+    buf[off] ^= xor_mask;
+    int rc = cg_snp_report_parse(buf, sizeof(buf), &r, &v);
+    if (rc != CG_EEVIDENCE)
+        fail_msg("byte 0x%03zx ^ 0x%02x: parsed, expected %s", off, xor_mask, check);
+    assert_string_equal(v.check, check);
+}
+
+static void test_parse_rejects(void **state)
+{
+    (void)state;
+    struct blob v2 = load("virtee-sev/report_milan.bin");
+    struct blob v3 = load("trustee/snp/test-vlek-report.bin");
+    struct cg_snp_report r;
+    struct cg_verdict v;
+    assert_int_equal(cg_snp_report_parse(v2.data, v2.len - 1, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.report.size");
+    expect_parse_fail(v2.data, 0x00, 0x02 ^ 0x01, "snp.report.version"); /* 1 */
+    expect_parse_fail(v2.data, 0x00, 0x02 ^ 0x06, "snp.report.version"); /* 6 */
+    expect_parse_fail(v2.data, 0x34, 0x03, "snp.report.signature_algo");
+    expect_parse_fail(v2.data, 0x0A, 0x02, "snp.report.policy");  /* bit 17 cleared */
+    expect_parse_fail(v2.data, 0x0B, 0x04, "snp.report.policy");  /* bit 26 */
+    expect_parse_fail(v2.data, 0x30, 0x04, "snp.report.vmpl");
+    expect_parse_fail(v2.data, 0x48, 0x20, "snp.report.signer_info");
+    expect_parse_fail(v2.data, 0x48, 0x08, "snp.report.signing_key"); /* 2 */
+    expect_parse_fail(v2.data, 0x48, 0x1c, "snp.report.signing_key"); /* 7: unsigned */
+    const size_t reserved[] = {0x4C, 0x4F, 0x188, 0x18A, 0x19F, 0x1EB, 0x1EF,
+                               0x1F8, 0x207, 0x208, 0x29F, 0x330, 0x49F};
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        expect_parse_fail(v2.data, reserved[i], 0x01, "snp.report.reserved");
+    /* v3 defines CPUID at 0x188..0x18A but keeps 0x18B..0x19F reserved. */
+    expect_parse_fail(v3.data, 0x18B, 0x01, "snp.report.reserved");
+    uint8_t buf[CG_SNP_REPORT_SIZE];
+    memcpy(buf, v3.data, sizeof(buf));
+    buf[0x188] ^= 1;
+    assert_int_equal(cg_snp_report_parse(buf, sizeof(buf), &r, &v), 0);
+    /* v5 defines the mitigation vectors at 0x1F8..0x207. */
+    memcpy(buf, v3.data, sizeof(buf));
+    buf[0] = 5;
+    buf[0x1F8] = 1;
+    buf[0x207] = 2;
+    assert_int_equal(cg_snp_report_parse(buf, sizeof(buf), &r, &v), 0);
+    assert_int_equal(r.launch_mit_vector, 1);
+    assert_int_equal(r.current_mit_vector, 0x0200000000000000ull);
+    buf[0x208] = 1;
+    assert_int_equal(cg_snp_report_parse(buf, sizeof(buf), &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.report.reserved");
+    free(v2.data);
+    free(v3.data);
+}
+
+static void test_tcb_decode(void **state)
+{
+    (void)state;
+    struct cg_snp_tcb t;
+    cg_snp_tcb_decode(0x7308000000000003ull, CG_SNP_MILAN, &t);
+    assert_int_equal(t.bootloader, 3);
+    assert_int_equal(t.tee, 0);
+    assert_int_equal(t.snp, 8);
+    assert_int_equal(t.microcode, 115);
+    assert_int_equal(t.fmc, 0);
+    cg_snp_tcb_decode(0xd918000000000004ull, CG_SNP_GENOA, &t);
+    assert_int_equal(t.bootloader, 4);
+    assert_int_equal(t.snp, 24);
+    assert_int_equal(t.microcode, 217);
+    /* Turin: fmc, bootloader, tee, snp in bytes 0-3, microcode in byte 7. */
+    cg_snp_tcb_decode(0x0900000004030201ull, CG_SNP_TURIN, &t);
+    assert_int_equal(t.fmc, 1);
+    assert_int_equal(t.bootloader, 2);
+    assert_int_equal(t.tee, 3);
+    assert_int_equal(t.snp, 4);
+    assert_int_equal(t.microcode, 9);
+    assert_int_equal(t.raw, 0x0900000004030201ull);
+}
+
+static void test_go_sev_guest(void **state)
+{
+    (void)state;
+    struct blob rep = load("go-sev-guest/attestation.bin");
+    struct blob vcek = load("go-sev-guest/vcek.testcer");
+    struct blob ask = pem_cert("go-sev-guest/ask_ark_milan.pem", 0);
+    struct blob ark = pem_cert("go-sev-guest/ask_ark_milan.pem", 1);
+    struct cg_snp_report r;
+    struct cg_verdict v;
+    assert_int_equal(verify(rep, vcek, ask, ark, &amd, utc(2023, 1, 1), &r, &v), 0);
+    assert_int_equal(r.product, CG_SNP_MILAN);
+    assert_int_equal(r.vlek, 0);
+    assert_int_equal(r.reported.bootloader, 2);
+    assert_int_equal(r.reported.snp, 5);
+    assert_int_equal(r.reported.microcode, 68);
+    assert_true(r.policy & CG_SNP_POLICY_DEBUG);
+    /* Without the ASK and ARK: the pinned ones for Milan are used. */
+    assert_int_equal(verify(rep, vcek, none, none, &amd, utc(2023, 1, 1), &r, &v), 0);
+    assert_int_equal(verify(rep, vcek, ask, none, &amd, utc(2023, 1, 1), &r, &v), 0);
+
+    struct blob bad = load("go-sev-guest/attestation.TAMPERED_report_data_0x50.bin");
+    assert_int_equal(verify(bad, vcek, ask, ark, &amd, utc(2023, 1, 1), &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.signature");
+    /* trustee's check_report_tcb_failure edit (REPORTED_TCB + 1): the signature fails first. */
+    rep.data[0x180]++;
+    assert_int_equal(verify(rep, vcek, ask, ark, &amd, utc(2023, 1, 1), &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.signature");
+    rep.data[0x180]--;
+
+    /* The VCEK is valid 2022-09-24 -> 2029-09-24. */
+    assert_int_equal(verify(rep, vcek, ask, ark, &amd, utc(2029, 10, 1), &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.chain.validity");
+    assert_non_null(strstr(v.actual, "expired"));
+    assert_int_equal(verify(rep, vcek, ask, ark, &amd, utc(2022, 9, 1), &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.chain.validity");
+
+    /* Wrong product: Milan VCEK with the Genoa ASK, with the Milan ASVK, or the Genoa ARK. */
+    struct blob genoa_ask = pem_cert("go-sev-guest/ask_ark_genoa.pem", 0);
+    struct blob genoa_ark = pem_cert("go-sev-guest/ask_ark_genoa.pem", 1);
+    struct blob asvk = pem_cert("go-sev-guest/ask_ark_milan_vlek.pem", 0);
+    assert_int_equal(verify(rep, vcek, genoa_ask, none, &amd, utc(2023, 1, 1), &r, &v),
+                     CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.ask");
+    assert_string_equal(v.expected, "SEV-Milan");
+    assert_string_equal(v.actual, "SEV-Genoa");
+    assert_int_equal(verify(rep, vcek, asvk, none, &amd, utc(2023, 1, 1), &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.ask");
+    assert_int_equal(verify(rep, vcek, ask, genoa_ark, &amd, utc(2023, 1, 1), &r, &v),
+                     CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.ark");
+
+    /* Certificate count and encoding. */
+    assert_int_equal(verify(rep, none, none, none, &amd, utc(2023, 1, 1), &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.certs");
+    struct blob junk = {ask.data, 100};
+    assert_int_equal(verify(rep, junk, none, none, &amd, utc(2023, 1, 1), &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.vcek.der");
+    /* The ASK in the leaf's place: no productName. */
+    assert_int_equal(verify(rep, ask, none, none, &amd, utc(2023, 1, 1), &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.vcek.product");
+
+    free(rep.data);
+    free(bad.data);
+    free(vcek.data);
+    OPENSSL_free(ask.data);
+    OPENSSL_free(ark.data);
+    OPENSSL_free(genoa_ask.data);
+    OPENSSL_free(genoa_ark.data);
+    OPENSSL_free(asvk.data);
+}
+
+static void test_virtee(void **state)
+{
+    (void)state;
+    struct blob rep = load("virtee-sev/report_milan.bin");
+    struct blob vcek = load("virtee-sev/vcek_milan.der");
+    struct blob bad_rep = load("virtee-sev/report_milan.tampered_byte21.bin");
+    struct blob bad_vcek = load("virtee-sev/vcek_milan.tampered_byte40.der");
+    struct cg_snp_report r;
+    struct cg_verdict v;
+    /* The VCEK is valid 2023-04-03 -> 2030-04-03. */
+    time_t at = utc(2024, 1, 1);
+    assert_int_equal(verify(rep, vcek, none, none, &amd, at, &r, &v), 0);
+    assert_int_equal(r.reported.microcode, 115);
+    assert_int_equal(r.reported.snp, 8);
+    assert_int_equal(verify(bad_rep, vcek, none, none, &amd, at, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.signature");
+    assert_int_equal(verify(rep, bad_vcek, none, none, &amd, at, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.chain");
+    assert_non_null(strstr(v.actual, "signature failure"));
+    /* Before the VCEK was issued. */
+    assert_int_equal(verify(rep, vcek, none, none, &amd, utc(2023, 1, 1), &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.chain.validity");
+    /* Another chip's VCEK (go-sev-guest's): the chain is fine, the signature is not. */
+    struct blob other = load("go-sev-guest/vcek.testcer");
+    assert_int_equal(verify(rep, other, none, none, &amd, at, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.signature");
+    /* A Turin VCEK: its chain to the pinned Turin ARK holds, it did not sign this report. */
+    struct blob turin = load("virtee-sev/vcek_turin.der");
+    assert_int_equal(verify(rep, turin, none, none, &amd, utc(2025, 1, 1), &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.signature");
+    free(rep.data);
+    free(vcek.data);
+    free(bad_rep.data);
+    free(bad_vcek.data);
+    free(other.data);
+    free(turin.data);
+}
+
+static void test_trustee(void **state)
+{
+    (void)state;
+    struct blob rep = load("trustee/snp/test-report.bin");
+    struct blob vcek = load("trustee/snp/test-vcek.der");
+    struct blob bad = load("trustee/snp/test-report.TAMPERED_byte42.bin");
+    struct blob legacy = load("trustee/snp/test-vcek-invalid-legacy.der");
+    struct blob newer = load("trustee/snp/test-vcek-invalid-new.der");
+    struct cg_snp_report r;
+    struct cg_verdict v;
+    time_t at = utc(2024, 7, 1);
+    assert_int_equal(verify(rep, vcek, none, none, &amd, at, &r, &v), 0);
+    /* The VCEK certifies REPORTED_TCB (ucode 115), not CURRENT_TCB (ucode 206). */
+    assert_int_equal(r.reported.microcode, 115);
+    assert_int_equal(r.current.microcode, 206);
+    assert_int_equal(r.guest_svn, 4);
+    assert_int_equal(verify(bad, vcek, none, none, &amd, at, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.signature");
+    /* The malformed VCEKs parse but their signatures do not verify under the Milan ASK. */
+    assert_int_equal(verify(rep, legacy, none, none, &amd, at, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.chain");
+    assert_int_equal(verify(rep, newer, none, none, &amd, at, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.chain");
+    free(rep.data);
+    free(vcek.data);
+    free(bad.data);
+    free(legacy.data);
+    free(newer.data);
+}
+
+static void test_trustee_vlek(void **state)
+{
+    (void)state;
+    struct blob rep = load("trustee/snp/test-vlek-report.bin");
+    struct blob vlek = load("trustee/snp/test-vlek.der");
+    struct blob asvk = pem_cert("trustee/snp/milan_ask_ark_asvk.pem", 2);
+    struct blob ask = pem_cert("trustee/snp/milan_ask_ark_asvk.pem", 0);
+    struct blob ark = pem_cert("trustee/snp/milan_ask_ark_asvk.pem", 1);
+    struct cg_snp_report r;
+    struct cg_verdict v;
+    /* The VLEK is valid 2024-12-10 -> 2025-12-10. */
+    time_t at = utc(2025, 6, 1);
+    assert_int_equal(verify(rep, vlek, asvk, ark, &amd, at, &r, &v), 0);
+    assert_int_equal(r.vlek, 1);
+    assert_int_equal(r.vmpl, 1);
+    assert_int_equal(r.product, CG_SNP_MILAN);
+    assert_int_equal(r.reported.microcode, 217);
+    assert_int_equal(verify(rep, vlek, none, none, &amd, at, &r, &v), 0);
+    assert_int_equal(verify(rep, vlek, none, none, &amd, utc(2026, 1, 1), &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.chain.validity");
+    /* A VLEK must chain through the ASVK, not the ASK. */
+    assert_int_equal(verify(rep, vlek, ask, none, &amd, at, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.ask");
+    assert_string_equal(v.expected, "SEV-VLEK-Milan");
+    /* The VLEK report claims VLEK signing: a VCEK of the same product does not match it. */
+    struct blob vcek = load("trustee/snp/test-vcek.der");
+    assert_int_equal(verify(rep, vcek, none, none, &amd, at, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.signature");
+    free(rep.data);
+    free(vlek.data);
+    free(vcek.data);
+    OPENSSL_free(asvk.data);
+    OPENSSL_free(ask.data);
+    OPENSSL_free(ark.data);
+}
+
+/* The sim chain lets a test sign reports with chosen fields: each post-signature check. */
+static char sim_dir[64];
+static struct cg_snp_anchor sim_anchor = {1, {0}};
+
+static int sim_setup(void **state)
+{
+    (void)state;
+    snprintf(sim_dir, sizeof(sim_dir), "/tmp/cg_test_snp_XXXXXX");
+    if (mkdtemp(sim_dir) == NULL)
+        return -1;
+    return cg_sim_init(sim_dir, sim_anchor.sim_ark_sha256);
+}
+
+static int sim_teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", sim_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+struct sim_evidence {
+    struct cg_evidence ev;
+    struct cg_snp_report r;
+};
+
+static void sim_fresh(struct sim_evidence *s)
+{
+    char exe[128];
+    struct cg_provider *p = NULL;
+    uint8_t rd[64] = {1, 2, 3};
+    struct cg_verdict v;
+    snprintf(exe, sizeof(exe), "%s/chip_id", sim_dir);
+    assert_int_equal(cg_sim_provider_new(sim_dir, exe, &p), 0);
+    assert_int_equal(p->get(p, rd, &s->ev), 0);
+    p->free(p);
+    assert_int_equal(cg_snp_report_parse(s->ev.evidence, s->ev.evidence_len, &s->r, &v), 0);
+}
+
+/* Re-signs s->r into s->ev and verifies with the sim anchor. */
+static int sim_resign_verify(struct sim_evidence *s, struct cg_verdict *v)
+{
+    struct cg_snp_report out;
+    assert_int_equal(cg_sim_sign_report(sim_dir, &s->r, s->ev.evidence), 0);
+    memset(v, 0, sizeof(*v));
+    return cg_snp_verify(s->ev.evidence, s->ev.evidence_len, (const uint8_t *const *)s->ev.certs,
+                         s->ev.cert_lens, s->ev.n_certs, &sim_anchor, time(NULL), &out, v);
+}
+
+static void expect_resigned(void (*edit)(struct cg_snp_report *), const char *check)
+{
+    struct sim_evidence s;
+    struct cg_verdict v;
+    sim_fresh(&s);
+    edit(&s.r);
+    assert_int_equal(sim_resign_verify(&s, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, check);
+    cg_evidence_clear(&s.ev);
+}
+
+static void edit_ucode(struct cg_snp_report *r) { r->reported_tcb += 1ull << 56; }
+static void edit_bl(struct cg_snp_report *r) { r->reported_tcb += 1; }
+static void edit_tee(struct cg_snp_report *r) { r->reported_tcb += 1ull << 8; }
+static void edit_snp(struct cg_snp_report *r) { r->reported_tcb += 1ull << 48; }
+static void edit_tcb_reserved(struct cg_snp_report *r) { r->reported_tcb |= 1ull << 24; }
+static void edit_chip(struct cg_snp_report *r) { r->chip_id[63] ^= 1; }
+static void edit_mask_nonzero(struct cg_snp_report *r) { r->signer_info |= 2; }
+static void edit_vlek(struct cg_snp_report *r) { r->signer_info |= 1 << 2; }
+static void edit_genoa(struct cg_snp_report *r) { r->cpuid_mod_id = 0x11; }
+static void edit_v2_cpuid(struct cg_snp_report *r) { r->version = 2; }
+static void edit_policy(struct cg_snp_report *r) { r->policy &= ~CG_SNP_POLICY_RESERVED1; }
+
+static void test_post_signature_checks(void **state)
+{
+    (void)state;
+    struct sim_evidence s;
+    struct cg_verdict v;
+    sim_fresh(&s);
+    assert_int_equal(sim_resign_verify(&s, &v), 0);
+    cg_evidence_clear(&s.ev);
+    expect_resigned(edit_ucode, "snp.vcek_tcb.microcode");
+    expect_resigned(edit_bl, "snp.vcek_tcb.bootloader");
+    expect_resigned(edit_tee, "snp.vcek_tcb.tee");
+    expect_resigned(edit_snp, "snp.vcek_tcb.snp");
+    expect_resigned(edit_tcb_reserved, "snp.reported_tcb");
+    expect_resigned(edit_chip, "snp.hwid");
+    expect_resigned(edit_mask_nonzero, "snp.chip_id");
+    expect_resigned(edit_vlek, "snp.signing_key");
+    expect_resigned(edit_genoa, "snp.product");
+    expect_resigned(edit_v2_cpuid, "snp.report.reserved");
+    expect_resigned(edit_policy, "snp.report.policy");
+
+    /* MASK_CHIP_KEY with a zero CHIP_ID: nothing to compare, accepted. */
+    sim_fresh(&s);
+    s.r.signer_info |= 2;
+    memset(s.r.chip_id, 0, sizeof(s.r.chip_id));
+    assert_int_equal(sim_resign_verify(&s, &v), 0);
+    cg_evidence_clear(&s.ev);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roots_pinned),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_parse_fields),
+        cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_tcb_decode),
+        cmocka_unit_test(test_go_sev_guest),
+        cmocka_unit_test(test_virtee),
+        cmocka_unit_test(test_trustee),
+        cmocka_unit_test(test_trustee_vlek),
+        cmocka_unit_test(test_post_signature_checks),
+    };
+    return cmocka_run_group_tests(tests, sim_setup, sim_teardown);
+}
