@@ -1,6 +1,7 @@
 #include "cp_tool.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "ccgate/addr.h"
 #include "ccgate/buf.h"
+#include "ccgate/evidence.h"
 #include "ccgate/err.h"
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
@@ -87,7 +89,7 @@ static int fetch_cert(const struct cg_addr *a, uint8_t **der, size_t *der_len,
         const uint8_t *cert = cg_tls_peer_cert(t, &n);
         *der = cert != NULL ? malloc(n) : NULL;
         if (*der == NULL) {
-            rc = cert == NULL ? CG_ETLS : UV_ENOMEM;
+            rc = cert == NULL ? CG_ETLS : (-ENOMEM);
         } else {
             memcpy(*der, cert, n);
             *der_len = n;
@@ -222,7 +224,7 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
     size_t n = buf != NULL ? fread(buf, 1, FILE_MAX + 1, f) : 0;
     fclose(f);
     if (buf == NULL)
-        return UV_ENOMEM;
+        return (-ENOMEM);
     if (n > FILE_MAX) {
         free(buf);
         return CG_ELIMIT;

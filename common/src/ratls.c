@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -393,6 +394,61 @@ out:
     X509_free(x);
     /* Failures are reported through v; leave nothing on OpenSSL's error queue for a TLS
      * handshake (this runs inside its verify callback) to misread later. */
+    ERR_clear_error();
+    return rc;
+}
+
+int cg_sha256(const uint8_t *data, size_t len, uint8_t out[32])
+{
+    return sha256(data, len, out);
+}
+
+int cg_ratls_inspect(const uint8_t *data, size_t len, struct cg_evidence *ev,
+                     struct cg_claims *claims)
+{
+    X509 *x = NULL;
+    const uint8_t *ext, *evidence, *claims_buf;
+    size_t ext_len, evidence_len, claims_len;
+    uint32_t tag;
+    int rc = CG_EEVIDENCE;
+
+    memset(ev, 0, sizeof(*ev));
+    if (len > CERT_MAX_BYTES)
+        return CG_ELIMIT;
+    static const char pem_begin[] = "-----BEGIN CERTIFICATE-----";
+    if (len >= sizeof(pem_begin) - 1 && memcmp(data, pem_begin, sizeof(pem_begin) - 1) == 0) {
+        BIO *bio = BIO_new_mem_buf(data, (int)len);
+        x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+    } else {
+        const unsigned char *pp = data;
+        x = d2i_X509(NULL, &pp, (long)len);
+    }
+    if (x == NULL)
+        goto out;
+    if (find_ext(x, CG_OID_CMW, &ext, &ext_len) != 0 ||
+        cg_cmw_decode(ext, ext_len, &tag, &evidence, &evidence_len, &claims_buf, &claims_len) !=
+            0 ||
+        cg_claims_decode(claims_buf, claims_len, claims) != 0)
+        goto out;
+    if (find_ext(x, CG_OID_ENDORSEMENTS, &ext, &ext_len) == 0 &&
+        cg_endorsements_decode(ext, ext_len, ev) != 0)
+        goto out;
+    claims->gpu = NULL; /* it pointed into the certificate, freed below */
+    claims->gpu_len = 0;
+    ev->tag = tag;
+    ev->evidence = malloc(evidence_len);
+    if (ev->evidence == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(ev->evidence, evidence, evidence_len);
+    ev->evidence_len = evidence_len;
+    rc = 0;
+out:
+    if (rc != 0)
+        cg_evidence_clear(ev);
+    X509_free(x);
     ERR_clear_error();
     return rc;
 }

@@ -44,6 +44,7 @@ struct cg_tls_ctx {
     uint8_t ticket_spki[32];
     struct cache_entry cache[CACHE_SLOTS];
     size_t cache_next;
+    int capture; /* trusts nothing: keeps the certificate for the caller to verify */
 };
 
 enum cb_state { CB_NOT_ASKED, CB_ASKED };
@@ -69,6 +70,8 @@ struct cg_tls {
     int verify_rc;
     int key_changed;
     uint8_t spki[32];
+    uint8_t *peer_der; /* capture contexts */
+    size_t peer_der_len;
 };
 
 static int sha256(const uint8_t *d, size_t n, uint8_t out[32])
@@ -215,6 +218,14 @@ static int appraise(struct cg_tls *t, const uint8_t *der, size_t der_len, time_t
     char want[65], got[65];
     int rc;
 
+    if (c->capture) {
+        t->peer_der = malloc(der_len);
+        if (t->peer_der == NULL)
+            return -ENOMEM;
+        memcpy(t->peer_der, der, der_len);
+        t->peer_der_len = der_len;
+        return 0;
+    }
     if (t->sent_nonce) {
         rc = cg_ratls_verify(der, der_len, p, t->nonce, now, &att, &t->verdict);
         if (rc == 0)
@@ -368,6 +379,16 @@ int cg_tls_client_ctx_new(const char *alpn, const char *server_id, const struct 
     return 0;
 }
 
+int cg_tls_client_ctx_new_capture(const char *alpn, struct cg_tls_ctx **out)
+{
+    /* Never consulted for trust: capture contexts verify nothing. */
+    static const struct cg_policy none = {.freshness = {CG_FRESH_NONCE, 1}};
+    int rc = cg_tls_client_ctx_new(alpn, "capture", &none, out);
+    if (rc == 0)
+        (*out)->capture = 1;
+    return rc;
+}
+
 void cg_tls_ctx_set_policy(struct cg_tls_ctx *c, const struct cg_policy *policy)
 {
     /* What was verified under another policy proves nothing under this one. */
@@ -460,6 +481,7 @@ void cg_tls_free(struct cg_tls *t)
     if (t == NULL)
         return;
     SSL_free(t->ssl);
+    free(t->peer_der);
     free(t);
 }
 
@@ -683,4 +705,15 @@ int cg_tls_resumed(const struct cg_tls *t)
 void cg_tls_cert_hash(const struct cg_tls *t, uint8_t out[32])
 {
     memcpy(out, t->cert_hash, 32);
+}
+
+const uint8_t *cg_tls_peer_cert(const struct cg_tls *t, size_t *len)
+{
+    *len = t->peer_der_len;
+    return t->peer_der;
+}
+
+const uint8_t *cg_tls_nonce(const struct cg_tls *t)
+{
+    return t->nonce;
 }

@@ -78,4 +78,15 @@ int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *
                     const uint8_t *nonce, time_t now, struct cg_attestation *out,
                     struct cg_verdict *v);
 
+/*
+ * Reads the evidence, endorsements and claims of an RA-TLS certificate (PEM or DER) without
+ * trusting anything: for inspection, and for trust on first use before cg_ratls_verify().
+ * ev is filled (caller clears it); claims->gpu is not returned. 0 or CG_EEVIDENCE.
+ */
+int cg_ratls_inspect(const uint8_t *data, size_t len, struct cg_evidence *ev,
+                     struct cg_claims *claims);
+
+/* SHA-256 of data, for callers that do not include OpenSSL. 0 or CG_ECRYPTO. */
+int cg_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
+
 #endif

@@ -65,6 +65,20 @@ const struct cg_attestation *cg_tls_ctx_attestation(const struct cg_tls_ctx *c);
 
 void cg_tls_ctx_free(struct cg_tls_ctx *c);
 
+/*
+ * A client context that trusts nothing and verifies nothing: every handshake completes and
+ * keeps the server's certificate for the caller, who must verify it (cg_ratls_verify() with
+ * the nonce this connection sent) before believing any of it. For `ccgate policy
+ * from-evidence` only. Caller frees.
+ */
+int cg_tls_client_ctx_new_capture(const char *alpn, struct cg_tls_ctx **out);
+
+/* Capture contexts: the server's certificate (DER, owned by t) or NULL. */
+const uint8_t *cg_tls_peer_cert(const struct cg_tls *t, size_t *len);
+
+/* Client: the nonce this connection sent (meaningful when cg_tls_sent_nonce()). */
+const uint8_t *cg_tls_nonce(const struct cg_tls *t);
+
 /* A connection; caller frees with cg_tls_free(). A client connection sends a fresh random
  * nonce when cg_tls_ctx_needs_nonce() was true at creation (or with_nonce is set). */
 int cg_tls_new(struct cg_tls_ctx *c, int with_nonce, struct cg_tls **out);
