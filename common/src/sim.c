@@ -250,13 +250,13 @@ static X509 *make_cert(enum sim_kind kind, EVP_PKEY *key, X509 *issuer, EVP_PKEY
              X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
                                         (const unsigned char *)"ccgate SIMULATED TEE (INSECURE)",
                                         -1, -1, 0) == 1 &&
-             X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                        (const unsigned char *)cns[kind], -1, -1, 0) == 1 &&
+             X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cns[kind],
+                                        -1, -1, 0) == 1 &&
              X509_set_subject_name(x, name) == 1 &&
              X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer) : name) == 1 &&
              X509_gmtime_adj(X509_getm_notBefore(x), -86400) != NULL &&
-             X509_time_adj_ex(X509_getm_notAfter(x), kind == SIM_VCEK ? SIM_VCEK_DAYS : SIM_ROOT_DAYS,
-                              0, NULL) != NULL &&
+             X509_time_adj_ex(X509_getm_notAfter(x),
+                              kind == SIM_VCEK ? SIM_VCEK_DAYS : SIM_ROOT_DAYS, 0, NULL) != NULL &&
              X509_set_pubkey(x, key) == 1;
     if (ok && kind == SIM_ARK)
         ok = add_ext_nid(x, x, NID_basic_constraints, "critical,CA:TRUE") &&
@@ -426,8 +426,7 @@ static int sign_report(EVP_PKEY *key, struct cg_snp_report *r, uint8_t out[CG_SN
         goto out;
     const unsigned char *p = der;
     sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-    if (sig == NULL ||
-        BN_bn2lebinpad(ECDSA_SIG_get0_r(sig), r->sig_r, (int)sizeof(r->sig_r)) < 0 ||
+    if (sig == NULL || BN_bn2lebinpad(ECDSA_SIG_get0_r(sig), r->sig_r, (int)sizeof(r->sig_r)) < 0 ||
         BN_bn2lebinpad(ECDSA_SIG_get0_s(sig), r->sig_s, (int)sizeof(r->sig_s)) < 0)
         goto out;
     cg_snp_report_write(r, out);
@@ -544,8 +543,7 @@ static int hash_file(const char *path, uint8_t out[48])
     return rc;
 }
 
-int cg_sim_provider_new(const char *state_dir, const char *measured_file,
-                        struct cg_provider **out)
+int cg_sim_provider_new(const char *state_dir, const char *measured_file, struct cg_provider **out)
 {
     struct sim_state s;
     struct sim_provider *sp = calloc(1, sizeof(*sp));

@@ -347,8 +347,7 @@ static int leaf_product(const X509 *leaf, enum cg_snp_product *out, struct cg_ve
     int len;
     int rc = get_ext(leaf, OID_PRODUCT_NAME, &data, &len);
     if (rc == 0)
-        return cg_reject(v, CG_EEVIDENCE, "snp.vcek.product", "a productName extension",
-                         "absent");
+        return cg_reject(v, CG_EEVIDENCE, "snp.vcek.product", "a productName extension", "absent");
     const unsigned char *p = data;
     ASN1_IA5STRING *s = rc > 0 ? d2i_ASN1_IA5STRING(NULL, &p, len) : NULL;
     char name[32] = "";
@@ -361,8 +360,8 @@ static int leaf_product(const X509 *leaf, enum cg_snp_product *out, struct cg_ve
     }
     ASN1_IA5STRING_free(s);
     if (*out == CG_SNP_PRODUCT_UNKNOWN)
-        return cg_reject(v, CG_EEVIDENCE, "snp.vcek.product", "Milan, Genoa or Turin",
-                         "\"%.31s\"", name);
+        return cg_reject(v, CG_EEVIDENCE, "snp.vcek.product", "Milan, Genoa or Turin", "\"%.31s\"",
+                         name);
     return 0;
 }
 
@@ -377,7 +376,8 @@ static int verify_chain(X509 *leaf, X509 *inter, X509 *ark, time_t at, struct cg
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
     STACK_OF(X509) *untrusted = sk_X509_new_null();
     if (store == NULL || ctx == NULL || untrusted == NULL || X509_STORE_add_cert(store, ark) != 1 ||
-        sk_X509_push(untrusted, inter) <= 0 || X509_STORE_CTX_init(ctx, store, leaf, untrusted) != 1) {
+        sk_X509_push(untrusted, inter) <= 0 ||
+        X509_STORE_CTX_init(ctx, store, leaf, untrusted) != 1) {
         cg_reject(v, rc, "snp.chain", "verifiable", "out of memory");
         goto out;
     }
@@ -476,8 +476,8 @@ static int check_tcb(const X509 *leaf, const struct cg_snp_report *r, enum cg_sn
     struct cg_snp_tcb t;
     cg_snp_tcb_decode(r->reported_tcb, p, &t);
     if (tcb_reserved(r->reported_tcb, p) != 0)
-        return cg_reject(v, CG_EEVIDENCE, "snp.reported_tcb", "reserved bytes zero",
-                         "0x%016llx", (unsigned long long)r->reported_tcb);
+        return cg_reject(v, CG_EEVIDENCE, "snp.reported_tcb", "reserved bytes zero", "0x%016llx",
+                         (unsigned long long)r->reported_tcb);
     const struct {
         const char *oid, *check;
         unsigned want;

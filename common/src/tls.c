@@ -87,6 +87,23 @@ static int key_fresh(const struct cg_tls_ctx *c, time_t now)
 
 /* ---- server ---------------------------------------------------------------------------- */
 
+/* Whether the protocol-name list (RFC 7301) in[0..inlen) names ours; where, in *at. */
+static int alpn_offered(const struct cg_tls_ctx *c, const unsigned char *in, size_t inlen,
+                        const unsigned char **at)
+{
+    for (size_t i = 0; i < inlen;) {
+        size_t n = in[i];
+        if (n == 0 || i + 1 + n > inlen)
+            return 0;
+        if (n + 1 == c->alpn_wire_len && memcmp(in + i, c->alpn_wire, n + 1) == 0) {
+            *at = in + i + 1;
+            return 1;
+        }
+        i += 1 + n;
+    }
+    return 0;
+}
+
 /* Whether the ClientHello offers TLS 1.3, so that a client we will refuse anyway never makes
  * the server produce evidence. */
 static int offers_tls13(SSL *ssl)
@@ -114,6 +131,17 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
         *al = SSL_AD_PROTOCOL_VERSION;
         return SSL_CLIENT_HELLO_ERROR;
     }
+    /* A client offering ALPN without our protocol would fail later in alpn_select_cb; refuse
+     * it before it costs evidence. */
+    const unsigned char *alpn, *at;
+    size_t alpn_len;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &alpn,
+                                  &alpn_len) == 1 &&
+        (alpn_len < 2 || (size_t)(alpn[0] << 8 | alpn[1]) != alpn_len - 2 ||
+         !alpn_offered(c, alpn + 2, alpn_len - 2, &at))) {
+        *al = SSL_AD_NO_APPLICATION_PROTOCOL;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
     const unsigned char *nonce = NULL;
     size_t nonce_len = 0;
     if (SSL_client_hello_get0_ext(ssl, CG_TLS_NONCE_EXT, &nonce, &nonce_len) == 1 &&
@@ -132,23 +160,35 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+/* Registered so that OpenSSL keeps the nonce extension for SSL_client_hello_get0_ext() (it
+ * drops unknown ones); the client hello callback has checked it by now. */
+static int nonce_parse_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
+                          const unsigned char *in, size_t inlen, X509 *x, size_t chainidx, int *al,
+                          void *parse_arg)
+{
+    (void)ssl;
+    (void)ext_type;
+    (void)context;
+    (void)in;
+    (void)x;
+    (void)chainidx;
+    (void)parse_arg;
+    if (inlen != CG_NONCE_LEN) {
+        *al = SSL_AD_ILLEGAL_PARAMETER;
+        return 0;
+    }
+    return 1;
+}
+
 static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                           const unsigned char *in, unsigned int inlen, void *arg)
 {
     (void)ssl;
     struct cg_tls_ctx *c = arg;
-    for (unsigned int i = 0; i < inlen;) {
-        unsigned int n = in[i];
-        if (n == 0 || i + 1 + n > inlen)
-            break;
-        if (n + 1 == c->alpn_wire_len && memcmp(in + i, c->alpn_wire, n + 1) == 0) {
-            *out = c->alpn_wire + 1;
-            *outlen = (unsigned char)n;
-            return SSL_TLSEXT_ERR_OK;
-        }
-        i += 1 + n;
-    }
-    return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol */
+    if (!alpn_offered(c, in, inlen, out))
+        return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol */
+    *outlen = (unsigned char)(c->alpn_wire_len - 1);
+    return SSL_TLSEXT_ERR_OK;
 }
 
 /* ---- client ---------------------------------------------------------------------------- */
@@ -346,6 +386,13 @@ int cg_tls_server_ctx_new(const char *alpn, cg_tls_cert_cb cb, void *cb_arg,
     SSL_CTX_set_alpn_select_cb(c->ssl_ctx, alpn_select_cb, c);
     SSL_CTX_set_num_tickets(c->ssl_ctx, 1);
     SSL_CTX_set_options(c->ssl_ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_add_custom_ext(c->ssl_ctx, CG_TLS_NONCE_EXT,
+                               SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_3_ONLY, NULL, NULL, NULL,
+                               nonce_parse_cb, NULL) != 1) {
+        cg_tls_ctx_free(c);
+        ERR_clear_error();
+        return CG_ETLS;
+    }
     *out = c;
     return 0;
 }

@@ -195,13 +195,13 @@ static void test_parse_rejects(void **state)
     expect_parse_fail(v2.data, 0x00, 0x02 ^ 0x01, "snp.report.version"); /* 1 */
     expect_parse_fail(v2.data, 0x00, 0x02 ^ 0x06, "snp.report.version"); /* 6 */
     expect_parse_fail(v2.data, 0x34, 0x03, "snp.report.signature_algo");
-    expect_parse_fail(v2.data, 0x0A, 0x02, "snp.report.policy");  /* bit 17 cleared */
-    expect_parse_fail(v2.data, 0x0B, 0x04, "snp.report.policy");  /* bit 26 */
+    expect_parse_fail(v2.data, 0x0A, 0x02, "snp.report.policy"); /* bit 17 cleared */
+    expect_parse_fail(v2.data, 0x0B, 0x04, "snp.report.policy"); /* bit 26 */
     expect_parse_fail(v2.data, 0x30, 0x04, "snp.report.vmpl");
     expect_parse_fail(v2.data, 0x48, 0x20, "snp.report.signer_info");
     expect_parse_fail(v2.data, 0x48, 0x08, "snp.report.signing_key"); /* 2 */
     expect_parse_fail(v2.data, 0x48, 0x1c, "snp.report.signing_key"); /* 7: unsigned */
-    const size_t reserved[] = {0x4C, 0x4F, 0x188, 0x18A, 0x19F, 0x1EB, 0x1EF,
+    const size_t reserved[] = {0x4C,  0x4F,  0x188, 0x18A, 0x19F, 0x1EB, 0x1EF,
                                0x1F8, 0x207, 0x208, 0x29F, 0x330, 0x49F};
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
         expect_parse_fail(v2.data, reserved[i], 0x01, "snp.report.reserved");
@@ -485,17 +485,50 @@ static void expect_resigned(void (*edit)(struct cg_snp_report *), const char *ch
     cg_evidence_clear(&s.ev);
 }
 
-static void edit_ucode(struct cg_snp_report *r) { r->reported_tcb += 1ull << 56; }
-static void edit_bl(struct cg_snp_report *r) { r->reported_tcb += 1; }
-static void edit_tee(struct cg_snp_report *r) { r->reported_tcb += 1ull << 8; }
-static void edit_snp(struct cg_snp_report *r) { r->reported_tcb += 1ull << 48; }
-static void edit_tcb_reserved(struct cg_snp_report *r) { r->reported_tcb |= 1ull << 24; }
-static void edit_chip(struct cg_snp_report *r) { r->chip_id[63] ^= 1; }
-static void edit_mask_nonzero(struct cg_snp_report *r) { r->signer_info |= 2; }
-static void edit_vlek(struct cg_snp_report *r) { r->signer_info |= 1 << 2; }
-static void edit_genoa(struct cg_snp_report *r) { r->cpuid_mod_id = 0x11; }
-static void edit_v2_cpuid(struct cg_snp_report *r) { r->version = 2; }
-static void edit_policy(struct cg_snp_report *r) { r->policy &= ~CG_SNP_POLICY_RESERVED1; }
+static void edit_ucode(struct cg_snp_report *r)
+{
+    r->reported_tcb += 1ull << 56;
+}
+static void edit_bl(struct cg_snp_report *r)
+{
+    r->reported_tcb += 1;
+}
+static void edit_tee(struct cg_snp_report *r)
+{
+    r->reported_tcb += 1ull << 8;
+}
+static void edit_snp(struct cg_snp_report *r)
+{
+    r->reported_tcb += 1ull << 48;
+}
+static void edit_tcb_reserved(struct cg_snp_report *r)
+{
+    r->reported_tcb |= 1ull << 24;
+}
+static void edit_chip(struct cg_snp_report *r)
+{
+    r->chip_id[63] ^= 1;
+}
+static void edit_mask_nonzero(struct cg_snp_report *r)
+{
+    r->signer_info |= 2;
+}
+static void edit_vlek(struct cg_snp_report *r)
+{
+    r->signer_info |= 1 << 2;
+}
+static void edit_genoa(struct cg_snp_report *r)
+{
+    r->cpuid_mod_id = 0x11;
+}
+static void edit_v2_cpuid(struct cg_snp_report *r)
+{
+    r->version = 2;
+}
+static void edit_policy(struct cg_snp_report *r)
+{
+    r->policy &= ~CG_SNP_POLICY_RESERVED1;
+}
 
 static void test_post_signature_checks(void **state)
 {
@@ -528,16 +561,11 @@ static void test_post_signature_checks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roots_pinned),
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_parse_fields),
-        cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_tcb_decode),
-        cmocka_unit_test(test_go_sev_guest),
-        cmocka_unit_test(test_virtee),
-        cmocka_unit_test(test_trustee),
-        cmocka_unit_test(test_trustee_vlek),
-        cmocka_unit_test(test_post_signature_checks),
+        cmocka_unit_test(test_roots_pinned), cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_parse_fields), cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_tcb_decode),   cmocka_unit_test(test_go_sev_guest),
+        cmocka_unit_test(test_virtee),       cmocka_unit_test(test_trustee),
+        cmocka_unit_test(test_trustee_vlek), cmocka_unit_test(test_post_signature_checks),
     };
     return cmocka_run_group_tests(tests, sim_setup, sim_teardown);
 }

@@ -19,18 +19,38 @@ struct cg_policy {
         int has_root;
         uint8_t root_sha256[32];
     } sim;
-    struct {
+    struct cg_policy_snp {
         int present; /* an "snp" object was given: real SNP evidence is acceptable */
         size_t n_measurements;
         uint8_t measurements[CG_POLICY_MAX_MEASUREMENTS][48];
         int has_min_tcb;
-        struct cg_snp_tcb min_tcb;
-        int debug;           /* allowed? default false */
-        int migration_agent; /* allowed? default false */
-        int max_vmpl;        /* default 0 */
+        struct cg_snp_tcb min_tcb; /* against REPORTED_TCB (the TCB the VCEK certifies) */
+        int debug;                 /* allowed? default false */
+        int migration_agent;       /* allowed? default false */
+        int max_vmpl;              /* default 0 */
         int has_host_data;
         uint8_t host_data[32];
         uint32_t min_guest_svn;
+        /* Added beyond the first draft (docs/policy.md): */
+        int has_family_id;
+        uint8_t family_id[16];
+        int has_image_id;
+        uint8_t image_id[16];
+        size_t n_id_key_digests; /* 0: any; else ID_KEY_DIGEST must be one of these */
+        uint8_t id_key_digests[CG_POLICY_MAX_MEASUREMENTS][48];
+        size_t n_author_key_digests; /* 0: any; else AUTHOR_KEY_EN and one of these */
+        uint8_t author_key_digests[CG_POLICY_MAX_MEASUREMENTS][48];
+        int require_id_block; /* default false: ID_KEY_DIGEST must be non-zero */
+        int smt;              /* allowed? default true */
+        int has_min_committed_tcb;
+        struct cg_snp_tcb min_committed_tcb;
+        int has_min_launch_tcb;
+        struct cg_snp_tcb min_launch_tcb;
+        int has_min_fw;
+        uint8_t min_fw_major, min_fw_minor; /* current firmware at least major.minor */
+        int allow_provisional_firmware;     /* default false: committed == current fw */
+        size_t n_chip_ids;                  /* 0: any; else CHIP_ID must be one of these */
+        uint8_t chip_ids[CG_POLICY_MAX_MEASUREMENTS][64];
     } snp;
     struct {
         enum cg_freshness mode; /* default nonce */
@@ -49,7 +69,8 @@ int cg_policy_parse(const char *json, size_t len, struct cg_policy *p, char *err
 int cg_policy_load(const char *path, struct cg_policy *p, char *err, size_t errlen);
 
 /*
- * Appraises a verified SNP (or sim) report against the policy's snp section (sim evidence
+ * Appraises a verified SNP (or sim) report (r->product set by cg_snp_verify(): the TCB
+ * minimums need it) against the policy's snp section (sim evidence
  * is appraised with the same checks: the sim section only decides whether sim is acceptable
  * and by which root). Returns 0 or CG_EPOLICY with v naming the check ("snp.measurement",
  * "snp.debug", "snp.min_tcb.microcode", ...) and the expected and actual values.

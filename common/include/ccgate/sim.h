@@ -30,7 +30,6 @@ int cg_sim_sign_report(const char *state_dir, const struct cg_snp_report *r,
  * ASK, ARK] (DER) and the tag CG_TAG_SIM. The state must exist (cg_sim_init). Caller frees
  * with p->free(p).
  */
-int cg_sim_provider_new(const char *state_dir, const char *measured_file,
-                        struct cg_provider **out);
+int cg_sim_provider_new(const char *state_dir, const char *measured_file, struct cg_provider **out);
 
 #endif

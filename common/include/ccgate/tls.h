@@ -124,7 +124,8 @@ int cg_tls_key_changed(const struct cg_tls *t);
  * the client only offers tickets of verified sessions of the key it remembers). */
 int cg_tls_resumed(const struct cg_tls *t);
 
-/* Server: SHA-256 of the certificate presented. Client: of the certificate received. */
+/* Server: SHA-256 of the certificate presented. Client: of the certificate received (after a
+ * resumption: of the one received in the session's original, verified handshake). */
 void cg_tls_cert_hash(const struct cg_tls *t, uint8_t out[32]);
 
 #endif
