@@ -558,14 +558,49 @@ static void test_post_signature_checks(void **state)
     cg_evidence_clear(&s.ev);
 }
 
+/*
+ * Fail-closed: a flipped bit anywhere in the report or the VCEK is refused (every 4th byte,
+ * to keep the run short: each try verifies an RSA-4096 chain).
+ */
+static void test_every_bit_matters(void **state)
+{
+    (void)state;
+    struct blob rep = load("virtee-sev/report_milan.bin");
+    struct blob vcek = load("virtee-sev/vcek_milan.der");
+    struct cg_snp_report r;
+    struct cg_verdict v;
+    time_t at = utc(2024, 1, 1);
+    assert_int_equal(verify(rep, vcek, none, none, &amd, at, &r, &v), 0);
+    for (size_t i = 0; i < rep.len; i += 4) {
+        rep.data[i] ^= 0x10;
+        if (verify(rep, vcek, none, none, &amd, at, &r, &v) != CG_EEVIDENCE)
+            fail_msg("report byte 0x%03zx flipped: accepted", i);
+        rep.data[i] ^= 0x10;
+    }
+    for (size_t i = 1; i < vcek.len; i += 4) {
+        vcek.data[i] ^= 0x01;
+        if (verify(rep, vcek, none, none, &amd, at, &r, &v) != CG_EEVIDENCE)
+            fail_msg("VCEK byte %zu flipped: accepted", i);
+        vcek.data[i] ^= 0x01;
+    }
+    free(rep.data);
+    free(vcek.data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roots_pinned), cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_parse_fields), cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_tcb_decode),   cmocka_unit_test(test_go_sev_guest),
-        cmocka_unit_test(test_virtee),       cmocka_unit_test(test_trustee),
-        cmocka_unit_test(test_trustee_vlek), cmocka_unit_test(test_post_signature_checks),
+        cmocka_unit_test(test_roots_pinned),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_parse_fields),
+        cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_tcb_decode),
+        cmocka_unit_test(test_go_sev_guest),
+        cmocka_unit_test(test_virtee),
+        cmocka_unit_test(test_trustee),
+        cmocka_unit_test(test_trustee_vlek),
+        cmocka_unit_test(test_post_signature_checks),
+        cmocka_unit_test(test_every_bit_matters),
     };
     return cmocka_run_group_tests(tests, sim_setup, sim_teardown);
 }
