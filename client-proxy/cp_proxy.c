@@ -628,6 +628,8 @@ static void conn_close(struct cp_conn *c, const char *reason)
     c->req = NULL;
     cg_buf_free(&c->pending);
     if (c->up != NULL) {
+        if (c->up_state == UP_READY)
+            cg_stream_shutdown(&c->up->s); /* close_notify: a clean end, not a truncation */
         c->up->c = NULL;
         c->handles--;
         up_discard(c);

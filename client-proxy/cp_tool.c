@@ -16,6 +16,7 @@
 #include "ccgate/err.h"
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
+#include "ccgate/policy.h"
 #include "ccgate/ratls.h"
 #include "ccgate/snp.h"
 #include "ccgate/tls.h"
@@ -85,6 +86,8 @@ static int fetch_cert(const struct cg_addr *a, uint8_t **der, size_t *der_len,
         rc = cg_tls_feed(t, buf, (size_t)n);
     }
     if (rc == 0) {
+        cg_tls_shutdown(t);
+        (void)flush_out(fd, t);
         size_t n;
         const uint8_t *cert = cg_tls_peer_cert(t, &n);
         *der = cert != NULL ? malloc(n) : NULL;
@@ -147,13 +150,12 @@ int cp_tool_policy_from_evidence(int argc, char **argv)
         return 1;
     }
     /* Trust on first use: accept the vendor chain (or, with --allow-sim, the sim chain the
-     * server shows), verify everything else, then pin what was seen. */
+     * server shows) under the default policy, verify everything else, then pin what was seen. */
     static struct cg_policy p;
-    memset(&p, 0, sizeof(p));
-    p.freshness.mode = CG_FRESH_NONCE;
-    p.freshness.max_age_s = 600;
-    p.snp.present = 1;
+    char base[256] = "{\"snp\": {}}";
     if (ev.tag == CG_TAG_SIM) {
+        uint8_t root[32];
+        char hex[65];
         if (o[1].value == NULL) {
             cg_evidence_clear(&ev);
             free(der);
@@ -162,18 +164,21 @@ int cp_tool_policy_from_evidence(int argc, char **argv)
                     addr.text);
             return 1;
         }
-        if (ev.n_certs == 0 || cg_sha256(ev.certs[ev.n_certs - 1], ev.cert_lens[ev.n_certs - 1],
-                                         p.sim.root_sha256) < 0) {
+        if (ev.n_certs == 0 ||
+            cg_sha256(ev.certs[ev.n_certs - 1], ev.cert_lens[ev.n_certs - 1], root) < 0) {
             cg_evidence_clear(&ev);
             free(der);
             fprintf(stderr, "ccgate: %s: the sim evidence carries no root certificate\n",
                     addr.text);
             return 1;
         }
-        p.sim.allow = 1;
-        p.sim.has_root = 1;
+        cg_hex(hex, sizeof(hex), root, sizeof(root));
+        snprintf(base, sizeof(base),
+                 "{\"sim\": {\"allow\": true, \"root_sha256\": \"%s\"}, \"snp\": {}}", hex);
     }
     cg_evidence_clear(&ev);
+    if (cg_policy_parse(base, strlen(base), &p, err, sizeof(err)) < 0)
+        cg_fatal("policy from-evidence: %s", err);
     struct cg_attestation att;
     struct cg_verdict v = {0};
     rc = cg_ratls_verify(der, der_len, &p, nonce, time(NULL), &att, &v);
@@ -189,7 +194,7 @@ int cp_tool_policy_from_evidence(int argc, char **argv)
     (void)cg_buf_printf(&b, "{\n");
     if (att.tag == CG_TAG_SIM) {
         (void)cg_buf_printf(&b, "  \"sim\": {\"allow\": true, \"root_sha256\": ");
-        cp_json_hex(&b, p.sim.root_sha256, 32);
+        cp_json_hex(&b, p.sim.root_sha256, sizeof(p.sim.root_sha256));
         (void)cg_buf_printf(&b, "},\n");
     }
     (void)cg_buf_printf(&b, "  \"snp\": {\n    \"measurements\": [");

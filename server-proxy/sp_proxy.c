@@ -118,8 +118,10 @@ static void on_eof(struct cg_stream *s)
 static void on_error(struct cg_stream *s, int err)
 {
     struct sp_conn *c = s->data;
-    (void)err;
-    conn_close(c, s == &c->down ? "client_error" : "upstream_error");
+    if (s == &c->up)
+        conn_close(c, "upstream_error");
+    else
+        conn_close(c, err == CG_ETLS ? "client_tls_error_or_truncation" : "client_error");
 }
 
 #define LINGER_MS 5000
