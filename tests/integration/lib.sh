@@ -2,7 +2,7 @@
 # Usage: source "$(dirname "$0")/lib.sh"
 set -euo pipefail
 
-: "${CG_BIN:?CG_BIN must point at the build's bin directory}"
+: "${CG_BIN:?CG_BIN must point at the bin directory of the build}"
 : "${CG_SOURCE_DIR:?CG_SOURCE_DIR must point at the source tree}"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/ccgate-test.XXXXXX")
@@ -51,7 +51,7 @@ wait_log() {
     done
 }
 
-# wait_exit PID [SECONDS]: waits for a child to exit, prints its status.
+# wait_exit PID [SECONDS]: waits for a child to exit; sets EXIT_RC to its status.
 wait_exit() {
     local pid=$1 secs=${2:-20} i=0
     while kill -0 "$pid" 2>/dev/null; do
@@ -59,9 +59,8 @@ wait_exit() {
         [ $i -gt $((secs * 20)) ] && fail "process $pid did not exit within ${secs}s"
         sleep 0.05
     done
-    local rc=0
-    wait "$pid" || rc=$?
-    echo $rc
+    EXIT_RC=0
+    wait "$pid" || EXIT_RC=$?
 }
 
 # start NAME CMD...: runs CMD in the background with its log in $T/NAME.log; sets LAST_PID.
@@ -101,11 +100,17 @@ start_server() {
     wait_log "$T/$name.log" "listening"
 }
 
+# The sim TEE's measurement of the server: SHA-384 of its binary.
+server_measurement() {
+    sha384sum "$CG_BIN/ccgate-server" | cut -d' ' -f1
+}
+
 # write_policy FILE [MEASUREMENT_HEX]: a sim policy pinning the measurement (default: the
 # real server binary's SHA-384).
 write_policy() {
-    local file=$1
-    local m=${2:-$(sha384sum "$CG_BIN/ccgate-server" | cut -d' ' -f1)}
+    local file=$1 m
+    m=$(server_measurement)
+    [ $# -ge 2 ] && m=$2
     cat >"$file" <<JSON
 {
   "sim": {"allow": true, "root_sha256": "$SIM_ROOT"},

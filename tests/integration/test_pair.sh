@@ -59,7 +59,7 @@ pass "TLS 1.2 refused"
 
 # SIGTERM: both stop cleanly with status 0.
 kill -TERM "$CLI_PID"
-[ "$(wait_exit "$CLI_PID")" = 0 ] || fail "client exit status after SIGTERM"
+wait_exit "$CLI_PID" && [ "$EXIT_RC" = 0 ] || fail "client exit status after SIGTERM"
 kill -TERM "$SRV_PID"
-[ "$(wait_exit "$SRV_PID")" = 0 ] || fail "server exit status after SIGTERM"
+wait_exit "$SRV_PID" && [ "$EXIT_RC" = 0 ] || fail "server exit status after SIGTERM"
 pass "SIGTERM"
