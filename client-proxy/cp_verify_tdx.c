@@ -123,8 +123,7 @@ static json_t *claims(const struct cg_tdx_quote *q, const struct cg_tdx_status *
                             json_string(cg_tdx_tcb_status_name(st->platform_status)));
         json_object_set_new(o, "tdx_module_tcb_status",
                             json_string(cg_tdx_tcb_status_name(st->module_status)));
-        json_object_set_new(o, "qe_tcb_status",
-                            json_string(cg_tdx_tcb_status_name(st->qe_status)));
+        json_object_set_new(o, "qe_tcb_status", json_string(cg_tdx_tcb_status_name(st->qe_status)));
         json_object_set_new(o, "tcb_date", json_string(st->tcb_date));
         json_object_set_new(o, "tcb_evaluation_data_number",
                             json_integer(st->tcb_evaluation_data_number));

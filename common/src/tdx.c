@@ -125,8 +125,7 @@ static int parse_qe_cert_data(const uint8_t *cd, size_t n, struct cg_tdx_quote *
     return 0;
 }
 
-int cg_tdx_quote_parse(const uint8_t *buf, size_t len, struct cg_tdx_quote *q,
-                       struct cg_verdict *v)
+int cg_tdx_quote_parse(const uint8_t *buf, size_t len, struct cg_tdx_quote *q, struct cg_verdict *v)
 {
     memset(q, 0, sizeof(*q));
     if (buf == NULL || len < CG_TDX_HEADER_SIZE || len > CG_TDX_QUOTE_MAX)
@@ -142,8 +141,7 @@ int cg_tdx_quote_parse(const uint8_t *buf, size_t len, struct cg_tdx_quote *q,
         return cg_reject(v, CG_EEVIDENCE, "tdx.quote.att_key_type", "2 (ECDSA P-256)", "%u",
                          q->att_key_type);
     if (q->tee_type != TDX_TEE_TYPE)
-        return cg_reject(v, CG_EEVIDENCE, "tdx.quote.tee_type", "0x81 (TDX)", "0x%x",
-                         q->tee_type);
+        return cg_reject(v, CG_EEVIDENCE, "tdx.quote.tee_type", "0x81 (TDX)", "0x%x", q->tee_type);
     if (memcmp(q->qe_vendor_id, intel_qe_vendor, 16) != 0) {
         char hex[33];
         cg_hex(hex, sizeof(hex), q->qe_vendor_id, 16);
@@ -177,16 +175,14 @@ int cg_tdx_quote_parse(const uint8_t *buf, size_t len, struct cg_tdx_quote *q,
     size_t sig_len = le32(buf + q->signed_len);
     const uint8_t *sd = buf + q->signed_len + 4;
     if (sig_len > len - q->signed_len - 4)
-        return cg_reject(v, CG_EEVIDENCE, "tdx.quote.sig_len", "within the quote", "%zu",
-                         sig_len);
+        return cg_reject(v, CG_EEVIDENCE, "tdx.quote.sig_len", "within the quote", "%zu", sig_len);
     if (sig_len < SIG_CERT_DATA)
         return cg_reject(v, CG_EEVIDENCE, "tdx.quote.sig_len", ">= 134", "%zu", sig_len);
     memcpy(q->signature, sd + SIG_QUOTE, 64);
     memcpy(q->attest_key, sd + SIG_KEY, 64);
     uint16_t cert_type = le16(sd + SIG_CERT_TYPE);
     if (cert_type != CERT_TYPE_QE_REPORT)
-        return cg_reject(v, CG_EEVIDENCE, "tdx.quote.cert_type", "6 (QE report)", "%u",
-                         cert_type);
+        return cg_reject(v, CG_EEVIDENCE, "tdx.quote.cert_type", "6 (QE report)", "%u", cert_type);
     size_t cert_size = le32(sd + SIG_CERT_SIZE);
     if (cert_size != sig_len - SIG_CERT_DATA)
         return cg_reject(v, CG_EEVIDENCE, "tdx.quote.cert_size", "rest of the signature data",
@@ -239,8 +235,7 @@ static EVP_PKEY *p256_key(const uint8_t xy[64])
     if (bld == NULL || ctx == NULL)
         goto out;
     if (OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) != 1 ||
-        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)) !=
-            1)
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)) != 1)
         goto out;
     params = OSSL_PARAM_BLD_to_param(bld);
     if (params == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
@@ -621,8 +616,8 @@ static int apply_crl(const uint8_t *buf, size_t n, X509 *const *cas, size_t n_ca
     char iname[128] = "?";
     X509_NAME_oneline(X509_CRL_get_issuer(crl), iname, sizeof(iname));
     if (issuer == NULL) {
-        rc = cg_reject(v, CG_EEVIDENCE, "tdx.crl.issuer", "Intel SGX Root CA or the PCK CA",
-                       "%s", iname);
+        rc = cg_reject(v, CG_EEVIDENCE, "tdx.crl.issuer", "Intel SGX Root CA or the PCK CA", "%s",
+                       iname);
         goto out;
     }
     EVP_PKEY *ikey = X509_get0_pubkey(issuer);
@@ -634,8 +629,7 @@ static int apply_crl(const uint8_t *buf, size_t n, X509 *const *cas, size_t n_ca
     const ASN1_TIME *last = X509_CRL_get0_lastUpdate(crl);
     const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
     if (last == NULL || X509_cmp_time(last, &at) > 0) {
-        rc = cg_reject(v, CG_EEVIDENCE, "tdx.crl.not_yet_valid", "thisUpdate <= now", "%s",
-                       iname);
+        rc = cg_reject(v, CG_EEVIDENCE, "tdx.crl.not_yet_valid", "thisUpdate <= now", "%s", iname);
         goto out;
     }
     if (next == NULL || X509_cmp_time(next, &at) <= 0) {
@@ -653,8 +647,8 @@ static int apply_crl(const uint8_t *buf, size_t n, X509 *const *cas, size_t n_ca
             cg_hex(serial, sizeof(serial), ASN1_STRING_get0_data(sn),
                    (size_t)ASN1_STRING_length(sn));
             snprintf(check, sizeof(check), "tdx.%s.revoked", names[i]);
-            rc = cg_reject(v, CG_EEVIDENCE, check, "not revoked", "serial %s listed by %s",
-                           serial, iname);
+            rc = cg_reject(v, CG_EEVIDENCE, check, "not revoked", "serial %s listed by %s", serial,
+                           iname);
             goto out;
         }
     }
@@ -662,6 +656,19 @@ static int apply_crl(const uint8_t *buf, size_t n, X509 *const *cas, size_t n_ca
 out:
     ERR_clear_error();
     X509_CRL_free(crl);
+    return rc;
+}
+
+int cg__tdx_crl_check(const uint8_t *crl, size_t crl_len, const char *ca_pem, size_t ca_len,
+                      const char *cert_pem, size_t cert_len, time_t at, struct cg_verdict *v)
+{
+    static const char *const names[] = {"pck"};
+    X509 *ca[MAX_CHAIN] = {NULL}, *cert[MAX_CHAIN] = {NULL};
+    int rc = CG_ECONFIG;
+    if (read_pem_chain(ca_pem, ca_len, ca) == 1 && read_pem_chain(cert_pem, cert_len, cert) == 1)
+        rc = apply_crl(crl, crl_len, ca, 1, cert, names, 1, at, v);
+    free_chain(ca);
+    free_chain(cert);
     return rc;
 }
 
@@ -872,8 +879,9 @@ static int verify_signed_json(const char *doc, size_t n, const char *member, EVP
     }
     int ok = ecdsa_verify_raw(key, (const uint8_t *)raw, raw_len, sig);
     if (ok != 1) {
-        rc = ok < 0 ? ok : cg_reject(v, CG_EEVIDENCE, check, "signed by Intel SGX TCB Signing",
-                                     "bad signature");
+        rc = ok < 0 ? ok
+                    : cg_reject(v, CG_EEVIDENCE, check, "signed by Intel SGX TCB Signing",
+                                "bad signature");
         goto out;
     }
     *out = json_loadb(raw, raw_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -944,7 +952,7 @@ static int level_status(json_t *level, enum cg_tdx_tcb_status *out, struct cg_td
         return cg_reject(v, CG_EEVIDENCE, check, "advisoryIDs array", "other");
     size_t i;
     json_t *a;
-    json_array_foreach(adv, i, a) {
+    json_array_foreach (adv, i, a) {
         const char *id = json_string_value(a);
         if (id == NULL || strlen(id) >= sizeof(st->advisories[0]))
             return cg_reject(v, CG_EEVIDENCE, check, "advisory ids < 32 chars", "malformed");
@@ -991,13 +999,13 @@ static int check_qe_identity(json_t *id, const struct cg_tdx_quote *q, time_t at
         return cg_reject(v, CG_EEVIDENCE, "tdx.qe_identity.isvprodid", "as in QE identity",
                          "%u != %u", qe->isvprodid, prodid);
     /* miscselect is written as a big-endian number; the report holds it little-endian. */
-    uint32_t want_misc = (uint32_t)misc[0] << 24 | (uint32_t)misc[1] << 16 |
-                         (uint32_t)misc[2] << 8 | misc[3];
+    uint32_t want_misc =
+        (uint32_t)misc[0] << 24 | (uint32_t)misc[1] << 16 | (uint32_t)misc[2] << 8 | misc[3];
     uint32_t mask_misc = (uint32_t)misc_mask[0] << 24 | (uint32_t)misc_mask[1] << 16 |
                          (uint32_t)misc_mask[2] << 8 | misc_mask[3];
     if ((qe->miscselect & mask_misc) != want_misc)
-        return cg_reject(v, CG_EEVIDENCE, "tdx.qe_identity.miscselect", "masked match",
-                         "0x%08x", qe->miscselect);
+        return cg_reject(v, CG_EEVIDENCE, "tdx.qe_identity.miscselect", "masked match", "0x%08x",
+                         qe->miscselect);
     for (int i = 0; i < 16; i++) {
         if ((qe->attributes[i] & attr_mask[i]) != attr[i]) {
             cg_hex(hex, sizeof(hex), qe->attributes, 16);
@@ -1010,7 +1018,7 @@ static int check_qe_identity(json_t *id, const struct cg_tdx_quote *q, time_t at
     json_t *level;
     if (!json_is_array(levels))
         return cg_reject(v, CG_EEVIDENCE, "tdx.qe_identity.json", "tcbLevels", "missing");
-    json_array_foreach(levels, i, level) {
+    json_array_foreach (levels, i, level) {
         unsigned isvsvn;
         if (json_uint(json_object_get(level, "tcb"), "isvsvn", 0xFFFF, &isvsvn) != 0)
             return cg_reject(v, CG_EEVIDENCE, "tdx.qe_identity.tcb_level", "tcb.isvsvn",
@@ -1030,7 +1038,7 @@ static int read_components(json_t *arr, uint8_t out[16])
     unsigned svn;
     if (!json_is_array(arr) || json_array_size(arr) != 16)
         return -1;
-    json_array_foreach(arr, i, c) {
+    json_array_foreach (arr, i, c) {
         if (json_uint(c, "svn", 255, &svn) != 0)
             return -1;
         out[i] = (uint8_t)svn;
@@ -1079,7 +1087,7 @@ static int check_tdx_module(json_t *info, const struct cg_tdx_quote *q, struct c
     snprintf(want, sizeof(want), "TDX_%02X", version);
     json_t *ids = json_object_get(info, "tdxModuleIdentities"), *id, *found = NULL;
     size_t i;
-    json_array_foreach(ids, i, id) {
+    json_array_foreach (ids, i, id) {
         const char *s = json_string_value(json_object_get(id, "id"));
         if (s != NULL && strcmp(s, want) == 0) {
             found = id;
@@ -1092,7 +1100,7 @@ static int check_tdx_module(json_t *info, const struct cg_tdx_quote *q, struct c
     if (rc != 0)
         return rc;
     json_t *levels = json_object_get(found, "tcbLevels"), *level;
-    json_array_foreach(levels, i, level) {
+    json_array_foreach (levels, i, level) {
         unsigned svn;
         if (json_uint(json_object_get(level, "tcb"), "isvsvn", 255, &svn) != 0)
             return cg_reject(v, CG_EEVIDENCE, "tdx.tdx_module.tcb_level", "tcb.isvsvn",
@@ -1147,7 +1155,7 @@ static int check_tcb_info(json_t *info, const struct cg_tdx_quote *q, time_t at,
      * TEE_TCB_SVN meets is the platform's level. A revoked SGX level ends the search.
      */
     int sgx_found = 0;
-    json_array_foreach(levels, i, level) {
+    json_array_foreach (levels, i, level) {
         json_t *tcb = json_object_get(level, "tcb");
         uint8_t sgx[16], tdx[16];
         unsigned pcesvn;
@@ -1227,9 +1235,8 @@ static int collateral_shape(const struct cg_tdx_collateral *col, struct cg_verdi
     return 0;
 }
 
-int cg_tdx_verify(const uint8_t *quote, size_t len, const struct cg_tdx_collateral *col,
-                  time_t at, struct cg_tdx_quote *q, struct cg_tdx_status *st,
-                  struct cg_verdict *v)
+int cg_tdx_verify(const uint8_t *quote, size_t len, const struct cg_tdx_collateral *col, time_t at,
+                  struct cg_tdx_quote *q, struct cg_tdx_status *st, struct cg_verdict *v)
 {
     static const char *const pck_leaf_cn[] = {"Intel SGX PCK Certificate", NULL};
     static const char *const pck_ca_cn[] = {"Intel SGX PCK Platform CA",
@@ -1350,8 +1357,8 @@ int cg_tdx_verify(const uint8_t *quote, size_t len, const struct cg_tdx_collater
         rc = check_qe_identity(qe_id, q, at, st, v);
         if (rc != 0)
             goto out;
-        st->tcb_status = merge_status(merge_status(st->platform_status, st->module_status),
-                                      st->qe_status);
+        st->tcb_status =
+            merge_status(merge_status(st->platform_status, st->module_status), st->qe_status);
         st->collateral = 1;
     }
     rc = 0;
@@ -1407,7 +1414,7 @@ static int parse_allow48(json_t *j, const char *key, struct cg_tdx_allow48 *out,
         return perr(err, errlen, "tdx.%s: at most %d values", key, CG_TDX_POLICY_MAX_VALUES);
     size_t i;
     json_t *e;
-    json_array_foreach(j, i, e) {
+    json_array_foreach (j, i, e) {
         const char *s = json_string_value(e);
         if (s == NULL || cg_unhex(out->v[i], 48, s) != 0)
             return perr(err, errlen, "tdx.%s[%zu]: expected 96 hex digits", key, i);
@@ -1425,7 +1432,7 @@ int cg_tdx_policy_parse(const void *json_object, struct cg_tdx_policy *out, char
     cg_tdx_policy_default(out);
     if (!json_is_object(obj))
         return perr(err, errlen, "tdx: expected an object");
-    json_object_foreach(obj, key, val) {
+    json_object_foreach (obj, key, val) {
         struct cg_tdx_allow48 *allow = NULL;
         if (strcmp(key, "mrtd") == 0)
             allow = &out->mrtd;
@@ -1445,8 +1452,7 @@ int cg_tdx_policy_parse(const void *json_object, struct cg_tdx_policy *out, char
             int rc = parse_allow48(val, key, allow, err, errlen);
             if (rc != 0)
                 return rc;
-        } else if (strcmp(key, "allow_debug") == 0 ||
-                   strcmp(key, "require_sept_ve_disable") == 0) {
+        } else if (strcmp(key, "allow_debug") == 0 || strcmp(key, "require_sept_ve_disable") == 0) {
             if (!json_is_boolean(val))
                 return perr(err, errlen, "tdx.%s: expected true or false", key);
             *(key[0] == 'a' ? &out->allow_debug : &out->require_sept_ve_disable) =
@@ -1462,12 +1468,11 @@ int cg_tdx_policy_parse(const void *json_object, struct cg_tdx_policy *out, char
             if (!json_is_array(val) || json_array_size(val) == 0)
                 return perr(err, errlen, "tdx.accepted_tcb_statuses: expected a non-empty array");
             out->accepted_tcb = 0;
-            json_array_foreach(val, i, e) {
+            json_array_foreach (val, i, e) {
                 enum cg_tdx_tcb_status s;
                 const char *name = json_string_value(e);
                 if (name == NULL || cg_tdx_tcb_status_parse(name, &s) != 0)
-                    return perr(err, errlen, "tdx.accepted_tcb_statuses[%zu]: unknown status",
-                                i);
+                    return perr(err, errlen, "tdx.accepted_tcb_statuses[%zu]: unknown status", i);
                 if (s == CG_TDX_TCB_REVOKED)
                     return perr(err, errlen,
                                 "tdx.accepted_tcb_statuses[%zu]: Revoked is never acceptable", i);
@@ -1505,8 +1510,7 @@ static int check_allow48(const struct cg_tdx_allow48 *a, const uint8_t value[48]
 int cg_tdx_appraise(const struct cg_tdx_policy *p, const struct cg_tdx_quote *q,
                     const struct cg_tdx_status *st, struct cg_verdict *v)
 {
-    static const char *const rtmr_checks[4] = {"tdx.rtmr0", "tdx.rtmr1", "tdx.rtmr2",
-                                               "tdx.rtmr3"};
+    static const char *const rtmr_checks[4] = {"tdx.rtmr0", "tdx.rtmr1", "tdx.rtmr2", "tdx.rtmr3"};
     uint64_t attr = q->td_attributes;
     int rc;
     if (attr & CG_TDX_ATTR_RESERVED)
@@ -1535,8 +1539,7 @@ int cg_tdx_appraise(const struct cg_tdx_policy *p, const struct cg_tdx_quote *q,
     if ((rc = check_allow48(&p->mrseam, q->mrseam, 0, "tdx.mrseam", v)) != 0 ||
         (rc = check_allow48(&p->mrconfigid, q->mrconfigid, 0, "tdx.mrconfigid", v)) != 0 ||
         (rc = check_allow48(&p->mrowner, q->mrowner, 0, "tdx.mrowner", v)) != 0 ||
-        (rc = check_allow48(&p->mrownerconfig, q->mrownerconfig, 0, "tdx.mrownerconfig", v)) !=
-            0 ||
+        (rc = check_allow48(&p->mrownerconfig, q->mrownerconfig, 0, "tdx.mrownerconfig", v)) != 0 ||
         (rc = check_allow48(&p->mrservicetd, q->mrservicetd, 1, "tdx.mrservicetd", v)) != 0)
         return rc;
     if (!(p->accepted_tcb & (1u << st->tcb_status))) {

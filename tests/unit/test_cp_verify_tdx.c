@@ -48,17 +48,20 @@ static void test_verified_with_collateral(void **state)
 {
     (void)state;
     json_t *j;
-    const char *argv[] = {"tdx", path("trustee/tdx/tdx_quote_6.dat"),
-                          "--tcb-info", path("trustee/tdx/tcbInfo.json"),
-                          "--qe-identity", path("trustee/tdx/enclaveIdentity.json"),
-                          "--tcb-chain", path("trustee/tdx/tcb_signing_chain_2025.pem"),
+    const char *argv[] = {"tdx",
+                          path("trustee/tdx/tdx_quote_6.dat"),
+                          "--tcb-info",
+                          path("trustee/tdx/tcbInfo.json"),
+                          "--qe-identity",
+                          path("trustee/tdx/enclaveIdentity.json"),
+                          "--tcb-chain",
+                          path("trustee/tdx/tcb_signing_chain_2025.pem"),
                           "--at=2025-11-01T00:00:00Z"};
     assert_int_equal(run(&j, 9, argv), 0);
     assert_non_null(j);
     assert_true(json_is_true(json_object_get(j, "verified")));
     assert_string_equal(json_string_value(json_object_get(j, "tcb_status")), "OutOfDate");
-    assert_string_equal(json_string_value(json_object_get(j, "tdx_module_tcb_status")),
-                        "UpToDate");
+    assert_string_equal(json_string_value(json_object_get(j, "tdx_module_tcb_status")), "UpToDate");
     assert_string_equal(json_string_value(json_object_get(j, "mrtd")),
                         "21e8dead92d6c69d7cbba79816686c03a48485c7df0c11f6f04792d5e1d378f6b8c46615"
                         "ba6946adccac6becffbb1e88");
@@ -100,8 +103,9 @@ static void test_policy(void **state)
     int fd = mkstemp(pol);
     assert_true(fd >= 0);
     close(fd);
-    const char *argv[] = {"tdx", path("trustee/tdx/tdx_quote_4.dat"), "--at",
-                          "2024-06-24T00:00:00Z", "--policy", pol};
+    const char *argv[] = {"tdx",      path("trustee/tdx/tdx_quote_4.dat"),
+                          "--at",     "2024-06-24T00:00:00Z",
+                          "--policy", pol};
     /* The debug TD: genuine, rejected by the default policy. */
     write_policy(pol, "{\"tdx\":{}, \"snp\":{}}");
     assert_int_equal(run(&j, 6, argv), 1);
@@ -144,10 +148,10 @@ static void test_crl_args(void **state)
 {
     (void)state;
     json_t *j;
-    const char *argv[] = {"tdx", path("go-tdx-guest/tdx_prod_quote_SPR_E4.dat"),
+    const char *argv[] = {"tdx",   path("go-tdx-guest/tdx_prod_quote_SPR_E4.dat"),
                           "--crl", path("go-tdx-guest/pckcrl"),
                           "--crl", path("go-tdx-guest/rootcrl.der"),
-                          "--at", "2023-07-01T01:00:00Z"};
+                          "--at",  "2023-07-01T01:00:00Z"};
     assert_int_equal(run(&j, 8, argv), 0);
     assert_int_equal(json_integer_value(json_object_get(j, "crls_checked")), 2);
     assert_string_equal(json_string_value(json_object_get(j, "tcb_status")), "NotEvaluated");

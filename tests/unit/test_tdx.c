@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -24,12 +25,9 @@ struct blob {
     size_t n;
 };
 
-static struct blob load(const char *rel)
+static struct blob load_path(const char *path)
 {
-    char path[1024];
-    const char *dir = getenv("CG_VECTORS");
     struct blob b = {NULL, 0};
-    snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/vectors", rel);
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         fail_msg("cannot open %s", path);
@@ -45,6 +43,22 @@ static struct blob load(const char *rel)
     return b;
 }
 
+/* A vector file below CG_VECTORS, NUL-terminated (not counted in n). */
+static struct blob load(const char *rel)
+{
+    char path[1024];
+    const char *dir = getenv("CG_VECTORS");
+    snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/vectors", rel);
+    return load_path(path);
+}
+
+static struct blob load_abs(const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return load_path(path);
+}
+
 static time_t at(const char *s)
 {
     time_t t;
@@ -57,6 +71,15 @@ struct col {
     struct cg_tdx_collateral c;
     struct blob tcb, qe, chain, crl[CG_TDX_MAX_CRLS];
 };
+
+/* Points the collateral at the blobs again (after a blob was reallocated). */
+static void col_sync(struct col *c)
+{
+    c->c.tcb_info = (const char *)c->tcb.p;
+    c->c.tcb_info_len = c->tcb.n;
+    c->c.qe_identity = (const char *)c->qe.p;
+    c->c.qe_identity_len = c->qe.n;
+}
 
 static void col_load(struct col *c, const char *tcb, const char *qe, const char *chain)
 {
@@ -231,8 +254,9 @@ static void test_parse_v5_fields(void **state)
 static size_t quote_len(const uint8_t *p)
 {
     size_t off = p[0] == 5 ? 0x2BE : 0x278;
-    return off + 4 + ((size_t)p[off] | (size_t)p[off + 1] << 8 | (size_t)p[off + 2] << 16 |
-                      (size_t)p[off + 3] << 24);
+    return off + 4 +
+           ((size_t)p[off] | (size_t)p[off + 1] << 8 | (size_t)p[off + 2] << 16 |
+            (size_t)p[off + 3] << 24);
 }
 
 /* Every prefix shorter than the quote is refused cleanly; the exact quote parses. */
@@ -240,8 +264,8 @@ static void test_truncation(void **state)
 {
     (void)state;
     static const char *const files[] = {GO "tdx_prod_quote_SPR_E4.dat", GO "quote_v5_sample.dat",
-                                        GO "cos-113-tdx-quote.dat", TR "tdx_quote_4.dat",
-                                        TR "tdx_quote_5.dat", TR "tdx_quote_6.dat"};
+                                        GO "cos-113-tdx-quote.dat",     TR "tdx_quote_4.dat",
+                                        TR "tdx_quote_5.dat",           TR "tdx_quote_6.dat"};
     for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
         struct blob b = load(files[f]);
         size_t n = quote_len(b.p);
@@ -290,7 +314,7 @@ static void test_parse_fields_rejected(void **state)
         {0x02, 3, 2, "tdx.quote.att_key_type"},
         {0x04, 0, 4, "tdx.quote.tee_type"},
         {0x0C, 0x42, 1, "tdx.quote.qe_vendor_id"},
-        {0x278, 0x10, 4, "tdx.quote.sig_len"},     /* upstream: "size of certificate data" */
+        {0x278, 0x10, 4, "tdx.quote.sig_len"}, /* upstream: "size of certificate data" */
         {0x278, 0xFFFFFFFF, 4, "tdx.quote.sig_len"},
         {sd + 128, 5, 2, "tdx.quote.cert_type"},
         {sd + 130, 0xFFFFFFF0, 4, "tdx.quote.cert_size"},
@@ -352,9 +376,9 @@ static void test_pck_fields(void **state)
     struct cg_tdx_quote q;
     struct cg_tdx_status st;
     struct cg_verdict v;
-    assert_int_equal(verify_file(GO "tdx_prod_quote_SPR_E4.dat", NULL, "2023-07-01T01:00:00Z", &b,
-                                 &q, &st, &v),
-                     0);
+    assert_int_equal(
+        verify_file(GO "tdx_prod_quote_SPR_E4.dat", NULL, "2023-07-01T01:00:00Z", &b, &q, &st, &v),
+        0);
     hex_eq(q.pck.fmspc, 6, "50806f000000");
     hex_eq(q.pck.pceid, 2, "0000");
     hex_eq(q.pck.ppid, 16, "089ddfdb9c0359c82a3bc7719239574e");
@@ -437,9 +461,9 @@ static void test_crls(void **state)
     struct cg_tdx_quote q;
     struct cg_tdx_status st;
     struct cg_verdict v;
-    assert_int_equal(verify_file(GO "tdx_prod_quote_SPR_E4.dat", &c.c, "2023-07-01T01:00:00Z", &b,
-                                 &q, &st, &v),
-                     0);
+    assert_int_equal(
+        verify_file(GO "tdx_prod_quote_SPR_E4.dat", &c.c, "2023-07-01T01:00:00Z", &b, &q, &st, &v),
+        0);
     assert_int_equal(st.n_crls, 2);
     free(b.p);
     /* The root CRL's nextUpdate is 2024-04-02; the PCK CRL's 2023-07-08. */
@@ -480,6 +504,74 @@ static void test_crl_unknown_issuer(void **state)
     col_free(&c);
 }
 
+/*
+ * Revocation itself, which no Intel-signed CRL in the vectors exercises: a CA made here
+ * with the openssl CLI issues a leaf, then a CRL without it and a CRL listing it.
+ */
+static void test_crl_revocation(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_tdx_crl_XXXXXX", cmd[2048];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cmd, sizeof(cmd),
+             "set -e; cd '%s'; exec 2>/dev/null; "
+             "openssl ecparam -name prime256v1 -genkey -noout -out ca.key; "
+             "openssl req -new -x509 -key ca.key -subj '/CN=Test PCK CA' -days 30 -out ca.pem; "
+             "openssl ecparam -name prime256v1 -genkey -noout -out leaf.key; "
+             "openssl req -new -key leaf.key -subj '/CN=Test PCK' -out leaf.csr; "
+             "openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -set_serial 0x1234 "
+             "-days 30 -out leaf.pem; "
+             ": > index.txt; "
+             "printf '[ca]\\ndefault_ca=c\\n[c]\\ndatabase=index.txt\\ndefault_md=sha256\\n"
+             "default_crl_days=30\\n' > ca.cnf; "
+             "openssl ca -config ca.cnf -keyfile ca.key -cert ca.pem -gencrl -out clean.pem; "
+             "openssl ca -config ca.cnf -keyfile ca.key -cert ca.pem -revoke leaf.pem; "
+             "openssl ca -config ca.cnf -keyfile ca.key -cert ca.pem -gencrl -out revoked.pem; "
+             "openssl crl -in revoked.pem -outform DER -out revoked.der",
+             dir);
+    assert_int_equal(system(cmd), 0);
+    struct blob ca = load_abs(dir, "ca.pem"), leaf = load_abs(dir, "leaf.pem");
+    struct blob clean = load_abs(dir, "clean.pem"), revoked = load_abs(dir, "revoked.pem");
+    struct blob der = load_abs(dir, "revoked.der");
+    struct cg_verdict v;
+    time_t now = time(NULL);
+    const char *cap = (const char *)ca.p, *lp = (const char *)leaf.p;
+
+    assert_int_equal(cg__tdx_crl_check(clean.p, clean.n, cap, ca.n, lp, leaf.n, now, &v), 0);
+    assert_int_equal(cg__tdx_crl_check(revoked.p, revoked.n, cap, ca.n, lp, leaf.n, now, &v),
+                     CG_EEVIDENCE);
+    assert_string_equal(v.check, "tdx.pck.revoked");
+    assert_non_null(strstr(v.actual, "serial 1234"));
+    assert_int_equal(cg__tdx_crl_check(der.p, der.n, cap, ca.n, lp, leaf.n, now, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "tdx.pck.revoked");
+    /* Outside the CRL's validity (30 days from now). */
+    assert_int_equal(
+        cg__tdx_crl_check(clean.p, clean.n, cap, ca.n, lp, leaf.n, now + 31 * 86400, &v),
+        CG_EEVIDENCE);
+    assert_string_equal(v.check, "tdx.crl.expired");
+    assert_int_equal(cg__tdx_crl_check(clean.p, clean.n, cap, ca.n, lp, leaf.n, now - 86400, &v),
+                     CG_EEVIDENCE);
+    assert_string_equal(v.check, "tdx.crl.not_yet_valid");
+    /* The same CRL bytes with the signature broken (last byte of the DER signature). */
+    der.p[der.n - 1] ^= 0x01;
+    assert_int_equal(cg__tdx_crl_check(der.p, der.n, cap, ca.n, lp, leaf.n, now, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "tdx.crl.signature");
+    /* Intel's PCK CRL applied under the test CA: issuer unknown. */
+    struct blob intel = load(GO "pckcrl");
+    assert_int_equal(cg__tdx_crl_check(intel.p, intel.n, cap, ca.n, lp, leaf.n, now, &v),
+                     CG_EEVIDENCE);
+    assert_string_equal(v.check, "tdx.crl.issuer");
+
+    free(intel.p);
+    free(ca.p);
+    free(leaf.p);
+    free(clean.p);
+    free(revoked.p);
+    free(der.p);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---- collateral ---------------------------------------------------------------------- */
 
 static void test_trustee_collateral_out_of_date(void **state)
@@ -507,8 +599,7 @@ static void test_trustee_collateral_out_of_date(void **state)
 
     /* The verification window is [2025-10-28T06:45:09Z, 2025-11-26T13:07:17Z). */
     expect_reject(TR "tdx_quote_6.dat", &c.c, "2025-11-27T00:00:00Z", "tdx.tcb_info.expired");
-    expect_reject(TR "tdx_quote_6.dat", &c.c, "2025-10-27T00:00:00Z",
-                  "tdx.tcb_info.not_yet_valid");
+    expect_reject(TR "tdx_quote_6.dat", &c.c, "2025-10-27T00:00:00Z", "tdx.tcb_info.not_yet_valid");
     expect_reject(TR "tdx_quote_6.dat", &c.c, "2025-10-28T00:00:00Z",
                   "tdx.qe_identity.not_yet_valid");
     /* After the TCB signing cert's notAfter (2032-05-06), before the PCK's (2032-04-08)? No:
@@ -527,6 +618,26 @@ static void patch(struct blob *b, const char *from, const char *to)
             memcpy(b->p + i, to, n);
             return;
         }
+    }
+    fail_msg("%s not found", from);
+}
+
+/* Replaces the first occurrence of from by to (any length) in a collateral blob. */
+static void replace(struct blob *b, const char *from, const char *to)
+{
+    size_t nf = strlen(from), nt = strlen(to);
+    for (size_t i = 0; i + nf <= b->n; i++) {
+        if (memcmp(b->p + i, from, nf) != 0)
+            continue;
+        uint8_t *p = malloc(b->n - nf + nt + 1);
+        assert_non_null(p);
+        memcpy(p, b->p, i);
+        memcpy(p + i, to, nt);
+        memcpy(p + i + nt, b->p + i + nf, b->n - i - nf + 1);
+        free(b->p);
+        b->p = p;
+        b->n = b->n - nf + nt;
+        return;
     }
     fail_msg("%s not found", from);
 }
@@ -553,10 +664,29 @@ static void test_collateral_tampered(void **state)
     expect_reject(qf, &c.c, t, "tdx.qe_identity.signature");
     col_free(&c);
 
-    /* Whitespace added outside the signed object changes nothing; inside it breaks it. */
+    /* The signed bytes are the member as transmitted: whitespace around it changes nothing,
+     * whitespace inside it breaks the signature although the JSON means the same. */
     col_load(&c, TR "tcbInfo.json", TR "enclaveIdentity.json", TR "tcb_signing_chain_2025.pem");
-    patch(&c.tcb, "{\"tcbInfo\":{\"id\"", "{\"tcbInfo\":{ \"id");
-    expect_reject(qf, &c.c, t, "tdx.tcb_info.json"); /* no longer valid JSON */
+    replace(&c.tcb, "{\"tcbInfo\":", " {\n \"tcbInfo\" :\t");
+    col_sync(&c);
+    replace(&c.tcb, "},\"signature\"", "} , \"signature\"");
+    col_sync(&c);
+    expect_ok(qf, &c.c, t);
+    replace(&c.tcb, "\"id\":\"TDX\"", "\"id\": \"TDX\"");
+    col_sync(&c);
+    expect_reject(qf, &c.c, t, "tdx.tcb_info.signature");
+    col_free(&c);
+
+    /* A second copy of the member, or any other member, is refused. */
+    col_load(&c, TR "tcbInfo.json", TR "enclaveIdentity.json", TR "tcb_signing_chain_2025.pem");
+    replace(&c.tcb, "{\"tcbInfo\":", "{\"tcbInfo\":{\"id\":\"TDX\"},\"tcbInfo\":");
+    col_sync(&c);
+    expect_reject(qf, &c.c, t, "tdx.tcb_info.json");
+    col_free(&c);
+    col_load(&c, TR "tcbInfo.json", TR "enclaveIdentity.json", TR "tcb_signing_chain_2025.pem");
+    replace(&c.tcb, "{\"tcbInfo\":", "{\"x\":1,\"tcbInfo\":");
+    col_sync(&c);
+    expect_reject(qf, &c.c, t, "tdx.tcb_info.json");
     col_free(&c);
 
     /* Wrong signer: the PCK CRL issuer chain (Platform CA) instead of the TCB signing chain. */
@@ -657,8 +787,7 @@ static void test_policy_parse(void **state)
         {"{\"accepted_tcb_statuses\":[\"Fine\"]}", "tdx.accepted_tcb_statuses[0]: unknown status"},
         {"{\"accepted_tcb_statuses\":[\"UpToDate\",\"Revoked\"]}",
          "tdx.accepted_tcb_statuses[1]: Revoked is never acceptable"},
-        {"{\"accepted_tcb_statuses\":[]}",
-         "tdx.accepted_tcb_statuses: expected a non-empty array"},
+        {"{\"accepted_tcb_statuses\":[]}", "tdx.accepted_tcb_statuses: expected a non-empty array"},
         {"[]", "tdx: expected an object"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -705,12 +834,12 @@ static void appraise_expect(const struct fixture *f, const char *policy, const c
     }
 }
 
-#define Q6_MRTD                                                                                   \
+#define Q6_MRTD                                                                                    \
     "21e8dead92d6c69d7cbba79816686c03a48485c7df0c11f6f04792d5e1d378f6b8c46615ba6946adccac6becffbb" \
     "1e88"
 #define Q6_OK "\"accepted_tcb_statuses\":[\"UpToDate\",\"OutOfDate\"]"
-#define OTHER48                                                                                   \
-    "110000000000000000000000000000000000000000000000000000000000000000000000000000000000000000" \
+#define OTHER48                                                                                    \
+    "110000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"   \
     "000000"
 
 static void test_policy_fields(void **state)
@@ -730,10 +859,10 @@ static void test_policy_fields(void **state)
         const char *key;
         const uint8_t *val;
     } fields[] = {
-        {"rtmr0", f.q.rtmr[0]},         {"rtmr1", f.q.rtmr[1]},
-        {"rtmr2", f.q.rtmr[2]},         {"rtmr3", f.q.rtmr[3]},
-        {"mrseam", f.q.mrseam},         {"mrconfigid", f.q.mrconfigid},
-        {"mrowner", f.q.mrowner},       {"mrownerconfig", f.q.mrownerconfig},
+        {"rtmr0", f.q.rtmr[0]},           {"rtmr1", f.q.rtmr[1]},
+        {"rtmr2", f.q.rtmr[2]},           {"rtmr3", f.q.rtmr[3]},
+        {"mrseam", f.q.mrseam},           {"mrconfigid", f.q.mrconfigid},
+        {"mrowner", f.q.mrowner},         {"mrownerconfig", f.q.mrownerconfig},
         {"mrservicetd", f.q.mrservicetd},
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -786,9 +915,8 @@ static void test_policy_debug_td(void **state)
     struct fixture f;
     struct cg_verdict v;
     /* trustee tdx_quote_4: signatures and chain pass; it is a debug TD. */
-    assert_int_equal(verify_file(TR "tdx_quote_4.dat", NULL, "2024-06-24T00:00:00Z", &f.b, &f.q,
-                                 &f.st, &v),
-                     0);
+    assert_int_equal(
+        verify_file(TR "tdx_quote_4.dat", NULL, "2024-06-24T00:00:00Z", &f.b, &f.q, &f.st, &v), 0);
     assert_int_equal(f.q.td_attributes, 0x10000001);
     appraise_expect(&f, "{}", "tdx.attributes.debug");
     /* Allowing debug, it passes the attributes and stops at the (unevaluated) TCB status. */
@@ -796,8 +924,8 @@ static void test_policy_debug_td(void **state)
     free(f.b.p);
 
     /* SPR_E4 has SEPT_VE_DISABLE = 0: the default policy rejects it (manifest note). */
-    assert_int_equal(verify_file(GO "tdx_prod_quote_SPR_E4.dat", NULL, "2023-07-01T01:00:00Z",
-                                 &f.b, &f.q, &f.st, &v),
+    assert_int_equal(verify_file(GO "tdx_prod_quote_SPR_E4.dat", NULL, "2023-07-01T01:00:00Z", &f.b,
+                                 &f.q, &f.st, &v),
                      0);
     appraise_expect(&f, "{}", "tdx.attributes.sept_ve_disable");
     free(f.b.p);
@@ -836,6 +964,7 @@ int main(void)
         cmocka_unit_test(test_pck_time),
         cmocka_unit_test(test_crls),
         cmocka_unit_test(test_crl_unknown_issuer),
+        cmocka_unit_test(test_crl_revocation),
         cmocka_unit_test(test_trustee_collateral_out_of_date),
         cmocka_unit_test(test_collateral_tampered),
         cmocka_unit_test(test_collateral_mismatch),

@@ -12,11 +12,11 @@
  * Verification Library, appendix "quote format"; shared/ATTESTATION.md section 2), and
  * their offline verification against Intel's pinned SGX Root CA and PCS collateral.
  */
-#define CG_TDX_QUOTE_MAX (64 * 1024)         /* a bigger buffer is refused unread */
-#define CG_TDX_COLLATERAL_MAX (256 * 1024)   /* per TCB info, QE identity, chain or CRL */
+#define CG_TDX_QUOTE_MAX (64 * 1024)       /* a bigger buffer is refused unread */
+#define CG_TDX_COLLATERAL_MAX (256 * 1024) /* per TCB info, QE identity, chain or CRL */
 #define CG_TDX_HEADER_SIZE 48
-#define CG_TDX_BODY10_SIZE 584               /* TD 1.0 report body (v4, v5 type 2) */
-#define CG_TDX_BODY15_SIZE 648               /* TD 1.5 body (v5 type 3) */
+#define CG_TDX_BODY10_SIZE 584 /* TD 1.0 report body (v4, v5 type 2) */
+#define CG_TDX_BODY15_SIZE 648 /* TD 1.5 body (v5 type 3) */
 #define CG_TDX_QE_REPORT_SIZE 384
 #define CG_TDX_MAX_CRLS 4
 #define CG_TDX_MAX_ADVISORIES 32
@@ -28,8 +28,8 @@
 #define CG_TDX_ATTR_KL (1ull << 31)
 #define CG_TDX_ATTR_PERFMON (1ull << 63)
 /* Every bit the module spec reserves: must be zero. */
-#define CG_TDX_ATTR_RESERVED                                                                      \
-    (~(CG_TDX_ATTR_DEBUG | CG_TDX_ATTR_SEPT_VE_DISABLE | CG_TDX_ATTR_PKS | CG_TDX_ATTR_KL |      \
+#define CG_TDX_ATTR_RESERVED                                                                       \
+    (~(CG_TDX_ATTR_DEBUG | CG_TDX_ATTR_SEPT_VE_DISABLE | CG_TDX_ATTR_PKS | CG_TDX_ATTR_KL |        \
        CG_TDX_ATTR_PERFMON))
 
 /* SGX REPORT BODY of the Quoting Enclave, as embedded in the certification data. */
@@ -137,8 +137,8 @@ struct cg_tdx_collateral {
 
 /* What verification learned beyond the quote: TCB statuses, advisories, what was checked. */
 struct cg_tdx_status {
-    int collateral;   /* TCB info and QE identity were verified and applied */
-    size_t n_crls;    /* CRLs verified and applied */
+    int collateral;                    /* TCB info and QE identity were verified and applied */
+    size_t n_crls;                     /* CRLs verified and applied */
     enum cg_tdx_tcb_status tcb_status; /* platform, module and QE merged */
     enum cg_tdx_tcb_status platform_status;
     enum cg_tdx_tcb_status module_status;
@@ -172,9 +172,17 @@ int cg_tdx_quote_parse(const uint8_t *buf, size_t len, struct cg_tdx_quote *q,
  * ("tdx.quote_signature", "tdx.pck_chain", "tdx.tcb_info.expired", ...). A TCB status that
  * is merely out of date is not a failure here: cg_tdx_appraise() decides.
  */
-int cg_tdx_verify(const uint8_t *quote, size_t len, const struct cg_tdx_collateral *col,
-                  time_t at, struct cg_tdx_quote *q, struct cg_tdx_status *st,
-                  struct cg_verdict *v);
+int cg_tdx_verify(const uint8_t *quote, size_t len, const struct cg_tdx_collateral *col, time_t at,
+                  struct cg_tdx_quote *q, struct cg_tdx_status *st, struct cg_verdict *v);
+
+/*
+ * Internal, for tests: applies one CRL (DER or PEM) issued by ca_pem to cert_pem exactly as
+ * cg_tdx_verify() applies CRLs to the PCK chain (issuer, signature, validity at `at`,
+ * revocation, reported as "tdx.pck.revoked"). Returns 0, CG_EEVIDENCE with v set, or
+ * CG_ECONFIG if a certificate is unreadable.
+ */
+int cg__tdx_crl_check(const uint8_t *crl, size_t crl_len, const char *ca_pem, size_t ca_len,
+                      const char *cert_pem, size_t cert_len, time_t at, struct cg_verdict *v);
 
 #define CG_TDX_POLICY_MAX_VALUES 64
 
