@@ -117,6 +117,8 @@ static json_t *claims(const struct cg_tdx_quote *q, const struct cg_tdx_status *
     json_object_set_new(o, "qe_isvsvn", json_integer(q->qe_report.isvsvn));
     json_object_set_new(o, "collateral", json_boolean(st->collateral));
     json_object_set_new(o, "crls_checked", json_integer((json_int_t)st->n_crls));
+    json_object_set_new(o, "root_crl_checked", json_boolean(st->root_crl));
+    json_object_set_new(o, "pck_crl_checked", json_boolean(st->pck_crl));
     json_object_set_new(o, "tcb_status", json_string(cg_tdx_tcb_status_name(st->tcb_status)));
     if (st->collateral) {
         json_object_set_new(o, "platform_tcb_status",

@@ -603,16 +603,19 @@ static X509_CRL *read_crl(const uint8_t *buf, size_t n)
  */
 static int apply_crl(const uint8_t *buf, size_t n, X509 *const *cas, size_t n_cas,
                      X509 *const *certs, const char *const *names, size_t n_certs, time_t at,
-                     struct cg_verdict *v)
+                     size_t *issuer_idx, struct cg_verdict *v)
 {
     int rc = CG_EEVIDENCE;
     X509_CRL *crl = read_crl(buf, n);
     if (crl == NULL)
         return cg_reject(v, CG_EEVIDENCE, "tdx.crl.parse", "a DER or PEM CRL", "unreadable");
     X509 *issuer = NULL;
-    for (size_t i = 0; i < n_cas && issuer == NULL; i++)
-        if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(cas[i])) == 0)
+    for (size_t i = 0; i < n_cas && issuer == NULL; i++) {
+        if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(cas[i])) == 0) {
             issuer = cas[i];
+            *issuer_idx = i;
+        }
+    }
     char iname[128] = "?";
     X509_NAME_oneline(X509_CRL_get_issuer(crl), iname, sizeof(iname));
     if (issuer == NULL) {
@@ -664,9 +667,10 @@ int cg__tdx_crl_check(const uint8_t *crl, size_t crl_len, const char *ca_pem, si
 {
     static const char *const names[] = {"pck"};
     X509 *ca[MAX_CHAIN] = {NULL}, *cert[MAX_CHAIN] = {NULL};
+    size_t issuer;
     int rc = CG_ECONFIG;
     if (read_pem_chain(ca_pem, ca_len, ca) == 1 && read_pem_chain(cert_pem, cert_len, cert) == 1)
-        rc = apply_crl(crl, crl_len, ca, 1, cert, names, 1, at, v);
+        rc = apply_crl(crl, crl_len, ca, 1, cert, names, 1, at, &issuer, v);
     free_chain(ca);
     free_chain(cert);
     return rc;
@@ -737,7 +741,7 @@ int cg_tdx_time_parse(const char *s, time_t *out)
         if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
             return CG_ECONFIG;
     }
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 59)
         return CG_ECONFIG;
     memset(&tm, 0, sizeof(tm));
     tm.tm_year = y - 1900;
@@ -747,7 +751,10 @@ int cg_tdx_time_parse(const char *s, time_t *out)
     tm.tm_min = mi;
     tm.tm_sec = se;
     time_t t = timegm(&tm);
-    if (t == (time_t)-1)
+    struct tm back;
+    /* timegm() normalizes (Feb 31 -> Mar 3): only dates that exist are accepted. */
+    if (t == (time_t)-1 || gmtime_r(&t, &back) == NULL || back.tm_mday != d ||
+        back.tm_mon != mo - 1 || back.tm_sec != se)
         return CG_ECONFIG;
     *out = t;
     return 0;
@@ -1301,9 +1308,12 @@ int cg_tdx_verify(const uint8_t *quote, size_t len, const struct cg_tdx_collater
         X509 *const covered[] = {chain[0], pck_ca, tchain[0]};
         static const char *const names[] = {"pck", "pck_ca", "tcb_signing"};
         for (size_t i = 0; i < col->n_crls; i++) {
-            rc = apply_crl(col->crls[i], col->crl_lens[i], cas, 2, covered, names, 3, at, v);
+            size_t issuer = 0;
+            rc = apply_crl(col->crls[i], col->crl_lens[i], cas, 2, covered, names, 3, at, &issuer,
+                           v);
             if (rc != 0)
                 goto out;
+            *(issuer == 0 ? &st->root_crl : &st->pck_crl) = 1;
         }
         st->n_crls = col->n_crls;
     }
@@ -1382,6 +1392,7 @@ void cg_tdx_policy_default(struct cg_tdx_policy *p)
     memset(p, 0, sizeof(*p));
     p->present = 1;
     p->require_sept_ve_disable = 1;
+    p->require_crls = 1;
     p->accepted_tcb = 1u << CG_TDX_TCB_UP_TO_DATE;
 }
 
@@ -1423,12 +1434,25 @@ static int parse_allow48(json_t *j, const char *key, struct cg_tdx_allow48 *out,
     return 0;
 }
 
+/* The boolean policy keys. */
+static int *bool_key(struct cg_tdx_policy *p, const char *key)
+{
+    if (strcmp(key, "allow_debug") == 0)
+        return &p->allow_debug;
+    if (strcmp(key, "require_sept_ve_disable") == 0)
+        return &p->require_sept_ve_disable;
+    if (strcmp(key, "require_crls") == 0)
+        return &p->require_crls;
+    return NULL;
+}
+
 int cg_tdx_policy_parse(const void *json_object, struct cg_tdx_policy *out, char *err,
                         size_t errlen)
 {
     json_t *obj = (json_t *)json_object;
     const char *key;
     json_t *val;
+    int *flag;
     cg_tdx_policy_default(out);
     if (!json_is_object(obj))
         return perr(err, errlen, "tdx: expected an object");
@@ -1452,11 +1476,10 @@ int cg_tdx_policy_parse(const void *json_object, struct cg_tdx_policy *out, char
             int rc = parse_allow48(val, key, allow, err, errlen);
             if (rc != 0)
                 return rc;
-        } else if (strcmp(key, "allow_debug") == 0 || strcmp(key, "require_sept_ve_disable") == 0) {
+        } else if ((flag = bool_key(out, key)) != NULL) {
             if (!json_is_boolean(val))
                 return perr(err, errlen, "tdx.%s: expected true or false", key);
-            *(key[0] == 'a' ? &out->allow_debug : &out->require_sept_ve_disable) =
-                json_is_true(val);
+            *flag = json_is_true(val);
         } else if (strcmp(key, "xfam") == 0) {
             const char *s = json_string_value(val);
             if (s == NULL || cg_unhex(out->xfam, 8, s) != 0)
@@ -1542,6 +1565,10 @@ int cg_tdx_appraise(const struct cg_tdx_policy *p, const struct cg_tdx_quote *q,
         (rc = check_allow48(&p->mrownerconfig, q->mrownerconfig, 0, "tdx.mrownerconfig", v)) != 0 ||
         (rc = check_allow48(&p->mrservicetd, q->mrservicetd, 1, "tdx.mrservicetd", v)) != 0)
         return rc;
+    if (p->require_crls && !(st->root_crl && st->pck_crl))
+        return cg_reject(v, CG_EPOLICY, "tdx.crls", "root CA CRL and PCK CA CRL applied",
+                         "root CRL %s, PCK CRL %s", st->root_crl ? "applied" : "missing",
+                         st->pck_crl ? "applied" : "missing");
     if (!(p->accepted_tcb & (1u << st->tcb_status))) {
         char want[256] = "";
         size_t o = 0;

@@ -154,6 +154,8 @@ static void test_crl_args(void **state)
                           "--at",  "2023-07-01T01:00:00Z"};
     assert_int_equal(run(&j, 8, argv), 0);
     assert_int_equal(json_integer_value(json_object_get(j, "crls_checked")), 2);
+    assert_true(json_is_true(json_object_get(j, "root_crl_checked")));
+    assert_true(json_is_true(json_object_get(j, "pck_crl_checked")));
     assert_string_equal(json_string_value(json_object_get(j, "tcb_status")), "NotEvaluated");
     json_decref(j);
     argv[7] = "2024-05-01T00:00:00Z"; /* the root CRL has expired */

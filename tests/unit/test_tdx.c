@@ -773,6 +773,7 @@ static void test_policy_parse(void **state)
     assert_int_equal(policy_from("{}", &p, err, sizeof(err)), 0);
     assert_int_equal(p.allow_debug, 0);
     assert_int_equal(p.require_sept_ve_disable, 1);
+    assert_int_equal(p.require_crls, 1);
     assert_int_equal(p.accepted_tcb, 1u << CG_TDX_TCB_UP_TO_DATE);
     struct {
         const char *json, *err;
@@ -783,6 +784,7 @@ static void test_policy_parse(void **state)
         {"{\"rtmr4\":\"00\"}", "tdx.rtmr4: unknown key"},
         {"{\"rtmr1\":[1]}", "tdx.rtmr1[0]: expected 96 hex digits"},
         {"{\"allow_debug\":1}", "tdx.allow_debug: expected true or false"},
+        {"{\"require_crls\":null}", "tdx.require_crls: expected true or false"},
         {"{\"xfam\":\"e71a06\"}", "tdx.xfam: expected 16 hex digits"},
         {"{\"accepted_tcb_statuses\":[\"Fine\"]}", "tdx.accepted_tcb_statuses[0]: unknown status"},
         {"{\"accepted_tcb_statuses\":[\"UpToDate\",\"Revoked\"]}",
@@ -837,7 +839,7 @@ static void appraise_expect(const struct fixture *f, const char *policy, const c
 #define Q6_MRTD                                                                                    \
     "21e8dead92d6c69d7cbba79816686c03a48485c7df0c11f6f04792d5e1d378f6b8c46615ba6946adccac6becffbb" \
     "1e88"
-#define Q6_OK "\"accepted_tcb_statuses\":[\"UpToDate\",\"OutOfDate\"]"
+#define Q6_OK "\"accepted_tcb_statuses\":[\"UpToDate\",\"OutOfDate\"],\"require_crls\":false"
 #define OTHER48                                                                                    \
     "110000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"   \
     "000000"
@@ -848,8 +850,9 @@ static void test_policy_fields(void **state)
     struct fixture f;
     char hex[97], json[2048];
     fixture_q6(&f);
-    /* Default policy: OutOfDate is not accepted. */
-    appraise_expect(&f, "{}", "tdx.tcb_status");
+    /* Default policy: no CRLs were given; OutOfDate is not accepted. */
+    appraise_expect(&f, "{}", "tdx.crls");
+    appraise_expect(&f, "{\"require_crls\":false}", "tdx.tcb_status");
     appraise_expect(&f, "{" Q6_OK "}", NULL);
     appraise_expect(&f, "{\"mrtd\":[\"" OTHER48 "\",\"" Q6_MRTD "\"]," Q6_OK "}", NULL);
     appraise_expect(&f, "{\"mrtd\":\"" OTHER48 "\"," Q6_OK "}", "tdx.mrtd");
@@ -904,7 +907,7 @@ static void test_policy_fields(void **state)
     appraise_expect(&f,
                     "{\"accepted_tcb_statuses\":[\"UpToDate\",\"SWHardeningNeeded\","
                     "\"ConfigurationNeeded\",\"ConfigurationAndSWHardeningNeeded\",\"OutOfDate\","
-                    "\"OutOfDateConfigurationNeeded\"]}",
+                    "\"OutOfDateConfigurationNeeded\"],\"require_crls\":false}",
                     "tdx.tcb_status");
     free(f.b.p);
 }
@@ -920,7 +923,7 @@ static void test_policy_debug_td(void **state)
     assert_int_equal(f.q.td_attributes, 0x10000001);
     appraise_expect(&f, "{}", "tdx.attributes.debug");
     /* Allowing debug, it passes the attributes and stops at the (unevaluated) TCB status. */
-    appraise_expect(&f, "{\"allow_debug\":true}", "tdx.tcb_status");
+    appraise_expect(&f, "{\"allow_debug\":true,\"require_crls\":false}", "tdx.tcb_status");
     free(f.b.p);
 
     /* SPR_E4 has SEPT_VE_DISABLE = 0: the default policy rejects it (manifest note). */
@@ -929,6 +932,35 @@ static void test_policy_debug_td(void **state)
                      0);
     appraise_expect(&f, "{}", "tdx.attributes.sept_ve_disable");
     free(f.b.p);
+}
+
+/* require_crls: both Intel CRLs applied to SPR_E4 (no TCB info matches it, so its status is
+ * set by hand: this case is about the CRL requirement alone). */
+static void test_policy_crls(void **state)
+{
+    (void)state;
+    struct fixture f;
+    struct cg_verdict v;
+    struct col c;
+    const char *pol = "{\"require_sept_ve_disable\":false}";
+    col_load(&c, NULL, NULL, NULL);
+    col_add_crl(&c, GO "pckcrl");
+    assert_int_equal(verify_file(GO "tdx_prod_quote_SPR_E4.dat", &c.c, "2023-07-01T01:00:00Z", &f.b,
+                                 &f.q, &f.st, &v),
+                     0);
+    f.st.tcb_status = CG_TDX_TCB_UP_TO_DATE;
+    assert_int_equal(f.st.pck_crl, 1);
+    assert_int_equal(f.st.root_crl, 0);
+    appraise_expect(&f, pol, "tdx.crls");
+    free(f.b.p);
+    col_add_crl(&c, GO "rootcrl.der");
+    assert_int_equal(verify_file(GO "tdx_prod_quote_SPR_E4.dat", &c.c, "2023-07-01T01:00:00Z", &f.b,
+                                 &f.q, &f.st, &v),
+                     0);
+    f.st.tcb_status = CG_TDX_TCB_UP_TO_DATE;
+    appraise_expect(&f, pol, NULL);
+    free(f.b.p);
+    col_free(&c);
 }
 
 static void test_status_names(void **state)
@@ -947,6 +979,8 @@ static void test_status_names(void **state)
     assert_int_equal(cg_tdx_time_parse("2025-11-26 13:07:17Z", &t), CG_ECONFIG);
     assert_int_equal(cg_tdx_time_parse("2025-13-26T13:07:17Z", &t), CG_ECONFIG);
     assert_int_equal(cg_tdx_time_parse("+025-11-26T13:07:17Z", &t), CG_ECONFIG);
+    assert_int_equal(cg_tdx_time_parse("2025-02-31T00:00:00Z", &t), CG_ECONFIG);
+    assert_int_equal(cg_tdx_time_parse("2024-02-29T00:00:00Z", &t), 0);
 }
 
 int main(void)
@@ -972,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_policy_parse),
         cmocka_unit_test(test_policy_fields),
         cmocka_unit_test(test_policy_debug_td),
+        cmocka_unit_test(test_policy_crls),
         cmocka_unit_test(test_status_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -139,6 +139,8 @@ struct cg_tdx_collateral {
 struct cg_tdx_status {
     int collateral;                    /* TCB info and QE identity were verified and applied */
     size_t n_crls;                     /* CRLs verified and applied */
+    int root_crl;                      /* one of them was the Intel SGX Root CA's */
+    int pck_crl;                       /* one of them was the PCK CA's */
     enum cg_tdx_tcb_status tcb_status; /* platform, module and QE merged */
     enum cg_tdx_tcb_status platform_status;
     enum cg_tdx_tcb_status module_status;
@@ -202,6 +204,8 @@ struct cg_tdx_allow48 {
  *   xfam: 16 hex digits, the quote's 8 XFAM bytes as they appear in the quote
  *   mrservicetd: allowlist; when absent it must be all zero (no service TD bound)
  *   accepted_tcb_statuses (["UpToDate"]): "Revoked" can never be accepted
+ *   require_crls (true): the Root CA CRL and the PCK CA CRL must both have been applied,
+ *     as Intel's QVL requires
  */
 struct cg_tdx_policy {
     int present;
@@ -214,6 +218,7 @@ struct cg_tdx_policy {
     struct cg_tdx_allow48 mrservicetd;
     int allow_debug;
     int require_sept_ve_disable;
+    int require_crls;
     int has_xfam;
     uint8_t xfam[8];
     uint32_t accepted_tcb; /* bit (1 << status) per accepted status */
@@ -233,8 +238,8 @@ int cg_tdx_policy_parse(const void *json_object, struct cg_tdx_policy *out, char
 /*
  * Appraises a verified quote q with status st against p: reserved TD attributes, debug,
  * SEPT_VE_DISABLE, XFAM, MRTD, RTMR0-3, MRSEAM, MRCONFIGID, MROWNER, MROWNERCONFIG,
- * MRSERVICETD, TCB status. Returns 0 or CG_EPOLICY with v naming the check ("tdx.mrtd",
- * "tdx.rtmr2", "tdx.attributes.debug", "tdx.tcb_status", ...).
+ * MRSERVICETD, CRLs applied, TCB status. Returns 0 or CG_EPOLICY with v naming the check
+ * ("tdx.mrtd", "tdx.rtmr2", "tdx.attributes.debug", "tdx.tcb_status", ...).
  */
 int cg_tdx_appraise(const struct cg_tdx_policy *p, const struct cg_tdx_quote *q,
                     const struct cg_tdx_status *st, struct cg_verdict *v);
