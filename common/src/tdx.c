@@ -1208,6 +1208,37 @@ static int check_tcb_info(json_t *info, const struct cg_tdx_quote *q, time_t at,
     return check_tdx_module(info, q, st, v);
 }
 
+/* Applies authenticated TCB info and QE identity to a verified quote: statuses into st. */
+static int apply_collateral(json_t *tcb_info, json_t *qe_id, const struct cg_tdx_quote *q,
+                            time_t at, struct cg_tdx_status *st, struct cg_verdict *v)
+{
+    int rc = check_tcb_info(tcb_info, q, at, st, v);
+    if (rc != 0)
+        return rc;
+    rc = check_qe_identity(qe_id, q, at, st, v);
+    if (rc != 0)
+        return rc;
+    st->tcb_status =
+        merge_status(merge_status(st->platform_status, st->module_status), st->qe_status);
+    st->collateral = 1;
+    return 0;
+}
+
+int cg__tdx_apply_collateral(const char *tcb_info, size_t tcb_info_len, const char *qe_identity,
+                             size_t qe_identity_len, const struct cg_tdx_quote *q, time_t at,
+                             struct cg_tdx_status *st, struct cg_verdict *v)
+{
+    json_error_t jerr;
+    json_t *ti = json_loadb(tcb_info, tcb_info_len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *qi = json_loadb(qe_identity, qe_identity_len, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = CG_ECONFIG;
+    if (json_is_object(ti) && json_is_object(qi))
+        rc = apply_collateral(ti, qi, q, at, st, v);
+    json_decref(ti);
+    json_decref(qi);
+    return rc;
+}
+
 /* ---- verification -------------------------------------------------------------------- */
 
 static int check_qe_binding(const struct cg_tdx_quote *q, struct cg_verdict *v)
@@ -1361,15 +1392,9 @@ int cg_tdx_verify(const uint8_t *quote, size_t len, const struct cg_tdx_collater
                                 "qe_identity", &qe_id, v);
         if (rc != 0)
             goto out;
-        rc = check_tcb_info(tcb_info, q, at, st, v);
+        rc = apply_collateral(tcb_info, qe_id, q, at, st, v);
         if (rc != 0)
             goto out;
-        rc = check_qe_identity(qe_id, q, at, st, v);
-        if (rc != 0)
-            goto out;
-        st->tcb_status =
-            merge_status(merge_status(st->platform_status, st->module_status), st->qe_status);
-        st->collateral = 1;
     }
     rc = 0;
 out:

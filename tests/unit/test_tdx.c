@@ -752,6 +752,180 @@ static void test_v5_collateral(void **state)
     col_free(&c);
 }
 
+/*
+ * The content checks of TCB info and QE identity, which Intel's signatures put out of reach
+ * of tampering tests: the signed objects of trustee's collateral, edited, are applied to
+ * tdx_quote_6 through cg__tdx_apply_collateral() (the same code cg_tdx_verify() runs once
+ * the signatures hold).
+ */
+struct edit {
+    const char *from, *to;
+};
+
+/* The signed member's text of a PCS response file (malloc'd, NUL-terminated). */
+static char *member_text(const char *rel, const char *member)
+{
+    struct blob b = load(rel);
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "{\"%s\":", member);
+    assert_memory_equal(b.p, prefix, strlen(prefix));
+    char *end = NULL;
+    for (char *p = strstr((char *)b.p, ",\"signature\""); p != NULL;
+         p = strstr(p + 1, ",\"signature\""))
+        end = p;
+    assert_non_null(end);
+    size_t n = (size_t)(end - (char *)b.p) - strlen(prefix);
+    char *out = malloc(n + 1);
+    assert_non_null(out);
+    memcpy(out, b.p + strlen(prefix), n);
+    out[n] = 0;
+    free(b.p);
+    return out;
+}
+
+static void edit_text(char **s, const struct edit *e)
+{
+    for (; e != NULL && e->from != NULL; e++) {
+        struct blob b = {(uint8_t *)*s, strlen(*s)};
+        replace(&b, e->from, e->to);
+        *s = (char *)b.p;
+    }
+}
+
+/* Applies the edited collateral to q; returns rc with st and v filled. */
+static int apply_edited(const struct cg_tdx_quote *q, const struct edit *tcb_edits,
+                        const struct edit *qe_edits, struct cg_tdx_status *st, struct cg_verdict *v)
+{
+    char *tcb = member_text(TR "tcbInfo.json", "tcbInfo");
+    char *qe = member_text(TR "enclaveIdentity.json", "enclaveIdentity");
+    edit_text(&tcb, tcb_edits);
+    edit_text(&qe, qe_edits);
+    memset(st, 0, sizeof(*st));
+    memset(v, 0, sizeof(*v));
+    int rc = cg__tdx_apply_collateral(tcb, strlen(tcb), qe, strlen(qe), q,
+                                      at("2025-11-01T00:00:00Z"), st, v);
+    free(tcb);
+    free(qe);
+    return rc;
+}
+
+#define Z96                                                                                        \
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"   \
+    "000000"
+#define LEVEL_2018 "\"tcbDate\":\"2018-01-04T00:00:00Z\",\"tcbStatus\":\"OutOfDate\""
+#define TDX03_LEVEL "\"isvsvn\":3},\"tcbDate\":\"2024-03-13T00:00:00Z\",\"tcbStatus\":\"UpToDate\""
+
+static void test_collateral_checks(void **state)
+{
+    (void)state;
+    struct blob b;
+    struct cg_tdx_quote q;
+    struct cg_tdx_status st;
+    struct cg_verdict v;
+    assert_int_equal(
+        verify_file(TR "tdx_quote_6.dat", NULL, "2025-11-01T00:00:00Z", &b, &q, &st, &v), 0);
+
+    /* Unedited: the same result as through the signatures. */
+    assert_int_equal(apply_edited(&q, NULL, NULL, &st, &v), 0);
+    assert_int_equal(st.tcb_status, CG_TDX_TCB_OUT_OF_DATE);
+
+    struct {
+        struct edit tcb[3], qe[2];
+        const char *check;
+    } bad[] = {
+        {{{"\"id\":\"TDX\"", "\"id\":\"SGX\""}}, {{0}}, "tdx.tcb_info.id"},
+        {{{"\"version\":3", "\"version\":2"}}, {{0}}, "tdx.tcb_info.version"},
+        {{{"\"pceId\":\"0000\"", "\"pceId\":\"0001\""}}, {{0}}, "tdx.tcb_info.pceid"},
+        {{{"\"fmspc\":\"00A06D080000\"", "\"fmspc\":\"00A06D080001\""}},
+         {{0}},
+         "tdx.tcb_info.fmspc"},
+        {{{"\"tcbType\":0", "\"tcbType\":1"}}, {{0}}, "tdx.tcb_info.json"},
+        {{{"\"issueDate\":\"2025-10-27T13:07:17Z\"", "\"issueDate\":\"2025-10-27\""}},
+         {{0}},
+         "tdx.tcb_info.dates"},
+        /* PCESVN 11 below both levels (13, then 12): TCB not supported. */
+        {{{"\"pcesvn\":5,", "\"pcesvn\":12,"}}, {{0}}, "tdx.tcb_info.tcb_level"},
+        {{{LEVEL_2018, "\"tcbDate\":\"2018-01-04T00:00:00Z\",\"tcbStatus\":\"Fine\""}},
+         {{0}},
+         "tdx.tcb_info.tcb_level"},
+        {{{"{\"svn\":0}]}", "{\"svn\":0},{\"svn\":0}]}"}}, {{0}}, "tdx.tcb_info.tcb_level"},
+        /* TDX module: TEE_TCB_SVN 05 03 -> TDX_03, isvsvn 5. */
+        {{{"\"id\":\"TDX_03\"", "\"id\":\"TDX_04\""}}, {{0}}, "tdx.tdx_module.identity"},
+        {{{"\"id\":\"TDX_03\",\"mrsigner\":\"00", "\"id\":\"TDX_03\",\"mrsigner\":\"01"}},
+         {{0}},
+         "tdx.tdx_module.mrsigner"},
+        {{{"\"id\":\"TDX_03\",\"mrsigner\":\"" Z96 "\",\"attributes\":\"00",
+           "\"id\":\"TDX_03\",\"mrsigner\":\"" Z96 "\",\"attributes\":\"01"}},
+         {{0}},
+         "tdx.tdx_module.attributes"},
+        {{{"\"isvsvn\":3}", "\"isvsvn\":6}"}}, {{0}}, "tdx.tdx_module.tcb"},
+        /* QE identity: QE ISVSVN 7, ISVPRODID 2. */
+        {{{0}}, {{"\"id\":\"TD_QE\"", "\"id\":\"QE\""}}, "tdx.qe_identity.id"},
+        {{{0}}, {{"\"version\":2", "\"version\":1"}}, "tdx.qe_identity.version"},
+        {{{0}}, {{"\"mrsigner\":\"DC9E", "\"mrsigner\":\"DC9F"}}, "tdx.qe_identity.mrsigner"},
+        {{{0}}, {{"\"isvprodid\":2", "\"isvprodid\":3"}}, "tdx.qe_identity.isvprodid"},
+        {{{0}},
+         {{"\"miscselect\":\"00000000\"", "\"miscselect\":\"00000001\""}},
+         "tdx.qe_identity.miscselect"},
+        {{{0}}, {{"\"attributes\":\"11", "\"attributes\":\"13"}}, "tdx.qe_identity.attributes"},
+        {{{0}}, {{"\"isvsvn\":4", "\"isvsvn\":8"}}, "tdx.qe_identity.tcb"},
+        {{{0}},
+         {{"\"nextUpdate\":\"2025-11-27T06:45:09Z\"", "\"nextUpdate\":\"2025-10-30T00:00:00Z\""}},
+         "tdx.qe_identity.expired"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = apply_edited(&q, bad[i].tcb, bad[i].qe, &st, &v);
+        if (rc != CG_EEVIDENCE || strcmp(v.check, bad[i].check) != 0)
+            fail_msg("case %zu: rc %d check %s (%s), want %s", i, rc, v.check, v.actual,
+                     bad[i].check);
+    }
+
+    /* Platform level choice and merging of statuses. */
+    struct edit up[] = {{"\"pcesvn\":13", "\"pcesvn\":11"}, {0}};
+    assert_int_equal(apply_edited(&q, up, NULL, &st, &v), 0);
+    assert_int_equal(st.platform_status, CG_TDX_TCB_UP_TO_DATE);
+    assert_int_equal(st.tcb_status, CG_TDX_TCB_UP_TO_DATE);
+    assert_string_equal(st.tcb_date, "2024-03-13T00:00:00Z");
+
+    struct edit revoked[] = {
+        {LEVEL_2018, "\"tcbDate\":\"2018-01-04T00:00:00Z\",\"tcbStatus\":\"Revoked\""}, {0}};
+    assert_int_equal(apply_edited(&q, revoked, NULL, &st, &v), 0);
+    assert_int_equal(st.tcb_status, CG_TDX_TCB_REVOKED);
+
+    struct edit conf_ood[] = {
+        {LEVEL_2018, "\"tcbDate\":\"2018-01-04T00:00:00Z\",\"tcbStatus\":\"ConfigurationNeeded\""},
+        {TDX03_LEVEL, "\"isvsvn\":3},\"tcbDate\":\"2024-03-13T00:00:00Z\",\"tcbStatus\":"
+                      "\"OutOfDate\""},
+        {0}};
+    assert_int_equal(apply_edited(&q, conf_ood, NULL, &st, &v), 0);
+    assert_int_equal(st.platform_status, CG_TDX_TCB_CONFIGURATION_NEEDED);
+    assert_int_equal(st.module_status, CG_TDX_TCB_OUT_OF_DATE);
+    assert_int_equal(st.tcb_status, CG_TDX_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED);
+
+    struct edit qe_swh[] = {{"\"tcbStatus\":\"UpToDate\"", "\"tcbStatus\":\"SWHardeningNeeded\""},
+                            {0}};
+    assert_int_equal(apply_edited(&q, up, qe_swh, &st, &v), 0);
+    assert_int_equal(st.qe_status, CG_TDX_TCB_SW_HARDENING_NEEDED);
+    assert_int_equal(st.tcb_status, CG_TDX_TCB_SW_HARDENING_NEEDED);
+
+    /* Advisory IDs of every matching level, each once. */
+    struct edit adv[] = {{LEVEL_2018, LEVEL_2018 ",\"advisoryIDs\":[\"INTEL-SA-00001\","
+                                                 "\"INTEL-SA-00002\"]"},
+                         {0}};
+    struct edit qe_adv[] = {{"\"tcbStatus\":\"UpToDate\"", "\"tcbStatus\":\"UpToDate\","
+                                                           "\"advisoryIDs\":[\"INTEL-SA-00002\","
+                                                           "\"INTEL-SA-00003\"]"},
+                            {0}};
+    assert_int_equal(apply_edited(&q, adv, qe_adv, &st, &v), 0);
+    assert_int_equal(st.n_advisories, 3);
+    assert_string_equal(st.advisories[0], "INTEL-SA-00001");
+    assert_string_equal(st.advisories[1], "INTEL-SA-00002");
+    assert_string_equal(st.advisories[2], "INTEL-SA-00003");
+
+    assert_int_equal(cg__tdx_apply_collateral("[]", 2, "{}", 2, &q, 0, &st, &v), CG_ECONFIG);
+    free(b.p);
+}
+
 /* ---- policy -------------------------------------------------------------------------- */
 
 static int policy_from(const char *text, struct cg_tdx_policy *p, char *err, size_t errlen)
@@ -1003,6 +1177,7 @@ int main(void)
         cmocka_unit_test(test_collateral_tampered),
         cmocka_unit_test(test_collateral_mismatch),
         cmocka_unit_test(test_v5_collateral),
+        cmocka_unit_test(test_collateral_checks),
         cmocka_unit_test(test_policy_parse),
         cmocka_unit_test(test_policy_fields),
         cmocka_unit_test(test_policy_debug_td),

@@ -186,6 +186,16 @@ int cg_tdx_verify(const uint8_t *quote, size_t len, const struct cg_tdx_collater
 int cg__tdx_crl_check(const uint8_t *crl, size_t crl_len, const char *ca_pem, size_t ca_len,
                       const char *cert_pem, size_t cert_len, time_t at, struct cg_verdict *v);
 
+/*
+ * Internal, for tests: applies the "tcbInfo" and "enclaveIdentity" objects (their JSON text,
+ * taken as authentic: no signature here) to q, which cg_tdx_verify() has verified, exactly
+ * as cg_tdx_verify() does after checking their signatures. Fills st. Returns 0,
+ * CG_EEVIDENCE with v set, or CG_ECONFIG if either text is not a JSON object.
+ */
+int cg__tdx_apply_collateral(const char *tcb_info, size_t tcb_info_len, const char *qe_identity,
+                             size_t qe_identity_len, const struct cg_tdx_quote *q, time_t at,
+                             struct cg_tdx_status *st, struct cg_verdict *v);
+
 #define CG_TDX_POLICY_MAX_VALUES 64
 
 /* An allowlist of 48-byte measurements; n == 0 means "any". */
