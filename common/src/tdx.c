@@ -1157,37 +1157,25 @@ static int check_tcb_info(json_t *info, const struct cg_tdx_quote *q, time_t at,
     if (!json_is_array(levels))
         return cg_reject(v, CG_EEVIDENCE, "tdx.tcb_info.json", "tcbLevels", "missing");
     /*
-     * Intel's order: the first level whose SGX components and PCESVN the PCK certificate
-     * meets fixes the SGX part; from there on, the first level whose TDX components
-     * TEE_TCB_SVN meets is the platform's level. A revoked SGX level ends the search.
+     * Intel's QVL (TcbLevelCheck matchTcbLevels): levels come highest first; the platform's
+     * is the first one whose SGX components and PCESVN the PCK certificate meets and whose
+     * TDX components TEE_TCB_SVN meets. When TEE_TCB_SVN[1] (the module's major version) is
+     * not 0, components 0 and 1 are the module's and are graded by its identity instead.
      */
-    int sgx_found = 0;
+    int tdx_from = q->tee_tcb_svn[1] > 0 ? 2 : 0;
     json_array_foreach (levels, i, level) {
         json_t *tcb = json_object_get(level, "tcb");
         uint8_t sgx[16], tdx[16];
         unsigned pcesvn;
-        enum cg_tdx_tcb_status ls;
-        const char *lss = json_string_value(json_object_get(level, "tcbStatus"));
         if (read_components(json_object_get(tcb, "sgxtcbcomponents"), sgx) != 0 ||
             read_components(json_object_get(tcb, "tdxtcbcomponents"), tdx) != 0 ||
-            json_uint(tcb, "pcesvn", 0xFFFF, &pcesvn) != 0 || lss == NULL ||
-            cg_tdx_tcb_status_parse(lss, &ls) != 0)
+            json_uint(tcb, "pcesvn", 0xFFFF, &pcesvn) != 0)
             return cg_reject(v, CG_EEVIDENCE, "tdx.tcb_info.tcb_level",
-                             "sgx/tdx components, pcesvn, tcbStatus", "malformed level %zu", i);
-        if (!sgx_found) {
-            int ok = q->pck.pcesvn >= pcesvn;
-            for (int k = 0; k < 16 && ok; k++)
-                ok = q->pck.sgx_tcb[k] >= sgx[k];
-            if (!ok)
-                continue;
-            sgx_found = 1;
-            if (ls == CG_TDX_TCB_REVOKED) {
-                match = level;
-                break;
-            }
-        }
-        int ok = 1;
+                             "sgx/tdx components and pcesvn", "malformed level %zu", i);
+        int ok = q->pck.pcesvn >= pcesvn;
         for (int k = 0; k < 16 && ok; k++)
+            ok = q->pck.sgx_tcb[k] >= sgx[k];
+        for (int k = tdx_from; k < 16 && ok; k++)
             ok = q->tee_tcb_svn[k] >= tdx[k];
         if (ok) {
             match = level;

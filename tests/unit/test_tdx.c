@@ -887,6 +887,23 @@ static void test_collateral_checks(void **state)
     assert_int_equal(st.tcb_status, CG_TDX_TCB_UP_TO_DATE);
     assert_string_equal(st.tcb_date, "2024-03-13T00:00:00Z");
 
+    /* TDX component 0 (module SVN) is the module identity's to grade at major version 3. */
+    struct edit skip0[] = {
+        {"\"pcesvn\":13", "\"pcesvn\":11"},
+        {"\"tdxtcbcomponents\":[{\"svn\":5,", "\"tdxtcbcomponents\":[{\"svn\":9,"},
+        {0}};
+    assert_int_equal(apply_edited(&q, skip0, NULL, &st, &v), 0);
+    assert_int_equal(st.platform_status, CG_TDX_TCB_UP_TO_DATE);
+    /* Component 2 is the platform's: the first level is missed, the second matches. */
+    struct edit miss2[] = {
+        {"\"pcesvn\":13", "\"pcesvn\":11"},
+        {"\"svn\":2,\"category\":\"OS/VMM\",\"type\":\"TDX Late Microcode Update\"",
+         "\"svn\":3,\"category\":\"OS/VMM\",\"type\":\"TDX Late Microcode Update\""},
+        {0}};
+    assert_int_equal(apply_edited(&q, miss2, NULL, &st, &v), 0);
+    assert_int_equal(st.platform_status, CG_TDX_TCB_OUT_OF_DATE);
+    assert_string_equal(st.tcb_date, "2018-01-04T00:00:00Z");
+
     struct edit revoked[] = {
         {LEVEL_2018, "\"tcbDate\":\"2018-01-04T00:00:00Z\",\"tcbStatus\":\"Revoked\""}, {0}};
     assert_int_equal(apply_edited(&q, revoked, NULL, &st, &v), 0);
