@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 #include <openssl/asn1.h>
@@ -1096,7 +1097,8 @@ static int check_tdx_module(json_t *info, const struct cg_tdx_quote *q, struct c
     size_t i;
     json_array_foreach (ids, i, id) {
         const char *s = json_string_value(json_object_get(id, "id"));
-        if (s != NULL && strcmp(s, want) == 0) {
+        /* Intel's QVL compares the identity ids case-insensitively. */
+        if (s != NULL && strcasecmp(s, want) == 0) {
             found = id;
             break;
         }

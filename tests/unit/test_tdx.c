@@ -904,6 +904,11 @@ static void test_collateral_checks(void **state)
     assert_int_equal(st.platform_status, CG_TDX_TCB_OUT_OF_DATE);
     assert_string_equal(st.tcb_date, "2018-01-04T00:00:00Z");
 
+    /* Module identity ids match case-insensitively (QVL findTdxModuleIdentity). */
+    struct edit lower[] = {{"\"id\":\"TDX_03\"", "\"id\":\"tdx_03\""}, {0}};
+    assert_int_equal(apply_edited(&q, lower, NULL, &st, &v), 0);
+    assert_int_equal(st.module_status, CG_TDX_TCB_UP_TO_DATE);
+
     struct edit revoked[] = {
         {LEVEL_2018, "\"tcbDate\":\"2018-01-04T00:00:00Z\",\"tcbStatus\":\"Revoked\""}, {0}};
     assert_int_equal(apply_edited(&q, revoked, NULL, &st, &v), 0);
