@@ -1271,7 +1271,7 @@ int cg_tdx_verify(const uint8_t *quote, size_t len, const struct cg_tdx_collater
                                             "Intel SGX PCK Processor CA", NULL};
     static const char *const tcb_cn[] = {"Intel SGX TCB Signing", NULL};
     X509 *chain[MAX_CHAIN] = {NULL}, *tchain[MAX_CHAIN] = {NULL};
-    X509 *root = NULL, *pck_ca = NULL, *tcb_ca = NULL;
+    X509 *root = NULL, *pck_ca = NULL;
     EVP_PKEY *ak = NULL;
     json_t *tcb_info = NULL, *qe_id = NULL;
     int rc, ok;
@@ -1313,7 +1313,7 @@ int cg_tdx_verify(const uint8_t *quote, size_t len, const struct cg_tdx_collater
                            "unreadable");
             goto out;
         }
-        rc = verify_chain(tchain, tn, root, at, 2, "tdx.tcb_chain", &tcb_ca, v);
+        rc = verify_chain(tchain, tn, root, at, 2, "tdx.tcb_chain", NULL, v);
         if (rc != 0)
             goto out;
         if (!subject_cn_is(tchain[0], tcb_cn)) {
@@ -1393,7 +1393,6 @@ out:
     json_decref(qe_id);
     EVP_PKEY_free(ak);
     X509_free(pck_ca);
-    X509_free(tcb_ca);
     X509_free(root);
     free_chain(chain);
     free_chain(tchain);
