@@ -1229,6 +1229,56 @@ int cg__tdx_apply_collateral(const char *tcb_info, size_t tcb_info_len, const ch
     return rc;
 }
 
+/* 1 when s[0..n) contains the NUL-free string needle. */
+static int contains(const uint8_t *s, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(s + i, needle, k) == 0)
+            return 1;
+    return 0;
+}
+
+int cg_tdx_collateral_from_blobs(const uint8_t *const *blobs, const size_t *lens, size_t n,
+                                 struct cg_tdx_collateral *col, struct cg_verdict *v)
+{
+    memset(col, 0, sizeof(*col));
+    for (size_t i = 0; i < n; i++) {
+        const char *text = (const char *)blobs[i], *member;
+        size_t len = lens[i], mlen, ws = skip_ws(text, len, 0);
+        const char **slot = NULL;
+        size_t *slot_len = NULL;
+        if (ws < len && text[ws] == '{' && raw_member(text, len, "tcbInfo", &member, &mlen) == 0) {
+            slot = &col->tcb_info;
+            slot_len = &col->tcb_info_len;
+        } else if (ws < len && text[ws] == '{' &&
+                   raw_member(text, len, "enclaveIdentity", &member, &mlen) == 0) {
+            slot = &col->qe_identity;
+            slot_len = &col->qe_identity_len;
+        } else if (contains(blobs[i], len, "-----BEGIN CERTIFICATE-----")) {
+            slot = &col->tcb_chain;
+            slot_len = &col->tcb_chain_len;
+        } else if ((len > 0 && blobs[i][0] == 0x30) ||
+                   contains(blobs[i], len, "-----BEGIN X509 CRL-----")) {
+            if (col->n_crls == CG_TDX_MAX_CRLS)
+                return cg_reject(v, CG_EEVIDENCE, "tdx.collateral", "<= 4 CRLs", "more");
+            col->crls[col->n_crls] = blobs[i];
+            col->crl_lens[col->n_crls++] = len;
+            continue;
+        } else {
+            return cg_reject(v, CG_EEVIDENCE, "tdx.collateral",
+                             "TCB info, QE identity, TCB signing chain or CRL",
+                             "unrecognized blob %zu", i);
+        }
+        if (*slot != NULL)
+            return cg_reject(v, CG_EEVIDENCE, "tdx.collateral", "one of each document",
+                             "blob %zu repeats one", i);
+        *slot = text;
+        *slot_len = len;
+    }
+    return 0;
+}
+
 /* ---- verification -------------------------------------------------------------------- */
 
 static int check_qe_binding(const struct cg_tdx_quote *q, struct cg_verdict *v)

@@ -948,6 +948,53 @@ static void test_collateral_checks(void **state)
     free(b.p);
 }
 
+/* Endorsement blobs in any order are sorted into collateral that verifies as the files do. */
+static void test_collateral_from_blobs(void **state)
+{
+    (void)state;
+    struct blob files[5] = {load(GO "rootcrl.der"), load(TR "enclaveIdentity.json"),
+                            load(TR "tcb_signing_chain_2025.pem"), load(TR "tcbInfo.json"),
+                            load(GO "pckcrl")};
+    const uint8_t *blobs[6];
+    size_t lens[6];
+    for (size_t i = 0; i < 5; i++) {
+        blobs[i] = files[i].p;
+        lens[i] = files[i].n;
+    }
+    struct cg_tdx_collateral col;
+    struct cg_verdict v;
+    assert_int_equal(cg_tdx_collateral_from_blobs(blobs, lens, 5, &col, &v), 0);
+    assert_ptr_equal(col.tcb_info, files[3].p);
+    assert_ptr_equal(col.qe_identity, files[1].p);
+    assert_ptr_equal(col.tcb_chain, files[2].p);
+    assert_int_equal(col.n_crls, 2);
+    assert_ptr_equal(col.crls[0], files[0].p);
+    assert_ptr_equal(col.crls[1], files[4].p);
+
+    /* Without the CRLs (they are not from the quote's time), quote 6 verifies. */
+    assert_int_equal(cg_tdx_collateral_from_blobs(blobs + 1, lens + 1, 3, &col, &v), 0);
+    struct blob b;
+    struct cg_tdx_quote q;
+    struct cg_tdx_status st;
+    assert_int_equal(
+        verify_file(TR "tdx_quote_6.dat", &col, "2025-11-01T00:00:00Z", &b, &q, &st, &v), 0);
+    assert_int_equal(st.tcb_status, CG_TDX_TCB_OUT_OF_DATE);
+    free(b.p);
+
+    /* A second TCB info, or something else entirely. */
+    blobs[5] = files[3].p;
+    lens[5] = files[3].n;
+    assert_int_equal(cg_tdx_collateral_from_blobs(blobs, lens, 6, &col, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "tdx.collateral");
+    static const uint8_t junk[] = "{\"other\":1}";
+    blobs[5] = junk;
+    lens[5] = sizeof(junk) - 1;
+    assert_int_equal(cg_tdx_collateral_from_blobs(blobs, lens, 6, &col, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "tdx.collateral");
+    for (size_t i = 0; i < 5; i++)
+        free(files[i].p);
+}
+
 /* ---- policy -------------------------------------------------------------------------- */
 
 static int policy_from(const char *text, struct cg_tdx_policy *p, char *err, size_t errlen)
@@ -1200,6 +1247,7 @@ int main(void)
         cmocka_unit_test(test_collateral_mismatch),
         cmocka_unit_test(test_v5_collateral),
         cmocka_unit_test(test_collateral_checks),
+        cmocka_unit_test(test_collateral_from_blobs),
         cmocka_unit_test(test_policy_parse),
         cmocka_unit_test(test_policy_fields),
         cmocka_unit_test(test_policy_debug_td),

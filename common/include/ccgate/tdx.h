@@ -135,6 +135,16 @@ struct cg_tdx_collateral {
     size_t n_crls;
 };
 
+/*
+ * Sorts endorsement blobs (e.g. cg_evidence.certs[]) into col by their content: a PCS body
+ * {"tcbInfo":...} or {"enclaveIdentity":...}, a PEM certificate chain (the TCB signing
+ * chain), or a CRL (DER or PEM). col borrows the blobs. Returns 0, or CG_EEVIDENCE with v
+ * set ("tdx.collateral") for an unrecognized blob, a second TCB info, QE identity or chain,
+ * or more than CG_TDX_MAX_CRLS CRLs.
+ */
+int cg_tdx_collateral_from_blobs(const uint8_t *const *blobs, const size_t *lens, size_t n,
+                                 struct cg_tdx_collateral *col, struct cg_verdict *v);
+
 /* What verification learned beyond the quote: TCB statuses, advisories, what was checked. */
 struct cg_tdx_status {
     int collateral;                    /* TCB info and QE identity were verified and applied */
