@@ -926,7 +926,10 @@ static int json_uint(json_t *obj, const char *key, json_int_t max, unsigned *out
 /* Checks issueDate <= at < nextUpdate of a collateral document. */
 static int check_validity(json_t *doc, time_t at, const char *what, struct cg_verdict *v)
 {
-    char check[64];
+    char check[64], now[32];
+    struct tm tm;
+    if (gmtime_r(&at, &tm) == NULL || strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(now, sizeof(now), "%lld", (long long)at);
     time_t issue, next;
     const char *si = json_string_value(json_object_get(doc, "issueDate"));
     const char *sn = json_string_value(json_object_get(doc, "nextUpdate"));
@@ -935,11 +938,11 @@ static int check_validity(json_t *doc, time_t at, const char *what, struct cg_ve
         return cg_reject(v, CG_EEVIDENCE, check, "issueDate and nextUpdate", "malformed");
     if (at < issue) {
         snprintf(check, sizeof(check), "tdx.%s.not_yet_valid", what);
-        return cg_reject(v, CG_EEVIDENCE, check, si, "now %lld", (long long)at);
+        return cg_reject(v, CG_EEVIDENCE, check, si, "now %s", now);
     }
     if (at >= next) {
         snprintf(check, sizeof(check), "tdx.%s.expired", what);
-        return cg_reject(v, CG_EEVIDENCE, check, sn, "now %lld", (long long)at);
+        return cg_reject(v, CG_EEVIDENCE, check, sn, "now %s", now);
     }
     return 0;
 }
