@@ -114,6 +114,7 @@ static json_t *claims(const struct cg_tdx_quote *q, const struct cg_tdx_status *
     put_hex(o, "fmspc", q->pck.fmspc, 6);
     put_hex(o, "pceid", q->pck.pceid, 2);
     json_object_set_new(o, "pcesvn", json_integer(q->pck.pcesvn));
+    put_hex(o, "pck_sgx_tcb_svn", q->pck.sgx_tcb, 16);
     json_object_set_new(o, "qe_isvsvn", json_integer(q->qe_report.isvsvn));
     json_object_set_new(o, "collateral", json_boolean(st->collateral));
     json_object_set_new(o, "crls_checked", json_integer((json_int_t)st->n_crls));

@@ -749,6 +749,17 @@ static void test_v5_collateral(void **state)
     assert_int_equal(st.module_status, CG_TDX_TCB_UP_TO_DATE);
     assert_int_equal(st.collateral, 0);
     free(b.p);
+
+    /*
+     * trustee's v5 quote has the same FMSPC (90c06f000000) but PCK SGX components
+     * 01 01 02 02 03 01 00 03 ..., below the 02 02 ... of every level of this TCB info:
+     * TCB not supported.
+     */
+    int rc5 = verify_file(TR "tdx_quote_5.dat", &c.c, "2026-02-03T01:00:00Z", &b, &q, &st, &v);
+    assert_int_equal(rc5, CG_EEVIDENCE);
+    assert_string_equal(v.check, "tdx.tcb_info.tcb_level");
+    hex_eq(q.pck.sgx_tcb, 8, "0101020203010003");
+    free(b.p);
     col_free(&c);
 }
 
