@@ -782,7 +782,8 @@ static size_t skip_string(const char *s, size_t n, size_t i)
     return 0;
 }
 
-/* Returns the index after the JSON value starting at s[i], or 0. s is known-valid JSON. */
+/* Returns the index after the JSON value starting at s[i], or 0. Never reads outside
+ * s[0..n), whatever s holds; the answer is exact when s is valid JSON. */
 static size_t skip_value(const char *s, size_t n, size_t i)
 {
     if (i >= n)
