@@ -219,7 +219,7 @@ static const struct {
     {CG_SNP_TURIN, "Turin", "turin"},
 };
 
-static const char *product_name(enum cg_snp_product p)
+const char *cg_snp_product_name(enum cg_snp_product p)
 {
     for (size_t i = 0; i < sizeof(products) / sizeof(products[0]); i++)
         if (products[i].product == p)
@@ -579,7 +579,7 @@ static int amd_chain(const uint8_t *const *certs, const size_t *cert_lens, size_
             return cg_reject(v, CG_ECRYPTO, "snp.ask", "a pinned ASK", "%s missing", name);
     }
     char want[32];
-    snprintf(want, sizeof(want), vlek ? "SEV-VLEK-%s" : "SEV-%s", product_name(p));
+    snprintf(want, sizeof(want), vlek ? "SEV-VLEK-%s" : "SEV-%s", cg_snp_product_name(p));
     if (get_cn(X509_get_subject_name(*inter), cn, sizeof(cn)) != 0 || strcmp(cn, want) != 0)
         return cg_reject(v, CG_EEVIDENCE, "snp.ask", want, "%s", cn);
     const char *leaf_cn = vlek ? "SEV-VLEK" : "SEV-VCEK";
@@ -648,8 +648,9 @@ int cg_snp_verify(const uint8_t *report, size_t len, const uint8_t *const *certs
         uint8_t fam = report[0x188], model = report[0x189];
         enum cg_snp_product cp = product_from_cpuid(fam, model);
         if (cp != p) {
-            rc = cg_reject(v, CG_EEVIDENCE, "snp.product", product_name(p),
-                           "%s (CPUID family 0x%02x model 0x%02x)", product_name(cp), fam, model);
+            rc = cg_reject(v, CG_EEVIDENCE, "snp.product", cg_snp_product_name(p),
+                           "%s (CPUID family 0x%02x model 0x%02x)", cg_snp_product_name(cp), fam,
+                           model);
             goto out;
         }
     }

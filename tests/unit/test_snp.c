@@ -248,6 +248,10 @@ static void test_tcb_decode(void **state)
     assert_int_equal(t.snp, 4);
     assert_int_equal(t.microcode, 9);
     assert_int_equal(t.raw, 0x0900000004030201ull);
+    assert_string_equal(cg_snp_product_name(CG_SNP_MILAN), "Milan");
+    assert_string_equal(cg_snp_product_name(CG_SNP_GENOA), "Genoa");
+    assert_string_equal(cg_snp_product_name(CG_SNP_TURIN), "Turin");
+    assert_string_equal(cg_snp_product_name(CG_SNP_PRODUCT_UNKNOWN), "unknown");
 }
 
 static void test_go_sev_guest(void **state)

@@ -75,6 +75,9 @@ void cg_snp_report_write(const struct cg_snp_report *r, uint8_t out[CG_SNP_REPOR
 /* Decodes a raw TCB_VERSION with the byte layout of product p. */
 void cg_snp_tcb_decode(uint64_t raw, enum cg_snp_product p, struct cg_snp_tcb *out);
 
+/* "Milan", "Genoa", "Turin" or "unknown". */
+const char *cg_snp_product_name(enum cg_snp_product p);
+
 /* Whom the chain must end at: AMD's ARKs pinned in certs/amd/, or one simulated ARK. */
 struct cg_snp_anchor {
     int sim;                   /* 0: the pinned AMD ARK of the VCEK's product */
