@@ -384,6 +384,20 @@ static void test_trustee(void **state)
     assert_int_equal(r.guest_svn, 4);
     assert_int_equal(verify(bad, vcek, none, none, &amd, at, &r, &v), CG_EEVIDENCE);
     assert_string_equal(v.check, "snp.signature");
+    /*
+     * trustee's check_report_tcb_failure (REPORTED_TCB byte + 1) fails its TCB-only check;
+     * here the signature, checked first, catches it (the TCB check alone:
+     * test_post_signature_checks).
+     */
+    rep.data[0x180]++;
+    assert_int_equal(verify(rep, vcek, none, none, &amd, at, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.signature");
+    rep.data[0x180]--;
+    /* check_milan_chain_signature_failure: the VCEK against the ASVK. */
+    struct blob asvk = pem_cert("trustee/snp/milan_ask_ark_asvk.pem", 2);
+    assert_int_equal(verify(rep, vcek, asvk, none, &amd, at, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.ask");
+    OPENSSL_free(asvk.data);
     /* The malformed VCEKs parse but their signatures do not verify under the Milan ASK. */
     assert_int_equal(verify(rep, legacy, none, none, &amd, at, &r, &v), CG_EEVIDENCE);
     assert_string_equal(v.check, "snp.chain");
