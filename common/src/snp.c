@@ -636,12 +636,16 @@ int cg_snp_verify(const uint8_t *report, size_t len, const uint8_t *const *certs
         rc = cg_reject(v, CG_EEVIDENCE, "snp.vcek.der", "a DER certificate", "malformed");
         goto out;
     }
-    /* Only a VLEK carries the CSP_ID of the cloud provider it was issued to. */
+    /* A VLEK carries the CSP_ID of the cloud provider it was issued to, and an ASVK issued it. */
     int vlek = get_ext(leaf, OID_CSP_ID, &data, &data_len);
     if (vlek < 0) {
         rc = cg_reject(v, CG_EEVIDENCE, "snp.vcek.csp_id", "at most once", "repeated");
         goto out;
     }
+    char issuer[64];
+    if (get_cn(X509_get_issuer_name(leaf), issuer, sizeof(issuer)) == 0 &&
+        strncmp(issuer, "SEV-VLEK-", 9) == 0)
+        vlek = 1;
     if ((rc = leaf_product(leaf, &p, v)) != 0)
         goto out;
     if (get32(report) >= 3) {
@@ -663,7 +667,7 @@ int cg_snp_verify(const uint8_t *report, size_t len, const uint8_t *const *certs
         (rc = check_sigalg(ark, "ARK", v)) != 0 || (rc = check_leaf_key(leaf, v)) != 0 ||
         (rc = check_signature(report, leaf, v)) != 0)
         goto out;
-    /* The bytes are AMD's from here on: the remaining checks are about what they say. */
+    /* The bytes are the signer's from here on: the remaining checks are about what they say. */
     if ((rc = cg_snp_report_parse(report, len, &tmp, v)) != 0)
         goto out;
     int signing_key = (int)((tmp.signer_info >> 2) & 7);
