@@ -17,6 +17,8 @@
 #define TLS13_WIRE_VERSION 0x0304
 /* max-age mode: verified certificates remembered by hash (a few servers behind one name). */
 #define CACHE_SLOTS 4
+/* Evidence and endorsements at their limits, plus the certificate around them. */
+#define CLIENT_MAX_CERT_LIST (CG_EVIDENCE_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 64 * 1024)
 
 struct cache_entry {
     int used;
@@ -402,6 +404,8 @@ int cg_tls_client_ctx_new(const char *alpn, const char *server_id, const struct 
     SSL_CTX_set_session_cache_mode(c->ssl_ctx,
                                    SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(c->ssl_ctx, new_session_cb);
+    /* The default 100 KiB would refuse certificates that carry TDX collateral. */
+    SSL_CTX_set_max_cert_list(c->ssl_ctx, CLIENT_MAX_CERT_LIST);
     /* SSL_CTX_set_alpn_protos returns 0 on success. */
     if (SSL_CTX_set_alpn_protos(c->ssl_ctx, c->alpn_wire, (unsigned)c->alpn_wire_len) != 0 ||
         SSL_CTX_add_custom_ext(c->ssl_ctx, CG_TLS_NONCE_EXT,
@@ -417,6 +421,8 @@ int cg_tls_client_ctx_new(const char *alpn, const char *server_id, const struct 
 
 void cg_tls_ctx_set_policy(struct cg_tls_ctx *c, const struct cg_policy *policy)
 {
+    if (c->server)
+        return;
     /* What was verified under another policy proves nothing under this one. */
     if (memcmp(c->policy->digest, policy->digest, sizeof(policy->digest)) != 0)
         cg_tls_ctx_forget(c);

@@ -96,6 +96,7 @@ enum mode {
     ANSWER,       /* the nonce's certificate, or the periodic one */
     OTHER_NONCE,  /* a certificate for some other client's nonce */
     FIXED,        /* s->fixed, whatever the client asked */
+    NO_EVIDENCE,  /* the evidence request failed */
 };
 
 struct server {
@@ -168,6 +169,8 @@ static int server_cb(void *arg, struct cg_tls *t, const uint8_t *nonce)
         memcpy(s->nonce, nonce, CG_NONCE_LEN);
     if (s->defer)
         return CG_TLS_PENDING;
+    if (s->mode == NO_EVIDENCE)
+        return CG_EEVIDENCE;
     answer(s, t);
     return 0;
 }
@@ -651,6 +654,160 @@ static void test_max_age(void **state)
     server_free(&srv);
 }
 
+/* A ticket belongs to the key it was issued under: once another key is remembered, the
+ * ticket is gone, and the old server must show evidence again. */
+static void test_ticket_follows_key(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    make_policy(&p, "nonce", 0);
+    struct server a, b;
+    server_init(&a, CG_ALPN_HTTP, time(NULL));
+    server_init(&b, CG_ALPN_HTTP, time(NULL));
+    struct cg_tls_ctx *cctx;
+    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+
+    struct cg_tls *c, *s = server_conn(&a);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    handshake_ok(c, s);
+    exchange(c, s); /* the client reads a's ticket */
+    cg_tls_free(c);
+    cg_tls_free(s);
+
+    s = server_conn(&b);
+    assert_int_equal(cg_tls_new(cctx, 1, &c), 0);
+    handshake_ok(c, s);
+    cg_tls_free(c);
+    cg_tls_free(s);
+
+    s = server_conn(&a);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_false(cg_tls_sent_nonce(c));
+    expect_refused(c, s, CG_EEVIDENCE, "freshness.key_changed");
+    assert_false(cg_tls_resumed(c));
+    cg_tls_free(c);
+    cg_tls_free(s);
+
+    cg_tls_ctx_free(cctx);
+    server_free(&a);
+    server_free(&b);
+}
+
+static void test_policy_swap(void **state)
+{
+    (void)state;
+    struct cg_policy p, same, other;
+    make_policy(&p, "nonce", 0);
+    make_policy(&same, "nonce", 0);
+    make_policy(&other, "max-age", 0);
+    struct server srv;
+    server_init(&srv, CG_ALPN_HTTP, time(NULL));
+    struct cg_tls_ctx *cctx;
+    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cg_tls *c, *s = server_conn(&srv);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    handshake_ok(c, s);
+    cg_tls_free(c);
+    cg_tls_free(s);
+    assert_false(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
+
+    /* The same policy again (same file bytes): the verification still stands. */
+    cg_tls_ctx_set_policy(cctx, &same);
+    assert_false(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
+    /* Another policy: verify again (back in nonce mode, a nonce is needed). */
+    cg_tls_ctx_set_policy(cctx, &other);
+    cg_tls_ctx_set_policy(cctx, &p);
+    assert_true(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
+    assert_non_null(cg_tls_ctx_attestation(cctx)); /* the last verification, for reports */
+    cg_tls_ctx_free(cctx);
+    server_free(&srv);
+}
+
+/* max-age mode remembers verified certificates by hash: servers taking turns behind one name
+ * cost one appraisal each. Shown by tightening the policy in place (same digest): a cached
+ * certificate still passes, a new one is appraised and refused. */
+static void test_max_age_cache(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    make_policy(&p, "max-age", 0);
+    struct server a, b, n;
+    server_init(&a, CG_ALPN_HTTP, time(NULL));
+    server_init(&b, CG_ALPN_HTTP, time(NULL));
+    server_init(&n, CG_ALPN_HTTP, time(NULL));
+    struct cg_tls_ctx *cctx;
+    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct server *order[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        struct cg_tls *c, *s = server_conn(order[i]);
+        assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+        handshake_ok(c, s);
+        cg_tls_free(c);
+        cg_tls_free(s);
+    }
+    p.sim.allow = 0;
+    struct cg_tls *c, *s = server_conn(&a);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    handshake_ok(c, s);
+    assert_false(cg_tls_resumed(c));
+    cg_tls_free(c);
+    cg_tls_free(s);
+    s = server_conn(&n);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    expect_refused(c, s, CG_EPOLICY, "evidence.tee");
+    cg_tls_free(c);
+    cg_tls_free(s);
+    cg_tls_ctx_free(cctx);
+    server_free(&a);
+    server_free(&b);
+    server_free(&n);
+}
+
+static void test_misuse_and_server_errors(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    make_policy(&p, "nonce", 0);
+    struct server srv;
+    server_init(&srv, CG_ALPN_HTTP, time(NULL));
+    struct cg_tls_ctx *cctx;
+    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cg_tls *c, *s = server_conn(&srv);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+
+    /* No plaintext either way before the handshake. */
+    uint8_t buf[16];
+    assert_int_equal(cg_tls_write(c, (const uint8_t *)"early", 5), CG_ETLS);
+    assert_int_equal(cg_tls_read(s, buf, sizeof(buf)), CG_ETLS);
+    cg_tls_shutdown(c);
+    assert_int_equal(cg_tls_pending_out(c), 0);
+
+    /* Certificates the server engine refuses: not DER, not the key's, a client engine. */
+    assert_int_equal(cg_tls_use_cert(s, (const uint8_t *)"\x30\x00", 2, srv.key), CG_ETLS);
+    struct cg_ratls_key *other;
+    assert_int_equal(cg_ratls_key_new(&other), 0);
+    assert_int_equal(cg_tls_use_cert(s, srv.periodic, srv.periodic_len, other), CG_ETLS);
+    assert_int_equal(cg_tls_use_cert(c, srv.periodic, srv.periodic_len, srv.key), CG_ETLS);
+    cg_ratls_key_free(other);
+    cg_tls_free(c);
+    cg_tls_free(s);
+
+    /* The evidence request failed: the handshake fails on both sides. */
+    srv.mode = NO_EVIDENCE;
+    s = server_conn(&srv);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    int crc = CG_TLS_WANT, src = CG_TLS_WANT;
+    pump(c, s, &crc, &src);
+    assert_int_equal(crc, CG_ETLS);
+    assert_int_equal(src, CG_ETLS);
+    assert_string_equal(cg_tls_verdict(c)->check, "tls.handshake");
+    assert_null(cg_tls_ctx_attestation(cctx));
+    cg_tls_free(c);
+    cg_tls_free(s);
+    cg_tls_ctx_free(cctx);
+    server_free(&srv);
+}
+
 /* ---- clients that are not ccgate ---- */
 
 struct raw {
@@ -774,6 +931,10 @@ int main(void)
         cmocka_unit_test(test_bad_certificates),
         cmocka_unit_test(test_max_age),
         cmocka_unit_test(test_foreign_clients),
+        cmocka_unit_test(test_ticket_follows_key),
+        cmocka_unit_test(test_policy_swap),
+        cmocka_unit_test(test_max_age_cache),
+        cmocka_unit_test(test_misuse_and_server_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
