@@ -117,8 +117,8 @@ out:
 static int set_name(X509 *x)
 {
     X509_NAME *name = X509_get_subject_name(x);
-    if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                   (const unsigned char *)"ccgate-server", -1, -1, 0) != 1)
+    if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"ccgate-server",
+                                   -1, -1, 0) != 1)
         return CG_ECRYPTO;
     return X509_set_issuer_name(x, name) == 1 ? 0 : CG_ECRYPTO;
 }
@@ -136,8 +136,8 @@ static int set_serial(X509 *x)
 }
 
 int cg_ratls_cert_new(const struct cg_ratls_key *k, const uint8_t *claims, size_t claims_len,
-                      const struct cg_evidence *ev, int64_t iat, uint32_t lifetime_s,
-                      uint8_t **der, size_t *der_len)
+                      const struct cg_evidence *ev, int64_t iat, uint32_t lifetime_s, uint8_t **der,
+                      size_t *der_len)
 {
     int rc = CG_ECRYPTO;
     uint8_t *cmw = NULL, *endorsements = NULL;
@@ -146,8 +146,7 @@ int cg_ratls_cert_new(const struct cg_ratls_key *k, const uint8_t *claims, size_
     X509 *x = X509_new();
     if (x == NULL)
         goto out;
-    rc = cg_cmw_encode(ev->tag, ev->evidence, ev->evidence_len, claims, claims_len, &cmw,
-                       &cmw_len);
+    rc = cg_cmw_encode(ev->tag, ev->evidence, ev->evidence_len, claims, claims_len, &cmw, &cmw_len);
     if (rc != 0)
         goto out;
     rc = cg_endorsements_encode(ev, &endorsements, &endorsements_len);
@@ -365,7 +364,8 @@ int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *
                        "malformed CBOR (%zu bytes)", claims_len);
         goto out;
     }
-    if (sha256(der, der_len, out->cert_sha256) != 0 || cg__ratls_spki_sha256(pub, out->spki_sha256) != 0) {
+    if (sha256(der, der_len, out->cert_sha256) != 0 ||
+        cg__ratls_spki_sha256(pub, out->spki_sha256) != 0) {
         rc = CG_ECRYPTO;
         goto out;
     }
@@ -375,8 +375,8 @@ int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *
         rc = cg_reject(v, CG_EEVIDENCE, "claims.pubkey_hash", a, "%s", b);
         goto out;
     }
-    rc = verify_evidence(tag, evidence, evidence_len, claims_buf, claims_len, claims, &endorse,
-                         p, nonce, now, out, v);
+    rc = verify_evidence(tag, evidence, evidence_len, claims_buf, claims_len, claims, &endorse, p,
+                         nonce, now, out, v);
     if (rc != 0)
         goto out;
     out->tag = tag;

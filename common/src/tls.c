@@ -285,8 +285,8 @@ static int appraise(struct cg_tls *t, const uint8_t *der, size_t der_len, time_t
     else
         snprintf(want, sizeof(want), "a nonce");
     cg_hex(got, sizeof(got), t->spki, 32);
-    return cg_reject(&t->verdict, CG_EEVIDENCE, "freshness.key_changed", want,
-                     "unverified key %s", got);
+    return cg_reject(&t->verdict, CG_EEVIDENCE, "freshness.key_changed", want, "unverified key %s",
+                     got);
 }
 
 static int cert_verify_cb(X509_STORE_CTX *sctx, void *arg)
@@ -409,8 +409,8 @@ int cg_tls_client_ctx_new(const char *alpn, const char *server_id, const struct 
     /* SSL_CTX_set_alpn_protos returns 0 on success. */
     if (SSL_CTX_set_alpn_protos(c->ssl_ctx, c->alpn_wire, (unsigned)c->alpn_wire_len) != 0 ||
         SSL_CTX_add_custom_ext(c->ssl_ctx, CG_TLS_NONCE_EXT,
-                               SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_3_ONLY, nonce_add_cb, NULL,
-                               NULL, NULL, NULL) != 1) {
+                               SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_3_ONLY, nonce_add_cb, NULL, NULL,
+                               NULL, NULL) != 1) {
         cg_tls_ctx_free(c);
         ERR_clear_error();
         return CG_ETLS;

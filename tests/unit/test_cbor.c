@@ -382,8 +382,7 @@ static void test_cmw(void **state)
     put(&b, "\x00", 1);
     assert_int_equal(cg_cmw_decode(b.b, b.n, &tag, &e, &el, &c, &clen), CG_ECBOR);
     /* no tag */
-    assert_int_equal(cg_cmw_decode(want + 5, sizeof(want) - 5, &tag, &e, &el, &c, &clen),
-                     CG_ECBOR);
+    assert_int_equal(cg_cmw_decode(want + 5, sizeof(want) - 5, &tag, &e, &el, &c, &clen), CG_ECBOR);
     /* three elements */
     b.n = 0;
     head(&b, 6, CG_TAG_SIM);
@@ -478,12 +477,9 @@ static void test_endorsements(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_claims_round_trip),
-        cmocka_unit_test(test_claims_deterministic),
-        cmocka_unit_test(test_claims_encode_rejects),
-        cmocka_unit_test(test_claims_valid_by_hand),
-        cmocka_unit_test(test_claims_malformed),
-        cmocka_unit_test(test_cmw),
+        cmocka_unit_test(test_claims_round_trip),     cmocka_unit_test(test_claims_deterministic),
+        cmocka_unit_test(test_claims_encode_rejects), cmocka_unit_test(test_claims_valid_by_hand),
+        cmocka_unit_test(test_claims_malformed),      cmocka_unit_test(test_cmw),
         cmocka_unit_test(test_endorsements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

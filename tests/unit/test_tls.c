@@ -93,10 +93,10 @@ static void make_policy(struct cg_policy *p, const char *freshness, int measurem
 /* ---- the server side ---- */
 
 enum mode {
-    ANSWER,       /* the nonce's certificate, or the periodic one */
-    OTHER_NONCE,  /* a certificate for some other client's nonce */
-    FIXED,        /* s->fixed, whatever the client asked */
-    NO_EVIDENCE,  /* the evidence request failed */
+    ANSWER,      /* the nonce's certificate, or the periodic one */
+    OTHER_NONCE, /* a certificate for some other client's nonce */
+    FIXED,       /* s->fixed, whatever the client asked */
+    NO_EVIDENCE, /* the evidence request failed */
 };
 
 struct server {
@@ -239,8 +239,8 @@ static void handshake_ok(struct cg_tls *c, struct cg_tls *s)
     pump(c, s, &crc, &src);
     if (crc != 0 || src != 0) {
         const struct cg_verdict *v = cg_tls_verdict(c);
-        fail_msg("client %d server %d: %s expected %s actual %s", crc, src, v->check,
-                 v->expected, v->actual);
+        fail_msg("client %d server %d: %s expected %s actual %s", crc, src, v->check, v->expected,
+                 v->actual);
     }
     assert_int_equal(cg_tls_resumed(c), cg_tls_resumed(s));
     if (!cg_tls_resumed(c)) { /* a resumed session presents no certificate */
