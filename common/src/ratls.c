@@ -15,8 +15,6 @@
 
 /* A certificate larger than this is not one of ours (evidence + endorsements + overhead). */
 #define CERT_MAX_BYTES (CG_EVIDENCE_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 4096)
-/* How far in the future an iat may lie (clock skew between client and server). */
-#define IAT_FUTURE_SKEW_S 60
 
 struct cg_ratls_key {
     EVP_PKEY *pkey;
@@ -155,7 +153,7 @@ int cg_ratls_cert_new(const struct cg_ratls_key *k, const uint8_t *claims, size_
     rc = CG_ECRYPTO;
     if (X509_set_version(x, X509_VERSION_3) != 1 || set_serial(x) != 0 || set_name(x) != 0)
         goto out;
-    if (X509_time_adj_ex(X509_getm_notBefore(x), 0, -IAT_FUTURE_SKEW_S, &(time_t){iat}) == NULL ||
+    if (X509_time_adj_ex(X509_getm_notBefore(x), 0, -CG_RATLS_IAT_SKEW_S, &(time_t){iat}) == NULL ||
         X509_time_adj_ex(X509_getm_notAfter(x), 0, (long)lifetime_s, &(time_t){iat}) == NULL)
         goto out;
     if (X509_set_pubkey(x, k->pkey) != 1)
@@ -295,7 +293,7 @@ static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidenc
         }
     } else {
         int64_t age = (int64_t)now - claims->iat;
-        if (age > (int64_t)p->freshness.max_age_s || age < -IAT_FUTURE_SKEW_S) {
+        if (age > (int64_t)p->freshness.max_age_s || age < -CG_RATLS_IAT_SKEW_S) {
             snprintf(a, sizeof(a), "iat within %us of now", (unsigned)p->freshness.max_age_s);
             return cg_reject(v, CG_EEVIDENCE, "freshness.age", a, "iat %lld s %s",
                              (long long)(age < 0 ? -age : age), age < 0 ? "ahead" : "old");

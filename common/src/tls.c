@@ -268,7 +268,7 @@ static int appraise(struct cg_tls *t, const uint8_t *der, size_t der_len, time_t
     if (p->freshness.mode == CG_FRESH_MAX_AGE) {
         hit = cache_find(c, t->cert_hash);
         if (hit != NULL && now - hit->att.iat <= (int64_t)p->freshness.max_age_s &&
-            hit->att.iat - now <= 60) {
+            hit->att.iat - now <= CG_RATLS_IAT_SKEW_S) {
             remember(c, &hit->att);
             return 0;
         }
@@ -285,8 +285,8 @@ static int appraise(struct cg_tls *t, const uint8_t *der, size_t der_len, time_t
     else
         snprintf(want, sizeof(want), "a nonce");
     cg_hex(got, sizeof(got), t->spki, 32);
-    return cg_reject(&t->verdict, CG_EEVIDENCE, "freshness.key_changed", want, "unverified key %s",
-                     got);
+    return cg_reject(&t->verdict, CG_EEVIDENCE, "freshness.key_changed", want,
+                     "%s presented unverified key %s", c->server_id, got);
 }
 
 static int cert_verify_cb(X509_STORE_CTX *sctx, void *arg)

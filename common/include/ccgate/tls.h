@@ -63,6 +63,7 @@ void cg_tls_ctx_forget(struct cg_tls_ctx *c);
 /* Client: the last successful verification (with evidence), or NULL. */
 const struct cg_attestation *cg_tls_ctx_attestation(const struct cg_tls_ctx *c);
 
+/* Frees a context; its connections must have been freed before. */
 void cg_tls_ctx_free(struct cg_tls_ctx *c);
 
 /* A connection; caller frees with cg_tls_free(). A client connection sends a fresh random
