@@ -150,6 +150,9 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
     }
     t->cb_state = CB_ASKED;
     int rc = c->cb(c->cb_arg, t, nonce);
+    /* Whatever the callback left on OpenSSL's error queue would make SSL_get_error() report
+     * this handshake's next WANT_READ as a fatal error. */
+    ERR_clear_error();
     if (rc == CG_TLS_PENDING)
         return SSL_CLIENT_HELLO_RETRY;
     if (rc != 0 || !t->cert_set) {
