@@ -628,6 +628,35 @@ static void test_real_snp(void **state)
     real_snp("attestation.TAMPERED_report_data_0x50.bin", "snp.signature");
 }
 
+/* Any change to a valid certificate's bytes is refused (and never crashes or leaks). */
+static void test_mutations(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    sim_policy(&p);
+    uint8_t *der;
+    size_t len;
+    struct spec s = {.nonce = NONCE, .iat = time(NULL)};
+    make_cert(F.key, &s, &der, &len);
+    uint8_t *buf = malloc(len);
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    for (int i = 0; i < 300; i++) {
+        memcpy(buf, der, len);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        size_t at = (size_t)(x >> 16) % len;
+        uint8_t flip = (uint8_t)(x | 1);
+        buf[at] ^= flip;
+        struct cg_attestation att;
+        struct cg_verdict v;
+        assert_int_not_equal(verify(buf, len, &p, NONCE, &att, &v), 0);
+        assert_true(v.check[0] != '\0');
+    }
+    free(buf);
+    free(der);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -635,7 +664,7 @@ int main(void)
         cmocka_unit_test(test_verify_nonce),   cmocka_unit_test(test_verify_max_age),
         cmocka_unit_test(test_cert_checks),    cmocka_unit_test(test_binding),
         cmocka_unit_test(test_tee_and_root),   cmocka_unit_test(test_policy_applied),
-        cmocka_unit_test(test_real_snp),
+        cmocka_unit_test(test_real_snp),       cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
