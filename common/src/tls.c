@@ -44,6 +44,7 @@ struct cg_tls_ctx {
     struct cg_attestation att;
     SSL_SESSION *ticket; /* only ever from a verified session of key_spki */
     uint8_t ticket_spki[32];
+    time_t ticket_time;
     struct cache_entry cache[CACHE_SLOTS];
     size_t cache_next;
 };
@@ -331,6 +332,7 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
     SSL_SESSION_free(c->ticket);
     c->ticket = sess;
     memcpy(c->ticket_spki, t->spki, 32);
+    c->ticket_time = time(NULL);
     return 1;
 }
 
@@ -464,6 +466,16 @@ void cg_tls_ctx_free(struct cg_tls_ctx *c)
 
 /* ---- connections ----------------------------------------------------------------------- */
 
+/* A ticket is offered only while both it and the verification of its key are younger than
+ * max_age_s, and only for the key remembered. */
+static int ticket_usable(const struct cg_tls_ctx *c, time_t now)
+{
+    return c->ticket != NULL && key_fresh(c, now) && memcmp(c->ticket_spki, c->key_spki, 32) == 0 &&
+           now >= c->ticket_time &&
+           (uint64_t)(now - c->ticket_time) < c->policy->freshness.max_age_s &&
+           SSL_SESSION_is_resumable(c->ticket);
+}
+
 int cg_tls_new(struct cg_tls_ctx *c, int with_nonce, struct cg_tls **out)
 {
     struct cg_tls *t = calloc(1, sizeof(*t));
@@ -493,9 +505,7 @@ int cg_tls_new(struct cg_tls_ctx *c, int with_nonce, struct cg_tls **out)
             if (RAND_bytes(t->nonce, sizeof(t->nonce)) != 1)
                 goto fail;
             t->sent_nonce = 1;
-        } else if (c->ticket != NULL && key_fresh(c, now) &&
-                   memcmp(c->ticket_spki, c->key_spki, 32) == 0 &&
-                   SSL_SESSION_is_resumable(c->ticket)) {
+        } else if (ticket_usable(c, now)) {
             if (SSL_set_session(t->ssl, c->ticket) != 1)
                 goto fail;
             t->offered_ticket = 1;

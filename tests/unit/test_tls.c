@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -72,7 +73,8 @@ static int teardown(void **state)
 }
 
 /* The policy accepting this test's sim TEE; measurement_flip != 0 makes it expect another. */
-static void make_policy(struct cg_policy *p, const char *freshness, int measurement_flip)
+static void make_policy_age(struct cg_policy *p, const char *freshness, int measurement_flip,
+                            unsigned max_age_s)
 {
     char ark[65], meas[97], json[1024], err[256];
     uint8_t m[48];
@@ -83,11 +85,16 @@ static void make_policy(struct cg_policy *p, const char *freshness, int measurem
     snprintf(json, sizeof(json),
              "{\"sim\": {\"allow\": true, \"root_sha256\": \"%s\"},"
              " \"snp\": {\"measurements\": [\"%s\"]},"
-             " \"freshness\": {\"mode\": \"%s\", \"max_age_s\": 600}}",
-             ark, meas, freshness);
+             " \"freshness\": {\"mode\": \"%s\", \"max_age_s\": %u}}",
+             ark, meas, freshness, max_age_s);
     int rc = cg_policy_parse(json, strlen(json), p, err, sizeof(err));
     if (rc != 0)
         fail_msg("policy: %s", err);
+}
+
+static void make_policy(struct cg_policy *p, const char *freshness, int measurement_flip)
+{
+    make_policy_age(p, freshness, measurement_flip, 600);
 }
 
 /* ---- the server side ---- */
@@ -808,6 +815,37 @@ static void test_misuse_and_server_errors(void **state)
     server_free(&srv);
 }
 
+/* Past max_age_s, neither the remembered key nor its ticket is used: evidence again. */
+static void test_memory_expires(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    make_policy_age(&p, "nonce", 0, 1);
+    struct server srv;
+    server_init(&srv, CG_ALPN_HTTP, time(NULL));
+    struct cg_tls_ctx *cctx;
+    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cg_tls *c, *s = server_conn(&srv);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    handshake_ok(c, s);
+    exchange(c, s); /* the ticket arrives */
+    cg_tls_free(c);
+    cg_tls_free(s);
+
+    sleep(2);
+    assert_true(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
+    s = server_conn(&srv);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_true(cg_tls_sent_nonce(c));
+    handshake_ok(c, s);
+    assert_false(cg_tls_resumed(c));
+    assert_true(srv.got_nonce);
+    cg_tls_free(c);
+    cg_tls_free(s);
+    cg_tls_ctx_free(cctx);
+    server_free(&srv);
+}
+
 /* ---- clients that are not ccgate ---- */
 
 struct raw {
@@ -935,6 +973,7 @@ int main(void)
         cmocka_unit_test(test_policy_swap),
         cmocka_unit_test(test_max_age_cache),
         cmocka_unit_test(test_misuse_and_server_errors),
+        cmocka_unit_test(test_memory_expires),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
