@@ -332,7 +332,7 @@ int cg_policy_load(const char *path, struct cg_policy *p, char *err, size_t errl
     FILE *f = fopen(path, "rbe");
     if (f == NULL) {
         int rc = -errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        fail(err, errlen, path, "%s", strerror(errno));
         return rc;
     }
     char *buf = malloc(CG_POLICY_MAX_BYTES + 1);

@@ -219,7 +219,7 @@ static const struct {
     {CG_SNP_TURIN, "Turin", "turin"},
 };
 
-static const char *product_name(enum cg_snp_product p)
+const char *cg_snp_product_name(enum cg_snp_product p)
 {
     for (size_t i = 0; i < sizeof(products) / sizeof(products[0]); i++)
         if (products[i].product == p)
@@ -579,7 +579,7 @@ static int amd_chain(const uint8_t *const *certs, const size_t *cert_lens, size_
             return cg_reject(v, CG_ECRYPTO, "snp.ask", "a pinned ASK", "%s missing", name);
     }
     char want[32];
-    snprintf(want, sizeof(want), vlek ? "SEV-VLEK-%s" : "SEV-%s", product_name(p));
+    snprintf(want, sizeof(want), vlek ? "SEV-VLEK-%s" : "SEV-%s", cg_snp_product_name(p));
     if (get_cn(X509_get_subject_name(*inter), cn, sizeof(cn)) != 0 || strcmp(cn, want) != 0)
         return cg_reject(v, CG_EEVIDENCE, "snp.ask", want, "%s", cn);
     const char *leaf_cn = vlek ? "SEV-VLEK" : "SEV-VCEK";
@@ -636,20 +636,25 @@ int cg_snp_verify(const uint8_t *report, size_t len, const uint8_t *const *certs
         rc = cg_reject(v, CG_EEVIDENCE, "snp.vcek.der", "a DER certificate", "malformed");
         goto out;
     }
-    /* Only a VLEK carries the CSP_ID of the cloud provider it was issued to. */
+    /* A VLEK carries the CSP_ID of the cloud provider it was issued to, and an ASVK issued it. */
     int vlek = get_ext(leaf, OID_CSP_ID, &data, &data_len);
     if (vlek < 0) {
         rc = cg_reject(v, CG_EEVIDENCE, "snp.vcek.csp_id", "at most once", "repeated");
         goto out;
     }
+    char issuer[64];
+    if (get_cn(X509_get_issuer_name(leaf), issuer, sizeof(issuer)) == 0 &&
+        strncmp(issuer, "SEV-VLEK-", 9) == 0)
+        vlek = 1;
     if ((rc = leaf_product(leaf, &p, v)) != 0)
         goto out;
     if (get32(report) >= 3) {
         uint8_t fam = report[0x188], model = report[0x189];
         enum cg_snp_product cp = product_from_cpuid(fam, model);
         if (cp != p) {
-            rc = cg_reject(v, CG_EEVIDENCE, "snp.product", product_name(p),
-                           "%s (CPUID family 0x%02x model 0x%02x)", product_name(cp), fam, model);
+            rc = cg_reject(v, CG_EEVIDENCE, "snp.product", cg_snp_product_name(p),
+                           "%s (CPUID family 0x%02x model 0x%02x)", cg_snp_product_name(cp), fam,
+                           model);
             goto out;
         }
     }
@@ -662,7 +667,7 @@ int cg_snp_verify(const uint8_t *report, size_t len, const uint8_t *const *certs
         (rc = check_sigalg(ark, "ARK", v)) != 0 || (rc = check_leaf_key(leaf, v)) != 0 ||
         (rc = check_signature(report, leaf, v)) != 0)
         goto out;
-    /* The bytes are AMD's from here on: the remaining checks are about what they say. */
+    /* The bytes are the signer's from here on: the remaining checks are about what they say. */
     if ((rc = cg_snp_report_parse(report, len, &tmp, v)) != 0)
         goto out;
     int signing_key = (int)((tmp.signer_info >> 2) & 7);

@@ -10,8 +10,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/bn.h>
+#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "ccgate/roots.h"
@@ -248,6 +251,10 @@ static void test_tcb_decode(void **state)
     assert_int_equal(t.snp, 4);
     assert_int_equal(t.microcode, 9);
     assert_int_equal(t.raw, 0x0900000004030201ull);
+    assert_string_equal(cg_snp_product_name(CG_SNP_MILAN), "Milan");
+    assert_string_equal(cg_snp_product_name(CG_SNP_GENOA), "Genoa");
+    assert_string_equal(cg_snp_product_name(CG_SNP_TURIN), "Turin");
+    assert_string_equal(cg_snp_product_name(CG_SNP_PRODUCT_UNKNOWN), "unknown");
 }
 
 static void test_go_sev_guest(void **state)
@@ -377,6 +384,20 @@ static void test_trustee(void **state)
     assert_int_equal(r.guest_svn, 4);
     assert_int_equal(verify(bad, vcek, none, none, &amd, at, &r, &v), CG_EEVIDENCE);
     assert_string_equal(v.check, "snp.signature");
+    /*
+     * trustee's check_report_tcb_failure (REPORTED_TCB byte + 1) fails its TCB-only check;
+     * here the signature, checked first, catches it (the TCB check alone:
+     * test_post_signature_checks).
+     */
+    rep.data[0x180]++;
+    assert_int_equal(verify(rep, vcek, none, none, &amd, at, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.signature");
+    rep.data[0x180]--;
+    /* check_milan_chain_signature_failure: the VCEK against the ASVK. */
+    struct blob asvk = pem_cert("trustee/snp/milan_ask_ark_asvk.pem", 2);
+    assert_int_equal(verify(rep, vcek, asvk, none, &amd, at, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.ask");
+    OPENSSL_free(asvk.data);
     /* The malformed VCEKs parse but their signatures do not verify under the Milan ASK. */
     assert_int_equal(verify(rep, legacy, none, none, &amd, at, &r, &v), CG_EEVIDENCE);
     assert_string_equal(v.check, "snp.chain");
@@ -558,6 +579,228 @@ static void test_post_signature_checks(void **state)
     cg_evidence_clear(&s.ev);
 }
 
+/*
+ * Turin, which no genuine vector covers end to end: a Turin-style VCEK (productName "Turin",
+ * fmcSPL, 8-byte hwID) issued here under the sim ASK, and a v3 report with Turin's CPUID and
+ * TCB layout signed with it.
+ */
+struct turin {
+    EVP_PKEY *key;
+    struct blob vcek;
+};
+
+static EVP_PKEY *pem_key(const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", sim_dir, name);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(k);
+    return k;
+}
+
+static void add_ext(X509 *x, const char *oid, const uint8_t *der, int len)
+{
+    ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
+    ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+    assert_int_equal(ASN1_OCTET_STRING_set(os, der, len), 1);
+    X509_EXTENSION *ex = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, os);
+    assert_int_equal(X509_add_ext(x, ex, -1), 1);
+    X509_EXTENSION_free(ex);
+    ASN1_OCTET_STRING_free(os);
+    ASN1_OBJECT_free(obj);
+}
+
+/* wrapped: the hwID as a DER OCTET STRING (as some VCEKs carry it) rather than raw bytes. */
+static void turin_make(struct turin *t, const uint8_t hwid[8], int wrapped, uint8_t fmc, uint8_t bl,
+                       uint8_t tee, uint8_t snp, uint8_t ucode)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/ask.pem", sim_dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    X509 *ask = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    EVP_PKEY *ask_key = pem_key("ask.key");
+    t->key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    assert_non_null(t->key);
+    X509 *x = X509_new();
+    X509_NAME *name = X509_NAME_new();
+    assert_int_equal(X509_set_version(x, 2), 1);
+    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 0), 1);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"SEV-VCEK", -1, -1,
+                               0);
+    X509_set_subject_name(x, name);
+    X509_set_issuer_name(x, X509_get_subject_name(ask));
+    X509_gmtime_adj(X509_getm_notBefore(x), -86400);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, t->key);
+    const uint8_t v1[] = {0x02, 0x01, 0x01};
+    const uint8_t product[] = {0x16, 0x05, 'T', 'u', 'r', 'i', 'n'};
+    add_ext(x, "1.3.6.1.4.1.3704.1.1", v1, sizeof(v1));
+    add_ext(x, "1.3.6.1.4.1.3704.1.2", product, sizeof(product));
+    const struct {
+        const char *oid;
+        uint8_t val;
+    } spl[] = {{"1.3.6.1.4.1.3704.1.3.9", fmc},
+               {"1.3.6.1.4.1.3704.1.3.1", bl},
+               {"1.3.6.1.4.1.3704.1.3.2", tee},
+               {"1.3.6.1.4.1.3704.1.3.3", snp},
+               {"1.3.6.1.4.1.3704.1.3.8", ucode}};
+    for (size_t i = 0; i < 5; i++) {
+        /* DER INTEGER, with a leading zero from 128 as AMD encodes it. */
+        uint8_t der[4] = {0x02, 0x01, spl[i].val};
+        int len = 3;
+        if (spl[i].val >= 0x80) {
+            der[1] = 2;
+            der[2] = 0;
+            der[3] = spl[i].val;
+            len = 4;
+        }
+        add_ext(x, spl[i].oid, der, len);
+    }
+    uint8_t hw[10] = {0x04, 0x08};
+    memcpy(hw + 2, hwid, 8);
+    add_ext(x, "1.3.6.1.4.1.3704.1.4", wrapped ? hw : hw + 2, wrapped ? 10 : 8);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    assert_int_equal(EVP_DigestSignInit(md, &pctx, EVP_sha384(), NULL, ask_key), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 48), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha384()), 1);
+    assert_true(X509_sign_ctx(x, md) > 0);
+    t->vcek.data = NULL;
+    t->vcek.len = (size_t)i2d_X509(x, &t->vcek.data);
+    EVP_MD_CTX_free(md);
+    X509_NAME_free(name);
+    X509_free(x);
+    X509_free(ask);
+    EVP_PKEY_free(ask_key);
+}
+
+/* Signs r with the Turin key into out, as the AMD-SP does (R and S little-endian). */
+static void turin_sign(const struct turin *t, struct cg_snp_report *r, uint8_t *out)
+{
+    unsigned char der[256];
+    size_t der_len = sizeof(der);
+    memset(r->sig_r, 0, 72);
+    memset(r->sig_s, 0, 72);
+    cg_snp_report_write(r, out);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, t->key), 1);
+    assert_int_equal(EVP_DigestSign(md, der, &der_len, out, CG_SNP_SIGNED_LEN), 1);
+    const unsigned char *p = der;
+    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+    assert_non_null(sig);
+    assert_true(BN_bn2lebinpad(ECDSA_SIG_get0_r(sig), r->sig_r, 72) == 72);
+    assert_true(BN_bn2lebinpad(ECDSA_SIG_get0_s(sig), r->sig_s, 72) == 72);
+    cg_snp_report_write(r, out);
+    ECDSA_SIG_free(sig);
+    EVP_MD_CTX_free(md);
+}
+
+static int turin_verify(const struct turin *t, struct sim_evidence *s, struct cg_snp_report *out,
+                        struct cg_verdict *v)
+{
+    turin_sign(t, &s->r, s->ev.evidence);
+    const uint8_t *certs[3] = {t->vcek.data, s->ev.certs[1], s->ev.certs[2]};
+    size_t lens[3] = {t->vcek.len, s->ev.cert_lens[1], s->ev.cert_lens[2]};
+    memset(v, 0, sizeof(*v));
+    return cg_snp_verify(s->ev.evidence, s->ev.evidence_len, certs, lens, 3, &sim_anchor,
+                         time(NULL), out, v);
+}
+
+static void test_turin(void **state)
+{
+    (void)state;
+    const uint8_t hwid[8] = {0x1e, 0x55, 0x0a, 0x8e, 0xe5, 0xcf, 0x9f, 0x4d};
+    struct turin t;
+    struct sim_evidence s;
+    struct cg_snp_report r;
+    struct cg_verdict v;
+    turin_make(&t, hwid, 0, 1, 2, 3, 4, 0xd9);
+    sim_fresh(&s);
+    s.r.cpuid_fam_id = 0x1A;
+    s.r.cpuid_mod_id = 0x02;
+    /* Turin TCB_VERSION: fmc, bootloader, tee, snp in bytes 0-3, microcode in byte 7. */
+    s.r.reported_tcb = 0xd900000004030201ull;
+    memset(s.r.chip_id, 0, 64);
+    memcpy(s.r.chip_id, hwid, 8);
+    assert_int_equal(turin_verify(&t, &s, &r, &v), 0);
+    assert_int_equal(r.product, CG_SNP_TURIN);
+    assert_int_equal(r.reported.fmc, 1);
+    assert_int_equal(r.reported.bootloader, 2);
+    assert_int_equal(r.reported.tee, 3);
+    assert_int_equal(r.reported.snp, 4);
+    assert_int_equal(r.reported.microcode, 0xd9);
+    /* Only the first 8 bytes of CHIP_ID are the Turin hwID. */
+    s.r.chip_id[8] = 0x77;
+    assert_int_equal(turin_verify(&t, &s, &r, &v), 0);
+    s.r.chip_id[7] ^= 1;
+    assert_int_equal(turin_verify(&t, &s, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.hwid");
+    s.r.chip_id[7] ^= 1;
+    s.r.reported_tcb ^= 0x03; /* fmc 1 -> 2 */
+    assert_int_equal(turin_verify(&t, &s, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.vcek_tcb.fmc");
+    assert_string_equal(v.expected, "2");
+    assert_string_equal(v.actual, "1");
+    s.r.reported_tcb ^= 0x03;
+    s.r.reported_tcb |= 1ull << 40; /* a reserved byte in Turin's layout */
+    assert_int_equal(turin_verify(&t, &s, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.reported_tcb");
+    s.r.reported_tcb &= ~(1ull << 40);
+    /* A Turin VCEK with Milan's CPUID. */
+    s.r.cpuid_fam_id = 0x19;
+    s.r.cpuid_mod_id = 0x01;
+    assert_int_equal(turin_verify(&t, &s, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.product");
+    s.r.cpuid_fam_id = 0x1A;
+    s.r.cpuid_mod_id = 0x02;
+    EVP_PKEY_free(t.key);
+    OPENSSL_free(t.vcek.data);
+    /* The same with the hwID wrapped in an OCTET STRING. */
+    turin_make(&t, hwid, 1, 1, 2, 3, 4, 0xd9);
+    assert_int_equal(turin_verify(&t, &s, &r, &v), 0);
+    s.r.chip_id[0] ^= 1;
+    assert_int_equal(turin_verify(&t, &s, &r, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "snp.hwid");
+    cg_evidence_clear(&s.ev);
+    EVP_PKEY_free(t.key);
+    OPENSSL_free(t.vcek.data);
+}
+
+/*
+ * Fail-closed: a flipped bit anywhere in the report or the VCEK is refused (every 4th byte,
+ * to keep the run short: each try verifies an RSA-4096 chain).
+ */
+static void test_every_bit_matters(void **state)
+{
+    (void)state;
+    struct blob rep = load("virtee-sev/report_milan.bin");
+    struct blob vcek = load("virtee-sev/vcek_milan.der");
+    struct cg_snp_report r;
+    struct cg_verdict v;
+    time_t at = utc(2024, 1, 1);
+    assert_int_equal(verify(rep, vcek, none, none, &amd, at, &r, &v), 0);
+    for (size_t i = 0; i < rep.len; i += 4) {
+        rep.data[i] ^= 0x10;
+        if (verify(rep, vcek, none, none, &amd, at, &r, &v) != CG_EEVIDENCE)
+            fail_msg("report byte 0x%03zx flipped: accepted", i);
+        rep.data[i] ^= 0x10;
+    }
+    for (size_t i = 1; i < vcek.len; i += 4) {
+        vcek.data[i] ^= 0x01;
+        if (verify(rep, vcek, none, none, &amd, at, &r, &v) != CG_EEVIDENCE)
+            fail_msg("VCEK byte %zu flipped: accepted", i);
+        vcek.data[i] ^= 0x01;
+    }
+    free(rep.data);
+    free(vcek.data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -566,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_tcb_decode),   cmocka_unit_test(test_go_sev_guest),
         cmocka_unit_test(test_virtee),       cmocka_unit_test(test_trustee),
         cmocka_unit_test(test_trustee_vlek), cmocka_unit_test(test_post_signature_checks),
+        cmocka_unit_test(test_turin),        cmocka_unit_test(test_every_bit_matters),
     };
     return cmocka_run_group_tests(tests, sim_setup, sim_teardown);
 }

@@ -69,10 +69,9 @@ int cg_policy_parse(const char *json, size_t len, struct cg_policy *p, char *err
 int cg_policy_load(const char *path, struct cg_policy *p, char *err, size_t errlen);
 
 /*
- * Appraises a verified SNP (or sim) report (r->product set by cg_snp_verify(): the TCB
- * minimums need it) against the policy's snp section (sim evidence
+ * Appraises a verified SNP (or sim) report against the policy's snp section (sim evidence
  * is appraised with the same checks: the sim section only decides whether sim is acceptable
- * and by which root). Returns 0 or CG_EPOLICY with v naming the check ("snp.measurement",
+ * and by which root). r->product, set by cg_snp_verify(), decodes the TCBs. Returns 0 or CG_EPOLICY with v naming the check ("snp.measurement",
  * "snp.debug", "snp.min_tcb.microcode", ...) and the expected and actual values.
  */
 int cg_policy_appraise_snp(const struct cg_policy *p, const struct cg_snp_report *r,

@@ -75,6 +75,9 @@ void cg_snp_report_write(const struct cg_snp_report *r, uint8_t out[CG_SNP_REPOR
 /* Decodes a raw TCB_VERSION with the byte layout of product p. */
 void cg_snp_tcb_decode(uint64_t raw, enum cg_snp_product p, struct cg_snp_tcb *out);
 
+/* "Milan", "Genoa", "Turin" or "unknown". */
+const char *cg_snp_product_name(enum cg_snp_product p);
+
 /* Whom the chain must end at: AMD's ARKs pinned in certs/amd/, or one simulated ARK. */
 struct cg_snp_anchor {
     int sim;                   /* 0: the pinned AMD ARK of the VCEK's product */
@@ -87,7 +90,11 @@ struct cg_snp_anchor {
  * (unless masked), signer-info key type matching the certificate, ECDSA P-384 signature
  * over bytes 0x000-0x29F. certs are DER: certs[0] the VCEK/VLEK, then ASK/ASVK, then
  * (sim, or when given) the ARK. Fills r on success. Returns 0 or CG_EEVIDENCE with v set.
- * No policy is applied here (see cg_policy_appraise_snp()).
+ * No policy is applied here (see cg_policy_appraise_snp()). Order: certificates, product
+ * (VCEK productName, CPUID of v3+ reports), chain, signature, then the strict parse of the
+ * signed fields, signing key type, TCB and hwID: so a tampered byte fails "snp.signature".
+ * Real AMD: an ASK/ASVK or ARK left out is taken from the pinned ones; an ARK given must be
+ * the pinned one. Verdict names: docs/policy.md.
  */
 int cg_snp_verify(const uint8_t *report, size_t len, const uint8_t *const *certs,
                   const size_t *cert_lens, size_t n_certs, const struct cg_snp_anchor *anchor,
