@@ -957,6 +957,51 @@ static void test_foreign_clients(void **state)
     server_free(&srv);
 }
 
+/* A server that ignores ALPN (not ccgate) but shows a valid attested certificate: the client
+ * still refuses, after the certificate checks, with tls.alpn. */
+static void test_server_without_alpn(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    make_policy(&p, "max-age", 0);
+    struct server srv;
+    server_init(&srv, CG_ALPN_HTTP, time(NULL));
+    SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(sctx);
+    assert_int_equal(SSL_CTX_use_certificate_ASN1(sctx, (int)srv.periodic_len, srv.periodic), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(sctx, cg__ratls_key_pkey(srv.key)), 1);
+    SSL *ssl = SSL_new(sctx);
+    BIO *in = BIO_new(BIO_s_mem()), *out = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl, in, out);
+    SSL_set_accept_state(ssl);
+
+    struct cg_tls_ctx *cctx;
+    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cg_tls *c;
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    int crc = CG_TLS_WANT;
+    for (int i = 0; i < 64 && crc == CG_TLS_WANT; i++) {
+        uint8_t buf[4096];
+        size_t n;
+        crc = cg_tls_handshake(c);
+        while ((n = cg_tls_take_out(c, buf, sizeof(buf))) > 0)
+            BIO_write(in, buf, (int)n);
+        (void)SSL_do_handshake(ssl);
+        int m;
+        while ((m = BIO_read(out, buf, sizeof(buf))) > 0)
+            assert_int_equal(cg_tls_feed(c, buf, (size_t)m), 0);
+    }
+    assert_int_equal(crc, CG_ETLS);
+    assert_string_equal(cg_tls_verdict(c)->check, "tls.alpn");
+    assert_string_equal(cg_tls_verdict(c)->expected, CG_ALPN_HTTP);
+    assert_int_equal(cg_tls_write(c, (const uint8_t *)"secret", 6), CG_ETLS);
+    cg_tls_free(c);
+    cg_tls_ctx_free(cctx);
+    SSL_free(ssl);
+    SSL_CTX_free(sctx);
+    server_free(&srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -974,6 +1019,7 @@ int main(void)
         cmocka_unit_test(test_max_age_cache),
         cmocka_unit_test(test_misuse_and_server_errors),
         cmocka_unit_test(test_memory_expires),
+        cmocka_unit_test(test_server_without_alpn),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
