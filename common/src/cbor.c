@@ -359,8 +359,8 @@ bad:
     return CG_ECBOR;
 }
 
-int cg_cmw_encode(uint32_t tag, const uint8_t *evidence, size_t evidence_len,
-                  const uint8_t *claims, size_t claims_len, uint8_t **out, size_t *out_len)
+int cg_cmw_encode(uint32_t tag, const uint8_t *evidence, size_t evidence_len, const uint8_t *claims,
+                  size_t claims_len, uint8_t **out, size_t *out_len)
 {
     if (evidence_len == 0 || claims_len == 0)
         return CG_ECBOR;

@@ -16,8 +16,6 @@
 
 /* A certificate larger than this is not one of ours (evidence + endorsements + overhead). */
 #define CERT_MAX_BYTES (CG_EVIDENCE_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 4096)
-/* How far in the future an iat may lie (clock skew between client and server). */
-#define IAT_FUTURE_SKEW_S 60
 
 struct cg_ratls_key {
     EVP_PKEY *pkey;
@@ -118,8 +116,8 @@ out:
 static int set_name(X509 *x)
 {
     X509_NAME *name = X509_get_subject_name(x);
-    if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                   (const unsigned char *)"ccgate-server", -1, -1, 0) != 1)
+    if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"ccgate-server",
+                                   -1, -1, 0) != 1)
         return CG_ECRYPTO;
     return X509_set_issuer_name(x, name) == 1 ? 0 : CG_ECRYPTO;
 }
@@ -137,8 +135,8 @@ static int set_serial(X509 *x)
 }
 
 int cg_ratls_cert_new(const struct cg_ratls_key *k, const uint8_t *claims, size_t claims_len,
-                      const struct cg_evidence *ev, int64_t iat, uint32_t lifetime_s,
-                      uint8_t **der, size_t *der_len)
+                      const struct cg_evidence *ev, int64_t iat, uint32_t lifetime_s, uint8_t **der,
+                      size_t *der_len)
 {
     int rc = CG_ECRYPTO;
     uint8_t *cmw = NULL, *endorsements = NULL;
@@ -147,8 +145,7 @@ int cg_ratls_cert_new(const struct cg_ratls_key *k, const uint8_t *claims, size_
     X509 *x = X509_new();
     if (x == NULL)
         goto out;
-    rc = cg_cmw_encode(ev->tag, ev->evidence, ev->evidence_len, claims, claims_len, &cmw,
-                       &cmw_len);
+    rc = cg_cmw_encode(ev->tag, ev->evidence, ev->evidence_len, claims, claims_len, &cmw, &cmw_len);
     if (rc != 0)
         goto out;
     rc = cg_endorsements_encode(ev, &endorsements, &endorsements_len);
@@ -157,7 +154,7 @@ int cg_ratls_cert_new(const struct cg_ratls_key *k, const uint8_t *claims, size_
     rc = CG_ECRYPTO;
     if (X509_set_version(x, X509_VERSION_3) != 1 || set_serial(x) != 0 || set_name(x) != 0)
         goto out;
-    if (X509_time_adj_ex(X509_getm_notBefore(x), 0, -IAT_FUTURE_SKEW_S, &(time_t){iat}) == NULL ||
+    if (X509_time_adj_ex(X509_getm_notBefore(x), 0, -CG_RATLS_IAT_SKEW_S, &(time_t){iat}) == NULL ||
         X509_time_adj_ex(X509_getm_notAfter(x), 0, (long)lifetime_s, &(time_t){iat}) == NULL)
         goto out;
     if (X509_set_pubkey(x, k->pkey) != 1)
@@ -297,7 +294,7 @@ static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidenc
         }
     } else {
         int64_t age = (int64_t)now - claims->iat;
-        if (age > (int64_t)p->freshness.max_age_s || age < -IAT_FUTURE_SKEW_S) {
+        if (age > (int64_t)p->freshness.max_age_s || age < -CG_RATLS_IAT_SKEW_S) {
             snprintf(a, sizeof(a), "iat within %us of now", (unsigned)p->freshness.max_age_s);
             return cg_reject(v, CG_EEVIDENCE, "freshness.age", a, "iat %lld s %s",
                              (long long)(age < 0 ? -age : age), age < 0 ? "ahead" : "old");
@@ -366,7 +363,8 @@ int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *
                        "malformed CBOR (%zu bytes)", claims_len);
         goto out;
     }
-    if (sha256(der, der_len, out->cert_sha256) != 0 || cg__ratls_spki_sha256(pub, out->spki_sha256) != 0) {
+    if (sha256(der, der_len, out->cert_sha256) != 0 ||
+        cg__ratls_spki_sha256(pub, out->spki_sha256) != 0) {
         rc = CG_ECRYPTO;
         goto out;
     }
@@ -376,8 +374,8 @@ int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *
         rc = cg_reject(v, CG_EEVIDENCE, "claims.pubkey_hash", a, "%s", b);
         goto out;
     }
-    rc = verify_evidence(tag, evidence, evidence_len, claims_buf, claims_len, claims, &endorse,
-                         p, nonce, now, out, v);
+    rc = verify_evidence(tag, evidence, evidence_len, claims_buf, claims_len, claims, &endorse, p,
+                         nonce, now, out, v);
     if (rc != 0)
         goto out;
     out->tag = tag;

@@ -17,6 +17,8 @@
 #define TLS13_WIRE_VERSION 0x0304
 /* max-age mode: verified certificates remembered by hash (a few servers behind one name). */
 #define CACHE_SLOTS 4
+/* Evidence and endorsements at their limits, plus the certificate around them. */
+#define CLIENT_MAX_CERT_LIST (CG_EVIDENCE_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 64 * 1024)
 
 struct cache_entry {
     int used;
@@ -42,6 +44,7 @@ struct cg_tls_ctx {
     struct cg_attestation att;
     SSL_SESSION *ticket; /* only ever from a verified session of key_spki */
     uint8_t ticket_spki[32];
+    time_t ticket_time;
     struct cache_entry cache[CACHE_SLOTS];
     size_t cache_next;
     int capture; /* trusts nothing: keeps the certificate for the caller to verify */
@@ -151,6 +154,9 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
     }
     t->cb_state = CB_ASKED;
     int rc = c->cb(c->cb_arg, t, nonce);
+    /* Whatever the callback left on OpenSSL's error queue would make SSL_get_error() report
+     * this handshake's next WANT_READ as a fatal error. */
+    ERR_clear_error();
     if (rc == CG_TLS_PENDING)
         return SSL_CLIENT_HELLO_RETRY;
     if (rc != 0 || !t->cert_set) {
@@ -277,7 +283,7 @@ static int appraise(struct cg_tls *t, const uint8_t *der, size_t der_len, time_t
     if (p->freshness.mode == CG_FRESH_MAX_AGE) {
         hit = cache_find(c, t->cert_hash);
         if (hit != NULL && now - hit->att.iat <= (int64_t)p->freshness.max_age_s &&
-            hit->att.iat - now <= 60) {
+            hit->att.iat - now <= CG_RATLS_IAT_SKEW_S) {
             remember(c, &hit->att);
             return 0;
         }
@@ -295,7 +301,7 @@ static int appraise(struct cg_tls *t, const uint8_t *der, size_t der_len, time_t
         snprintf(want, sizeof(want), "a nonce");
     cg_hex(got, sizeof(got), t->spki, 32);
     return cg_reject(&t->verdict, CG_EEVIDENCE, "freshness.key_changed", want,
-                     "unverified key %s", got);
+                     "%s presented unverified key %s", c->server_id, got);
 }
 
 static int cert_verify_cb(X509_STORE_CTX *sctx, void *arg)
@@ -337,6 +343,7 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
     SSL_SESSION_free(c->ticket);
     c->ticket = sess;
     memcpy(c->ticket_spki, t->spki, 32);
+    c->ticket_time = time(NULL);
     return 1;
 }
 
@@ -413,11 +420,13 @@ int cg_tls_client_ctx_new(const char *alpn, const char *server_id, const struct 
     SSL_CTX_set_session_cache_mode(c->ssl_ctx,
                                    SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(c->ssl_ctx, new_session_cb);
+    /* The default 100 KiB would refuse certificates that carry TDX collateral. */
+    SSL_CTX_set_max_cert_list(c->ssl_ctx, CLIENT_MAX_CERT_LIST);
     /* SSL_CTX_set_alpn_protos returns 0 on success. */
     if (SSL_CTX_set_alpn_protos(c->ssl_ctx, c->alpn_wire, (unsigned)c->alpn_wire_len) != 0 ||
         SSL_CTX_add_custom_ext(c->ssl_ctx, CG_TLS_NONCE_EXT,
-                               SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_3_ONLY, nonce_add_cb, NULL,
-                               NULL, NULL, NULL) != 1) {
+                               SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_3_ONLY, nonce_add_cb, NULL, NULL,
+                               NULL, NULL) != 1) {
         cg_tls_ctx_free(c);
         ERR_clear_error();
         return CG_ETLS;
@@ -438,6 +447,8 @@ int cg_tls_client_ctx_new_capture(const char *alpn, struct cg_tls_ctx **out)
 
 void cg_tls_ctx_set_policy(struct cg_tls_ctx *c, const struct cg_policy *policy)
 {
+    if (c->server)
+        return;
     /* What was verified under another policy proves nothing under this one. */
     if (memcmp(c->policy->digest, policy->digest, sizeof(policy->digest)) != 0)
         cg_tls_ctx_forget(c);
@@ -476,6 +487,16 @@ void cg_tls_ctx_free(struct cg_tls_ctx *c)
 
 /* ---- connections ----------------------------------------------------------------------- */
 
+/* A ticket is offered only while both it and the verification of its key are younger than
+ * max_age_s, and only for the key remembered. */
+static int ticket_usable(const struct cg_tls_ctx *c, time_t now)
+{
+    return c->ticket != NULL && key_fresh(c, now) && memcmp(c->ticket_spki, c->key_spki, 32) == 0 &&
+           now >= c->ticket_time &&
+           (uint64_t)(now - c->ticket_time) < c->policy->freshness.max_age_s &&
+           SSL_SESSION_is_resumable(c->ticket);
+}
+
 int cg_tls_new(struct cg_tls_ctx *c, int with_nonce, struct cg_tls **out)
 {
     struct cg_tls *t = calloc(1, sizeof(*t));
@@ -505,9 +526,7 @@ int cg_tls_new(struct cg_tls_ctx *c, int with_nonce, struct cg_tls **out)
             if (RAND_bytes(t->nonce, sizeof(t->nonce)) != 1)
                 goto fail;
             t->sent_nonce = 1;
-        } else if (c->ticket != NULL && key_fresh(c, now) &&
-                   memcmp(c->ticket_spki, c->key_spki, 32) == 0 &&
-                   SSL_SESSION_is_resumable(c->ticket)) {
+        } else if (ticket_usable(c, now)) {
             if (SSL_set_session(t->ssl, c->ticket) != 1)
                 goto fail;
             t->offered_ticket = 1;

@@ -67,8 +67,7 @@ static int setup(void **state)
     snprintf(F.dir, sizeof(F.dir), "/tmp/cg-test-ratls-XXXXXX");
     if (mkdtemp(F.dir) == NULL)
         return -1;
-    if (cg_sim_init(F.dir, F.ark) != 0 ||
-        cg_sim_provider_new(F.dir, measured_file(), &F.prov) != 0)
+    if (cg_sim_init(F.dir, F.ark) != 0 || cg_sim_provider_new(F.dir, measured_file(), &F.prov) != 0)
         return -1;
     sha384_file(measured_file(), F.measurement);
     if (cg_ratls_key_new(&F.key) != 0 || cg_ratls_key_new(&F.other_key) != 0)
@@ -105,7 +104,7 @@ static void sim_policy(struct cg_policy *p)
 
 struct spec {
     const struct cg_ratls_key *claims_key; /* default: the certificate's key */
-    const uint8_t *nonce;                   /* one nonce in the claims, or none */
+    const uint8_t *nonce;                  /* one nonce in the claims, or none */
     int64_t iat;
     int corrupt_report_data;
     uint32_t tag; /* default: what the provider says */
@@ -196,8 +195,8 @@ static void test_cert_shape(void **state)
     assert_non_null(x);
     assert_int_equal(X509_get_version(x), X509_VERSION_3);
     char cn[64];
-    assert_true(X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
-                                          sizeof(cn)) > 0);
+    assert_true(
+        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn)) > 0);
     assert_string_equal(cn, "ccgate-server");
     assert_int_equal(X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)), 0);
     assert_int_equal(X509_get_signature_nid(x), NID_ecdsa_with_SHA256);
@@ -315,8 +314,7 @@ static void hand_cert(EVP_PKEY *key, const struct ext *exts, size_t n, uint8_t *
     assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
     assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 7), 1);
     X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"plain", -1, -1,
-                               0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"plain", -1, -1, 0);
     X509_set_issuer_name(x, name);
     X509_gmtime_adj(X509_getm_notBefore(x), -60);
     X509_gmtime_adj(X509_getm_notAfter(x), 3600);
@@ -468,9 +466,8 @@ static void test_cert_checks(void **state)
     /* Claims that are not a claims map. */
     uint8_t *bad_cmw;
     size_t bad_cmw_len;
-    assert_int_equal(cg_cmw_encode(tag, ev, ev_len, (const uint8_t *)"\xa0", 1, &bad_cmw,
-                                   &bad_cmw_len),
-                     0);
+    assert_int_equal(
+        cg_cmw_encode(tag, ev, ev_len, (const uint8_t *)"\xa0", 1, &bad_cmw, &bad_cmw_len), 0);
     struct ext bad_claims[] = {{CG_OID_CMW, bad_cmw, bad_cmw_len},
                                {CG_OID_ENDORSEMENTS, end, end_len}};
     hand_cert(pk, bad_claims, 2, &der, &len);
@@ -631,6 +628,35 @@ static void test_real_snp(void **state)
     real_snp("attestation.TAMPERED_report_data_0x50.bin", "snp.signature");
 }
 
+/* Any change to a valid certificate's bytes is refused (and never crashes or leaks). */
+static void test_mutations(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    sim_policy(&p);
+    uint8_t *der;
+    size_t len;
+    struct spec s = {.nonce = NONCE, .iat = time(NULL)};
+    make_cert(F.key, &s, &der, &len);
+    uint8_t *buf = malloc(len);
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    for (int i = 0; i < 300; i++) {
+        memcpy(buf, der, len);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        size_t at = (size_t)(x >> 16) % len;
+        uint8_t flip = (uint8_t)(x | 1);
+        buf[at] ^= flip;
+        struct cg_attestation att;
+        struct cg_verdict v;
+        assert_int_not_equal(verify(buf, len, &p, NONCE, &att, &v), 0);
+        assert_true(v.check[0] != '\0');
+    }
+    free(buf);
+    free(der);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -638,7 +664,7 @@ int main(void)
         cmocka_unit_test(test_verify_nonce),   cmocka_unit_test(test_verify_max_age),
         cmocka_unit_test(test_cert_checks),    cmocka_unit_test(test_binding),
         cmocka_unit_test(test_tee_and_root),   cmocka_unit_test(test_policy_applied),
-        cmocka_unit_test(test_real_snp),
+        cmocka_unit_test(test_real_snp),       cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

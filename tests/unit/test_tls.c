@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -72,7 +73,8 @@ static int teardown(void **state)
 }
 
 /* The policy accepting this test's sim TEE; measurement_flip != 0 makes it expect another. */
-static void make_policy(struct cg_policy *p, const char *freshness, int measurement_flip)
+static void make_policy_age(struct cg_policy *p, const char *freshness, int measurement_flip,
+                            unsigned max_age_s)
 {
     char ark[65], meas[97], json[1024], err[256];
     uint8_t m[48];
@@ -83,19 +85,25 @@ static void make_policy(struct cg_policy *p, const char *freshness, int measurem
     snprintf(json, sizeof(json),
              "{\"sim\": {\"allow\": true, \"root_sha256\": \"%s\"},"
              " \"snp\": {\"measurements\": [\"%s\"]},"
-             " \"freshness\": {\"mode\": \"%s\", \"max_age_s\": 600}}",
-             ark, meas, freshness);
+             " \"freshness\": {\"mode\": \"%s\", \"max_age_s\": %u}}",
+             ark, meas, freshness, max_age_s);
     int rc = cg_policy_parse(json, strlen(json), p, err, sizeof(err));
     if (rc != 0)
         fail_msg("policy: %s", err);
 }
 
+static void make_policy(struct cg_policy *p, const char *freshness, int measurement_flip)
+{
+    make_policy_age(p, freshness, measurement_flip, 600);
+}
+
 /* ---- the server side ---- */
 
 enum mode {
-    ANSWER,       /* the nonce's certificate, or the periodic one */
-    OTHER_NONCE,  /* a certificate for some other client's nonce */
-    FIXED,        /* s->fixed, whatever the client asked */
+    ANSWER,      /* the nonce's certificate, or the periodic one */
+    OTHER_NONCE, /* a certificate for some other client's nonce */
+    FIXED,       /* s->fixed, whatever the client asked */
+    NO_EVIDENCE, /* the evidence request failed */
 };
 
 struct server {
@@ -168,6 +176,8 @@ static int server_cb(void *arg, struct cg_tls *t, const uint8_t *nonce)
         memcpy(s->nonce, nonce, CG_NONCE_LEN);
     if (s->defer)
         return CG_TLS_PENDING;
+    if (s->mode == NO_EVIDENCE)
+        return CG_EEVIDENCE;
     answer(s, t);
     return 0;
 }
@@ -236,8 +246,8 @@ static void handshake_ok(struct cg_tls *c, struct cg_tls *s)
     pump(c, s, &crc, &src);
     if (crc != 0 || src != 0) {
         const struct cg_verdict *v = cg_tls_verdict(c);
-        fail_msg("client %d server %d: %s expected %s actual %s", crc, src, v->check,
-                 v->expected, v->actual);
+        fail_msg("client %d server %d: %s expected %s actual %s", crc, src, v->check, v->expected,
+                 v->actual);
     }
     assert_int_equal(cg_tls_resumed(c), cg_tls_resumed(s));
     if (!cg_tls_resumed(c)) { /* a resumed session presents no certificate */
@@ -651,6 +661,191 @@ static void test_max_age(void **state)
     server_free(&srv);
 }
 
+/* A ticket belongs to the key it was issued under: once another key is remembered, the
+ * ticket is gone, and the old server must show evidence again. */
+static void test_ticket_follows_key(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    make_policy(&p, "nonce", 0);
+    struct server a, b;
+    server_init(&a, CG_ALPN_HTTP, time(NULL));
+    server_init(&b, CG_ALPN_HTTP, time(NULL));
+    struct cg_tls_ctx *cctx;
+    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+
+    struct cg_tls *c, *s = server_conn(&a);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    handshake_ok(c, s);
+    exchange(c, s); /* the client reads a's ticket */
+    cg_tls_free(c);
+    cg_tls_free(s);
+
+    s = server_conn(&b);
+    assert_int_equal(cg_tls_new(cctx, 1, &c), 0);
+    handshake_ok(c, s);
+    cg_tls_free(c);
+    cg_tls_free(s);
+
+    s = server_conn(&a);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_false(cg_tls_sent_nonce(c));
+    expect_refused(c, s, CG_EEVIDENCE, "freshness.key_changed");
+    assert_false(cg_tls_resumed(c));
+    cg_tls_free(c);
+    cg_tls_free(s);
+
+    cg_tls_ctx_free(cctx);
+    server_free(&a);
+    server_free(&b);
+}
+
+static void test_policy_swap(void **state)
+{
+    (void)state;
+    struct cg_policy p, same, other;
+    make_policy(&p, "nonce", 0);
+    make_policy(&same, "nonce", 0);
+    make_policy(&other, "max-age", 0);
+    struct server srv;
+    server_init(&srv, CG_ALPN_HTTP, time(NULL));
+    struct cg_tls_ctx *cctx;
+    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cg_tls *c, *s = server_conn(&srv);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    handshake_ok(c, s);
+    cg_tls_free(c);
+    cg_tls_free(s);
+    assert_false(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
+
+    /* The same policy again (same file bytes): the verification still stands. */
+    cg_tls_ctx_set_policy(cctx, &same);
+    assert_false(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
+    /* Another policy: verify again (back in nonce mode, a nonce is needed). */
+    cg_tls_ctx_set_policy(cctx, &other);
+    cg_tls_ctx_set_policy(cctx, &p);
+    assert_true(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
+    assert_non_null(cg_tls_ctx_attestation(cctx)); /* the last verification, for reports */
+    cg_tls_ctx_free(cctx);
+    server_free(&srv);
+}
+
+/* max-age mode remembers verified certificates by hash: servers taking turns behind one name
+ * cost one appraisal each. Shown by tightening the policy in place (same digest): a cached
+ * certificate still passes, a new one is appraised and refused. */
+static void test_max_age_cache(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    make_policy(&p, "max-age", 0);
+    struct server a, b, n;
+    server_init(&a, CG_ALPN_HTTP, time(NULL));
+    server_init(&b, CG_ALPN_HTTP, time(NULL));
+    server_init(&n, CG_ALPN_HTTP, time(NULL));
+    struct cg_tls_ctx *cctx;
+    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct server *order[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        struct cg_tls *c, *s = server_conn(order[i]);
+        assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+        handshake_ok(c, s);
+        cg_tls_free(c);
+        cg_tls_free(s);
+    }
+    p.sim.allow = 0;
+    struct cg_tls *c, *s = server_conn(&a);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    handshake_ok(c, s);
+    assert_false(cg_tls_resumed(c));
+    cg_tls_free(c);
+    cg_tls_free(s);
+    s = server_conn(&n);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    expect_refused(c, s, CG_EPOLICY, "evidence.tee");
+    cg_tls_free(c);
+    cg_tls_free(s);
+    cg_tls_ctx_free(cctx);
+    server_free(&a);
+    server_free(&b);
+    server_free(&n);
+}
+
+static void test_misuse_and_server_errors(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    make_policy(&p, "nonce", 0);
+    struct server srv;
+    server_init(&srv, CG_ALPN_HTTP, time(NULL));
+    struct cg_tls_ctx *cctx;
+    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cg_tls *c, *s = server_conn(&srv);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+
+    /* No plaintext either way before the handshake. */
+    uint8_t buf[16];
+    assert_int_equal(cg_tls_write(c, (const uint8_t *)"early", 5), CG_ETLS);
+    assert_int_equal(cg_tls_read(s, buf, sizeof(buf)), CG_ETLS);
+    cg_tls_shutdown(c);
+    assert_int_equal(cg_tls_pending_out(c), 0);
+
+    /* Certificates the server engine refuses: not DER, not the key's, a client engine. */
+    assert_int_equal(cg_tls_use_cert(s, (const uint8_t *)"\x30\x00", 2, srv.key), CG_ETLS);
+    struct cg_ratls_key *other;
+    assert_int_equal(cg_ratls_key_new(&other), 0);
+    assert_int_equal(cg_tls_use_cert(s, srv.periodic, srv.periodic_len, other), CG_ETLS);
+    assert_int_equal(cg_tls_use_cert(c, srv.periodic, srv.periodic_len, srv.key), CG_ETLS);
+    cg_ratls_key_free(other);
+    cg_tls_free(c);
+    cg_tls_free(s);
+
+    /* The evidence request failed: the handshake fails on both sides. */
+    srv.mode = NO_EVIDENCE;
+    s = server_conn(&srv);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    int crc = CG_TLS_WANT, src = CG_TLS_WANT;
+    pump(c, s, &crc, &src);
+    assert_int_equal(crc, CG_ETLS);
+    assert_int_equal(src, CG_ETLS);
+    assert_string_equal(cg_tls_verdict(c)->check, "tls.handshake");
+    assert_null(cg_tls_ctx_attestation(cctx));
+    cg_tls_free(c);
+    cg_tls_free(s);
+    cg_tls_ctx_free(cctx);
+    server_free(&srv);
+}
+
+/* Past max_age_s, neither the remembered key nor its ticket is used: evidence again. */
+static void test_memory_expires(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    make_policy_age(&p, "nonce", 0, 1);
+    struct server srv;
+    server_init(&srv, CG_ALPN_HTTP, time(NULL));
+    struct cg_tls_ctx *cctx;
+    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cg_tls *c, *s = server_conn(&srv);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    handshake_ok(c, s);
+    exchange(c, s); /* the ticket arrives */
+    cg_tls_free(c);
+    cg_tls_free(s);
+
+    sleep(2);
+    assert_true(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
+    s = server_conn(&srv);
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_true(cg_tls_sent_nonce(c));
+    handshake_ok(c, s);
+    assert_false(cg_tls_resumed(c));
+    assert_true(srv.got_nonce);
+    cg_tls_free(c);
+    cg_tls_free(s);
+    cg_tls_ctx_free(cctx);
+    server_free(&srv);
+}
+
 /* ---- clients that are not ccgate ---- */
 
 struct raw {
@@ -762,6 +957,51 @@ static void test_foreign_clients(void **state)
     server_free(&srv);
 }
 
+/* A server that ignores ALPN (not ccgate) but shows a valid attested certificate: the client
+ * still refuses, after the certificate checks, with tls.alpn. */
+static void test_server_without_alpn(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    make_policy(&p, "max-age", 0);
+    struct server srv;
+    server_init(&srv, CG_ALPN_HTTP, time(NULL));
+    SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(sctx);
+    assert_int_equal(SSL_CTX_use_certificate_ASN1(sctx, (int)srv.periodic_len, srv.periodic), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(sctx, cg__ratls_key_pkey(srv.key)), 1);
+    SSL *ssl = SSL_new(sctx);
+    BIO *in = BIO_new(BIO_s_mem()), *out = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl, in, out);
+    SSL_set_accept_state(ssl);
+
+    struct cg_tls_ctx *cctx;
+    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cg_tls *c;
+    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    int crc = CG_TLS_WANT;
+    for (int i = 0; i < 64 && crc == CG_TLS_WANT; i++) {
+        uint8_t buf[4096];
+        size_t n;
+        crc = cg_tls_handshake(c);
+        while ((n = cg_tls_take_out(c, buf, sizeof(buf))) > 0)
+            BIO_write(in, buf, (int)n);
+        (void)SSL_do_handshake(ssl);
+        int m;
+        while ((m = BIO_read(out, buf, sizeof(buf))) > 0)
+            assert_int_equal(cg_tls_feed(c, buf, (size_t)m), 0);
+    }
+    assert_int_equal(crc, CG_ETLS);
+    assert_string_equal(cg_tls_verdict(c)->check, "tls.alpn");
+    assert_string_equal(cg_tls_verdict(c)->expected, CG_ALPN_HTTP);
+    assert_int_equal(cg_tls_write(c, (const uint8_t *)"secret", 6), CG_ETLS);
+    cg_tls_free(c);
+    cg_tls_ctx_free(cctx);
+    SSL_free(ssl);
+    SSL_CTX_free(sctx);
+    server_free(&srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -774,6 +1014,12 @@ int main(void)
         cmocka_unit_test(test_bad_certificates),
         cmocka_unit_test(test_max_age),
         cmocka_unit_test(test_foreign_clients),
+        cmocka_unit_test(test_ticket_follows_key),
+        cmocka_unit_test(test_policy_swap),
+        cmocka_unit_test(test_max_age_cache),
+        cmocka_unit_test(test_misuse_and_server_errors),
+        cmocka_unit_test(test_memory_expires),
+        cmocka_unit_test(test_server_without_alpn),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -14,6 +14,9 @@
 #define CG_OID_CMW "2.23.133.5.4.9"
 #define CG_OID_ENDORSEMENTS "2.23.133.5.4.2"
 
+/* How far in the future an iat may lie (clock skew between client and server). */
+#define CG_RATLS_IAT_SKEW_S 60
+
 /* The server's TLS key: ECDSA P-256, generated in memory, never written anywhere. */
 struct cg_ratls_key;
 
@@ -71,7 +74,8 @@ const char *cg_ratls_tee_name(uint32_t tag);
  * the policy (sim only when p->sim.allow; sim ARK equal to p->sim.root_sha256), evidence
  * signature and chain (cg_snp_verify at time now), report_data equal to
  * SHA-256(claims) || 0^32, freshness (nonce != NULL: the nonce must be in the claims;
- * NULL: iat within p->freshness.max_age_s of now, and not in the future beyond 60 s),
+ * NULL: iat within p->freshness.max_age_s of now, and not in the future beyond
+ * CG_RATLS_IAT_SKEW_S),
  * then the policy. Returns 0 with out filled, or CG_EEVIDENCE / CG_EPOLICY with v set.
  */
 int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *p,

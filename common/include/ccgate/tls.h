@@ -63,6 +63,7 @@ void cg_tls_ctx_forget(struct cg_tls_ctx *c);
 /* Client: the last successful verification (with evidence), or NULL. */
 const struct cg_attestation *cg_tls_ctx_attestation(const struct cg_tls_ctx *c);
 
+/* Frees a context; its connections must have been freed before. */
 void cg_tls_ctx_free(struct cg_tls_ctx *c);
 
 /*
@@ -99,13 +100,16 @@ int cg_tls_feed(struct cg_tls *t, const uint8_t *data, size_t len);
  * CG_EEVIDENCE / CG_EPOLICY (the client's appraisal failed: cg_tls_verdict() says why). */
 int cg_tls_handshake(struct cg_tls *t);
 
-/* Reads plaintext: >0 bytes, CG_TLS_CLOSED on close_notify, CG_TLS_WANT, or CG_ETLS. */
+/* Reads plaintext: >0 bytes, CG_TLS_CLOSED on close_notify, CG_TLS_WANT, or CG_ETLS (also
+ * before the handshake completed). Call it until CG_TLS_WANT: the records that completed the
+ * handshake may be followed by application data already fed. */
 long cg_tls_read(struct cg_tls *t, uint8_t *buf, size_t cap);
 
-/* Encrypts all len bytes (records go to the output queue); returns len or CG_ETLS. */
+/* Encrypts all len bytes (records go to the output queue); returns len or CG_ETLS (also
+ * before the handshake completed, and after cg_tls_shutdown()). */
 long cg_tls_write(struct cg_tls *t, const uint8_t *data, size_t len);
 
-/* Queues close_notify (never after a fatal error). */
+/* Queues close_notify (never after a fatal error, nor before the handshake completed). */
 void cg_tls_shutdown(struct cg_tls *t);
 
 /* Bytes of ciphertext waiting to be sent, and taking them (returns count copied). */
