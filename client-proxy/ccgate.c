@@ -7,6 +7,8 @@
 #include "ccgate/opts.h"
 #include "ccgate/sim.h"
 #include "cp_tool.h"
+#include "cp_verify_snp.h"
+#include "cp_verify_tdx.h"
 
 static const char usage[] =
     "usage: ccgate COMMAND [options]\n"
@@ -20,6 +22,12 @@ static const char usage[] =
     "                                    pinning what was seen (trust on first use)\n"
     "  evidence inspect FILE             print the claims of an SNP report or an RA-TLS\n"
     "                                    certificate (PEM or DER), without trusting them\n"
+    "  verify snp REPORT --vcek CERT --chain ASK_ARK.pem [--at RFC3339] [--policy FILE]\n"
+    "  verify tdx QUOTE [--tcb-info F --qe-identity F --tcb-chain F] [--crl F ...]\n"
+    "             [--at RFC3339] [--policy FILE]\n"
+    "                                    verify evidence offline against the pinned vendor\n"
+    "                                    roots; JSON verdict; exit 0 verified, 1 rejected,\n"
+    "                                    2 usage or unreadable input\n"
     "  --help, --version\n";
 
 static int sim_init(int argc, char **argv)
@@ -70,6 +78,10 @@ int main(int argc, char **argv)
         return sim_init(argc, argv);
     if (strcmp(cmd, "policy") == 0 && argc >= 3 && strcmp(argv[2], "from-evidence") == 0)
         return cp_tool_policy_from_evidence(argc, argv);
+    if (strcmp(cmd, "verify") == 0 && argc >= 3 && strcmp(argv[2], "snp") == 0)
+        return cp_verify_snp_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "verify") == 0 && argc >= 3 && strcmp(argv[2], "tdx") == 0)
+        return cp_verify_tdx_main(argc - 2, argv + 2);
     if (strcmp(cmd, "evidence") == 0 && argc >= 3 && strcmp(argv[2], "inspect") == 0)
         return cp_tool_evidence_inspect(argc, argv);
     cg_fatal("unknown command '%s' (see --help)", cmd);

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "ccgate/tdx.h"
+#include "cp_cli.h"
 
 #define EXIT_VERIFIED 0
 #define EXIT_REJECTED 1
@@ -18,61 +19,6 @@
 static const char usage[] =
     "usage: ccgate verify tdx QUOTE [--tcb-info F --qe-identity F --tcb-chain F] [--crl F ...]\n"
     "                             [--at YYYY-MM-DDTHH:MM:SSZ] [--policy FILE]\n";
-
-struct file {
-    char *p;
-    size_t n;
-};
-
-/* Reads a whole file of at most max bytes (NUL-terminated); 0, or -1 with a message. */
-static int read_file(const char *path, size_t max, struct file *out)
-{
-    int rc = -1;
-    FILE *f = fopen(path, "rb");
-    out->p = NULL;
-    out->n = 0;
-    if (f == NULL) {
-        fprintf(stderr, "ccgate verify tdx: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    out->p = malloc(max + 2);
-    if (out->p == NULL)
-        goto out;
-    out->n = fread(out->p, 1, max + 1, f);
-    if (ferror(f)) {
-        fprintf(stderr, "ccgate verify tdx: %s: read error\n", path);
-        goto out;
-    }
-    if (out->n > max) {
-        fprintf(stderr, "ccgate verify tdx: %s: larger than %zu bytes\n", path, max);
-        goto out;
-    }
-    out->p[out->n] = 0;
-    rc = 0;
-out:
-    if (rc != 0) {
-        free(out->p);
-        out->p = NULL;
-    }
-    fclose(f);
-    return rc;
-}
-
-static void put_hex(json_t *o, const char *key, const uint8_t *p, size_t n)
-{
-    char hex[2 * 64 + 1];
-    cg_hex(hex, sizeof(hex), p, n);
-    json_object_set_new(o, key, json_string(hex));
-}
-
-static void put_time(json_t *o, const char *key, time_t t)
-{
-    struct tm tm;
-    char s[32];
-    gmtime_r(&t, &tm);
-    strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_object_set_new(o, key, json_string(s));
-}
 
 /* The claims of a verified quote: measurements in hex as they appear in the quote. */
 static json_t *claims(const struct cg_tdx_quote *q, const struct cg_tdx_status *st, time_t at,
@@ -85,11 +31,11 @@ static json_t *claims(const struct cg_tdx_quote *q, const struct cg_tdx_status *
     json_object_set_new(o, "tee", json_string("tdx"));
     json_object_set_new(o, "quote_version", json_integer(q->version));
     json_object_set_new(o, "body_type", json_integer(q->body_type));
-    put_time(o, "verified_at", at);
+    cp_cli_put_time(o, "verified_at", at);
     json_object_set_new(o, "policy_applied", json_boolean(policy));
-    put_hex(o, "tee_tcb_svn", q->tee_tcb_svn, 16);
-    put_hex(o, "mrseam", q->mrseam, 48);
-    put_hex(o, "mrsignerseam", q->mrsignerseam, 48);
+    cp_cli_put_hex(o, "tee_tcb_svn", q->tee_tcb_svn, 16);
+    cp_cli_put_hex(o, "mrseam", q->mrseam, 48);
+    cp_cli_put_hex(o, "mrsignerseam", q->mrsignerseam, 48);
     snprintf(num, sizeof(num), "0x%016llx", (unsigned long long)q->td_attributes);
     json_object_set_new(o, "td_attributes", json_string(num));
     json_object_set_new(o, "debug", json_boolean(q->td_attributes & CG_TDX_ATTR_DEBUG));
@@ -97,24 +43,24 @@ static json_t *claims(const struct cg_tdx_quote *q, const struct cg_tdx_status *
                         json_boolean(q->td_attributes & CG_TDX_ATTR_SEPT_VE_DISABLE));
     for (int i = 0; i < 8; i++)
         xfam[i] = (uint8_t)(q->xfam >> (8 * i));
-    put_hex(o, "xfam", xfam, 8);
-    put_hex(o, "mrtd", q->mrtd, 48);
-    put_hex(o, "mrconfigid", q->mrconfigid, 48);
-    put_hex(o, "mrowner", q->mrowner, 48);
-    put_hex(o, "mrownerconfig", q->mrownerconfig, 48);
-    put_hex(o, "rtmr0", q->rtmr[0], 48);
-    put_hex(o, "rtmr1", q->rtmr[1], 48);
-    put_hex(o, "rtmr2", q->rtmr[2], 48);
-    put_hex(o, "rtmr3", q->rtmr[3], 48);
-    put_hex(o, "report_data", q->report_data, 64);
+    cp_cli_put_hex(o, "xfam", xfam, 8);
+    cp_cli_put_hex(o, "mrtd", q->mrtd, 48);
+    cp_cli_put_hex(o, "mrconfigid", q->mrconfigid, 48);
+    cp_cli_put_hex(o, "mrowner", q->mrowner, 48);
+    cp_cli_put_hex(o, "mrownerconfig", q->mrownerconfig, 48);
+    cp_cli_put_hex(o, "rtmr0", q->rtmr[0], 48);
+    cp_cli_put_hex(o, "rtmr1", q->rtmr[1], 48);
+    cp_cli_put_hex(o, "rtmr2", q->rtmr[2], 48);
+    cp_cli_put_hex(o, "rtmr3", q->rtmr[3], 48);
+    cp_cli_put_hex(o, "report_data", q->report_data, 64);
     if (q->body_type == 3) {
-        put_hex(o, "tee_tcb_svn2", q->tee_tcb_svn2, 16);
-        put_hex(o, "mrservicetd", q->mrservicetd, 48);
+        cp_cli_put_hex(o, "tee_tcb_svn2", q->tee_tcb_svn2, 16);
+        cp_cli_put_hex(o, "mrservicetd", q->mrservicetd, 48);
     }
-    put_hex(o, "fmspc", q->pck.fmspc, 6);
-    put_hex(o, "pceid", q->pck.pceid, 2);
+    cp_cli_put_hex(o, "fmspc", q->pck.fmspc, 6);
+    cp_cli_put_hex(o, "pceid", q->pck.pceid, 2);
     json_object_set_new(o, "pcesvn", json_integer(q->pck.pcesvn));
-    put_hex(o, "pck_sgx_tcb_svn", q->pck.sgx_tcb, 16);
+    cp_cli_put_hex(o, "pck_sgx_tcb_svn", q->pck.sgx_tcb, 16);
     json_object_set_new(o, "qe_isvsvn", json_integer(q->qe_report.isvsvn));
     json_object_set_new(o, "collateral", json_boolean(st->collateral));
     json_object_set_new(o, "crls_checked", json_integer((json_int_t)st->n_crls));
@@ -135,16 +81,6 @@ static json_t *claims(const struct cg_tdx_quote *q, const struct cg_tdx_status *
     for (size_t i = 0; i < st->n_advisories; i++)
         json_array_append_new(adv, json_string(st->advisories[i]));
     json_object_set_new(o, "advisory_ids", adv);
-    return o;
-}
-
-static json_t *rejection(const struct cg_verdict *v)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "verified", json_false());
-    json_object_set_new(o, "check", json_string(v->check));
-    json_object_set_new(o, "expected", json_string(v->expected));
-    json_object_set_new(o, "actual", json_string(v->actual));
     return o;
 }
 
@@ -174,25 +110,12 @@ out:
     return rc;
 }
 
-/* The value of option argv[*i] ("--x F" or "--x=F"), advancing *i; NULL if missing. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
-{
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != 0 || *i + 1 >= argc)
-        return NULL;
-    return argv[++*i];
-}
-
 int cp_verify_tdx_main(int argc, char **argv)
 {
     const char *quote_path = NULL, *tcb_path = NULL, *qe_path = NULL, *chain_path = NULL;
     const char *policy_path = NULL, *at_s = NULL;
     const char *crl_paths[CG_TDX_MAX_CRLS];
-    struct file quote = {0}, tcb = {0}, qe = {0}, chain = {0}, crls[CG_TDX_MAX_CRLS] = {{0}};
+    struct cp_file quote = {0}, tcb = {0}, qe = {0}, chain = {0}, crls[CG_TDX_MAX_CRLS] = {{0}};
     struct cg_tdx_collateral col;
     struct cg_tdx_policy policy;
     struct cg_tdx_quote q;
@@ -209,21 +132,21 @@ int cp_verify_tdx_main(int argc, char **argv)
             if (quote_path != NULL)
                 goto usage;
             quote_path = a;
-        } else if ((val = opt_value(argc, argv, &i, "--tcb-info")) != NULL) {
+        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--tcb-info")) != NULL) {
             tcb_path = val;
-        } else if ((val = opt_value(argc, argv, &i, "--qe-identity")) != NULL) {
+        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--qe-identity")) != NULL) {
             qe_path = val;
-        } else if ((val = opt_value(argc, argv, &i, "--tcb-chain")) != NULL) {
+        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--tcb-chain")) != NULL) {
             chain_path = val;
-        } else if ((val = opt_value(argc, argv, &i, "--crl")) != NULL) {
+        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--crl")) != NULL) {
             if (n_crls == CG_TDX_MAX_CRLS) {
                 fprintf(stderr, "ccgate verify tdx: at most %d CRLs\n", CG_TDX_MAX_CRLS);
                 goto out;
             }
             crl_paths[n_crls++] = val;
-        } else if ((val = opt_value(argc, argv, &i, "--at")) != NULL) {
+        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--at")) != NULL) {
             at_s = val;
-        } else if ((val = opt_value(argc, argv, &i, "--policy")) != NULL) {
+        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--policy")) != NULL) {
             policy_path = val;
         } else {
             goto usage;
@@ -245,12 +168,12 @@ int cp_verify_tdx_main(int argc, char **argv)
         goto out;
 
     memset(&col, 0, sizeof(col));
-    if (read_file(quote_path, CG_TDX_QUOTE_MAX, &quote) != 0)
+    if (cp_cli_read_file("ccgate verify tdx", quote_path, CG_TDX_QUOTE_MAX, &quote) != 0)
         goto out;
     if (tcb_path != NULL) {
-        if (read_file(tcb_path, CG_TDX_COLLATERAL_MAX, &tcb) != 0 ||
-            read_file(qe_path, CG_TDX_COLLATERAL_MAX, &qe) != 0 ||
-            read_file(chain_path, CG_TDX_COLLATERAL_MAX, &chain) != 0)
+        if (cp_cli_read_file("ccgate verify tdx", tcb_path, CG_TDX_COLLATERAL_MAX, &tcb) != 0 ||
+            cp_cli_read_file("ccgate verify tdx", qe_path, CG_TDX_COLLATERAL_MAX, &qe) != 0 ||
+            cp_cli_read_file("ccgate verify tdx", chain_path, CG_TDX_COLLATERAL_MAX, &chain) != 0)
             goto out;
         col.tcb_info = tcb.p;
         col.tcb_info_len = tcb.n;
@@ -260,7 +183,7 @@ int cp_verify_tdx_main(int argc, char **argv)
         col.tcb_chain_len = chain.n;
     }
     for (size_t i = 0; i < n_crls; i++) {
-        if (read_file(crl_paths[i], CG_TDX_COLLATERAL_MAX, &crls[i]) != 0)
+        if (cp_cli_read_file("ccgate verify tdx", crl_paths[i], CG_TDX_COLLATERAL_MAX, &crls[i]) != 0)
             goto out;
         col.crls[i] = (const uint8_t *)crls[i].p;
         col.crl_lens[i] = crls[i].n;
@@ -275,14 +198,13 @@ int cp_verify_tdx_main(int argc, char **argv)
         out = claims(&q, &st, at, policy_path != NULL);
         status = EXIT_VERIFIED;
     } else if (rc == CG_EEVIDENCE || rc == CG_EPOLICY) {
-        out = rejection(&v);
+        out = cp_cli_rejection(&v);
         status = EXIT_REJECTED;
     } else {
         fprintf(stderr, "ccgate verify tdx: %s\n", cg_strerror(rc));
         goto out;
     }
-    if (json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
-        fputc('\n', stdout) == EOF || fflush(stdout) != 0)
+    if (cp_cli_print(out) != 0)
         status = EXIT_USAGE;
     goto out;
 usage:

@@ -251,6 +251,9 @@ int main(int argc, char **argv)
 
     if (a.policy.sim.allow)
         cg_log_warn("policy.sim", "INSECURE: the policy accepts the simulated TEE");
+    if (a.policy.snp.n_measurements == 0)
+        cg_log_warn("policy.measurements",
+                    "snp.measurements is empty: ANY guest image is accepted; pin it");
     char digest[65];
     cg_hex(digest, sizeof(digest), a.policy.digest, sizeof(a.policy.digest));
     cg_log_info("listening", "addr=%s server=%s policy=%s policy_sha256=%s admin=%s",

@@ -10,6 +10,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ccgate/evidence.h"
@@ -692,5 +693,62 @@ out:
     X509_free(leaf);
     X509_free(inter);
     X509_free(ark);
+    return rc;
+}
+
+int cg_snp_certs_load(const uint8_t *data, size_t len, struct cg_evidence *out)
+{
+    int rc = 0;
+    static const char pem_begin[] = "-----BEGIN";
+    if (len < sizeof(pem_begin) - 1 || memcmp(data, pem_begin, sizeof(pem_begin) - 1) != 0) {
+        const unsigned char *p = data;
+        X509 *x = d2i_X509(NULL, &p, (long)len);
+        if (x == NULL || p != data + len) {
+            X509_free(x);
+            ERR_clear_error();
+            return CG_EEVIDENCE;
+        }
+        X509_free(x);
+        if (out->n_certs == CG_EVIDENCE_MAX_CERTS)
+            return CG_ELIMIT;
+        out->certs[out->n_certs] = malloc(len);
+        if (out->certs[out->n_certs] == NULL)
+            return CG_ECRYPTO;
+        memcpy(out->certs[out->n_certs], data, len);
+        out->cert_lens[out->n_certs++] = len;
+        return 0;
+    }
+    BIO *bio = BIO_new_mem_buf(data, (int)len);
+    if (bio == NULL)
+        return CG_ECRYPTO;
+    size_t before = out->n_certs;
+    X509 *x;
+    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        unsigned char *der = NULL;
+        int n = i2d_X509(x, &der);
+        X509_free(x);
+        if (n <= 0) {
+            rc = CG_EEVIDENCE;
+            break;
+        }
+        if (out->n_certs == CG_EVIDENCE_MAX_CERTS) {
+            OPENSSL_free(der);
+            rc = CG_ELIMIT;
+            break;
+        }
+        out->certs[out->n_certs] = malloc((size_t)n);
+        if (out->certs[out->n_certs] != NULL)
+            memcpy(out->certs[out->n_certs], der, (size_t)n);
+        OPENSSL_free(der);
+        if (out->certs[out->n_certs] == NULL) {
+            rc = CG_ECRYPTO;
+            break;
+        }
+        out->cert_lens[out->n_certs++] = (size_t)n;
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    if (rc == 0 && out->n_certs == before)
+        rc = CG_EEVIDENCE;
     return rc;
 }

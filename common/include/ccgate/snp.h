@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "ccgate/err.h"
+#include "ccgate/evidence.h"
 
 /* AMD SEV-SNP ATTESTATION_REPORT (SEV-SNP ABI spec #56860, Table 22). */
 #define CG_SNP_REPORT_SIZE 1184
@@ -99,5 +100,12 @@ struct cg_snp_anchor {
 int cg_snp_verify(const uint8_t *report, size_t len, const uint8_t *const *certs,
                   const size_t *cert_lens, size_t n_certs, const struct cg_snp_anchor *anchor,
                   time_t at, struct cg_snp_report *r, struct cg_verdict *v);
+
+/*
+ * Appends the certificates in data (one DER certificate, or any number of PEM ones in order,
+ * as AMD KDS serves its ASK+ARK bundle) to out->certs as DER. Returns 0, CG_EEVIDENCE when
+ * nothing readable is there, or CG_ELIMIT past CG_EVIDENCE_MAX_CERTS.
+ */
+int cg_snp_certs_load(const uint8_t *data, size_t len, struct cg_evidence *out);
 
 #endif
