@@ -125,9 +125,9 @@ static int fill_from_config(struct cg_opt *opts, size_t n, const char *path, cha
             continue; /* the command line and environment win */
         char num[32];
         const char *v = NULL;
-        if (json_is_string(val)) {
+        if (o->arg_name != NULL && json_is_string(val)) {
             v = json_string_value(val);
-        } else if (json_is_integer(val) && json_integer_value(val) >= 0) {
+        } else if (o->arg_name != NULL && json_is_integer(val) && json_integer_value(val) >= 0) {
             snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(val));
             v = num;
         } else if (json_is_boolean(val) && o->arg_name == NULL) {
