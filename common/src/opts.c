@@ -1,6 +1,7 @@
 #include "ccgate/opts.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,9 +170,12 @@ int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max,
     char *end;
     const char *v = o->value;
     unsigned long x = 0;
+    errno = 0;
     if (v != NULL && *v >= '0' && *v <= '9')
         x = strtoul(v, &end, 10);
-    if (v == NULL || *v < '0' || *v > '9' || *end != '\0' || x < min || x > max) {
+    /* ERANGE: strtoul clamped to ULONG_MAX, which max may allow. */
+    if (v == NULL || *v < '0' || *v > '9' || *end != '\0' || errno == ERANGE || x < min ||
+        x > max) {
         snprintf(err, errlen, "--%s: expected an integer from %lu to %lu, got '%s'", o->name, min,
                  max, v != NULL ? v : "");
         return CG_ECONFIG;
