@@ -129,7 +129,17 @@ static void s_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 
 static void s_on_eof(struct cg_stream *s)
 {
+    /* A client may half-close right after its request: finish sending the answer first
+     * (s_on_drain closes); closing now would cut what is still queued. */
+    if (s->queued > 0)
+        return;
     conn_close(s->data);
+}
+
+static void s_on_drain(struct cg_stream *s)
+{
+    if (s->eof && s->queued == 0)
+        conn_close(s->data);
 }
 
 static void s_on_error(struct cg_stream *s, int err)
@@ -139,7 +149,7 @@ static void s_on_error(struct cg_stream *s, int err)
 }
 
 static const struct cg_stream_callbacks stream_cb = {
-    .on_read = s_on_read, .on_eof = s_on_eof, .on_error = s_on_error};
+    .on_read = s_on_read, .on_eof = s_on_eof, .on_error = s_on_error, .on_drain = s_on_drain};
 
 static void on_timeout(uv_timer_t *t)
 {
