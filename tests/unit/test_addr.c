@@ -142,9 +142,9 @@ static void test_too_long(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ipv4),    cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_ipv4),     cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_hostname), cmocka_unit_test(test_unix),
-        cmocka_unit_test(test_rejects), cmocka_unit_test(test_too_long),
+        cmocka_unit_test(test_rejects),  cmocka_unit_test(test_too_long),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,9 +12,8 @@
 static void test_strerror(void **state)
 {
     (void)state;
-    static const int codes[] = {CG_ETLS,   CG_EHTTP,  CG_EEVIDENCE, CG_EPOLICY,
-                                CG_ECONFIG, CG_ECBOR, CG_ELIMIT,    CG_ECRYPTO,
-                                CG_ETIMEOUT, CG_ENOTEE};
+    static const int codes[] = {CG_ETLS,  CG_EHTTP,  CG_EEVIDENCE, CG_EPOLICY,  CG_ECONFIG,
+                                CG_ECBOR, CG_ELIMIT, CG_ECRYPTO,   CG_ETIMEOUT, CG_ENOTEE};
     const char *seen[sizeof(codes) / sizeof(codes[0])];
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         seen[i] = cg_strerror(codes[i]);

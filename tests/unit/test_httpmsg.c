@@ -141,8 +141,10 @@ static void test_response_limit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reason),          cmocka_unit_test(test_response_exact),
-        cmocka_unit_test(test_response_binary_body), cmocka_unit_test(test_response_parses),
+        cmocka_unit_test(test_reason),
+        cmocka_unit_test(test_response_exact),
+        cmocka_unit_test(test_response_binary_body),
+        cmocka_unit_test(test_response_parses),
         cmocka_unit_test(test_response_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

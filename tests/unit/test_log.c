@@ -95,8 +95,8 @@ static void test_text(void **state)
     assert_int_equal(c.text[10], 'T');
     assert_int_equal(c.text[19], '.');
     assert_int_equal(c.text[23], 'Z');
-    assert_int_equal(strncmp(c.text + 24, " info ccgate-test conn.open peer=127.0.0.1:5 id=7\n", 50),
-                     0);
+    assert_int_equal(
+        strncmp(c.text + 24, " info ccgate-test conn.open peer=127.0.0.1:5 id=7\n", 50), 0);
     const char *second = strchr(c.text, '\n') + 1;
     assert_non_null(strstr(second, "Z error ccgate-test conn.fail err=boom\n"));
     assert_null(strstr(c.text, "hidden"));
@@ -205,8 +205,8 @@ static void test_json_utf8(void **state)
                         "path=/caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92");
     json_decref(j);
 
-    static const char *const bad[] = {"a\xff", "a\xc3", "a\xc3(", "\xe2\x82", "\x80z",
-                                      "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"};
+    static const char *const bad[] = {"a\xff", "a\xc3",    "a\xc3(",       "\xe2\x82",
+                                      "\x80z", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         capture_begin(&c);
         cg_log_info("e", "v=%s", bad[i]);

@@ -149,7 +149,7 @@ static void test_fill_defaults_and_env(void **state)
     assert_string_equal(val(o, "log-format"), "json"); /* environment beats default */
     assert_string_equal(val(o, "help"), "1");
     assert_string_equal(val(o, "max-connections"), "4096"); /* default */
-    assert_null(val(o, "admin"));                            /* no default */
+    assert_null(val(o, "admin"));                           /* no default */
     unsetenv("ccgate_admin");
     cg_opts_free(o, N_OPTS);
     assert_null(o[1].owned);
@@ -166,8 +166,8 @@ static void test_fill_config_precedence(void **state)
     assert_int_equal(parse(o, err, sizeof(err), 2, "--listen=flag:1"), 0);
     setenv("CCGATE_LOG_FORMAT", "json", 1);
     assert_int_equal(cg_opts_fill(o, N_OPTS, path, err, sizeof(err)), 0);
-    assert_string_equal(val(o, "listen"), "flag:1");     /* flag beats config */
-    assert_string_equal(val(o, "log-format"), "json");   /* environment beats config */
+    assert_string_equal(val(o, "listen"), "flag:1");      /* flag beats config */
+    assert_string_equal(val(o, "log-format"), "json");    /* environment beats config */
     assert_string_equal(val(o, "max-connections"), "17"); /* config beats default */
     assert_string_equal(val(o, "admin"), "cfg:2");
     assert_string_equal(val(o, "help"), "1");
@@ -274,8 +274,8 @@ static void test_uint(void **state)
     assert_int_equal(cg_opts_uint(&o, 0, 0, &v, err, sizeof(err)), 0);
     assert_int_equal(v, 0);
 
-    static const char *const bad[] = {"9", "21", "", "-1", "+15", " 15", "15 ", "0x10", "1e1",
-                                      "15abc"};
+    static const char *const bad[] = {"9",   "21",  "",     "-1",  "+15",
+                                      " 15", "15 ", "0x10", "1e1", "15abc"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         v = 99;
         o.value = bad[i];
@@ -293,11 +293,9 @@ static void test_uint(void **state)
     assert_int_equal(cg_opts_uint(&o, 0, 18446744073709551615UL, &v, err, sizeof(err)), 0);
     assert_true(v == 18446744073709551615UL);
     o.value = "18446744073709551616";
-    assert_int_equal(cg_opts_uint(&o, 0, 18446744073709551615UL, &v, err, sizeof(err)),
-                     CG_ECONFIG);
+    assert_int_equal(cg_opts_uint(&o, 0, 18446744073709551615UL, &v, err, sizeof(err)), CG_ECONFIG);
     o.value = "99999999999999999999999999";
-    assert_int_equal(cg_opts_uint(&o, 0, 18446744073709551615UL, &v, err, sizeof(err)),
-                     CG_ECONFIG);
+    assert_int_equal(cg_opts_uint(&o, 0, 18446744073709551615UL, &v, err, sizeof(err)), CG_ECONFIG);
 }
 
 static void test_usage(void **state)
