@@ -20,6 +20,7 @@ struct admin_conn {
     struct cg_http_parser *parser;
     char path[64];
     int is_get;
+    int is_head;
     int answered;
     int handles;
 };
@@ -61,9 +62,9 @@ static void respond(struct admin_conn *c, int status, const char *ctype, struct 
 {
     struct cg_buf out;
     cg_buf_init(&out, ADMIN_MAX_BODY + 1024);
-    if (cg_httpmsg_response(&out, status, ctype, body->data ? body->data : "", body->len, 1) ==
-        0)
-        (void)cg_stream_write(&c->s, out.data, out.len);
+    /* HEAD: the headers GET would have, Content-Length included, and no body. */
+    if (cg_httpmsg_response(&out, status, ctype, body->data ? body->data : "", body->len, 1) == 0)
+        (void)cg_stream_write(&c->s, out.data, out.len - (c->is_head ? body->len : 0));
     cg_buf_free(&out);
     c->answered = 1;
     cg_stream_shutdown(&c->s);
@@ -72,7 +73,8 @@ static void respond(struct admin_conn *c, int status, const char *ctype, struct 
 static int on_head(void *arg, const struct cg_http_head *h)
 {
     struct admin_conn *c = arg;
-    c->is_get = strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0;
+    c->is_head = strcmp(h->method, "HEAD") == 0;
+    c->is_get = strcmp(h->method, "GET") == 0 || c->is_head;
     snprintf(c->path, sizeof(c->path), "%s", h->target);
     return 0;
 }
@@ -129,7 +131,17 @@ static void s_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 
 static void s_on_eof(struct cg_stream *s)
 {
+    /* A client may half-close right after its request: finish sending the answer first
+     * (s_on_drain closes); closing now would cut what is still queued. */
+    if (s->queued > 0)
+        return;
     conn_close(s->data);
+}
+
+static void s_on_drain(struct cg_stream *s)
+{
+    if (s->eof && s->queued == 0)
+        conn_close(s->data);
 }
 
 static void s_on_error(struct cg_stream *s, int err)
@@ -139,7 +151,7 @@ static void s_on_error(struct cg_stream *s, int err)
 }
 
 static const struct cg_stream_callbacks stream_cb = {
-    .on_read = s_on_read, .on_eof = s_on_eof, .on_error = s_on_error};
+    .on_read = s_on_read, .on_eof = s_on_eof, .on_error = s_on_error, .on_drain = s_on_drain};
 
 static void on_timeout(uv_timer_t *t)
 {

@@ -33,9 +33,15 @@ const char *cg_strerror(int err)
     default:
         break;
     }
-    if (err < 0 && err > -4096)
+    /* Only codes libuv knows: for others uv_strerror() allocates a string nobody frees. */
+#define CG_UV_KNOWN(name, text) case UV_##name:
+    switch (err) {
+        UV_ERRNO_MAP(CG_UV_KNOWN)
         return uv_strerror(err);
-    return "unknown error";
+    default:
+        return "unknown error";
+    }
+#undef CG_UV_KNOWN
 }
 
 int cg_reject(struct cg_verdict *v, int err, const char *check, const char *expected,

@@ -33,19 +33,57 @@ int cg_log_parse_format(const char *s, enum cg_log_format *out)
     return 0;
 }
 
-/* Appends s to out as a JSON string body (without quotes); returns the new length. */
+/* Length of the valid UTF-8 sequence starting at s (1 to 4), or 0 when it is invalid
+ * (stray continuation, overlong form, surrogate, beyond U+10FFFF, or cut short). */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t n;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        lo = s[0] == 0xe0 ? 0xa0 : lo;
+        hi = s[0] == 0xed ? 0x9f : hi;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        lo = s[0] == 0xf0 ? 0x90 : lo;
+        hi = s[0] == 0xf4 ? 0x8f : hi;
+    } else {
+        return 0;
+    }
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Appends s to out as a JSON string body (without quotes); returns the new length. JSON
+ * must be UTF-8, so an invalid byte (or a sequence cut by the message limit) becomes
+ * U+FFFD. */
 static size_t json_escape(char *out, size_t o, size_t cap, const char *s)
 {
-    for (; *s != '\0' && o + 7 < cap; s++) {
+    while (*s != '\0' && o + 7 < cap) {
         unsigned char c = (unsigned char)*s;
+        size_t n = utf8_len((const unsigned char *)s);
         if (c == '"' || c == '\\') {
             out[o++] = '\\';
             out[o++] = (char)c;
         } else if (c < 0x20) {
             o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+        } else if (n == 0) {
+            o += (size_t)snprintf(out + o, cap - o, "\\ufffd");
         } else {
-            out[o++] = (char)c;
+            memcpy(out + o, s, n);
+            o += n;
+            s += n;
+            continue;
         }
+        s++;
     }
     return o;
 }

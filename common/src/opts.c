@@ -1,6 +1,7 @@
 #include "ccgate/opts.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,9 +126,9 @@ static int fill_from_config(struct cg_opt *opts, size_t n, const char *path, cha
             continue; /* the command line and environment win */
         char num[32];
         const char *v = NULL;
-        if (json_is_string(val)) {
+        if (o->arg_name != NULL && json_is_string(val)) {
             v = json_string_value(val);
-        } else if (json_is_integer(val) && json_integer_value(val) >= 0) {
+        } else if (o->arg_name != NULL && json_is_integer(val) && json_integer_value(val) >= 0) {
             snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(val));
             v = num;
         } else if (json_is_boolean(val) && o->arg_name == NULL) {
@@ -169,9 +170,12 @@ int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max,
     char *end;
     const char *v = o->value;
     unsigned long x = 0;
+    errno = 0;
     if (v != NULL && *v >= '0' && *v <= '9')
         x = strtoul(v, &end, 10);
-    if (v == NULL || *v < '0' || *v > '9' || *end != '\0' || x < min || x > max) {
+    /* ERANGE: strtoul clamped to ULONG_MAX, which max may allow. */
+    if (v == NULL || *v < '0' || *v > '9' || *end != '\0' || errno == ERANGE || x < min ||
+        x > max) {
         snprintf(err, errlen, "--%s: expected an integer from %lu to %lu, got '%s'", o->name, min,
                  max, v != NULL ? v : "");
         return CG_ECONFIG;
