@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 RELEASE := build/release
 ASAN := build/asan
 
-.PHONY: all deps build build-asan test demo demo-once clean
+.PHONY: all deps build build-asan test fuzz demo demo-once clean
 
 all: build
 
@@ -18,8 +18,14 @@ build-asan: deps
 	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DCCGATE_SANITIZE=ON
 	cmake --build $(ASAN) -j $(JOBS)
 
+FUZZ_SECONDS ?= 10
+
 test: build-asan
 	ctest --test-dir $(ASAN) --output-on-failure -j 2
+	bash scripts/fuzz-smoke.sh $(FUZZ_SECONDS)
+
+fuzz: deps
+	bash scripts/fuzz-smoke.sh 300
 
 demo: build
 	bash scripts/demo.sh $(RELEASE)/bin

@@ -89,7 +89,13 @@ echo
 
 say "7. what the client verified (GET /.well-known/ccgate/verification)"
 curl -sS "http://127.0.0.1:$CLI_PORT/.well-known/ccgate/verification" |
-    python3 -c 'import json,sys; v=json.load(sys.stdin); print(json.dumps({k: v[k] for k in ("verified","tee","insecure","measurement","tcb","policy_digest","cert_sha256","verified_at") if k in v}, indent=2))'
+    python3 -c 'import json,sys
+v = json.load(sys.stdin)
+if "tcb" in v:
+    v["tcb"] = {k: v["tcb"]["reported"][k] for k in ("bootloader", "tee", "snp", "microcode")}
+for k in ("verified", "tee", "insecure", "warning", "measurement", "tcb", "policy_digest", "cert_sha256", "verified_at"):
+    if k in v:
+        print("  %-14s %s" % (k, json.dumps(v[k])))'
 
 if [ $once -eq 1 ]; then
     say "done"
