@@ -381,6 +381,8 @@ int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *
     out->tag = tag;
     out->insecure = tag == CG_TAG_SIM;
     out->iat = claims->iat;
+    out->n_nonces = claims->n_nonces;
+    memcpy(out->nonces, claims->nonces, claims->n_nonces * CG_NONCE_LEN);
     out->verified_at = now;
 out:
     if (rc != 0) {

@@ -1002,6 +1002,67 @@ static void test_server_without_alpn(void **state)
     server_free(&srv);
 }
 
+/* A certificate made for a batch of nonces serves each handshake of the batch (the later ones
+ * from the cache of full appraisals) and never a handshake whose nonce it does not name. */
+static void test_batch_certificate(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    make_policy(&p, "nonce", 0);
+    struct server srv;
+    server_init(&srv, CG_ALPN_HTTP, time(NULL));
+    srv.defer = 1;
+    struct cg_tls_ctx *cctx;
+    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+
+    struct cg_tls *c[3], *s[3];
+    int crc[3], src[3];
+    uint8_t nonces[3][CG_NONCE_LEN];
+    for (int i = 0; i < 3; i++) {
+        s[i] = server_conn(&srv);
+        assert_int_equal(cg_tls_new(cctx, 1, &c[i]), 0);
+        assert_true(cg_tls_sent_nonce(c[i]));
+        memcpy(nonces[i], cg_tls_nonce(c[i]), CG_NONCE_LEN);
+        crc[i] = src[i] = CG_TLS_WANT;
+        pump(c[i], s[i], &crc[i], &src[i]);
+        assert_int_equal(src[i], CG_TLS_PENDING);
+        assert_memory_equal(srv.nonce, nonces[i], CG_NONCE_LEN);
+    }
+
+    /* One evidence request for the first two nonces only. */
+    uint8_t *claims, *der;
+    size_t claims_len, der_len;
+    uint8_t rd[CG_REPORT_DATA_LEN];
+    struct cg_evidence ev = {0};
+    assert_int_equal(cg_ratls_claims(srv.key, (const uint8_t(*)[CG_NONCE_LEN])nonces, 2,
+                                     time(NULL), &claims, &claims_len, rd),
+                     0);
+    assert_int_equal(F.prov->get(F.prov, rd, &ev), 0);
+    assert_int_equal(
+        cg_ratls_cert_new(srv.key, claims, claims_len, &ev, time(NULL), 3600, &der, &der_len), 0);
+    cg_evidence_clear(&ev);
+    free(claims);
+
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cg_tls_use_cert(s[i], der, der_len, srv.key), 0);
+        src[i] = CG_TLS_WANT;
+        pump(c[i], s[i], &crc[i], &src[i]);
+    }
+    assert_int_equal(crc[0], 0);
+    assert_int_equal(crc[1], 0);
+    assert_int_equal(crc[2], CG_EEVIDENCE);
+    assert_string_equal(cg_tls_verdict(c[2])->check, "freshness.nonce");
+    exchange(c[1], s[1]);
+
+    for (int i = 0; i < 3; i++) {
+        cg_tls_free(c[i]);
+        cg_tls_free(s[i]);
+    }
+    free(der);
+    cg_tls_ctx_free(cctx);
+    server_free(&srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1020,6 +1081,7 @@ int main(void)
         cmocka_unit_test(test_misuse_and_server_errors),
         cmocka_unit_test(test_memory_expires),
         cmocka_unit_test(test_server_without_alpn),
+        cmocka_unit_test(test_batch_certificate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -62,6 +62,8 @@ struct cg_attestation {
     int64_t iat;
     time_t verified_at;
     int nonce_matched; /* the expected nonce was in the claims */
+    size_t n_nonces;   /* the claims' nonces: a certificate made for a batch serves each */
+    uint8_t nonces[CG_MAX_NONCES][CG_NONCE_LEN];
     struct cg_snp_report snp;
 };
 
