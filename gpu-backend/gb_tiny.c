@@ -164,9 +164,10 @@ static int build_bpe(struct vocab *v)
     }
     char space[4];
     byte_char(' ', space);
-    for (size_t w = 0; w < sizeof(words) / sizeof(words[0]) && rc == 0; w++) {
-        for (int lead = 0; lead < 2 && rc == 0; lead++) {
-            /* "Ġword" and "word", merged left to right one character at a time */
+    /* "Ġword" then "word", merged left to right one character at a time; the "Ġ" merges
+     * rank first so that a word after a space becomes one token */
+    for (int lead = 1; lead >= 0 && rc == 0; lead--) {
+        for (size_t w = 0; w < sizeof(words) / sizeof(words[0]) && rc == 0; w++) {
             char cur[128];
             snprintf(cur, sizeof(cur), "%s", lead ? space : "");
             size_t wl = strlen(words[w]);

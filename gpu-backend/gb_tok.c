@@ -768,16 +768,20 @@ static int encode_raw(const struct gb_tok *t, const char *text, size_t len, int 
                                  : bpe_encode(t, text, len, ids);
 }
 
-int gb_tok_encode(const struct gb_tok *t, const char *text, size_t len, int parse_special,
-                  int space_prefix, struct gb_ids *ids)
+static int encode_special(const struct gb_tok *t, const char *text, size_t len, int parse_special,
+                          const unsigned char *special_ok, int space_prefix, struct gb_ids *ids)
 {
     size_t start = 0;
     int rc = 0;
     if (parse_special) {
         for (size_t i = 0; rc == 0 && i < len; i++) {
+            if (special_ok != NULL && !special_ok[i])
+                continue;
             for (uint32_t k = 0; k < t->n_special; k++) {
                 const struct gb_gguf_str *s = &t->text[t->special[k]];
                 if (s->len > len - i || s->p[0] != text[i] || memcmp(s->p, text + i, s->len))
+                    continue;
+                if (special_ok != NULL && memchr(special_ok + i, 0, s->len) != NULL)
                     continue;
                 rc = encode_raw(t, text + start, i - start, space_prefix && start == 0, ids);
                 if (rc == 0)
@@ -791,6 +795,18 @@ int gb_tok_encode(const struct gb_tok *t, const char *text, size_t len, int pars
     if (rc == 0)
         rc = encode_raw(t, text + start, len - start, space_prefix && start == 0, ids);
     return rc;
+}
+
+int gb_tok_encode(const struct gb_tok *t, const char *text, size_t len, int parse_special,
+                  int space_prefix, struct gb_ids *ids)
+{
+    return encode_special(t, text, len, parse_special, NULL, space_prefix, ids);
+}
+
+int gb_tok_encode_masked(const struct gb_tok *t, const char *text, size_t len,
+                         const unsigned char *special_ok, int space_prefix, struct gb_ids *ids)
+{
+    return encode_special(t, text, len, 1, special_ok, space_prefix, ids);
 }
 
 size_t gb_tok_piece(const struct gb_tok *t, int32_t id, char *buf, size_t cap)

@@ -49,6 +49,10 @@ int gb_tok_is_eog(const struct gb_tok *t, int32_t id);
 int gb_tok_encode(const struct gb_tok *t, const char *text, size_t len, int parse_special,
                   int space_prefix, struct gb_ids *ids);
 
+/* Like gb_tok_encode, with special tokens recognised only where special_ok[byte] is set. */
+int gb_tok_encode_masked(const struct gb_tok *t, const char *text, size_t len,
+                         const unsigned char *special_ok, int space_prefix, struct gb_ids *ids);
+
 /*
  * The bytes token id stands for in output text (control tokens: none). Writes at most cap
  * bytes to buf and returns the full length. A piece may be part of a UTF-8 character.
