@@ -179,8 +179,10 @@ static int on_token(struct gb_engine *e, struct gb_req *r, int32_t id, const cha
     return 0;
 }
 
-static void admit(struct gb_engine *e)
+/* Under the lock: fills free slots from the queue; returns how many requests it ended. */
+static int admit(struct gb_engine *e)
 {
+    int ended = 0;
     for (int s = 0; s < e->o.n_slots && e->queue != NULL; s++) {
         if (e->slots[s] != NULL)
             continue;
@@ -194,6 +196,7 @@ static void admit(struct gb_engine *e)
             r->done = 1;
             r->finish_reason = "error";
             gb_req_unref(r);
+            ended++;
             s--;
             continue;
         }
@@ -202,6 +205,7 @@ static void admit(struct gb_engine *e)
         gb_rng_seed(&r->rng, r->p.has_seed ? r->p.seed : e->o.seed + e->seq_counter);
         e->seq_counter++;
     }
+    return ended;
 }
 
 static void *engine_main(void *arg)
@@ -210,14 +214,22 @@ static void *engine_main(void *arg)
     uint32_t nv = e->m->hp.n_vocab;
     pthread_mutex_lock(&e->mu);
     while (!e->quit) {
-        admit(e);
-        int active = 0;
+        int active = 0, n_ended = admit(e);
         for (int s = 0; s < e->o.n_slots; s++) {
             struct gb_req *r = e->slots[s];
-            if (r != NULL && r->cancelled)
+            if (r != NULL && r->cancelled) {
                 finish(e, r, "error");
-            else if (r != NULL)
+                n_ended++;
+            } else if (r != NULL) {
                 active++;
+            }
+        }
+        if (n_ended > 0) {
+            /* cancelled requests: tell the consumer, then look at the slots again */
+            pthread_mutex_unlock(&e->mu);
+            e->notify(e->notify_arg);
+            pthread_mutex_lock(&e->mu);
+            continue;
         }
         if (active == 0) {
             pthread_cond_wait(&e->cv, &e->mu);
