@@ -21,9 +21,10 @@ enum cg_http_framing {
     CG_HTTP_BODY_EOF      /* response delimited by connection close */
 };
 
+/* A zero field means its default; max_headers is capped at CG_HTTP_MAX_HEADERS_CAP. */
 struct cg_http_limits {
-    size_t max_header_bytes; /* start line + headers; default 32 KiB -> 431 */
-    size_t max_headers;      /* default 100 -> 431 */
+    size_t max_header_bytes; /* start line + headers (and trailers); default 32 KiB -> 431 */
+    size_t max_headers;      /* default 100 -> 431 (trailers counted apart, same limit) */
     uint64_t max_body_bytes; /* 0 = unlimited; else -> 413 */
 };
 
@@ -49,11 +50,13 @@ struct cg_http_head {
     int keep_alive;          /* per version and Connection */
     int upgrade;             /* Upgrade accepted by llhttp (request with Upgrade, or 101) */
     int expect_continue;     /* request with Expect: 100-continue */
+    int head_response;       /* response to a HEAD request (see expect_head_response) */
 };
 
 /*
  * Callbacks return 0 to go on or a negative code to stop parsing with that error. on_body
- * receives decoded body bytes (chunk framing removed).
+ * receives decoded body bytes (chunk framing removed); chunk extensions and trailers are
+ * validated and dropped. A callback must not free the parser.
  */
 struct cg_http_callbacks {
     int (*on_head)(void *arg, const struct cg_http_head *h);
@@ -75,7 +78,12 @@ void cg_http_parser_free(struct cg_http_parser *p);
  * callback's error. After an error the parser is dead; cg_http_parser_status() gives the
  * status to answer (400, 413, 431, or 502 for a bad response) and cg_http_parser_reason()
  * a short text. Smuggling defences: Content-Length with Transfer-Encoding, several
- * differing Content-Length values, obs-fold, bad chunk sizes are all errors.
+ * Content-Length headers (even equal), Transfer-Encoding other than a lone "chunked" or in
+ * HTTP/1.0, obs-fold, whitespace or other non-token bytes in a header name, NUL/CR/LF in a
+ * value, bad chunk sizes, several Host headers, versions other than 1.0/1.1, methods of
+ * other protocols (RTSP, ICE, the HTTP/2 preface) are all errors; 1xx, 204, 304 and HEAD
+ * responses have no body whatever they say. Bytes after a message that ends the connection
+ * (Connection: close, or HTTP/1.0 without keep-alive) are consumed and ignored.
  */
 long cg_http_parser_feed(struct cg_http_parser *p, const uint8_t *data, size_t len);
 
@@ -101,12 +109,30 @@ const struct cg_http_header *cg_http_head_get(const struct cg_http_head *h, cons
  * headers: Content-Length for LENGTH, "Transfer-Encoding: chunked" for CHUNKED and for an
  * EOF-delimited response (re-chunked so the connection can be kept), "Connection: close"
  * when !keep_alive, and Connection/Upgrade kept for an upgrade. *out_framing says how the
- * body must be written. Returns the length written or CG_ELIMIT when cap is too small.
+ * body must be written. Host is kept even when Connection names it. A response to HEAD
+ * and a 304 keep their Content-Length as received (it describes another representation).
+ * Returns the length written or CG_ELIMIT when cap is too small.
  */
 long cg_http_head_write(const struct cg_http_head *h, const char *via, int keep_alive,
                         char *out, size_t cap, enum cg_http_framing *out_framing);
 
-/* Writes the chunk-size line for a chunk of n bytes ("%zx\r\n"); returns its length. */
+/* Flags for cg_http_head_write_ex(). */
+#define CG_HTTP_WRITE_HTTP10_PEER 0x1u /* the next hop speaks HTTP/1.0 (no chunked responses) */
+
+/*
+ * cg_http_head_write() with flags. With CG_HTTP_WRITE_HTTP10_PEER a chunked or EOF-delimited
+ * response is written EOF-delimited with "Connection: close" (an HTTP/1.0 client knows no
+ * chunks) and a kept-alive connection says "Connection: keep-alive". Header names or values
+ * holding CR, LF or NUL (a hand-built head) give CG_EHTTP.
+ */
+long cg_http_head_write_ex(const struct cg_http_head *h, const char *via, int keep_alive,
+                           unsigned flags, char *out, size_t cap,
+                           enum cg_http_framing *out_framing);
+
+/*
+ * Writes the chunk-size line for a chunk of n bytes ("%zx\r\n"); returns its length, or 0
+ * when cap is too small (19 bytes always suffice).
+ */
 size_t cg_http_chunk_header(char *out, size_t cap, size_t n);
 
 #endif
