@@ -44,6 +44,18 @@ int gb_cpu_new(const struct gb_model *m, int n_slots, int n_ctx, int max_tokens,
 int gb_cuda_new(const struct gb_model *m, int n_slots, int n_ctx, int max_tokens,
                 struct gb_backend **out, char *err, size_t errlen);
 
+struct gb_hparams;
+
+/*
+ * The CUDA path for a model of shape hp whose weight matrices (type wtype) are random
+ * numbers generated on the GPU: benchmarks of real model shapes without their files.
+ */
+int gb_cuda_new_synthetic(const struct gb_hparams *hp, uint32_t wtype, int n_slots, int n_ctx,
+                          int max_tokens, struct gb_backend **out, char *err, size_t errlen);
+
+/* Bytes of weight matrices a CUDA backend holds (what one decode step reads); 0 for others. */
+uint64_t gb_cuda_weight_bytes(const struct gb_backend *b);
+
 static inline void gb_backend_free(struct gb_backend *b)
 {
     if (b != NULL)

@@ -99,7 +99,7 @@ static int rd_u64(struct rd *r, uint64_t *v, const char *what)
 
 static int rd_str(struct rd *r, struct gb_gguf_str *s, const char *what)
 {
-    uint64_t n;
+    uint64_t n = 0;
     int rc = rd_u64(r, &n, what);
     if (rc != 0)
         return rc;
@@ -183,7 +183,7 @@ static void scalar_decode(uint32_t t, const uint8_t *p, struct gb_gguf_kv *kv)
 static int read_kv(struct rd *r, struct gb_gguf_kv *kv)
 {
     struct gb_gguf_str key;
-    uint32_t t;
+    uint32_t t = 0;
     int rc = rd_str(r, &key, "metadata key");
     if (rc != 0)
         return rc;
@@ -209,7 +209,7 @@ static int read_kv(struct rd *r, struct gb_gguf_kv *kv)
         scalar_decode(t, tmp, kv);
         return 0;
     }
-    uint32_t et;
+    uint32_t et = 0;
     if ((rc = rd_u32(r, &et, kv->key)) != 0 || (rc = rd_u64(r, &kv->arr_n, kv->key)) != 0)
         return rc;
     kv->arr_type = (enum gb_gguf_vtype)et;
@@ -292,7 +292,7 @@ int gb_gguf_parse(const uint8_t *buf, size_t len, int take_ownership, struct gb_
     struct rd r = {.p = buf, .len = len, .err = err, .errlen = errlen};
     struct gb_gguf *g = calloc(1, sizeof(*g));
     int rc;
-    char magic[4];
+    char magic[4] = {0};
     *out = NULL;
     if (errlen > 0)
         err[0] = 0;

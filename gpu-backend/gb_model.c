@@ -255,7 +255,7 @@ int gb_model_open(const char *spec, struct gb_model **out, char *err, size_t err
         uint8_t *img;
         size_t len;
         if ((rc = gb_tiny_build(&o, &img, &len)) != 0) {
-            snprintf(err, errlen, "cannot build builtin:tiny: %s", cg_strerror(rc));
+            snprintf(err, errlen, "cannot build builtin:tiny: error %d", rc);
             return rc;
         }
         rc = gb_gguf_parse(img, len, 1, &g, err, errlen);
