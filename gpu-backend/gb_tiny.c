@@ -1,0 +1,329 @@
+#include "gb_tiny.h"
+
+#include "ccgate/err.h"
+#include "gb_gguf.h"
+#include "gb_quant.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { DIM = 64, N_LAYER = 2, N_HEAD = 4, N_KV = 2, N_FF = 160, N_CTX = 1024 };
+
+/* Words whose every prefix becomes a token, so merging can reach the whole word. */
+static const char *const words[] = {
+    "the", "and", "hello", "world", "is", "of", "to", "in", "it", "you", "that", "was",
+    "for", "on", "are", "with", "as", "this", "be", "at", "have", "from", "or", "one",
+    "had", "by", "word", "but", "not", "what", "all", "were", "we", "when", "your", "can",
+    "said", "there", "use", "an", "each", "which", "she", "do", "how", "their", "if", "will",
+    "up", "other", "about", "out", "many", "then", "them", "these", "so", "some", "her",
+    "would", "make", "like", "him", "into", "time", "has", "look", "two", "more", "write",
+    "go", "see", "number", "no", "way", "could", "people", "my", "than", "first", "water",
+    "been", "call", "who", "oil", "its", "now", "find", "long", "down", "day", "did", "get",
+    "come", "made", "may", "part", "model", "token", "secure", "enclave", "ing", "ed", "er"};
+
+struct vocab {
+    char **text;
+    float *score;
+    int32_t *type;
+    size_t n, cap;
+    char **merges;
+    size_t n_merges, cap_merges;
+};
+
+static int has(const struct vocab *v, const char *s)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (strcmp(v->text[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+static int add(struct vocab *v, const char *s, float score, int32_t type)
+{
+    if (has(v, s))
+        return 0;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 512;
+        char **t = realloc(v->text, cap * sizeof(*t));
+        if (t == NULL)
+            return -ENOMEM;
+        v->text = t;
+        float *sc = realloc(v->score, cap * sizeof(*sc));
+        if (sc == NULL)
+            return -ENOMEM;
+        v->score = sc;
+        int32_t *ty = realloc(v->type, cap * sizeof(*ty));
+        if (ty == NULL)
+            return -ENOMEM;
+        v->type = ty;
+        v->cap = cap;
+    }
+    if ((v->text[v->n] = strdup(s)) == NULL)
+        return -ENOMEM;
+    v->score[v->n] = score;
+    v->type[v->n] = type;
+    v->n++;
+    return 0;
+}
+
+static int add_merge(struct vocab *v, const char *l, const char *r)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s %s", l, r);
+    for (size_t i = 0; i < v->n_merges; i++)
+        if (strcmp(v->merges[i], buf) == 0)
+            return 0;
+    if (v->n_merges == v->cap_merges) {
+        size_t cap = v->cap_merges ? v->cap_merges * 2 : 256;
+        char **m = realloc(v->merges, cap * sizeof(*m));
+        if (m == NULL)
+            return -ENOMEM;
+        v->merges = m;
+        v->cap_merges = cap;
+    }
+    if ((v->merges[v->n_merges] = strdup(buf)) == NULL)
+        return -ENOMEM;
+    v->n_merges++;
+    return 0;
+}
+
+static void vocab_free(struct vocab *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        free(v->text[i]);
+    for (size_t i = 0; i < v->n_merges; i++)
+        free(v->merges[i]);
+    free(v->text);
+    free(v->score);
+    free(v->type);
+    free(v->merges);
+}
+
+/* gpt2's byte -> printable code point mapping, as UTF-8. */
+static void byte_char(uint8_t b, char *out)
+{
+    int n = 0;
+    uint32_t cp = b;
+    if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174))) {
+        for (int x = 0; x < b; x++)
+            if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174)))
+                n++;
+        cp = 256 + (uint32_t)n;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp, out[1] = 0;
+    } else {
+        out[0] = (char)(0xc0 | (cp >> 6)), out[1] = (char)(0x80 | (cp & 0x3f)), out[2] = 0;
+    }
+}
+
+static int build_spm(struct vocab *v)
+{
+    char buf[64];
+    int rc = 0;
+    rc |= add(v, "<unk>", 0, 2);
+    rc |= add(v, "<s>", 0, 3);
+    rc |= add(v, "</s>", 0, 3);
+    for (int b = 0; b < 256; b++) {
+        snprintf(buf, sizeof(buf), "<0x%02X>", b);
+        rc |= add(v, buf, 0, 6);
+    }
+    rc |= add(v, "<|im_start|>", 0, 3);
+    rc |= add(v, "<|im_end|>", 0, 3);
+    rc |= add(v, "\xe2\x96\x81", -1, 1);
+    for (int c = 33; c < 127; c++) {
+        buf[0] = (char)c, buf[1] = 0;
+        rc |= add(v, buf, -2, 1);
+    }
+    float score = -3;
+    for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+        /* "▁word" and every prefix of it of two characters or more */
+        char piece[64] = "\xe2\x96\x81";
+        size_t wl = strlen(words[w]);
+        for (size_t k = 0; k < wl; k++) {
+            size_t pl = strlen(piece);
+            piece[pl] = words[w][k];
+            piece[pl + 1] = 0;
+            rc |= add(v, piece, score, 1);
+            score -= 0.01f;
+        }
+    }
+    return rc != 0 ? -ENOMEM : 0;
+}
+
+static int build_bpe(struct vocab *v)
+{
+    char c[4];
+    int rc = 0;
+    for (int b = 0; b < 256; b++) {
+        byte_char((uint8_t)b, c);
+        rc |= add(v, c, 0, 1);
+    }
+    char space[4];
+    byte_char(' ', space);
+    /* "Ġword" then "word", merged left to right one character at a time; the "Ġ" merges
+     * rank first so that a word after a space becomes one token */
+    for (int lead = 1; lead >= 0 && rc == 0; lead--) {
+        for (size_t w = 0; w < sizeof(words) / sizeof(words[0]) && rc == 0; w++) {
+            char cur[128];
+            snprintf(cur, sizeof(cur), "%s", lead ? space : "");
+            size_t wl = strlen(words[w]);
+            for (size_t k = 0; k < wl && rc == 0; k++) {
+                char ch[2] = {words[w][k], 0};
+                if (cur[0] == 0) {
+                    snprintf(cur, sizeof(cur), "%s", ch);
+                    continue;
+                }
+                rc |= add_merge(v, cur, ch);
+                size_t cl = strlen(cur);
+                cur[cl] = ch[0];
+                cur[cl + 1] = 0;
+                rc |= add(v, cur, 0, 1);
+            }
+        }
+    }
+    rc |= add(v, "<|endoftext|>", 0, 3);
+    rc |= add(v, "<|im_start|>", 0, 3);
+    rc |= add(v, "<|im_end|>", 0, 3);
+    return rc != 0 ? -ENOMEM : 0;
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [-scale, scale). */
+static void fill(uint64_t *st, float *x, size_t n, float scale, float offset)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = offset + scale * ((float)(splitmix(st) >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
+}
+
+static int add_matrix(struct gb_gguf_writer *w, uint64_t *st, const char *name, uint32_t type,
+                      uint64_t n_in, uint64_t n_out, float scale)
+{
+    size_t rb = gb_type_row_bytes(type, n_in);
+    float *x = malloc(n_in * n_out * sizeof(float));
+    uint8_t *q = malloc(rb * n_out);
+    uint64_t ne[2] = {n_in, n_out};
+    int rc = -ENOMEM;
+    if (x == NULL || q == NULL)
+        goto out;
+    fill(st, x, n_in * n_out, scale, 0);
+    for (uint64_t r = 0; r < n_out; r++)
+        if ((rc = gb_quant_row(type, x + r * n_in, q + r * rb, n_in)) != 0)
+            goto out;
+    rc = gb_gguf_w_tensor(w, name, type, 2, ne, q);
+out:
+    free(x);
+    free(q);
+    return rc;
+}
+
+static int add_vector(struct gb_gguf_writer *w, uint64_t *st, const char *name, uint64_t n,
+                      float scale, float offset)
+{
+    float x[DIM * 2];
+    uint64_t ne[1] = {n};
+    fill(st, x, n, scale, offset);
+    return gb_gguf_w_tensor(w, name, GB_F32, 1, ne, x);
+}
+
+int gb_tiny_build(const struct gb_tiny_opts *o, uint8_t **img, size_t *len)
+{
+    struct vocab v = {0};
+    struct gb_gguf_writer *w = NULL;
+    const char *arch = o->arch != NULL ? o->arch : "llama";
+    int qwen = strcmp(arch, "qwen2") == 0;
+    uint32_t wt = o->wtype;
+    uint64_t st = o->seed ? o->seed : 0x5eed7a11ull;
+    char key[128], name[128];
+    int rc;
+    if ((rc = o->bpe ? build_bpe(&v) : build_spm(&v)) != 0)
+        goto out;
+    if ((rc = gb_gguf_writer_new(&w)) != 0)
+        goto out;
+#define KEY(k) (snprintf(key, sizeof(key), "%s." k, arch), key)
+    rc |= gb_gguf_w_str(w, "general.architecture", arch);
+    rc |= gb_gguf_w_str(w, "general.name", "ccgate-tiny");
+    rc |= gb_gguf_w_u32(w, "general.alignment", 32);
+    rc |= gb_gguf_w_u32(w, KEY("context_length"), N_CTX);
+    rc |= gb_gguf_w_u32(w, KEY("embedding_length"), DIM);
+    rc |= gb_gguf_w_u32(w, KEY("block_count"), N_LAYER);
+    rc |= gb_gguf_w_u32(w, KEY("feed_forward_length"), N_FF);
+    rc |= gb_gguf_w_u32(w, KEY("attention.head_count"), N_HEAD);
+    rc |= gb_gguf_w_u32(w, KEY("attention.head_count_kv"), N_KV);
+    rc |= gb_gguf_w_u32(w, KEY("rope.dimension_count"), DIM / N_HEAD);
+    rc |= gb_gguf_w_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+    rc |= gb_gguf_w_f32(w, KEY("rope.freq_base"), qwen ? 1000000.0f : 10000.0f);
+    if (o->rope_linear > 0) {
+        rc |= gb_gguf_w_str(w, KEY("rope.scaling.type"), "linear");
+        rc |= gb_gguf_w_f32(w, KEY("rope.scaling.factor"), o->rope_linear);
+    }
+#undef KEY
+    rc |= gb_gguf_w_str(w, "tokenizer.ggml.model", o->bpe ? "gpt2" : "llama");
+    if (o->bpe)
+        rc |= gb_gguf_w_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : "llama-bpe");
+    rc |= gb_gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.text, v.n);
+    rc |= gb_gguf_w_arr_f32(w, "tokenizer.ggml.scores", v.score, v.n);
+    rc |= gb_gguf_w_arr_i32(w, "tokenizer.ggml.token_type", v.type, v.n);
+    if (o->bpe) {
+        rc |= gb_gguf_w_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v.merges,
+                                v.n_merges);
+        rc |= gb_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(v.n - 1));
+        rc |= gb_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)(v.n - 3));
+        rc |= gb_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", 0);
+    } else {
+        rc |= gb_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", 1);
+        rc |= gb_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", 2);
+        rc |= gb_gguf_w_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+        rc |= gb_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", 1);
+    }
+    rc |= gb_gguf_w_str(w, "tokenizer.chat_template",
+                        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' "
+                        "+ message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if "
+                        "add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}");
+    if (rc != 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    float s_in = 1.0f / sqrtf((float)DIM), s_ff = 1.0f / sqrtf((float)N_FF);
+    uint32_t kvd = N_KV * (DIM / N_HEAD);
+    if ((rc = add_matrix(w, &st, "token_embd.weight", wt, DIM, v.n, 1.0f)) != 0)
+        goto out;
+    for (int l = 0; l < N_LAYER && rc == 0; l++) {
+#define NM(s) (snprintf(name, sizeof(name), "blk.%d." s, l), name)
+        rc = add_vector(w, &st, NM("attn_norm.weight"), DIM, 0.2f, 1.0f);
+        rc = rc ? rc : add_matrix(w, &st, NM("attn_q.weight"), wt, DIM, DIM, s_in);
+        rc = rc ? rc : add_matrix(w, &st, NM("attn_k.weight"), wt, DIM, kvd, s_in);
+        rc = rc ? rc : add_matrix(w, &st, NM("attn_v.weight"), wt, DIM, kvd, s_in);
+        rc = rc ? rc : add_matrix(w, &st, NM("attn_output.weight"), wt, DIM, DIM, s_in);
+        if (qwen) {
+            rc = rc ? rc : add_vector(w, &st, NM("attn_q.bias"), DIM, 0.1f, 0);
+            rc = rc ? rc : add_vector(w, &st, NM("attn_k.bias"), kvd, 0.1f, 0);
+            rc = rc ? rc : add_vector(w, &st, NM("attn_v.bias"), kvd, 0.1f, 0);
+        }
+        rc = rc ? rc : add_vector(w, &st, NM("ffn_norm.weight"), DIM, 0.2f, 1.0f);
+        rc = rc ? rc : add_matrix(w, &st, NM("ffn_gate.weight"), wt, DIM, N_FF, s_in);
+        rc = rc ? rc : add_matrix(w, &st, NM("ffn_up.weight"), wt, DIM, N_FF, s_in);
+        rc = rc ? rc : add_matrix(w, &st, NM("ffn_down.weight"), wt, N_FF, DIM, s_ff);
+#undef NM
+    }
+    if (rc == 0)
+        rc = add_vector(w, &st, "output_norm.weight", DIM, 0.2f, 1.0f);
+    if (rc == 0 && !qwen) /* qwen2 variant: tied output */
+        rc = add_matrix(w, &st, "output.weight", wt, DIM, v.n, 4.0f * s_in);
+    if (rc == 0)
+        rc = gb_gguf_writer_finish(w, img, len);
+out:
+    gb_gguf_writer_free(w);
+    vocab_free(&v);
+    return rc;
+}

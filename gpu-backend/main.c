@@ -1,0 +1,353 @@
+#include "ccgate/err.h"
+#include "ccgate/log.h"
+#include "gb_backend.h"
+#include "gb_gguf.h"
+#include "gb_engine.h"
+#include "gb_model.h"
+#include "gb_nvml.h"
+#include "gb_server.h"
+#include "gb_tiny.h"
+
+#include <signal.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_type(const char *s, uint32_t *out)
+{
+    static const struct {
+        const char *name;
+        uint32_t type;
+    } types[] = {{"f32", GB_F32}, {"f16", GB_F16}, {"bf16", GB_BF16}, {"q8_0", GB_Q8_0},
+                 {"q4_0", GB_Q4_0}};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(s, types[i].name) == 0) {
+            *out = types[i].type;
+            return 0;
+        }
+    return CG_ECONFIG;
+}
+
+/* gen-tiny: writes a builtin:tiny variant to a file (tests and the reference check). */
+static int cmd_gen_tiny(int argc, char **argv)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"type", required_argument, NULL, 't'},
+                                         {"arch", required_argument, NULL, 'a'},
+                                         {"bpe", no_argument, NULL, 'b'},
+                                         {"rope-linear", required_argument, NULL, 'r'},
+                                         {NULL, 0, NULL, 0}};
+    struct gb_tiny_opts o = {0};
+    const char *path = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            path = optarg;
+            break;
+        case 't':
+            if (parse_type(optarg, &o.wtype) != 0)
+                cg_fatal("--type: unknown type %s (f32, f16, bf16, q8_0, q4_0)", optarg);
+            break;
+        case 'a':
+            o.arch = optarg;
+            break;
+        case 'b':
+            o.bpe = 1;
+            break;
+        case 'r':
+            o.rope_linear = strtof(optarg, NULL);
+            break;
+        default:
+            cg_fatal("usage: ccgate-worker gen-tiny --out FILE [--type T] [--arch A] [--bpe] "
+                     "[--rope-linear F]");
+        }
+    }
+    if (path == NULL)
+        cg_fatal("gen-tiny: --out FILE is required");
+    uint8_t *img;
+    size_t len;
+    int rc = gb_tiny_build(&o, &img, &len);
+    if (rc != 0)
+        cg_fatal("gen-tiny: %s", cg_strerror(rc));
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(img, 1, len, f) != len || fclose(f) != 0)
+        cg_fatal("gen-tiny: cannot write %s: %s", path, strerror(errno));
+    free(img);
+    return 0;
+}
+
+/*
+ * logits: runs the tokens through the model and prints the logits of every position, one
+ * line each. --mode decode feeds one token per step (exercising the KV cache), prefill the
+ * whole prompt in one step.
+ */
+static int cmd_logits(int argc, char **argv)
+{
+    static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
+                                         {"tokens", required_argument, NULL, 't'},
+                                         {"mode", required_argument, NULL, 'M'},
+                                         {"device", required_argument, NULL, 'd'},
+                                         {"threads", required_argument, NULL, 'j'},
+                                         {NULL, 0, NULL, 0}};
+    const char *spec = "builtin:tiny", *toks = NULL, *mode = "decode", *device = "cpu";
+    int threads = 0, c;
+    char err[512];
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            spec = optarg;
+            break;
+        case 't':
+            toks = optarg;
+            break;
+        case 'M':
+            mode = optarg;
+            break;
+        case 'd':
+            device = optarg;
+            break;
+        case 'j':
+            threads = atoi(optarg);
+            break;
+        default:
+            cg_fatal("usage: ccgate-worker logits --model M --tokens 1,2,3 [--mode decode|prefill]");
+        }
+    }
+    if (toks == NULL)
+        cg_fatal("logits: --tokens is required");
+    struct gb_model *m;
+    if (gb_model_open(spec, &m, err, sizeof(err)) != 0)
+        cg_fatal("%s", err);
+    int32_t tok[256], pos[256], seq[256];
+    uint8_t want[256];
+    int n = 0;
+    for (char *p = (char *)toks; *p != 0 && n < 256;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p)
+            cg_fatal("logits: bad token list");
+        tok[n] = (int32_t)v, pos[n] = n, seq[n] = 0, want[n] = 1;
+        n++;
+        p = *end == ',' ? end + 1 : end;
+    }
+    struct gb_backend *b = NULL;
+    int rc;
+    if (strcmp(device, "cuda") == 0)
+        rc = gb_cuda_new(m, 1, 512, 256, &b, err, sizeof(err));
+    else
+        rc = gb_cpu_new(m, 1, 512, 256, threads, &b);
+    if (rc != 0)
+        cg_fatal("logits: backend: %s %s", cg_strerror(rc), device[0] == 'c' ? err : "");
+    uint32_t nv = m->hp.n_vocab;
+    float *lg = malloc((size_t)n * nv * sizeof(float));
+    if (lg == NULL)
+        cg_fatal("out of memory");
+    if (strcmp(mode, "prefill") == 0) {
+        struct gb_batch bt = {n, tok, pos, seq, want};
+        rc = b->forward(b, &bt, lg);
+    } else {
+        for (int i = 0; i < n && rc == 0; i++) {
+            struct gb_batch bt = {1, tok + i, pos + i, seq + i, want + i};
+            rc = b->forward(b, &bt, lg + (size_t)i * nv);
+        }
+    }
+    if (rc != 0)
+        cg_fatal("logits: forward failed: %s", cg_strerror(rc));
+    for (int i = 0; i < n; i++) {
+        for (uint32_t j = 0; j < nv; j++)
+            printf(j ? " %.9g" : "%.9g", (double)lg[(size_t)i * nv + j]);
+        printf("\n");
+    }
+    free(lg);
+    gb_backend_free(b);
+    gb_model_free(m);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ccgate-worker --listen ADDR:PORT|unix:PATH --model builtin:tiny|FILE.gguf\n"
+            "         [--device auto|cuda|cpu] [--threads N] [--ctx N] [--max-batch N] [--seed N]\n"
+            "         [--max-body BYTES] [--log-format text|json]\n"
+            "       ccgate-worker gen-tiny --out FILE [--type f32|f16|bf16|q8_0|q4_0] "
+            "[--arch llama|qwen2] [--bpe] [--rope-linear F]\n"
+            "       ccgate-worker logits --model M --tokens 1,2,3 [--mode decode|prefill] "
+            "[--device cpu|cuda]\n"
+            "Serves GET /v1/models, POST /v1/completions, POST /v1/chat/completions (stream: SSE)\n"
+            "and GET /health on a loopback address; prints \"listening on ADDR\" once ready.\n");
+}
+
+static long num_arg(const char *flag, const char *v, long lo, long hi)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*v == 0 || *end != 0 || n < lo || n > hi)
+        cg_fatal("%s: expected an integer from %ld to %ld, got \"%s\"", flag, lo, hi, v);
+    return n;
+}
+
+struct app {
+    uv_signal_t sigint, sigterm;
+    struct gb_server *srv;
+    int stopping;
+};
+
+static void on_server_closed(void *arg)
+{
+    struct app *a = arg;
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct app *a = h->data;
+    if (a->stopping)
+        return;
+    a->stopping = 1;
+    cg_log_info("worker.stop", "signal=%d", signum);
+    gb_server_close(a->srv, on_server_closed, a);
+}
+
+/* The model id clients name: the file name without .gguf, or "tiny" for builtin:tiny. */
+static void model_id(const char *spec, char *out, size_t cap)
+{
+    const char *base = strncmp(spec, "builtin:", 8) == 0 ? spec + 8 : strrchr(spec, '/');
+    base = base == NULL ? spec : (*base == '/' ? base + 1 : base);
+    snprintf(out, cap, "%s", base);
+    size_t n = strlen(out);
+    if (n > 5 && strcmp(out + n - 5, ".gguf") == 0)
+        out[n - 5] = 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
+                                         {"model", required_argument, NULL, 'm'},
+                                         {"device", required_argument, NULL, 'd'},
+                                         {"threads", required_argument, NULL, 'j'},
+                                         {"ctx", required_argument, NULL, 'c'},
+                                         {"max-batch", required_argument, NULL, 'b'},
+                                         {"seed", required_argument, NULL, 's'},
+                                         {"max-body", required_argument, NULL, 'B'},
+                                         {"log-format", required_argument, NULL, 'f'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    const char *listen = NULL, *spec = NULL, *device = "auto";
+    int threads = 0, ctx = 2048, max_batch = 8, c;
+    unsigned long long seed = 0;
+    size_t max_body = 1 << 20;
+    char err[512];
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            listen = optarg;
+            break;
+        case 'm':
+            spec = optarg;
+            break;
+        case 'd':
+            device = optarg;
+            if (strcmp(device, "auto") != 0 && strcmp(device, "cuda") != 0 &&
+                strcmp(device, "cpu") != 0)
+                cg_fatal("--device: expected auto, cuda or cpu, got \"%s\"", device);
+            break;
+        case 'j':
+            threads = (int)num_arg("--threads", optarg, 1, 256);
+            break;
+        case 'c':
+            ctx = (int)num_arg("--ctx", optarg, 16, 1 << 20);
+            break;
+        case 'b':
+            max_batch = (int)num_arg("--max-batch", optarg, 1, 256);
+            break;
+        case 's':
+            seed = (unsigned long long)num_arg("--seed", optarg, 0, 0x7fffffffffffffffL);
+            break;
+        case 'B':
+            max_body = (size_t)num_arg("--max-body", optarg, 1024, 1L << 30);
+            break;
+        case 'f': {
+            enum cg_log_format fmt;
+            if (cg_log_parse_format(optarg, &fmt) != 0)
+                cg_fatal("--log-format: expected text or json");
+            cg_log_init("ccgate-worker", fmt, CG_LOG_INFO);
+            break;
+        }
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("ccgate-worker %s\n", CCGATE_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc)
+        cg_fatal("unexpected argument \"%s\" (see --help)", argv[optind]);
+    if (listen == NULL || spec == NULL)
+        cg_fatal("--listen and --model are required (see --help)");
+    struct gb_model *m;
+    if (gb_model_open(spec, &m, err, sizeof(err)) != 0)
+        cg_fatal("%s", err);
+    struct gb_backend *b = NULL;
+    int step = max_batch > 512 ? max_batch : 512;
+    int rc = -ENODEV;
+    const char *cc = "n/a";
+    if (strcmp(device, "cpu") != 0) {
+        rc = gb_cuda_new(m, max_batch, ctx, step, &b, err, sizeof(err));
+        if (rc != 0 && strcmp(device, "cuda") == 0)
+            cg_fatal("--device cuda: %s", err);
+        if (rc != 0)
+            cg_log_info("worker.device", "cuda=unusable reason=\"%s\" using=cpu", err);
+        else
+            cc = gb_nvml_cc_mode();
+    }
+    if (rc != 0 && (rc = gb_cpu_new(m, max_batch, ctx, step, threads, &b)) != 0)
+        cg_fatal("cannot set up the CPU path: %s", cg_strerror(rc));
+    char id[128], bound[128];
+    model_id(spec, id, sizeof(id));
+    cg_log_info("worker.model", "model=%s arch=%s layers=%u dim=%u vocab=%u device=\"%s\" cc_mode=%s",
+                id, m->hp.arch, m->hp.n_layer, m->hp.dim, m->hp.n_vocab, b->device, cc);
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t *loop = uv_default_loop();
+    struct gb_engine_opts eo = {.n_slots = max_batch, .n_ctx = ctx, .step_tokens = step,
+                                .max_queue = 64, .seed = seed};
+    struct gb_server_opts so = {.listen = listen, .model_id = id, .cc_mode = cc,
+                                .max_body = max_body, .max_conns = 1024};
+    struct app a = {0};
+    if ((rc = gb_server_start(loop, m, b, &eo, &so, &a.srv, bound, sizeof(bound), err,
+                              sizeof(err))) != 0)
+        cg_fatal("%s", err);
+    uv_signal_init(loop, &a.sigint);
+    uv_signal_init(loop, &a.sigterm);
+    a.sigint.data = a.sigterm.data = &a;
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    cg_log_info("worker.listen", "addr=%s", bound);
+    fprintf(stderr, "listening on %s\n", bound);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    gb_backend_free(b);
+    gb_model_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cg_log_init("ccgate-worker", CG_LOG_TEXT, CG_LOG_INFO);
+    if (argc > 1 && strcmp(argv[1], "gen-tiny") == 0)
+        return cmd_gen_tiny(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "logits") == 0)
+        return cmd_logits(argc - 1, argv + 1);
+    return cmd_serve(argc, argv);
+}
