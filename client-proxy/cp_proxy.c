@@ -653,6 +653,8 @@ static void on_timeout(uv_timer_t *t)
         (void)cg_reject(&v, CG_ETIMEOUT, "server.handshake_timeout", "a handshake in time",
                         "none after %u ms", c->srv->handshake_timeout_ms);
         record_failure(c->srv, &v);
+        cg_log_error("attest.failed", "id=%llu server=%s check=%s actual=\"%s\": nothing was sent",
+                     (unsigned long long)c->id, c->srv->server_addr.text, v.check, v.actual);
         c->up_state = UP_GONE;
         up_discard(c);
         fail_requests(c, "attestation_failed", &v);

@@ -19,7 +19,11 @@ cleanup() {
     if [ $rc -ne 0 ]; then
         echo "---- logs ($T) ----" >&2
         for f in "$T"/*.log; do
-            [ -f "$f" ] && { echo "== $f" >&2; tail -n 40 "$f" >&2; }
+            [ -f "$f" ] || continue
+            echo "== $f (warnings and errors)" >&2
+            grep -E ' (warn|error) ' "$f" | sort | uniq -c | sort -rn | head -n 20 >&2 || true
+            echo "== $f (last lines)" >&2
+            tail -n 20 "$f" >&2
         done
     fi
     rm -rf "$T"
@@ -120,13 +124,14 @@ write_policy() {
 JSON
 }
 
-# start_client POLICY [NAME]: ccgate-client; sets CLI_PORT, CLI_ADMIN, CLI_PID.
+# start_client POLICY [NAME] [extra flags]: ccgate-client; sets CLI_PORT, CLI_ADMIN, CLI_PID.
 start_client() {
     local policy=$1 name=${2:-client}
+    shift 2 || shift $#
     CLI_PORT=$(free_port)
     CLI_ADMIN=$(free_port)
     start "$name" "$CG_BIN/ccgate-client" --listen "127.0.0.1:$CLI_PORT" \
-        --server "127.0.0.1:$SRV_PORT" --policy "$policy" --admin "127.0.0.1:$CLI_ADMIN"
+        --server "127.0.0.1:$SRV_PORT" --policy "$policy" --admin "127.0.0.1:$CLI_ADMIN" "$@"
     CLI_PID=$LAST_PID
     wait_log "$T/$name.log" "listening"
 }
