@@ -81,7 +81,7 @@ struct resp {
     /* Completions. */
     unsigned events, events_sent, interval_ms;
     int stream;
-    char model[128];
+    char model[64];
     char *json;
     size_t json_len;
     int json_too_big;
@@ -327,7 +327,7 @@ static int sse_event(struct resp *r)
     json_decref(j);
     if (s == NULL)
         return UV_ENOMEM;
-    char ev[1024];
+    char ev[2048]; /* the model name is at most 63 bytes, 6 when escaped: this always fits */
     int n = snprintf(ev, sizeof(ev), "data: %s\n\n", s);
     free(s);
     if (n < 0 || (size_t)n >= sizeof(ev))
@@ -395,7 +395,7 @@ static int resp_start(struct resp *r)
 /* Generates more of a long body while the connection's queue has room. */
 static int resp_generate(struct resp *r)
 {
-    static char zeros[GEN_PIECE];
+    static char pattern[GEN_PIECE];
     struct conn *c = r->c;
     int rc = 0;
     if (r->stream && r->interval_ms == 0) {
@@ -411,9 +411,9 @@ static int resp_generate(struct resp *r)
     }
     while (rc == 0 && r->gen_left > 0 && c->queued < HIGH_WATER) {
         size_t n = r->gen_left < GEN_PIECE ? (size_t)r->gen_left : GEN_PIECE;
-        if (zeros[0] == '\0')
-            memset(zeros, 'x', sizeof(zeros));
-        rc = resp_body(r, zeros, n);
+        if (pattern[0] == '\0')
+            memset(pattern, 'x', sizeof(pattern));
+        rc = resp_body(r, pattern, n);
         r->gen_left -= n;
     }
     if (rc == 0 && r->gen_left == 0) {
@@ -737,7 +737,7 @@ static int on_head(void *arg, const struct cg_http_head *h)
     struct conn *c = arg;
     struct server *s = c->srv;
     if (c->closing || c->input_done)
-        return CG_EHTTP;
+        return UV_ECANCELED; /* a request after the last one we answer: not an error */
     struct resp *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return UV_ENOMEM;
@@ -833,8 +833,17 @@ static void completion_options(struct resp *r)
     json_t *v = json_object_get(j, "stream");
     r->stream = json_is_true(v);
     v = json_object_get(j, "model");
-    if (json_is_string(v))
-        snprintf(r->model, sizeof(r->model), "%s", json_string_value(v));
+    if (json_is_string(v)) {
+        /* Echoed back, cut to fit, and never in the middle of a UTF-8 sequence. */
+        size_t n = json_string_length(v);
+        if (n >= sizeof(r->model)) {
+            n = sizeof(r->model) - 1;
+            while (n > 0 && ((unsigned char)json_string_value(v)[n] & 0xC0) == 0x80)
+                n--;
+        }
+        memcpy(r->model, json_string_value(v), n);
+        r->model[n] = '\0';
+    }
     v = json_object_get(j, "events");
     if (v != NULL) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > MAX_EVENTS)
@@ -988,7 +997,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         long n = cg_http_parser_feed(c->parser, (const uint8_t *)buf->base, (size_t)nread);
         if (n < 0) {
             c->input_done = 1;
-            if (!c->closing) {
+            if (!c->closing && n != UV_ECANCELED) {
                 int st = cg_http_parser_status(c->parser);
                 answer_bad_request(c, st != 0 ? st : 400, cg_http_parser_reason(c->parser));
             }
