@@ -645,90 +645,79 @@ static void set_error(struct resp *r, int status, const char *msg)
     snprintf(r->err_msg, sizeof(r->err_msg), "%s", msg);
 }
 
+static const struct {
+    const char *path; /* a trailing '/' takes a number after it */
+    enum route route;
+    int post; /* else GET (or HEAD) */
+} routes[] = {
+    {"/", R_ROOT, 0},
+    {"/health", R_HEALTH, 0},
+    {"/v1/models", R_MODELS, 0},
+    {"/stats", R_STATS, 0},
+    {"/bytes/", R_BYTES, 0},
+    {"/chunked/", R_CHUNKED, 0},
+    {"/slow", R_SLOW, 0},
+    {"/die", R_DIE, 0},
+    {"/echo", R_ECHO, 1},
+    {"/upload", R_UPLOAD, 1},
+    {"/v1/chat/completions", R_CHAT, 1},
+    {"/v1/completions", R_COMPLETIONS, 1},
+};
+
 /* Chooses the route from the method and target; bad parameters become R_ERROR. */
 static void route_request(struct resp *r, const struct cg_http_head *h)
 {
-    char path[256];
     const char *target = h->target;
     const char *q = strchr(target, '?');
     size_t plen = q != NULL ? (size_t)(q - target) : strlen(target);
     const char *query = q != NULL ? q + 1 : NULL;
-    int get = strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0;
+    size_t i, n = 0;
+
+    for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        n = strlen(routes[i].path);
+        int prefix = n > 1 && routes[i].path[n - 1] == '/';
+        if (strncmp(target, routes[i].path, n) == 0 && (prefix ? plen > n : plen == n))
+            break;
+    }
+    if (i == sizeof(routes) / sizeof(routes[0])) {
+        set_error(r, 404, "no such route");
+        return;
+    }
     int post = strcmp(h->method, "POST") == 0;
-    uint64_t v = 0;
-
-    if (plen >= sizeof(path)) {
-        set_error(r, 404, "no such route");
+    int get = strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0;
+    if (routes[i].post ? !post : !get) {
+        set_error(r, 405, routes[i].post ? "use POST" : "use GET");
         return;
     }
-    memcpy(path, target, plen);
-    path[plen] = '\0';
+    r->route = routes[i].route;
 
-    struct {
-        const char *prefix;
-        enum route route;
-        int is_get;
-    } const table[] = {
-        {"/bytes/", R_BYTES, 1},
-        {"/chunked/", R_CHUNKED, 1},
-    };
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-        size_t n = strlen(table[i].prefix);
-        if (strncmp(path, table[i].prefix, n) != 0)
-            continue;
-        if (!get) {
-            set_error(r, 405, "use GET");
-        } else if (parse_u64(path + n, plen - n, MAX_GEN_BYTES, &v) != 0) {
+    uint64_t ev = 0, iv = 0;
+    switch (r->route) {
+    case R_BYTES:
+    case R_CHUNKED:
+        if (parse_u64(target + n, plen - n, MAX_GEN_BYTES, &r->gen_left) != 0)
             set_error(r, 400, "N must be a number of bytes up to 2^40");
-        } else {
-            r->route = table[i].route;
-            r->gen_left = v;
-        }
-        return;
-    }
-
-    if (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 || strcmp(path, "/v1/models") == 0 ||
-        strcmp(path, "/stats") == 0) {
-        r->route = strcmp(path, "/") == 0         ? R_ROOT
-                   : strcmp(path, "/health") == 0 ? R_HEALTH
-                   : strcmp(path, "/stats") == 0  ? R_STATS
-                                                  : R_MODELS;
-        if (!get)
-            set_error(r, 405, "use GET");
-    } else if (strcmp(path, "/slow") == 0) {
-        if (!get)
-            set_error(r, 405, "use GET");
-        else if (query_u64(query, "ms", 100, MAX_SLOW_MS, &r->slow_ms) != 0)
+        break;
+    case R_SLOW:
+        if (query_u64(query, "ms", 100, MAX_SLOW_MS, &r->slow_ms) != 0)
             set_error(r, 400, "ms must be a number of milliseconds up to 600000");
-        else
-            r->route = R_SLOW;
-    } else if (strcmp(path, "/die") == 0) {
-        if (!get)
-            set_error(r, 405, "use GET");
-        else if (query_u64(query, "after", 0, MAX_GEN_BYTES, &r->gen_left) != 0)
-            set_error(r, 400, "after must be a number of bytes");
-        else
-            r->route = R_DIE;
-    } else if (strcmp(path, "/echo") == 0 || strcmp(path, "/upload") == 0) {
-        if (!post)
-            set_error(r, 405, "use POST");
-        else
-            r->route = strcmp(path, "/echo") == 0 ? R_ECHO : R_UPLOAD;
-    } else if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/v1/completions") == 0) {
-        uint64_t ev = 0, iv = 0;
-        if (!post) {
-            set_error(r, 405, "use POST");
-        } else if (query_u64(query, "events", DEFAULT_EVENTS, MAX_EVENTS, &ev) != 0 || ev == 0 ||
-                   query_u64(query, "interval_ms", DEFAULT_INTERVAL_MS, MAX_INTERVAL_MS, &iv) !=
-                       0) {
+        break;
+    case R_DIE:
+        if (query_u64(query, "after", 0, MAX_GEN_BYTES, &r->gen_left) != 0)
+            set_error(r, 400, "after must be a number of bytes up to 2^40");
+        break;
+    case R_CHAT:
+    case R_COMPLETIONS:
+        if (query_u64(query, "events", DEFAULT_EVENTS, MAX_EVENTS, &ev) != 0 || ev == 0 ||
+            query_u64(query, "interval_ms", DEFAULT_INTERVAL_MS, MAX_INTERVAL_MS, &iv) != 0) {
             set_error(r, 400, "events must be 1..100000 and interval_ms 0..60000");
-        } else {
-            r->route = strcmp(path, "/v1/completions") == 0 ? R_COMPLETIONS : R_CHAT;
-            r->events = (unsigned)ev;
-            r->interval_ms = (unsigned)iv;
+            break;
         }
-    } else {
-        set_error(r, 404, "no such route");
+        r->events = (unsigned)ev;
+        r->interval_ms = (unsigned)iv;
+        break;
+    default:
+        break;
     }
 }
 
