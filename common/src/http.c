@@ -457,6 +457,8 @@ out:
 static int on_body(llhttp_t *ll, const char *at, size_t len)
 {
     struct cg_http_parser *p = parser_of(ll);
+    if (len == 0)
+        return 0; /* an empty piece would read as the last chunk to a re-chunking caller */
     p->body_bytes += len;
     if (p->lim.max_body_bytes != 0 && p->body_bytes > p->lim.max_body_bytes)
         return span_result(fail(p, CG_ELIMIT, 413, "body too large"));

@@ -246,8 +246,15 @@ static void test_keep_alive_semantics(void **state)
     memset(&r, 0, sizeof(r));
     static const char two[] = "GET /1 HTTP/1.1\r\nConnection: close\r\n\r\n"
                               "GET /2 HTTP/1.1\r\n\r\n";
-    assert_int_equal(parse(CG_HTTP_REQUEST, NULL, S(two), &r, NULL), (long)sizeof(two) - 1);
+    struct cg_http_parser *p = mk(CG_HTTP_REQUEST, NULL, &r);
+    assert_int_equal(cg_http_parser_feed(p, (const uint8_t *)two, sizeof(two) - 1),
+                     (long)sizeof(two) - 1);
+    assert_int_equal(cg_http_parser_feed(p, (const uint8_t *)two, sizeof(two) - 1),
+                     (long)sizeof(two) - 1);
     assert_int_equal(r.heads, 1);
+    assert_int_equal(r.completes, 1);
+    assert_int_equal(cg_http_parser_status(p), 0);
+    cg_http_parser_free(p);
 }
 
 static void test_limits(void **state)

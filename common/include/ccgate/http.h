@@ -55,7 +55,8 @@ struct cg_http_head {
 
 /*
  * Callbacks return 0 to go on or a negative code to stop parsing with that error. on_body
- * receives decoded body bytes (chunk framing removed); chunk extensions and trailers are
+ * receives decoded body bytes (chunk framing removed), never 0 of them, and only for a
+ * message whose framing is not CG_HTTP_BODY_NONE; chunk extensions and trailers are
  * validated and dropped. A callback must not free the parser.
  */
 struct cg_http_callbacks {
