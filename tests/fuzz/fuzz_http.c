@@ -150,10 +150,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += n;
     }
     if (rc < 0) {
-        int st = cg_http_parser_status(p);
-        if (st != 400 && st != 413 && st != 431 && st != 502)
+        int status = cg_http_parser_status(p);
+        if (status != 400 && status != 413 && status != 431 && status != 502)
             abort();
-        if (type == CG_HTTP_RESPONSE && st != 502)
+        if (type == CG_HTTP_RESPONSE && status != 502)
             abort();
     } else {
         (void)cg_http_parser_finish(p);

@@ -214,10 +214,13 @@ wait_exit "$WU"
 # SIGTERM while an answer is on its way: it finishes, then the worker exits 0.
 curl -sS -o "$tmp/slow" "$U/slow?ms=500" &
 cpid=$!
-for _ in $(seq 100); do
-    [ "$(stat_field active_connections)" -ge 2 ] && break
-    sleep 0.02
+inflight=0
+for _ in $(seq 200); do
+    # Ours plus the one asking.
+    [ "$(stat_field active_connections)" -ge 2 ] && { inflight=1; break; }
+    sleep 0.05
 done
+[ "$inflight" = 1 ] || fail "the slow request never reached the worker"
 kill -TERM "$W"
 wait "$cpid" || fail "in-flight request failed at SIGTERM"
 grep -q slept_ms "$tmp/slow" || fail "in-flight answer lost"
