@@ -110,9 +110,12 @@ const struct cg_http_header *cg_http_head_get(const struct cg_http_head *h, cons
  * headers: Content-Length for LENGTH, "Transfer-Encoding: chunked" for CHUNKED and for an
  * EOF-delimited response (re-chunked so the connection can be kept), "Connection: close"
  * when !keep_alive, and Connection/Upgrade kept for an upgrade. *out_framing says how the
- * body must be written. Host is kept even when Connection names it. A response to HEAD
- * and a 304 keep their Content-Length as received (it describes another representation).
- * Returns the length written or CG_ELIMIT when cap is too small.
+ * body must be written: for CHUNKED each on_body piece as cg_http_chunk_header(), the bytes
+ * and "\r\n", then "0\r\n\r\n" at on_complete; for LENGTH and EOF the bytes as they are.
+ * Host is kept even when Connection names it. A response to HEAD and a 304 keep their
+ * Content-Length as received (it describes another representation). The head ends with
+ * the blank line: a caller adding headers writes them over the last two bytes. Returns the
+ * length written or CG_ELIMIT when cap is too small.
  */
 long cg_http_head_write(const struct cg_http_head *h, const char *via, int keep_alive,
                         char *out, size_t cap, enum cg_http_framing *out_framing);
