@@ -26,6 +26,7 @@
 #define GEN_PIECE (64u * 1024u)
 #define HIGH_WATER (1024u * 1024u) /* stop reading / generating above this many queued bytes */
 #define LOW_WATER (256u * 1024u)   /* read again below this */
+#define MAX_PIPELINE 64u           /* answers pending per connection before reading stops */
 #define JSON_BODY_MAX (1024u * 1024u)
 #define MAX_GEN_BYTES (UINT64_C(1) << 40)
 #define MAX_EVENTS 100000u
@@ -108,6 +109,7 @@ struct conn {
     struct resp *fifo_head, *fifo_tail;
     struct resp *cur; /* the answer to the request being read */
     size_t queued;    /* bytes in answer queues and in flight */
+    size_t n_pending; /* answers in the FIFO */
     int read_paused;
     int input_done; /* no more requests: close, upgrade, parse error, EOF */
     int read_eof;
@@ -427,6 +429,16 @@ static int resp_generate(struct resp *r)
     return rc;
 }
 
+static void fifo_push(struct conn *c, struct resp *r)
+{
+    if (c->fifo_tail != NULL)
+        c->fifo_tail->next = r;
+    else
+        c->fifo_head = r;
+    c->fifo_tail = r;
+    c->n_pending++;
+}
+
 static void free_resp(struct resp *r)
 {
     struct obuf *b = r->q_head;
@@ -574,6 +586,7 @@ static void pump(struct conn *c)
         c->fifo_head = r->next;
         if (c->fifo_head == NULL)
             c->fifo_tail = NULL;
+        c->n_pending--;
         if (c->cur == r)
             c->cur = NULL;
         free_resp(r);
@@ -748,11 +761,7 @@ static int on_head(void *arg, const struct cg_http_head *h)
             return UV_ENOMEM;
         }
     }
-    if (c->fifo_tail != NULL)
-        c->fifo_tail->next = r;
-    else
-        c->fifo_head = r;
-    c->fifo_tail = r;
+    fifo_push(c, r);
     c->cur = r;
     int rc = 0;
     if (h->expect_continue && !r->http10) {
@@ -930,7 +939,8 @@ static const struct cg_http_callbacks http_cb = {on_head, on_body, on_complete};
 
 static void maybe_resume_reading(struct conn *c)
 {
-    if (c->read_paused && !c->input_done && c->queued < LOW_WATER) {
+    if (c->read_paused && !c->input_done && c->queued < LOW_WATER &&
+        c->n_pending < MAX_PIPELINE / 2) {
         c->read_paused = 0;
         if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0)
             conn_close(c);
@@ -965,11 +975,7 @@ static void answer_bad_request(struct conn *c, int status, const char *reason)
         }
         r->c = c;
         r->chunked = 1;
-        if (c->fifo_tail != NULL)
-            c->fifo_tail->next = r;
-        else
-            c->fifo_head = r;
-        c->fifo_tail = r;
+        fifo_push(c, r);
     }
     set_error(r, status, reason);
     r->head_only = 0;
@@ -1013,7 +1019,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     free(buf->base);
     if (c->closing)
         return;
-    if (c->queued >= HIGH_WATER && !c->read_paused) {
+    if ((c->queued >= HIGH_WATER || c->n_pending >= MAX_PIPELINE) && !c->read_paused) {
         c->read_paused = 1;
         uv_read_stop(&c->h.stream);
     }

@@ -173,6 +173,10 @@ assert -1 not in order and order == sorted(order), (order, text)
 assert text.count("HTTP/1.1 200 OK") == 4, text
 assert text.rstrip().endswith("ccgate mock worker"), text
 
+# Many more pipelined requests than the worker keeps pending: it stops reading, then resumes.
+text = exchange(b"GET /slow?ms=1 HTTP/1.1\r\nHost: a\r\n\r\n" * 300 + b"GET / HTTP/1.0\r\n\r\n")
+assert text.count('{"slept_ms":1}') == 300 and text.endswith("ccgate mock worker\n"), text[-300:]
+
 text = exchange(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
                 b"0\r\n\r\n")
 assert text.startswith("HTTP/1.1 400 ") and "Transfer-Encoding" in text, text
