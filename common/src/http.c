@@ -439,7 +439,8 @@ static int on_headers_complete(llhttp_t *ll)
     if (h->framing == CG_HTTP_BODY_EOF)
         h->keep_alive = 0;
     h->upgrade = ll->upgrade;
-    if (p->type == CG_HTTP_REQUEST) {
+    /* RFC 9110 10.1.1: an HTTP/1.0 client cannot know 100 Continue; ignore its expectation. */
+    if (p->type == CG_HTTP_REQUEST && h->version_minor >= 1) {
         const struct cg_http_header *e = cg_http_head_get(h, "expect");
         h->expect_continue = e != NULL && eq_nocase(e->value, e->value_len, "100-continue");
     }
@@ -772,6 +773,8 @@ long cg_http_head_write_ex(const struct cg_http_head *h, const char *via, int ke
         }
         if (is_hop_by_hop(hd->name, hd->name_len))
             continue;
+        if (is_req && h->version_minor == 0 && eq_nocase(hd->name, hd->name_len, "expect"))
+            continue; /* the expectation of an HTTP/1.0 client is ignored, not passed on */
         /* Host is never dropped: "Connection: host" would otherwise unroute the request. */
         if (!eq_nocase(hd->name, hd->name_len, "host") &&
             named_in_connection(h, hd->name, hd->name_len))

@@ -571,6 +571,13 @@ static void test_expect_continue(void **state)
     assert_non_null(strstr(r.wrote, "Expect: 100-Continue\r\n"));
     cg_http_parser_free(p);
 
+    /* HTTP/1.0 clients know no 100 Continue: the expectation is ignored and not passed on. */
+    memset(&r, 0, sizeof(r));
+    assert_true(parse(CG_HTTP_REQUEST, NULL,
+                      S("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n"), &r,
+                      NULL) > 0);
+    assert_int_equal(r.last.expect_continue, 0);
+    assert_null(strstr(r.wrote, "Expect"));
     memset(&r, 0, sizeof(r));
     assert_true(
         parse(CG_HTTP_REQUEST, NULL, S("GET / HTTP/1.1\r\nExpect: nothing\r\n\r\n"), &r, NULL) > 0);

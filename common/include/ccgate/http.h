@@ -49,7 +49,7 @@ struct cg_http_head {
     uint64_t content_length; /* when framing == CG_HTTP_BODY_LENGTH */
     int keep_alive;          /* per version and Connection */
     int upgrade;             /* Upgrade accepted by llhttp (request with Upgrade, or 101) */
-    int expect_continue;     /* request with Expect: 100-continue */
+    int expect_continue;     /* HTTP/1.1 request with Expect: 100-continue (1.0: dropped) */
     int head_response;       /* response to a HEAD request (see expect_head_response) */
 };
 
