@@ -1222,13 +1222,7 @@ int main(int argc, char **argv)
 
     static struct server srv;
     srv.loop = uv_default_loop();
-    int rc = listen_on(&srv, addr);
-    if (rc == CG_ECONFIG) {
-        fprintf(stderr, PROG ": bad --listen '%s': want HOST:PORT, [V6]:PORT or unix:PATH\n", addr);
-        return 2;
-    }
-    if (rc != 0)
-        return 1;
+    /* Signals first: whoever reads "listening on" may stop us right away. */
     uv_signal_init(srv.loop, &srv.sigterm);
     uv_signal_init(srv.loop, &srv.sigint);
     srv.sigterm.data = srv.sigint.data = &srv;
@@ -1237,6 +1231,13 @@ int main(int argc, char **argv)
     uv_timer_init(srv.loop, &srv.grace);
     srv.grace.data = &srv;
     uv_unref((uv_handle_t *)&srv.grace);
+    int rc = listen_on(&srv, addr);
+    if (rc == CG_ECONFIG) {
+        fprintf(stderr, PROG ": bad --listen '%s': want HOST:PORT, [V6]:PORT or unix:PATH\n", addr);
+        return 2;
+    }
+    if (rc != 0)
+        return 1;
 
     uv_run(srv.loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&srv.grace, NULL);
