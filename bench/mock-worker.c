@@ -26,6 +26,7 @@
 #define GEN_PIECE (64u * 1024u)
 #define HIGH_WATER (1024u * 1024u) /* stop reading / generating above this many queued bytes */
 #define LOW_WATER (256u * 1024u)   /* read again below this */
+#define MAX_PIPELINE 64u           /* answers pending per connection before reading stops */
 #define JSON_BODY_MAX (1024u * 1024u)
 #define MAX_GEN_BYTES (UINT64_C(1) << 40)
 #define MAX_EVENTS 100000u
@@ -81,7 +82,7 @@ struct resp {
     /* Completions. */
     unsigned events, events_sent, interval_ms;
     int stream;
-    char model[128];
+    char model[64];
     char *json;
     size_t json_len;
     int json_too_big;
@@ -108,6 +109,7 @@ struct conn {
     struct resp *fifo_head, *fifo_tail;
     struct resp *cur; /* the answer to the request being read */
     size_t queued;    /* bytes in answer queues and in flight */
+    size_t n_pending; /* answers in the FIFO */
     int read_paused;
     int input_done; /* no more requests: close, upgrade, parse error, EOF */
     int read_eof;
@@ -327,7 +329,7 @@ static int sse_event(struct resp *r)
     json_decref(j);
     if (s == NULL)
         return UV_ENOMEM;
-    char ev[1024];
+    char ev[2048]; /* the model name is at most 63 bytes, 6 when escaped: this always fits */
     int n = snprintf(ev, sizeof(ev), "data: %s\n\n", s);
     free(s);
     if (n < 0 || (size_t)n >= sizeof(ev))
@@ -395,7 +397,7 @@ static int resp_start(struct resp *r)
 /* Generates more of a long body while the connection's queue has room. */
 static int resp_generate(struct resp *r)
 {
-    static char zeros[GEN_PIECE];
+    static char pattern[GEN_PIECE];
     struct conn *c = r->c;
     int rc = 0;
     if (r->stream && r->interval_ms == 0) {
@@ -411,9 +413,9 @@ static int resp_generate(struct resp *r)
     }
     while (rc == 0 && r->gen_left > 0 && c->queued < HIGH_WATER) {
         size_t n = r->gen_left < GEN_PIECE ? (size_t)r->gen_left : GEN_PIECE;
-        if (zeros[0] == '\0')
-            memset(zeros, 'x', sizeof(zeros));
-        rc = resp_body(r, zeros, n);
+        if (pattern[0] == '\0')
+            memset(pattern, 'x', sizeof(pattern));
+        rc = resp_body(r, pattern, n);
         r->gen_left -= n;
     }
     if (rc == 0 && r->gen_left == 0) {
@@ -425,6 +427,16 @@ static int resp_generate(struct resp *r)
         }
     }
     return rc;
+}
+
+static void fifo_push(struct conn *c, struct resp *r)
+{
+    if (c->fifo_tail != NULL)
+        c->fifo_tail->next = r;
+    else
+        c->fifo_head = r;
+    c->fifo_tail = r;
+    c->n_pending++;
 }
 
 static void free_resp(struct resp *r)
@@ -574,6 +586,7 @@ static void pump(struct conn *c)
         c->fifo_head = r->next;
         if (c->fifo_head == NULL)
             c->fifo_tail = NULL;
+        c->n_pending--;
         if (c->cur == r)
             c->cur = NULL;
         free_resp(r);
@@ -645,90 +658,79 @@ static void set_error(struct resp *r, int status, const char *msg)
     snprintf(r->err_msg, sizeof(r->err_msg), "%s", msg);
 }
 
+static const struct {
+    const char *path; /* a trailing '/' takes a number after it */
+    enum route route;
+    int post; /* else GET (or HEAD) */
+} routes[] = {
+    {"/", R_ROOT, 0},
+    {"/health", R_HEALTH, 0},
+    {"/v1/models", R_MODELS, 0},
+    {"/stats", R_STATS, 0},
+    {"/bytes/", R_BYTES, 0},
+    {"/chunked/", R_CHUNKED, 0},
+    {"/slow", R_SLOW, 0},
+    {"/die", R_DIE, 0},
+    {"/echo", R_ECHO, 1},
+    {"/upload", R_UPLOAD, 1},
+    {"/v1/chat/completions", R_CHAT, 1},
+    {"/v1/completions", R_COMPLETIONS, 1},
+};
+
 /* Chooses the route from the method and target; bad parameters become R_ERROR. */
 static void route_request(struct resp *r, const struct cg_http_head *h)
 {
-    char path[256];
     const char *target = h->target;
     const char *q = strchr(target, '?');
     size_t plen = q != NULL ? (size_t)(q - target) : strlen(target);
     const char *query = q != NULL ? q + 1 : NULL;
-    int get = strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0;
+    size_t i, n = 0;
+
+    for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        n = strlen(routes[i].path);
+        int prefix = n > 1 && routes[i].path[n - 1] == '/';
+        if (strncmp(target, routes[i].path, n) == 0 && (prefix ? plen > n : plen == n))
+            break;
+    }
+    if (i == sizeof(routes) / sizeof(routes[0])) {
+        set_error(r, 404, "no such route");
+        return;
+    }
     int post = strcmp(h->method, "POST") == 0;
-    uint64_t v = 0;
-
-    if (plen >= sizeof(path)) {
-        set_error(r, 404, "no such route");
+    int get = strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0;
+    if (routes[i].post ? !post : !get) {
+        set_error(r, 405, routes[i].post ? "use POST" : "use GET");
         return;
     }
-    memcpy(path, target, plen);
-    path[plen] = '\0';
+    r->route = routes[i].route;
 
-    struct {
-        const char *prefix;
-        enum route route;
-        int is_get;
-    } const table[] = {
-        {"/bytes/", R_BYTES, 1},
-        {"/chunked/", R_CHUNKED, 1},
-    };
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-        size_t n = strlen(table[i].prefix);
-        if (strncmp(path, table[i].prefix, n) != 0)
-            continue;
-        if (!get) {
-            set_error(r, 405, "use GET");
-        } else if (parse_u64(path + n, plen - n, MAX_GEN_BYTES, &v) != 0) {
+    uint64_t ev = 0, iv = 0;
+    switch (r->route) {
+    case R_BYTES:
+    case R_CHUNKED:
+        if (parse_u64(target + n, plen - n, MAX_GEN_BYTES, &r->gen_left) != 0)
             set_error(r, 400, "N must be a number of bytes up to 2^40");
-        } else {
-            r->route = table[i].route;
-            r->gen_left = v;
-        }
-        return;
-    }
-
-    if (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 || strcmp(path, "/v1/models") == 0 ||
-        strcmp(path, "/stats") == 0) {
-        r->route = strcmp(path, "/") == 0         ? R_ROOT
-                   : strcmp(path, "/health") == 0 ? R_HEALTH
-                   : strcmp(path, "/stats") == 0  ? R_STATS
-                                                  : R_MODELS;
-        if (!get)
-            set_error(r, 405, "use GET");
-    } else if (strcmp(path, "/slow") == 0) {
-        if (!get)
-            set_error(r, 405, "use GET");
-        else if (query_u64(query, "ms", 100, MAX_SLOW_MS, &r->slow_ms) != 0)
+        break;
+    case R_SLOW:
+        if (query_u64(query, "ms", 100, MAX_SLOW_MS, &r->slow_ms) != 0)
             set_error(r, 400, "ms must be a number of milliseconds up to 600000");
-        else
-            r->route = R_SLOW;
-    } else if (strcmp(path, "/die") == 0) {
-        if (!get)
-            set_error(r, 405, "use GET");
-        else if (query_u64(query, "after", 0, MAX_GEN_BYTES, &r->gen_left) != 0)
-            set_error(r, 400, "after must be a number of bytes");
-        else
-            r->route = R_DIE;
-    } else if (strcmp(path, "/echo") == 0 || strcmp(path, "/upload") == 0) {
-        if (!post)
-            set_error(r, 405, "use POST");
-        else
-            r->route = strcmp(path, "/echo") == 0 ? R_ECHO : R_UPLOAD;
-    } else if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/v1/completions") == 0) {
-        uint64_t ev = 0, iv = 0;
-        if (!post) {
-            set_error(r, 405, "use POST");
-        } else if (query_u64(query, "events", DEFAULT_EVENTS, MAX_EVENTS, &ev) != 0 || ev == 0 ||
-                   query_u64(query, "interval_ms", DEFAULT_INTERVAL_MS, MAX_INTERVAL_MS, &iv) !=
-                       0) {
+        break;
+    case R_DIE:
+        if (query_u64(query, "after", 0, MAX_GEN_BYTES, &r->gen_left) != 0)
+            set_error(r, 400, "after must be a number of bytes up to 2^40");
+        break;
+    case R_CHAT:
+    case R_COMPLETIONS:
+        if (query_u64(query, "events", DEFAULT_EVENTS, MAX_EVENTS, &ev) != 0 || ev == 0 ||
+            query_u64(query, "interval_ms", DEFAULT_INTERVAL_MS, MAX_INTERVAL_MS, &iv) != 0) {
             set_error(r, 400, "events must be 1..100000 and interval_ms 0..60000");
-        } else {
-            r->route = strcmp(path, "/v1/completions") == 0 ? R_COMPLETIONS : R_CHAT;
-            r->events = (unsigned)ev;
-            r->interval_ms = (unsigned)iv;
+            break;
         }
-    } else {
-        set_error(r, 404, "no such route");
+        r->events = (unsigned)ev;
+        r->interval_ms = (unsigned)iv;
+        break;
+    default:
+        break;
     }
 }
 
@@ -737,7 +739,7 @@ static int on_head(void *arg, const struct cg_http_head *h)
     struct conn *c = arg;
     struct server *s = c->srv;
     if (c->closing || c->input_done)
-        return CG_EHTTP;
+        return UV_ECANCELED; /* a request after the last one we answer: not an error */
     struct resp *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return UV_ENOMEM;
@@ -759,11 +761,7 @@ static int on_head(void *arg, const struct cg_http_head *h)
             return UV_ENOMEM;
         }
     }
-    if (c->fifo_tail != NULL)
-        c->fifo_tail->next = r;
-    else
-        c->fifo_head = r;
-    c->fifo_tail = r;
+    fifo_push(c, r);
     c->cur = r;
     int rc = 0;
     if (h->expect_continue && !r->http10) {
@@ -833,8 +831,17 @@ static void completion_options(struct resp *r)
     json_t *v = json_object_get(j, "stream");
     r->stream = json_is_true(v);
     v = json_object_get(j, "model");
-    if (json_is_string(v))
-        snprintf(r->model, sizeof(r->model), "%s", json_string_value(v));
+    if (json_is_string(v)) {
+        /* Echoed back, cut to fit, and never in the middle of a UTF-8 sequence. */
+        size_t n = json_string_length(v);
+        if (n >= sizeof(r->model)) {
+            n = sizeof(r->model) - 1;
+            while (n > 0 && ((unsigned char)json_string_value(v)[n] & 0xC0) == 0x80)
+                n--;
+        }
+        memcpy(r->model, json_string_value(v), n);
+        r->model[n] = '\0';
+    }
     v = json_object_get(j, "events");
     if (v != NULL) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > MAX_EVENTS)
@@ -932,7 +939,8 @@ static const struct cg_http_callbacks http_cb = {on_head, on_body, on_complete};
 
 static void maybe_resume_reading(struct conn *c)
 {
-    if (c->read_paused && !c->input_done && c->queued < LOW_WATER) {
+    if (c->read_paused && !c->input_done && c->queued < LOW_WATER &&
+        c->n_pending < MAX_PIPELINE / 2) {
         c->read_paused = 0;
         if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0)
             conn_close(c);
@@ -967,11 +975,7 @@ static void answer_bad_request(struct conn *c, int status, const char *reason)
         }
         r->c = c;
         r->chunked = 1;
-        if (c->fifo_tail != NULL)
-            c->fifo_tail->next = r;
-        else
-            c->fifo_head = r;
-        c->fifo_tail = r;
+        fifo_push(c, r);
     }
     set_error(r, status, reason);
     r->head_only = 0;
@@ -988,7 +992,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         long n = cg_http_parser_feed(c->parser, (const uint8_t *)buf->base, (size_t)nread);
         if (n < 0) {
             c->input_done = 1;
-            if (!c->closing) {
+            if (!c->closing && n != UV_ECANCELED) {
                 int st = cg_http_parser_status(c->parser);
                 answer_bad_request(c, st != 0 ? st : 400, cg_http_parser_reason(c->parser));
             }
@@ -1015,7 +1019,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     free(buf->base);
     if (c->closing)
         return;
-    if (c->queued >= HIGH_WATER && !c->read_paused) {
+    if ((c->queued >= HIGH_WATER || c->n_pending >= MAX_PIPELINE) && !c->read_paused) {
         c->read_paused = 1;
         uv_read_stop(&c->h.stream);
     }
@@ -1218,13 +1222,7 @@ int main(int argc, char **argv)
 
     static struct server srv;
     srv.loop = uv_default_loop();
-    int rc = listen_on(&srv, addr);
-    if (rc == CG_ECONFIG) {
-        fprintf(stderr, PROG ": bad --listen '%s': want HOST:PORT, [V6]:PORT or unix:PATH\n", addr);
-        return 2;
-    }
-    if (rc != 0)
-        return 1;
+    /* Signals first: whoever reads "listening on" may stop us right away. */
     uv_signal_init(srv.loop, &srv.sigterm);
     uv_signal_init(srv.loop, &srv.sigint);
     srv.sigterm.data = srv.sigint.data = &srv;
@@ -1233,6 +1231,13 @@ int main(int argc, char **argv)
     uv_timer_init(srv.loop, &srv.grace);
     srv.grace.data = &srv;
     uv_unref((uv_handle_t *)&srv.grace);
+    int rc = listen_on(&srv, addr);
+    if (rc == CG_ECONFIG) {
+        fprintf(stderr, PROG ": bad --listen '%s': want HOST:PORT, [V6]:PORT or unix:PATH\n", addr);
+        return 2;
+    }
+    if (rc != 0)
+        return 1;
 
     uv_run(srv.loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&srv.grace, NULL);

@@ -43,7 +43,7 @@ struct cg_http_parser {
     char *buf;
     size_t buf_len, buf_cap, buf_max;
     size_t start_off, start_len; /* request-target or reason phrase */
-    struct hdr_ref refs[CG_HTTP_MAX_HEADERS_CAP];
+    struct hdr_ref *refs;        /* lim.max_headers of them */
     size_t n_refs;
     size_t n_trailers;
     int in_field;          /* a header name is being received */
@@ -69,8 +69,6 @@ struct cg_http_parser {
     int err; /* 0 while alive; the error every later call returns */
     int status;
     char reason[96];
-
-    struct cg_http_head head;
 };
 
 static int fail(struct cg_http_parser *p, int err, int status, const char *reason)
@@ -304,10 +302,9 @@ static int eq_nocase(const char *a, size_t alen, const char *b)
     return alen == blen && strncasecmp(a, b, blen) == 0;
 }
 
-/* Fills p->head from the accumulated buffer; pointers stay valid until the next message. */
-static void build_head(struct cg_http_parser *p)
+/* Fills h from the accumulated buffer; its pointers stay valid until the next message. */
+static void build_head(struct cg_http_parser *p, struct cg_http_head *h)
 {
-    struct cg_http_head *h = &p->head;
     llhttp_t *ll = &p->ll;
     memset(h, 0, sizeof(*h));
     h->type = p->type;
@@ -351,9 +348,8 @@ static size_t count_headers(const struct cg_http_head *h, const char *name)
 }
 
 /* Checks that llhttp leaves to us; returns 0 or the parser error. */
-static int validate_head(struct cg_http_parser *p)
+static int validate_head(struct cg_http_parser *p, const struct cg_http_head *h)
 {
-    const struct cg_http_head *h = &p->head;
     uint16_t flags = p->ll.flags;
     if (h->version_major != 1 || h->version_minor > 1)
         return fail(p, CG_EHTTP, 400, "unsupported HTTP version");
@@ -393,21 +389,29 @@ static int response_has_no_body(const struct cg_http_parser *p)
     return s / 100 == 1 || s == 204 || s == 304 || p->head_response;
 }
 
+/*
+ * The head lives only as long as on_head: at over 8 KiB it would otherwise sit in every
+ * idle parser.
+ */
 static int on_headers_complete(llhttp_t *ll)
 {
     struct cg_http_parser *p = parser_of(ll);
-    struct cg_http_head *h = &p->head;
-    int skip = 0;
+    int rc, skip = 0;
 
     p->phase = PHASE_BODY;
     if (p->type == CG_HTTP_RESPONSE && ll->status_code >= 200 && p->expect_head) {
         p->expect_head = 0;
         p->head_response = 1;
     }
-    build_head(p);
-    int rc = validate_head(p);
+    struct cg_http_head *h = malloc(sizeof(*h));
+    if (h == NULL) {
+        rc = fail(p, UV_ENOMEM, 500, "out of memory");
+        goto out;
+    }
+    build_head(p, h);
+    rc = validate_head(p, h);
     if (rc != 0)
-        return cb_result(rc);
+        goto out;
 
     uint16_t flags = ll->flags;
     if (p->type == CG_HTTP_RESPONSE && response_has_no_body(p)) {
@@ -423,8 +427,10 @@ static int on_headers_complete(llhttp_t *ll)
     }
     h->head_response = p->head_response;
     if (h->framing == CG_HTTP_BODY_LENGTH && p->lim.max_body_bytes != 0 &&
-        h->content_length > p->lim.max_body_bytes)
-        return cb_result(fail(p, CG_ELIMIT, 413, "body too large"));
+        h->content_length > p->lim.max_body_bytes) {
+        rc = fail(p, CG_ELIMIT, 413, "body too large");
+        goto out;
+    }
 
     if (h->version_minor >= 1)
         h->keep_alive = !(flags & F_CONNECTION_CLOSE);
@@ -433,7 +439,8 @@ static int on_headers_complete(llhttp_t *ll)
     if (h->framing == CG_HTTP_BODY_EOF)
         h->keep_alive = 0;
     h->upgrade = ll->upgrade;
-    if (p->type == CG_HTTP_REQUEST) {
+    /* RFC 9110 10.1.1: an HTTP/1.0 client cannot know 100 Continue; ignore its expectation. */
+    if (p->type == CG_HTTP_REQUEST && h->version_minor >= 1) {
         const struct cg_http_header *e = cg_http_head_get(h, "expect");
         h->expect_continue = e != NULL && eq_nocase(e->value, e->value_len, "100-continue");
     }
@@ -441,14 +448,18 @@ static int on_headers_complete(llhttp_t *ll)
     if (p->cb.on_head != NULL) {
         rc = p->cb.on_head(p->arg, h);
         if (rc != 0)
-            return cb_result(fail(p, rc, 400, "aborted by on_head"));
+            rc = fail(p, rc, 400, "aborted by on_head");
     }
-    return skip;
+out:
+    free(h);
+    return rc != 0 ? cb_result(rc) : skip;
 }
 
 static int on_body(llhttp_t *ll, const char *at, size_t len)
 {
     struct cg_http_parser *p = parser_of(ll);
+    if (len == 0)
+        return 0; /* an empty piece would read as the last chunk to a re-chunking caller */
     p->body_bytes += len;
     if (p->lim.max_body_bytes != 0 && p->body_bytes > p->lim.max_body_bytes)
         return span_result(fail(p, CG_ELIMIT, 413, "body too large"));
@@ -465,6 +476,12 @@ static int on_message_complete(llhttp_t *ll)
     struct cg_http_parser *p = parser_of(ll);
     p->phase = PHASE_IDLE;
     p->mark = NULL;
+    /* One big head must not make a long-lived keep-alive parser big for good. */
+    if (p->buf_cap > 4 * BUF_INITIAL) {
+        free(p->buf);
+        p->buf = NULL;
+        p->buf_cap = 0;
+    }
     if (p->cb.on_complete != NULL) {
         int rc = p->cb.on_complete(p->arg);
         if (rc != 0)
@@ -508,6 +525,11 @@ int cg_http_parser_new(enum cg_http_type type, const struct cg_http_limits *lim,
         p->lim.max_headers = DEFAULT_MAX_HEADERS;
     if (p->lim.max_headers > CG_HTTP_MAX_HEADERS_CAP)
         p->lim.max_headers = CG_HTTP_MAX_HEADERS_CAP;
+    p->refs = calloc(p->lim.max_headers, sizeof(*p->refs));
+    if (p->refs == NULL) {
+        free(p);
+        return UV_ENOMEM;
+    }
     /* Stored bytes never exceed raw bytes, plus the NULs we add (two per header, one more). */
     p->buf_max = p->lim.max_header_bytes + 2 * p->lim.max_headers + 2;
     if (cb != NULL)
@@ -524,6 +546,7 @@ void cg_http_parser_free(struct cg_http_parser *p)
     if (p == NULL)
         return;
     free(p->buf);
+    free(p->refs);
     free(p);
 }
 
@@ -750,6 +773,8 @@ long cg_http_head_write_ex(const struct cg_http_head *h, const char *via, int ke
         }
         if (is_hop_by_hop(hd->name, hd->name_len))
             continue;
+        if (is_req && h->version_minor == 0 && eq_nocase(hd->name, hd->name_len, "expect"))
+            continue; /* the expectation of an HTTP/1.0 client is ignored, not passed on */
         /* Host is never dropped: "Connection: host" would otherwise unroute the request. */
         if (!eq_nocase(hd->name, hd->name_len, "host") &&
             named_in_connection(h, hd->name, hd->name_len))

@@ -52,10 +52,23 @@ static void check_written(const struct cg_http_head *h, const char *out, long le
     cg_http_parser_free(p);
 }
 
+/* What the stream's callbacks saw: bodies must match the framing their head announced. */
+struct state {
+    int in_message;
+    enum cg_http_framing framing;
+    uint64_t content_length, body;
+};
+
 static int on_head(void *arg, const struct cg_http_head *h)
 {
-    (void)arg;
+    struct state *st = arg;
     static char out[1u << 17];
+    if (st->in_message)
+        abort();
+    st->in_message = 1;
+    st->framing = h->framing;
+    st->content_length = h->content_length;
+    st->body = 0;
     for (unsigned v = 0; v < 4; v++) {
         enum cg_http_framing f;
         long n =
@@ -77,18 +90,27 @@ static int on_head(void *arg, const struct cg_http_head *h)
 
 static int on_body(void *arg, const uint8_t *data, size_t len)
 {
-    uint64_t *body = arg;
+    struct state *st = arg;
     volatile uint8_t sink = 0;
     for (size_t i = 0; i < len; i++)
         sink ^= data[i]; /* touches every byte so ASan sees a bad pointer */
     (void)sink;
-    *body += len;
+    if (!st->in_message || len == 0 || st->framing == CG_HTTP_BODY_NONE)
+        abort();
+    st->body += len;
+    if (st->framing == CG_HTTP_BODY_LENGTH && st->body > st->content_length)
+        abort();
     return 0;
 }
 
 static int on_complete(void *arg)
 {
-    (void)arg;
+    struct state *st = arg;
+    if (!st->in_message)
+        abort();
+    if (st->framing == CG_HTTP_BODY_LENGTH && st->body != st->content_length)
+        abort();
+    st->in_message = 0;
     return 0;
 }
 
@@ -103,10 +125,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct cg_http_limits small = {.max_header_bytes = 256, .max_headers = 8, .max_body_bytes = 64};
     struct cg_http_callbacks cb = {on_head, on_body, on_complete};
-    uint64_t body = 0;
+    struct state st = {0};
     struct cg_http_parser *p = NULL;
     enum cg_http_type type = (opt & 1) ? CG_HTTP_RESPONSE : CG_HTTP_REQUEST;
-    if (cg_http_parser_new(type, (opt & 2) ? &small : NULL, &cb, &body, &p) != 0)
+    if (cg_http_parser_new(type, (opt & 2) ? &small : NULL, &cb, &st, &p) != 0)
         abort();
     if (opt & 4)
         cg_http_parser_expect_head_response(p);
@@ -128,10 +150,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += n;
     }
     if (rc < 0) {
-        int st = cg_http_parser_status(p);
-        if (st != 400 && st != 413 && st != 431 && st != 502)
+        int status = cg_http_parser_status(p);
+        if (status != 400 && status != 413 && status != 431 && status != 502)
             abort();
-        if (type == CG_HTTP_RESPONSE && st != 502)
+        if (type == CG_HTTP_RESPONSE && status != 502)
             abort();
     } else {
         (void)cg_http_parser_finish(p);

@@ -173,6 +173,10 @@ assert -1 not in order and order == sorted(order), (order, text)
 assert text.count("HTTP/1.1 200 OK") == 4, text
 assert text.rstrip().endswith("ccgate mock worker"), text
 
+# Many more pipelined requests than the worker keeps pending: it stops reading, then resumes.
+text = exchange(b"GET /slow?ms=1 HTTP/1.1\r\nHost: a\r\n\r\n" * 300 + b"GET / HTTP/1.0\r\n\r\n")
+assert text.count('{"slept_ms":1}') == 300 and text.endswith("ccgate mock worker\n"), text[-300:]
+
 text = exchange(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
                 b"0\r\n\r\n")
 assert text.startswith("HTTP/1.1 400 ") and "Transfer-Encoding" in text, text
@@ -214,10 +218,13 @@ wait_exit "$WU"
 # SIGTERM while an answer is on its way: it finishes, then the worker exits 0.
 curl -sS -o "$tmp/slow" "$U/slow?ms=500" &
 cpid=$!
-for _ in $(seq 100); do
-    [ "$(stat_field active_connections)" -ge 2 ] && break
-    sleep 0.02
+inflight=0
+for _ in $(seq 200); do
+    # Ours plus the one asking.
+    [ "$(stat_field active_connections)" -ge 2 ] && { inflight=1; break; }
+    sleep 0.05
 done
+[ "$inflight" = 1 ] || fail "the slow request never reached the worker"
 kill -TERM "$W"
 wait "$cpid" || fail "in-flight request failed at SIGTERM"
 grep -q slept_ms "$tmp/slow" || fail "in-flight answer lost"

@@ -13,7 +13,7 @@
 
 /* What the callbacks saw, as text, so that split and whole feeds can be compared. */
 struct rec {
-    char log[16384];
+    char log[65536];
     size_t len;
     int heads, completes;
     uint64_t body_bytes;
@@ -246,8 +246,15 @@ static void test_keep_alive_semantics(void **state)
     memset(&r, 0, sizeof(r));
     static const char two[] = "GET /1 HTTP/1.1\r\nConnection: close\r\n\r\n"
                               "GET /2 HTTP/1.1\r\n\r\n";
-    assert_int_equal(parse(CG_HTTP_REQUEST, NULL, S(two), &r, NULL), (long)sizeof(two) - 1);
+    struct cg_http_parser *p = mk(CG_HTTP_REQUEST, NULL, &r);
+    assert_int_equal(cg_http_parser_feed(p, (const uint8_t *)two, sizeof(two) - 1),
+                     (long)sizeof(two) - 1);
+    assert_int_equal(cg_http_parser_feed(p, (const uint8_t *)two, sizeof(two) - 1),
+                     (long)sizeof(two) - 1);
     assert_int_equal(r.heads, 1);
+    assert_int_equal(r.completes, 1);
+    assert_int_equal(cg_http_parser_status(p), 0);
+    cg_http_parser_free(p);
 }
 
 static void test_limits(void **state)
@@ -352,6 +359,30 @@ static void test_default_limits(void **state)
     assert_int_equal(r.heads, 1);
     len = before_end + (size_t)snprintf(m + before_end, cap - before_end, "X-last: 1\r\n\r\n");
     expect_reject(CG_HTTP_REQUEST, NULL, m, len, CG_ELIMIT, 431, "too many headers");
+    free(m);
+}
+
+static void test_big_head_then_small(void **state)
+{
+    (void)state;
+    /* A 20 KiB head grows the parser's buffer; the next message on the connection still parses. */
+    size_t cap = 24 * 1024;
+    char *m = malloc(cap);
+    assert_non_null(m);
+    size_t len = (size_t)snprintf(m, cap, "GET /big HTTP/1.1\r\nX-Big: ");
+    memset(m + len, 'b', 20000);
+    len += 20000;
+    len += (size_t)snprintf(m + len, cap - len, "\r\n\r\nGET /small HTTP/1.1\r\nA: 1\r\n\r\n");
+    struct rec r = {0};
+    struct cg_http_parser *p = mk(CG_HTTP_REQUEST, NULL, &r);
+    for (size_t off = 0; off < len; off += 4096) {
+        size_t n = len - off < 4096 ? len - off : 4096;
+        assert_int_equal(cg_http_parser_feed(p, (const uint8_t *)m + off, n), (long)n);
+    }
+    assert_int_equal(r.heads, 2);
+    assert_int_equal(r.completes, 2);
+    assert_non_null(strstr(r.log, "{GET /small 1.1 f=0 cl=0 ka=1 up=0 ec=0 hr=0 [A=1]}<END>"));
+    cg_http_parser_free(p);
     free(m);
 }
 
@@ -540,6 +571,13 @@ static void test_expect_continue(void **state)
     assert_non_null(strstr(r.wrote, "Expect: 100-Continue\r\n"));
     cg_http_parser_free(p);
 
+    /* HTTP/1.0 clients know no 100 Continue: the expectation is ignored and not passed on. */
+    memset(&r, 0, sizeof(r));
+    assert_true(parse(CG_HTTP_REQUEST, NULL,
+                      S("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n"), &r,
+                      NULL) > 0);
+    assert_int_equal(r.last.expect_continue, 0);
+    assert_null(strstr(r.wrote, "Expect"));
     memset(&r, 0, sizeof(r));
     assert_true(
         parse(CG_HTTP_REQUEST, NULL, S("GET / HTTP/1.1\r\nExpect: nothing\r\n\r\n"), &r, NULL) > 0);
@@ -838,6 +876,7 @@ int main(void)
         cmocka_unit_test(test_keep_alive_semantics),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_default_limits),
+        cmocka_unit_test(test_big_head_then_small),
         cmocka_unit_test(test_smuggling),
         cmocka_unit_test(test_head_and_bodiless_responses),
         cmocka_unit_test(test_expect_continue),

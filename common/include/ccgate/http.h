@@ -49,13 +49,14 @@ struct cg_http_head {
     uint64_t content_length; /* when framing == CG_HTTP_BODY_LENGTH */
     int keep_alive;          /* per version and Connection */
     int upgrade;             /* Upgrade accepted by llhttp (request with Upgrade, or 101) */
-    int expect_continue;     /* request with Expect: 100-continue */
+    int expect_continue;     /* HTTP/1.1 request with Expect: 100-continue (1.0: dropped) */
     int head_response;       /* response to a HEAD request (see expect_head_response) */
 };
 
 /*
  * Callbacks return 0 to go on or a negative code to stop parsing with that error. on_body
- * receives decoded body bytes (chunk framing removed); chunk extensions and trailers are
+ * receives decoded body bytes (chunk framing removed), never 0 of them, and only for a
+ * message whose framing is not CG_HTTP_BODY_NONE; chunk extensions and trailers are
  * validated and dropped. A callback must not free the parser.
  */
 struct cg_http_callbacks {
@@ -109,9 +110,12 @@ const struct cg_http_header *cg_http_head_get(const struct cg_http_head *h, cons
  * headers: Content-Length for LENGTH, "Transfer-Encoding: chunked" for CHUNKED and for an
  * EOF-delimited response (re-chunked so the connection can be kept), "Connection: close"
  * when !keep_alive, and Connection/Upgrade kept for an upgrade. *out_framing says how the
- * body must be written. Host is kept even when Connection names it. A response to HEAD
- * and a 304 keep their Content-Length as received (it describes another representation).
- * Returns the length written or CG_ELIMIT when cap is too small.
+ * body must be written: for CHUNKED each on_body piece as cg_http_chunk_header(), the bytes
+ * and "\r\n", then "0\r\n\r\n" at on_complete; for LENGTH and EOF the bytes as they are.
+ * Host is kept even when Connection names it. A response to HEAD and a 304 keep their
+ * Content-Length as received (it describes another representation). The head ends with
+ * the blank line: a caller adding headers writes them over the last two bytes. Returns the
+ * length written or CG_ELIMIT when cap is too small.
  */
 long cg_http_head_write(const struct cg_http_head *h, const char *via, int keep_alive,
                         char *out, size_t cap, enum cg_http_framing *out_framing);
