@@ -669,7 +669,7 @@ int run_graph(cuda_be *c, int n, int nw)
                 (void)cudaGraphDestroy(g);
             return erc != 0 ? erc : rc;
         }
-        rc = ck(c, cudaGraphInstantiate(ge, g, 0), "cudaGraphInstantiate");
+        rc = ck(c, cudaGraphInstantiateWithFlags(ge, g, 0), "cudaGraphInstantiate");
         (void)cudaGraphDestroy(g);
         if (rc != 0) {
             *ge = NULL;
