@@ -19,6 +19,8 @@ extern "C" {
 
 namespace {
 
+#define MATVEC_MAX 8 // up to this many tokens a step reads the weights with own kernels
+
 // A weight matrix on the device. Quantised types are split into aligned arrays: Q8_0 as
 // int8 quants [n_out][n_in] plus half scales [n_out][n_in/32]; Q4_0 as the 16 nibble bytes of
 // each block [n_out][n_in/2] plus scales.
@@ -46,6 +48,8 @@ struct cuda_be {
     size_t wh_elems;
     int32_t *d_tok, *d_pos, *d_seq, *d_widx;
     int32_t *h_widx;
+    cudaGraphExec_t graphs[9][9]; // [n][nw] for n <= MATVEC_MAX
+    int use_graphs;
     cudaStream_t st;
     cublasHandle_t blas;
     uint64_t weight_bytes;
@@ -442,6 +446,18 @@ __global__ void k_fill_const(float *x, float v, size_t n)
         x[i] = v;
 }
 
+__global__ void k_read(const uint4 *p, size_t n, unsigned *sink)
+{
+    unsigned acc = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint4 v = p[i];
+        acc ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    if (acc == 0x9e3779b9u) // practically never: keeps the loads from being optimised away
+        *sink = acc;
+}
+
 unsigned grid_for(size_t n)
 {
     size_t g = (n + 255) / 256;
@@ -534,8 +550,6 @@ void launch_mv(const dwt &w, const float *x, float *y, int n, cudaStream_t st)
         k_matvec<TYPE, 8><<<grid, block, 0, st>>>(w, x, y, n);
 }
 
-#define MATVEC_MAX 8
-
 // y[n][n_out] = x[n][n_in] . W^T
 int matmul(cuda_be *c, const dwt &w, const float *x, int n, float *y)
 {
@@ -579,32 +593,14 @@ int matmul(cuda_be *c, const dwt &w, const float *x, int n, float *y)
                "cublasGemmEx");
 }
 
-int forward(gb_backend *b, const gb_batch *bt, float *logits)
+// Queues every kernel of one step for n tokens, nw of them wanting logits (device inputs
+// already copied). Pure kernel and cuBLAS work, so it can be captured into a CUDA graph.
+int enqueue(cuda_be *c, int n, int nw)
 {
-    cuda_be *c = (cuda_be *)b;
     const gb_hparams *hp = &c->hp;
-    int n = bt->n, dim = (int)hp->dim, kvd = (int)(hp->n_kv_head * hp->head_dim);
+    gb_backend *b = &c->b;
+    int dim = (int)hp->dim, kvd = (int)(hp->n_kv_head * hp->head_dim);
     int rc;
-    if (n <= 0 || n > b->max_tokens)
-        return -E2BIG;
-    int nw = 0;
-    for (int t = 0; t < n; t++) {
-        if (bt->tok[t] < 0 || (uint32_t)bt->tok[t] >= hp->n_vocab || bt->pos[t] < 0 ||
-            bt->pos[t] >= b->n_ctx || bt->seq[t] < 0 || bt->seq[t] >= b->n_slots)
-            return -ERANGE;
-        if (bt->want[t])
-            c->h_widx[nw++] = t;
-    }
-    if ((rc = ck(c, cudaMemcpyAsync(c->d_tok, bt->tok, n * 4, cudaMemcpyHostToDevice, c->st),
-                 "copy tokens")) ||
-        (rc = ck(c, cudaMemcpyAsync(c->d_pos, bt->pos, n * 4, cudaMemcpyHostToDevice, c->st),
-                 "copy positions")) ||
-        (rc = ck(c, cudaMemcpyAsync(c->d_seq, bt->seq, n * 4, cudaMemcpyHostToDevice, c->st),
-                 "copy sequences")) ||
-        (rc = ck(c, cudaMemcpyAsync(c->d_widx, c->h_widx, (nw ? nw : 1) * 4,
-                                    cudaMemcpyHostToDevice, c->st),
-                 "copy wanted")))
-        return rc;
     k_embed<<<n, 256, 0, c->st>>>(c->emb, c->d_tok, c->x, dim);
     LAUNCH_CHECK(c, "embed kernel");
     size_t att_smem = (size_t)(b->n_ctx + hp->head_dim) * sizeof(float);
@@ -651,12 +647,78 @@ int forward(gb_backend *b, const gb_batch *bt, float *logits)
         LAUNCH_CHECK(c, "rmsnorm kernel");
         if ((rc = matmul(c, c->out, c->xn, nw, c->logits)))
             return rc;
-        if (logits != NULL &&
-            (rc = ck(c, cudaMemcpyAsync(logits, c->logits, (size_t)nw * hp->n_vocab * 4,
-                                        cudaMemcpyDeviceToHost, c->st),
-                     "copy logits")))
-            return rc;
     }
+    return 0;
+}
+
+// Decode steps (n <= MATVEC_MAX) replay a CUDA graph per (n, nw): hundreds of small launches
+// per token would otherwise cost as much as reading the weights of a small model.
+int run_graph(cuda_be *c, int n, int nw)
+{
+    cudaGraphExec_t *ge = &c->graphs[n][nw];
+    if (*ge == NULL) {
+        cudaGraph_t g = NULL;
+        int rc = ck(c, cudaStreamBeginCapture(c->st, cudaStreamCaptureModeThreadLocal),
+                    "cudaStreamBeginCapture");
+        if (rc != 0)
+            return rc;
+        int erc = enqueue(c, n, nw);
+        rc = ck(c, cudaStreamEndCapture(c->st, &g), "cudaStreamEndCapture");
+        if (erc != 0 || rc != 0) {
+            if (g != NULL)
+                (void)cudaGraphDestroy(g);
+            return erc != 0 ? erc : rc;
+        }
+        rc = ck(c, cudaGraphInstantiateWithFlags(ge, g, 0), "cudaGraphInstantiate");
+        (void)cudaGraphDestroy(g);
+        if (rc != 0) {
+            *ge = NULL;
+            return rc;
+        }
+    }
+    return ck(c, cudaGraphLaunch(*ge, c->st), "cudaGraphLaunch");
+}
+
+int forward(gb_backend *b, const gb_batch *bt, float *logits)
+{
+    cuda_be *c = (cuda_be *)b;
+    const gb_hparams *hp = &c->hp;
+    int n = bt->n, rc;
+    if (n <= 0 || n > b->max_tokens)
+        return -E2BIG;
+    int nw = 0;
+    for (int t = 0; t < n; t++) {
+        if (bt->tok[t] < 0 || (uint32_t)bt->tok[t] >= hp->n_vocab || bt->pos[t] < 0 ||
+            bt->pos[t] >= b->n_ctx || bt->seq[t] < 0 || bt->seq[t] >= b->n_slots)
+            return -ERANGE;
+        if (bt->want[t])
+            c->h_widx[nw++] = t;
+    }
+    if ((rc = ck(c, cudaMemcpyAsync(c->d_tok, bt->tok, n * 4, cudaMemcpyHostToDevice, c->st),
+                 "copy tokens")) ||
+        (rc = ck(c, cudaMemcpyAsync(c->d_pos, bt->pos, n * 4, cudaMemcpyHostToDevice, c->st),
+                 "copy positions")) ||
+        (rc = ck(c, cudaMemcpyAsync(c->d_seq, bt->seq, n * 4, cudaMemcpyHostToDevice, c->st),
+                 "copy sequences")) ||
+        (rc = ck(c, cudaMemcpyAsync(c->d_widx, c->h_widx, (nw ? nw : 1) * 4,
+                                    cudaMemcpyHostToDevice, c->st),
+                 "copy wanted")))
+        return rc;
+    if (n <= MATVEC_MAX && c->use_graphs) {
+        /* the host arrays must not change before the copies above are done */
+        if ((rc = ck(c, cudaStreamSynchronize(c->st), "copy batch")) != 0)
+            return rc;
+        rc = run_graph(c, n, nw);
+    } else {
+        rc = enqueue(c, n, nw);
+    }
+    if (rc != 0)
+        return rc;
+    if (nw > 0 && logits != NULL &&
+        (rc = ck(c, cudaMemcpyAsync(logits, c->logits, (size_t)nw * hp->n_vocab * 4,
+                                    cudaMemcpyDeviceToHost, c->st),
+                 "copy logits")))
+        return rc;
     return ck(c, cudaStreamSynchronize(c->st), "forward");
 }
 
@@ -667,6 +729,10 @@ void destroy(gb_backend *b)
         return;
     if (c->st != NULL)
         (void)cudaStreamSynchronize(c->st);
+    for (int i = 0; i < 9; i++)
+        for (int j = 0; j < 9; j++)
+            if (c->graphs[i][j] != NULL)
+                (void)cudaGraphExecDestroy(c->graphs[i][j]);
     for (size_t i = 0; i < c->n_allocs; i++)
         (void)cudaFree(c->allocs[i]);
     if (c->blas != NULL)
@@ -703,6 +769,8 @@ int setup(cuda_be *c, const gb_hparams *hp, int n_slots, int n_ctx, int max_toke
     snprintf(c->b.device, sizeof(c->b.device), "cuda: %.100s (sm_%d%d, %.0f GiB)", prop.name,
              prop.major, prop.minor, (double)prop.totalGlobalMem / (1 << 30));
     c->hp = *hp;
+    const char *g = getenv("GB_CUDA_GRAPHS");
+    c->use_graphs = g == NULL || strcmp(g, "0") != 0;
     c->b.kind = "cuda";
     c->b.n_slots = n_slots;
     c->b.n_ctx = n_ctx;
@@ -869,4 +937,45 @@ out:
 extern "C" uint64_t gb_cuda_weight_bytes(const struct gb_backend *b)
 {
     return b != NULL && strcmp(b->kind, "cuda") == 0 ? ((const cuda_be *)b)->weight_bytes : 0;
+}
+
+extern "C" double gb_cuda_read_bandwidth(char *err, size_t errlen)
+{
+    cuda_be c = {};
+    size_t bytes = (size_t)4 << 30;
+    void *buf = NULL;
+    unsigned *sink = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    float ms = 0;
+    double gbs = -1;
+    int sms = 0;
+    c.err = err;
+    c.errlen = errlen;
+    if (ck(&c, cudaMalloc(&buf, bytes), "cudaMalloc(bandwidth buffer)") ||
+        ck(&c, cudaMalloc((void **)&sink, 4), "cudaMalloc") ||
+        ck(&c, cudaMemset(buf, 1, bytes), "cudaMemset") ||
+        ck(&c, cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "attributes") ||
+        ck(&c, cudaEventCreate(&e0), "cudaEventCreate") ||
+        ck(&c, cudaEventCreate(&e1), "cudaEventCreate"))
+        goto out;
+    for (int rep = 0; rep < 6; rep++) { // the first run warms up
+        if (ck(&c, cudaEventRecord(e0), "cudaEventRecord"))
+            goto out;
+        k_read<<<sms * 8, 512>>>((const uint4 *)buf, bytes / 16, sink);
+        if (ck(&c, cudaGetLastError(), "read kernel") || ck(&c, cudaEventRecord(e1), "record") ||
+            ck(&c, cudaEventSynchronize(e1), "sync") ||
+            ck(&c, cudaEventElapsedTime(&ms, e0, e1), "elapsed"))
+            goto out;
+        double v = (double)bytes / (ms * 1e-3) / 1e9;
+        if (rep > 0 && v > gbs)
+            gbs = v;
+    }
+out:
+    if (e0 != NULL)
+        (void)cudaEventDestroy(e0);
+    if (e1 != NULL)
+        (void)cudaEventDestroy(e1);
+    (void)cudaFree(buf);
+    (void)cudaFree(sink);
+    return gbs;
 }

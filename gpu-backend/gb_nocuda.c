@@ -28,6 +28,12 @@ uint64_t gb_cuda_weight_bytes(const struct gb_backend *b)
     (void)b;
     return 0;
 }
+
+double gb_cuda_read_bandwidth(char *err, size_t errlen)
+{
+    snprintf(err, errlen, "this build has no CUDA support");
+    return -1;
+}
 #else
 typedef int gb_nocuda_unused; /* the CUDA path is in gb_cuda.cu */
 #endif

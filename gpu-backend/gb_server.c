@@ -732,6 +732,11 @@ static int on_head(void *arg, const struct cg_http_head *h)
     snprintf(c->cur.method, sizeof(c->cur.method), "%s", h->method);
     snprintf(c->cur.target, sizeof(c->cur.target), "%s", h->target);
     c->cur.keep_alive = h->keep_alive;
+    /* invite the body now, unless an answer is being written (it would interleave) or the
+     * body is too large anyway */
+    if (h->expect_continue && !c->busy && c->qn == 0 &&
+        !(h->framing == CG_HTTP_BODY_LENGTH && h->content_length > c->srv->o.max_body))
+        send_copy(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     return 0;
 }
 
