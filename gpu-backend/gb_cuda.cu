@@ -324,14 +324,26 @@ __global__ void k_kv_store(const float *k, const float *v, float *kc, float *vc,
     }
 }
 
-// One block per (token, head): scores over positions 0..pos (a warp per position), softmax,
-// then the weighted sum of values (a thread per dimension).
-__global__ void k_attention(const float *q, const float *kc, const float *vc, float *out,
+#define ATT_THREADS 1024
+#define ATT_WARPS (ATT_THREADS / 32)
+
+// Dynamic shared memory of k_attention: the query, the scores of every position, and one
+// partial weighted sum of values per warp.
+static size_t att_smem_bytes(int n_ctx, int hd)
+{
+    return (size_t)(n_ctx + hd + ATT_WARPS * hd) * sizeof(float);
+}
+
+// One block per (token, head): scores over positions 0..pos (a thread per position), softmax,
+// then the weighted sum of values, the warps splitting the positions and the lanes the
+// dimensions, so that many independent loads of the KV cache are in flight at once (a decode
+// step is latency-bound here, not bandwidth-bound).
+__global__ void __launch_bounds__(ATT_THREADS) k_attention(const float *q, const float *kc, const float *vc, float *out,
                             const int32_t *pos, const int32_t *seq, int n_head, int n_kv, int hd,
                             int layer, int n_layer, int n_ctx, float scale)
 {
     extern __shared__ float sm[];
-    float *qs = sm, *sc = sm + hd;
+    float *qs = sm, *sc = sm + hd, *part = sm + hd + n_ctx;
     __shared__ float red[32];
     int t = blockIdx.x, h = blockIdx.y, kvh = h / (n_head / n_kv), kvd = n_kv * hd;
     int P = pos[t], warp = threadIdx.x / 32, lane = threadIdx.x & 31, nw = blockDim.x / 32;
@@ -339,14 +351,20 @@ __global__ void k_attention(const float *q, const float *kc, const float *vc, fl
     for (int d = threadIdx.x; d < hd; d += blockDim.x)
         qs[d] = q[((size_t)t * n_head + h) * hd + d];
     __syncthreads();
-    for (int p = warp; p <= P; p += nw) {
+    for (int p = threadIdx.x; p <= P; p += blockDim.x) {
         const float *kr = kc + base + (size_t)p * kvd;
         float s = 0;
-        for (int d = lane; d < hd; d += 32)
-            s += qs[d] * kr[d];
-        s = warp_sum(s);
-        if (lane == 0)
-            sc[p] = s * scale;
+        if ((hd & 3) == 0 && ((base + (size_t)p * kvd) & 3) == 0) {
+            const float4 *k4 = (const float4 *)kr, *q4 = (const float4 *)qs;
+            for (int d = 0; d < hd / 4; d++) {
+                float4 a = q4[d], b = k4[d];
+                s += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+            }
+        } else {
+            for (int d = 0; d < hd; d++)
+                s += qs[d] * kr[d];
+        }
+        sc[p] = s * scale;
     }
     __syncthreads();
     float mx = -INFINITY;
@@ -374,10 +392,21 @@ __global__ void k_attention(const float *q, const float *kc, const float *vc, fl
     sum = 0;
     for (int i = 0; i < nw; i++)
         sum += red[i];
+    for (int d0 = 0; d0 < hd; d0 += 32) {
+        int d = d0 + lane;
+        if (d >= hd)
+            break;
+        float a = 0;
+#pragma unroll 4
+        for (int p = warp; p <= P; p += nw)
+            a += sc[p] * vc[base + (size_t)p * kvd + d];
+        part[warp * hd + d] = a;
+    }
+    __syncthreads();
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float a = 0;
-        for (int p = 0; p <= P; p++)
-            a += sc[p] * vc[base + (size_t)p * kvd + d];
+        for (int i = 0; i < nw; i++)
+            a += part[i * hd + d];
         out[((size_t)t * n_head + h) * hd + d] = a / sum;
     }
 }
@@ -603,7 +632,7 @@ int enqueue(cuda_be *c, int n, int nw)
     int rc;
     k_embed<<<n, 256, 0, c->st>>>(c->emb, c->d_tok, c->x, dim);
     LAUNCH_CHECK(c, "embed kernel");
-    size_t att_smem = (size_t)(b->n_ctx + hp->head_dim) * sizeof(float);
+    size_t att_smem = att_smem_bytes(b->n_ctx, (int)hp->head_dim);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const dlayer *L = &c->L[l];
         k_rmsnorm<<<n, 256, 0, c->st>>>(c->x, L->attn_norm, c->xn, NULL, dim, hp->eps);
@@ -622,7 +651,7 @@ int enqueue(cuda_be *c, int n, int nw)
         k_kv_store<<<n, 256, 0, c->st>>>(c->k, c->v, c->kc, c->vc, c->d_pos, c->d_seq, l,
                                          hp->n_layer, b->n_ctx, kvd);
         LAUNCH_CHECK(c, "kv store kernel");
-        k_attention<<<dim3(n, hp->n_head), 128, att_smem, c->st>>>(
+        k_attention<<<dim3(n, hp->n_head), ATT_THREADS, att_smem, c->st>>>(
             c->q, c->kc, c->vc, c->att, c->d_pos, c->d_seq, hp->n_head, hp->n_kv_head,
             hp->head_dim, l, hp->n_layer, b->n_ctx, 1.0f / sqrtf((float)hp->head_dim));
         LAUNCH_CHECK(c, "attention kernel");
@@ -779,7 +808,7 @@ int setup(cuda_be *c, const gb_hparams *hp, int n_slots, int n_ctx, int max_toke
     c->b.free = destroy;
     size_t T = (size_t)max_tokens, kvd = (size_t)hp->n_kv_head * hp->head_dim;
     size_t kv = (size_t)n_slots * hp->n_layer * (size_t)n_ctx * kvd * sizeof(float);
-    size_t att_smem = (size_t)(n_ctx + hp->head_dim) * sizeof(float);
+    size_t att_smem = att_smem_bytes(n_ctx, (int)hp->head_dim);
     if (att_smem > 48 * 1024 &&
         (rc = ck(c, cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)att_smem),
