@@ -126,7 +126,10 @@ int cg__snp_report_rsp(const uint8_t *resp, size_t len, const uint8_t **report)
 int cg__snp_ext_certs_retry(int err, uint32_t vmm_error, uint32_t had, uint32_t needed,
                             size_t *next)
 {
-    if (err != EINVAL || vmm_error != SNP_GUEST_VMM_ERR_INVALID_LEN || needed <= had)
+    /* Kernels answer EIO (they reissue the request without certificates so that the
+     * message sequence number advances) or, older ones, EINVAL; the VMM error is the sign. */
+    if ((err != EIO && err != EINVAL) || vmm_error != SNP_GUEST_VMM_ERR_INVALID_LEN ||
+        needed <= had)
         return 0;
     size_t want = ((size_t)needed + PAGE - 1) / PAGE * PAGE;
     if (want > CG_SNP_EXT_CERTS_MAX)
@@ -257,7 +260,7 @@ static void hook(const struct tsm_entry *e, enum cg_tsm_step step)
 /* Creates a fresh entry under root (a name no other process uses: pid and a counter). */
 static int entry_create(const struct cg_tsm_config *cfg, const char *root, struct tsm_entry *e)
 {
-    static unsigned seq;
+    static _Atomic unsigned seq;
     e->cfg = cfg;
     for (int i = 0; i < 8; i++) {
         char name[64];

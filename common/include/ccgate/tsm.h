@@ -93,9 +93,9 @@ int cg_snp_certtable_parse(const uint8_t *blob, size_t len, struct cg_snp_certta
 int cg__snp_report_rsp(const uint8_t *resp, size_t len, const uint8_t **report);
 
 /*
- * Internal, for tests: after SNP_GET_EXT_REPORT failed with errno err and the VMM error
- * vmm_error, whether to try again with a bigger certificate buffer: 1 and *next set when
- * the kernel reported the length it needs (`needed`, more than `had`, at most
+ * Internal, for tests: after SNP_GET_EXT_REPORT failed with errno err (EIO or EINVAL) and
+ * the VMM error vmm_error, whether to try again with a bigger certificate buffer: 1 and
+ * *next set when the kernel reported the length it needs (`needed`, more than `had`, at most
  * CG_SNP_EXT_CERTS_MAX, rounded up to pages), 0 when the failure is something else,
  * CG_ELIMIT when the needed length is over the limit.
  */
