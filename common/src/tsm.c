@@ -226,8 +226,10 @@ static int read_generation(const char *entry, uint64_t *gen)
         return rc;
     errno = 0;
     unsigned long long g = strtoull(text, &end, 10);
-    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0)
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0) {
+        cg_log_error("tsm.generation", "entry=%s err=\"not a number: '%s'\"", entry, text);
         return CG_EEVIDENCE;
+    }
     *gen = g;
     return 0;
 }

@@ -493,6 +493,46 @@ static void test_provider_mismatch(void **state)
     fake_done();
 }
 
+/* A kernel that writes a non-number into generation. */
+static void bad_generation(void *arg, enum cg_tsm_step step, const char *entry)
+{
+    fake_kernel(arg, step, entry);
+    if (step == CG_TSM_STEP_INBLOB)
+        put_text(entry, "generation", "2x\n");
+}
+
+static void test_bad_attributes(void **state)
+{
+    (void)state;
+    uint8_t rd[CG_REPORT_DATA_LEN];
+    fake_init("sev_guest\n", milan_report(rd), 1, full_table());
+    memcpy(F.want_inblob, rd, sizeof(rd));
+    struct cg_tsm_config cfg = fake_config();
+    struct cg_provider *p;
+    struct cg_evidence ev;
+
+    cfg.fake_kernel = bad_generation;
+    assert_int_equal(cg_tsm_provider_new("snp", &cfg, &p), 0);
+    assert_int_equal(p->get(p, rd, &ev), CG_EEVIDENCE);
+    assert_int_equal(count_entries(F.root), 0);
+    p->free(p);
+
+    /* An outblob over the limit is refused unread, not truncated. */
+    cfg.fake_kernel = fake_kernel;
+    free(F.outblob.data);
+    F.outblob.len = CG_TSM_BLOB_MAX + 1;
+    F.outblob.data = calloc(1, F.outblob.len);
+    assert_int_equal(cg_tsm_provider_new("snp", &cfg, &p), 0);
+    assert_int_equal(p->get(p, rd, &ev), CG_ELIMIT);
+    /* An outblob that is no report (a kernel answering in another format). */
+    F.outblob.len = 1000;
+    assert_int_equal(p->get(p, rd, &ev), CG_EEVIDENCE);
+    assert_null(ev.evidence);
+    assert_int_equal(count_entries(F.root), 0);
+    p->free(p);
+    fake_done();
+}
+
 static time_t tdx_at(void)
 {
     time_t t;
@@ -799,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_generation_early_writer),
         cmocka_unit_test(test_snp_certs_dir),
         cmocka_unit_test(test_provider_mismatch),
+        cmocka_unit_test(test_bad_attributes),
         cmocka_unit_test(test_tdx),
         cmocka_unit_test(test_detect),
         cmocka_unit_test(test_provider_new),
