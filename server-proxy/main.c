@@ -189,7 +189,8 @@ static struct cg_provider *make_provider(const char *tee, const char *state_dir)
     if (strcmp(tee, "snp") == 0 || strcmp(tee, "tdx") == 0) {
         int rc = cg_tsm_provider_new(tee, &cfg, &p);
         if (rc == CG_ENOTEE)
-            cg_fatal("--tee %s: no %s here (%s is not a folder%s); for development use --tee sim",
+            cg_fatal("--tee %s: no %s here (%s is not a folder%s; configfs-tsm needs Linux 6.7+ "
+                     "and configfs mounted on /sys/kernel/config); for development use --tee sim",
                      tee, tee, cfg.root,
                      strcmp(tee, "snp") == 0 ? " and no " CG_SEV_GUEST_DEV : "");
         if (rc < 0)
