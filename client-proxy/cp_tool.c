@@ -107,6 +107,45 @@ out:
 }
 
 
+/* The snp section and freshness of a from-evidence policy, pinning what r showed. */
+static void print_snp_policy(struct cg_buf *b, const struct cg_snp_report *r)
+{
+    (void)cg_buf_printf(b, "  \"snp\": {\n    \"measurements\": [");
+    cp_json_hex(b, r->measurement, sizeof(r->measurement));
+    (void)cg_buf_printf(b,
+                        "],\n    \"min_tcb\": {\"bootloader\": %u, \"tee\": %u, \"snp\": %u, "
+                        "\"microcode\": %u},\n    \"host_data\": ",
+                        r->reported.bootloader, r->reported.tee, r->reported.snp,
+                        r->reported.microcode);
+    cp_json_hex(b, r->host_data, sizeof(r->host_data));
+    (void)cg_buf_printf(b,
+                        ",\n    \"min_guest_svn\": %u,\n    \"max_vmpl\": %u,\n    \"debug\": "
+                        "false,\n    \"migration_agent\": false\n  },\n  \"freshness\": "
+                        "{\"mode\": \"nonce\", \"max_age_s\": 600}\n}\n",
+                        r->guest_svn, r->vmpl);
+}
+
+/* The tdx section and freshness of a from-evidence policy: the TD's measurements, the
+ * module's, and XFAM as seen; TCB status and CRLs at their defaults. */
+static void print_tdx_policy(struct cg_buf *b, const struct cg_tdx_quote *q)
+{
+    static const char *const names[] = {"mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mrseam"};
+    const uint8_t *values[] = {q->mrtd, q->rtmr[0], q->rtmr[1], q->rtmr[2], q->rtmr[3], q->mrseam};
+    uint8_t xfam[8];
+    (void)cg_buf_printf(b, "  \"tdx\": {\n");
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        (void)cg_buf_printf(b, "    \"%s\": ", names[i]);
+        cp_json_hex(b, values[i], 48);
+        (void)cg_buf_printf(b, ",\n");
+    }
+    for (int i = 0; i < 8; i++)
+        xfam[i] = (uint8_t)(q->xfam >> (8 * i));
+    (void)cg_buf_printf(b, "    \"xfam\": ");
+    cp_json_hex(b, xfam, sizeof(xfam));
+    (void)cg_buf_printf(b,
+                        "\n  },\n  \"freshness\": {\"mode\": \"nonce\", \"max_age_s\": 600}\n}\n");
+}
+
 int cp_tool_policy_from_evidence(int argc, char **argv)
 {
     struct cg_opt o[] = {
@@ -152,7 +191,7 @@ int cp_tool_policy_from_evidence(int argc, char **argv)
     /* Trust on first use: accept the vendor chain (or, with --allow-sim, the sim chain the
      * server shows) under the default policy, verify everything else, then pin what was seen. */
     static struct cg_policy p;
-    char base[256] = "{\"snp\": {}}";
+    char base[256] = "{\"snp\": {}, \"tdx\": {}}";
     if (ev.tag == CG_TAG_SIM) {
         uint8_t root[32];
         char hex[65];
@@ -197,19 +236,10 @@ int cp_tool_policy_from_evidence(int argc, char **argv)
         cp_json_hex(&b, p.sim.root_sha256, sizeof(p.sim.root_sha256));
         (void)cg_buf_printf(&b, "},\n");
     }
-    (void)cg_buf_printf(&b, "  \"snp\": {\n    \"measurements\": [");
-    cp_json_hex(&b, att.snp.measurement, sizeof(att.snp.measurement));
-    (void)cg_buf_printf(&b,
-                        "],\n    \"min_tcb\": {\"bootloader\": %u, \"tee\": %u, \"snp\": %u, "
-                        "\"microcode\": %u},\n    \"host_data\": ",
-                        att.snp.reported.bootloader, att.snp.reported.tee, att.snp.reported.snp,
-                        att.snp.reported.microcode);
-    cp_json_hex(&b, att.snp.host_data, sizeof(att.snp.host_data));
-    (void)cg_buf_printf(&b,
-                        ",\n    \"min_guest_svn\": %u,\n    \"max_vmpl\": %u,\n    \"debug\": "
-                        "false,\n    \"migration_agent\": false\n  },\n  \"freshness\": "
-                        "{\"mode\": \"nonce\", \"max_age_s\": 600}\n}\n",
-                        att.snp.guest_svn, att.snp.vmpl);
+    if (att.tag == CG_TAG_TDX)
+        print_tdx_policy(&b, &att.tdx);
+    else
+        print_snp_policy(&b, &att.snp);
     fputs(b.data, stdout);
     cg_buf_free(&b);
     fprintf(stderr, "ccgate: verified %s evidence from %s%s; the policy above pins its "

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -12,6 +11,7 @@
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
 #include "ccgate/sim.h"
+#include "ccgate/tsm.h"
 #include "sp_attester.h"
 #include "sp_proxy.h"
 
@@ -22,6 +22,11 @@ static struct cg_opt opts[] = {
      NULL},
     {"state-dir", "DIR", "state folder (sim TEE chain; created by `ccgate sim-init`)", NULL, NULL,
      NULL},
+    {"tsm-root", "PATH", "configfs-tsm report folder", CG_TSM_ROOT, NULL, NULL},
+    {"snp-certs", "DIR", "VCEK/VLEK and ASK files when the host's certificate table has none", NULL,
+     NULL, NULL},
+    {"tdx-collateral", "DIR",
+     "TDX collateral sent to clients (tcb_info.json, qe_identity.json, ...)", NULL, NULL, NULL},
     {"admin", "ADDR:PORT", "admin listener: /healthz /readyz /metrics", NULL, NULL, NULL},
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
@@ -172,25 +177,29 @@ static void on_signal(uv_signal_t *sig, int signum)
 static struct cg_provider *make_provider(const char *tee, const char *state_dir)
 {
     struct cg_provider *p = NULL;
+    struct cg_tsm_config cfg = {.root = opt("tsm-root"),
+                                .snp_certs = opt("snp-certs"),
+                                .tdx_collateral = opt("tdx-collateral")};
+    char how[512];
     if (strcmp(tee, "auto") == 0) {
-        struct stat st;
-        const char *found = NULL;
-        if (stat("/sys/kernel/config/tsm/report", &st) == 0)
-            found = "configfs-tsm";
-        else if (stat("/dev/sev-guest", &st) == 0)
-            found = "/dev/sev-guest";
-        else if (stat("/dev/tdx_guest", &st) == 0)
-            found = "/dev/tdx_guest";
-        if (found == NULL)
-            cg_fatal("--tee auto: no TEE found (no /sys/kernel/config/tsm/report, "
-                     "/dev/sev-guest or /dev/tdx_guest); for development use --tee sim");
-        cg_fatal("--tee auto: found %s, but the snp/tdx providers are not in this build yet",
-                 found);
+        if (cg_tsm_detect(&cfg, &tee, how, sizeof(how)) != 0)
+            cg_fatal("--tee auto: no TEE found (%s); for development use --tee sim", how);
+        cg_log_info("tee.auto", "picked=%s via=\"%s\"", tee, how);
     }
-    if (strcmp(tee, "snp") == 0 || strcmp(tee, "tdx") == 0)
-        cg_fatal("--tee %s: this provider is not in this build yet; use --tee sim for "
-                 "development",
-                 tee);
+    if (strcmp(tee, "snp") == 0 || strcmp(tee, "tdx") == 0) {
+        int rc = cg_tsm_provider_new(tee, &cfg, &p);
+        if (rc == CG_ENOTEE)
+            cg_fatal("--tee %s: no %s here (%s is not a folder%s; configfs-tsm needs Linux 6.7+ "
+                     "and configfs mounted on /sys/kernel/config); for development use --tee sim",
+                     tee, tee, cfg.root,
+                     strcmp(tee, "snp") == 0 ? " and no " CG_SEV_GUEST_DEV : "");
+        if (rc < 0)
+            cg_fatal("--tee %s: %s", tee, cg_strerror(rc));
+        if (strcmp(tee, "tdx") == 0 && cfg.tdx_collateral == NULL)
+            cg_log_warn("tdx.collateral", "no --tdx-collateral DIR: clients get the quote "
+                                          "without TCB info, QE identity or CRLs");
+        return p;
+    }
     if (strcmp(tee, "sim") != 0)
         cg_fatal("--tee: expected sim, snp, tdx or auto, got '%s'", tee);
     if (state_dir == NULL)
@@ -254,6 +263,7 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     a.provider = make_provider(a.tee, opt("state-dir"));
+    a.tee = a.provider->name; /* what auto picked */
     int rc = sp_attester_new(a.loop, a.provider, (unsigned)refresh, (unsigned)window,
                              (unsigned)batch_max, &a.attester);
     if (rc < 0)

@@ -283,7 +283,7 @@ static int parse_freshness(json_t *f, struct cg_policy *p, char *err, size_t err
 
 int cg_policy_parse(const char *json, size_t len, struct cg_policy *p, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"sim", "snp", "freshness", NULL};
+    static const char *const keys[] = {"sim", "snp", "tdx", "freshness", NULL};
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     memset(p, 0, sizeof(*p));
@@ -297,7 +297,7 @@ int cg_policy_parse(const char *json, size_t len, struct cg_policy *p, char *err
     if (root == NULL)
         return fail(err, errlen, "policy", "line %d column %d: %s", jerr.line, jerr.column,
                     jerr.text);
-    json_t *sim, *snp, *fresh;
+    json_t *sim, *snp, *tdx, *fresh;
     int rc;
     if (!json_is_object(root)) {
         rc = fail(err, errlen, "policy", "expected a JSON object");
@@ -306,16 +306,19 @@ int cg_policy_parse(const char *json, size_t len, struct cg_policy *p, char *err
     if ((rc = only_keys(root, "", keys, err, errlen)) != 0 ||
         (rc = get_object(root, "", "sim", &sim, err, errlen)) != 0 ||
         (rc = get_object(root, "", "snp", &snp, err, errlen)) != 0 ||
+        (rc = get_object(root, "", "tdx", &tdx, err, errlen)) != 0 ||
         (rc = get_object(root, "", "freshness", &fresh, err, errlen)) != 0)
         goto out;
     if ((sim != NULL && (rc = parse_sim(sim, p, err, errlen)) != 0) ||
         (snp != NULL && (rc = parse_snp(snp, p, err, errlen)) != 0) ||
+        (tdx != NULL && (rc = cg_tdx_policy_parse(tdx, &p->tdx, err, errlen)) != 0) ||
         (fresh != NULL && (rc = parse_freshness(fresh, p, err, errlen)) != 0))
         goto out;
     p->snp.present = snp != NULL;
-    if (!p->sim.allow && !p->snp.present) {
+    if (!p->sim.allow && !p->snp.present && !p->tdx.present) {
         rc = fail(err, errlen, "policy",
-                  "accepts no evidence: give an \"snp\" section or set sim.allow to true");
+                  "accepts no evidence: give an \"snp\" or \"tdx\" section or set sim.allow "
+                  "to true");
         goto out;
     }
     if (EVP_Digest(json, len, p->digest, NULL, EVP_sha256(), NULL) != 1)

@@ -237,11 +237,17 @@ static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidenc
 {
     char a[65], b[65];
     struct cg_snp_anchor anchor = {0};
+    const uint8_t *report_data;
+    int rc;
 
     if (tag == CG_TAG_SNP) {
         if (!p->snp.present)
             return cg_reject(v, CG_EPOLICY, "evidence.tee", "a TEE the policy allows",
                              "snp (the policy has no snp section)");
+    } else if (tag == CG_TAG_TDX) {
+        if (!p->tdx.present)
+            return cg_reject(v, CG_EPOLICY, "evidence.tee", "a TEE the policy allows",
+                             "tdx (the policy has no tdx section)");
     } else if (tag == CG_TAG_SIM) {
         if (!p->sim.allow)
             return cg_reject(v, CG_EPOLICY, "evidence.tee", "a TEE the policy allows",
@@ -268,18 +274,35 @@ static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidenc
                          cg_ratls_tee_name(tag), (unsigned)tag);
     }
 
-    int rc = cg_snp_verify(evidence, evidence_len, (const uint8_t *const *)endorse->certs,
+    if (tag == CG_TAG_TDX) {
+        /* The endorsements are the collateral the server carries (TCB info, QE identity,
+         * their chain, CRLs), so the client needs no network. */
+        struct cg_tdx_collateral col;
+        rc = cg_tdx_collateral_from_blobs((const uint8_t *const *)endorse->certs,
+                                          endorse->cert_lens, endorse->n_certs, &col, v);
+        if (rc == 0)
+            rc = cg_tdx_verify(evidence, evidence_len, &col, now, &out->tdx, &out->tdx_status, v);
+        /* Those pointed into the certificate, which the caller frees. */
+        out->tdx.qe_auth = NULL;
+        out->tdx.qe_auth_len = 0;
+        out->tdx.pck_chain = NULL;
+        out->tdx.pck_chain_len = 0;
+        report_data = out->tdx.report_data;
+    } else {
+        rc = cg_snp_verify(evidence, evidence_len, (const uint8_t *const *)endorse->certs,
                            endorse->cert_lens, endorse->n_certs, &anchor, now, &out->snp, v);
+        report_data = out->snp.report_data;
+    }
     if (rc != 0)
         return rc;
 
     uint8_t want[CG_REPORT_DATA_LEN] = {0};
     if (sha256(claims_buf, claims_len, want) != 0)
         return CG_ECRYPTO;
-    if (memcmp(want, out->snp.report_data, sizeof(want)) != 0) {
+    if (memcmp(want, report_data, sizeof(want)) != 0) {
         char e[2 * CG_REPORT_DATA_LEN + 1], g[2 * CG_REPORT_DATA_LEN + 1];
         cg_hex(e, sizeof(e), want, sizeof(want));
-        cg_hex(g, sizeof(g), out->snp.report_data, sizeof(want));
+        cg_hex(g, sizeof(g), report_data, sizeof(want));
         return cg_reject(v, CG_EEVIDENCE, "evidence.report_data", e, "%s", g);
     }
 
@@ -301,6 +324,8 @@ static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidenc
         }
     }
 
+    if (tag == CG_TAG_TDX)
+        return cg_tdx_appraise(&p->tdx, &out->tdx, &out->tdx_status, v);
     return cg_policy_appraise_snp(p, &out->snp, v);
 }
 

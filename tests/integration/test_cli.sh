@@ -41,6 +41,16 @@ if [ ! -e /sys/kernel/config/tsm/report ] && [ ! -e /dev/sev-guest ] && [ ! -e /
     expect2 "tee auto without hardware never falls back to sim" "no TEE found" \
         "$CG_BIN/ccgate-server" --listen 127.0.0.1:1 --upstream 127.0.0.1:2 --tee auto --state-dir "$T"
 fi
+# Hardware providers pointed at a folder that is no configfs-tsm: refused at start, never sim.
+mkdir -p "$T/tsm"
+expect2 "tee auto: a configfs root without a provider" "no TEE found" "$CG_BIN/ccgate-server" \
+    --listen 127.0.0.1:1 --upstream 127.0.0.1:2 --tee auto --tsm-root "$T/tsm"
+expect2 "tee snp: first evidence fails on an entry without a provider" \
+    "first evidence from the snp TEE failed" "$CG_BIN/ccgate-server" --listen 127.0.0.1:1 \
+    --upstream 127.0.0.1:2 --tee snp --tsm-root "$T/tsm"
+[ -z "$(ls -A "$T/tsm")" ] || fail "the provider left an entry behind: $(ls -A "$T/tsm")"
+expect2 "tee tdx without configfs-tsm" "no tdx here" "$CG_BIN/ccgate-server" \
+    --listen 127.0.0.1:1 --upstream 127.0.0.1:2 --tee tdx --tsm-root "$T/none"
 
 # sim-init is idempotent: the same root twice.
 a=$("$CG_BIN/ccgate" sim-init --state-dir "$T/s")

@@ -123,6 +123,17 @@ static void test_parse_defaults_and_rest(void **state)
         0);
     assert_true(p.sim.allow);
     assert_false(p.snp.present);
+    assert_false(p.tdx.present);
+
+    /* A tdx section alone accepts TDX evidence (and no other), with the TDX defaults. */
+    assert_int_equal(parse("{\"tdx\": {\"mrtd\": \"" MEAS "\"}}", &p, err, sizeof(err)), 0);
+    assert_true(p.tdx.present);
+    assert_false(p.snp.present);
+    assert_false(p.sim.allow);
+    assert_int_equal(p.tdx.mrtd.n, 1);
+    assert_true(p.tdx.require_crls);
+    assert_true(p.tdx.require_sept_ve_disable);
+    assert_int_equal(p.tdx.accepted_tcb, 1u << CG_TDX_TCB_UP_TO_DATE);
 
     const char *rest = "{\"snp\": {\"debug\": true, \"migration_agent\": true, \"max_vmpl\": 3,"
                        " \"smt\": false, \"allow_provisional_firmware\": true,"
@@ -157,7 +168,12 @@ static void test_parse_errors(void **state)
         {"{\"snp\": {}, \"snp\": {}}", "policy: line 1 column "}, /* duplicate key */
         {"{}", "policy: accepts no evidence"},
         {"{\"sim\": {\"allow\": false}}", "policy: accepts no evidence"},
-        {"{\"snp\": {}, \"tdx\": {}}", "tdx: unknown key"},
+        {"{\"snp\": {}, \"tpm\": {}}", "tpm: unknown key"},
+        {"{\"tdx\": []}", "tdx: expected an object"},
+        {"{\"tdx\": {\"colour\": 1}}", "tdx.colour: unknown key"},
+        {"{\"tdx\": {\"mrtd\": [\"" MEAS "\", \"" Z32 "\"]}}", "tdx.mrtd[1]: expected 96 hex digits"},
+        {"{\"tdx\": {\"accepted_tcb_statuses\": [\"Revoked\"]}}",
+         "tdx.accepted_tcb_statuses[0]: Revoked is never acceptable"},
         {"{\"snp\": {\"measurment\": []}}", "snp.measurment: unknown key"},
         {"{\"snp\": {\"min_tcb\": " TCB ", \"min_tcb_x\": 1}}", "snp.min_tcb_x: unknown key"},
         {"{\"snp\": {\"min_tcb\": {\"bootloader\": 1, \"tee\": 0, \"snp\": 0, \"microcode\": 0,"
@@ -242,6 +258,7 @@ static void test_parse_errors(void **state)
         /* A failed parse leaves nothing half-filled. */
         assert_false(p.sim.allow);
         assert_false(p.snp.present);
+        assert_false(p.tdx.present);
     }
     /* More list entries than the cap. */
     char big[CG_POLICY_MAX_MEASUREMENTS * 100 + 64];

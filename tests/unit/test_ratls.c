@@ -18,6 +18,7 @@
 #include "ccgate/policy.h"
 #include "ccgate/ratls.h"
 #include "ccgate/sim.h"
+#include "ccgate/tdx.h"
 
 /* One sim state for the whole binary: creating its RSA-4096 ARK and ASK takes seconds. */
 static struct {
@@ -542,11 +543,14 @@ static void test_tee_and_root(void **state)
     assert_memory_equal(v.check, "snp.", 4);
     free(der);
 
-    /* TDX is not verified yet. */
+    /* TDX evidence needs a tdx section; with one, a sim report is no quote. */
     sim_policy(&p);
     s.tag = CG_TAG_TDX;
     make_cert(F.key, &s, &der, &len);
     expect_reject(der, len, &p, NONCE, CG_EPOLICY, "evidence.tee");
+    cg_tdx_policy_default(&p.tdx);
+    assert_int_equal(verify(der, len, &p, NONCE, &att, &v), CG_EEVIDENCE);
+    assert_memory_equal(v.check, "tdx.", 4);
     free(der);
 }
 
@@ -628,6 +632,70 @@ static void test_real_snp(void **state)
     real_snp("attestation.TAMPERED_report_data_0x50.bin", "snp.signature");
 }
 
+/* Real TDX evidence under the TDX tag, its collateral as endorsements (as the tsm provider
+ * sends it), verified at a time inside the collateral's window: the quote, PCK chain, QE
+ * report, TCB info and QE identity verify, then the binding fails (the quote's REPORTDATA is
+ * not our claims' hash). Each collateral problem fails before that, by name. */
+static void real_tdx(const char *quote_file, const char *const *collateral, size_t n_col,
+                     const char *at, int want_rc, const char *want_check)
+{
+    char path[512];
+    const char *vectors = getenv("CG_VECTORS");
+    assert_non_null(vectors);
+    struct cg_evidence ev = {.tag = CG_TAG_TDX, .n_certs = n_col};
+    snprintf(path, sizeof(path), "%s/%s", vectors, quote_file);
+    ev.evidence = read_file(path, &ev.evidence_len);
+    for (size_t i = 0; i < n_col; i++) {
+        snprintf(path, sizeof(path), "%s/%s", vectors, collateral[i]);
+        ev.certs[i] = read_file(path, &ev.cert_lens[i]);
+    }
+    uint8_t *claims, *der;
+    size_t claims_len, len;
+    uint8_t rd[CG_REPORT_DATA_LEN];
+    time_t now;
+    assert_int_equal(cg_tdx_time_parse(at, &now), 0);
+    assert_int_equal(cg_ratls_claims(F.key, &NONCE, 1, now, &claims, &claims_len, rd), 0);
+    assert_int_equal(cg_ratls_cert_new(F.key, claims, claims_len, &ev, now, 3600, &der, &len), 0);
+    char err[256];
+    struct cg_policy p;
+    const char *json = "{\"tdx\": {\"accepted_tcb_statuses\": [\"UpToDate\", \"OutOfDate\"]}}";
+    if (cg_policy_parse(json, strlen(json), &p, err, sizeof(err)) != 0)
+        fail_msg("policy: %s", err);
+    struct cg_attestation att;
+    struct cg_verdict v;
+    memset(&v, 0, sizeof(v));
+    int rc = cg_ratls_verify(der, len, &p, NONCE, now, &att, &v);
+    if (rc != want_rc || strcmp(v.check, want_check) != 0)
+        fail_msg("%s at %s: want %d %s, got %d %s (expected %s, actual %s)", quote_file, at,
+                 want_rc, want_check, rc, v.check, v.expected, v.actual);
+    free(der);
+    free(claims);
+    cg_evidence_clear(&ev);
+}
+
+static void test_real_tdx(void **state)
+{
+    (void)state;
+    static const char *const col[] = {"trustee/tdx/tcbInfo.json", "trustee/tdx/enclaveIdentity.json",
+                                      "trustee/tdx/tcb_signing_chain_2025.pem"};
+    const char *q6 = "trustee/tdx/tdx_quote_6.dat";
+    real_tdx(q6, col, 3, "2025-11-01T00:00:00Z", CG_EEVIDENCE, "evidence.report_data");
+    /* Without collateral the quote itself still verifies up to the binding. */
+    real_tdx(q6, col, 0, "2025-11-01T00:00:00Z", CG_EEVIDENCE, "evidence.report_data");
+    /* The collateral's window is checked at the client's time. */
+    real_tdx(q6, col, 3, "2025-11-27T00:00:00Z", CG_EEVIDENCE, "tdx.tcb_info.expired");
+    /* Half the collateral. */
+    real_tdx(q6, col, 2, "2025-11-01T00:00:00Z", CG_EEVIDENCE, "tdx.collateral");
+    /* A blob that is no collateral (a quote). */
+    static const char *const junk[] = {"trustee/tdx/tdx_quote_5.dat"};
+    real_tdx(q6, junk, 1, "2025-11-01T00:00:00Z", CG_EEVIDENCE, "tdx.collateral");
+    /* Tampered quotes. */
+    real_tdx("go-tdx-guest/tdx_prod_quote_SPR_E4.TAMPERED_body_0x3C.dat", col, 0,
+             "2023-07-01T01:00:00Z", CG_EEVIDENCE, "tdx.quote_signature");
+    real_tdx("go-tdx-guest/tdx_prod_quote_SPR_E4.TAMPERED_pckcert_0xB77.dat", col, 0,
+             "2023-07-01T01:00:00Z", CG_EEVIDENCE, "tdx.pck_chain");
+}
+
 /* Any change to a valid certificate's bytes is refused (and never crashes or leaks). */
 static void test_mutations(void **state)
 {
@@ -664,7 +732,8 @@ int main(void)
         cmocka_unit_test(test_verify_nonce),   cmocka_unit_test(test_verify_max_age),
         cmocka_unit_test(test_cert_checks),    cmocka_unit_test(test_binding),
         cmocka_unit_test(test_tee_and_root),   cmocka_unit_test(test_policy_applied),
-        cmocka_unit_test(test_real_snp),       cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_real_snp),       cmocka_unit_test(test_real_tdx),
+        cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

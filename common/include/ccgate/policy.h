@@ -6,6 +6,7 @@
 
 #include "ccgate/err.h"
 #include "ccgate/snp.h"
+#include "ccgate/tdx.h"
 
 #define CG_POLICY_MAX_MEASUREMENTS 64
 #define CG_POLICY_MAX_BYTES (256 * 1024)
@@ -52,6 +53,8 @@ struct cg_policy {
         size_t n_chip_ids;                  /* 0: any; else CHIP_ID must be one of these */
         uint8_t chip_ids[CG_POLICY_MAX_MEASUREMENTS][64];
     } snp;
+    /* The "tdx" object (cg_tdx_policy_parse()); tdx.present: real TDX evidence is acceptable. */
+    struct cg_tdx_policy tdx;
     struct {
         enum cg_freshness mode; /* default nonce */
         uint32_t max_age_s;     /* default 600 */

@@ -10,6 +10,7 @@
 #include "ccgate/evidence.h"
 #include "ccgate/policy.h"
 #include "ccgate/snp.h"
+#include "ccgate/tdx.h"
 
 #define CG_OID_CMW "2.23.133.5.4.9"
 #define CG_OID_ENDORSEMENTS "2.23.133.5.4.2"
@@ -64,7 +65,11 @@ struct cg_attestation {
     int nonce_matched; /* the expected nonce was in the claims */
     size_t n_nonces;   /* the claims' nonces: a certificate made for a batch serves each */
     uint8_t nonces[CG_MAX_NONCES][CG_NONCE_LEN];
-    struct cg_snp_report snp;
+    struct cg_snp_report snp; /* SNP and sim evidence */
+    /* TDX evidence: the quote (qe_auth and pck_chain NULL: they pointed into the
+     * certificate) and what its collateral said (TCB statuses, CRLs applied). */
+    struct cg_tdx_quote tdx;
+    struct cg_tdx_status tdx_status;
 };
 
 /* "sim", "snp", "tdx" or "unknown". */
@@ -73,12 +78,13 @@ const char *cg_ratls_tee_name(uint32_t tag);
 /*
  * Verifies a server certificate (DER) in full: self-signature, exactly one CMW extension,
  * claims decode, pubkey-hash equal to the certificate's SPKI hash, the tag acceptable to
- * the policy (sim only when p->sim.allow; sim ARK equal to p->sim.root_sha256), evidence
- * signature and chain (cg_snp_verify at time now), report_data equal to
+ * the policy (sim only when p->sim.allow; sim ARK equal to p->sim.root_sha256; snp and tdx
+ * only with their policy section), evidence signature and chain (cg_snp_verify, or for TDX
+ * cg_tdx_verify with the endorsements as collateral, at time now), report_data equal to
  * SHA-256(claims) || 0^32, freshness (nonce != NULL: the nonce must be in the claims;
  * NULL: iat within p->freshness.max_age_s of now, and not in the future beyond
- * CG_RATLS_IAT_SKEW_S),
- * then the policy. Returns 0 with out filled, or CG_EEVIDENCE / CG_EPOLICY with v set.
+ * CG_RATLS_IAT_SKEW_S), then the policy (cg_policy_appraise_snp or cg_tdx_appraise).
+ * Returns 0 with out filled, or CG_EEVIDENCE / CG_EPOLICY with v set.
  */
 int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *p,
                     const uint8_t *nonce, time_t now, struct cg_attestation *out,
