@@ -66,7 +66,7 @@ static void rearm(struct cp_conn *c)
         (void)uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
     else if (c->up_state == UP_CONNECTING || c->up_state == UP_HANDSHAKING)
         return;
-    else if (c->fifo_len == 0 && !cg_http_parser_in_message(c->req))
+    else if (c->srv->tcp_mode || (c->fifo_len == 0 && !cg_http_parser_in_message(c->req)))
         (void)uv_timer_start(&c->timer, on_timeout, c->srv->idle_timeout_ms, 0);
     else
         (void)uv_timer_stop(&c->timer);
@@ -119,9 +119,14 @@ static void answer(struct cp_conn *c, int status, const char *json, size_t len, 
     count_status(c->srv, status);
 }
 
-/* Answers every request of this connection with a 502 naming the failure, then closes. */
+/* Answers every request of this connection with a 502 naming the failure, then closes. In TCP
+ * mode there is no way to say why: the app connection closes (the log names the check). */
 static void fail_requests(struct cp_conn *c, const char *error, const struct cg_verdict *v)
 {
+    if (c->srv->tcp_mode) {
+        conn_close(c, error);
+        return;
+    }
     struct cg_buf body;
     cg_buf_init(&body, 4096);
     (void)cg_buf_printf(&body, "{\"error\": ");
@@ -385,6 +390,17 @@ static int resp_on_complete(void *arg)
 
 static const struct cg_http_callbacks resp_cb = {resp_on_head, resp_on_body, resp_on_complete};
 
+/* ---- TCP mode: a byte pipe ---- */
+
+/* Both directions ended (FIN one way, close_notify the other) and all is written. */
+static void tcp_maybe_done(struct cp_conn *c)
+{
+    if (c->closing || c->up == NULL)
+        return;
+    if (c->down.eof && c->up->s.eof && c->down.queued == 0 && c->up->s.queued == 0)
+        conn_close(c, "done");
+}
+
 /* ---- the attested leg ---- */
 
 static void up_closed(uv_handle_t *h)
@@ -444,6 +460,8 @@ static void up_on_handshake(struct cg_stream *s, int status)
             return;
         }
         cg_buf_free(&c->pending);
+        if (srv->tcp_mode && c->down.eof)
+            cg_stream_shutdown(s);
         if (!c->down.eof && c->fifo_len < FIFO_PAUSE)
             (void)cg_stream_read_start(&c->down);
         rearm(c);
@@ -483,6 +501,13 @@ static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
+    if (c->srv->tcp_mode) {
+        write_down(c, data, len);
+        if (!c->closing && c->down.queued >= CG_STREAM_HIGH_WATER)
+            cg_stream_read_stop(s);
+        rearm(c);
+        return;
+    }
     long n = cg_http_parser_feed(u->resp, data, len);
     if (n < 0) {
         cg_log_warn("server.bad_response", "id=%llu reason=\"%s\"", (unsigned long long)c->id,
@@ -498,6 +523,11 @@ static void up_on_eof(struct cg_stream *s)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
+    if (c->srv->tcp_mode) {
+        cg_stream_shutdown(&c->down);
+        tcp_maybe_done(c);
+        return;
+    }
     int rc = cg_http_parser_finish(u->resp);
     if (rc < 0) {
         conn_close(c, "server_truncated");
@@ -528,6 +558,8 @@ static void up_on_drain(struct cg_stream *s)
     struct cp_conn *c = u->c;
     if (!c->down.eof && !c->closing_down && c->fifo_len < FIFO_PAUSE)
         (void)cg_stream_read_start(&c->down);
+    if (c->srv->tcp_mode)
+        tcp_maybe_done(c);
 }
 
 static void up_on_connect(struct cg_stream *s, int status)
@@ -569,7 +601,7 @@ static void up_start(struct cp_conn *c, int with_nonce)
         goto fail;
     u->c = c;
     u->started_ns = uv_hrtime();
-    if (cg_http_parser_new(CG_HTTP_RESPONSE, NULL, &resp_cb, c, &u->resp) < 0) {
+    if (!srv->tcp_mode && cg_http_parser_new(CG_HTTP_RESPONSE, NULL, &resp_cb, c, &u->resp) < 0) {
         free(u);
         goto fail;
     }
@@ -666,6 +698,16 @@ static void down_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
     struct cp_conn *c = s->data;
     if (c->closing_down)
         return;
+    if (c->srv->tcp_mode) {
+        send_up(c, data, len);
+        if (c->closing)
+            return;
+        if (c->pending.len >= CG_STREAM_HIGH_WATER ||
+            (c->up_state == UP_READY && c->up->s.queued >= CG_STREAM_HIGH_WATER))
+            cg_stream_read_stop(s);
+        rearm(c);
+        return;
+    }
     long n = cg_http_parser_feed(c->req, data, len);
     if (c->closing)
         return;
@@ -695,6 +737,13 @@ static void down_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 static void down_on_eof(struct cg_stream *s)
 {
     struct cp_conn *c = s->data;
+    if (c->srv->tcp_mode) {
+        /* FIN from the app becomes close_notify; the server half-closes its upstream. */
+        if (c->up_state == UP_READY)
+            cg_stream_shutdown(&c->up->s);
+        tcp_maybe_done(c);
+        return;
+    }
     if (cg_http_parser_in_message(c->req) || c->fifo_len == 0) {
         conn_close(c, c->fifo_len == 0 ? "app_closed" : "app_truncated");
         return;
@@ -718,6 +767,8 @@ static void down_on_drain(struct cg_stream *s)
     }
     if (c->up_state == UP_READY)
         (void)cg_stream_read_start(&c->up->s);
+    if (c->srv->tcp_mode)
+        tcp_maybe_done(c);
 }
 
 static const struct cg_stream_callbacks down_cb = {
@@ -758,6 +809,15 @@ static void on_connection(uv_stream_t *listener, int status)
         conn_close(c, "too_many_connections");
         return;
     }
+    if (srv->tcp_mode) {
+        /* The attested leg starts at once; app bytes wait in pending until it is verified. */
+        if (cg_stream_read_start(&c->down) < 0) {
+            conn_close(c, "init_failed");
+            return;
+        }
+        up_start(c, 0);
+        return;
+    }
     if (cg_http_parser_new(CG_HTTP_REQUEST, &srv->limits, &req_cb, c, &c->req) < 0 ||
         cg_stream_read_start(&c->down) < 0) {
         conn_close(c, "init_failed");
@@ -789,6 +849,8 @@ void cp_server_stop(struct cp_server *s)
     /* Idle keep-alive connections end now; busy ones after their last response. */
     for (struct cp_conn *c = s->conns, *next; c != NULL; c = next) {
         next = c->next;
+        if (s->tcp_mode)
+            continue; /* a byte stream has no safe point to stop: the deadline ends it */
         if (c->fifo_len == 0 && !cg_http_parser_in_message(c->req))
             conn_close(c, "shutdown");
         else

@@ -41,7 +41,9 @@ struct cp_stats {
 /*
  * One forward: an app-facing HTTP listener whose requests go, over attested TLS, to one
  * ccgate-server. Requests wait until the server's evidence passed the policy; a failed
- * appraisal answers 502 with the failed check, and nothing is sent to the server.
+ * appraisal answers 502 with the failed check, and nothing is sent to the server. In TCP mode
+ * the listener pipes raw bytes (one attested connection per app connection, half-close both
+ * ways) and a failed appraisal closes the app connection without a byte.
  */
 struct cp_server {
     uv_loop_t *loop;
@@ -53,6 +55,7 @@ struct cp_server {
     unsigned handshake_timeout_ms;
     unsigned idle_timeout_ms;
     unsigned max_conns;
+    int tcp_mode; /* raw byte pipe (ALPN ccgate-tcp) instead of HTTP */
     union {
         uv_handle_t handle;
         uv_stream_t stream;

@@ -19,7 +19,8 @@ static struct cg_opt opts[] = {
     {"admin", "ADDR:PORT", "admin listener: /healthz /readyz /metrics", NULL, NULL, NULL},
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
-    {"mode", "http", "tunnel mode (ALPN); tcp mode is not in this build yet", "http", NULL, NULL},
+    {"mode", "http|tcp", "http: HTTP/1.1 proxy; tcp: raw byte pipe (ALPN ccgate-tcp)", "http",
+     NULL, NULL},
     {"handshake-timeout-ms", "N", "limit for connect + attested handshake", "10000", NULL, NULL},
     {"idle-timeout-s", "N", "close idle app connections after this", "60", NULL, NULL},
     {"max-connections", "N", "most concurrent app connections", "4096", NULL, NULL},
@@ -212,9 +213,10 @@ int main(int argc, char **argv)
         cg_fatal("--listen: %s", err);
     if (cg_addr_parse(opt("server"), 0, &srv->server_addr, err, sizeof(err)) < 0)
         cg_fatal("--server: %s", err);
-    if (strcmp(opt("mode"), "http") != 0)
-        cg_fatal("--mode: expected http (tcp mode is not in this build yet), got '%s'",
-                 opt("mode"));
+    if (strcmp(opt("mode"), "tcp") == 0)
+        srv->tcp_mode = 1;
+    else if (strcmp(opt("mode"), "http") != 0)
+        cg_fatal("--mode: expected http or tcp, got '%s'", opt("mode"));
     if (cg_policy_load(opt("policy"), &a.policy, err, sizeof(err)) < 0)
         cg_fatal("--policy %s: %s", opt("policy"), err);
     srv->policy = &a.policy;
@@ -230,7 +232,7 @@ int main(int argc, char **argv)
         cg_fatal("--admin: %s", err);
 
     signal(SIGPIPE, SIG_IGN);
-    if (cg_tls_client_ctx_new(CG_ALPN_HTTP, srv->server_addr.text, &a.policy, &srv->tls) < 0)
+    if (cg_tls_client_ctx_new(srv->tcp_mode ? CG_ALPN_TCP : CG_ALPN_HTTP, srv->server_addr.text, &a.policy, &srv->tls) < 0)
         cg_fatal("TLS context setup failed");
     srv->on_idle = on_idle;
     int rc = cp_server_start(srv);
@@ -256,8 +258,8 @@ int main(int argc, char **argv)
                     "snp.measurements is empty: ANY guest image is accepted; pin it");
     char digest[65];
     cg_hex(digest, sizeof(digest), a.policy.digest, sizeof(a.policy.digest));
-    cg_log_info("listening", "addr=%s server=%s policy=%s policy_sha256=%s admin=%s",
-                srv->listen_addr.text, srv->server_addr.text, opt("policy"), digest,
+    cg_log_info("listening", "addr=%s server=%s mode=%s policy=%s policy_sha256=%s admin=%s",
+                srv->listen_addr.text, srv->server_addr.text, opt("mode"), opt("policy"), digest,
                 opt("admin") ? opt("admin") : "-");
 
     uv_run(a.loop, UV_RUN_DEFAULT);

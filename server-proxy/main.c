@@ -238,9 +238,10 @@ int main(int argc, char **argv)
     const char *alpn;
     if (strcmp(opt("mode"), "http") == 0)
         alpn = CG_ALPN_HTTP;
-    else if (strcmp(opt("mode"), "tcp") == 0)
+    else if (strcmp(opt("mode"), "tcp") == 0) {
         alpn = CG_ALPN_TCP;
-    else
+        srv->tcp_mode = 1;
+    } else
         cg_fatal("--mode: expected http or tcp, got '%s'", opt("mode"));
     unsigned long refresh = opt_uint("refresh-s", 10, 86400);
     unsigned long window = opt_uint("batch-window-ms", 0, 1000);

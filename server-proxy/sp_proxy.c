@@ -133,6 +133,13 @@ static void on_up_connect(struct cg_stream *s, int status)
         c->srv->stats.upstream_failures++;
         cg_log_warn("upstream.connect", "id=%llu upstream=%s err=\"%s\"",
                     (unsigned long long)c->id, c->srv->upstream.text, cg_strerror(status));
+        if (c->srv->tcp_mode) {
+            /* A raw stream has no way to say why: close_notify, then close. */
+            cg_stream_shutdown(&c->down);
+            c->up_dead = 1;
+            (void)uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
+            return;
+        }
         static const char body[] = "{\"error\": \"upstream_unreachable\"}\n";
         struct cg_buf out;
         cg_buf_init(&out, 1024);

@@ -32,6 +32,7 @@ struct sp_server {
     struct sp_attester *attester;
     unsigned handshake_timeout_ms;
     unsigned max_conns;
+    int tcp_mode; /* no HTTP answer of our own on the wire (ALPN ccgate-tcp) */
     union {
         uv_handle_t handle;
         uv_stream_t stream;
