@@ -17,6 +17,8 @@
 #define LOCAL_PREFIX "/.well-known/ccgate/"
 
 enum up_state { UP_NONE, UP_CONNECTING, UP_HANDSHAKING, UP_READY, UP_GONE };
+/* What the connection's one timer currently measures. */
+enum timer_kind { T_NONE, T_HEADERS, T_IDLE, T_HANDSHAKE, T_RESPONSE, T_LINGER };
 enum entry_kind { ENTRY_FORWARD, ENTRY_FORWARD_HEAD, ENTRY_LOCAL_VERIFICATION, ENTRY_LOCAL_404 };
 
 /* The attested leg towards ccgate-server: replaced when a key change forces a reconnect. */
@@ -44,6 +46,10 @@ struct cp_conn {
     int cur_local; /* the request being read is answered locally */
     uint8_t cur_local_kind;
     int resp_status;
+    int head_done;       /* the head of the request being read was parsed */
+    int resp_started;    /* a response head for the front request arrived */
+    size_t reqs_sent;    /* forwarded requests completely read (and sent or pending) */
+    enum timer_kind timer_kind;
     int close_after; /* the app or the server asked to close after the current exchange */
     int closing_down;
     int handles;
@@ -57,19 +63,55 @@ static void up_start(struct cp_conn *c, int with_nonce);
 static void up_discard(struct cp_conn *c);
 static void on_timeout(uv_timer_t *t);
 
+/* Starts the timer for kind; a timer already measuring that kind keeps its deadline unless
+ * restart is set (a trickle of bytes must not extend the time allowed for headers). */
+static void arm(struct cp_conn *c, enum timer_kind kind, unsigned ms, int restart)
+{
+    if (c->timer_kind == kind && !restart)
+        return;
+    c->timer_kind = kind;
+    (void)uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+/* Whether the request at the front was completely read and no response head came yet. */
+static int awaiting_response(const struct cp_conn *c)
+{
+    return c->reqs_sent > 0 && !c->resp_started;
+}
+
 /* One timer per connection: its meaning follows the state. */
 static void rearm(struct cp_conn *c)
 {
+    struct cp_server *srv = c->srv;
     if (c->closing)
         return;
-    if (c->closing_down)
-        (void)uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
-    else if (c->up_state == UP_CONNECTING || c->up_state == UP_HANDSHAKING)
-        return;
-    else if (c->srv->tcp_mode || (c->fifo_len == 0 && !cg_http_parser_in_message(c->req)))
-        (void)uv_timer_start(&c->timer, on_timeout, c->srv->idle_timeout_ms, 0);
-    else
+    if (c->closing_down) {
+        arm(c, T_LINGER, LINGER_MS, 0);
+    } else if (c->up_state == UP_CONNECTING || c->up_state == UP_HANDSHAKING) {
+        arm(c, T_HANDSHAKE, srv->handshake_timeout_ms, 0);
+    } else if (srv->tcp_mode) {
+        arm(c, T_IDLE, srv->idle_timeout_ms, 1);
+    } else if (awaiting_response(c)) {
+        arm(c, T_RESPONSE, srv->response_timeout_ms, 0);
+    } else if (cg_http_parser_in_message(c->req) && !c->head_done) {
+        arm(c, T_HEADERS, srv->header_timeout_ms, 0);
+    } else if (c->fifo_len == 0 && !cg_http_parser_in_message(c->req)) {
+        arm(c, T_IDLE, srv->idle_timeout_ms, 1);
+    } else {
+        c->timer_kind = T_NONE;
         (void)uv_timer_stop(&c->timer);
+    }
+}
+
+/* Ends the app connection after what is queued: FIN now, close once the app closed too (or
+ * the linger timer fired). Reading goes on, discarding, so that closing sends no reset
+ * that could destroy the answer before the app read it. */
+static void end_down(struct cp_conn *c)
+{
+    c->closing_down = 1;
+    (void)cg_stream_read_start(&c->down);
+    cg_stream_shutdown(&c->down);
+    rearm(c);
 }
 
 static uint8_t fifo_front(const struct cp_conn *c)
@@ -145,10 +187,7 @@ static void fail_requests(struct cp_conn *c, const char *error, const struct cg_
     answer(c, 502, body.data, body.len, 1);
     cg_buf_free(&body);
     cg_buf_free(&c->pending);
-    c->closing_down = 1;
-    cg_stream_read_stop(&c->down);
-    cg_stream_shutdown(&c->down);
-    rearm(c);
+    end_down(c);
 }
 
 int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
@@ -254,6 +293,7 @@ static int req_on_head(void *arg, const struct cg_http_head *h)
 {
     struct cp_conn *c = arg;
     c->srv->stats.requests_total++;
+    c->head_done = 1;
     c->cur_local = strncmp(h->target, LOCAL_PREFIX, strlen(LOCAL_PREFIX)) == 0;
     if (!h->keep_alive)
         c->close_after = 1;
@@ -306,6 +346,7 @@ static int req_on_body(void *arg, const uint8_t *data, size_t len)
 static int req_on_complete(void *arg)
 {
     struct cp_conn *c = arg;
+    c->head_done = 0;
     if (c->cur_local) {
         c->cur_local = 0;
         if (fifo_push(c, c->cur_local_kind) < 0)
@@ -316,6 +357,7 @@ static int req_on_complete(void *arg)
     }
     if (c->req_framing == CG_HTTP_BODY_CHUNKED)
         send_up(c, "0\r\n\r\n", 5);
+    c->reqs_sent++;
     return 0;
 }
 
@@ -336,6 +378,9 @@ static int resp_on_head(void *arg, const struct cg_http_head *h)
         return CG_EHTTP; /* a response nobody asked for */
     c->resp_status = h->status;
     int informational = h->status >= 100 && h->status < 200;
+    /* Any head is progress; after a 1xx the final response gets a full timeout again. */
+    c->resp_started = !informational;
+    c->timer_kind = T_NONE;
     if (!informational && !h->keep_alive)
         c->close_after = 1;
     int keep = !c->close_after || informational;
@@ -375,12 +420,14 @@ static int resp_on_complete(void *arg)
         write_down(c, "0\r\n\r\n", 5);
     count_status(c->srv, c->resp_status);
     fifo_pop(c);
+    if (c->reqs_sent > 0)
+        c->reqs_sent--;
+    c->resp_started = 0;
+    c->timer_kind = T_NONE;
     emit_locals(c);
     arm_response(c);
     if (c->close_after && c->fifo_len == 0) {
-        c->closing_down = 1;
-        cg_stream_read_stop(&c->down);
-        cg_stream_shutdown(&c->down);
+        end_down(c);
     } else if (c->fifo_len < FIFO_PAUSE && !c->down.eof) {
         (void)cg_stream_read_start(&c->down);
     }
@@ -447,6 +494,7 @@ static void up_on_handshake(struct cg_stream *s, int status)
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
     struct cp_server *srv = c->srv;
+    c->timer_kind = T_NONE;
     (void)uv_timer_stop(&c->timer);
     if (status == 0) {
         srv->stats.handshakes++;
@@ -536,9 +584,7 @@ static void up_on_eof(struct cg_stream *s)
     c->up_state = UP_GONE;
     if (c->fifo_len == 0 && c->pending.len == 0) {
         /* The server ended an idle connection: end the app's too (keep-alive semantics). */
-        c->closing_down = 1;
-        cg_stream_shutdown(&c->down);
-        rearm(c);
+        end_down(c);
         return;
     }
     conn_close(c, "server_closed");
@@ -619,7 +665,8 @@ static void up_start(struct cp_conn *c, int with_nonce)
         goto fail;
     cg_stream_set_tls(&u->s, t);
     c->up_state = UP_CONNECTING;
-    (void)uv_timer_start(&c->timer, on_timeout, srv->handshake_timeout_ms, 0);
+    c->timer_kind = T_NONE;
+    rearm(c);
     if (cg_stream_connect(&u->s, &srv->server_addr) < 0)
         goto fail;
     return;
@@ -673,14 +720,52 @@ static void conn_close(struct cp_conn *c, const char *reason)
         srv->on_idle(srv);
 }
 
+/* Answers status with a JSON error naming reason, then ends the app connection (and the
+ * attested leg, which may hold a half-sent request or a late answer) once it is written. */
+static void reject(struct cp_conn *c, int status, const char *error, const char *reason)
+{
+    struct cg_buf body;
+    cg_buf_init(&body, 1024);
+    (void)cg_buf_printf(&body, "{\"error\": ");
+    cp_json_str(&body, error);
+    (void)cg_buf_printf(&body, ", \"reason\": ");
+    cp_json_str(&body, reason);
+    (void)cg_buf_printf(&body, "}\n");
+    if (!c->closing_down)
+        answer(c, status, body.data, body.len, 1);
+    cg_buf_free(&body);
+    cg_log_info("request.rejected", "id=%llu status=%d error=%s", (unsigned long long)c->id,
+                status, error);
+    if (c->up != NULL && c->up_state == UP_READY && !c->srv->tcp_mode) {
+        cg_stream_shutdown(&c->up->s);
+        up_discard(c);
+        c->up_state = UP_GONE;
+    }
+    end_down(c);
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     struct cp_conn *c = t->data;
-    if (c->closing_down) {
+    enum timer_kind kind = c->timer_kind;
+    c->timer_kind = T_NONE;
+    if (kind == T_LINGER || c->closing_down) {
         conn_close(c, "closed");
         return;
     }
-    if (c->up_state == UP_CONNECTING || c->up_state == UP_HANDSHAKING) {
+    if (kind == T_HEADERS) {
+        if (cg_http_parser_in_message(c->req))
+            reject(c, 408, "request_timeout", "the request head did not arrive in time");
+        else
+            conn_close(c, "header_timeout");
+        return;
+    }
+    if (kind == T_RESPONSE) {
+        c->srv->stats.response_timeouts++;
+        reject(c, 504, "upstream_timeout", "no response from the server in time");
+        return;
+    }
+    if (kind == T_HANDSHAKE) {
         struct cg_verdict v;
         (void)cg_reject(&v, CG_ETIMEOUT, "server.handshake_timeout", "a handshake in time",
                         "none after %u ms", c->srv->handshake_timeout_ms);
@@ -713,18 +798,7 @@ static void down_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
         return;
     if (n < 0) {
         int status = cg_http_parser_status(c->req);
-        struct cg_buf body;
-        cg_buf_init(&body, 1024);
-        (void)cg_buf_printf(&body, "{\"error\": \"bad_request\", \"reason\": ");
-        cp_json_str(&body, cg_http_parser_reason(c->req));
-        (void)cg_buf_printf(&body, "}\n");
-        if (!c->closing_down)
-            answer(c, status >= 400 ? status : 400, body.data, body.len, 1);
-        cg_buf_free(&body);
-        c->closing_down = 1;
-        cg_stream_read_stop(s);
-        cg_stream_shutdown(s);
-        rearm(c);
+        reject(c, status >= 400 ? status : 400, "bad_request", cg_http_parser_reason(c->req));
         return;
     }
     int busy = c->fifo_len >= FIFO_PAUSE || c->pending.len >= CG_STREAM_HIGH_WATER ||
@@ -744,6 +818,11 @@ static void down_on_eof(struct cg_stream *s)
         tcp_maybe_done(c);
         return;
     }
+    if (c->closing_down) {
+        if (s->queued == 0)
+            conn_close(c, "done");
+        return;
+    }
     if (cg_http_parser_in_message(c->req) || c->fifo_len == 0) {
         conn_close(c, c->fifo_len == 0 ? "app_closed" : "app_truncated");
         return;
@@ -761,7 +840,7 @@ static void down_on_error(struct cg_stream *s, int err)
 static void down_on_drain(struct cg_stream *s)
 {
     struct cp_conn *c = s->data;
-    if (c->closing_down && s->queued == 0) {
+    if (c->closing_down && s->queued == 0 && s->eof) {
         conn_close(c, "done");
         return;
     }
@@ -806,7 +885,15 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     if (srv->stats.conns_active > srv->max_conns) {
-        conn_close(c, "too_many_connections");
+        srv->stats.conns_refused++;
+        if (srv->tcp_mode) {
+            conn_close(c, "too_many_connections");
+            return;
+        }
+        /* Answer 503 at once; the request is read and dropped so that closing does not
+         * reset the connection before the app read the answer. */
+        reject(c, 503, "too_many_connections", "the client sidecar is at max-connections");
+        (void)cg_stream_read_start(&c->down);
         return;
     }
     if (srv->tcp_mode) {
@@ -823,7 +910,7 @@ static void on_connection(uv_stream_t *listener, int status)
         conn_close(c, "init_failed");
         return;
     }
-    (void)uv_timer_start(&c->timer, on_timeout, srv->idle_timeout_ms, 0);
+    arm(c, T_HEADERS, srv->header_timeout_ms, 1);
 }
 
 int cp_server_start(struct cp_server *s)

@@ -30,6 +30,8 @@ struct cp_stats {
     uint64_t verify_failed;
     uint64_t key_changes;
     uint64_t server_unreachable;
+    uint64_t conns_refused;     /* over max-connections: 503 */
+    uint64_t response_timeouts; /* 504 */
     double handshake_seconds_sum;
     size_t n_checks;
     struct {
@@ -54,6 +56,8 @@ struct cp_server {
     struct cg_http_limits limits;
     unsigned handshake_timeout_ms;
     unsigned idle_timeout_ms;
+    unsigned header_timeout_ms;   /* request head complete within this, else 408 */
+    unsigned response_timeout_ms; /* response head within this after the request, else 504 */
     unsigned max_conns;
     int tcp_mode; /* raw byte pipe (ALPN ccgate-tcp) instead of HTTP */
     union {

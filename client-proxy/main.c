@@ -23,6 +23,9 @@ static struct cg_opt opts[] = {
      NULL, NULL},
     {"handshake-timeout-ms", "N", "limit for connect + attested handshake", "10000", NULL, NULL},
     {"idle-timeout-s", "N", "close idle app connections after this", "60", NULL, NULL},
+    {"header-timeout-s", "N", "time for a request head once begun (408 after)", "30", NULL, NULL},
+    {"response-timeout-s", "N", "time for a response head after the request (504 after)", "300",
+     NULL, NULL},
     {"max-connections", "N", "most concurrent app connections", "4096", NULL, NULL},
     {"max-header-bytes", "N", "request line + headers limit (431 above)", "32768", NULL, NULL},
     {"max-headers", "N", "header count limit (431 above)", "100", NULL, NULL},
@@ -128,13 +131,20 @@ static int metrics(void *arg, struct cg_buf *out)
         "ccgate_client_key_changes_total %llu\n"
         "# TYPE ccgate_client_server_unreachable_total counter\n"
         "ccgate_client_server_unreachable_total %llu\n"
+        "# HELP ccgate_client_connections_refused_total App connections over max-connections "
+        "(503).\n"
+        "# TYPE ccgate_client_connections_refused_total counter\n"
+        "ccgate_client_connections_refused_total %llu\n"
+        "# TYPE ccgate_client_response_timeouts_total counter\n"
+        "ccgate_client_response_timeouts_total %llu\n"
         "# HELP ccgate_attestation_verifications_total Evidence appraisals by result.\n"
         "# TYPE ccgate_attestation_verifications_total counter\n"
         "ccgate_attestation_verifications_total{result=\"ok\"} %llu\n",
         (unsigned long long)s->bytes_from_app, (unsigned long long)s->bytes_to_app,
         (unsigned long long)s->handshakes, (unsigned long long)s->handshakes_with_nonce,
         s->handshake_seconds_sum, (unsigned long long)s->key_changes,
-        (unsigned long long)s->server_unreachable, (unsigned long long)s->verify_ok);
+        (unsigned long long)s->server_unreachable, (unsigned long long)s->conns_refused,
+        (unsigned long long)s->response_timeouts, (unsigned long long)s->verify_ok);
     for (size_t i = 0; i < s->n_checks; i++)
         (void)cg_buf_printf(out,
                             "ccgate_attestation_verifications_total{result=\"failed\","
@@ -223,6 +233,8 @@ int main(int argc, char **argv)
     srv->handshake_timeout_ms = (unsigned)opt_uint("handshake-timeout-ms", 100, 600000);
     srv->idle_timeout_ms = (unsigned)opt_uint("idle-timeout-s", 1, 86400) * 1000;
     srv->max_conns = (unsigned)opt_uint("max-connections", 1, 1000000);
+    srv->header_timeout_ms = (unsigned)opt_uint("header-timeout-s", 1, 3600) * 1000;
+    srv->response_timeout_ms = (unsigned)opt_uint("response-timeout-s", 1, 86400) * 1000;
     srv->limits.max_header_bytes = opt_uint("max-header-bytes", 1024, 1024 * 1024);
     srv->limits.max_headers = opt_uint("max-headers", 8, CG_HTTP_MAX_HEADERS_CAP);
     srv->limits.max_body_bytes = opt_uint("max-body-bytes", 0, (unsigned long)-1);

@@ -77,6 +77,8 @@ static void maybe_done(struct sp_conn *c)
 static void on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 {
     struct sp_conn *c = s->data;
+    if (c->up_connected)
+        (void)uv_timer_start(&c->timer, on_timeout, c->srv->idle_timeout_ms, 0);
     if (s == &c->down && !c->up_connected) {
         if (cg_buf_append(&c->early, data, len) < 0)
             conn_close(c, "early_data_overflow");
@@ -126,32 +128,41 @@ static void on_error(struct cg_stream *s, int err)
 
 #define LINGER_MS 5000
 
-static void on_up_connect(struct cg_stream *s, int status)
+/* The upstream cannot be reached (error or connect timeout): HTTP mode answers 502 JSON, TCP
+ * mode closes; the connection lingers until the client closes. */
+static void upstream_failed(struct sp_conn *c, int status)
 {
-    struct sp_conn *c = s->data;
-    if (status < 0) {
-        c->srv->stats.upstream_failures++;
-        cg_log_warn("upstream.connect", "id=%llu upstream=%s err=\"%s\"",
-                    (unsigned long long)c->id, c->srv->upstream.text, cg_strerror(status));
-        if (c->srv->tcp_mode) {
-            /* A raw stream has no way to say why: close_notify, then close. */
-            cg_stream_shutdown(&c->down);
-            c->up_dead = 1;
-            (void)uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
-            return;
-        }
+    if (c->up_inited) {
+        c->up.h.handle.data = c;
+        cg_stream_close(&c->up, conn_freed);
+        c->up_inited = 0;
+    }
+    c->srv->stats.upstream_failures++;
+    cg_log_warn("upstream.connect", "id=%llu upstream=%s err=\"%s\"", (unsigned long long)c->id,
+                c->srv->upstream.text, cg_strerror(status));
+    if (!c->srv->tcp_mode) {
         static const char body[] = "{\"error\": \"upstream_unreachable\"}\n";
         struct cg_buf out;
         cg_buf_init(&out, 1024);
         if (cg_httpmsg_response(&out, 502, "application/json", body, sizeof(body) - 1, 1) == 0)
             (void)cg_stream_write(&c->down, out.data, out.len);
         cg_buf_free(&out);
-        cg_stream_shutdown(&c->down);
-        c->up_dead = 1;
-        (void)uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
+    }
+    /* TCP mode has no way to say why: close_notify alone. */
+    cg_stream_shutdown(&c->down);
+    c->up_dead = 1;
+    (void)uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
+}
+
+static void on_up_connect(struct cg_stream *s, int status)
+{
+    struct sp_conn *c = s->data;
+    if (status < 0) {
+        upstream_failed(c, status);
         return;
     }
     c->up_connected = 1;
+    (void)uv_timer_start(&c->timer, on_timeout, c->srv->idle_timeout_ms, 0);
     if (c->early.len > 0 && cg_stream_write(&c->up, c->early.data, c->early.len) < 0) {
         conn_close(c, "write_failed");
         return;
@@ -197,8 +208,11 @@ static void on_handshake(struct cg_stream *s, int status)
         c->handles++;
         rc = cg_stream_connect(&c->up, &c->srv->upstream);
     }
-    if (rc < 0)
-        on_up_connect(&c->up, rc);
+    if (rc < 0) {
+        upstream_failed(c, rc);
+        return;
+    }
+    (void)uv_timer_start(&c->timer, on_timeout, c->srv->upstream_connect_timeout_ms, 0);
 }
 
 static void on_cert_ready(struct sp_waiter *w, int status)
@@ -217,6 +231,14 @@ static void on_timeout(uv_timer_t *t)
     struct sp_conn *c = t->data;
     if (c->up_dead) {
         conn_close(c, "upstream_unreachable");
+        return;
+    }
+    if (c->up_connected) {
+        conn_close(c, "idle_timeout");
+        return;
+    }
+    if (c->up_inited) {
+        upstream_failed(c, UV_ETIMEDOUT);
         return;
     }
     c->srv->stats.handshake_failures++;

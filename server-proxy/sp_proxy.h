@@ -31,6 +31,8 @@ struct sp_server {
     struct cg_tls_ctx *tls;
     struct sp_attester *attester;
     unsigned handshake_timeout_ms;
+    unsigned upstream_connect_timeout_ms; /* then 502 (HTTP mode) */
+    unsigned idle_timeout_ms;             /* no byte either way for this long: close */
     unsigned max_conns;
     int tcp_mode; /* no HTTP answer of our own on the wire (ALPN ccgate-tcp) */
     union {
