@@ -51,6 +51,9 @@ struct cp_conn {
     size_t reqs_sent;    /* forwarded requests completely read (and sent or pending) */
     enum timer_kind timer_kind;
     int close_after; /* the app or the server asked to close after the current exchange */
+    int raw;             /* a byte pipe: TCP mode, or an HTTP connection after a 101 */
+    int upgrade_pending; /* an Upgrade request went up; app bytes wait for the answer */
+    struct cg_buf held;  /* app bytes that followed an Upgrade request */
     int closing_down;
     int handles;
     unsigned closing : 1;
@@ -89,7 +92,7 @@ static void rearm(struct cp_conn *c)
         arm(c, T_LINGER, LINGER_MS, 0);
     } else if (c->up_state == UP_CONNECTING || c->up_state == UP_HANDSHAKING) {
         arm(c, T_HANDSHAKE, srv->handshake_timeout_ms, 0);
-    } else if (srv->tcp_mode) {
+    } else if (c->raw) {
         arm(c, T_IDLE, srv->idle_timeout_ms, 1);
     } else if (awaiting_response(c)) {
         arm(c, T_RESPONSE, srv->response_timeout_ms, 0);
@@ -307,9 +310,10 @@ static int req_on_head(void *arg, const struct cg_http_head *h)
         return 0;
     }
     if (h->upgrade) {
-        static const char body[] = "{\"error\": \"upgrade_not_supported\"}\n";
-        answer(c, 501, body, sizeof(body) - 1, 1);
-        return CG_EHTTP;
+        /* Forwarded; the app's next bytes wait for the answer: a 101 makes the connection a
+         * pipe, anything else ends it (those bytes are not HTTP we parsed). */
+        c->upgrade_pending = 1;
+        c->close_after = 1;
     }
     char *head = malloc(HEAD_MAX);
     if (head == NULL)
@@ -411,9 +415,17 @@ static int resp_on_body(void *arg, const uint8_t *data, size_t len)
     return 0;
 }
 
+static void start_pipe(struct cp_conn *c);
+
 static int resp_on_complete(void *arg)
 {
     struct cp_conn *c = arg;
+    if (c->resp_status == 101) {
+        if (!c->upgrade_pending)
+            return CG_EHTTP; /* switching protocols nobody asked for */
+        start_pipe(c);
+        return 0;
+    }
     if (c->resp_status >= 100 && c->resp_status < 200)
         return 0; /* the final response follows */
     if (c->resp_framing == CG_HTTP_BODY_CHUNKED)
@@ -437,10 +449,32 @@ static int resp_on_complete(void *arg)
 
 static const struct cg_http_callbacks resp_cb = {resp_on_head, resp_on_body, resp_on_complete};
 
-/* ---- TCP mode: a byte pipe ---- */
+/* ---- a byte pipe: TCP mode, or a connection upgraded by a 101 ---- */
+
+/* The server answered an Upgrade with 101: from now on bytes pass untouched both ways. */
+static void start_pipe(struct cp_conn *c)
+{
+    count_status(c->srv, 101);
+    c->raw = 1;
+    c->upgrade_pending = 0;
+    fifo_pop(c);
+    c->reqs_sent = 0;
+    c->resp_started = 0;
+    c->timer_kind = T_NONE;
+    if (c->held.len > 0)
+        send_up(c, c->held.data, c->held.len);
+    cg_buf_free(&c->held);
+    if (c->closing)
+        return;
+    if (c->down.eof)
+        cg_stream_shutdown(&c->up->s);
+    else
+        (void)cg_stream_read_start(&c->down);
+    rearm(c);
+}
 
 /* Both directions ended (FIN one way, close_notify the other) and all is written. */
-static void tcp_maybe_done(struct cp_conn *c)
+static void pipe_maybe_done(struct cp_conn *c)
 {
     if (c->closing || c->up == NULL)
         return;
@@ -508,7 +542,7 @@ static void up_on_handshake(struct cg_stream *s, int status)
             return;
         }
         cg_buf_free(&c->pending);
-        if (srv->tcp_mode && c->down.eof)
+        if (c->raw && c->down.eof)
             cg_stream_shutdown(s);
         if (!c->down.eof && c->fifo_len < FIFO_PAUSE)
             (void)cg_stream_read_start(&c->down);
@@ -549,7 +583,7 @@ static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
-    if (c->srv->tcp_mode) {
+    if (c->raw) {
         write_down(c, data, len);
         if (!c->closing && c->down.queued >= CG_STREAM_HIGH_WATER)
             cg_stream_read_stop(s);
@@ -563,6 +597,8 @@ static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
         conn_close(c, "bad_response");
         return;
     }
+    if (c->raw && (size_t)n < len)
+        write_down(c, data + n, len - (size_t)n); /* the first bytes of the tunnel */
     if (!c->closing && c->down.queued >= CG_STREAM_HIGH_WATER)
         cg_stream_read_stop(s);
 }
@@ -571,9 +607,9 @@ static void up_on_eof(struct cg_stream *s)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
-    if (c->srv->tcp_mode) {
+    if (c->raw) {
         cg_stream_shutdown(&c->down);
-        tcp_maybe_done(c);
+        pipe_maybe_done(c);
         return;
     }
     int rc = cg_http_parser_finish(u->resp);
@@ -604,8 +640,8 @@ static void up_on_drain(struct cg_stream *s)
     struct cp_conn *c = u->c;
     if (!c->down.eof && !c->closing_down && c->fifo_len < FIFO_PAUSE)
         (void)cg_stream_read_start(&c->down);
-    if (c->srv->tcp_mode)
-        tcp_maybe_done(c);
+    if (c->raw)
+        pipe_maybe_done(c);
 }
 
 static void up_on_connect(struct cg_stream *s, int status)
@@ -706,6 +742,7 @@ static void conn_close(struct cp_conn *c, const char *reason)
     cg_http_parser_free(c->req);
     c->req = NULL;
     cg_buf_free(&c->pending);
+    cg_buf_free(&c->held);
     if (c->up != NULL) {
         if (c->up_state == UP_READY)
             cg_stream_shutdown(&c->up->s); /* close_notify: a clean end, not a truncation */
@@ -736,7 +773,7 @@ static void reject(struct cp_conn *c, int status, const char *error, const char 
     cg_buf_free(&body);
     cg_log_info("request.rejected", "id=%llu status=%d error=%s", (unsigned long long)c->id,
                 status, error);
-    if (c->up != NULL && c->up_state == UP_READY && !c->srv->tcp_mode) {
+    if (c->up != NULL && c->up_state == UP_READY && !c->raw) {
         cg_stream_shutdown(&c->up->s);
         up_discard(c);
         c->up_state = UP_GONE;
@@ -783,7 +820,7 @@ static void down_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
     struct cp_conn *c = s->data;
     if (c->closing_down)
         return;
-    if (c->srv->tcp_mode) {
+    if (c->raw) {
         send_up(c, data, len);
         if (c->closing)
             return;
@@ -793,9 +830,25 @@ static void down_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
         rearm(c);
         return;
     }
+    if (c->upgrade_pending) {
+        if (cg_buf_append(&c->held, data, len) < 0)
+            reject(c, 400, "bad_request", "too many bytes before the upgrade was answered");
+        else
+            cg_stream_read_stop(s);
+        return;
+    }
     long n = cg_http_parser_feed(c->req, data, len);
     if (c->closing)
         return;
+    if (n >= 0 && c->upgrade_pending) {
+        if (cg_buf_append(&c->held, data + n, len - (size_t)n) < 0) {
+            reject(c, 400, "bad_request", "too many bytes before the upgrade was answered");
+            return;
+        }
+        cg_stream_read_stop(s);
+        rearm(c);
+        return;
+    }
     if (n < 0) {
         int status = cg_http_parser_status(c->req);
         reject(c, status >= 400 ? status : 400, "bad_request", cg_http_parser_reason(c->req));
@@ -811,11 +864,11 @@ static void down_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 static void down_on_eof(struct cg_stream *s)
 {
     struct cp_conn *c = s->data;
-    if (c->srv->tcp_mode) {
+    if (c->raw) {
         /* FIN from the app becomes close_notify; the server half-closes its upstream. */
         if (c->up_state == UP_READY)
             cg_stream_shutdown(&c->up->s);
-        tcp_maybe_done(c);
+        pipe_maybe_done(c);
         return;
     }
     if (c->closing_down) {
@@ -846,8 +899,8 @@ static void down_on_drain(struct cg_stream *s)
     }
     if (c->up_state == UP_READY)
         (void)cg_stream_read_start(&c->up->s);
-    if (c->srv->tcp_mode)
-        tcp_maybe_done(c);
+    if (c->raw)
+        pipe_maybe_done(c);
 }
 
 static const struct cg_stream_callbacks down_cb = {
@@ -868,6 +921,7 @@ static void on_connection(uv_stream_t *listener, int status)
     c->srv = srv;
     c->id = ++srv->stats.conns_total;
     cg_buf_init(&c->pending, PENDING_MAX);
+    cg_buf_init(&c->held, 2 * 64 * 1024);
     if (cg_stream_init(&c->down, srv->loop, 0, &down_cb, c) < 0) {
         free(c);
         return;
@@ -897,6 +951,7 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     if (srv->tcp_mode) {
+        c->raw = 1;
         /* The attested leg starts at once; app bytes wait in pending until it is verified. */
         if (cg_stream_read_start(&c->down) < 0) {
             conn_close(c, "init_failed");
@@ -936,7 +991,7 @@ void cp_server_stop(struct cp_server *s)
     /* Idle keep-alive connections end now; busy ones after their last response. */
     for (struct cp_conn *c = s->conns, *next; c != NULL; c = next) {
         next = c->next;
-        if (s->tcp_mode)
+        if (c->raw)
             continue; /* a byte stream has no safe point to stop: the deadline ends it */
         if (c->fifo_len == 0 && !cg_http_parser_in_message(c->req))
             conn_close(c, "shutdown");
