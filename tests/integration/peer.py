@@ -5,6 +5,7 @@
   peer.py tcp-client PORT CMD     the app side of the same protocol; exits 0 when all checks pass
   peer.py ws-server PORT          an HTTP server that upgrades to a raw echo tunnel
   peer.py ws-client PORT          upgrades through the pair and checks the echo both ways
+  peer.py http-server PORT        HTTP/1.1 upstream with 204, 304 and HEAD answers
 """
 import hashlib
 import os
@@ -136,6 +137,42 @@ def ws_client(port):
     s.close()
 
 
+def http_server(port):
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_HEAD(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "5000")
+            self.send_header("Content-Type", "application/octet-stream")
+            self.end_headers()
+
+        def do_GET(self):
+            if self.path == "/204":
+                self.send_response(204)
+                self.end_headers()
+            elif self.path == "/304":
+                self.send_response(304)
+                self.send_header("ETag", '"v1"')
+                self.send_header("Content-Length", "1234")
+                self.end_headers()
+            else:
+                body = ("ok " + self.path).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    print("listening", flush=True)
+    srv.serve_forever()
+
+
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "tcp-server":
@@ -146,6 +183,8 @@ def main():
         serve(port, handle_ws)
     elif mode == "ws-client":
         ws_client(port)
+    elif mode == "http-server":
+        http_server(port)
     else:
         sys.exit("unknown mode " + mode)
 
