@@ -24,9 +24,15 @@ enum entry_kind { ENTRY_FORWARD, ENTRY_FORWARD_HEAD, ENTRY_LOCAL_VERIFICATION, E
 /* The attested leg towards ccgate-server: replaced when a key change forces a reconnect. */
 struct cp_up {
     struct cg_stream s;
-    struct cp_conn *c;
+    struct cp_conn *c; /* NULL while pooled */
+    struct cp_server *srv;
     struct cg_http_parser *resp;
     uint64_t started_ns;
+    struct cp_up *pool_prev, *pool_next;
+    uint64_t pooled_at_ms; /* loop time it went idle */
+    time_t verified_at;    /* when its handshake completed */
+    unsigned gen;          /* srv->pool_gen at the handshake */
+    unsigned pooled : 1, reused : 1;
 };
 
 struct cp_conn {
@@ -51,6 +57,7 @@ struct cp_conn {
     size_t reqs_sent;    /* forwarded requests completely read (and sent or pending) */
     enum timer_kind timer_kind;
     int close_after; /* the app or the server asked to close after the current exchange */
+    int server_close; /* the server said close: its connection cannot be pooled */
     int raw;             /* a byte pipe: TCP mode, or an HTTP connection after a 101 */
     int upgrade_pending; /* an Upgrade request went up; app bytes wait for the answer */
     struct cg_buf held;  /* app bytes that followed an Upgrade request */
@@ -64,6 +71,8 @@ struct cp_conn {
 static void conn_close(struct cp_conn *c, const char *reason);
 static void up_start(struct cp_conn *c, int with_nonce);
 static void up_discard(struct cp_conn *c);
+static int pool_attach(struct cp_conn *c);
+static void pool_drop(struct cp_up *u, const char *why);
 static void on_timeout(uv_timer_t *t);
 
 /* Starts the timer for kind; a timer already measuring that kind keeps its deadline unless
@@ -284,6 +293,11 @@ static void send_up(struct cp_conn *c, const void *data, size_t len)
             conn_close(c, "server_write_failed");
         return;
     }
+    if (c->up_state == UP_NONE && !c->srv->tcp_mode && pool_attach(c)) {
+        if (cg_stream_write(&c->up->s, data, len) < 0)
+            conn_close(c, "server_write_failed");
+        return;
+    }
     if (cg_buf_append(&c->pending, data, len) < 0) {
         conn_close(c, "pending_overflow");
         return;
@@ -386,7 +400,7 @@ static int resp_on_head(void *arg, const struct cg_http_head *h)
     c->resp_started = !informational;
     c->timer_kind = T_NONE;
     if (!informational && !h->keep_alive)
-        c->close_after = 1;
+        c->close_after = c->server_close = 1;
     int keep = !c->close_after || informational;
     char *head = malloc(HEAD_MAX);
     if (head == NULL)
@@ -504,6 +518,136 @@ static void up_discard(struct cp_conn *c)
     cg_stream_close(&u->s, up_closed);
 }
 
+/* ---- the pool of idle attested connections ---- */
+
+static void pool_unlink(struct cp_server *srv, struct cp_up *u)
+{
+    if (!u->pooled)
+        return;
+    if (u->pool_prev != NULL)
+        u->pool_prev->pool_next = u->pool_next;
+    else
+        srv->pool = u->pool_next;
+    if (u->pool_next != NULL)
+        u->pool_next->pool_prev = u->pool_prev;
+    u->pool_prev = u->pool_next = NULL;
+    u->pooled = 0;
+    srv->pool_len--;
+}
+
+static void pool_drop(struct cp_up *u, const char *why)
+{
+    struct cp_server *srv = u->srv;
+    pool_unlink(srv, u);
+    srv->stats.pool_dropped++;
+    cg_log_debug("pool.drop", "reason=%s pooled=%zu", why, srv->pool_len);
+    cg_stream_shutdown(&u->s);
+    u->s.h.handle.data = u;
+    cg_stream_close(&u->s, up_closed);
+}
+
+/* Whether the connection's attested leg is between messages and may serve another app: both
+ * messages complete, nobody said close, not upgraded, same key generation, still fresh. */
+static int up_poolable(const struct cp_conn *c)
+{
+    const struct cp_server *srv = c->srv;
+    const struct cp_up *u = c->up;
+    if (u == NULL || srv->pool_max == 0 || srv->stopping || srv->pool_len >= srv->pool_max)
+        return 0;
+    if (c->raw || c->upgrade_pending || c->up_state != UP_READY || c->server_close)
+        return 0;
+    if (c->fifo_len != 0 || c->reqs_sent != 0 || c->pending.len != 0 ||
+        cg_http_parser_in_message(c->req) || cg_http_parser_in_message(u->resp))
+        return 0;
+    if (u->s.eof || u->s.failed || u->s.shut || u->gen != srv->pool_gen)
+        return 0;
+    return time(NULL) - u->verified_at < (time_t)srv->policy->freshness.max_age_s;
+}
+
+/* Moves the connection's attested leg into the pool (the caller checked up_poolable). It
+ * keeps reading so that a close by the server is noticed while it waits. */
+static void pool_put(struct cp_conn *c)
+{
+    struct cp_server *srv = c->srv;
+    struct cp_up *u = c->up;
+    c->up = NULL;
+    c->up_state = UP_NONE;
+    c->handles--;
+    u->c = NULL;
+    u->pooled = 1;
+    u->pooled_at_ms = uv_now(srv->loop);
+    u->pool_prev = NULL;
+    u->pool_next = srv->pool;
+    if (srv->pool != NULL)
+        srv->pool->pool_prev = u;
+    srv->pool = u;
+    srv->pool_len++;
+    (void)cg_stream_read_start(&u->s);
+}
+
+static const struct cg_http_callbacks resp_cb;
+
+/* Takes the most recently used pooled leg that is still usable, or NULL. */
+static struct cp_up *pool_take(struct cp_server *srv)
+{
+    time_t now = time(NULL);
+    while (srv->pool != NULL) {
+        struct cp_up *u = srv->pool;
+        if (u->gen != srv->pool_gen || u->s.eof || u->s.failed ||
+            now - u->verified_at >= (time_t)srv->policy->freshness.max_age_s) {
+            pool_drop(u, "stale");
+            continue;
+        }
+        pool_unlink(srv, u);
+        return u;
+    }
+    return NULL;
+}
+
+/* Gives c a pooled attested leg: 1 when it got one, 0 when the pool had none. */
+static int pool_attach(struct cp_conn *c)
+{
+    struct cp_server *srv = c->srv;
+    struct cp_up *u = pool_take(srv);
+    if (u == NULL)
+        return 0;
+    struct cg_http_parser *p = NULL;
+    if (cg_http_parser_new(CG_HTTP_RESPONSE, NULL, &resp_cb, c, &p) < 0) {
+        pool_drop(u, "no_memory");
+        return 0;
+    }
+    cg_http_parser_free(u->resp);
+    u->resp = p;
+    u->c = c;
+    u->reused = 1;
+    c->up = u;
+    c->handles++;
+    c->up_state = UP_READY;
+    srv->stats.pool_reused++;
+    arm_response(c);
+    return 1;
+}
+
+static void pool_sweep(uv_timer_t *t)
+{
+    struct cp_server *srv = t->data;
+    uint64_t now = uv_now(srv->loop);
+    struct cp_up *u = srv->pool;
+    while (u != NULL) {
+        struct cp_up *next = u->pool_next;
+        if (now - u->pooled_at_ms >= srv->pool_idle_ms)
+            pool_drop(u, "idle");
+        u = next;
+    }
+}
+
+void cp_server_pool_flush(struct cp_server *s)
+{
+    s->pool_gen++;
+    while (s->pool != NULL)
+        pool_drop(s->pool, "flush");
+}
+
 static void record_failure(struct cp_server *srv, const struct cg_verdict *v)
 {
     srv->last_failure = *v;
@@ -536,6 +680,8 @@ static void up_on_handshake(struct cg_stream *s, int status)
         if (cg_tls_sent_nonce(s->tls))
             srv->stats.verify_ok++;
         c->up_state = UP_READY;
+        u->verified_at = time(NULL);
+        u->gen = srv->pool_gen;
         arm_response(c);
         if (c->pending.len > 0 && cg_stream_write(s, c->pending.data, c->pending.len) < 0) {
             conn_close(c, "server_write_failed");
@@ -556,6 +702,7 @@ static void up_on_handshake(struct cg_stream *s, int status)
         cg_log_info("attest.key_changed", "id=%llu server=%s: reconnecting with a nonce",
                     (unsigned long long)c->id, srv->server_addr.text);
         cg_tls_ctx_forget(srv->tls);
+        cp_server_pool_flush(srv);
         c->nonce_retry_done = 1;
         up_discard(c);
         up_start(c, 1);
@@ -569,6 +716,9 @@ static void up_on_handshake(struct cg_stream *s, int status)
         v = &tls_v;
     }
     record_failure(srv, v);
+    /* Nothing verified before this failure is trusted again without new evidence. */
+    cg_tls_ctx_forget(srv->tls);
+    cp_server_pool_flush(srv);
     cg_log_error("attest.failed",
                  "id=%llu server=%s check=%s expected=\"%s\" actual=\"%s\": nothing was sent",
                  (unsigned long long)c->id, srv->server_addr.text, v->check, v->expected,
@@ -583,6 +733,10 @@ static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
+    if (c == NULL) {
+        pool_drop(u, "unexpected_data"); /* nothing was asked: the stream is out of step */
+        return;
+    }
     if (c->raw) {
         write_down(c, data, len);
         if (!c->closing && c->down.queued >= CG_STREAM_HIGH_WATER)
@@ -607,6 +761,10 @@ static void up_on_eof(struct cg_stream *s)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
+    if (c == NULL) {
+        pool_drop(u, "server_closed");
+        return;
+    }
     if (c->raw) {
         cg_stream_shutdown(&c->down);
         pipe_maybe_done(c);
@@ -631,6 +789,10 @@ static void up_on_error(struct cg_stream *s, int err)
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
     (void)err;
+    if (c == NULL) {
+        pool_drop(u, "server_error");
+        return;
+    }
     conn_close(c, "server_error");
 }
 
@@ -638,6 +800,8 @@ static void up_on_drain(struct cg_stream *s)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
+    if (c == NULL)
+        return;
     if (!c->down.eof && !c->closing_down && c->fifo_len < FIFO_PAUSE)
         (void)cg_stream_read_start(&c->down);
     if (c->raw)
@@ -682,6 +846,7 @@ static void up_start(struct cp_conn *c, int with_nonce)
     if (u == NULL)
         goto fail;
     u->c = c;
+    u->srv = srv;
     u->started_ns = uv_hrtime();
     if (!srv->tcp_mode && cg_http_parser_new(CG_HTTP_RESPONSE, NULL, &resp_cb, c, &u->resp) < 0) {
         free(u);
@@ -721,6 +886,15 @@ static void conn_freed(uv_handle_t *h)
         free(c);
 }
 
+/* Runs on_idle once, when stopping and the last connection closed. */
+static void notify_idle(struct cp_server *srv)
+{
+    if (!srv->stopping || srv->conns != NULL || srv->on_idle == NULL || srv->idle_notified)
+        return;
+    srv->idle_notified = 1;
+    srv->on_idle(srv);
+}
+
 static void conn_close(struct cp_conn *c, const char *reason)
 {
     if (c->closing)
@@ -739,6 +913,8 @@ static void conn_close(struct cp_conn *c, const char *reason)
         srv->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
+    if (up_poolable(c))
+        pool_put(c);
     cg_http_parser_free(c->req);
     c->req = NULL;
     cg_buf_free(&c->pending);
@@ -753,8 +929,7 @@ static void conn_close(struct cp_conn *c, const char *reason)
     uv_close((uv_handle_t *)&c->timer, conn_freed);
     c->down.h.handle.data = c;
     cg_stream_close(&c->down, conn_freed);
-    if (srv->stopping && srv->conns == NULL && srv->on_idle != NULL)
-        srv->on_idle(srv);
+    notify_idle(srv);
 }
 
 /* Answers status with a JSON error naming reason, then ends the app connection (and the
@@ -977,9 +1152,16 @@ int cp_server_start(struct cp_server *s)
     rc = uv_tcp_bind(&s->listener.tcp, (const struct sockaddr *)&s->listen_addr.ss, 0);
     if (rc == 0)
         rc = uv_listen(&s->listener.stream, 511, on_connection);
-    if (rc < 0)
+    if (rc < 0) {
         uv_close(&s->listener.handle, NULL);
-    return rc;
+        return rc;
+    }
+    (void)uv_timer_init(s->loop, &s->pool_timer);
+    s->pool_timer.data = s;
+    unsigned sweep = s->pool_idle_ms < 2000 ? s->pool_idle_ms / 2 + 1 : 1000;
+    (void)uv_timer_start(&s->pool_timer, pool_sweep, sweep, sweep);
+    uv_unref((uv_handle_t *)&s->pool_timer);
+    return 0;
 }
 
 void cp_server_stop(struct cp_server *s)
@@ -988,6 +1170,8 @@ void cp_server_stop(struct cp_server *s)
         return;
     s->stopping = 1;
     uv_close(&s->listener.handle, NULL);
+    uv_close((uv_handle_t *)&s->pool_timer, NULL);
+    cp_server_pool_flush(s);
     /* Idle keep-alive connections end now; busy ones after their last response. */
     for (struct cp_conn *c = s->conns, *next; c != NULL; c = next) {
         next = c->next;
@@ -998,8 +1182,7 @@ void cp_server_stop(struct cp_server *s)
         else
             c->close_after = 1;
     }
-    if (s->conns == NULL && s->on_idle != NULL)
-        s->on_idle(s);
+    notify_idle(s);
 }
 
 void cp_server_abort(struct cp_server *s)

@@ -13,6 +13,7 @@
 #include "ccgate/tls.h"
 
 struct cp_conn;
+struct cp_up;
 
 #define CP_MAX_CHECKS 32 /* distinct failed-check names counted in metrics */
 
@@ -32,6 +33,8 @@ struct cp_stats {
     uint64_t server_unreachable;
     uint64_t conns_refused;     /* over max-connections: 503 */
     uint64_t response_timeouts; /* 504 */
+    uint64_t pool_reused;       /* attested connections taken from the pool */
+    uint64_t pool_dropped;      /* pooled connections closed (idle, server closed, stale) */
     double handshake_seconds_sum;
     size_t n_checks;
     struct {
@@ -60,6 +63,12 @@ struct cp_server {
     unsigned response_timeout_ms; /* response head within this after the request, else 504 */
     unsigned max_conns;
     int tcp_mode; /* raw byte pipe (ALPN ccgate-tcp) instead of HTTP */
+    unsigned pool_max;     /* idle attested connections kept for reuse (HTTP mode); 0 = none */
+    unsigned pool_idle_ms; /* a pooled connection unused this long is closed */
+    struct cp_up *pool;    /* most recently used first */
+    size_t pool_len;
+    unsigned pool_gen; /* bumped on a key change, failure or policy reload: older ones go */
+    uv_timer_t pool_timer;
     union {
         uv_handle_t handle;
         uv_stream_t stream;
@@ -67,6 +76,7 @@ struct cp_server {
     } listener;
     struct cp_conn *conns;
     int stopping;
+    int idle_notified;
     void (*on_idle)(struct cp_server *s);
     struct cg_verdict last_failure;
     time_t last_failure_at;
@@ -78,6 +88,10 @@ int cp_server_start(struct cp_server *s);
 
 /* Stops accepting; live connections finish their requests, then on_idle runs. */
 void cp_server_stop(struct cp_server *s);
+
+/* Closes the pooled attested connections and makes live ones unpoolable: after a policy
+ * change or a failed or changed server key, no connection verified before is reused. */
+void cp_server_pool_flush(struct cp_server *s);
 
 /* Closes every live connection now. */
 void cp_server_abort(struct cp_server *s);

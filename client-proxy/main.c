@@ -27,6 +27,9 @@ static struct cg_opt opts[] = {
     {"response-timeout-s", "N", "time for a response head after the request (504 after)", "300",
      NULL, NULL},
     {"max-connections", "N", "most concurrent app connections", "4096", NULL, NULL},
+    {"pool-max", "N", "idle attested connections kept for reuse, 0 = none (HTTP mode)", "64",
+     NULL, NULL},
+    {"pool-idle-timeout-s", "N", "close a pooled connection unused this long", "30", NULL, NULL},
     {"max-header-bytes", "N", "request line + headers limit (431 above)", "32768", NULL, NULL},
     {"max-headers", "N", "header count limit (431 above)", "100", NULL, NULL},
     {"max-body-bytes", "N", "request body limit, 0 = none (413 above)", "0", NULL, NULL},
@@ -137,6 +140,13 @@ static int metrics(void *arg, struct cg_buf *out)
         "ccgate_client_connections_refused_total %llu\n"
         "# TYPE ccgate_client_response_timeouts_total counter\n"
         "ccgate_client_response_timeouts_total %llu\n"
+        "# HELP ccgate_client_pool_connections Idle attested connections in the pool.\n"
+        "# TYPE ccgate_client_pool_connections gauge\n"
+        "ccgate_client_pool_connections %zu\n"
+        "# TYPE ccgate_client_pool_reused_total counter\n"
+        "ccgate_client_pool_reused_total %llu\n"
+        "# TYPE ccgate_client_pool_dropped_total counter\n"
+        "ccgate_client_pool_dropped_total %llu\n"
         "# HELP ccgate_attestation_verifications_total Evidence appraisals by result.\n"
         "# TYPE ccgate_attestation_verifications_total counter\n"
         "ccgate_attestation_verifications_total{result=\"ok\"} %llu\n",
@@ -144,7 +154,9 @@ static int metrics(void *arg, struct cg_buf *out)
         (unsigned long long)s->handshakes, (unsigned long long)s->handshakes_with_nonce,
         s->handshake_seconds_sum, (unsigned long long)s->key_changes,
         (unsigned long long)s->server_unreachable, (unsigned long long)s->conns_refused,
-        (unsigned long long)s->response_timeouts, (unsigned long long)s->verify_ok);
+        (unsigned long long)s->response_timeouts, a->server.pool_len,
+        (unsigned long long)s->pool_reused, (unsigned long long)s->pool_dropped,
+        (unsigned long long)s->verify_ok);
     for (size_t i = 0; i < s->n_checks; i++)
         (void)cg_buf_printf(out,
                             "ccgate_attestation_verifications_total{result=\"failed\","
@@ -233,6 +245,8 @@ int main(int argc, char **argv)
     srv->handshake_timeout_ms = (unsigned)opt_uint("handshake-timeout-ms", 100, 600000);
     srv->idle_timeout_ms = (unsigned)opt_uint("idle-timeout-s", 1, 86400) * 1000;
     srv->max_conns = (unsigned)opt_uint("max-connections", 1, 1000000);
+    srv->pool_max = (unsigned)opt_uint("pool-max", 0, 100000);
+    srv->pool_idle_ms = (unsigned)opt_uint("pool-idle-timeout-s", 1, 3600) * 1000;
     srv->header_timeout_ms = (unsigned)opt_uint("header-timeout-s", 1, 3600) * 1000;
     srv->response_timeout_ms = (unsigned)opt_uint("response-timeout-s", 1, 86400) * 1000;
     srv->limits.max_header_bytes = opt_uint("max-header-bytes", 1024, 1024 * 1024);

@@ -42,6 +42,7 @@ struct sp_server {
     } listener;
     struct sp_conn *conns; /* list of live connections */
     int stopping;
+    int idle_notified;
     void (*on_idle)(struct sp_server *s); /* stopping and the last connection closed */
     struct sp_stats stats;
 };
