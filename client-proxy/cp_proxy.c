@@ -15,6 +15,7 @@
 #define FIFO_CAP 1024     /* requests in flight on one app connection */
 #define FIFO_PAUSE 64     /* stop reading the app beyond this many */
 #define LOCAL_PREFIX "/.well-known/ccgate/"
+#define REPLAY_MAX (64 * 1024) /* requests larger than this are not retried */
 
 enum up_state { UP_NONE, UP_CONNECTING, UP_HANDSHAKING, UP_READY, UP_GONE };
 /* What the connection's one timer currently measures. */
@@ -58,6 +59,10 @@ struct cp_conn {
     enum timer_kind timer_kind;
     int close_after; /* the app or the server asked to close after the current exchange */
     int server_close; /* the server said close: its connection cannot be pooled */
+    int cur_idempotent; /* the request being read may be sent twice */
+    int replayable;     /* what went up on a reused leg can be sent again on a new one */
+    int retried;
+    struct cg_buf replay; /* the bytes sent on a reused leg until its first answer */
     int raw;             /* a byte pipe: TCP mode, or an HTTP connection after a 101 */
     int upgrade_pending; /* an Upgrade request went up; app bytes wait for the answer */
     struct cg_buf held;  /* app bytes that followed an Upgrade request */
@@ -73,6 +78,7 @@ static void up_start(struct cp_conn *c, int with_nonce);
 static void up_discard(struct cp_conn *c);
 static int pool_attach(struct cp_conn *c);
 static void pool_drop(struct cp_up *u, const char *why);
+static void reject(struct cp_conn *c, int status, const char *error, const char *reason);
 static void on_timeout(uv_timer_t *t);
 
 /* Starts the timer for kind; a timer already measuring that kind keeps its deadline unless
@@ -286,14 +292,35 @@ static void emit_locals(struct cp_conn *c)
 
 /* ---- app -> server ---- */
 
+/* RFC 9110 9.2.2: methods whose repetition has the effect of one request. */
+static int is_idempotent(const char *m)
+{
+    static const char *const list[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
+        if (strcmp(m, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static void send_up(struct cp_conn *c, const void *data, size_t len)
 {
+    if (c->replayable && cg_buf_append(&c->replay, data, len) < 0) {
+        c->replayable = 0;
+        cg_buf_free(&c->replay);
+    }
     if (c->up_state == UP_READY) {
         if (cg_stream_write(&c->up->s, data, len) < 0)
             conn_close(c, "server_write_failed");
         return;
     }
     if (c->up_state == UP_NONE && !c->srv->tcp_mode && pool_attach(c)) {
+        /* A pooled leg may turn out closed by the server: keep what it carries until the
+         * first answer, to send it again on a new, freshly verified connection. */
+        c->replayable = c->cur_idempotent && !c->retried && c->reqs_sent == 0;
+        if (c->replayable && cg_buf_append(&c->replay, data, len) < 0) {
+            c->replayable = 0;
+            cg_buf_free(&c->replay);
+        }
         if (cg_stream_write(&c->up->s, data, len) < 0)
             conn_close(c, "server_write_failed");
         return;
@@ -311,6 +338,11 @@ static int req_on_head(void *arg, const struct cg_http_head *h)
     struct cp_conn *c = arg;
     c->srv->stats.requests_total++;
     c->head_done = 1;
+    c->cur_idempotent = is_idempotent(h->method);
+    if (!c->cur_idempotent) {
+        c->replayable = 0;
+        cg_buf_free(&c->replay);
+    }
     c->cur_local = strncmp(h->target, LOCAL_PREFIX, strlen(LOCAL_PREFIX)) == 0;
     if (!h->keep_alive)
         c->close_after = 1;
@@ -744,6 +776,10 @@ static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
         rearm(c);
         return;
     }
+    if (c->replayable) {
+        c->replayable = 0;
+        cg_buf_free(&c->replay);
+    }
     long n = cg_http_parser_feed(u->resp, data, len);
     if (n < 0) {
         cg_log_warn("server.bad_response", "id=%llu reason=\"%s\"", (unsigned long long)c->id,
@@ -755,6 +791,43 @@ static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
         write_down(c, data + n, len - (size_t)n); /* the first bytes of the tunnel */
     if (!c->closing && c->down.queued >= CG_STREAM_HIGH_WATER)
         cg_stream_read_stop(s);
+}
+
+/* A reused leg died before any answer: send the same bytes again over a new connection,
+ * which is verified before they go (idempotent requests only, once). Returns 1 if so. */
+static int retry(struct cp_conn *c, const char *why)
+{
+    if (!c->replayable || c->up == NULL || !c->up->reused)
+        return 0;
+    struct cp_server *srv = c->srv;
+    srv->stats.retries++;
+    cg_log_info("request.retry", "id=%llu reason=%s bytes=%zu", (unsigned long long)c->id, why,
+                c->replay.len);
+    c->replayable = 0;
+    c->retried = 1;
+    up_discard(c);
+    c->up_state = UP_NONE;
+    c->resp_started = 0;
+    struct cg_buf tmp = c->pending;
+    c->pending = c->replay;
+    c->pending.max = PENDING_MAX;
+    c->replay = tmp;
+    cg_buf_free(&c->replay);
+    up_start(c, 0);
+    return 1;
+}
+
+/* The attested leg ended (error or close) under an app connection: retry, or answer 502 when
+ * no answer began, or cut the app connection (a truncated answer stays truncated). */
+static void up_lost(struct cp_conn *c, const char *why)
+{
+    if (retry(c, why))
+        return;
+    if (c->fifo_len > 0 && !c->resp_started && fifo_front(c) < ENTRY_LOCAL_VERIFICATION) {
+        reject(c, 502, "server_closed", why);
+        return;
+    }
+    conn_close(c, why);
 }
 
 static void up_on_eof(struct cg_stream *s)
@@ -770,18 +843,26 @@ static void up_on_eof(struct cg_stream *s)
         pipe_maybe_done(c);
         return;
     }
+    if (c->fifo_len == 0 && c->pending.len == 0 && !cg_http_parser_in_message(c->req) &&
+        !cg_http_parser_in_message(u->resp)) {
+        /* The server ended an idle leg: the app's connection stays; its next request takes
+         * a pooled or new leg. */
+        up_discard(c);
+        c->up_state = UP_NONE;
+        return;
+    }
     int rc = cg_http_parser_finish(u->resp);
     if (rc < 0) {
-        conn_close(c, "server_truncated");
+        up_lost(c, "server_truncated");
         return;
     }
-    c->up_state = UP_GONE;
-    if (c->fifo_len == 0 && c->pending.len == 0) {
-        /* The server ended an idle connection: end the app's too (keep-alive semantics). */
-        end_down(c);
+    if (c->fifo_len == 0 && !cg_http_parser_in_message(c->req)) {
+        /* An answer delimited by the close just ended. */
+        up_discard(c);
+        c->up_state = UP_NONE;
         return;
     }
-    conn_close(c, "server_closed");
+    up_lost(c, "server_closed");
 }
 
 static void up_on_error(struct cg_stream *s, int err)
@@ -793,7 +874,7 @@ static void up_on_error(struct cg_stream *s, int err)
         pool_drop(u, "server_error");
         return;
     }
-    conn_close(c, "server_error");
+    up_lost(c, "server_error");
 }
 
 static void up_on_drain(struct cg_stream *s)
@@ -919,6 +1000,7 @@ static void conn_close(struct cp_conn *c, const char *reason)
     c->req = NULL;
     cg_buf_free(&c->pending);
     cg_buf_free(&c->held);
+    cg_buf_free(&c->replay);
     if (c->up != NULL) {
         if (c->up_state == UP_READY)
             cg_stream_shutdown(&c->up->s); /* close_notify: a clean end, not a truncation */
@@ -1097,6 +1179,7 @@ static void on_connection(uv_stream_t *listener, int status)
     c->id = ++srv->stats.conns_total;
     cg_buf_init(&c->pending, PENDING_MAX);
     cg_buf_init(&c->held, 2 * 64 * 1024);
+    cg_buf_init(&c->replay, REPLAY_MAX);
     if (cg_stream_init(&c->down, srv->loop, 0, &down_cb, c) < 0) {
         free(c);
         return;

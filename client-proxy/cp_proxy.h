@@ -35,6 +35,7 @@ struct cp_stats {
     uint64_t response_timeouts; /* 504 */
     uint64_t pool_reused;       /* attested connections taken from the pool */
     uint64_t pool_dropped;      /* pooled connections closed (idle, server closed, stale) */
+    uint64_t retries;           /* requests sent again after a reused leg died unanswered */
     double handshake_seconds_sum;
     size_t n_checks;
     struct {

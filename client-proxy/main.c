@@ -147,6 +147,9 @@ static int metrics(void *arg, struct cg_buf *out)
         "ccgate_client_pool_reused_total %llu\n"
         "# TYPE ccgate_client_pool_dropped_total counter\n"
         "ccgate_client_pool_dropped_total %llu\n"
+        "# HELP ccgate_client_retries_total Requests sent again after a reused connection died.\n"
+        "# TYPE ccgate_client_retries_total counter\n"
+        "ccgate_client_retries_total %llu\n"
         "# HELP ccgate_attestation_verifications_total Evidence appraisals by result.\n"
         "# TYPE ccgate_attestation_verifications_total counter\n"
         "ccgate_attestation_verifications_total{result=\"ok\"} %llu\n",
@@ -156,6 +159,7 @@ static int metrics(void *arg, struct cg_buf *out)
         (unsigned long long)s->server_unreachable, (unsigned long long)s->conns_refused,
         (unsigned long long)s->response_timeouts, a->server.pool_len,
         (unsigned long long)s->pool_reused, (unsigned long long)s->pool_dropped,
+        (unsigned long long)s->retries,
         (unsigned long long)s->verify_ok);
     for (size_t i = 0; i < s->n_checks; i++)
         (void)cg_buf_printf(out,

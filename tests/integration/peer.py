@@ -6,6 +6,7 @@
   peer.py ws-server PORT          an HTTP server that upgrades to a raw echo tunnel
   peer.py ws-client PORT          upgrades through the pair and checks the echo both ways
   peer.py http-server PORT        HTTP/1.1 upstream with 204, 304 and HEAD answers
+  peer.py stale-relay PORT TO     TCP relay that closes a connection reused after 1.5 s quiet
 """
 import hashlib
 import os
@@ -173,6 +174,35 @@ def http_server(port):
     srv.serve_forever()
 
 
+def stale_relay(port, to_port):
+    """Relays bytes to 127.0.0.1:to_port; when the client side sends after the connection
+    was quiet for 1.5 s, closes both sides instead: a server that closed an idle keep-alive
+    connection just as the client reused it."""
+    import select
+    import time
+
+    def relay(a):
+        b = socket.create_connection(("127.0.0.1", to_port))
+        last = time.monotonic()
+        try:
+            while True:
+                r, _, _ = select.select([a, b], [], [])
+                for x in r:
+                    data = x.recv(65536)
+                    if x is a and data and time.monotonic() - last > 1.5:
+                        print("dropped a reused connection", flush=True)
+                        return
+                    if not data:
+                        return
+                    (b if x is a else a).sendall(data)
+                    last = time.monotonic()
+        finally:
+            a.close()
+            b.close()
+
+    serve(port, relay)
+
+
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "tcp-server":
@@ -185,6 +215,8 @@ def main():
         ws_client(port)
     elif mode == "http-server":
         http_server(port)
+    elif mode == "stale-relay":
+        stale_relay(port, int(sys.argv[3]))
     else:
         sys.exit("unknown mode " + mode)
 
