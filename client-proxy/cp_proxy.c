@@ -1,5 +1,6 @@
 #include "cp_proxy.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,7 @@ struct cp_conn {
     int resp_started;    /* a response head for the front request arrived */
     size_t reqs_sent;    /* forwarded requests completely read (and sent or pending) */
     enum timer_kind timer_kind;
+    uint64_t front_sent_ns; /* when the front request went up (or became the front) */
     int close_after; /* the app or the server asked to close after the current exchange */
     int server_close; /* the server said close: its connection cannot be pooled */
     int cur_idempotent; /* the request being read may be sent twice */
@@ -150,6 +152,20 @@ static void fifo_pop(struct cp_conn *c)
 {
     c->fifo_head = (c->fifo_head + 1) % FIFO_CAP;
     c->fifo_len--;
+}
+
+const double cp_hist_bounds[CP_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                 1,     2.5,  5,     10,   30,  60,  HUGE_VAL};
+
+static void observe(struct cp_hist *h, uint64_t since_ns)
+{
+    double v = (double)(uv_hrtime() - since_ns) / 1e9;
+    size_t i = 0;
+    while (i + 1 < CP_HIST_BUCKETS && v > cp_hist_bounds[i])
+        i++;
+    h->counts[i]++;
+    h->count++;
+    h->sum += v;
 }
 
 static void count_status(struct cp_server *srv, int status)
@@ -407,7 +423,8 @@ static int req_on_complete(void *arg)
     }
     if (c->req_framing == CG_HTTP_BODY_CHUNKED)
         send_up(c, "0\r\n\r\n", 5);
-    c->reqs_sent++;
+    if (c->reqs_sent++ == 0)
+        c->front_sent_ns = uv_hrtime();
     return 0;
 }
 
@@ -428,6 +445,8 @@ static int resp_on_head(void *arg, const struct cg_http_head *h)
         return CG_EHTTP; /* a response nobody asked for */
     c->resp_status = h->status;
     int informational = h->status >= 100 && h->status < 200;
+    if (!informational && c->reqs_sent > 0)
+        observe(&c->srv->stats.response_latency, c->front_sent_ns);
     /* Any head is progress; after a 1xx the final response gets a full timeout again. */
     c->resp_started = !informational;
     c->timer_kind = T_NONE;
@@ -477,9 +496,13 @@ static int resp_on_complete(void *arg)
     if (c->resp_framing == CG_HTTP_BODY_CHUNKED)
         write_down(c, "0\r\n\r\n", 5);
     count_status(c->srv, c->resp_status);
+    /* Never a header value or payload byte: ids, status and sizes only. */
+    cg_log_info("request", "id=%llu status=%d from_app=%llu to_app=%llu",
+                (unsigned long long)c->id, c->resp_status,
+                (unsigned long long)c->down.bytes_in, (unsigned long long)c->down.bytes_out);
     fifo_pop(c);
-    if (c->reqs_sent > 0)
-        c->reqs_sent--;
+    if (c->reqs_sent > 0 && --c->reqs_sent > 0)
+        c->front_sent_ns = uv_hrtime();
     c->resp_started = 0;
     c->timer_kind = T_NONE;
     emit_locals(c);
@@ -709,8 +732,10 @@ static void up_on_handshake(struct cg_stream *s, int status)
     if (status == 0) {
         srv->stats.handshakes++;
         srv->stats.handshake_seconds_sum += (double)(uv_hrtime() - u->started_ns) / 1e9;
-        if (cg_tls_sent_nonce(s->tls))
+        if (cg_tls_sent_nonce(s->tls)) {
             srv->stats.verify_ok++;
+            observe(&srv->stats.verification_latency, u->started_ns);
+        }
         c->up_state = UP_READY;
         u->verified_at = time(NULL);
         u->gen = srv->pool_gen;
@@ -1266,6 +1291,15 @@ void cp_server_stop(struct cp_server *s)
             c->close_after = 1;
     }
     notify_idle(s);
+}
+
+void cp_server_set_policy(struct cp_server *s, const struct cg_policy *policy)
+{
+    int changed = memcmp(s->policy->digest, policy->digest, sizeof(policy->digest)) != 0;
+    s->policy = policy;
+    cg_tls_ctx_set_policy(s->tls, policy);
+    if (changed)
+        cp_server_pool_flush(s);
 }
 
 void cp_server_abort(struct cp_server *s)

@@ -16,6 +16,18 @@ struct cp_conn;
 struct cp_up;
 
 #define CP_MAX_CHECKS 32 /* distinct failed-check names counted in metrics */
+#define CP_HIST_BUCKETS 14
+
+/* Upper bounds of the latency histogram buckets in seconds (the last is +Inf). */
+extern const double cp_hist_bounds[CP_HIST_BUCKETS];
+
+/* A Prometheus histogram: counts[i] holds the observations <= cp_hist_bounds[i] (not
+ * cumulative; the writer sums them). */
+struct cp_hist {
+    uint64_t counts[CP_HIST_BUCKETS];
+    uint64_t count;
+    double sum;
+};
 
 struct cp_stats {
     uint64_t conns_total;
@@ -37,6 +49,8 @@ struct cp_stats {
     uint64_t pool_dropped;      /* pooled connections closed (idle, server closed, stale) */
     uint64_t retries;           /* requests sent again after a reused leg died unanswered */
     double handshake_seconds_sum;
+    struct cp_hist response_latency;     /* request sent -> response head from the server */
+    struct cp_hist verification_latency; /* connect -> handshake done, with fresh evidence */
     size_t n_checks;
     struct {
         char check[64];
@@ -93,6 +107,10 @@ void cp_server_stop(struct cp_server *s);
 /* Closes the pooled attested connections and makes live ones unpoolable: after a policy
  * change or a failed or changed server key, no connection verified before is reused. */
 void cp_server_pool_flush(struct cp_server *s);
+
+/* Swaps the policy (borrowed) for new handshakes; live connections keep what they verified,
+ * pooled ones and the remembered key are dropped when it differs from the current one. */
+void cp_server_set_policy(struct cp_server *s, const struct cg_policy *policy);
 
 /* Closes every live connection now. */
 void cp_server_abort(struct cp_server *s);

@@ -52,9 +52,10 @@ static const char summary[] =
 struct app {
     uv_loop_t *loop;
     struct cp_server server;
-    struct cg_policy policy;
+    struct cg_policy policies[2]; /* the current one and the slot a reload loads into */
+    struct cg_policy *policy;
     struct cg_admin *admin;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     int draining;
 };
@@ -93,6 +94,24 @@ static int readyz(void *arg, struct cg_buf *out)
     }
     (void)cg_buf_printf(out, "ready\n");
     return 200;
+}
+
+static void write_hist(struct cg_buf *out, const char *name, const char *help,
+                       const struct cp_hist *h)
+{
+    (void)cg_buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (size_t i = 0; i < CP_HIST_BUCKETS; i++) {
+        cum += h->counts[i];
+        if (i + 1 == CP_HIST_BUCKETS)
+            (void)cg_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+                                (unsigned long long)cum);
+        else
+            (void)cg_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, cp_hist_bounds[i],
+                                (unsigned long long)cum);
+    }
+    (void)cg_buf_printf(out, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name,
+                        (unsigned long long)h->count);
 }
 
 static int metrics(void *arg, struct cg_buf *out)
@@ -169,6 +188,12 @@ static int metrics(void *arg, struct cg_buf *out)
                             (unsigned long long)s->failed_checks[i].count);
     (void)cg_buf_printf(out, "# TYPE ccgate_client_ready gauge\nccgate_client_ready %d\n",
                         cp_server_ready(&a->server, time(NULL)));
+    write_hist(out, "ccgate_client_upstream_response_seconds",
+               "From the request sent to the response head from the server.",
+               &s->response_latency);
+    write_hist(out, "ccgate_attestation_verification_seconds",
+               "Connect to verified handshake, for handshakes with fresh evidence.",
+               &s->verification_latency);
     return 200;
 }
 
@@ -179,7 +204,27 @@ static void on_idle(struct cp_server *s)
     struct app *a = (struct app *)((char *)s - offsetof(struct app, server));
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
+    uv_close((uv_handle_t *)&a->sighup, NULL);
     uv_close((uv_handle_t *)&a->drain_timer, NULL);
+}
+
+/* SIGHUP: loads the policy file again; new handshakes use it, established connections stay.
+ * A policy that does not load leaves the current one in force. */
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    struct app *a = sig->data;
+    char err[512], digest[65];
+    (void)signum;
+    struct cg_policy *next = a->policy == &a->policies[0] ? &a->policies[1] : &a->policies[0];
+    if (cg_policy_load(opt("policy"), next, err, sizeof(err)) < 0) {
+        cg_log_error("reload.failed", "policy=%s err=\"%s\": the current policy stays",
+                     opt("policy"), err);
+        return;
+    }
+    cp_server_set_policy(&a->server, next);
+    a->policy = next;
+    cg_hex(digest, sizeof(digest), next->digest, sizeof(next->digest));
+    cg_log_info("reload", "policy=%s policy_sha256=%s", opt("policy"), digest);
 }
 
 static void on_drain_deadline(uv_timer_t *t)
@@ -243,9 +288,10 @@ int main(int argc, char **argv)
         srv->tcp_mode = 1;
     else if (strcmp(opt("mode"), "http") != 0)
         cg_fatal("--mode: expected http or tcp, got '%s'", opt("mode"));
-    if (cg_policy_load(opt("policy"), &a.policy, err, sizeof(err)) < 0)
+    a.policy = &a.policies[0];
+    if (cg_policy_load(opt("policy"), a.policy, err, sizeof(err)) < 0)
         cg_fatal("--policy %s: %s", opt("policy"), err);
-    srv->policy = &a.policy;
+    srv->policy = a.policy;
     srv->handshake_timeout_ms = (unsigned)opt_uint("handshake-timeout-ms", 100, 600000);
     srv->idle_timeout_ms = (unsigned)opt_uint("idle-timeout-s", 1, 86400) * 1000;
     srv->max_conns = (unsigned)opt_uint("max-connections", 1, 1000000);
@@ -262,7 +308,8 @@ int main(int argc, char **argv)
         cg_fatal("--admin: %s", err);
 
     signal(SIGPIPE, SIG_IGN);
-    if (cg_tls_client_ctx_new(srv->tcp_mode ? CG_ALPN_TCP : CG_ALPN_HTTP, srv->server_addr.text, &a.policy, &srv->tls) < 0)
+    if (cg_tls_client_ctx_new(srv->tcp_mode ? CG_ALPN_TCP : CG_ALPN_HTTP, srv->server_addr.text,
+                              a.policy, &srv->tls) < 0)
         cg_fatal("TLS context setup failed");
     srv->on_idle = on_idle;
     int rc = cp_server_start(srv);
@@ -276,18 +323,20 @@ int main(int argc, char **argv)
     }
     uv_signal_init(a.loop, &a.sigterm);
     uv_signal_init(a.loop, &a.sigint);
+    uv_signal_init(a.loop, &a.sighup);
     uv_timer_init(a.loop, &a.drain_timer);
-    a.sigterm.data = a.sigint.data = a.drain_timer.data = &a;
+    a.sigterm.data = a.sigint.data = a.sighup.data = a.drain_timer.data = &a;
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
 
-    if (a.policy.sim.allow)
+    if (a.policy->sim.allow)
         cg_log_warn("policy.sim", "INSECURE: the policy accepts the simulated TEE");
-    if (a.policy.snp.n_measurements == 0)
+    if (a.policy->snp.n_measurements == 0)
         cg_log_warn("policy.measurements",
                     "snp.measurements is empty: ANY guest image is accepted; pin it");
     char digest[65];
-    cg_hex(digest, sizeof(digest), a.policy.digest, sizeof(a.policy.digest));
+    cg_hex(digest, sizeof(digest), a.policy->digest, sizeof(a.policy->digest));
     cg_log_info("listening", "addr=%s server=%s mode=%s policy=%s policy_sha256=%s admin=%s",
                 srv->listen_addr.text, srv->server_addr.text, opt("mode"), opt("policy"), digest,
                 opt("admin") ? opt("admin") : "-");
