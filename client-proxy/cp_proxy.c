@@ -868,10 +868,11 @@ static void up_on_eof(struct cg_stream *s)
         pipe_maybe_done(c);
         return;
     }
-    if (c->fifo_len == 0 && c->pending.len == 0 && !cg_http_parser_in_message(c->req) &&
+    int head_went_up = c->head_done && !c->cur_local;
+    if (c->fifo_len == 0 && c->pending.len == 0 && !head_went_up &&
         !cg_http_parser_in_message(u->resp)) {
         /* The server ended an idle leg: the app's connection stays; its next request takes
-         * a pooled or new leg. */
+         * a pooled or new leg (a request head still arriving has not gone up yet). */
         up_discard(c);
         c->up_state = UP_NONE;
         return;
@@ -1230,7 +1231,6 @@ static void on_connection(uv_stream_t *listener, int status)
         /* Answer 503 at once; the request is read and dropped so that closing does not
          * reset the connection before the app read the answer. */
         reject(c, 503, "too_many_connections", "the client sidecar is at max-connections");
-        (void)cg_stream_read_start(&c->down);
         return;
     }
     if (srv->tcp_mode) {
