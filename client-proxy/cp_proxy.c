@@ -1,5 +1,6 @@
 #include "cp_proxy.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,16 +16,25 @@
 #define FIFO_CAP 1024     /* requests in flight on one app connection */
 #define FIFO_PAUSE 64     /* stop reading the app beyond this many */
 #define LOCAL_PREFIX "/.well-known/ccgate/"
+#define REPLAY_MAX (64 * 1024) /* requests larger than this are not retried */
 
 enum up_state { UP_NONE, UP_CONNECTING, UP_HANDSHAKING, UP_READY, UP_GONE };
+/* What the connection's one timer currently measures. */
+enum timer_kind { T_NONE, T_HEADERS, T_IDLE, T_HANDSHAKE, T_RESPONSE, T_LINGER };
 enum entry_kind { ENTRY_FORWARD, ENTRY_FORWARD_HEAD, ENTRY_LOCAL_VERIFICATION, ENTRY_LOCAL_404 };
 
 /* The attested leg towards ccgate-server: replaced when a key change forces a reconnect. */
 struct cp_up {
     struct cg_stream s;
-    struct cp_conn *c;
+    struct cp_conn *c; /* NULL while pooled */
+    struct cp_server *srv;
     struct cg_http_parser *resp;
     uint64_t started_ns;
+    struct cp_up *pool_prev, *pool_next;
+    uint64_t pooled_at_ms; /* loop time it went idle */
+    time_t verified_at;    /* when its handshake completed */
+    unsigned gen;          /* srv->pool_gen at the handshake */
+    unsigned pooled : 1, reused : 1;
 };
 
 struct cp_conn {
@@ -44,7 +54,20 @@ struct cp_conn {
     int cur_local; /* the request being read is answered locally */
     uint8_t cur_local_kind;
     int resp_status;
+    int head_done;       /* the head of the request being read was parsed */
+    int resp_started;    /* a response head for the front request arrived */
+    size_t reqs_sent;    /* forwarded requests completely read (and sent or pending) */
+    enum timer_kind timer_kind;
+    uint64_t front_sent_ns; /* when the front request went up (or became the front) */
     int close_after; /* the app or the server asked to close after the current exchange */
+    int server_close; /* the server said close: its connection cannot be pooled */
+    int cur_idempotent; /* the request being read may be sent twice */
+    int replayable;     /* what went up on a reused leg can be sent again on a new one */
+    int retried;
+    struct cg_buf replay; /* the bytes sent on a reused leg until its first answer */
+    int raw;             /* a byte pipe: TCP mode, or an HTTP connection after a 101 */
+    int upgrade_pending; /* an Upgrade request went up; app bytes wait for the answer */
+    struct cg_buf held;  /* app bytes that followed an Upgrade request */
     int closing_down;
     int handles;
     unsigned closing : 1;
@@ -55,21 +78,60 @@ struct cp_conn {
 static void conn_close(struct cp_conn *c, const char *reason);
 static void up_start(struct cp_conn *c, int with_nonce);
 static void up_discard(struct cp_conn *c);
+static int pool_attach(struct cp_conn *c);
+static void pool_drop(struct cp_up *u, const char *why);
+static void reject(struct cp_conn *c, int status, const char *error, const char *reason);
 static void on_timeout(uv_timer_t *t);
+
+/* Starts the timer for kind; a timer already measuring that kind keeps its deadline unless
+ * restart is set (a trickle of bytes must not extend the time allowed for headers). */
+static void arm(struct cp_conn *c, enum timer_kind kind, unsigned ms, int restart)
+{
+    if (c->timer_kind == kind && !restart)
+        return;
+    c->timer_kind = kind;
+    (void)uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+/* Whether the request at the front was completely read and no response head came yet. */
+static int awaiting_response(const struct cp_conn *c)
+{
+    return c->reqs_sent > 0 && !c->resp_started;
+}
 
 /* One timer per connection: its meaning follows the state. */
 static void rearm(struct cp_conn *c)
 {
+    struct cp_server *srv = c->srv;
     if (c->closing)
         return;
-    if (c->closing_down)
-        (void)uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
-    else if (c->up_state == UP_CONNECTING || c->up_state == UP_HANDSHAKING)
-        return;
-    else if (c->fifo_len == 0 && !cg_http_parser_in_message(c->req))
-        (void)uv_timer_start(&c->timer, on_timeout, c->srv->idle_timeout_ms, 0);
-    else
+    if (c->closing_down) {
+        arm(c, T_LINGER, LINGER_MS, 0);
+    } else if (c->up_state == UP_CONNECTING || c->up_state == UP_HANDSHAKING) {
+        arm(c, T_HANDSHAKE, srv->handshake_timeout_ms, 0);
+    } else if (c->raw) {
+        arm(c, T_IDLE, srv->idle_timeout_ms, 1);
+    } else if (awaiting_response(c)) {
+        arm(c, T_RESPONSE, srv->response_timeout_ms, 0);
+    } else if (cg_http_parser_in_message(c->req) && !c->head_done) {
+        arm(c, T_HEADERS, srv->header_timeout_ms, 0);
+    } else if (c->fifo_len == 0 && !cg_http_parser_in_message(c->req)) {
+        arm(c, T_IDLE, srv->idle_timeout_ms, 1);
+    } else {
+        c->timer_kind = T_NONE;
         (void)uv_timer_stop(&c->timer);
+    }
+}
+
+/* Ends the app connection after what is queued: FIN now, close once the app closed too (or
+ * the linger timer fired). Reading goes on, discarding, so that closing sends no reset
+ * that could destroy the answer before the app read it. */
+static void end_down(struct cp_conn *c)
+{
+    c->closing_down = 1;
+    (void)cg_stream_read_start(&c->down);
+    cg_stream_shutdown(&c->down);
+    rearm(c);
 }
 
 static uint8_t fifo_front(const struct cp_conn *c)
@@ -90,6 +152,20 @@ static void fifo_pop(struct cp_conn *c)
 {
     c->fifo_head = (c->fifo_head + 1) % FIFO_CAP;
     c->fifo_len--;
+}
+
+const double cp_hist_bounds[CP_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                 1,     2.5,  5,     10,   30,  60,  HUGE_VAL};
+
+static void observe(struct cp_hist *h, uint64_t since_ns)
+{
+    double v = (double)(uv_hrtime() - since_ns) / 1e9;
+    size_t i = 0;
+    while (i + 1 < CP_HIST_BUCKETS && v > cp_hist_bounds[i])
+        i++;
+    h->counts[i]++;
+    h->count++;
+    h->sum += v;
 }
 
 static void count_status(struct cp_server *srv, int status)
@@ -119,9 +195,14 @@ static void answer(struct cp_conn *c, int status, const char *json, size_t len, 
     count_status(c->srv, status);
 }
 
-/* Answers every request of this connection with a 502 naming the failure, then closes. */
+/* Answers every request of this connection with a 502 naming the failure, then closes. In TCP
+ * mode there is no way to say why: the app connection closes (the log names the check). */
 static void fail_requests(struct cp_conn *c, const char *error, const struct cg_verdict *v)
 {
+    if (c->srv->tcp_mode) {
+        conn_close(c, error);
+        return;
+    }
     struct cg_buf body;
     cg_buf_init(&body, 4096);
     (void)cg_buf_printf(&body, "{\"error\": ");
@@ -140,10 +221,7 @@ static void fail_requests(struct cp_conn *c, const char *error, const struct cg_
     answer(c, 502, body.data, body.len, 1);
     cg_buf_free(&body);
     cg_buf_free(&c->pending);
-    c->closing_down = 1;
-    cg_stream_read_stop(&c->down);
-    cg_stream_shutdown(&c->down);
-    rearm(c);
+    end_down(c);
 }
 
 int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
@@ -230,9 +308,35 @@ static void emit_locals(struct cp_conn *c)
 
 /* ---- app -> server ---- */
 
+/* RFC 9110 9.2.2: methods whose repetition has the effect of one request. */
+static int is_idempotent(const char *m)
+{
+    static const char *const list[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
+        if (strcmp(m, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static void send_up(struct cp_conn *c, const void *data, size_t len)
 {
+    if (c->replayable && cg_buf_append(&c->replay, data, len) < 0) {
+        c->replayable = 0;
+        cg_buf_free(&c->replay);
+    }
     if (c->up_state == UP_READY) {
+        if (cg_stream_write(&c->up->s, data, len) < 0)
+            conn_close(c, "server_write_failed");
+        return;
+    }
+    if (c->up_state == UP_NONE && !c->srv->tcp_mode && pool_attach(c)) {
+        /* A pooled leg may turn out closed by the server: keep what it carries until the
+         * first answer, to send it again on a new, freshly verified connection. */
+        c->replayable = c->cur_idempotent && !c->retried && c->reqs_sent == 0;
+        if (c->replayable && cg_buf_append(&c->replay, data, len) < 0) {
+            c->replayable = 0;
+            cg_buf_free(&c->replay);
+        }
         if (cg_stream_write(&c->up->s, data, len) < 0)
             conn_close(c, "server_write_failed");
         return;
@@ -249,6 +353,12 @@ static int req_on_head(void *arg, const struct cg_http_head *h)
 {
     struct cp_conn *c = arg;
     c->srv->stats.requests_total++;
+    c->head_done = 1;
+    c->cur_idempotent = is_idempotent(h->method);
+    if (!c->cur_idempotent) {
+        c->replayable = 0;
+        cg_buf_free(&c->replay);
+    }
     c->cur_local = strncmp(h->target, LOCAL_PREFIX, strlen(LOCAL_PREFIX)) == 0;
     if (!h->keep_alive)
         c->close_after = 1;
@@ -262,9 +372,10 @@ static int req_on_head(void *arg, const struct cg_http_head *h)
         return 0;
     }
     if (h->upgrade) {
-        static const char body[] = "{\"error\": \"upgrade_not_supported\"}\n";
-        answer(c, 501, body, sizeof(body) - 1, 1);
-        return CG_EHTTP;
+        /* Forwarded; the app's next bytes wait for the answer: a 101 makes the connection a
+         * pipe, anything else ends it (those bytes are not HTTP we parsed). */
+        c->upgrade_pending = 1;
+        c->close_after = 1;
     }
     char *head = malloc(HEAD_MAX);
     if (head == NULL)
@@ -301,6 +412,7 @@ static int req_on_body(void *arg, const uint8_t *data, size_t len)
 static int req_on_complete(void *arg)
 {
     struct cp_conn *c = arg;
+    c->head_done = 0;
     if (c->cur_local) {
         c->cur_local = 0;
         if (fifo_push(c, c->cur_local_kind) < 0)
@@ -311,6 +423,8 @@ static int req_on_complete(void *arg)
     }
     if (c->req_framing == CG_HTTP_BODY_CHUNKED)
         send_up(c, "0\r\n\r\n", 5);
+    if (c->reqs_sent++ == 0)
+        c->front_sent_ns = uv_hrtime();
     return 0;
 }
 
@@ -331,8 +445,13 @@ static int resp_on_head(void *arg, const struct cg_http_head *h)
         return CG_EHTTP; /* a response nobody asked for */
     c->resp_status = h->status;
     int informational = h->status >= 100 && h->status < 200;
+    if (!informational && c->reqs_sent > 0)
+        observe(&c->srv->stats.response_latency, c->front_sent_ns);
+    /* Any head is progress; after a 1xx the final response gets a full timeout again. */
+    c->resp_started = !informational;
+    c->timer_kind = T_NONE;
     if (!informational && !h->keep_alive)
-        c->close_after = 1;
+        c->close_after = c->server_close = 1;
     int keep = !c->close_after || informational;
     char *head = malloc(HEAD_MAX);
     if (head == NULL)
@@ -361,21 +480,35 @@ static int resp_on_body(void *arg, const uint8_t *data, size_t len)
     return 0;
 }
 
+static void start_pipe(struct cp_conn *c);
+
 static int resp_on_complete(void *arg)
 {
     struct cp_conn *c = arg;
+    if (c->resp_status == 101) {
+        if (!c->upgrade_pending)
+            return CG_EHTTP; /* switching protocols nobody asked for */
+        start_pipe(c);
+        return 0;
+    }
     if (c->resp_status >= 100 && c->resp_status < 200)
         return 0; /* the final response follows */
     if (c->resp_framing == CG_HTTP_BODY_CHUNKED)
         write_down(c, "0\r\n\r\n", 5);
     count_status(c->srv, c->resp_status);
+    /* Never a header value or payload byte: ids, status and sizes only. */
+    cg_log_info("request", "id=%llu status=%d from_app=%llu to_app=%llu",
+                (unsigned long long)c->id, c->resp_status,
+                (unsigned long long)c->down.bytes_in, (unsigned long long)c->down.bytes_out);
     fifo_pop(c);
+    if (c->reqs_sent > 0 && --c->reqs_sent > 0)
+        c->front_sent_ns = uv_hrtime();
+    c->resp_started = 0;
+    c->timer_kind = T_NONE;
     emit_locals(c);
     arm_response(c);
     if (c->close_after && c->fifo_len == 0) {
-        c->closing_down = 1;
-        cg_stream_read_stop(&c->down);
-        cg_stream_shutdown(&c->down);
+        end_down(c);
     } else if (c->fifo_len < FIFO_PAUSE && !c->down.eof) {
         (void)cg_stream_read_start(&c->down);
     }
@@ -384,6 +517,39 @@ static int resp_on_complete(void *arg)
 }
 
 static const struct cg_http_callbacks resp_cb = {resp_on_head, resp_on_body, resp_on_complete};
+
+/* ---- a byte pipe: TCP mode, or a connection upgraded by a 101 ---- */
+
+/* The server answered an Upgrade with 101: from now on bytes pass untouched both ways. */
+static void start_pipe(struct cp_conn *c)
+{
+    count_status(c->srv, 101);
+    c->raw = 1;
+    c->upgrade_pending = 0;
+    fifo_pop(c);
+    c->reqs_sent = 0;
+    c->resp_started = 0;
+    c->timer_kind = T_NONE;
+    if (c->held.len > 0)
+        send_up(c, c->held.data, c->held.len);
+    cg_buf_free(&c->held);
+    if (c->closing)
+        return;
+    if (c->down.eof)
+        cg_stream_shutdown(&c->up->s);
+    else
+        (void)cg_stream_read_start(&c->down);
+    rearm(c);
+}
+
+/* Both directions ended (FIN one way, close_notify the other) and all is written. */
+static void pipe_maybe_done(struct cp_conn *c)
+{
+    if (c->closing || c->up == NULL)
+        return;
+    if (c->down.eof && c->up->s.eof && c->down.queued == 0 && c->up->s.queued == 0)
+        conn_close(c, "done");
+}
 
 /* ---- the attested leg ---- */
 
@@ -405,6 +571,136 @@ static void up_discard(struct cp_conn *c)
     c->up = NULL;
     u->s.h.handle.data = u;
     cg_stream_close(&u->s, up_closed);
+}
+
+/* ---- the pool of idle attested connections ---- */
+
+static void pool_unlink(struct cp_server *srv, struct cp_up *u)
+{
+    if (!u->pooled)
+        return;
+    if (u->pool_prev != NULL)
+        u->pool_prev->pool_next = u->pool_next;
+    else
+        srv->pool = u->pool_next;
+    if (u->pool_next != NULL)
+        u->pool_next->pool_prev = u->pool_prev;
+    u->pool_prev = u->pool_next = NULL;
+    u->pooled = 0;
+    srv->pool_len--;
+}
+
+static void pool_drop(struct cp_up *u, const char *why)
+{
+    struct cp_server *srv = u->srv;
+    pool_unlink(srv, u);
+    srv->stats.pool_dropped++;
+    cg_log_debug("pool.drop", "reason=%s pooled=%zu", why, srv->pool_len);
+    cg_stream_shutdown(&u->s);
+    u->s.h.handle.data = u;
+    cg_stream_close(&u->s, up_closed);
+}
+
+/* Whether the connection's attested leg is between messages and may serve another app: both
+ * messages complete, nobody said close, not upgraded, same key generation, still fresh. */
+static int up_poolable(const struct cp_conn *c)
+{
+    const struct cp_server *srv = c->srv;
+    const struct cp_up *u = c->up;
+    if (u == NULL || srv->pool_max == 0 || srv->stopping || srv->pool_len >= srv->pool_max)
+        return 0;
+    if (c->raw || c->upgrade_pending || c->up_state != UP_READY || c->server_close)
+        return 0;
+    if (c->fifo_len != 0 || c->reqs_sent != 0 || c->pending.len != 0 ||
+        cg_http_parser_in_message(c->req) || cg_http_parser_in_message(u->resp))
+        return 0;
+    if (u->s.eof || u->s.failed || u->s.shut || u->gen != srv->pool_gen)
+        return 0;
+    return time(NULL) - u->verified_at < (time_t)srv->policy->freshness.max_age_s;
+}
+
+/* Moves the connection's attested leg into the pool (the caller checked up_poolable). It
+ * keeps reading so that a close by the server is noticed while it waits. */
+static void pool_put(struct cp_conn *c)
+{
+    struct cp_server *srv = c->srv;
+    struct cp_up *u = c->up;
+    c->up = NULL;
+    c->up_state = UP_NONE;
+    c->handles--;
+    u->c = NULL;
+    u->pooled = 1;
+    u->pooled_at_ms = uv_now(srv->loop);
+    u->pool_prev = NULL;
+    u->pool_next = srv->pool;
+    if (srv->pool != NULL)
+        srv->pool->pool_prev = u;
+    srv->pool = u;
+    srv->pool_len++;
+    (void)cg_stream_read_start(&u->s);
+}
+
+static const struct cg_http_callbacks resp_cb;
+
+/* Takes the most recently used pooled leg that is still usable, or NULL. */
+static struct cp_up *pool_take(struct cp_server *srv)
+{
+    time_t now = time(NULL);
+    while (srv->pool != NULL) {
+        struct cp_up *u = srv->pool;
+        if (u->gen != srv->pool_gen || u->s.eof || u->s.failed ||
+            now - u->verified_at >= (time_t)srv->policy->freshness.max_age_s) {
+            pool_drop(u, "stale");
+            continue;
+        }
+        pool_unlink(srv, u);
+        return u;
+    }
+    return NULL;
+}
+
+/* Gives c a pooled attested leg: 1 when it got one, 0 when the pool had none. */
+static int pool_attach(struct cp_conn *c)
+{
+    struct cp_server *srv = c->srv;
+    struct cp_up *u = pool_take(srv);
+    if (u == NULL)
+        return 0;
+    struct cg_http_parser *p = NULL;
+    if (cg_http_parser_new(CG_HTTP_RESPONSE, NULL, &resp_cb, c, &p) < 0) {
+        pool_drop(u, "no_memory");
+        return 0;
+    }
+    cg_http_parser_free(u->resp);
+    u->resp = p;
+    u->c = c;
+    u->reused = 1;
+    c->up = u;
+    c->handles++;
+    c->up_state = UP_READY;
+    srv->stats.pool_reused++;
+    arm_response(c);
+    return 1;
+}
+
+static void pool_sweep(uv_timer_t *t)
+{
+    struct cp_server *srv = t->data;
+    uint64_t now = uv_now(srv->loop);
+    struct cp_up *u = srv->pool;
+    while (u != NULL) {
+        struct cp_up *next = u->pool_next;
+        if (now - u->pooled_at_ms >= srv->pool_idle_ms)
+            pool_drop(u, "idle");
+        u = next;
+    }
+}
+
+void cp_server_pool_flush(struct cp_server *s)
+{
+    s->pool_gen++;
+    while (s->pool != NULL)
+        pool_drop(s->pool, "flush");
 }
 
 static void record_failure(struct cp_server *srv, const struct cg_verdict *v)
@@ -431,19 +727,26 @@ static void up_on_handshake(struct cg_stream *s, int status)
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
     struct cp_server *srv = c->srv;
+    c->timer_kind = T_NONE;
     (void)uv_timer_stop(&c->timer);
     if (status == 0) {
         srv->stats.handshakes++;
         srv->stats.handshake_seconds_sum += (double)(uv_hrtime() - u->started_ns) / 1e9;
-        if (cg_tls_sent_nonce(s->tls))
+        if (cg_tls_sent_nonce(s->tls)) {
             srv->stats.verify_ok++;
+            observe(&srv->stats.verification_latency, u->started_ns);
+        }
         c->up_state = UP_READY;
+        u->verified_at = time(NULL);
+        u->gen = srv->pool_gen;
         arm_response(c);
         if (c->pending.len > 0 && cg_stream_write(s, c->pending.data, c->pending.len) < 0) {
             conn_close(c, "server_write_failed");
             return;
         }
         cg_buf_free(&c->pending);
+        if (c->raw && c->down.eof)
+            cg_stream_shutdown(s);
         if (!c->down.eof && c->fifo_len < FIFO_PAUSE)
             (void)cg_stream_read_start(&c->down);
         rearm(c);
@@ -456,6 +759,7 @@ static void up_on_handshake(struct cg_stream *s, int status)
         cg_log_info("attest.key_changed", "id=%llu server=%s: reconnecting with a nonce",
                     (unsigned long long)c->id, srv->server_addr.text);
         cg_tls_ctx_forget(srv->tls);
+        cp_server_pool_flush(srv);
         c->nonce_retry_done = 1;
         up_discard(c);
         up_start(c, 1);
@@ -469,6 +773,9 @@ static void up_on_handshake(struct cg_stream *s, int status)
         v = &tls_v;
     }
     record_failure(srv, v);
+    /* Nothing verified before this failure is trusted again without new evidence. */
+    cg_tls_ctx_forget(srv->tls);
+    cp_server_pool_flush(srv);
     cg_log_error("attest.failed",
                  "id=%llu server=%s check=%s expected=\"%s\" actual=\"%s\": nothing was sent",
                  (unsigned long long)c->id, srv->server_addr.text, v->check, v->expected,
@@ -483,6 +790,21 @@ static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
+    if (c == NULL) {
+        pool_drop(u, "unexpected_data"); /* nothing was asked: the stream is out of step */
+        return;
+    }
+    if (c->raw) {
+        write_down(c, data, len);
+        if (!c->closing && c->down.queued >= CG_STREAM_HIGH_WATER)
+            cg_stream_read_stop(s);
+        rearm(c);
+        return;
+    }
+    if (c->replayable) {
+        c->replayable = 0;
+        cg_buf_free(&c->replay);
+    }
     long n = cg_http_parser_feed(u->resp, data, len);
     if (n < 0) {
         cg_log_warn("server.bad_response", "id=%llu reason=\"%s\"", (unsigned long long)c->id,
@@ -490,28 +812,83 @@ static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
         conn_close(c, "bad_response");
         return;
     }
+    if (c->raw && (size_t)n < len)
+        write_down(c, data + n, len - (size_t)n); /* the first bytes of the tunnel */
     if (!c->closing && c->down.queued >= CG_STREAM_HIGH_WATER)
         cg_stream_read_stop(s);
+}
+
+/* A reused leg died before any answer: send the same bytes again over a new connection,
+ * which is verified before they go (idempotent requests only, once). Returns 1 if so. */
+static int retry(struct cp_conn *c, const char *why)
+{
+    if (!c->replayable || c->up == NULL || !c->up->reused)
+        return 0;
+    struct cp_server *srv = c->srv;
+    srv->stats.retries++;
+    cg_log_info("request.retry", "id=%llu reason=%s bytes=%zu", (unsigned long long)c->id, why,
+                c->replay.len);
+    c->replayable = 0;
+    c->retried = 1;
+    up_discard(c);
+    c->up_state = UP_NONE;
+    c->resp_started = 0;
+    struct cg_buf tmp = c->pending;
+    c->pending = c->replay;
+    c->pending.max = PENDING_MAX;
+    c->replay = tmp;
+    cg_buf_free(&c->replay);
+    up_start(c, 0);
+    return 1;
+}
+
+/* The attested leg ended (error or close) under an app connection: retry, or answer 502 when
+ * no answer began, or cut the app connection (a truncated answer stays truncated). */
+static void up_lost(struct cp_conn *c, const char *why)
+{
+    if (retry(c, why))
+        return;
+    if (c->fifo_len > 0 && !c->resp_started && fifo_front(c) < ENTRY_LOCAL_VERIFICATION) {
+        reject(c, 502, "server_closed", why);
+        return;
+    }
+    conn_close(c, why);
 }
 
 static void up_on_eof(struct cg_stream *s)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
+    if (c == NULL) {
+        pool_drop(u, "server_closed");
+        return;
+    }
+    if (c->raw) {
+        cg_stream_shutdown(&c->down);
+        pipe_maybe_done(c);
+        return;
+    }
+    int head_went_up = c->head_done && !c->cur_local;
+    if (c->fifo_len == 0 && c->pending.len == 0 && !head_went_up &&
+        !cg_http_parser_in_message(u->resp)) {
+        /* The server ended an idle leg: the app's connection stays; its next request takes
+         * a pooled or new leg (a request head still arriving has not gone up yet). */
+        up_discard(c);
+        c->up_state = UP_NONE;
+        return;
+    }
     int rc = cg_http_parser_finish(u->resp);
     if (rc < 0) {
-        conn_close(c, "server_truncated");
+        up_lost(c, "server_truncated");
         return;
     }
-    c->up_state = UP_GONE;
-    if (c->fifo_len == 0 && c->pending.len == 0) {
-        /* The server ended an idle connection: end the app's too (keep-alive semantics). */
-        c->closing_down = 1;
-        cg_stream_shutdown(&c->down);
-        rearm(c);
+    if (c->fifo_len == 0 && !cg_http_parser_in_message(c->req)) {
+        /* An answer delimited by the close just ended. */
+        up_discard(c);
+        c->up_state = UP_NONE;
         return;
     }
-    conn_close(c, "server_closed");
+    up_lost(c, "server_closed");
 }
 
 static void up_on_error(struct cg_stream *s, int err)
@@ -519,15 +896,23 @@ static void up_on_error(struct cg_stream *s, int err)
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
     (void)err;
-    conn_close(c, "server_error");
+    if (c == NULL) {
+        pool_drop(u, "server_error");
+        return;
+    }
+    up_lost(c, "server_error");
 }
 
 static void up_on_drain(struct cg_stream *s)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
+    if (c == NULL)
+        return;
     if (!c->down.eof && !c->closing_down && c->fifo_len < FIFO_PAUSE)
         (void)cg_stream_read_start(&c->down);
+    if (c->raw)
+        pipe_maybe_done(c);
 }
 
 static void up_on_connect(struct cg_stream *s, int status)
@@ -568,8 +953,9 @@ static void up_start(struct cp_conn *c, int with_nonce)
     if (u == NULL)
         goto fail;
     u->c = c;
+    u->srv = srv;
     u->started_ns = uv_hrtime();
-    if (cg_http_parser_new(CG_HTTP_RESPONSE, NULL, &resp_cb, c, &u->resp) < 0) {
+    if (!srv->tcp_mode && cg_http_parser_new(CG_HTTP_RESPONSE, NULL, &resp_cb, c, &u->resp) < 0) {
         free(u);
         goto fail;
     }
@@ -587,7 +973,8 @@ static void up_start(struct cp_conn *c, int with_nonce)
         goto fail;
     cg_stream_set_tls(&u->s, t);
     c->up_state = UP_CONNECTING;
-    (void)uv_timer_start(&c->timer, on_timeout, srv->handshake_timeout_ms, 0);
+    c->timer_kind = T_NONE;
+    rearm(c);
     if (cg_stream_connect(&u->s, &srv->server_addr) < 0)
         goto fail;
     return;
@@ -604,6 +991,15 @@ static void conn_freed(uv_handle_t *h)
     struct cp_conn *c = h->data;
     if (--c->handles == 0)
         free(c);
+}
+
+/* Runs on_idle once, when stopping and the last connection closed. */
+static void notify_idle(struct cp_server *srv)
+{
+    if (!srv->stopping || srv->conns != NULL || srv->on_idle == NULL || srv->idle_notified)
+        return;
+    srv->idle_notified = 1;
+    srv->on_idle(srv);
 }
 
 static void conn_close(struct cp_conn *c, const char *reason)
@@ -624,9 +1020,13 @@ static void conn_close(struct cp_conn *c, const char *reason)
         srv->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
+    if (up_poolable(c))
+        pool_put(c);
     cg_http_parser_free(c->req);
     c->req = NULL;
     cg_buf_free(&c->pending);
+    cg_buf_free(&c->held);
+    cg_buf_free(&c->replay);
     if (c->up != NULL) {
         if (c->up_state == UP_READY)
             cg_stream_shutdown(&c->up->s); /* close_notify: a clean end, not a truncation */
@@ -637,18 +1037,55 @@ static void conn_close(struct cp_conn *c, const char *reason)
     uv_close((uv_handle_t *)&c->timer, conn_freed);
     c->down.h.handle.data = c;
     cg_stream_close(&c->down, conn_freed);
-    if (srv->stopping && srv->conns == NULL && srv->on_idle != NULL)
-        srv->on_idle(srv);
+    notify_idle(srv);
+}
+
+/* Answers status with a JSON error naming reason, then ends the app connection (and the
+ * attested leg, which may hold a half-sent request or a late answer) once it is written. */
+static void reject(struct cp_conn *c, int status, const char *error, const char *reason)
+{
+    struct cg_buf body;
+    cg_buf_init(&body, 1024);
+    (void)cg_buf_printf(&body, "{\"error\": ");
+    cp_json_str(&body, error);
+    (void)cg_buf_printf(&body, ", \"reason\": ");
+    cp_json_str(&body, reason);
+    (void)cg_buf_printf(&body, "}\n");
+    if (!c->closing_down)
+        answer(c, status, body.data, body.len, 1);
+    cg_buf_free(&body);
+    cg_log_info("request.rejected", "id=%llu status=%d error=%s", (unsigned long long)c->id,
+                status, error);
+    if (c->up != NULL && c->up_state == UP_READY && !c->raw) {
+        cg_stream_shutdown(&c->up->s);
+        up_discard(c);
+        c->up_state = UP_GONE;
+    }
+    end_down(c);
 }
 
 static void on_timeout(uv_timer_t *t)
 {
     struct cp_conn *c = t->data;
-    if (c->closing_down) {
+    enum timer_kind kind = c->timer_kind;
+    c->timer_kind = T_NONE;
+    if (kind == T_LINGER || c->closing_down) {
         conn_close(c, "closed");
         return;
     }
-    if (c->up_state == UP_CONNECTING || c->up_state == UP_HANDSHAKING) {
+    if (kind == T_HEADERS) {
+        if (cg_http_parser_in_message(c->req))
+            reject(c, 408, "request_timeout", "the request head did not arrive in time");
+        else
+            conn_close(c, "header_timeout");
+        return;
+    }
+    if (kind == T_RESPONSE) {
+        c->srv->stats.response_timeouts++;
+        reject(c, 504, "upstream_timeout", "no response from the server in time");
+        return;
+    }
+    if (kind == T_HANDSHAKE) {
         struct cg_verdict v;
         (void)cg_reject(&v, CG_ETIMEOUT, "server.handshake_timeout", "a handshake in time",
                         "none after %u ms", c->srv->handshake_timeout_ms);
@@ -668,23 +1105,38 @@ static void down_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
     struct cp_conn *c = s->data;
     if (c->closing_down)
         return;
+    if (c->raw) {
+        send_up(c, data, len);
+        if (c->closing)
+            return;
+        if (c->pending.len >= CG_STREAM_HIGH_WATER ||
+            (c->up_state == UP_READY && c->up->s.queued >= CG_STREAM_HIGH_WATER))
+            cg_stream_read_stop(s);
+        rearm(c);
+        return;
+    }
+    if (c->upgrade_pending) {
+        if (cg_buf_append(&c->held, data, len) < 0)
+            reject(c, 400, "bad_request", "too many bytes before the upgrade was answered");
+        else
+            cg_stream_read_stop(s);
+        return;
+    }
     long n = cg_http_parser_feed(c->req, data, len);
     if (c->closing)
         return;
+    if (n >= 0 && c->upgrade_pending) {
+        if (cg_buf_append(&c->held, data + n, len - (size_t)n) < 0) {
+            reject(c, 400, "bad_request", "too many bytes before the upgrade was answered");
+            return;
+        }
+        cg_stream_read_stop(s);
+        rearm(c);
+        return;
+    }
     if (n < 0) {
         int status = cg_http_parser_status(c->req);
-        struct cg_buf body;
-        cg_buf_init(&body, 1024);
-        (void)cg_buf_printf(&body, "{\"error\": \"bad_request\", \"reason\": ");
-        cp_json_str(&body, cg_http_parser_reason(c->req));
-        (void)cg_buf_printf(&body, "}\n");
-        if (!c->closing_down)
-            answer(c, status >= 400 ? status : 400, body.data, body.len, 1);
-        cg_buf_free(&body);
-        c->closing_down = 1;
-        cg_stream_read_stop(s);
-        cg_stream_shutdown(s);
-        rearm(c);
+        reject(c, status >= 400 ? status : 400, "bad_request", cg_http_parser_reason(c->req));
         return;
     }
     int busy = c->fifo_len >= FIFO_PAUSE || c->pending.len >= CG_STREAM_HIGH_WATER ||
@@ -697,6 +1149,18 @@ static void down_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 static void down_on_eof(struct cg_stream *s)
 {
     struct cp_conn *c = s->data;
+    if (c->raw) {
+        /* FIN from the app becomes close_notify; the server half-closes its upstream. */
+        if (c->up_state == UP_READY)
+            cg_stream_shutdown(&c->up->s);
+        pipe_maybe_done(c);
+        return;
+    }
+    if (c->closing_down) {
+        if (s->queued == 0)
+            conn_close(c, "done");
+        return;
+    }
     if (cg_http_parser_in_message(c->req) || c->fifo_len == 0) {
         conn_close(c, c->fifo_len == 0 ? "app_closed" : "app_truncated");
         return;
@@ -714,12 +1178,14 @@ static void down_on_error(struct cg_stream *s, int err)
 static void down_on_drain(struct cg_stream *s)
 {
     struct cp_conn *c = s->data;
-    if (c->closing_down && s->queued == 0) {
+    if (c->closing_down && s->queued == 0 && s->eof) {
         conn_close(c, "done");
         return;
     }
     if (c->up_state == UP_READY)
         (void)cg_stream_read_start(&c->up->s);
+    if (c->raw)
+        pipe_maybe_done(c);
 }
 
 static const struct cg_stream_callbacks down_cb = {
@@ -740,6 +1206,8 @@ static void on_connection(uv_stream_t *listener, int status)
     c->srv = srv;
     c->id = ++srv->stats.conns_total;
     cg_buf_init(&c->pending, PENDING_MAX);
+    cg_buf_init(&c->held, 2 * 64 * 1024);
+    cg_buf_init(&c->replay, REPLAY_MAX);
     if (cg_stream_init(&c->down, srv->loop, 0, &down_cb, c) < 0) {
         free(c);
         return;
@@ -757,7 +1225,24 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     if (srv->stats.conns_active > srv->max_conns) {
-        conn_close(c, "too_many_connections");
+        srv->stats.conns_refused++;
+        if (srv->tcp_mode) {
+            conn_close(c, "too_many_connections");
+            return;
+        }
+        /* Answer 503 at once; the request is read and dropped so that closing does not
+         * reset the connection before the app read the answer. */
+        reject(c, 503, "too_many_connections", "the client sidecar is at max-connections");
+        return;
+    }
+    if (srv->tcp_mode) {
+        c->raw = 1;
+        /* The attested leg starts at once; app bytes wait in pending until it is verified. */
+        if (cg_stream_read_start(&c->down) < 0) {
+            conn_close(c, "init_failed");
+            return;
+        }
+        up_start(c, 0);
         return;
     }
     if (cg_http_parser_new(CG_HTTP_REQUEST, &srv->limits, &req_cb, c, &c->req) < 0 ||
@@ -765,7 +1250,7 @@ static void on_connection(uv_stream_t *listener, int status)
         conn_close(c, "init_failed");
         return;
     }
-    (void)uv_timer_start(&c->timer, on_timeout, srv->idle_timeout_ms, 0);
+    arm(c, T_HEADERS, srv->header_timeout_ms, 1);
 }
 
 int cp_server_start(struct cp_server *s)
@@ -777,9 +1262,16 @@ int cp_server_start(struct cp_server *s)
     rc = uv_tcp_bind(&s->listener.tcp, (const struct sockaddr *)&s->listen_addr.ss, 0);
     if (rc == 0)
         rc = uv_listen(&s->listener.stream, 511, on_connection);
-    if (rc < 0)
+    if (rc < 0) {
         uv_close(&s->listener.handle, NULL);
-    return rc;
+        return rc;
+    }
+    (void)uv_timer_init(s->loop, &s->pool_timer);
+    s->pool_timer.data = s;
+    unsigned sweep = s->pool_idle_ms < 2000 ? s->pool_idle_ms / 2 + 1 : 1000;
+    (void)uv_timer_start(&s->pool_timer, pool_sweep, sweep, sweep);
+    uv_unref((uv_handle_t *)&s->pool_timer);
+    return 0;
 }
 
 void cp_server_stop(struct cp_server *s)
@@ -788,16 +1280,28 @@ void cp_server_stop(struct cp_server *s)
         return;
     s->stopping = 1;
     uv_close(&s->listener.handle, NULL);
+    uv_close((uv_handle_t *)&s->pool_timer, NULL);
+    cp_server_pool_flush(s);
     /* Idle keep-alive connections end now; busy ones after their last response. */
     for (struct cp_conn *c = s->conns, *next; c != NULL; c = next) {
         next = c->next;
+        if (c->raw)
+            continue; /* a byte stream has no safe point to stop: the deadline ends it */
         if (c->fifo_len == 0 && !cg_http_parser_in_message(c->req))
             conn_close(c, "shutdown");
         else
             c->close_after = 1;
     }
-    if (s->conns == NULL && s->on_idle != NULL)
-        s->on_idle(s);
+    notify_idle(s);
+}
+
+void cp_server_set_policy(struct cp_server *s, const struct cg_policy *policy)
+{
+    int changed = memcmp(s->policy->digest, policy->digest, sizeof(policy->digest)) != 0;
+    s->policy = policy;
+    cg_tls_ctx_set_policy(s->tls, policy);
+    if (changed)
+        cp_server_pool_flush(s);
 }
 
 void cp_server_abort(struct cp_server *s)

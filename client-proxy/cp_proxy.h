@@ -13,8 +13,21 @@
 #include "ccgate/tls.h"
 
 struct cp_conn;
+struct cp_up;
 
 #define CP_MAX_CHECKS 32 /* distinct failed-check names counted in metrics */
+#define CP_HIST_BUCKETS 14
+
+/* Upper bounds of the latency histogram buckets in seconds (the last is +Inf). */
+extern const double cp_hist_bounds[CP_HIST_BUCKETS];
+
+/* A Prometheus histogram: counts[i] holds the observations <= cp_hist_bounds[i] (not
+ * cumulative; the writer sums them). */
+struct cp_hist {
+    uint64_t counts[CP_HIST_BUCKETS];
+    uint64_t count;
+    double sum;
+};
 
 struct cp_stats {
     uint64_t conns_total;
@@ -30,7 +43,14 @@ struct cp_stats {
     uint64_t verify_failed;
     uint64_t key_changes;
     uint64_t server_unreachable;
+    uint64_t conns_refused;     /* over max-connections: 503 */
+    uint64_t response_timeouts; /* 504 */
+    uint64_t pool_reused;       /* attested connections taken from the pool */
+    uint64_t pool_dropped;      /* pooled connections closed (idle, server closed, stale) */
+    uint64_t retries;           /* requests sent again after a reused leg died unanswered */
     double handshake_seconds_sum;
+    struct cp_hist response_latency;     /* request sent -> response head from the server */
+    struct cp_hist verification_latency; /* connect -> handshake done, with fresh evidence */
     size_t n_checks;
     struct {
         char check[64];
@@ -41,7 +61,9 @@ struct cp_stats {
 /*
  * One forward: an app-facing HTTP listener whose requests go, over attested TLS, to one
  * ccgate-server. Requests wait until the server's evidence passed the policy; a failed
- * appraisal answers 502 with the failed check, and nothing is sent to the server.
+ * appraisal answers 502 with the failed check, and nothing is sent to the server. In TCP mode
+ * the listener pipes raw bytes (one attested connection per app connection, half-close both
+ * ways) and a failed appraisal closes the app connection without a byte.
  */
 struct cp_server {
     uv_loop_t *loop;
@@ -52,7 +74,16 @@ struct cp_server {
     struct cg_http_limits limits;
     unsigned handshake_timeout_ms;
     unsigned idle_timeout_ms;
+    unsigned header_timeout_ms;   /* request head complete within this, else 408 */
+    unsigned response_timeout_ms; /* response head within this after the request, else 504 */
     unsigned max_conns;
+    int tcp_mode; /* raw byte pipe (ALPN ccgate-tcp) instead of HTTP */
+    unsigned pool_max;     /* idle attested connections kept for reuse (HTTP mode); 0 = none */
+    unsigned pool_idle_ms; /* a pooled connection unused this long is closed */
+    struct cp_up *pool;    /* most recently used first */
+    size_t pool_len;
+    unsigned pool_gen; /* bumped on a key change, failure or policy reload: older ones go */
+    uv_timer_t pool_timer;
     union {
         uv_handle_t handle;
         uv_stream_t stream;
@@ -60,6 +91,7 @@ struct cp_server {
     } listener;
     struct cp_conn *conns;
     int stopping;
+    int idle_notified;
     void (*on_idle)(struct cp_server *s);
     struct cg_verdict last_failure;
     time_t last_failure_at;
@@ -71,6 +103,14 @@ int cp_server_start(struct cp_server *s);
 
 /* Stops accepting; live connections finish their requests, then on_idle runs. */
 void cp_server_stop(struct cp_server *s);
+
+/* Closes the pooled attested connections and makes live ones unpoolable: after a policy
+ * change or a failed or changed server key, no connection verified before is reused. */
+void cp_server_pool_flush(struct cp_server *s);
+
+/* Swaps the policy (borrowed) for new handshakes; live connections keep what they verified,
+ * pooled ones and the remembered key are dropped when it differs from the current one. */
+void cp_server_set_policy(struct cp_server *s, const struct cg_policy *policy);
 
 /* Closes every live connection now. */
 void cp_server_abort(struct cp_server *s);

@@ -19,10 +19,17 @@ static struct cg_opt opts[] = {
     {"admin", "ADDR:PORT", "admin listener: /healthz /readyz /metrics", NULL, NULL, NULL},
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
-    {"mode", "http", "tunnel mode (ALPN); tcp mode is not in this build yet", "http", NULL, NULL},
+    {"mode", "http|tcp", "http: HTTP/1.1 proxy; tcp: raw byte pipe (ALPN ccgate-tcp)", "http",
+     NULL, NULL},
     {"handshake-timeout-ms", "N", "limit for connect + attested handshake", "10000", NULL, NULL},
     {"idle-timeout-s", "N", "close idle app connections after this", "60", NULL, NULL},
+    {"header-timeout-s", "N", "time for a request head once begun (408 after)", "30", NULL, NULL},
+    {"response-timeout-s", "N", "time for a response head after the request (504 after)", "300",
+     NULL, NULL},
     {"max-connections", "N", "most concurrent app connections", "4096", NULL, NULL},
+    {"pool-max", "N", "idle attested connections kept for reuse, 0 = none (HTTP mode)", "64",
+     NULL, NULL},
+    {"pool-idle-timeout-s", "N", "close a pooled connection unused this long", "30", NULL, NULL},
     {"max-header-bytes", "N", "request line + headers limit (431 above)", "32768", NULL, NULL},
     {"max-headers", "N", "header count limit (431 above)", "100", NULL, NULL},
     {"max-body-bytes", "N", "request body limit, 0 = none (413 above)", "0", NULL, NULL},
@@ -45,9 +52,10 @@ static const char summary[] =
 struct app {
     uv_loop_t *loop;
     struct cp_server server;
-    struct cg_policy policy;
+    struct cg_policy policies[2]; /* the current one and the slot a reload loads into */
+    struct cg_policy *policy;
     struct cg_admin *admin;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     int draining;
 };
@@ -86,6 +94,24 @@ static int readyz(void *arg, struct cg_buf *out)
     }
     (void)cg_buf_printf(out, "ready\n");
     return 200;
+}
+
+static void write_hist(struct cg_buf *out, const char *name, const char *help,
+                       const struct cp_hist *h)
+{
+    (void)cg_buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (size_t i = 0; i < CP_HIST_BUCKETS; i++) {
+        cum += h->counts[i];
+        if (i + 1 == CP_HIST_BUCKETS)
+            (void)cg_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+                                (unsigned long long)cum);
+        else
+            (void)cg_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, cp_hist_bounds[i],
+                                (unsigned long long)cum);
+    }
+    (void)cg_buf_printf(out, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name,
+                        (unsigned long long)h->count);
 }
 
 static int metrics(void *arg, struct cg_buf *out)
@@ -127,13 +153,33 @@ static int metrics(void *arg, struct cg_buf *out)
         "ccgate_client_key_changes_total %llu\n"
         "# TYPE ccgate_client_server_unreachable_total counter\n"
         "ccgate_client_server_unreachable_total %llu\n"
+        "# HELP ccgate_client_connections_refused_total App connections over max-connections "
+        "(503).\n"
+        "# TYPE ccgate_client_connections_refused_total counter\n"
+        "ccgate_client_connections_refused_total %llu\n"
+        "# TYPE ccgate_client_response_timeouts_total counter\n"
+        "ccgate_client_response_timeouts_total %llu\n"
+        "# HELP ccgate_client_pool_connections Idle attested connections in the pool.\n"
+        "# TYPE ccgate_client_pool_connections gauge\n"
+        "ccgate_client_pool_connections %zu\n"
+        "# TYPE ccgate_client_pool_reused_total counter\n"
+        "ccgate_client_pool_reused_total %llu\n"
+        "# TYPE ccgate_client_pool_dropped_total counter\n"
+        "ccgate_client_pool_dropped_total %llu\n"
+        "# HELP ccgate_client_retries_total Requests sent again after a reused connection died.\n"
+        "# TYPE ccgate_client_retries_total counter\n"
+        "ccgate_client_retries_total %llu\n"
         "# HELP ccgate_attestation_verifications_total Evidence appraisals by result.\n"
         "# TYPE ccgate_attestation_verifications_total counter\n"
         "ccgate_attestation_verifications_total{result=\"ok\"} %llu\n",
         (unsigned long long)s->bytes_from_app, (unsigned long long)s->bytes_to_app,
         (unsigned long long)s->handshakes, (unsigned long long)s->handshakes_with_nonce,
         s->handshake_seconds_sum, (unsigned long long)s->key_changes,
-        (unsigned long long)s->server_unreachable, (unsigned long long)s->verify_ok);
+        (unsigned long long)s->server_unreachable, (unsigned long long)s->conns_refused,
+        (unsigned long long)s->response_timeouts, a->server.pool_len,
+        (unsigned long long)s->pool_reused, (unsigned long long)s->pool_dropped,
+        (unsigned long long)s->retries,
+        (unsigned long long)s->verify_ok);
     for (size_t i = 0; i < s->n_checks; i++)
         (void)cg_buf_printf(out,
                             "ccgate_attestation_verifications_total{result=\"failed\","
@@ -142,6 +188,12 @@ static int metrics(void *arg, struct cg_buf *out)
                             (unsigned long long)s->failed_checks[i].count);
     (void)cg_buf_printf(out, "# TYPE ccgate_client_ready gauge\nccgate_client_ready %d\n",
                         cp_server_ready(&a->server, time(NULL)));
+    write_hist(out, "ccgate_client_upstream_response_seconds",
+               "From the request sent to the response head from the server.",
+               &s->response_latency);
+    write_hist(out, "ccgate_attestation_verification_seconds",
+               "Connect to verified handshake, for handshakes with fresh evidence.",
+               &s->verification_latency);
     return 200;
 }
 
@@ -152,7 +204,27 @@ static void on_idle(struct cp_server *s)
     struct app *a = (struct app *)((char *)s - offsetof(struct app, server));
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
+    uv_close((uv_handle_t *)&a->sighup, NULL);
     uv_close((uv_handle_t *)&a->drain_timer, NULL);
+}
+
+/* SIGHUP: loads the policy file again; new handshakes use it, established connections stay.
+ * A policy that does not load leaves the current one in force. */
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    struct app *a = sig->data;
+    char err[512], digest[65];
+    (void)signum;
+    struct cg_policy *next = a->policy == &a->policies[0] ? &a->policies[1] : &a->policies[0];
+    if (cg_policy_load(opt("policy"), next, err, sizeof(err)) < 0) {
+        cg_log_error("reload.failed", "policy=%s err=\"%s\": the current policy stays",
+                     opt("policy"), err);
+        return;
+    }
+    cp_server_set_policy(&a->server, next);
+    a->policy = next;
+    cg_hex(digest, sizeof(digest), next->digest, sizeof(next->digest));
+    cg_log_info("reload", "policy=%s policy_sha256=%s", opt("policy"), digest);
 }
 
 static void on_drain_deadline(uv_timer_t *t)
@@ -212,15 +284,21 @@ int main(int argc, char **argv)
         cg_fatal("--listen: %s", err);
     if (cg_addr_parse(opt("server"), 0, &srv->server_addr, err, sizeof(err)) < 0)
         cg_fatal("--server: %s", err);
-    if (strcmp(opt("mode"), "http") != 0)
-        cg_fatal("--mode: expected http (tcp mode is not in this build yet), got '%s'",
-                 opt("mode"));
-    if (cg_policy_load(opt("policy"), &a.policy, err, sizeof(err)) < 0)
+    if (strcmp(opt("mode"), "tcp") == 0)
+        srv->tcp_mode = 1;
+    else if (strcmp(opt("mode"), "http") != 0)
+        cg_fatal("--mode: expected http or tcp, got '%s'", opt("mode"));
+    a.policy = &a.policies[0];
+    if (cg_policy_load(opt("policy"), a.policy, err, sizeof(err)) < 0)
         cg_fatal("--policy %s: %s", opt("policy"), err);
-    srv->policy = &a.policy;
+    srv->policy = a.policy;
     srv->handshake_timeout_ms = (unsigned)opt_uint("handshake-timeout-ms", 100, 600000);
     srv->idle_timeout_ms = (unsigned)opt_uint("idle-timeout-s", 1, 86400) * 1000;
     srv->max_conns = (unsigned)opt_uint("max-connections", 1, 1000000);
+    srv->pool_max = (unsigned)opt_uint("pool-max", 0, 100000);
+    srv->pool_idle_ms = (unsigned)opt_uint("pool-idle-timeout-s", 1, 3600) * 1000;
+    srv->header_timeout_ms = (unsigned)opt_uint("header-timeout-s", 1, 3600) * 1000;
+    srv->response_timeout_ms = (unsigned)opt_uint("response-timeout-s", 1, 86400) * 1000;
     srv->limits.max_header_bytes = opt_uint("max-header-bytes", 1024, 1024 * 1024);
     srv->limits.max_headers = opt_uint("max-headers", 8, CG_HTTP_MAX_HEADERS_CAP);
     srv->limits.max_body_bytes = opt_uint("max-body-bytes", 0, (unsigned long)-1);
@@ -230,7 +308,8 @@ int main(int argc, char **argv)
         cg_fatal("--admin: %s", err);
 
     signal(SIGPIPE, SIG_IGN);
-    if (cg_tls_client_ctx_new(CG_ALPN_HTTP, srv->server_addr.text, &a.policy, &srv->tls) < 0)
+    if (cg_tls_client_ctx_new(srv->tcp_mode ? CG_ALPN_TCP : CG_ALPN_HTTP, srv->server_addr.text,
+                              a.policy, &srv->tls) < 0)
         cg_fatal("TLS context setup failed");
     srv->on_idle = on_idle;
     int rc = cp_server_start(srv);
@@ -244,20 +323,22 @@ int main(int argc, char **argv)
     }
     uv_signal_init(a.loop, &a.sigterm);
     uv_signal_init(a.loop, &a.sigint);
+    uv_signal_init(a.loop, &a.sighup);
     uv_timer_init(a.loop, &a.drain_timer);
-    a.sigterm.data = a.sigint.data = a.drain_timer.data = &a;
+    a.sigterm.data = a.sigint.data = a.sighup.data = a.drain_timer.data = &a;
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
 
-    if (a.policy.sim.allow)
+    if (a.policy->sim.allow)
         cg_log_warn("policy.sim", "INSECURE: the policy accepts the simulated TEE");
-    if (a.policy.snp.n_measurements == 0)
+    if (a.policy->snp.n_measurements == 0)
         cg_log_warn("policy.measurements",
                     "snp.measurements is empty: ANY guest image is accepted; pin it");
     char digest[65];
-    cg_hex(digest, sizeof(digest), a.policy.digest, sizeof(a.policy.digest));
-    cg_log_info("listening", "addr=%s server=%s policy=%s policy_sha256=%s admin=%s",
-                srv->listen_addr.text, srv->server_addr.text, opt("policy"), digest,
+    cg_hex(digest, sizeof(digest), a.policy->digest, sizeof(a.policy->digest));
+    cg_log_info("listening", "addr=%s server=%s mode=%s policy=%s policy_sha256=%s admin=%s",
+                srv->listen_addr.text, srv->server_addr.text, opt("mode"), opt("policy"), digest,
                 opt("admin") ? opt("admin") : "-");
 
     uv_run(a.loop, UV_RUN_DEFAULT);

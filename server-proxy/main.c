@@ -37,6 +37,10 @@ static struct cg_opt opts[] = {
     {"batch-max", "N", "most nonces per evidence request", "64", NULL, NULL},
     {"handshake-timeout-ms", "N", "limit for a client's TLS handshake", "10000", NULL, NULL},
     {"max-connections", "N", "most concurrent client connections", "4096", NULL, NULL},
+    {"upstream-connect-timeout-ms", "N", "limit for connecting to the upstream (502 after)", "5000",
+     NULL, NULL},
+    {"idle-timeout-s", "N", "close a connection with no traffic either way for this long", "300",
+     NULL, NULL},
     {"drain-timeout-s", "N", "on SIGTERM, how long live connections may finish", "30", NULL,
      NULL},
     {"help", NULL, "print this help and exit", NULL, NULL, NULL},
@@ -247,15 +251,19 @@ int main(int argc, char **argv)
     const char *alpn;
     if (strcmp(opt("mode"), "http") == 0)
         alpn = CG_ALPN_HTTP;
-    else if (strcmp(opt("mode"), "tcp") == 0)
+    else if (strcmp(opt("mode"), "tcp") == 0) {
         alpn = CG_ALPN_TCP;
-    else
+        srv->tcp_mode = 1;
+    } else
         cg_fatal("--mode: expected http or tcp, got '%s'", opt("mode"));
     unsigned long refresh = opt_uint("refresh-s", 10, 86400);
     unsigned long window = opt_uint("batch-window-ms", 0, 1000);
     unsigned long batch_max = opt_uint("batch-max", 1, 64);
     srv->handshake_timeout_ms = (unsigned)opt_uint("handshake-timeout-ms", 100, 600000);
     srv->max_conns = (unsigned)opt_uint("max-connections", 1, 1000000);
+    srv->upstream_connect_timeout_ms =
+        (unsigned)opt_uint("upstream-connect-timeout-ms", 100, 600000);
+    srv->idle_timeout_ms = (unsigned)opt_uint("idle-timeout-s", 1, 86400) * 1000;
     (void)opt_uint("drain-timeout-s", 0, 3600);
     struct cg_addr admin_addr;
     if (opt("admin") != NULL && cg_addr_parse(opt("admin"), 1, &admin_addr, err, sizeof(err)) < 0)

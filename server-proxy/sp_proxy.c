@@ -4,9 +4,12 @@
 #include <string.h>
 
 #include "ccgate/buf.h"
+#include "ccgate/http.h"
 #include "ccgate/httpmsg.h"
 #include "ccgate/log.h"
 #include "ccgate/stream.h"
+
+#define TRACK_MAX 64 /* pipelined requests followed; more turns tracking off */
 
 struct sp_conn {
     struct sp_conn *prev, *next;
@@ -17,6 +20,13 @@ struct sp_conn {
     struct sp_waiter waiter;
     uv_timer_t timer;
     struct cg_buf early; /* client bytes that arrived before the upstream connected */
+    /* HTTP mode: the bytes pass untouched, but parsers follow the message boundaries so that
+     * a drain can end a connection between messages (the client pools them). */
+    struct cg_http_parser *reqp, *respp;
+    uint8_t is_head[TRACK_MAX]; /* per request awaiting its response: was it HEAD */
+    size_t track_head, track_len;
+    int tracking; /* boundaries known; 0 after an upgrade, a parse error or an overflow */
+    int resp_status;
     int handles;
     unsigned up_inited : 1, up_connected : 1, up_dead : 1, closing : 1;
 };
@@ -28,8 +38,19 @@ static void conn_freed(uv_handle_t *h)
     struct sp_conn *c = h->data;
     if (--c->handles > 0)
         return;
+    cg_http_parser_free(c->reqp);
+    cg_http_parser_free(c->respp);
     cg_buf_free(&c->early);
     free(c);
+}
+
+/* Runs on_idle once, when stopping and the last connection closed. */
+static void notify_idle(struct sp_server *srv)
+{
+    if (!srv->stopping || srv->conns != NULL || srv->on_idle == NULL || srv->idle_notified)
+        return;
+    srv->idle_notified = 1;
+    srv->on_idle(srv);
 }
 
 static void conn_close(struct sp_conn *c, const char *reason)
@@ -59,8 +80,7 @@ static void conn_close(struct sp_conn *c, const char *reason)
         c->up.h.handle.data = c;
         cg_stream_close(&c->up, conn_freed);
     }
-    if (srv->stopping && srv->conns == NULL && srv->on_idle != NULL)
-        srv->on_idle(srv);
+    notify_idle(srv);
 }
 
 static struct cg_stream *peer_of(struct sp_conn *c, struct cg_stream *s)
@@ -74,9 +94,93 @@ static void maybe_done(struct sp_conn *c)
         conn_close(c, "done");
 }
 
+/* ---- message boundaries (HTTP mode) ---- */
+
+static void track_arm_head(struct sp_conn *c)
+{
+    if (c->track_len > 0 && c->is_head[c->track_head])
+        cg_http_parser_expect_head_response(c->respp);
+}
+
+static int track_req_head(void *arg, const struct cg_http_head *h)
+{
+    struct sp_conn *c = arg;
+    if (c->track_len == TRACK_MAX || h->upgrade) {
+        c->tracking = 0;
+        return 0;
+    }
+    c->is_head[(c->track_head + c->track_len) % TRACK_MAX] = strcmp(h->method, "HEAD") == 0;
+    if (++c->track_len == 1 && !cg_http_parser_in_message(c->respp))
+        track_arm_head(c);
+    return 0;
+}
+
+static int track_resp_complete(void *arg)
+{
+    struct sp_conn *c = arg;
+    if (c->resp_status < 200)
+        return 0; /* the final answer follows */
+    if (c->track_len == 0) {
+        c->tracking = 0; /* an answer nobody asked for */
+        return 0;
+    }
+    c->track_head = (c->track_head + 1) % TRACK_MAX;
+    c->track_len--;
+    track_arm_head(c);
+    return 0;
+}
+
+static int track_resp_head(void *arg, const struct cg_http_head *h)
+{
+    struct sp_conn *c = arg;
+    c->resp_status = h->status;
+    if (h->status == 101)
+        c->tracking = 0;
+    return 0;
+}
+
+static int track_body(void *arg, const uint8_t *data, size_t len)
+{
+    (void)arg;
+    (void)data;
+    (void)len;
+    return 0;
+}
+
+static int track_nop(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static const struct cg_http_callbacks track_req_cb = {track_req_head, track_body, track_nop};
+static const struct cg_http_callbacks track_resp_cb = {track_resp_head, track_body,
+                                                       track_resp_complete};
+
+static void track(struct sp_conn *c, struct cg_stream *from, const uint8_t *data, size_t len)
+{
+    if (!c->tracking)
+        return;
+    struct cg_http_parser *p = from == &c->down ? c->reqp : c->respp;
+    long n = cg_http_parser_feed(p, data, len);
+    if (n < 0 || (size_t)n < len)
+        c->tracking = 0;
+}
+
+/* Between messages: every request answered, nothing half-parsed, nothing queued. */
+static int between_messages(const struct sp_conn *c)
+{
+    return c->tracking && c->track_len == 0 && !cg_http_parser_in_message(c->reqp) &&
+           !cg_http_parser_in_message(c->respp) && c->down.queued == 0 &&
+           (!c->up_inited || c->up.queued == 0);
+}
+
 static void on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 {
     struct sp_conn *c = s->data;
+    if (c->up_connected)
+        (void)uv_timer_start(&c->timer, on_timeout, c->srv->idle_timeout_ms, 0);
+    track(c, s, data, len);
     if (s == &c->down && !c->up_connected) {
         if (cg_buf_append(&c->early, data, len) < 0)
             conn_close(c, "early_data_overflow");
@@ -99,6 +203,10 @@ static void on_drain(struct cg_stream *s)
     struct cg_stream *peer = peer_of(c, s);
     if (!peer->eof && (peer != &c->up || c->up_connected))
         (void)cg_stream_read_start(peer);
+    if (c->srv->stopping && c->up_connected && between_messages(c)) {
+        conn_close(c, "shutdown");
+        return;
+    }
     maybe_done(c);
 }
 
@@ -126,25 +234,41 @@ static void on_error(struct cg_stream *s, int err)
 
 #define LINGER_MS 5000
 
-static void on_up_connect(struct cg_stream *s, int status)
+/* The upstream cannot be reached (error or connect timeout): HTTP mode answers 502 JSON, TCP
+ * mode closes; the connection lingers until the client closes. */
+static void upstream_failed(struct sp_conn *c, int status)
 {
-    struct sp_conn *c = s->data;
-    if (status < 0) {
-        c->srv->stats.upstream_failures++;
-        cg_log_warn("upstream.connect", "id=%llu upstream=%s err=\"%s\"",
-                    (unsigned long long)c->id, c->srv->upstream.text, cg_strerror(status));
+    if (c->up_inited) {
+        c->up.h.handle.data = c;
+        cg_stream_close(&c->up, conn_freed);
+        c->up_inited = 0;
+    }
+    c->srv->stats.upstream_failures++;
+    cg_log_warn("upstream.connect", "id=%llu upstream=%s err=\"%s\"", (unsigned long long)c->id,
+                c->srv->upstream.text, cg_strerror(status));
+    if (!c->srv->tcp_mode) {
         static const char body[] = "{\"error\": \"upstream_unreachable\"}\n";
         struct cg_buf out;
         cg_buf_init(&out, 1024);
         if (cg_httpmsg_response(&out, 502, "application/json", body, sizeof(body) - 1, 1) == 0)
             (void)cg_stream_write(&c->down, out.data, out.len);
         cg_buf_free(&out);
-        cg_stream_shutdown(&c->down);
-        c->up_dead = 1;
-        (void)uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
+    }
+    /* TCP mode has no way to say why: close_notify alone. */
+    cg_stream_shutdown(&c->down);
+    c->up_dead = 1;
+    (void)uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
+}
+
+static void on_up_connect(struct cg_stream *s, int status)
+{
+    struct sp_conn *c = s->data;
+    if (status < 0) {
+        upstream_failed(c, status);
         return;
     }
     c->up_connected = 1;
+    (void)uv_timer_start(&c->timer, on_timeout, c->srv->idle_timeout_ms, 0);
     if (c->early.len > 0 && cg_stream_write(&c->up, c->early.data, c->early.len) < 0) {
         conn_close(c, "write_failed");
         return;
@@ -190,8 +314,11 @@ static void on_handshake(struct cg_stream *s, int status)
         c->handles++;
         rc = cg_stream_connect(&c->up, &c->srv->upstream);
     }
-    if (rc < 0)
-        on_up_connect(&c->up, rc);
+    if (rc < 0) {
+        upstream_failed(c, rc);
+        return;
+    }
+    (void)uv_timer_start(&c->timer, on_timeout, c->srv->upstream_connect_timeout_ms, 0);
 }
 
 static void on_cert_ready(struct sp_waiter *w, int status)
@@ -212,6 +339,14 @@ static void on_timeout(uv_timer_t *t)
         conn_close(c, "upstream_unreachable");
         return;
     }
+    if (c->up_connected) {
+        conn_close(c, "idle_timeout");
+        return;
+    }
+    if (c->up_inited) {
+        upstream_failed(c, UV_ETIMEDOUT);
+        return;
+    }
     c->srv->stats.handshake_failures++;
     conn_close(c, "handshake_timeout");
 }
@@ -227,6 +362,14 @@ static void on_connection(uv_stream_t *listener, int status)
     c->srv = srv;
     c->id = ++srv->stats.conns_total;
     cg_buf_init(&c->early, CG_STREAM_HIGH_WATER + 64 * 1024);
+    if (!srv->tcp_mode) {
+        /* Generous limits: the client sidecar enforces the real ones; these only follow. */
+        struct cg_http_limits lim = {.max_header_bytes = 1024 * 1024,
+                                     .max_headers = CG_HTTP_MAX_HEADERS_CAP};
+        c->tracking =
+            cg_http_parser_new(CG_HTTP_REQUEST, &lim, &track_req_cb, c, &c->reqp) == 0 &&
+            cg_http_parser_new(CG_HTTP_RESPONSE, &lim, &track_resp_cb, c, &c->respp) == 0;
+    }
     if (cg_stream_init(&c->down, srv->loop, 0, &down_cb, c) < 0) {
         free(c);
         return;
@@ -282,8 +425,14 @@ void sp_server_stop(struct sp_server *s)
         return;
     s->stopping = 1;
     uv_close(&s->listener.handle, NULL);
-    if (s->conns == NULL && s->on_idle != NULL)
-        s->on_idle(s);
+    /* Connections between messages (idle in a client's pool) end now; the others after
+     * their current response (on_drain), or at the deadline. */
+    for (struct sp_conn *c = s->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->up_connected && between_messages(c))
+            conn_close(c, "shutdown");
+    }
+    notify_idle(s);
 }
 
 void sp_server_abort(struct sp_server *s)

@@ -31,7 +31,10 @@ struct sp_server {
     struct cg_tls_ctx *tls;
     struct sp_attester *attester;
     unsigned handshake_timeout_ms;
+    unsigned upstream_connect_timeout_ms; /* then 502 (HTTP mode) */
+    unsigned idle_timeout_ms;             /* no byte either way for this long: close */
     unsigned max_conns;
+    int tcp_mode; /* no HTTP answer of our own on the wire (ALPN ccgate-tcp) */
     union {
         uv_handle_t handle;
         uv_stream_t stream;
@@ -39,6 +42,7 @@ struct sp_server {
     } listener;
     struct sp_conn *conns; /* list of live connections */
     int stopping;
+    int idle_notified;
     void (*on_idle)(struct sp_server *s); /* stopping and the last connection closed */
     struct sp_stats stats;
 };

@@ -6,6 +6,10 @@
 #include "ccgate/err.h"
 
 #define READ_BUF_SIZE (64 * 1024)
+/* Bytes handed to the TLS engine at a time, either way: about one record. The engine's memory
+ * BIOs keep the capacity of the largest chunk they ever held, for the life of the
+ * connection, so feeding 64 KiB at once would cost every connection 64 KiB per direction. */
+#define TLS_SLICE (16 * 1024 + 512)
 
 /* The loop is single-threaded and read callbacks consume their data before returning, so
  * one buffer for ciphertext and one for plaintext serve every stream of the process. */
@@ -148,9 +152,18 @@ int cg_stream_write(struct cg_stream *s, const void *data, size_t len)
     s->bytes_out += len;
     if (s->tls == NULL)
         return submit(s, data, len);
-    if (cg_tls_write(s->tls, data, len) < 0)
-        return CG_ETLS;
-    return flush_tls(s);
+    const uint8_t *p = data;
+    while (len > 0) {
+        size_t n = len < TLS_SLICE - 512 ? len : TLS_SLICE - 512;
+        if (cg_tls_write(s->tls, p, n) < 0)
+            return CG_ETLS;
+        int rc = flush_tls(s);
+        if (rc < 0)
+            return rc;
+        p += n;
+        len -= n;
+    }
+    return 0;
 }
 
 /* Delivers decrypted application data; stops when the stream is closed from a callback. */
@@ -231,15 +244,18 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
         s->cb->on_read(s, read_buf, (size_t)nread);
         return;
     }
-    if (cg_tls_feed(s->tls, read_buf, (size_t)nread) < 0) {
-        fail(s, CG_ETLS);
-        return;
+    for (size_t off = 0; off < (size_t)nread && !s->closing && !s->failed;) {
+        size_t n = (size_t)nread - off < TLS_SLICE ? (size_t)nread - off : TLS_SLICE;
+        if (cg_tls_feed(s->tls, read_buf + off, n) < 0) {
+            fail(s, CG_ETLS);
+            return;
+        }
+        off += n;
+        if (!s->handshaken)
+            cg_stream_handshake(s);
+        else
+            drain_plaintext(s);
     }
-    if (!s->handshaken) {
-        cg_stream_handshake(s);
-        return;
-    }
-    drain_plaintext(s);
 }
 
 int cg_stream_read_start(struct cg_stream *s)

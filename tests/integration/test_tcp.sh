@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# TCP mode (ALPN ccgate-tcp): a binary protocol both ways through the attested pair, with
+# half-close in each direction; a failed appraisal closes the app connection without a byte.
+source "$(dirname "$0")/lib.sh"
+PEER="$CG_SOURCE_DIR/tests/integration/peer.py"
+
+UP_PORT=$(free_port)
+start tcp-upstream python3 "$PEER" tcp-server "$UP_PORT" "$T"
+wait_log "$T/tcp-upstream.log" listening
+sim_init
+start_server server --mode tcp
+write_policy "$T/policy.json"
+CLI_PORT=$(free_port)
+start client "$CG_BIN/ccgate-client" --listen "127.0.0.1:$CLI_PORT" --server "127.0.0.1:$SRV_PORT" \
+    --policy "$T/policy.json" --mode tcp
+wait_log "$T/client.log" listening
+
+# App half-closes first: its FIN reaches the upstream as EOF, the answer still comes back.
+timeout 30 python3 "$PEER" tcp-client "$CLI_PORT" E || fail "binary round trip with app half-close"
+pass "1 MiB binary both ways, app half-closes first"
+
+# Upstream half-closes first: the app reads to EOF, then still sends 1 MiB that arrives.
+sent=$(timeout 30 python3 "$PEER" tcp-client "$CLI_PORT" B) || fail "upstream half-close"
+for _ in $(seq 100); do [ -f "$T/sink.sha256" ] && break; sleep 0.1; done
+[ "$(cat "$T/sink.sha256" 2>/dev/null)" = "$sent" ] || fail "bytes after the upstream's FIN were lost"
+pass "upstream half-closes first, app data after it still arrives"
+wait_log "$T/client.log" "reason=done"
+
+# A client in HTTP mode cannot talk to a TCP-mode server (ALPN), and vice versa.
+HTTP_PORT=$(free_port)
+start client-http "$CG_BIN/ccgate-client" --listen "127.0.0.1:$HTTP_PORT" \
+    --server "127.0.0.1:$SRV_PORT" --policy "$T/policy.json"
+wait_log "$T/client-http.log" listening
+code=$(curl -sS --max-time 10 -o "$T/alpn.json" -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/")
+[ "$code" = 502 ] || fail "HTTP client to a TCP server: expected 502, got $code"
+grep -q '"check": "tls' "$T/alpn.json" || fail "ALPN mismatch: $(cat "$T/alpn.json")"
+pass "ALPN keeps HTTP and TCP modes apart"
+
+# Wrong measurement in TCP mode: the app sees the connection close with no byte, the log
+# names the check, and the upstream never sees a connection.
+write_policy "$T/wrong.json" "$(printf '%096d' 0)"
+WRONG_PORT=$(free_port)
+start client-wrong "$CG_BIN/ccgate-client" --listen "127.0.0.1:$WRONG_PORT" \
+    --server "127.0.0.1:$SRV_PORT" --policy "$T/wrong.json" --mode tcp
+wait_log "$T/client-wrong.log" listening
+conns_before=$(wc -l <"$T/conns")
+got=$(timeout 20 python3 - "$WRONG_PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+s.sendall(b"E secret")
+s.shutdown(socket.SHUT_WR)
+print(len(s.recv(100)))
+PY
+) || fail "app connection did not close after a failed appraisal"
+[ "$got" = 0 ] || fail "the app received $got bytes from an unverified server"
+wait_log "$T/client-wrong.log" "check=snp.measurement"
+[ "$(wc -l <"$T/conns")" = "$conns_before" ] || fail "the upstream saw a connection"
+pass "failed appraisal closes the app connection; log names snp.measurement"
