@@ -3,9 +3,11 @@
 # deterministic, the number to track regressions with. After a warm-up (handshake, evidence,
 # first allocations), both counters are zeroed, a fixed workload of N keep-alive 1 KiB GETs
 # on one connection runs, and both are dumped. Prints "INSTR_PER_REQ CLIENT SERVER N".
-#   bench/instr.sh BIN_DIR UPSTREAM_PORT SIM_STATE_DIR N OUT_DIR
+# MODE newconn opens a new app connection for every request instead (a profile of the
+# attested handshake; N is then a duration in seconds and the count is what got answered).
+#   bench/instr.sh BIN_DIR UPSTREAM_PORT SIM_STATE_DIR N OUT_DIR [closed|newconn]
 set -euo pipefail
-BIN=$1 UP=$2 SIM=$3 N=$4 OUT=$5
+BIN=$1 UP=$2 SIM=$3 N=$4 OUT=$5 MODE=${6:-closed}
 mkdir -p "$OUT"
 PIDS=()
 stop() {
@@ -25,7 +27,7 @@ wait_port() {
     done
     return 1
 }
-VG=(valgrind --tool=callgrind --vgdb=yes --collect-atstart=yes --dump-instr=no)
+VG=(valgrind --tool=callgrind --vgdb=yes --collect-atstart=yes)
 "${VG[@]}" --callgrind-out-file="$OUT/server.out" "$BIN/ccgate-server" --listen "127.0.0.1:$S" \
     --upstream "127.0.0.1:$UP" --tee sim --state-dir "$SIM" >"$OUT/server.log" 2>&1 &
 SP=$!; PIDS+=($SP)
@@ -38,12 +40,21 @@ wait_port "$C" "$CP"
 "$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --conns 1 --requests 50 --duration 600 >"$OUT/warm.json"
 callgrind_control -z "$CP" >/dev/null
 callgrind_control -z "$SP" >/dev/null
-"$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --conns 1 --requests "$N" --duration 600 >"$OUT/run.json"
+if [ "$MODE" = newconn ]; then
+    "$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --mode newconn --conns 1 --duration "$N" >"$OUT/run.json"
+else
+    "$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --conns 1 --requests "$N" --duration 600 >"$OUT/run.json"
+fi
 callgrind_control -d "$CP" >/dev/null
 callgrind_control -d "$SP" >/dev/null
 sleep 0.5
 got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"])' "$OUT/run.json")
-[ "$got" = "$N" ] || { echo "instr: $got of $N requests answered" >&2; exit 1; }
+if [ "$MODE" = newconn ]; then
+    N=$got
+elif [ "$got" != "$N" ]; then
+    echo "instr: $got of $N requests answered" >&2
+    exit 1
+fi
 ir() { # the newest dump of a process: the one made by callgrind_control -d
     local f
     f=$(ls -t "$1".* 2>/dev/null | head -1)
