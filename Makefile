@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 RELEASE := build/release
 ASAN := build/asan
 
-.PHONY: all deps build build-asan test fuzz demo demo-once clean
+.PHONY: all deps build build-asan test fuzz demo demo-once bench bench-quick bench-build clean
 
 all: build
 
@@ -32,6 +32,20 @@ demo: build
 
 demo-once: build
 	bash scripts/demo.sh --once $(RELEASE)/bin
+
+# Benchmarks (bench/run.sh): an optimised build, the peer proxies and the load generators.
+bench-build:
+	@bash scripts/install-deps.sh --bench
+	cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(RELEASE) -j $(JOBS)
+
+# The full run (about 15 minutes); its tables go to bench/results/<date>-<host>.txt.
+bench: bench-build
+	bash bench/run.sh --out bench/results/$$(date -u +%Y-%m-%d)-$$(hostname -s).txt
+
+# One short round (under 4 minutes), also CI's smoke test: no thresholds.
+bench-quick: bench-build
+	bash bench/run.sh --quick
 
 clean:
 	rm -rf build

@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <llhttp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,7 +307,10 @@ static int eq_nocase(const char *a, size_t alen, const char *b)
 static void build_head(struct cg_http_parser *p, struct cg_http_head *h)
 {
     llhttp_t *ll = &p->ll;
-    memset(h, 0, sizeof(*h));
+    /* The scalar fields only: entries past n_headers are never read, and clearing the whole
+     * 8 KiB header array for every message was a quarter of ccgate-client's instructions. */
+    memset(h, 0, offsetof(struct cg_http_head, headers));
+    memset(&h->framing, 0, sizeof(*h) - offsetof(struct cg_http_head, framing));
     h->type = p->type;
     h->version_major = ll->http_major;
     h->version_minor = ll->http_minor;

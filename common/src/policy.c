@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ccgate/log.h"
+
 #define PATH_CAP 128
 
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
@@ -29,7 +31,9 @@ static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...
 
 static void subpath(char *out, const char *path, const char *key)
 {
-    snprintf(out, PATH_CAP, "%s%s%.64s", path, path[0] != '\0' ? "." : "", key);
+    /* A path only names a place in an error message: a long one is cut, not refused. */
+    if (snprintf(out, PATH_CAP, "%s%s%.64s", path, path[0] != '\0' ? "." : "", key) >= PATH_CAP)
+        cg_log(CG_LOG_DEBUG, "policy", "path cut to %d bytes", PATH_CAP - 1);
 }
 
 /* Every key of obj must be one of keys (NULL-terminated). */
