@@ -1287,7 +1287,7 @@ void cp_server_stop(struct cp_server *s)
         next = c->next;
         if (c->raw)
             continue; /* a byte stream has no safe point to stop: the deadline ends it */
-        if (c->fifo_len == 0 && !cg_http_parser_in_message(c->req))
+        if (c->closing_down || (c->fifo_len == 0 && !cg_http_parser_in_message(c->req)))
             conn_close(c, "shutdown");
         else
             c->close_after = 1;

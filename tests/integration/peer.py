@@ -6,7 +6,7 @@
   peer.py ws-server PORT          an HTTP server that upgrades to a raw echo tunnel
   peer.py ws-client PORT          upgrades through the pair and checks the echo both ways
   peer.py http-server PORT        HTTP/1.1 upstream with 204, 304 and HEAD answers
-  peer.py stale-relay PORT TO     TCP relay that closes a connection reused after 1.5 s quiet
+  peer.py stale-relay PORT TO     TCP relay that closes a connection reused after 3 s quiet
 """
 import hashlib
 import os
@@ -176,7 +176,7 @@ def http_server(port):
 
 def stale_relay(port, to_port):
     """Relays bytes to 127.0.0.1:to_port; when the client side sends after the connection
-    was quiet for 1.5 s, closes both sides instead: a server that closed an idle keep-alive
+    was quiet for 3 s, closes both sides instead: a server that closed an idle keep-alive
     connection just as the client reused it."""
     import select
     import time
@@ -189,7 +189,7 @@ def stale_relay(port, to_port):
                 r, _, _ = select.select([a, b], [], [])
                 for x in r:
                     data = x.recv(65536)
-                    if x is a and data and time.monotonic() - last > 1.5:
+                    if x is a and data and time.monotonic() - last > 3.0:
                         print("dropped a reused connection", flush=True)
                         return
                     if not data:

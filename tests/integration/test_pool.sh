@@ -10,7 +10,7 @@ start_server
 write_policy "$T/policy.json"
 CLI_PORT=$(free_port) CLI_ADMIN=$(free_port)
 start client "$CG_BIN/ccgate-client" --listen "127.0.0.1:$CLI_PORT" --server "127.0.0.1:$SRV_PORT" \
-    --policy "$T/policy.json" --admin "127.0.0.1:$CLI_ADMIN" --pool-idle-timeout-s 2
+    --policy "$T/policy.json" --admin "127.0.0.1:$CLI_ADMIN" --pool-idle-timeout-s 5
 wait_log "$T/client.log" listening
 URL="http://127.0.0.1:$CLI_PORT"
 ADM="http://127.0.0.1:$CLI_ADMIN"
@@ -18,6 +18,7 @@ ADM="http://127.0.0.1:$CLI_ADMIN"
 for i in 1 2 3 4; do
     curl -fsS --max-time 10 -o /dev/null "$URL/bytes/100" || fail "request $i"
 done
+[ "$(metric "$ADM" ccgate_client_pool_connections)" = 1 ] || fail "pool should hold one"
 [ "$(metric "$ADM" ccgate_client_handshakes_total)" = 1 ] ||
     fail "expected one handshake for four app connections, got $(metric "$ADM" ccgate_client_handshakes_total)"
 [ "$(metric "$ADM" ccgate_client_pool_reused_total)" = 3 ] || fail "pool not reused"
@@ -26,8 +27,7 @@ conns=$(curl -fsS "http://127.0.0.1:$UP_PORT/stats" | python3 -c 'import json,sy
 pass "four app connections, one attested connection, one upstream connection"
 
 # Idle in the pool past pool-idle-timeout-s: closed.
-[ "$(metric "$ADM" ccgate_client_pool_connections)" = 1 ] || fail "pool should hold one"
-sleep 3.5
+sleep 6
 [ "$(metric "$ADM" ccgate_client_pool_connections)" = 0 ] || fail "idle pooled connection kept"
 pass "pooled connection closed after pool-idle-timeout-s"
 

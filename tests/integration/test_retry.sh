@@ -17,7 +17,7 @@ URL="http://127.0.0.1:$CLI_PORT"
 ADM="http://127.0.0.1:$CLI_ADMIN"
 
 curl -fsS --max-time 10 -o /dev/null "$URL/bytes/10" || fail "first request"
-sleep 2.5
+sleep 4
 out=$(curl -fsS --max-time 10 "$URL/bytes/10") || fail "GET on a dead pooled connection was not retried"
 [ ${#out} = 10 ] || fail "retried GET answered ${#out} bytes"
 wait_log "$T/relay.log" "dropped a reused connection"
@@ -25,7 +25,7 @@ wait_log "$T/relay.log" "dropped a reused connection"
 [ "$(metric "$ADM" ccgate_client_handshakes_total)" = 2 ] || fail "the retry did not use a new handshake"
 pass "idempotent request retried over a new attested connection"
 
-sleep 2.5
+sleep 4
 before=$(curl -fsS "http://127.0.0.1:$UP_PORT/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')
 code=$(curl -sS --max-time 10 -o "$T/post.json" -w '%{http_code}' --data-binary 'once' "$URL/echo")
 [ "$code" = 502 ] || fail "POST on a dead pooled connection: expected 502, got $code"
