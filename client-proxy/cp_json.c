@@ -85,3 +85,56 @@ void cp_json_snp_report(struct cg_buf *b, const struct cg_snp_report *r)
                         r->current_minor, r->current_build, r->committed_major,
                         r->committed_minor, r->committed_build);
 }
+
+void cp_json_tdx_quote(struct cg_buf *b, const struct cg_tdx_quote *q)
+{
+    (void)cg_buf_printf(b,
+                        "{\"version\": %u, \"body_type\": %u, \"td_attributes\": \"0x%016llx\", "
+                        "\"debug\": %s, \"xfam\": \"0x%016llx\"",
+                        (unsigned)q->version, (unsigned)q->body_type,
+                        (unsigned long long)q->td_attributes,
+                        (q->td_attributes & CG_TDX_ATTR_DEBUG) ? "true" : "false",
+                        (unsigned long long)q->xfam);
+    struct {
+        const char *name;
+        const uint8_t *p;
+        size_t n;
+    } fields[] = {
+        {"tee_tcb_svn", q->tee_tcb_svn, sizeof(q->tee_tcb_svn)},
+        {"mrseam", q->mrseam, sizeof(q->mrseam)},
+        {"mrtd", q->mrtd, sizeof(q->mrtd)},
+        {"mrconfigid", q->mrconfigid, sizeof(q->mrconfigid)},
+        {"mrowner", q->mrowner, sizeof(q->mrowner)},
+        {"mrownerconfig", q->mrownerconfig, sizeof(q->mrownerconfig)},
+        {"rtmr0", q->rtmr[0], sizeof(q->rtmr[0])},
+        {"rtmr1", q->rtmr[1], sizeof(q->rtmr[1])},
+        {"rtmr2", q->rtmr[2], sizeof(q->rtmr[2])},
+        {"rtmr3", q->rtmr[3], sizeof(q->rtmr[3])},
+        {"report_data", q->report_data, sizeof(q->report_data)},
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        (void)cg_buf_printf(b, ", \"%s\": ", fields[i].name);
+        cp_json_hex(b, fields[i].p, fields[i].n);
+    }
+    (void)cg_buf_printf(b, "}");
+}
+
+void cp_json_tdx_status(struct cg_buf *b, const struct cg_tdx_status *st)
+{
+    (void)cg_buf_printf(b, "{\"status\": \"%s\", \"collateral\": %s",
+                        cg_tdx_tcb_status_name(st->tcb_status), st->collateral ? "true" : "false");
+    if (st->collateral) {
+        (void)cg_buf_printf(b, ", \"platform\": \"%s\", \"tdx_module\": \"%s\", \"qe\": \"%s\", "
+                               "\"tcb_date\": ",
+                            cg_tdx_tcb_status_name(st->platform_status),
+                            cg_tdx_tcb_status_name(st->module_status),
+                            cg_tdx_tcb_status_name(st->qe_status));
+        cp_json_str(b, st->tcb_date);
+    }
+    (void)cg_buf_printf(b, ", \"crls_checked\": %zu, \"advisory_ids\": [", st->n_crls);
+    for (size_t i = 0; i < st->n_advisories; i++) {
+        (void)cg_buf_printf(b, i ? ", " : "");
+        cp_json_str(b, st->advisories[i]);
+    }
+    (void)cg_buf_printf(b, "]}");
+}

@@ -3,6 +3,7 @@
 
 #include "ccgate/buf.h"
 #include "ccgate/snp.h"
+#include "ccgate/tdx.h"
 
 /* Appends s as a JSON string (quoted, escaped). */
 void cp_json_str(struct cg_buf *b, const char *s);
@@ -15,5 +16,11 @@ void cp_json_tcb(struct cg_buf *b, const struct cg_snp_tcb *t);
 
 /* Appends the claims of an SNP report as a JSON object (every field, hex for bytes). */
 void cp_json_snp_report(struct cg_buf *b, const struct cg_snp_report *r);
+
+/* Appends the claims of a TDX quote (measurements, attributes, TCB SVNs) as a JSON object. */
+void cp_json_tdx_quote(struct cg_buf *b, const struct cg_tdx_quote *q);
+
+/* Appends what a TDX quote's collateral said: TCB statuses, date, advisories, CRLs. */
+void cp_json_tdx_status(struct cg_buf *b, const struct cg_tdx_status *st);
 
 #endif

@@ -256,15 +256,23 @@ int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
     if (a->insecure)
         (void)cg_buf_printf(out, ", \"warning\": \"INSECURE: simulated TEE, no hardware "
                                  "protection\"");
-    (void)cg_buf_printf(out, ", \"measurement\": ");
-    cp_json_hex(out, a->snp.measurement, sizeof(a->snp.measurement));
-    (void)cg_buf_printf(out, ", \"tcb\": {\"reported\": ");
-    cp_json_tcb(out, &a->snp.reported);
-    (void)cg_buf_printf(out, ", \"committed\": ");
-    cp_json_tcb(out, &a->snp.committed);
-    (void)cg_buf_printf(out, ", \"launch\": ");
-    cp_json_tcb(out, &a->snp.launch);
-    (void)cg_buf_printf(out, "}, \"policy_digest\": ");
+    if (a->tag == CG_TAG_TDX) {
+        (void)cg_buf_printf(out, ", \"measurement\": ");
+        cp_json_hex(out, a->tdx.mrtd, sizeof(a->tdx.mrtd));
+        (void)cg_buf_printf(out, ", \"tcb\": ");
+        cp_json_tdx_status(out, &a->tdx_status);
+    } else {
+        (void)cg_buf_printf(out, ", \"measurement\": ");
+        cp_json_hex(out, a->snp.measurement, sizeof(a->snp.measurement));
+        (void)cg_buf_printf(out, ", \"tcb\": {\"reported\": ");
+        cp_json_tcb(out, &a->snp.reported);
+        (void)cg_buf_printf(out, ", \"committed\": ");
+        cp_json_tcb(out, &a->snp.committed);
+        (void)cg_buf_printf(out, ", \"launch\": ");
+        cp_json_tcb(out, &a->snp.launch);
+        (void)cg_buf_printf(out, "}");
+    }
+    (void)cg_buf_printf(out, ", \"policy_digest\": ");
     cp_json_hex(out, s->policy->digest, sizeof(s->policy->digest));
     (void)cg_buf_printf(out, ", \"cert_sha256\": ");
     cp_json_hex(out, a->cert_sha256, sizeof(a->cert_sha256));
@@ -273,7 +281,10 @@ int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
     (void)cg_buf_printf(out, ", \"evidence_iat\": \"%s\", \"verified_at\": \"%s\"", iat, when);
     (void)cg_buf_printf(out, ", \"freshness\": \"%s\", \"report\": ",
                         a->nonce_matched ? "nonce" : "max-age");
-    cp_json_snp_report(out, &a->snp);
+    if (a->tag == CG_TAG_TDX)
+        cp_json_tdx_quote(out, &a->tdx);
+    else
+        cp_json_snp_report(out, &a->snp);
     (void)cg_buf_printf(out, "}\n");
     return 200;
 }
