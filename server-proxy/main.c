@@ -67,26 +67,9 @@ struct app {
     int draining;
 };
 
-static const char *opt(const char *name)
-{
-    return cg_opts_get(opts, N_OPTS, name)->value;
-}
-
-static unsigned long opt_uint(const char *name, unsigned long min, unsigned long max)
-{
-    char err[256];
-    unsigned long v;
-    if (cg_opts_uint(cg_opts_get(opts, N_OPTS, name), min, max, &v, err, sizeof(err)) < 0)
-        cg_fatal("%s", err);
-    return v;
-}
-
-static int healthz(void *arg, struct cg_buf *out)
-{
-    (void)arg;
-    (void)cg_buf_printf(out, "ok\n");
-    return 200;
-}
+/* The value of option name (start-up: a bad value ends the process with status 2). */
+#define opt(name) cg_opts_get(opts, N_OPTS, (name))->value
+#define opt_uint(name, min, max) cg_opts_uint_or_exit(cg_opts_get(opts, N_OPTS, (name)), min, max)
 
 static int readyz(void *arg, struct cg_buf *out)
 {
@@ -137,7 +120,7 @@ static int metrics(void *arg, struct cg_buf *out)
     return 200;
 }
 
-static const struct cg_admin_handlers admin_handlers_tmpl = {NULL, healthz, readyz, metrics};
+static const struct cg_admin_handlers admin_handlers_tmpl = {NULL, NULL, readyz, metrics};
 static struct cg_admin_handlers admin_handlers;
 
 static void finish(struct app *a)

@@ -98,6 +98,9 @@ static int on_complete(void *arg)
     if (!c->is_get) {
         status = 405;
         (void)cg_buf_printf(&body, "method not allowed\n");
+    } else if (strcmp(c->path, "/healthz") == 0 && h->healthz == NULL) {
+        status = 200;
+        (void)cg_buf_printf(&body, "ok\n");
     } else if (strcmp(c->path, "/healthz") == 0) {
         status = h->healthz(h->arg, &body);
     } else if (strcmp(c->path, "/readyz") == 0) {

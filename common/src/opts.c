@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ccgate/err.h"
+#include "ccgate/log.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 
@@ -182,6 +183,15 @@ int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max,
     }
     *out = x;
     return 0;
+}
+
+unsigned long cg_opts_uint_or_exit(const struct cg_opt *o, unsigned long min, unsigned long max)
+{
+    char err[256];
+    unsigned long v;
+    if (cg_opts_uint(o, min, max, &v, err, sizeof(err)) < 0)
+        cg_fatal("%s", err);
+    return v;
 }
 
 void cg_opts_usage(FILE *f, const char *usage, const char *summary, const struct cg_opt *opts,

@@ -8,7 +8,8 @@
 
 /*
  * The admin listener (loopback): GET /healthz, /readyz and /metrics (Prometheus text).
- * Each handler writes the body into out and returns the HTTP status.
+ * Each handler writes the body into out and returns the HTTP status. A NULL healthz answers
+ * 200 "ok": the process is alive and its loop turns.
  */
 struct cg_admin_handlers {
     void *arg;

@@ -36,6 +36,9 @@ struct cg_opt *cg_opts_get(struct cg_opt *opts, size_t n, const char *name);
 int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max,
                  unsigned long *out, char *err, size_t errlen);
 
+/* cg_opts_uint() at start-up: on a bad value prints the reason and exits with status 2. */
+unsigned long cg_opts_uint_or_exit(const struct cg_opt *o, unsigned long min, unsigned long max);
+
 /* Prints "usage: <usage>" and one line per option. */
 void cg_opts_usage(FILE *f, const char *usage, const char *summary, const struct cg_opt *opts,
                    size_t n);
