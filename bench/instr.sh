@@ -4,8 +4,9 @@
 # first allocations), both counters are zeroed, a fixed workload of N keep-alive 1 KiB GETs
 # on one connection runs, and both are dumped. Prints "INSTR_PER_REQ CLIENT SERVER N".
 # MODE newconn opens a new app connection for every request instead (a profile of the
-# attested handshake; N is then a duration in seconds and the count is what got answered).
-#   bench/instr.sh BIN_DIR UPSTREAM_PORT SIM_STATE_DIR N OUT_DIR [closed|newconn]
+# attested handshake; N is then a duration in seconds and the count is what got answered);
+# MODE download fetches N 16 MiB bodies instead (a profile of the bulk data path).
+#   bench/instr.sh BIN_DIR UPSTREAM_PORT SIM_STATE_DIR N OUT_DIR [closed|newconn|download]
 set -euo pipefail
 BIN=$1 UP=$2 SIM=$3 N=$4 OUT=$5 MODE=${6:-closed}
 mkdir -p "$OUT"
@@ -42,6 +43,9 @@ callgrind_control -z "$CP" >/dev/null
 callgrind_control -z "$SP" >/dev/null
 if [ "$MODE" = newconn ]; then
     "$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --mode newconn --conns 1 --duration "$N" >"$OUT/run.json"
+elif [ "$MODE" = download ]; then
+    "$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --conns 1 --requests "$N" --duration 600 \
+        --path /bytes/16777216 >"$OUT/run.json"
 else
     "$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --conns 1 --requests "$N" --duration 600 >"$OUT/run.json"
 fi

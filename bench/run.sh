@@ -33,7 +33,7 @@ WRK_DUR=1 # wrk takes whole seconds
 # quick: one round of a subset, short runs, smaller crowds (CI's smoke test; under 4 minutes).
 if [ $QUICK -eq 1 ]; then
     ROUNDS=${ROUNDS:-1}; DUR=0.5; SSE_EVENTS=16; IDLE_N=200; STORM_N=200; CG_REQS=200
-    SCENARIOS=(get1k_c1 get1k_c16 json_c16 newconn_c16 dl1m_c1 dl16m_c1 ul16m_c1 sse_1 sse_64)
+    SCENARIOS=(get1k_c1 get1k_c16 json_c16 newconn_c16 dl16m_c1 ul1m_c1 sse_1 sse_64)
 else
     ROUNDS=${ROUNDS:-3}; DUR=1; SSE_EVENTS=256; IDLE_N=1000; STORM_N=1000; CG_REQS=2000
     SCENARIOS=(get1k_c1 get1k_c16 get1k_c64 json_c16 get1k_rate2k newconn_c16 dl1m_c1 dl1m_c4
@@ -425,6 +425,7 @@ if [ -n "$OUT" ]; then
     mkdir -p "$(dirname "$OUT")"
     report | tee "$OUT"
     cp "$RAW" "${OUT%.txt}.jsonl"
+    [ -f "$INSTR" ] && cp "$INSTR" "${OUT%.txt}.instr.txt"
     note "results in $OUT"
 else
     report
