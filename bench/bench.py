@@ -208,7 +208,8 @@ def fmt(t, scale=1.0, prec=0):
 
 def derived(r):
     """Per-run derived numbers: CPU per request and per MiB of the processes under test."""
-    cpu = sum(x for x in r.get("proxy_cpu_s", []) if not math.isnan(x))
+    # the processes under test are the pair's proxies, then the upstream (not counted here)
+    cpu = sum(x for x in r.get("proxy_cpu_s", [])[:-1] if not math.isnan(x))
     req = r.get("requests", 0)
     mib = (r.get("body_in", 0) + r.get("body_out", 0)) / MiB
     el = r.get("elapsed_s", 0) or r.get("wall_s", 1)
@@ -309,7 +310,7 @@ def report(a):
         return (max if hi else min)(cands)
 
     def ratio(x, y):
-        return x / y if x is not None and y not in (None, 0) else float("nan")
+        return x / y if x is not None and y is not None and y != 0 else float("nan")
 
     lines = []
     b, bp = best("get1k_c16", "rps", True)
@@ -321,6 +322,10 @@ def report(a):
             if val("get1k_c1", p, "p50") is not None and d is not None]
     cg = val("get1k_c1", "ccgate", "p50")
     b, bp = min(adds) if adds else (None, None)
+    if b is not None and b <= 0:
+        # a peer "faster" than no proxy at all: noise swamped the direct run; no ratio
+        print(f"\nnote: {bp}'s p50 at c=1 is not above direct's ({b:+.0f} us): added_p50 ratio left out")
+        b = None
     lines.append(("RATIO added_p50_c1_vs_best_peer", ratio(cg - d if cg is not None and d is not None else None, b), bp))
     dl = "dl64m_c1" if ("dl64m_c1", "ccgate") in stat else "dl16m_c1"  # quick runs use 16 MiB
     lines.append(("RATIO cpu_per_mib_vs_stunnel",

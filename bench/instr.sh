@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Instructions per request of the ccgate pair (ccgate-client + ccgate-server) under callgrind:
 # deterministic, the number to track regressions with. After a warm-up (handshake, evidence,
-# first allocations), both counters are zeroed, a fixed workload of N keep-alive 1 KiB GETs
-# on one connection runs, and both are dumped. Prints "INSTR_PER_REQ CLIENT SERVER N".
+# first allocations), both counters are zeroed, then two workloads run on new connections,
+# each followed by a dump: 100 keep-alive 1 KiB GETs, then 100 + N. The difference of the two
+# dumps is N requests' worth with the per-connection costs (app connection, attested
+# handshake) cancelled out, so the count does not depend on N. Prints
+# "INSTR_PER_REQ CLIENT SERVER N".
 # MODE newconn opens a new app connection for every request instead (a profile of the
-# attested handshake; N is then a duration in seconds and the count is what got answered).
-#   bench/instr.sh BIN_DIR UPSTREAM_PORT SIM_STATE_DIR N OUT_DIR [closed|newconn]
+# attested handshake; N is then a duration in seconds and the count is what got answered);
+# MODE download fetches N 16 MiB bodies instead (a profile of the bulk data path).
+#   bench/instr.sh BIN_DIR UPSTREAM_PORT SIM_STATE_DIR N OUT_DIR [closed|newconn|download]
 set -euo pipefail
 BIN=$1 UP=$2 SIM=$3 N=$4 OUT=$5 MODE=${6:-closed}
 mkdir -p "$OUT"
@@ -40,10 +44,19 @@ wait_port "$C" "$CP"
 "$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --conns 1 --requests 50 --duration 600 >"$OUT/warm.json"
 callgrind_control -z "$CP" >/dev/null
 callgrind_control -z "$SP" >/dev/null
+BASE=0
 if [ "$MODE" = newconn ]; then
     "$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --mode newconn --conns 1 --duration "$N" >"$OUT/run.json"
+elif [ "$MODE" = download ]; then
+    "$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --conns 1 --requests "$N" --duration 600 \
+        --path /bytes/16777216 >"$OUT/run.json"
 else
-    "$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --conns 1 --requests "$N" --duration 600 >"$OUT/run.json"
+    BASE=100
+    "$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --conns 1 --requests $BASE --duration 600 >"$OUT/base.json"
+    callgrind_control -d "$CP" >/dev/null
+    callgrind_control -d "$SP" >/dev/null
+    "$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --conns 1 --requests $((BASE + N)) --duration 600 \
+        >"$OUT/run.json"
 fi
 callgrind_control -d "$CP" >/dev/null
 callgrind_control -d "$SP" >/dev/null
@@ -51,16 +64,19 @@ sleep 0.5
 got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"])' "$OUT/run.json")
 if [ "$MODE" = newconn ]; then
     N=$got
-elif [ "$got" != "$N" ]; then
-    echo "instr: $got of $N requests answered" >&2
+elif [ "$got" != $((BASE + N)) ]; then
+    echo "instr: $got of $((BASE + N)) requests answered" >&2
     exit 1
 fi
-ir() { # the newest dump of a process: the one made by callgrind_control -d
-    local f
-    f=$(ls -t "$1".* 2>/dev/null | head -1)
-    [ -n "$f" ] || { echo "instr: no dump $1.*" >&2; exit 1; }
-    awk '/^(summary|totals):/ {print $2; exit}' "$f"
+ir() { # FILE: the instructions in one dump
+    [ -f "$1" ] || { echo "instr: no dump $1" >&2; exit 1; }
+    awk '/^(summary|totals):/ {print $2; exit}' "$1"
 }
-ci=$(ir "$OUT/client.out")
-si=$(ir "$OUT/server.out")
+if [ $BASE -gt 0 ]; then
+    ci=$(($(ir "$OUT/client.out.2") - $(ir "$OUT/client.out.1")))
+    si=$(($(ir "$OUT/server.out.2") - $(ir "$OUT/server.out.1")))
+else
+    ci=$(ir "$OUT/client.out.1")
+    si=$(ir "$OUT/server.out.1")
+fi
 python3 -c 'import sys; c,s,n=map(int,sys.argv[1:]); print(f"{(c+s)/n:.0f} {c/n:.0f} {s/n:.0f} {n}")' "$ci" "$si" "$N"

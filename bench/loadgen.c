@@ -28,6 +28,9 @@
 #define MAX_ERRORS_BEFORE_STOP 100000u
 
 enum mode { M_CLOSED, M_NEWCONN, M_RATE, M_SSE, M_IDLE, M_STORM };
+#define M_COUNT 6
+static const char *const mode_names[M_COUNT] = {"closed", "newconn", "rate",
+                                                "sse",    "idle",    "storm"};
 
 struct samples {
     uint32_t *v; /* microseconds */
@@ -527,12 +530,10 @@ int main(int argc, char **argv)
             have_target = 1;
             break;
         case 'm': {
-            static const char *const names[] = {"closed", "newconn", "rate",
-                                                "sse",    "idle",    "storm"};
             size_t i = 0;
-            while (i < 6 && strcmp(names[i], optarg) != 0)
+            while (i < M_COUNT && strcmp(mode_names[i], optarg) != 0)
                 i++;
-            if (i == 6) {
+            if (i == M_COUNT) {
                 fprintf(stderr, PROG ": bad --mode %s\n", optarg);
                 return 2;
             }
@@ -626,7 +627,6 @@ int main(int argc, char **argv)
         uv_run(g.loop, UV_RUN_DEFAULT);
     }
 
-    static const char *const names[] = {"closed", "newconn", "rate", "sse", "idle", "storm"};
     double elapsed = (double)(g.t_end - g.t0) / 1e9;
     if (opt.mode == M_STORM && g.t_last_answer > g.t0)
         elapsed = (double)(g.t_last_answer - g.t0) / 1e9;
@@ -635,7 +635,7 @@ int main(int argc, char **argv)
     printf("{\"mode\":\"%s\",\"conns\":%u,\"elapsed_s\":%.6f,\"requests\":%" PRIu64
            ",\"errors\":%" PRIu64 ",\"issued\":%" PRIu64 ",\"body_in\":%" PRIu64
            ",\"body_out\":%" PRIu64 ",\"events\":%" PRIu64 ",\"rps\":%.1f",
-           names[opt.mode], opt.conns, elapsed, g.requests, g.errors, g.issued, g.body_in,
+           mode_names[opt.mode], opt.conns, elapsed, g.requests, g.errors, g.issued, g.body_in,
            g.body_out, g.events, elapsed > 0 ? (double)g.requests / elapsed : 0.0);
     sample_print("lat_us", &g.lat);
     sample_print("ttfe_us", &g.ttfe);
