@@ -137,8 +137,12 @@ static void test_batched_equals_alone(void **state)
     wait_all(f, r, together, N);
     for (int i = 0; i < N; i++) {
         gb_req_unref(r[i]);
-        assert_string_equal(together[i].reason, "length");
-        assert_int_equal(together[i].n_completion, 24 + i);
+        /* the model may pick its end-of-sequence token before max_tokens */
+        if (strcmp(together[i].reason, "length") == 0)
+            assert_int_equal(together[i].n_completion, 24 + i);
+        else
+            assert_string_equal(together[i].reason, "stop");
+        assert_true(together[i].n_completion <= 24 + i);
         assert_true(together[i].len > 0);
     }
     for (int i = 0; i < N; i++) {
@@ -149,6 +153,8 @@ static void test_batched_equals_alone(void **state)
         assert_int_equal(alone[0].len, together[i].len);
         assert_memory_equal(alone[0].text, together[i].text, alone[0].len);
         assert_int_equal(alone[0].n_prompt, together[i].n_prompt);
+        assert_int_equal(alone[0].n_completion, together[i].n_completion);
+        assert_string_equal(alone[0].reason, together[i].reason);
     }
     struct gb_engine_stats st;
     gb_engine_stats(f->e, &st);
