@@ -275,28 +275,32 @@ __global__ void k_to_half(const float *x, __half *out, size_t n)
         out[i] = __float2half(x[i]);
 }
 
-__global__ void k_bias(float *q, float *k, float *v, const float *bq, const float *bk,
-                       const float *bv, int dim, int kvd)
+__device__ __forceinline__ size_t kv_at(int slot, int layer, int pos, int n_layer, int n_ctx,
+                                        int kvd)
 {
-    int t = blockIdx.x;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x)
-        q[(size_t)t * dim + i] += bq[i];
-    for (int i = threadIdx.x; i < kvd; i += blockDim.x) {
-        k[(size_t)t * kvd + i] += bk[i];
-        v[(size_t)t * kvd + i] += bv[i];
-    }
+    return (((size_t)slot * n_layer + layer) * (size_t)n_ctx + (size_t)pos) * kvd;
 }
 
-// Same arithmetic as the CPU path: the angle in double, cos/sin rounded to float.
-__global__ void k_rope(float *q, float *k, const int32_t *pos, int n_head, int n_kv, int hd,
-                       int n_rot, float base, float scale, int neox)
+// After the Q/K/V products, one block per token: QKV bias (qwen2), RoPE on Q and K, then K and
+// V into the cache. Same arithmetic as the CPU path: the angle in double, cos/sin in float.
+__global__ void k_qkv_post(float *q, float *k, float *v, const float *bq, const float *bk,
+                           const float *bv, float *kc, float *vc, const int32_t *pos,
+                           const int32_t *seq, int n_head, int n_kv, int hd, int n_rot,
+                           float base, float scale, int neox, int layer, int n_layer, int n_ctx)
 {
-    int t = blockIdx.x, half = n_rot / 2;
+    int t = blockIdx.x, half = n_rot / 2, dim = n_head * hd, kvd = n_kv * hd;
+    float *qt = q + (size_t)t * dim, *kt = k + (size_t)t * kvd, *vt = v + (size_t)t * kvd;
+    if (bq != NULL) {
+        for (int i = threadIdx.x; i < dim; i += blockDim.x)
+            qt[i] += bq[i];
+        for (int i = threadIdx.x; i < kvd; i += blockDim.x)
+            kt[i] += bk[i], vt[i] += bv[i];
+        __syncthreads();
+    }
     double p = (double)pos[t] * (double)scale;
     for (int idx = threadIdx.x; idx < (n_head + n_kv) * half; idx += blockDim.x) {
         int hh = idx / half, i = idx % half;
-        float *x = hh < n_head ? q + ((size_t)t * n_head + hh) * hd
-                               : k + ((size_t)t * n_kv + (hh - n_head)) * hd;
+        float *x = hh < n_head ? qt + (size_t)hh * hd : kt + (size_t)(hh - n_head) * hd;
         double theta = p * pow((double)base, -2.0 * i / n_rot);
         float co = (float)cos(theta), si = (float)sin(theta);
         int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
@@ -304,24 +308,42 @@ __global__ void k_rope(float *q, float *k, const int32_t *pos, int n_head, int n
         x[a] = x0 * co - x1 * si;
         x[b] = x0 * si + x1 * co;
     }
-}
-
-__device__ __forceinline__ size_t kv_at(int slot, int layer, int pos, int n_layer, int n_ctx,
-                                        int kvd)
-{
-    return (((size_t)slot * n_layer + layer) * (size_t)n_ctx + (size_t)pos) * kvd;
-}
-
-__global__ void k_kv_store(const float *k, const float *v, float *kc, float *vc,
-                           const int32_t *pos, const int32_t *seq, int layer, int n_layer,
-                           int n_ctx, int kvd)
-{
-    int t = blockIdx.x;
+    __syncthreads();
     size_t at = kv_at(seq[t], layer, pos[t], n_layer, n_ctx, kvd);
     for (int i = threadIdx.x; i < kvd; i += blockDim.x) {
-        kc[at + i] = k[(size_t)t * kvd + i];
-        vc[at + i] = v[(size_t)t * kvd + i];
+        kc[at + i] = kt[i];
+        vc[at + i] = vt[i];
     }
+}
+
+// x += o, then out = RMSNorm(x) * w: one block per token (each thread owns the same
+// elements in both passes, so no barrier is needed between the add and the sum).
+__global__ void k_add_rmsnorm(float *x, const float *o, const float *w, float *out, int dim,
+                              float eps)
+{
+    __shared__ float red[32];
+    float *xr = x + (size_t)blockIdx.x * dim;
+    const float *orow = o + (size_t)blockIdx.x * dim;
+    float s = 0;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = xr[i] + orow[i];
+        xr[i] = v;
+        s += v * v;
+    }
+    s = warp_sum(s);
+    if ((threadIdx.x & 31) == 0)
+        red[threadIdx.x / 32] = s;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float v = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : 0;
+        v = warp_sum(v);
+        if (threadIdx.x == 0)
+            red[0] = v;
+    }
+    __syncthreads();
+    float scale = (float)(1.0 / sqrt((double)red[0] / dim + (double)eps));
+    for (int i = threadIdx.x; i < dim; i += blockDim.x)
+        out[(size_t)blockIdx.x * dim + i] = xr[i] * scale * w[i];
 }
 
 // One block per (token, head): scores over positions 0..pos (a warp per position), softmax,
@@ -599,39 +621,31 @@ int enqueue(cuda_be *c, int n, int nw)
 {
     const gb_hparams *hp = &c->hp;
     gb_backend *b = &c->b;
-    int dim = (int)hp->dim, kvd = (int)(hp->n_kv_head * hp->head_dim);
+    int dim = (int)hp->dim;
     int rc;
     k_embed<<<n, 256, 0, c->st>>>(c->emb, c->d_tok, c->x, dim);
     LAUNCH_CHECK(c, "embed kernel");
     size_t att_smem = (size_t)(b->n_ctx + hp->head_dim) * sizeof(float);
+    k_rmsnorm<<<n, 256, 0, c->st>>>(c->x, c->L[0].attn_norm, c->xn, NULL, dim, hp->eps);
+    LAUNCH_CHECK(c, "rmsnorm kernel");
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const dlayer *L = &c->L[l];
-        k_rmsnorm<<<n, 256, 0, c->st>>>(c->x, L->attn_norm, c->xn, NULL, dim, hp->eps);
-        LAUNCH_CHECK(c, "rmsnorm kernel");
         if ((rc = matmul(c, L->wq, c->xn, n, c->q)) || (rc = matmul(c, L->wk, c->xn, n, c->k)) ||
             (rc = matmul(c, L->wv, c->xn, n, c->v)))
             return rc;
-        if (L->bq != NULL) {
-            k_bias<<<n, 256, 0, c->st>>>(c->q, c->k, c->v, L->bq, L->bk, L->bv, dim, kvd);
-            LAUNCH_CHECK(c, "bias kernel");
-        }
-        k_rope<<<n, 128, 0, c->st>>>(c->q, c->k, c->d_pos, hp->n_head, hp->n_kv_head,
-                                     hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_scale,
-                                     hp->rope_neox);
-        LAUNCH_CHECK(c, "rope kernel");
-        k_kv_store<<<n, 256, 0, c->st>>>(c->k, c->v, c->kc, c->vc, c->d_pos, c->d_seq, l,
-                                         hp->n_layer, b->n_ctx, kvd);
-        LAUNCH_CHECK(c, "kv store kernel");
+        k_qkv_post<<<n, 128, 0, c->st>>>(c->q, c->k, c->v, L->bq, L->bk, L->bv, c->kc, c->vc,
+                                         c->d_pos, c->d_seq, hp->n_head, hp->n_kv_head,
+                                         hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_scale,
+                                         hp->rope_neox, l, hp->n_layer, b->n_ctx);
+        LAUNCH_CHECK(c, "qkv kernel");
         k_attention<<<dim3(n, hp->n_head), 128, att_smem, c->st>>>(
             c->q, c->kc, c->vc, c->att, c->d_pos, c->d_seq, hp->n_head, hp->n_kv_head,
             hp->head_dim, l, hp->n_layer, b->n_ctx, 1.0f / sqrtf((float)hp->head_dim));
         LAUNCH_CHECK(c, "attention kernel");
         if ((rc = matmul(c, L->wo, c->att, n, c->o)))
             return rc;
-        k_add<<<grid_for((size_t)n * dim), 256, 0, c->st>>>(c->x, c->o, (size_t)n * dim);
-        LAUNCH_CHECK(c, "add kernel");
-        k_rmsnorm<<<n, 256, 0, c->st>>>(c->x, L->ffn_norm, c->xn, NULL, dim, hp->eps);
-        LAUNCH_CHECK(c, "rmsnorm kernel");
+        k_add_rmsnorm<<<n, 256, 0, c->st>>>(c->x, c->o, L->ffn_norm, c->xn, dim, hp->eps);
+        LAUNCH_CHECK(c, "add+rmsnorm kernel");
         if ((rc = matmul(c, L->wg, c->xn, n, c->g)) || (rc = matmul(c, L->wu, c->xn, n, c->u)))
             return rc;
         size_t nf = (size_t)n * hp->n_ff;
@@ -639,8 +653,14 @@ int enqueue(cuda_be *c, int n, int nw)
         LAUNCH_CHECK(c, "swiglu kernel");
         if ((rc = matmul(c, L->wd, c->g, n, c->o)))
             return rc;
-        k_add<<<grid_for((size_t)n * dim), 256, 0, c->st>>>(c->x, c->o, (size_t)n * dim);
-        LAUNCH_CHECK(c, "add kernel");
+        if (l + 1 < hp->n_layer) { /* the residual add fused with the next layer's norm */
+            k_add_rmsnorm<<<n, 256, 0, c->st>>>(c->x, c->o, c->L[l + 1].attn_norm, c->xn, dim,
+                                                hp->eps);
+            LAUNCH_CHECK(c, "add+rmsnorm kernel");
+        } else {
+            k_add<<<grid_for((size_t)n * dim), 256, 0, c->st>>>(c->x, c->o, (size_t)n * dim);
+            LAUNCH_CHECK(c, "add kernel");
+        }
     }
     if (nw > 0) {
         k_rmsnorm<<<nw, 256, 0, c->st>>>(c->x, c->out_norm, c->xn, c->d_widx, dim, hp->eps);
