@@ -170,11 +170,25 @@ __global__ void k_rmsnorm(const float *x, const float *w, float *out, const int3
         out[(size_t)r * dim + i] = xr[i] * scale * w[i];
 }
 
+// Up to three matrices of one type sharing their input (Q/K/V, gate/up): one launch.
+struct mvset {
+    dwt w[3];
+    float *y[3];
+    int nblk[3]; // blocks of MV_ROWS rows per matrix; 0 for unused entries
+};
+
+#define MV_ROWS 8 // rows per block: one warp each
+
 // y[t][row] = W[row] . x[t] for t < n <= NT: one warp per row, weights read once.
 template <int TYPE, int NT>
-__global__ void k_matvec(const dwt w, const float *__restrict__ x, float *__restrict__ y, int n)
+__global__ void k_matvec(const mvset m, const float *__restrict__ x, int n)
 {
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int blk = blockIdx.x, j = 0;
+    while (j < 2 && blk >= m.nblk[j])
+        blk -= m.nblk[j++];
+    const dwt w = m.w[j];
+    float *__restrict__ y = m.y[j];
+    int row = blk * MV_ROWS + threadIdx.x / 32;
     int lane = threadIdx.x & 31;
     if (row >= (int)w.n_out)
         return;
@@ -559,42 +573,71 @@ int upload_vec(cuda_be *c, float **dst, const float *src, size_t n)
 }
 
 template <int TYPE>
-void launch_mv(const dwt &w, const float *x, float *y, int n, cudaStream_t st)
+void launch_mv(const mvset &m, const float *x, int n, cudaStream_t st)
 {
-    dim3 grid((w.n_out + 7) / 8), block(256);
+    dim3 grid(m.nblk[0] + m.nblk[1] + m.nblk[2]), block(32 * MV_ROWS);
     if (n == 1)
-        k_matvec<TYPE, 1><<<grid, block, 0, st>>>(w, x, y, n);
+        k_matvec<TYPE, 1><<<grid, block, 0, st>>>(m, x, n);
     else if (n == 2)
-        k_matvec<TYPE, 2><<<grid, block, 0, st>>>(w, x, y, n);
+        k_matvec<TYPE, 2><<<grid, block, 0, st>>>(m, x, n);
     else if (n <= 4)
-        k_matvec<TYPE, 4><<<grid, block, 0, st>>>(w, x, y, n);
+        k_matvec<TYPE, 4><<<grid, block, 0, st>>>(m, x, n);
     else
-        k_matvec<TYPE, 8><<<grid, block, 0, st>>>(w, x, y, n);
+        k_matvec<TYPE, 8><<<grid, block, 0, st>>>(m, x, n);
+}
+
+int matmul(cuda_be *c, const dwt &w, const float *x, int n, float *y);
+
+// ys[i][n][n_out_i] = x[n][n_in] . W_i^T for count (<= 3) matrices with the same input.
+int matmul_multi(cuda_be *c, const dwt *const *ws, const float *x, int n, float *const *ys,
+                 int count)
+{
+    int same = 1;
+    for (int i = 1; i < count; i++)
+        same &= ws[i]->type == ws[0]->type && ws[i]->n_in == ws[0]->n_in;
+    if (n > MATVEC_MAX || !same) {
+        for (int i = 0; i < count; i++) {
+            int rc = matmul(c, *ws[i], x, n, ys[i]);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
+    mvset m;
+    memset(&m, 0, sizeof(m));
+    for (int i = 0; i < count; i++) {
+        m.w[i] = *ws[i];
+        m.y[i] = ys[i];
+        m.nblk[i] = (int)((ws[i]->n_out + MV_ROWS - 1) / MV_ROWS);
+    }
+    switch (ws[0]->type) {
+    case GB_F32:
+        launch_mv<GB_F32>(m, x, n, c->st);
+        break;
+    case GB_F16:
+        launch_mv<GB_F16>(m, x, n, c->st);
+        break;
+    case GB_BF16:
+        launch_mv<GB_BF16>(m, x, n, c->st);
+        break;
+    case GB_Q8_0:
+        launch_mv<GB_Q8_0>(m, x, n, c->st);
+        break;
+    default:
+        launch_mv<GB_Q4_0>(m, x, n, c->st);
+        break;
+    }
+    LAUNCH_CHECK(c, "matvec kernel");
+    return 0;
 }
 
 // y[n][n_out] = x[n][n_in] . W^T
 int matmul(cuda_be *c, const dwt &w, const float *x, int n, float *y)
 {
     if (n <= MATVEC_MAX) {
-        switch (w.type) {
-        case GB_F32:
-            launch_mv<GB_F32>(w, x, y, n, c->st);
-            break;
-        case GB_F16:
-            launch_mv<GB_F16>(w, x, y, n, c->st);
-            break;
-        case GB_BF16:
-            launch_mv<GB_BF16>(w, x, y, n, c->st);
-            break;
-        case GB_Q8_0:
-            launch_mv<GB_Q8_0>(w, x, y, n, c->st);
-            break;
-        default:
-            launch_mv<GB_Q4_0>(w, x, y, n, c->st);
-            break;
-        }
-        LAUNCH_CHECK(c, "matvec kernel");
-        return 0;
+        const dwt *ws[1] = {&w};
+        float *ys[1] = {y};
+        return matmul_multi(c, ws, x, n, ys, 1);
     }
     const float one = 1.0f, zero = 0.0f;
     if (w.type == GB_F32) // exact products for F32 models (the tiny model's CPU/GPU check)
@@ -630,8 +673,9 @@ int enqueue(cuda_be *c, int n, int nw)
     LAUNCH_CHECK(c, "rmsnorm kernel");
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const dlayer *L = &c->L[l];
-        if ((rc = matmul(c, L->wq, c->xn, n, c->q)) || (rc = matmul(c, L->wk, c->xn, n, c->k)) ||
-            (rc = matmul(c, L->wv, c->xn, n, c->v)))
+        const dwt *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        float *qkv_out[3] = {c->q, c->k, c->v};
+        if ((rc = matmul_multi(c, qkv, c->xn, n, qkv_out, 3)))
             return rc;
         k_qkv_post<<<n, 128, 0, c->st>>>(c->q, c->k, c->v, L->bq, L->bk, L->bv, c->kc, c->vc,
                                          c->d_pos, c->d_seq, hp->n_head, hp->n_kv_head,
@@ -646,7 +690,9 @@ int enqueue(cuda_be *c, int n, int nw)
             return rc;
         k_add_rmsnorm<<<n, 256, 0, c->st>>>(c->x, c->o, L->ffn_norm, c->xn, dim, hp->eps);
         LAUNCH_CHECK(c, "add+rmsnorm kernel");
-        if ((rc = matmul(c, L->wg, c->xn, n, c->g)) || (rc = matmul(c, L->wu, c->xn, n, c->u)))
+        const dwt *gu[2] = {&L->wg, &L->wu};
+        float *gu_out[2] = {c->g, c->u};
+        if ((rc = matmul_multi(c, gu, c->xn, n, gu_out, 2)))
             return rc;
         size_t nf = (size_t)n * hp->n_ff;
         k_swiglu<<<grid_for(nf), 256, 0, c->st>>>(c->g, c->u, nf);
