@@ -191,9 +191,10 @@ static int speed(const struct shape *s, uint32_t type, double bw, int quick)
     int ok = ratio >= 0.70 && tps32 >= 10 * tps1;
     printf("speed %-16s %-5s %s weights %.2f GB (setup %.1f s) | prefill 512: %.0f tok/s "
            "(%.1f ms, cuBLAS GEMM) | decode b1: %.1f tok/s, %.0f GB/s = %.0f%% of %.0f GB/s "
-           "(target 70%%) | decode b32: %.0f tok/s = %.1fx b1 (target 10x)\n",
+           "(target 70%%) | decode b32: %.0f tok/s = %.1fx b1 (target 10x; tensor-core GEMM%s)\n",
            s->name, gb_type_name(type), ok ? "PASS" : "MISS", wb / 1e9, setup, PRE / tpre,
-           tpre * 1e3, tps1, gbs, ratio * 100, bw, tps32, tps32 / tps1);
+           tpre * 1e3, tps1, gbs, ratio * 100, bw, tps32, tps32 / tps1,
+           type == GB_F16 ? "" : " on F16 copies of the weights");
     fflush(stdout);
     return ok;
 }

@@ -29,6 +29,7 @@ struct dwt {
     uint32_t n_in, n_out;
     void *q;
     __half *d;
+    __half *h; // F16 copy of a quantised matrix for tensor-core GEMMs, when memory allows
 };
 
 struct dlayer {
@@ -522,6 +523,7 @@ int alloc_dwt(cuda_be *c, dwt *w, uint32_t type, uint64_t n_in, uint64_t n_out)
     w->n_in = (uint32_t)n_in;
     w->n_out = (uint32_t)n_out;
     w->d = NULL;
+    w->h = NULL;
     uint64_t n = n_in * n_out;
     size_t qbytes = type == GB_F32 ? n * 4 : type == GB_Q8_0 ? n : type == GB_Q4_0 ? n / 2 : n * 2;
     int rc = dalloc(c, &w->q, qbytes, "cudaMalloc(weights)");
@@ -644,8 +646,8 @@ int matmul(cuda_be *c, const dwt &w, const float *x, int n, float *y)
         return ckb(c, cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w.n_out, n, w.n_in, &one,
                                   (const float *)w.q, w.n_in, x, w.n_in, &zero, y, w.n_out),
                    "cublasSgemm");
-    const __half *wh = (const __half *)w.q;
-    if (w.type != GB_F16) {
+    const __half *wh = w.type == GB_F16 ? (const __half *)w.q : w.h;
+    if (wh == NULL) {
         k_dequant_half<<<grid_for((size_t)w.n_in * w.n_out), 256, 0, c->st>>>(w, c->wh);
         LAUNCH_CHECK(c, "dequant kernel");
         wh = c->wh;
@@ -877,10 +879,46 @@ int setup(cuda_be *c, const gb_hparams *hp, int n_slots, int n_ctx, int max_toke
     return c->L == NULL ? -ENOMEM : 0;
 }
 
-// The dequantisation scratch for products over many tokens: as large as the largest matrix.
+// Products over many tokens (prefill, large batches) run on tensor cores in F16. Quantised
+// matrices get an F16 copy made once here when the GPU has room for all of them (then a
+// step reads 2 bytes per weight instead of dequantising 1 byte into 2 and reading those
+// again); otherwise one scratch as large as the largest matrix is dequantised per product.
 int finish_setup(cuda_be *c)
 {
-    return dalloc(c, (void **)&c->wh, c->wh_elems * sizeof(__half), "cudaMalloc(dequant scratch)");
+    dwt *ws[7 * 1024 + 1];
+    size_t nws = 0, need = 0, free_b = 0, total_b = 0;
+    if (c->hp.n_layer > 1024)
+        return -E2BIG;
+    for (uint32_t l = 0; l < c->hp.n_layer; l++) {
+        dlayer *L = &c->L[l];
+        dwt *m[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+        for (int i = 0; i < 7; i++)
+            ws[nws++] = m[i];
+    }
+    ws[nws++] = &c->out;
+    for (size_t i = 0; i < nws; i++)
+        if (ws[i]->type != GB_F16 && ws[i]->type != GB_F32)
+            need += (size_t)ws[i]->n_in * ws[i]->n_out * sizeof(__half);
+    int rc = ck(c, cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+    if (rc != 0)
+        return rc;
+    const char *env = getenv("GB_CUDA_F16_COPIES");
+    int want = env == NULL || strcmp(env, "0") != 0;
+    if (need == 0 || !want || free_b < need + ((size_t)2 << 30))
+        return need == 0 ? 0
+                         : dalloc(c, (void **)&c->wh, c->wh_elems * sizeof(__half),
+                                  "cudaMalloc(dequant scratch)");
+    for (size_t i = 0; i < nws; i++) {
+        dwt *w = ws[i];
+        if (w->type == GB_F16 || w->type == GB_F32)
+            continue;
+        if ((rc = dalloc(c, (void **)&w->h, (size_t)w->n_in * w->n_out * sizeof(__half),
+                         "cudaMalloc(F16 copy)")) != 0)
+            return rc;
+        k_dequant_half<<<grid_for((size_t)w->n_in * w->n_out), 256, 0, c->st>>>(*w, w->h);
+        LAUNCH_CHECK(c, "dequant kernel");
+    }
+    return ck(c, cudaStreamSynchronize(c->st), "F16 copies");
 }
 
 } // namespace
