@@ -21,7 +21,7 @@ enum gb_type { GB_F32 = 0, GB_F16 = 1, GB_Q4_0 = 2, GB_Q8_0 = 8, GB_BF16 = 30 };
 
 #define GB_GGUF_MAX_DIMS 4
 #define GB_GGUF_MAX_KV 65536
-#define GB_GGUF_MAX_TENSORS 65536
+#define GB_GGUF_MAX_TENSORS 16384 /* duplicate names are checked pairwise */
 #define GB_GGUF_MAX_STR (1u << 24)
 #define GB_GGUF_MAX_ARR (1u << 24)
 #define GB_GGUF_MAX_NAME 256

@@ -58,6 +58,12 @@ printf 'GGUF\3\0\0\0' > "$tmp/trunc.gguf"
 rc=0; "$W" --listen 127.0.0.1:0 --model "$tmp/trunc.gguf" 2>"$tmp/tr.err" || rc=$?
 [ "$rc" = 2 ] && grep -q "truncated" "$tmp/tr.err" || fail "truncated model"
 
+# --device cuda without a usable GPU (or without CUDA in this build) is a clear start-up error.
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi >/dev/null 2>&1; then
+    rc=0; "$W" --listen 127.0.0.1:0 --model builtin:tiny --device cuda 2>"$tmp/cu.err" || rc=$?
+    [ "$rc" = 2 ] && grep -q "device cuda" "$tmp/cu.err" || fail "--device cuda without GPU"
+fi
+
 start main --listen 127.0.0.1:0 --model builtin:tiny --threads 2 --ctx 512 --max-batch 4 --max-body 65536
 
 # Discovery and health.
@@ -66,6 +72,7 @@ CODE=$(curl -s -o "$tmp/out" -w '%{http_code}' "http://$ADDR/v1/models")
 curl -s "http://$ADDR/health" > "$tmp/out"
 [ "$(field "d['device']")" != "" ] && [ "$(field "d['model']")" = tiny ] || fail "/health"
 [ "$(field "d['cc_mode']")" != "" ] || fail "/health cc_mode"
+grep -q "worker.device" "$tmp/main.err" || [ "$(field "d['backend']")" = cuda ] || fail "auto did not say why it uses the CPU"
 
 # Completions: usage, determinism of greedy and of a fixed seed.
 post /v1/completions '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0}'
