@@ -36,6 +36,9 @@ struct conn {
         uv_stream_t stream;
         uv_handle_t handle;
     } h;
+    uv_timer_t timer; /* request and idle timeouts; none while an answer is produced */
+    int handles;      /* open libuv handles: the connection is freed when both are closed */
+    int timer_mode;   /* 0 none, 1 request deadline, 2 idle */
     struct gb_server *srv;
     struct cg_http_parser *parser;
     struct conn *prev, *next; /* all connections */
@@ -80,6 +83,9 @@ struct gb_server {
 
 static void conn_close(struct conn *c);
 static void serve_next(struct conn *c);
+static void arm_timer(struct conn *c);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 /* ---- writing ---- */
 
@@ -719,7 +725,8 @@ static void serve_next(struct conn *c)
         pending_free(&r);
     }
     if (!c->closing && !c->input_done && c->qn < MAX_PIPELINED)
-        (void)uv_read_start(&c->h.stream, NULL, NULL); /* no-op if reading */
+        (void)uv_read_start(&c->h.stream, on_alloc, on_read); /* no-op if reading */
+    arm_timer(c);
 }
 
 /* ---- HTTP parsing callbacks ---- */
@@ -789,6 +796,8 @@ static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
     struct gb_server *s = c->srv;
+    if (--c->handles > 0)
+        return;
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -805,14 +814,48 @@ static void on_conn_closed(uv_handle_t *h)
     maybe_done(s);
 }
 
+static void close_handles(struct conn *c)
+{
+    c->closing = 1;
+    uv_close(&c->h.handle, on_conn_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
 static void conn_close(struct conn *c)
 {
     if (c->closing)
         return;
-    c->closing = 1;
     if (c->req != NULL) /* free the sequence now, not when its tokens run out */
         gb_engine_cancel(c->srv->e, c->req);
-    uv_close(&c->h.handle, on_conn_closed);
+    close_handles(c);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    cg_log_info("worker.timeout", "state=%s", cg_http_parser_in_message(c->parser) ? "request" : "idle");
+    conn_close(c);
+}
+
+/*
+ * Sets c's deadline for its state: none while an answer is produced; a request must arrive
+ * whole within request_timeout_ms of its first byte (trickling bytes do not extend it); an
+ * idle connection lives idle_timeout_ms.
+ */
+static void arm_timer(struct conn *c)
+{
+    if (c->closing)
+        return;
+    int mode = c->busy || c->qn > 0 ? 0 : cg_http_parser_in_message(c->parser) ? 1 : 2;
+    if (mode == c->timer_mode && mode != 2)
+        return;
+    c->timer_mode = mode;
+    if (mode == 0)
+        (void)uv_timer_stop(&c->timer);
+    else
+        (void)uv_timer_start(&c->timer, on_timeout,
+                             mode == 1 ? c->srv->o.request_timeout_ms : c->srv->o.idle_timeout_ms,
+                             0);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -873,6 +916,9 @@ static void on_connection(uv_stream_t *l, int status)
         free(c);
         return;
     }
+    (void)uv_timer_init(s->loop, &c->timer); /* cannot fail on a live loop */
+    c->handles = 2;
+    c->timer.data = c;
     c->h.handle.data = c;
     c->next = s->conns;
     if (s->conns != NULL)
@@ -890,6 +936,8 @@ static void on_connection(uv_stream_t *l, int status)
         (void)uv_tcp_nodelay(&c->h.tcp, 1);
     if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0)
         conn_close(c);
+    else
+        arm_timer(c);
 }
 
 int gb_parse_listen(const char *s, struct sockaddr_storage *addr, char *err, size_t errlen)
@@ -951,10 +999,8 @@ void gb_server_close(struct gb_server *s, void (*cb)(void *arg), void *arg)
     gb_engine_free(s->e); /* joins the engine thread: no more notifications */
     s->e = NULL;
     for (struct conn *c = s->conns; c != NULL; c = c->next)
-        if (!c->closing) {
-            c->closing = 1;
-            uv_close(&c->h.handle, on_conn_closed);
-        }
+        if (!c->closing)
+            close_handles(c);
     uv_close(&s->listener.handle, on_handle_closed);
     uv_close((uv_handle_t *)&s->async, on_handle_closed);
 }
@@ -974,6 +1020,10 @@ int gb_server_start(uv_loop_t *loop, const struct gb_model *m, struct gb_backend
     s->m = m;
     s->b = b;
     s->o = *o;
+    if (s->o.request_timeout_ms == 0)
+        s->o.request_timeout_ms = 30000;
+    if (s->o.idle_timeout_ms == 0)
+        s->o.idle_timeout_ms = 300000;
     s->n_ctx = eo->n_ctx;
     s->chat = gb_chat_detect(m);
     snprintf(s->model_id, sizeof(s->model_id), "%s", o->model_id);

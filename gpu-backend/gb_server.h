@@ -2,6 +2,7 @@
 #define GB_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 struct gb_model;
@@ -20,6 +21,8 @@ struct gb_server_opts {
     const char *cc_mode;  /* for /health: "on", "off", "unknown", "n/a" */
     size_t max_body;      /* request body limit in bytes */
     int max_conns;
+    uint64_t request_timeout_ms; /* a begun request must be complete by then; 0: 30 s */
+    uint64_t idle_timeout_ms;    /* a connection without a request; 0: 300 s */
 };
 
 struct gb_server;

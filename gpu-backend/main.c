@@ -174,7 +174,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ccgate-worker --listen ADDR:PORT|unix:PATH --model builtin:tiny|FILE.gguf\n"
             "         [--device auto|cuda|cpu] [--threads N] [--ctx N] [--max-batch N] [--seed N]\n"
-            "         [--max-body BYTES] [--log-format text|json]\n"
+            "         [--max-body BYTES] [--request-timeout S] [--idle-timeout S]\n"
+            "         [--log-format text|json]\n"
             "       ccgate-worker gen-tiny --out FILE [--type f32|f16|bf16|q8_0|q4_0] "
             "[--arch llama|qwen2] [--bpe] [--rope-linear F]\n"
             "       ccgate-worker logits --model M --tokens 1,2,3 [--mode decode|prefill] "
@@ -237,6 +238,8 @@ static int cmd_serve(int argc, char **argv)
                                          {"seed", required_argument, NULL, 's'},
                                          {"max-body", required_argument, NULL, 'B'},
                                          {"log-format", required_argument, NULL, 'f'},
+                                         {"request-timeout", required_argument, NULL, 'R'},
+                                         {"idle-timeout", required_argument, NULL, 'I'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
@@ -244,6 +247,7 @@ static int cmd_serve(int argc, char **argv)
     int threads = 0, ctx = 2048, max_batch = 8, c;
     unsigned long long seed = 0;
     size_t max_body = 1 << 20;
+    uint64_t request_timeout = 30, idle_timeout = 300;
     char err[512];
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -273,6 +277,12 @@ static int cmd_serve(int argc, char **argv)
             break;
         case 'B':
             max_body = (size_t)num_arg("--max-body", optarg, 1024, 1L << 30);
+            break;
+        case 'R':
+            request_timeout = (uint64_t)num_arg("--request-timeout", optarg, 1, 86400);
+            break;
+        case 'I':
+            idle_timeout = (uint64_t)num_arg("--idle-timeout", optarg, 1, 86400);
             break;
         case 'f': {
             enum cg_log_format fmt;
@@ -323,7 +333,9 @@ static int cmd_serve(int argc, char **argv)
     struct gb_engine_opts eo = {.n_slots = max_batch, .n_ctx = ctx, .step_tokens = step,
                                 .max_queue = 64, .seed = seed};
     struct gb_server_opts so = {.listen = listen, .model_id = id, .cc_mode = cc,
-                                .max_body = max_body, .max_conns = 1024};
+                                .max_body = max_body, .max_conns = 1024,
+                                .request_timeout_ms = request_timeout * 1000,
+                                .idle_timeout_ms = idle_timeout * 1000};
     struct app a = {0};
     if ((rc = gb_server_start(loop, m, b, &eo, &so, &a.srv, bound, sizeof(bound), err,
                               sizeof(err))) != 0)

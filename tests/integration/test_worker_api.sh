@@ -174,6 +174,28 @@ for _ in $(seq 100); do
 done
 [ "$freed" = 1 ] || fail "disconnected client still holds a sequence"
 
+# Timeouts: a request that never completes and an idle connection are closed.
+start slow --listen 127.0.0.1:0 --model builtin:tiny --threads 1 --request-timeout 1 --idle-timeout 2
+python3 - "$ADDR" <<'PY' || fail "timeouts"
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+def closed_within(payload, limit):
+    s = socket.create_connection((host, int(port)))
+    s.settimeout(limit)
+    if payload:
+        s.sendall(payload)
+    t = time.time()
+    try:
+        data = s.recv(100)
+    except socket.timeout:
+        return None
+    return time.time() - t if data == b"" else None
+r = closed_within(b"GET /health HTTP/1.1\r\nHost: x\r\n", 10)   # half a request
+assert r is not None and r < 5, r
+i = closed_within(b"", 10)                                          # nothing at all
+assert i is not None and 1 < i < 8, i
+PY
+
 # Unix socket.
 start unix --listen "unix:$tmp/w.sock" --model builtin:tiny --threads 1
 curl -s --unix-socket "$tmp/w.sock" http://x/v1/models | grep -q '"tiny"' || fail "unix socket"
