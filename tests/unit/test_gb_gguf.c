@@ -185,6 +185,10 @@ static void test_bad_headers(void **state)
     assert_int_equal(parse_img(b, len, err, sizeof(err)), CG_ECONFIG);
     assert_non_null(strstr(err, "version 1"));
     memcpy(b, img, len);
+    memcpy(b + 4, "\0\0\0\3", 4); /* a big-endian file */
+    assert_int_equal(parse_img(b, len, err, sizeof(err)), CG_ECONFIG);
+    assert_non_null(strstr(err, "big-endian"));
+    memcpy(b, img, len);
     memset(b + 16, 0xff, 8); /* metadata count */
     assert_int_equal(parse_img(b, len, err, sizeof(err)), CG_ECONFIG);
     /* a tensor type this project does not compute with (12 = q4_K) */
