@@ -108,12 +108,18 @@ static int check(const char *name, const struct gb_tiny_opts *o)
         for (int s = 0; s < NSEQ; s++)
             for (int i = 0; i < GEN; i++)
                 same += tc[s][i] == tg[s][i];
-        /* F32 weights: exact products on both sides; others use F16 tensor cores for prefill */
-        double tol = o->wtype == GB_F32 ? 1e-4 : 2e-2;
-        ok = e <= tol && same == NSEQ * GEN;
+        /*
+         * F32 weights: F32 products on both sides, so tokens must be identical. Other types
+         * prefill with F16 activations on tensor cores (about 1e-3 relative), which can flip
+         * a near-tie later on: their token count is shown, the logits decide.
+         */
+        int exact = o->wtype == GB_F32;
+        double tol = exact ? 1e-4 : 2e-2;
+        ok = e <= tol && (!exact || same == NSEQ * GEN);
         printf("check %-10s %s prefill logits max rel err %.2e (tol %.0e), greedy tokens "
-               "identical %d/%d (%d sequences batched)\n",
-               name, ok ? "PASS" : "FAIL", e, tol, same, NSEQ * GEN, NSEQ);
+               "identical %d/%d%s (%d sequences batched)\n",
+               name, ok ? "PASS" : "FAIL", e, tol, same, NSEQ * GEN,
+               exact ? " (required)" : " (F16 prefill: informative)", NSEQ);
     }
     free(lc);
     free(lgp);
