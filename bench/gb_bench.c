@@ -216,14 +216,11 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("bandwidth %.0f GB/s (streaming read of 4 GiB, best of 5)\n", bw);
-    struct gb_tiny_opts variants[] = {{.wtype = GB_F32},
-                                      {.wtype = GB_F16},
-                                      {.wtype = GB_BF16},
-                                      {.wtype = GB_Q8_0},
-                                      {.wtype = GB_Q4_0},
-                                      {.arch = "qwen2", .wtype = GB_F32, .bpe = 1}};
-    const char *names[] = {"tiny-f32", "tiny-f16", "tiny-bf16", "tiny-q8_0", "tiny-q4_0",
-                           "tiny-qwen2"};
+    struct gb_tiny_opts variants[] = {
+        {.wtype = GB_F32},  {.wtype = GB_F16},  {.wtype = GB_BF16},
+        {.wtype = GB_Q8_0}, {.wtype = GB_Q4_0}, {.arch = "qwen2", .wtype = GB_F32, .bpe = 1}};
+    const char *names[] = {"tiny-f32",  "tiny-f16",  "tiny-bf16",
+                           "tiny-q8_0", "tiny-q4_0", "tiny-qwen2"};
     for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++)
         all &= check(names[i], &variants[i]);
     const struct shape shapes[] = {{"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000},

@@ -17,7 +17,8 @@ extern "C" {
 #include <stdlib.h>
 #include <string.h>
 
-namespace {
+namespace
+{
 
 #define MATVEC_MAX 8 // up to this many tokens a step reads the weights with own kernels
 
@@ -78,11 +79,11 @@ int ckb(cuda_be *c, cublasStatus_t s, const char *what)
 }
 
 // Kernel launches are checked right after they are queued.
-#define LAUNCH_CHECK(c, name)                                                                    \
-    do {                                                                                         \
-        int rc_ = ck(c, cudaGetLastError(), name);                                               \
-        if (rc_ != 0)                                                                            \
-            return rc_;                                                                          \
+#define LAUNCH_CHECK(c, name)                                                                      \
+    do {                                                                                           \
+        int rc_ = ck(c, cudaGetLastError(), name);                                                 \
+        if (rc_ != 0)                                                                              \
+            return rc_;                                                                            \
     } while (0)
 
 int dalloc(cuda_be *c, void **p, size_t bytes, const char *what)
@@ -262,7 +263,8 @@ __global__ void k_matvec(const mvset m, const float *__restrict__ x, int n)
                     float s = 0;
 #pragma unroll
                     for (int j = 0; j < 16; j++)
-                        s += (float)((qv[j] & 15) - 8) * xp[j] + (float)((qv[j] >> 4) - 8) * xp[j + 16];
+                        s += (float)((qv[j] & 15) - 8) * xp[j] +
+                             (float)((qv[j] >> 4) - 8) * xp[j + 16];
                     acc[t] += d * s;
                 }
         }
@@ -300,8 +302,8 @@ __device__ __forceinline__ size_t kv_at(int slot, int layer, int pos, int n_laye
 // V into the cache. Same arithmetic as the CPU path: the angle in double, cos/sin in float.
 __global__ void k_qkv_post(float *q, float *k, float *v, const float *bq, const float *bk,
                            const float *bv, float *kc, float *vc, const int32_t *pos,
-                           const int32_t *seq, int n_head, int n_kv, int hd, int n_rot,
-                           float base, float scale, int neox, int layer, int n_layer, int n_ctx)
+                           const int32_t *seq, int n_head, int n_kv, int hd, int n_rot, float base,
+                           float scale, int neox, int layer, int n_layer, int n_ctx)
 {
     int t = blockIdx.x, half = n_rot / 2, dim = n_head * hd, kvd = n_kv * hd;
     float *qt = q + (size_t)t * dim, *kt = k + (size_t)t * kvd, *vt = v + (size_t)t * kvd;
@@ -560,8 +562,8 @@ int upload_dwt(cuda_be *c, dwt *w, const gb_wt *h)
     }
     rc = ck(c, cudaMemcpy(w->q, q, rows * nb * qb, cudaMemcpyHostToDevice), "cudaMemcpy(quants)");
     if (rc == 0)
-        rc = ck(c, cudaMemcpy(w->d, d, rows * nb * 2, cudaMemcpyHostToDevice),
-                "cudaMemcpy(scales)");
+        rc =
+            ck(c, cudaMemcpy(w->d, d, rows * nb * 2, cudaMemcpyHostToDevice), "cudaMemcpy(scales)");
     free(q);
     free(d);
     return rc;
@@ -570,12 +572,12 @@ int upload_dwt(cuda_be *c, dwt *w, const gb_wt *h)
 int upload_vec(cuda_be *c, float **dst, const float *src, size_t n)
 {
     int rc = dalloc(c, (void **)dst, n * sizeof(float), "cudaMalloc(vector)");
-    return rc != 0 ? rc : ck(c, cudaMemcpy(*dst, src, n * sizeof(float), cudaMemcpyHostToDevice),
-                             "cudaMemcpy(vector)");
+    return rc != 0 ? rc
+                   : ck(c, cudaMemcpy(*dst, src, n * sizeof(float), cudaMemcpyHostToDevice),
+                        "cudaMemcpy(vector)");
 }
 
-template <int TYPE>
-void launch_mv(const mvset &m, const float *x, int n, cudaStream_t st)
+template <int TYPE> void launch_mv(const mvset &m, const float *x, int n, cudaStream_t st)
 {
     dim3 grid(m.nblk[0] + m.nblk[1] + m.nblk[2]), block(32 * MV_ROWS);
     if (n == 1)
@@ -643,8 +645,9 @@ int matmul(cuda_be *c, const dwt &w, const float *x, int n, float *y)
     }
     const float one = 1.0f, zero = 0.0f;
     if (w.type == GB_F32) // exact products for F32 models (the tiny model's CPU/GPU check)
-        return ckb(c, cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w.n_out, n, w.n_in, &one,
-                                  (const float *)w.q, w.n_in, x, w.n_in, &zero, y, w.n_out),
+        return ckb(c,
+                   cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w.n_out, n, w.n_in, &one,
+                               (const float *)w.q, w.n_in, x, w.n_in, &zero, y, w.n_out),
                    "cublasSgemm");
     const __half *wh = w.type == GB_F16 ? (const __half *)w.q : w.h;
     if (wh == NULL) {
@@ -654,9 +657,10 @@ int matmul(cuda_be *c, const dwt &w, const float *x, int n, float *y)
     }
     k_to_half<<<grid_for((size_t)n * w.n_in), 256, 0, c->st>>>(x, c->xh, (size_t)n * w.n_in);
     LAUNCH_CHECK(c, "to_half kernel");
-    return ckb(c, cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w.n_out, n, w.n_in, &one, wh,
-                               CUDA_R_16F, w.n_in, c->xh, CUDA_R_16F, w.n_in, &zero, y,
-                               CUDA_R_32F, w.n_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+    return ckb(c,
+               cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w.n_out, n, w.n_in, &one, wh,
+                            CUDA_R_16F, w.n_in, c->xh, CUDA_R_16F, w.n_in, &zero, y, CUDA_R_32F,
+                            w.n_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                "cublasGemmEx");
 }
 
@@ -685,8 +689,8 @@ int enqueue(cuda_be *c, int n, int nw)
                                          hp->rope_neox, l, hp->n_layer, b->n_ctx);
         LAUNCH_CHECK(c, "qkv kernel");
         k_attention<<<dim3(n, hp->n_head), 128, att_smem, c->st>>>(
-            c->q, c->kc, c->vc, c->att, c->d_pos, c->d_seq, hp->n_head, hp->n_kv_head,
-            hp->head_dim, l, hp->n_layer, b->n_ctx, 1.0f / sqrtf((float)hp->head_dim));
+            c->q, c->kc, c->vc, c->att, c->d_pos, c->d_seq, hp->n_head, hp->n_kv_head, hp->head_dim,
+            l, hp->n_layer, b->n_ctx, 1.0f / sqrtf((float)hp->head_dim));
         LAUNCH_CHECK(c, "attention kernel");
         if ((rc = matmul(c, L->wo, c->att, n, c->o)))
             return rc;
@@ -768,8 +772,9 @@ int forward(gb_backend *b, const gb_batch *bt, float *logits)
                  "copy positions")) ||
         (rc = ck(c, cudaMemcpyAsync(c->d_seq, bt->seq, n * 4, cudaMemcpyHostToDevice, c->st),
                  "copy sequences")) ||
-        (rc = ck(c, cudaMemcpyAsync(c->d_widx, c->h_widx, (nw ? nw : 1) * 4,
-                                    cudaMemcpyHostToDevice, c->st),
+        (rc = ck(c,
+                 cudaMemcpyAsync(c->d_widx, c->h_widx, (nw ? nw : 1) * 4, cudaMemcpyHostToDevice,
+                                 c->st),
                  "copy wanted")))
         return rc;
     if (n <= MATVEC_MAX && c->use_graphs) {
@@ -783,8 +788,9 @@ int forward(gb_backend *b, const gb_batch *bt, float *logits)
     if (rc != 0)
         return rc;
     if (nw > 0 && logits != NULL &&
-        (rc = ck(c, cudaMemcpyAsync(logits, c->logits, (size_t)nw * hp->n_vocab * 4,
-                                    cudaMemcpyDeviceToHost, c->st),
+        (rc = ck(c,
+                 cudaMemcpyAsync(logits, c->logits, (size_t)nw * hp->n_vocab * 4,
+                                 cudaMemcpyDeviceToHost, c->st),
                  "copy logits")))
         return rc;
     return ck(c, cudaStreamSynchronize(c->st), "forward");
@@ -830,7 +836,8 @@ int setup(cuda_be *c, const gb_hparams *hp, int n_slots, int n_ctx, int max_toke
         return -ENODEV;
     }
     if ((rc = ck(c, cudaSetDevice(0), "cudaSetDevice")) ||
-        (rc = ck(c, cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking), "cudaStreamCreate")) ||
+        (rc =
+             ck(c, cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking), "cudaStreamCreate")) ||
         (rc = ckb(c, cublasCreate(&c->blas), "cublasCreate")) ||
         (rc = ckb(c, cublasSetStream(c->blas, c->st), "cublasSetStream")))
         return rc;
@@ -849,8 +856,9 @@ int setup(cuda_be *c, const gb_hparams *hp, int n_slots, int n_ctx, int max_toke
     size_t kv = (size_t)n_slots * hp->n_layer * (size_t)n_ctx * kvd * sizeof(float);
     size_t att_smem = (size_t)(n_ctx + hp->head_dim) * sizeof(float);
     if (att_smem > 48 * 1024 &&
-        (rc = ck(c, cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         (int)att_smem),
+        (rc = ck(c,
+                 cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      (int)att_smem),
                  "attention shared memory (lower --ctx)")))
         return rc;
     c->h_widx = (int32_t *)malloc(T * sizeof(int32_t));
@@ -972,8 +980,8 @@ out:
 }
 
 extern "C" int gb_cuda_new_synthetic(const struct gb_hparams *hp, uint32_t wtype, int n_slots,
-                                     int n_ctx, int max_tokens, struct gb_backend **out,
-                                     char *err, size_t errlen)
+                                     int n_ctx, int max_tokens, struct gb_backend **out, char *err,
+                                     size_t errlen)
 {
     cuda_be *c = (cuda_be *)calloc(1, sizeof(cuda_be));
     uint64_t salt = 1;
@@ -1020,7 +1028,7 @@ extern "C" int gb_cuda_new_synthetic(const struct gb_hparams *hp, uint32_t wtype
                     goto out;
                 float scale = ms[i].w == &c->emb ? 1.0f : 1.0f / sqrtf((float)ms[i].n_in);
                 k_fill<<<grid_for(ms[i].n_in * ms[i].n_out), 256, 0, c->st>>>(*ms[i].w, scale,
-                                                                               salt++);
+                                                                              salt++);
                 if ((rc = ck(c, cudaGetLastError(), "fill kernel")) != 0)
                     goto out;
                 if (ms[i].w != &c->emb)

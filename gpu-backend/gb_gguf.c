@@ -375,8 +375,9 @@ int gb_gguf_parse(const uint8_t *buf, size_t len, int take_ownership, struct gb_
         if (t->nbytes == 0)
             continue; /* unknown type: usable only if nobody needs it */
         if (t->offset > len - data_off || t->nbytes > len - data_off - t->offset) {
-            rc = fail(&r, "gguf: truncated file: tensor %s data (%llu bytes at %llu) beyond the end",
-                      t->name, (unsigned long long)t->nbytes, (unsigned long long)t->offset);
+            rc =
+                fail(&r, "gguf: truncated file: tensor %s data (%llu bytes at %llu) beyond the end",
+                     t->name, (unsigned long long)t->nbytes, (unsigned long long)t->offset);
             goto out;
         }
         t->data = buf + data_off + t->offset;

@@ -34,8 +34,7 @@ struct gb_server;
  */
 int gb_server_start(uv_loop_t *loop, const struct gb_model *m, struct gb_backend *b,
                     const struct gb_engine_opts *eo, const struct gb_server_opts *o,
-                    struct gb_server **out, char *bound, size_t boundlen, char *err,
-                    size_t errlen);
+                    struct gb_server **out, char *bound, size_t boundlen, char *err, size_t errlen);
 
 /* Closes the listener and every connection, stops the engine; cb runs once all is closed. */
 void gb_server_close(struct gb_server *s, void (*cb)(void *arg), void *arg);

@@ -3,6 +3,7 @@
 #include "ccgate/err.h"
 #include "gb_gguf.h"
 #include "gb_quant.h"
+#include "gb_sample.h"
 
 #include <errno.h>
 #include <math.h>
@@ -14,15 +15,17 @@ enum { DIM = 64, N_LAYER = 2, N_HEAD = 4, N_KV = 2, N_FF = 160, N_CTX = 1024 };
 
 /* Words whose every prefix becomes a token, so merging can reach the whole word. */
 static const char *const words[] = {
-    "the", "and", "hello", "world", "is", "of", "to", "in", "it", "you", "that", "was",
-    "for", "on", "are", "with", "as", "this", "be", "at", "have", "from", "or", "one",
-    "had", "by", "word", "but", "not", "what", "all", "were", "we", "when", "your", "can",
-    "said", "there", "use", "an", "each", "which", "she", "do", "how", "their", "if", "will",
-    "up", "other", "about", "out", "many", "then", "them", "these", "so", "some", "her",
-    "would", "make", "like", "him", "into", "time", "has", "look", "two", "more", "write",
-    "go", "see", "number", "no", "way", "could", "people", "my", "than", "first", "water",
-    "been", "call", "who", "oil", "its", "now", "find", "long", "down", "day", "did", "get",
-    "come", "made", "may", "part", "model", "token", "secure", "enclave", "ing", "ed", "er"};
+    "the",     "and",   "hello",  "world", "is",   "of",    "to",     "in",    "it",    "you",
+    "that",    "was",   "for",    "on",    "are",  "with",  "as",     "this",  "be",    "at",
+    "have",    "from",  "or",     "one",   "had",  "by",    "word",   "but",   "not",   "what",
+    "all",     "were",  "we",     "when",  "your", "can",   "said",   "there", "use",   "an",
+    "each",    "which", "she",    "do",    "how",  "their", "if",     "will",  "up",    "other",
+    "about",   "out",   "many",   "then",  "them", "these", "so",     "some",  "her",   "would",
+    "make",    "like",  "him",    "into",  "time", "has",   "look",   "two",   "more",  "write",
+    "go",      "see",   "number", "no",    "way",  "could", "people", "my",    "than",  "first",
+    "water",   "been",  "call",   "who",   "oil",  "its",   "now",    "find",  "long",  "down",
+    "day",     "did",   "get",    "come",  "made", "may",   "part",   "model", "token", "secure",
+    "enclave", "ing",   "ed",     "er"};
 
 struct vocab {
     char **text;
@@ -191,24 +194,16 @@ static int build_bpe(struct vocab *v)
     return rc != 0 ? -ENOMEM : 0;
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [-scale, scale). */
-static void fill(uint64_t *st, float *x, size_t n, float scale, float offset)
+/* Uniform in [offset - scale, offset + scale). */
+static void fill(struct gb_rng *st, float *x, size_t n, float scale, float offset)
 {
     for (size_t i = 0; i < n; i++)
-        x[i] = offset + scale * ((float)(splitmix(st) >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
+        x[i] = offset + scale * (float)(gb_rng_uniform(st) * 2.0 - 1.0);
 }
 
 /* Rows in [damp_lo, damp_hi) are scaled down (the output rows of byte tokens, so that the
  * demo prints words more often than stray bytes). */
-static int add_matrix(struct gb_gguf_writer *w, uint64_t *st, const char *name, uint32_t type,
+static int add_matrix(struct gb_gguf_writer *w, struct gb_rng *st, const char *name, uint32_t type,
                       uint64_t n_in, uint64_t n_out, float scale, uint64_t damp_lo,
                       uint64_t damp_hi)
 {
@@ -233,7 +228,7 @@ out:
     return rc;
 }
 
-static int add_vector(struct gb_gguf_writer *w, uint64_t *st, const char *name, uint64_t n,
+static int add_vector(struct gb_gguf_writer *w, struct gb_rng *st, const char *name, uint64_t n,
                       float scale, float offset)
 {
     float x[DIM * 2];
@@ -249,9 +244,10 @@ int gb_tiny_build(const struct gb_tiny_opts *o, uint8_t **img, size_t *len)
     const char *arch = o->arch != NULL ? o->arch : "llama";
     int qwen = strcmp(arch, "qwen2") == 0;
     uint32_t wt = o->wtype;
-    uint64_t st = o->seed ? o->seed : 0x5eed7a11ull;
+    struct gb_rng st;
     char key[128], name[128];
     int rc;
+    gb_rng_seed(&st, o->seed ? o->seed : 0x5eed7a11ull);
     if ((rc = o->bpe ? build_bpe(&v) : build_spm(&v)) != 0)
         goto out;
     if ((rc = gb_gguf_writer_new(&w)) != 0)

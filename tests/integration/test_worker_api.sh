@@ -75,13 +75,13 @@ curl -s "http://$ADDR/health" > "$tmp/out"
 grep -q "worker.device" "$tmp/main.err" || [ "$(field "d['backend']")" = cuda ] || fail "auto did not say why it uses the CPU"
 
 # Completions: usage, determinism of greedy and of a fixed seed.
-post /v1/completions '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0}'
+post /v1/completions '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0,"ignore_eos":true}'
 [ "$CODE" = 200 ] || fail "completion $CODE"
 [ "$(field "d['object']")" = text_completion ] || fail "object"
 [ "$(field "d['usage']['completion_tokens']")" -le 12 ] || fail "usage"
 [ "$(field "d['usage']['total_tokens'] == d['usage']['prompt_tokens'] + d['usage']['completion_tokens']")" = True ] || fail "total"
 t1=$(field "d['choices'][0]['text']")
-post /v1/completions '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0}'
+post /v1/completions '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0,"ignore_eos":true}'
 [ "$(field "d['choices'][0]['text']")" = "$t1" ] || fail "greedy not deterministic"
 post /v1/completions '{"model":"tiny","prompt":["the model"],"max_tokens":10,"temperature":0.9,"top_p":0.9,"top_k":40,"seed":7}'
 s1=$(field "d['choices'][0]['text']")
@@ -108,7 +108,7 @@ assert chunks[-2]["choices"][0]["finish_reason"] in ("length", "stop")
 assert chunks[-1]["usage"]["completion_tokens"] >= 1
 PY
 # Stop strings cut the text before them.
-post /v1/completions '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0,"stop":["zzz","'"${t1:3:2}"'"]}'
+post /v1/completions '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0,"ignore_eos":true,"stop":["zzz","'"${t1:3:2}"'"]}'
 [ "$(field "d['choices'][0]['finish_reason']")" = stop ] || fail "stop: $(cat "$tmp/out")"
 
 # Errors in OpenAI's shape.
@@ -125,6 +125,7 @@ post /v1/completions '{"model":"tiny","prompt":"a","top_k":-1}'; expect_error 40
 post /v1/completions '{"model":"tiny","prompt":"a","seed":"x"}'; expect_error 400 seed None
 post /v1/completions '{"model":"tiny","prompt":"a","n":2}'; expect_error 400 n None
 post /v1/completions '{"model":"tiny","prompt":"a","stream":"yes"}'; expect_error 400 stream None
+post /v1/completions '{"model":"tiny","prompt":"a","ignore_eos":1}'; expect_error 400 ignore_eos None
 post /v1/completions '{"model":"tiny","prompt":"a","stop":["a","b","c","d","e"]}'; expect_error 400 stop None
 post /v1/completions '{"model":"tiny","prompt":"a","stop":[""]}'; expect_error 400 stop None
 post /v1/completions '{"model":"tiny","prompt":{"x":1}}'; expect_error 400 prompt None
@@ -147,7 +148,7 @@ curl -s -m 30 "http://$ADDR/health" "http://$ADDR/v1/models" -o /dev/null -o /de
 
 # Concurrency: 6 streams at once (4 slots + queue) all complete with the same text as alone.
 for i in 1 2 3 4 5 6; do
-    curl -sN -m 120 "http://$ADDR/v1/completions" -d '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0,"stream":true}' > "$tmp/c$i" &
+    curl -sN -m 120 "http://$ADDR/v1/completions" -d '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0,"ignore_eos":true,"stream":true}' > "$tmp/c$i" &
     cpids+=($!)
 done
 for p in "${cpids[@]}"; do wait "$p" || fail "concurrent stream failed"; done
@@ -161,10 +162,11 @@ print(''.join(json.loads(e)['choices'][0]['text'] for e in ev[:-1]))")
 done
 
 # A client that disconnects frees its sequence at once.
-curl -sN -m 60 "http://$ADDR/v1/completions" -d '{"model":"tiny","prompt":"one","max_tokens":480,"temperature":1,"stream":true}' > "$tmp/dc" &
+curl -sN -m 60 "http://$ADDR/v1/completions" -d '{"model":"tiny","prompt":"one","max_tokens":480,"temperature":1,"ignore_eos":true,"stream":true}' > "$tmp/dc" &
 cp=$!
 for _ in $(seq 200); do [ -s "$tmp/dc" ] && break; sleep 0.05; done
 [ -s "$tmp/dc" ] || fail "no stream started"
+grep -q '\[DONE\]' "$tmp/dc" && fail "the stream ended before the client left"
 kill "$cp"; wait "$cp" 2>/dev/null || true
 freed=0
 for _ in $(seq 100); do

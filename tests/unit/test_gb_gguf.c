@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "ccgate/err.h"
@@ -41,7 +42,8 @@ static void test_round_trip(void **state)
         uint64_t ne[2] = {32, 2};
         snprintf(name, sizeof(name), "t%d", t);
         assert_int_equal(gb_quant_row(types[t], data, q[t], 32), 0);
-        assert_int_equal(gb_quant_row(types[t], data + 32, q[t] + gb_type_row_bytes(types[t], 32), 32), 0);
+        assert_int_equal(
+            gb_quant_row(types[t], data + 32, q[t] + gb_type_row_bytes(types[t], 32), 32), 0);
         assert_int_equal(gb_gguf_w_tensor(w, name, types[t], 2, ne, q[t]), 0);
     }
     uint8_t *img;
