@@ -22,8 +22,8 @@ struct gb_batch {
 };
 
 struct gb_backend {
-    const char *kind;  /* "cpu" or "cuda" */
-    char device[160];  /* human-readable device description */
+    const char *kind;               /* "cpu" or "cuda" */
+    char device[160];               /* human-readable device description */
     int n_slots, n_ctx, max_tokens; /* sequences, positions per sequence, tokens per step */
     /* Runs the batch; logits: one row of n_vocab floats per wanted token. 0 or an error. */
     int (*forward)(struct gb_backend *b, const struct gb_batch *batch, float *logits);

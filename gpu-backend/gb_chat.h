@@ -28,7 +28,7 @@ const char *gb_chat_family_name(enum gb_chat_family f);
  * tokens are recognised only in the template's own text, never inside message contents.
  * Returns 0 or -ENOMEM.
  */
-int gb_chat_render(const struct gb_model *m, enum gb_chat_family f,
-                   const struct gb_chat_msg *msgs, size_t n, struct gb_ids *out);
+int gb_chat_render(const struct gb_model *m, enum gb_chat_family f, const struct gb_chat_msg *msgs,
+                   size_t n, struct gb_ids *out);
 
 #endif

@@ -319,8 +319,7 @@ static int cpu_forward(struct gb_backend *b, const struct gb_batch *bt, float *l
     int nw = 0;
     for (int t = 0; t < n; t++)
         if (bt->want[t])
-            rmsnorm(c->x + (size_t)t * dim, m->out_norm, c->xn + (size_t)nw++ * dim, dim,
-                    hp->eps);
+            rmsnorm(c->x + (size_t)t * dim, m->out_norm, c->xn + (size_t)nw++ * dim, dim, hp->eps);
     if (nw > 0)
         matmul(c, &m->output, c->xn, nw, logits);
     return 0;
@@ -332,8 +331,8 @@ static void cpu_free(struct gb_backend *b)
     if (c == NULL)
         return;
     pool_stop(&c->pool);
-    float *bufs[] = {c->kc, c->vc, c->x, c->xn, c->q, c->k, c->v, c->att,
-                     c->o, c->g, c->u, c->rope, c->wrow, c->scores};
+    float *bufs[] = {c->kc,  c->vc, c->x, c->xn, c->q,    c->k,    c->v,
+                     c->att, c->o,  c->g, c->u,  c->rope, c->wrow, c->scores};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
     free(c);

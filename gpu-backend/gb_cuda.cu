@@ -17,7 +17,8 @@ extern "C" {
 #include <stdlib.h>
 #include <string.h>
 
-namespace {
+namespace
+{
 
 #define MATVEC_MAX 8 // up to this many tokens a step reads the weights with own kernels
 
@@ -29,6 +30,7 @@ struct dwt {
     uint32_t n_in, n_out;
     void *q;
     __half *d;
+    __half *h; // F16 copy of a quantised matrix for tensor-core GEMMs, when memory allows
 };
 
 struct dlayer {
@@ -77,11 +79,11 @@ int ckb(cuda_be *c, cublasStatus_t s, const char *what)
 }
 
 // Kernel launches are checked right after they are queued.
-#define LAUNCH_CHECK(c, name)                                                                    \
-    do {                                                                                         \
-        int rc_ = ck(c, cudaGetLastError(), name);                                               \
-        if (rc_ != 0)                                                                            \
-            return rc_;                                                                          \
+#define LAUNCH_CHECK(c, name)                                                                      \
+    do {                                                                                           \
+        int rc_ = ck(c, cudaGetLastError(), name);                                                 \
+        if (rc_ != 0)                                                                              \
+            return rc_;                                                                            \
     } while (0)
 
 int dalloc(cuda_be *c, void **p, size_t bytes, const char *what)
@@ -170,11 +172,25 @@ __global__ void k_rmsnorm(const float *x, const float *w, float *out, const int3
         out[(size_t)r * dim + i] = xr[i] * scale * w[i];
 }
 
+// Up to three matrices of one type sharing their input (Q/K/V, gate/up): one launch.
+struct mvset {
+    dwt w[3];
+    float *y[3];
+    int nblk[3]; // blocks of MV_ROWS rows per matrix; 0 for unused entries
+};
+
+#define MV_ROWS 8 // rows per block: one warp each
+
 // y[t][row] = W[row] . x[t] for t < n <= NT: one warp per row, weights read once.
 template <int TYPE, int NT>
-__global__ void k_matvec(const dwt w, const float *__restrict__ x, float *__restrict__ y, int n)
+__global__ void k_matvec(const mvset m, const float *__restrict__ x, int n)
 {
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int blk = blockIdx.x, j = 0;
+    while (j < 2 && blk >= m.nblk[j])
+        blk -= m.nblk[j++];
+    const dwt w = m.w[j];
+    float *__restrict__ y = m.y[j];
+    int row = blk * MV_ROWS + threadIdx.x / 32;
     int lane = threadIdx.x & 31;
     if (row >= (int)w.n_out)
         return;
@@ -247,7 +263,8 @@ __global__ void k_matvec(const dwt w, const float *__restrict__ x, float *__rest
                     float s = 0;
 #pragma unroll
                     for (int j = 0; j < 16; j++)
-                        s += (float)((qv[j] & 15) - 8) * xp[j] + (float)((qv[j] >> 4) - 8) * xp[j + 16];
+                        s += (float)((qv[j] & 15) - 8) * xp[j] +
+                             (float)((qv[j] >> 4) - 8) * xp[j + 16];
                     acc[t] += d * s;
                 }
         }
@@ -275,28 +292,32 @@ __global__ void k_to_half(const float *x, __half *out, size_t n)
         out[i] = __float2half(x[i]);
 }
 
-__global__ void k_bias(float *q, float *k, float *v, const float *bq, const float *bk,
-                       const float *bv, int dim, int kvd)
+__device__ __forceinline__ size_t kv_at(int slot, int layer, int pos, int n_layer, int n_ctx,
+                                        int kvd)
 {
-    int t = blockIdx.x;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x)
-        q[(size_t)t * dim + i] += bq[i];
-    for (int i = threadIdx.x; i < kvd; i += blockDim.x) {
-        k[(size_t)t * kvd + i] += bk[i];
-        v[(size_t)t * kvd + i] += bv[i];
-    }
+    return (((size_t)slot * n_layer + layer) * (size_t)n_ctx + (size_t)pos) * kvd;
 }
 
-// Same arithmetic as the CPU path: the angle in double, cos/sin rounded to float.
-__global__ void k_rope(float *q, float *k, const int32_t *pos, int n_head, int n_kv, int hd,
-                       int n_rot, float base, float scale, int neox)
+// After the Q/K/V products, one block per token: QKV bias (qwen2), RoPE on Q and K, then K and
+// V into the cache. Same arithmetic as the CPU path: the angle in double, cos/sin in float.
+__global__ void k_qkv_post(float *q, float *k, float *v, const float *bq, const float *bk,
+                           const float *bv, float *kc, float *vc, const int32_t *pos,
+                           const int32_t *seq, int n_head, int n_kv, int hd, int n_rot, float base,
+                           float scale, int neox, int layer, int n_layer, int n_ctx)
 {
-    int t = blockIdx.x, half = n_rot / 2;
+    int t = blockIdx.x, half = n_rot / 2, dim = n_head * hd, kvd = n_kv * hd;
+    float *qt = q + (size_t)t * dim, *kt = k + (size_t)t * kvd, *vt = v + (size_t)t * kvd;
+    if (bq != NULL) {
+        for (int i = threadIdx.x; i < dim; i += blockDim.x)
+            qt[i] += bq[i];
+        for (int i = threadIdx.x; i < kvd; i += blockDim.x)
+            kt[i] += bk[i], vt[i] += bv[i];
+        __syncthreads();
+    }
     double p = (double)pos[t] * (double)scale;
     for (int idx = threadIdx.x; idx < (n_head + n_kv) * half; idx += blockDim.x) {
         int hh = idx / half, i = idx % half;
-        float *x = hh < n_head ? q + ((size_t)t * n_head + hh) * hd
-                               : k + ((size_t)t * n_kv + (hh - n_head)) * hd;
+        float *x = hh < n_head ? qt + (size_t)hh * hd : kt + (size_t)(hh - n_head) * hd;
         double theta = p * pow((double)base, -2.0 * i / n_rot);
         float co = (float)cos(theta), si = (float)sin(theta);
         int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
@@ -304,24 +325,42 @@ __global__ void k_rope(float *q, float *k, const int32_t *pos, int n_head, int n
         x[a] = x0 * co - x1 * si;
         x[b] = x0 * si + x1 * co;
     }
-}
-
-__device__ __forceinline__ size_t kv_at(int slot, int layer, int pos, int n_layer, int n_ctx,
-                                        int kvd)
-{
-    return (((size_t)slot * n_layer + layer) * (size_t)n_ctx + (size_t)pos) * kvd;
-}
-
-__global__ void k_kv_store(const float *k, const float *v, float *kc, float *vc,
-                           const int32_t *pos, const int32_t *seq, int layer, int n_layer,
-                           int n_ctx, int kvd)
-{
-    int t = blockIdx.x;
+    __syncthreads();
     size_t at = kv_at(seq[t], layer, pos[t], n_layer, n_ctx, kvd);
     for (int i = threadIdx.x; i < kvd; i += blockDim.x) {
-        kc[at + i] = k[(size_t)t * kvd + i];
-        vc[at + i] = v[(size_t)t * kvd + i];
+        kc[at + i] = kt[i];
+        vc[at + i] = vt[i];
     }
+}
+
+// x += o, then out = RMSNorm(x) * w: one block per token (each thread owns the same
+// elements in both passes, so no barrier is needed between the add and the sum).
+__global__ void k_add_rmsnorm(float *x, const float *o, const float *w, float *out, int dim,
+                              float eps)
+{
+    __shared__ float red[32];
+    float *xr = x + (size_t)blockIdx.x * dim;
+    const float *orow = o + (size_t)blockIdx.x * dim;
+    float s = 0;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = xr[i] + orow[i];
+        xr[i] = v;
+        s += v * v;
+    }
+    s = warp_sum(s);
+    if ((threadIdx.x & 31) == 0)
+        red[threadIdx.x / 32] = s;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float v = threadIdx.x < blockDim.x / 32 ? red[threadIdx.x] : 0;
+        v = warp_sum(v);
+        if (threadIdx.x == 0)
+            red[0] = v;
+    }
+    __syncthreads();
+    float scale = (float)(1.0 / sqrt((double)red[0] / dim + (double)eps));
+    for (int i = threadIdx.x; i < dim; i += blockDim.x)
+        out[(size_t)blockIdx.x * dim + i] = xr[i] * scale * w[i];
 }
 
 #define ATT_THREADS 1024
@@ -338,9 +377,10 @@ static size_t att_smem_bytes(int n_ctx, int hd)
 // then the weighted sum of values, the warps splitting the positions and the lanes the
 // dimensions, so that many independent loads of the KV cache are in flight at once (a decode
 // step is latency-bound here, not bandwidth-bound).
-__global__ void __launch_bounds__(ATT_THREADS) k_attention(const float *q, const float *kc, const float *vc, float *out,
-                            const int32_t *pos, const int32_t *seq, int n_head, int n_kv, int hd,
-                            int layer, int n_layer, int n_ctx, float scale)
+__global__ void __launch_bounds__(ATT_THREADS)
+    k_attention(const float *q, const float *kc, const float *vc, float *out, const int32_t *pos,
+                const int32_t *seq, int n_head, int n_kv, int hd, int layer, int n_layer, int n_ctx,
+                float scale)
 {
     extern __shared__ float sm[];
     float *qs = sm, *sc = sm + hd, *part = sm + hd + n_ctx;
@@ -515,6 +555,7 @@ int alloc_dwt(cuda_be *c, dwt *w, uint32_t type, uint64_t n_in, uint64_t n_out)
     w->n_in = (uint32_t)n_in;
     w->n_out = (uint32_t)n_out;
     w->d = NULL;
+    w->h = NULL;
     uint64_t n = n_in * n_out;
     size_t qbytes = type == GB_F32 ? n * 4 : type == GB_Q8_0 ? n : type == GB_Q4_0 ? n / 2 : n * 2;
     int rc = dalloc(c, &w->q, qbytes, "cudaMalloc(weights)");
@@ -551,8 +592,8 @@ int upload_dwt(cuda_be *c, dwt *w, const gb_wt *h)
     }
     rc = ck(c, cudaMemcpy(w->q, q, rows * nb * qb, cudaMemcpyHostToDevice), "cudaMemcpy(quants)");
     if (rc == 0)
-        rc = ck(c, cudaMemcpy(w->d, d, rows * nb * 2, cudaMemcpyHostToDevice),
-                "cudaMemcpy(scales)");
+        rc =
+            ck(c, cudaMemcpy(w->d, d, rows * nb * 2, cudaMemcpyHostToDevice), "cudaMemcpy(scales)");
     free(q);
     free(d);
     return rc;
@@ -561,64 +602,95 @@ int upload_dwt(cuda_be *c, dwt *w, const gb_wt *h)
 int upload_vec(cuda_be *c, float **dst, const float *src, size_t n)
 {
     int rc = dalloc(c, (void **)dst, n * sizeof(float), "cudaMalloc(vector)");
-    return rc != 0 ? rc : ck(c, cudaMemcpy(*dst, src, n * sizeof(float), cudaMemcpyHostToDevice),
-                             "cudaMemcpy(vector)");
+    return rc != 0 ? rc
+                   : ck(c, cudaMemcpy(*dst, src, n * sizeof(float), cudaMemcpyHostToDevice),
+                        "cudaMemcpy(vector)");
 }
 
-template <int TYPE>
-void launch_mv(const dwt &w, const float *x, float *y, int n, cudaStream_t st)
+template <int TYPE> void launch_mv(const mvset &m, const float *x, int n, cudaStream_t st)
 {
-    dim3 grid((w.n_out + 7) / 8), block(256);
+    dim3 grid(m.nblk[0] + m.nblk[1] + m.nblk[2]), block(32 * MV_ROWS);
     if (n == 1)
-        k_matvec<TYPE, 1><<<grid, block, 0, st>>>(w, x, y, n);
+        k_matvec<TYPE, 1><<<grid, block, 0, st>>>(m, x, n);
     else if (n == 2)
-        k_matvec<TYPE, 2><<<grid, block, 0, st>>>(w, x, y, n);
+        k_matvec<TYPE, 2><<<grid, block, 0, st>>>(m, x, n);
     else if (n <= 4)
-        k_matvec<TYPE, 4><<<grid, block, 0, st>>>(w, x, y, n);
+        k_matvec<TYPE, 4><<<grid, block, 0, st>>>(m, x, n);
     else
-        k_matvec<TYPE, 8><<<grid, block, 0, st>>>(w, x, y, n);
+        k_matvec<TYPE, 8><<<grid, block, 0, st>>>(m, x, n);
+}
+
+int matmul(cuda_be *c, const dwt &w, const float *x, int n, float *y);
+
+// ys[i][n][n_out_i] = x[n][n_in] . W_i^T for count (<= 3) matrices with the same input.
+int matmul_multi(cuda_be *c, const dwt *const *ws, const float *x, int n, float *const *ys,
+                 int count)
+{
+    int same = 1;
+    for (int i = 1; i < count; i++)
+        same &= ws[i]->type == ws[0]->type && ws[i]->n_in == ws[0]->n_in;
+    if (n > MATVEC_MAX || !same) {
+        for (int i = 0; i < count; i++) {
+            int rc = matmul(c, *ws[i], x, n, ys[i]);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
+    mvset m;
+    memset(&m, 0, sizeof(m));
+    for (int i = 0; i < count; i++) {
+        m.w[i] = *ws[i];
+        m.y[i] = ys[i];
+        m.nblk[i] = (int)((ws[i]->n_out + MV_ROWS - 1) / MV_ROWS);
+    }
+    switch (ws[0]->type) {
+    case GB_F32:
+        launch_mv<GB_F32>(m, x, n, c->st);
+        break;
+    case GB_F16:
+        launch_mv<GB_F16>(m, x, n, c->st);
+        break;
+    case GB_BF16:
+        launch_mv<GB_BF16>(m, x, n, c->st);
+        break;
+    case GB_Q8_0:
+        launch_mv<GB_Q8_0>(m, x, n, c->st);
+        break;
+    default:
+        launch_mv<GB_Q4_0>(m, x, n, c->st);
+        break;
+    }
+    LAUNCH_CHECK(c, "matvec kernel");
+    return 0;
 }
 
 // y[n][n_out] = x[n][n_in] . W^T
 int matmul(cuda_be *c, const dwt &w, const float *x, int n, float *y)
 {
     if (n <= MATVEC_MAX) {
-        switch (w.type) {
-        case GB_F32:
-            launch_mv<GB_F32>(w, x, y, n, c->st);
-            break;
-        case GB_F16:
-            launch_mv<GB_F16>(w, x, y, n, c->st);
-            break;
-        case GB_BF16:
-            launch_mv<GB_BF16>(w, x, y, n, c->st);
-            break;
-        case GB_Q8_0:
-            launch_mv<GB_Q8_0>(w, x, y, n, c->st);
-            break;
-        default:
-            launch_mv<GB_Q4_0>(w, x, y, n, c->st);
-            break;
-        }
-        LAUNCH_CHECK(c, "matvec kernel");
-        return 0;
+        const dwt *ws[1] = {&w};
+        float *ys[1] = {y};
+        return matmul_multi(c, ws, x, n, ys, 1);
     }
     const float one = 1.0f, zero = 0.0f;
     if (w.type == GB_F32) // exact products for F32 models (the tiny model's CPU/GPU check)
-        return ckb(c, cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w.n_out, n, w.n_in, &one,
-                                  (const float *)w.q, w.n_in, x, w.n_in, &zero, y, w.n_out),
+        return ckb(c,
+                   cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w.n_out, n, w.n_in, &one,
+                               (const float *)w.q, w.n_in, x, w.n_in, &zero, y, w.n_out),
                    "cublasSgemm");
-    const __half *wh = (const __half *)w.q;
-    if (w.type != GB_F16) {
+    const __half *wh = w.type == GB_F16 ? (const __half *)w.q : w.h;
+    if (wh == NULL) {
         k_dequant_half<<<grid_for((size_t)w.n_in * w.n_out), 256, 0, c->st>>>(w, c->wh);
         LAUNCH_CHECK(c, "dequant kernel");
         wh = c->wh;
     }
     k_to_half<<<grid_for((size_t)n * w.n_in), 256, 0, c->st>>>(x, c->xh, (size_t)n * w.n_in);
     LAUNCH_CHECK(c, "to_half kernel");
-    return ckb(c, cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w.n_out, n, w.n_in, &one, wh,
-                               CUDA_R_16F, w.n_in, c->xh, CUDA_R_16F, w.n_in, &zero, y,
-                               CUDA_R_32F, w.n_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+    return ckb(c,
+               cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w.n_out, n, w.n_in, &one, wh,
+                            CUDA_R_16F, w.n_in, c->xh, CUDA_R_16F, w.n_in, &zero, y, CUDA_R_32F,
+                            w.n_out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                "cublasGemmEx");
 }
 
@@ -628,48 +700,49 @@ int enqueue(cuda_be *c, int n, int nw)
 {
     const gb_hparams *hp = &c->hp;
     gb_backend *b = &c->b;
-    int dim = (int)hp->dim, kvd = (int)(hp->n_kv_head * hp->head_dim);
+    int dim = (int)hp->dim;
     int rc;
     k_embed<<<n, 256, 0, c->st>>>(c->emb, c->d_tok, c->x, dim);
     LAUNCH_CHECK(c, "embed kernel");
     size_t att_smem = att_smem_bytes(b->n_ctx, (int)hp->head_dim);
+    k_rmsnorm<<<n, 256, 0, c->st>>>(c->x, c->L[0].attn_norm, c->xn, NULL, dim, hp->eps);
+    LAUNCH_CHECK(c, "rmsnorm kernel");
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const dlayer *L = &c->L[l];
-        k_rmsnorm<<<n, 256, 0, c->st>>>(c->x, L->attn_norm, c->xn, NULL, dim, hp->eps);
-        LAUNCH_CHECK(c, "rmsnorm kernel");
-        if ((rc = matmul(c, L->wq, c->xn, n, c->q)) || (rc = matmul(c, L->wk, c->xn, n, c->k)) ||
-            (rc = matmul(c, L->wv, c->xn, n, c->v)))
+        const dwt *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        float *qkv_out[3] = {c->q, c->k, c->v};
+        if ((rc = matmul_multi(c, qkv, c->xn, n, qkv_out, 3)))
             return rc;
-        if (L->bq != NULL) {
-            k_bias<<<n, 256, 0, c->st>>>(c->q, c->k, c->v, L->bq, L->bk, L->bv, dim, kvd);
-            LAUNCH_CHECK(c, "bias kernel");
-        }
-        k_rope<<<n, 128, 0, c->st>>>(c->q, c->k, c->d_pos, hp->n_head, hp->n_kv_head,
-                                     hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_scale,
-                                     hp->rope_neox);
-        LAUNCH_CHECK(c, "rope kernel");
-        k_kv_store<<<n, 256, 0, c->st>>>(c->k, c->v, c->kc, c->vc, c->d_pos, c->d_seq, l,
-                                         hp->n_layer, b->n_ctx, kvd);
-        LAUNCH_CHECK(c, "kv store kernel");
+        k_qkv_post<<<n, 128, 0, c->st>>>(c->q, c->k, c->v, L->bq, L->bk, L->bv, c->kc, c->vc,
+                                         c->d_pos, c->d_seq, hp->n_head, hp->n_kv_head,
+                                         hp->head_dim, hp->n_rot, hp->rope_base, hp->rope_scale,
+                                         hp->rope_neox, l, hp->n_layer, b->n_ctx);
+        LAUNCH_CHECK(c, "qkv kernel");
         k_attention<<<dim3(n, hp->n_head), ATT_THREADS, att_smem, c->st>>>(
-            c->q, c->kc, c->vc, c->att, c->d_pos, c->d_seq, hp->n_head, hp->n_kv_head,
-            hp->head_dim, l, hp->n_layer, b->n_ctx, 1.0f / sqrtf((float)hp->head_dim));
+            c->q, c->kc, c->vc, c->att, c->d_pos, c->d_seq, hp->n_head, hp->n_kv_head, hp->head_dim,
+            l, hp->n_layer, b->n_ctx, 1.0f / sqrtf((float)hp->head_dim));
         LAUNCH_CHECK(c, "attention kernel");
         if ((rc = matmul(c, L->wo, c->att, n, c->o)))
             return rc;
-        k_add<<<grid_for((size_t)n * dim), 256, 0, c->st>>>(c->x, c->o, (size_t)n * dim);
-        LAUNCH_CHECK(c, "add kernel");
-        k_rmsnorm<<<n, 256, 0, c->st>>>(c->x, L->ffn_norm, c->xn, NULL, dim, hp->eps);
-        LAUNCH_CHECK(c, "rmsnorm kernel");
-        if ((rc = matmul(c, L->wg, c->xn, n, c->g)) || (rc = matmul(c, L->wu, c->xn, n, c->u)))
+        k_add_rmsnorm<<<n, 256, 0, c->st>>>(c->x, c->o, L->ffn_norm, c->xn, dim, hp->eps);
+        LAUNCH_CHECK(c, "add+rmsnorm kernel");
+        const dwt *gu[2] = {&L->wg, &L->wu};
+        float *gu_out[2] = {c->g, c->u};
+        if ((rc = matmul_multi(c, gu, c->xn, n, gu_out, 2)))
             return rc;
         size_t nf = (size_t)n * hp->n_ff;
         k_swiglu<<<grid_for(nf), 256, 0, c->st>>>(c->g, c->u, nf);
         LAUNCH_CHECK(c, "swiglu kernel");
         if ((rc = matmul(c, L->wd, c->g, n, c->o)))
             return rc;
-        k_add<<<grid_for((size_t)n * dim), 256, 0, c->st>>>(c->x, c->o, (size_t)n * dim);
-        LAUNCH_CHECK(c, "add kernel");
+        if (l + 1 < hp->n_layer) { /* the residual add fused with the next layer's norm */
+            k_add_rmsnorm<<<n, 256, 0, c->st>>>(c->x, c->o, c->L[l + 1].attn_norm, c->xn, dim,
+                                                hp->eps);
+            LAUNCH_CHECK(c, "add+rmsnorm kernel");
+        } else {
+            k_add<<<grid_for((size_t)n * dim), 256, 0, c->st>>>(c->x, c->o, (size_t)n * dim);
+            LAUNCH_CHECK(c, "add kernel");
+        }
     }
     if (nw > 0) {
         k_rmsnorm<<<nw, 256, 0, c->st>>>(c->x, c->out_norm, c->xn, c->d_widx, dim, hp->eps);
@@ -729,8 +802,9 @@ int forward(gb_backend *b, const gb_batch *bt, float *logits)
                  "copy positions")) ||
         (rc = ck(c, cudaMemcpyAsync(c->d_seq, bt->seq, n * 4, cudaMemcpyHostToDevice, c->st),
                  "copy sequences")) ||
-        (rc = ck(c, cudaMemcpyAsync(c->d_widx, c->h_widx, (nw ? nw : 1) * 4,
-                                    cudaMemcpyHostToDevice, c->st),
+        (rc = ck(c,
+                 cudaMemcpyAsync(c->d_widx, c->h_widx, (nw ? nw : 1) * 4, cudaMemcpyHostToDevice,
+                                 c->st),
                  "copy wanted")))
         return rc;
     if (n <= MATVEC_MAX && c->use_graphs) {
@@ -744,8 +818,9 @@ int forward(gb_backend *b, const gb_batch *bt, float *logits)
     if (rc != 0)
         return rc;
     if (nw > 0 && logits != NULL &&
-        (rc = ck(c, cudaMemcpyAsync(logits, c->logits, (size_t)nw * hp->n_vocab * 4,
-                                    cudaMemcpyDeviceToHost, c->st),
+        (rc = ck(c,
+                 cudaMemcpyAsync(logits, c->logits, (size_t)nw * hp->n_vocab * 4,
+                                 cudaMemcpyDeviceToHost, c->st),
                  "copy logits")))
         return rc;
     return ck(c, cudaStreamSynchronize(c->st), "forward");
@@ -791,7 +866,8 @@ int setup(cuda_be *c, const gb_hparams *hp, int n_slots, int n_ctx, int max_toke
         return -ENODEV;
     }
     if ((rc = ck(c, cudaSetDevice(0), "cudaSetDevice")) ||
-        (rc = ck(c, cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking), "cudaStreamCreate")) ||
+        (rc =
+             ck(c, cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking), "cudaStreamCreate")) ||
         (rc = ckb(c, cublasCreate(&c->blas), "cublasCreate")) ||
         (rc = ckb(c, cublasSetStream(c->blas, c->st), "cublasSetStream")))
         return rc;
@@ -810,8 +886,9 @@ int setup(cuda_be *c, const gb_hparams *hp, int n_slots, int n_ctx, int max_toke
     size_t kv = (size_t)n_slots * hp->n_layer * (size_t)n_ctx * kvd * sizeof(float);
     size_t att_smem = att_smem_bytes(n_ctx, (int)hp->head_dim);
     if (att_smem > 48 * 1024 &&
-        (rc = ck(c, cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         (int)att_smem),
+        (rc = ck(c,
+                 cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      (int)att_smem),
                  "attention shared memory (lower --ctx)")))
         return rc;
     c->h_widx = (int32_t *)malloc(T * sizeof(int32_t));
@@ -840,10 +917,46 @@ int setup(cuda_be *c, const gb_hparams *hp, int n_slots, int n_ctx, int max_toke
     return c->L == NULL ? -ENOMEM : 0;
 }
 
-// The dequantisation scratch for products over many tokens: as large as the largest matrix.
+// Products over many tokens (prefill, large batches) run on tensor cores in F16. Quantised
+// matrices get an F16 copy made once here when the GPU has room for all of them (then a
+// step reads 2 bytes per weight instead of dequantising 1 byte into 2 and reading those
+// again); otherwise one scratch as large as the largest matrix is dequantised per product.
 int finish_setup(cuda_be *c)
 {
-    return dalloc(c, (void **)&c->wh, c->wh_elems * sizeof(__half), "cudaMalloc(dequant scratch)");
+    dwt *ws[7 * 1024 + 1];
+    size_t nws = 0, need = 0, free_b = 0, total_b = 0;
+    if (c->hp.n_layer > 1024)
+        return -E2BIG;
+    for (uint32_t l = 0; l < c->hp.n_layer; l++) {
+        dlayer *L = &c->L[l];
+        dwt *m[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+        for (int i = 0; i < 7; i++)
+            ws[nws++] = m[i];
+    }
+    ws[nws++] = &c->out;
+    for (size_t i = 0; i < nws; i++)
+        if (ws[i]->type != GB_F16 && ws[i]->type != GB_F32)
+            need += (size_t)ws[i]->n_in * ws[i]->n_out * sizeof(__half);
+    int rc = ck(c, cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+    if (rc != 0)
+        return rc;
+    const char *env = getenv("GB_CUDA_F16_COPIES");
+    int want = env == NULL || strcmp(env, "0") != 0;
+    if (need == 0 || !want || free_b < need + ((size_t)2 << 30))
+        return need == 0 ? 0
+                         : dalloc(c, (void **)&c->wh, c->wh_elems * sizeof(__half),
+                                  "cudaMalloc(dequant scratch)");
+    for (size_t i = 0; i < nws; i++) {
+        dwt *w = ws[i];
+        if (w->type == GB_F16 || w->type == GB_F32)
+            continue;
+        if ((rc = dalloc(c, (void **)&w->h, (size_t)w->n_in * w->n_out * sizeof(__half),
+                         "cudaMalloc(F16 copy)")) != 0)
+            return rc;
+        k_dequant_half<<<grid_for((size_t)w->n_in * w->n_out), 256, 0, c->st>>>(*w, w->h);
+        LAUNCH_CHECK(c, "dequant kernel");
+    }
+    return ck(c, cudaStreamSynchronize(c->st), "F16 copies");
 }
 
 } // namespace
@@ -897,8 +1010,8 @@ out:
 }
 
 extern "C" int gb_cuda_new_synthetic(const struct gb_hparams *hp, uint32_t wtype, int n_slots,
-                                     int n_ctx, int max_tokens, struct gb_backend **out,
-                                     char *err, size_t errlen)
+                                     int n_ctx, int max_tokens, struct gb_backend **out, char *err,
+                                     size_t errlen)
 {
     cuda_be *c = (cuda_be *)calloc(1, sizeof(cuda_be));
     uint64_t salt = 1;
@@ -945,7 +1058,7 @@ extern "C" int gb_cuda_new_synthetic(const struct gb_hparams *hp, uint32_t wtype
                     goto out;
                 float scale = ms[i].w == &c->emb ? 1.0f : 1.0f / sqrtf((float)ms[i].n_in);
                 k_fill<<<grid_for(ms[i].n_in * ms[i].n_out), 256, 0, c->st>>>(*ms[i].w, scale,
-                                                                               salt++);
+                                                                              salt++);
                 if ((rc = ck(c, cudaGetLastError(), "fill kernel")) != 0)
                     goto out;
                 if (ms[i].w != &c->emb)

@@ -128,7 +128,7 @@ static int on_token(struct gb_engine *e, struct gb_req *r, int32_t id, const cha
     char piece[256];
     r->n_gen++;
     r->last = id;
-    if (gb_tok_is_eog(tok, id)) {
+    if (!r->p.ignore_eos && gb_tok_is_eog(tok, id)) {
         r->n_gen--; /* the end marker is not part of the completion */
         *reason = "stop";
         return 1;
@@ -152,9 +152,8 @@ static int on_token(struct gb_engine *e, struct gb_req *r, int32_t id, const cha
         size_t from = old >= sl ? old - sl + 1 : 0;
         if (from < r->emitted)
             from = r->emitted;
-        char *hit = r->text_len >= from + sl
-                        ? memmem(r->text + from, r->text_len - from, s, sl)
-                        : NULL;
+        char *hit =
+            r->text_len >= from + sl ? memmem(r->text + from, r->text_len - from, s, sl) : NULL;
         if (hit != NULL) {
             r->text_len = (size_t)(hit - r->text);
             *reason = "stop";
@@ -356,9 +355,9 @@ int gb_engine_new(const struct gb_model *m, struct gb_backend *b, const struct g
     e->cand = malloc(m->hp.n_vocab * sizeof(*e->cand));
     e->reasons = malloc(T * sizeof(*e->reasons));
     e->ended = malloc(T * sizeof(*e->ended));
-    if (!e->reasons || !e->ended || !e->slots || !e->tok || !e->pos || !e->seq || !e->want || !e->want_req || !e->logits ||
-        !e->cand || o->step_tokens < o->n_slots || o->step_tokens > b->max_tokens ||
-        o->n_slots > b->n_slots || o->n_ctx > b->n_ctx) {
+    if (!e->reasons || !e->ended || !e->slots || !e->tok || !e->pos || !e->seq || !e->want ||
+        !e->want_req || !e->logits || !e->cand || o->step_tokens < o->n_slots ||
+        o->step_tokens > b->max_tokens || o->n_slots > b->n_slots || o->n_ctx > b->n_ctx) {
         gb_engine_free(e);
         return o->step_tokens < o->n_slots || o->n_slots > b->n_slots ? CG_ECONFIG : -ENOMEM;
     }

@@ -25,6 +25,7 @@ struct gb_gen_params {
     int top_k;
     uint64_t seed;
     int has_seed;
+    int ignore_eos; /* generate through end-of-sequence tokens (vLLM / llama.cpp extension) */
     char *stop[GB_MAX_STOP]; /* owned by the request */
     size_t n_stop;
 };

@@ -314,6 +314,10 @@ int gb_gguf_parse(const uint8_t *buf, size_t len, int take_ownership, struct gb_
     }
     if ((rc = rd_u32(&r, &g->version, "version")) != 0)
         goto out;
+    if (g->version == 0x02000000u || g->version == 0x03000000u) {
+        rc = fail(&r, "gguf: big-endian GGUF files are not supported");
+        goto out;
+    }
     if (g->version != 2 && g->version != 3) {
         rc = fail(&r, "gguf: unsupported GGUF version %u (2 and 3 are supported)", g->version);
         goto out;
@@ -371,8 +375,9 @@ int gb_gguf_parse(const uint8_t *buf, size_t len, int take_ownership, struct gb_
         if (t->nbytes == 0)
             continue; /* unknown type: usable only if nobody needs it */
         if (t->offset > len - data_off || t->nbytes > len - data_off - t->offset) {
-            rc = fail(&r, "gguf: truncated file: tensor %s data (%llu bytes at %llu) beyond the end",
-                      t->name, (unsigned long long)t->nbytes, (unsigned long long)t->offset);
+            rc =
+                fail(&r, "gguf: truncated file: tensor %s data (%llu bytes at %llu) beyond the end",
+                     t->name, (unsigned long long)t->nbytes, (unsigned long long)t->offset);
             goto out;
         }
         t->data = buf + data_off + t->offset;

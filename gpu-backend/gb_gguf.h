@@ -11,9 +11,19 @@
  */
 
 enum gb_gguf_vtype {
-    GB_GGUF_U8 = 0, GB_GGUF_I8 = 1, GB_GGUF_U16 = 2, GB_GGUF_I16 = 3, GB_GGUF_U32 = 4,
-    GB_GGUF_I32 = 5, GB_GGUF_F32 = 6, GB_GGUF_BOOL = 7, GB_GGUF_STR = 8, GB_GGUF_ARR = 9,
-    GB_GGUF_U64 = 10, GB_GGUF_I64 = 11, GB_GGUF_F64 = 12
+    GB_GGUF_U8 = 0,
+    GB_GGUF_I8 = 1,
+    GB_GGUF_U16 = 2,
+    GB_GGUF_I16 = 3,
+    GB_GGUF_U32 = 4,
+    GB_GGUF_I32 = 5,
+    GB_GGUF_F32 = 6,
+    GB_GGUF_BOOL = 7,
+    GB_GGUF_STR = 8,
+    GB_GGUF_ARR = 9,
+    GB_GGUF_U64 = 10,
+    GB_GGUF_I64 = 11,
+    GB_GGUF_F64 = 12
 };
 
 /* ggml tensor types this project computes with (others parse but cannot be used). */
@@ -21,7 +31,7 @@ enum gb_type { GB_F32 = 0, GB_F16 = 1, GB_Q4_0 = 2, GB_Q8_0 = 8, GB_BF16 = 30 };
 
 #define GB_GGUF_MAX_DIMS 4
 #define GB_GGUF_MAX_KV 65536
-#define GB_GGUF_MAX_TENSORS 65536
+#define GB_GGUF_MAX_TENSORS 16384 /* duplicate names are checked pairwise */
 #define GB_GGUF_MAX_STR (1u << 24)
 #define GB_GGUF_MAX_ARR (1u << 24)
 #define GB_GGUF_MAX_NAME 256
@@ -43,7 +53,7 @@ struct gb_gguf_kv {
     /* arrays */
     enum gb_gguf_vtype arr_type;
     uint64_t arr_n;
-    const uint8_t *arr_data;    /* scalar arrays: packed elements in the file image */
+    const uint8_t *arr_data;     /* scalar arrays: packed elements in the file image */
     struct gb_gguf_str *arr_str; /* string arrays: one entry per element */
 };
 
@@ -52,9 +62,9 @@ struct gb_gguf_tensor {
     uint32_t n_dims;
     uint64_t ne[GB_GGUF_MAX_DIMS]; /* ne[0] is the innermost (row) dimension; unused = 1 */
     uint32_t type;
-    uint64_t offset;   /* relative to the data section */
-    uint64_t nbytes;   /* 0 when the type is unknown */
-    const void *data;  /* NULL when the type is unknown */
+    uint64_t offset;  /* relative to the data section */
+    uint64_t nbytes;  /* 0 when the type is unknown */
+    const void *data; /* NULL when the type is unknown */
 };
 
 struct gb_gguf {

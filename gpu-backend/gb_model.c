@@ -69,8 +69,10 @@ static int load_wt(const struct gb_gguf *g, const char *name, uint64_t n_in, uin
         return CG_ECONFIG;
     }
     if (t->data == NULL) {
-        snprintf(err, errlen, "model: tensor %s has unsupported type %u (%s); supported: f32, "
-                 "f16, bf16, q8_0, q4_0", name, t->type, gb_type_name(t->type));
+        snprintf(err, errlen,
+                 "model: tensor %s has unsupported type %u (%s); supported: f32, "
+                 "f16, bf16, q8_0, q4_0",
+                 name, t->type, gb_type_name(t->type));
         return CG_ECONFIG;
     }
     if (t->n_dims != 2 || t->ne[0] != n_in || t->ne[1] != n_out) {
@@ -100,8 +102,8 @@ static int load_vec(const struct gb_gguf *g, const char *name, uint64_t n, float
         return CG_ECONFIG;
     }
     if (t->data == NULL || t->n_dims != 1 || t->ne[0] != n) {
-        snprintf(err, errlen, "model: tensor %s: expected %llu elements of a supported type",
-                 name, (unsigned long long)n);
+        snprintf(err, errlen, "model: tensor %s: expected %llu elements of a supported type", name,
+                 (unsigned long long)n);
         return CG_ECONFIG;
     }
     *out = malloc(n * sizeof(float));
@@ -205,13 +207,13 @@ int gb_model_load(struct gb_gguf *g, struct gb_model **out, char *err, size_t er
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         struct gb_layer *L = &m->layers[l];
         int bias = strcmp(arch, "qwen2") == 0;
-#define W(field, nm, nin, nout)                                                                  \
-    snprintf(name, sizeof(name), "blk.%u." nm ".weight", l);                                     \
-    if ((rc = load_wt(g, name, nin, nout, &L->field, err, errlen)))                              \
+#define W(field, nm, nin, nout)                                                                    \
+    snprintf(name, sizeof(name), "blk.%u." nm ".weight", l);                                       \
+    if ((rc = load_wt(g, name, nin, nout, &L->field, err, errlen)))                                \
         goto out;
-#define V(field, nm, n, req)                                                                     \
-    snprintf(name, sizeof(name), "blk.%u." nm, l);                                               \
-    if ((rc = load_vec(g, name, n, &L->field, req, err, errlen)))                                \
+#define V(field, nm, n, req)                                                                       \
+    snprintf(name, sizeof(name), "blk.%u." nm, l);                                                 \
+    if ((rc = load_vec(g, name, n, &L->field, req, err, errlen)))                                  \
         goto out;
         V(attn_norm, "attn_norm.weight", hp->dim, 1)
         V(ffn_norm, "ffn_norm.weight", hp->dim, 1)
@@ -272,8 +274,8 @@ uint64_t gb_model_weight_bytes(const struct gb_model *m)
     uint64_t n = (uint64_t)m->output.row_bytes * m->output.n_out;
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         const struct gb_layer *L = &m->layers[l];
-        const struct gb_wt *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up,
-                                   &L->w_down};
+        const struct gb_wt *w[] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
+                                   &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < 7; i++)
             n += (uint64_t)w[i]->row_bytes * w[i]->n_out;
     }

@@ -36,6 +36,9 @@ struct conn {
         uv_stream_t stream;
         uv_handle_t handle;
     } h;
+    uv_timer_t timer; /* request and idle timeouts; none while an answer is produced */
+    int handles;      /* open libuv handles: the connection is freed when both are closed */
+    int timer_mode;   /* 0 none, 1 request deadline, 2 idle */
     struct gb_server *srv;
     struct cg_http_parser *parser;
     struct conn *prev, *next; /* all connections */
@@ -80,6 +83,9 @@ struct gb_server {
 
 static void conn_close(struct conn *c);
 static void serve_next(struct conn *c);
+static void arm_timer(struct conn *c);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 /* ---- writing ---- */
 
@@ -113,7 +119,8 @@ static void send_owned(struct conn *c, char *buf, size_t len)
         return;
     }
     if (uv_stream_get_write_queue_size(&c->h.stream) > MAX_QUEUED_OUTPUT) {
-        cg_log_warn("worker.slow_client", "queued=%zu", uv_stream_get_write_queue_size(&c->h.stream));
+        cg_log_warn("worker.slow_client", "queued=%zu",
+                    uv_stream_get_write_queue_size(&c->h.stream));
         conn_close(c);
     }
 }
@@ -138,17 +145,22 @@ static void send_json(struct conn *c, int status, json_t *json)
         conn_close(c);
         return;
     }
-    static const char *const reasons[] = {[200] = "OK", [400] = "Bad Request", [404] = "Not Found",
-                                          [405] = "Method Not Allowed", [413] = "Content Too Large",
+    static const char *const reasons[] = {[200] = "OK",
+                                          [400] = "Bad Request",
+                                          [404] = "Not Found",
+                                          [405] = "Method Not Allowed",
+                                          [413] = "Content Too Large",
                                           [431] = "Request Header Fields Too Large",
                                           [500] = "Internal Server Error",
                                           [503] = "Service Unavailable"};
-    const char *reason = status >= 0 && status <= 503 && reasons[status] ? reasons[status] : "Error";
+    const char *reason =
+        status >= 0 && status <= 503 && reasons[status] ? reasons[status] : "Error";
     size_t blen = strlen(body);
     char head[256];
-    int hl = snprintf(head, sizeof(head),
-                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n",
-                      status, reason, blen, c->keep_alive ? "" : "Connection: close\r\n");
+    int hl = snprintf(
+        head, sizeof(head),
+        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n", status,
+        reason, blen, c->keep_alive ? "" : "Connection: close\r\n");
     char *out = malloc((size_t)hl + blen);
     if (out == NULL) {
         free(body);
@@ -164,8 +176,8 @@ static void send_json(struct conn *c, int status, json_t *json)
 static json_t *error_json(const char *message, const char *type, const char *param,
                           const char *code)
 {
-    return json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", message, "type", type,
-                     "param", param ? json_string(param) : json_null(), "code",
+    return json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", message, "type", type, "param",
+                     param ? json_string(param) : json_null(), "code",
                      code ? json_string(code) : json_null());
 }
 
@@ -320,8 +332,8 @@ static void pump(struct conn *c)
             if (c->include_usage) {
                 json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:[], s:o}", "id", c->id, "object",
                                       c->chat ? "chat.completion.chunk" : "text_completion",
-                                      "created", (json_int_t)c->created, "model",
-                                      c->srv->model_id, "choices", "usage", usage_json(&o));
+                                      "created", (json_int_t)c->created, "model", c->srv->model_id,
+                                      "choices", "usage", usage_json(&o));
                 send_event(c, u);
             }
         }
@@ -340,9 +352,9 @@ static void pump(struct conn *c)
     json_t *choice;
     json_t *txt = json_stringn(c->text ? c->text : "", c->text_len);
     if (c->chat)
-        choice = json_pack("{s:i, s:{s:s, s:o}, s:s, s:n}", "index", 0, "message", "role",
-                           "assistant", "content", txt, "finish_reason", o.finish_reason,
-                           "logprobs");
+        choice =
+            json_pack("{s:i, s:{s:s, s:o}, s:s, s:n}", "index", 0, "message", "role", "assistant",
+                      "content", txt, "finish_reason", o.finish_reason, "logprobs");
     else
         choice = json_pack("{s:i, s:o, s:s, s:n}", "index", 0, "text", txt, "finish_reason",
                            o.finish_reason, "logprobs");
@@ -373,8 +385,7 @@ static void notify(void *arg)
 /* ---- request handling ---- */
 
 /* Reads an optional number field; 0 ok, -1 after answering 400. */
-static int get_num(struct conn *c, json_t *req, const char *name, double lo, double hi,
-                   double *out)
+static int get_num(struct conn *c, json_t *req, const char *name, double lo, double hi, double *out)
 {
     json_t *v = json_object_get(req, name);
     if (v == NULL || json_is_null(v))
@@ -446,7 +457,8 @@ static int get_params(struct conn *c, json_t *req, struct gb_gen_params *p, long
     for (size_t i = 0; i < n_items; i++) {
         json_t *s = items ? items[i] : json_array_get(st, i);
         if (!json_is_string(s) || json_string_length(s) == 0 || json_string_length(s) > 256) {
-            send_error(c, 400, "stop", NULL, "'stop' must be a non-empty string or an array of them");
+            send_error(c, 400, "stop", NULL,
+                       "'stop' must be a non-empty string or an array of them");
             return -1;
         }
         p->stop[p->n_stop] = strdup(json_string_value(s));
@@ -456,6 +468,12 @@ static int get_params(struct conn *c, json_t *req, struct gb_gen_params *p, long
         }
         p->n_stop++;
     }
+    json_t *ie = json_object_get(req, "ignore_eos");
+    if (ie != NULL && !json_is_boolean(ie) && !json_is_null(ie)) {
+        send_error(c, 400, "ignore_eos", NULL, "'ignore_eos' must be a boolean");
+        return -1;
+    }
+    p->ignore_eos = json_is_true(ie);
     json_t *so = json_object_get(req, "stream_options");
     if (so != NULL && json_is_object(so) && json_is_true(json_object_get(so, "include_usage")))
         c->include_usage = 1;
@@ -490,7 +508,8 @@ static int text_of(json_t *content, const char **s, size_t *n, char **owned)
     /* content parts: concatenate the text ones */
     size_t total = 0, i;
     json_t *part;
-    json_array_foreach(content, i, part) {
+    json_array_foreach(content, i, part)
+    {
         json_t *t = json_object_get(part, "text");
         if (!json_is_string(json_object_get(part, "type")) || !json_is_string(t) ||
             strcmp(json_string_value(json_object_get(part, "type")), "text") != 0)
@@ -501,7 +520,8 @@ static int text_of(json_t *content, const char **s, size_t *n, char **owned)
     if (buf == NULL)
         return -1;
     total = 0;
-    json_array_foreach(content, i, part) {
+    json_array_foreach(content, i, part)
+    {
         json_t *t = json_object_get(part, "text");
         memcpy(buf + total, json_string_value(t), json_string_length(t));
         total += json_string_length(t);
@@ -543,8 +563,8 @@ static int chat_prompt(struct conn *c, json_t *req, struct gb_ids *ids)
         cm[i].role = json_string_value(role);
         if (strcmp(cm[i].role, "developer") == 0)
             cm[i].role = "system";
-        if (text_of(json_object_get(m, "content"), &cm[i].content, &cm[i].content_len,
-                    &owned[i]) != 0) {
+        if (text_of(json_object_get(m, "content"), &cm[i].content, &cm[i].content_len, &owned[i]) !=
+            0) {
             send_error(c, 400, "messages", NULL,
                        "messages[%zu].content must be a string or an array of text parts", i);
             goto out;
@@ -579,10 +599,12 @@ static int completion_prompt(struct conn *c, json_t *req, struct gb_ids *ids)
     if (json_is_array(p) && json_array_size(p) > 0) {
         size_t i;
         json_t *t;
-        json_array_foreach(p, i, t) {
+        json_array_foreach(p, i, t)
+        {
             if (!json_is_integer(t) || json_integer_value(t) < 0 ||
                 json_integer_value(t) >= gb_tok_n_vocab(tok)) {
-                send_error(c, 400, "prompt", NULL, "prompt[%zu] is not a token id of this model", i);
+                send_error(c, 400, "prompt", NULL, "prompt[%zu] is not a token id of this model",
+                           i);
                 return -1;
             }
             if (gb_ids_push(ids, (int32_t)json_integer_value(t)) != 0)
@@ -653,7 +675,8 @@ static void handle_generate(struct conn *c, const struct pending *r, int chat)
         static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                    "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
         char h[256];
-        int n = snprintf(h, sizeof(h), "%s%s\r\n", head, c->keep_alive ? "" : "Connection: close\r\n");
+        int n =
+            snprintf(h, sizeof(h), "%s%s\r\n", head, c->keep_alive ? "" : "Connection: close\r\n");
         send_copy(c, h, (size_t)n);
     }
 out:
@@ -678,9 +701,9 @@ static void handle(struct conn *c, const struct pending *r)
         send_json(c, 200,
                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i}", "status", "ok",
                             "backend", s->b->kind, "device", s->b->device, "model", s->model_id,
-                            "cc_mode", s->o.cc_mode, "chat_template",
-                            gb_chat_family_name(s->chat), "n_ctx", s->n_ctx, "slots",
-                            s->b->n_slots, "running", st.running, "waiting", st.waiting));
+                            "cc_mode", s->o.cc_mode, "chat_template", gb_chat_family_name(s->chat),
+                            "n_ctx", s->n_ctx, "slots", s->b->n_slots, "running", st.running,
+                            "waiting", st.waiting));
         finish_response(c);
     } else if (strcmp(path, "/v1/models") == 0 && get) {
         send_json(c, 200,
@@ -719,7 +742,8 @@ static void serve_next(struct conn *c)
         pending_free(&r);
     }
     if (!c->closing && !c->input_done && c->qn < MAX_PIPELINED)
-        (void)uv_read_start(&c->h.stream, NULL, NULL); /* no-op if reading */
+        (void)uv_read_start(&c->h.stream, on_alloc, on_read); /* no-op if reading */
+    arm_timer(c);
 }
 
 /* ---- HTTP parsing callbacks ---- */
@@ -789,6 +813,8 @@ static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
     struct gb_server *s = c->srv;
+    if (--c->handles > 0)
+        return;
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -805,14 +831,49 @@ static void on_conn_closed(uv_handle_t *h)
     maybe_done(s);
 }
 
+static void close_handles(struct conn *c)
+{
+    c->closing = 1;
+    uv_close(&c->h.handle, on_conn_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
 static void conn_close(struct conn *c)
 {
     if (c->closing)
         return;
-    c->closing = 1;
     if (c->req != NULL) /* free the sequence now, not when its tokens run out */
         gb_engine_cancel(c->srv->e, c->req);
-    uv_close(&c->h.handle, on_conn_closed);
+    close_handles(c);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    cg_log_info("worker.timeout", "state=%s",
+                cg_http_parser_in_message(c->parser) ? "request" : "idle");
+    conn_close(c);
+}
+
+/*
+ * Sets c's deadline for its state: none while an answer is produced; a request must arrive
+ * whole within request_timeout_ms of its first byte (trickling bytes do not extend it); an
+ * idle connection lives idle_timeout_ms.
+ */
+static void arm_timer(struct conn *c)
+{
+    if (c->closing)
+        return;
+    int mode = c->busy || c->qn > 0 ? 0 : cg_http_parser_in_message(c->parser) ? 1 : 2;
+    if (mode == c->timer_mode && mode != 2)
+        return;
+    c->timer_mode = mode;
+    if (mode == 0)
+        (void)uv_timer_stop(&c->timer);
+    else
+        (void)uv_timer_start(&c->timer, on_timeout,
+                             mode == 1 ? c->srv->o.request_timeout_ms : c->srv->o.idle_timeout_ms,
+                             0);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -873,6 +934,9 @@ static void on_connection(uv_stream_t *l, int status)
         free(c);
         return;
     }
+    (void)uv_timer_init(s->loop, &c->timer); /* cannot fail on a live loop */
+    c->handles = 2;
+    c->timer.data = c;
     c->h.handle.data = c;
     c->next = s->conns;
     if (s->conns != NULL)
@@ -890,6 +954,8 @@ static void on_connection(uv_stream_t *l, int status)
         (void)uv_tcp_nodelay(&c->h.tcp, 1);
     if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0)
         conn_close(c);
+    else
+        arm_timer(c);
 }
 
 int gb_parse_listen(const char *s, struct sockaddr_storage *addr, char *err, size_t errlen)
@@ -951,18 +1017,15 @@ void gb_server_close(struct gb_server *s, void (*cb)(void *arg), void *arg)
     gb_engine_free(s->e); /* joins the engine thread: no more notifications */
     s->e = NULL;
     for (struct conn *c = s->conns; c != NULL; c = c->next)
-        if (!c->closing) {
-            c->closing = 1;
-            uv_close(&c->h.handle, on_conn_closed);
-        }
+        if (!c->closing)
+            close_handles(c);
     uv_close(&s->listener.handle, on_handle_closed);
     uv_close((uv_handle_t *)&s->async, on_handle_closed);
 }
 
 int gb_server_start(uv_loop_t *loop, const struct gb_model *m, struct gb_backend *b,
                     const struct gb_engine_opts *eo, const struct gb_server_opts *o,
-                    struct gb_server **out, char *bound, size_t boundlen, char *err,
-                    size_t errlen)
+                    struct gb_server **out, char *bound, size_t boundlen, char *err, size_t errlen)
 {
     struct gb_server *s = calloc(1, sizeof(*s));
     struct sockaddr_storage addr;
@@ -974,6 +1037,10 @@ int gb_server_start(uv_loop_t *loop, const struct gb_model *m, struct gb_backend
     s->m = m;
     s->b = b;
     s->o = *o;
+    if (s->o.request_timeout_ms == 0)
+        s->o.request_timeout_ms = 30000;
+    if (s->o.idle_timeout_ms == 0)
+        s->o.idle_timeout_ms = 300000;
     s->n_ctx = eo->n_ctx;
     s->chat = gb_chat_detect(m);
     snprintf(s->model_id, sizeof(s->model_id), "%s", o->model_id);
@@ -1017,7 +1084,8 @@ int gb_server_start(uv_loop_t *loop, const struct gb_model *m, struct gb_backend
         uv_tcp_getsockname(&s->listener.tcp, (struct sockaddr *)&sa, &len);
         if (sa.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&sa, ip, sizeof(ip));
-            snprintf(bound, boundlen, "[%s]:%d", ip, ntohs(((struct sockaddr_in6 *)&sa)->sin6_port));
+            snprintf(bound, boundlen, "[%s]:%d", ip,
+                     ntohs(((struct sockaddr_in6 *)&sa)->sin6_port));
         } else {
             uv_ip4_name((struct sockaddr_in *)&sa, ip, sizeof(ip));
             snprintf(bound, boundlen, "%s:%d", ip, ntohs(((struct sockaddr_in *)&sa)->sin_port));

@@ -2,6 +2,7 @@
 #define GB_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 struct gb_model;
@@ -20,6 +21,8 @@ struct gb_server_opts {
     const char *cc_mode;  /* for /health: "on", "off", "unknown", "n/a" */
     size_t max_body;      /* request body limit in bytes */
     int max_conns;
+    uint64_t request_timeout_ms; /* a begun request must be complete by then; 0: 30 s */
+    uint64_t idle_timeout_ms;    /* a connection without a request; 0: 300 s */
 };
 
 struct gb_server;
@@ -31,8 +34,7 @@ struct gb_server;
  */
 int gb_server_start(uv_loop_t *loop, const struct gb_model *m, struct gb_backend *b,
                     const struct gb_engine_opts *eo, const struct gb_server_opts *o,
-                    struct gb_server **out, char *bound, size_t boundlen, char *err,
-                    size_t errlen);
+                    struct gb_server **out, char *bound, size_t boundlen, char *err, size_t errlen);
 
 /* Closes the listener and every connection, stops the engine; cb runs once all is closed. */
 void gb_server_close(struct gb_server *s, void (*cb)(void *arg), void *arg);

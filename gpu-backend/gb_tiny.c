@@ -3,6 +3,7 @@
 #include "ccgate/err.h"
 #include "gb_gguf.h"
 #include "gb_quant.h"
+#include "gb_sample.h"
 
 #include <errno.h>
 #include <math.h>
@@ -14,15 +15,17 @@ enum { DIM = 64, N_LAYER = 2, N_HEAD = 4, N_KV = 2, N_FF = 160, N_CTX = 1024 };
 
 /* Words whose every prefix becomes a token, so merging can reach the whole word. */
 static const char *const words[] = {
-    "the", "and", "hello", "world", "is", "of", "to", "in", "it", "you", "that", "was",
-    "for", "on", "are", "with", "as", "this", "be", "at", "have", "from", "or", "one",
-    "had", "by", "word", "but", "not", "what", "all", "were", "we", "when", "your", "can",
-    "said", "there", "use", "an", "each", "which", "she", "do", "how", "their", "if", "will",
-    "up", "other", "about", "out", "many", "then", "them", "these", "so", "some", "her",
-    "would", "make", "like", "him", "into", "time", "has", "look", "two", "more", "write",
-    "go", "see", "number", "no", "way", "could", "people", "my", "than", "first", "water",
-    "been", "call", "who", "oil", "its", "now", "find", "long", "down", "day", "did", "get",
-    "come", "made", "may", "part", "model", "token", "secure", "enclave", "ing", "ed", "er"};
+    "the",     "and",   "hello",  "world", "is",   "of",    "to",     "in",    "it",    "you",
+    "that",    "was",   "for",    "on",    "are",  "with",  "as",     "this",  "be",    "at",
+    "have",    "from",  "or",     "one",   "had",  "by",    "word",   "but",   "not",   "what",
+    "all",     "were",  "we",     "when",  "your", "can",   "said",   "there", "use",   "an",
+    "each",    "which", "she",    "do",    "how",  "their", "if",     "will",  "up",    "other",
+    "about",   "out",   "many",   "then",  "them", "these", "so",     "some",  "her",   "would",
+    "make",    "like",  "him",    "into",  "time", "has",   "look",   "two",   "more",  "write",
+    "go",      "see",   "number", "no",    "way",  "could", "people", "my",    "than",  "first",
+    "water",   "been",  "call",   "who",   "oil",  "its",   "now",    "find",  "long",  "down",
+    "day",     "did",   "get",    "come",  "made", "may",   "part",   "model", "token", "secure",
+    "enclave", "ing",   "ed",     "er"};
 
 struct vocab {
     char **text;
@@ -191,23 +194,18 @@ static int build_bpe(struct vocab *v)
     return rc != 0 ? -ENOMEM : 0;
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [-scale, scale). */
-static void fill(uint64_t *st, float *x, size_t n, float scale, float offset)
+/* Uniform in [offset - scale, offset + scale). */
+static void fill(struct gb_rng *st, float *x, size_t n, float scale, float offset)
 {
     for (size_t i = 0; i < n; i++)
-        x[i] = offset + scale * ((float)(splitmix(st) >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
+        x[i] = offset + scale * (float)(gb_rng_uniform(st) * 2.0 - 1.0);
 }
 
-static int add_matrix(struct gb_gguf_writer *w, uint64_t *st, const char *name, uint32_t type,
-                      uint64_t n_in, uint64_t n_out, float scale)
+/* Rows in [damp_lo, damp_hi) are scaled down (the output rows of byte tokens, so that the
+ * demo prints words more often than stray bytes). */
+static int add_matrix(struct gb_gguf_writer *w, struct gb_rng *st, const char *name, uint32_t type,
+                      uint64_t n_in, uint64_t n_out, float scale, uint64_t damp_lo,
+                      uint64_t damp_hi)
 {
     size_t rb = gb_type_row_bytes(type, n_in);
     float *x = malloc(n_in * n_out * sizeof(float));
@@ -217,6 +215,9 @@ static int add_matrix(struct gb_gguf_writer *w, uint64_t *st, const char *name, 
     if (x == NULL || q == NULL)
         goto out;
     fill(st, x, n_in * n_out, scale, 0);
+    for (uint64_t r = damp_lo; r < damp_hi && r < n_out; r++)
+        for (uint64_t i = 0; i < n_in; i++)
+            x[r * n_in + i] *= 0.1f;
     for (uint64_t r = 0; r < n_out; r++)
         if ((rc = gb_quant_row(type, x + r * n_in, q + r * rb, n_in)) != 0)
             goto out;
@@ -227,7 +228,7 @@ out:
     return rc;
 }
 
-static int add_vector(struct gb_gguf_writer *w, uint64_t *st, const char *name, uint64_t n,
+static int add_vector(struct gb_gguf_writer *w, struct gb_rng *st, const char *name, uint64_t n,
                       float scale, float offset)
 {
     float x[DIM * 2];
@@ -243,9 +244,10 @@ int gb_tiny_build(const struct gb_tiny_opts *o, uint8_t **img, size_t *len)
     const char *arch = o->arch != NULL ? o->arch : "llama";
     int qwen = strcmp(arch, "qwen2") == 0;
     uint32_t wt = o->wtype;
-    uint64_t st = o->seed ? o->seed : 0x5eed7a11ull;
+    struct gb_rng st;
     char key[128], name[128];
     int rc;
+    gb_rng_seed(&st, o->seed ? o->seed : 0x5eed7a11ull);
     if ((rc = o->bpe ? build_bpe(&v) : build_spm(&v)) != 0)
         goto out;
     if ((rc = gb_gguf_writer_new(&w)) != 0)
@@ -296,30 +298,31 @@ int gb_tiny_build(const struct gb_tiny_opts *o, uint8_t **img, size_t *len)
     }
     float s_in = 1.0f / sqrtf((float)DIM), s_ff = 1.0f / sqrtf((float)N_FF);
     uint32_t kvd = N_KV * (DIM / N_HEAD);
-    if ((rc = add_matrix(w, &st, "token_embd.weight", wt, DIM, v.n, 1.0f)) != 0)
+    if ((rc = add_matrix(w, &st, "token_embd.weight", wt, DIM, v.n, 1.0f, 0, 0)) != 0)
         goto out;
     for (int l = 0; l < N_LAYER && rc == 0; l++) {
 #define NM(s) (snprintf(name, sizeof(name), "blk.%d." s, l), name)
         rc = add_vector(w, &st, NM("attn_norm.weight"), DIM, 0.2f, 1.0f);
-        rc = rc ? rc : add_matrix(w, &st, NM("attn_q.weight"), wt, DIM, DIM, s_in);
-        rc = rc ? rc : add_matrix(w, &st, NM("attn_k.weight"), wt, DIM, kvd, s_in);
-        rc = rc ? rc : add_matrix(w, &st, NM("attn_v.weight"), wt, DIM, kvd, s_in);
-        rc = rc ? rc : add_matrix(w, &st, NM("attn_output.weight"), wt, DIM, DIM, s_in);
+        rc = rc ? rc : add_matrix(w, &st, NM("attn_q.weight"), wt, DIM, DIM, s_in, 0, 0);
+        rc = rc ? rc : add_matrix(w, &st, NM("attn_k.weight"), wt, DIM, kvd, s_in, 0, 0);
+        rc = rc ? rc : add_matrix(w, &st, NM("attn_v.weight"), wt, DIM, kvd, s_in, 0, 0);
+        rc = rc ? rc : add_matrix(w, &st, NM("attn_output.weight"), wt, DIM, DIM, s_in, 0, 0);
         if (qwen) {
             rc = rc ? rc : add_vector(w, &st, NM("attn_q.bias"), DIM, 0.1f, 0);
             rc = rc ? rc : add_vector(w, &st, NM("attn_k.bias"), kvd, 0.1f, 0);
             rc = rc ? rc : add_vector(w, &st, NM("attn_v.bias"), kvd, 0.1f, 0);
         }
         rc = rc ? rc : add_vector(w, &st, NM("ffn_norm.weight"), DIM, 0.2f, 1.0f);
-        rc = rc ? rc : add_matrix(w, &st, NM("ffn_gate.weight"), wt, DIM, N_FF, s_in);
-        rc = rc ? rc : add_matrix(w, &st, NM("ffn_up.weight"), wt, DIM, N_FF, s_in);
-        rc = rc ? rc : add_matrix(w, &st, NM("ffn_down.weight"), wt, N_FF, DIM, s_ff);
+        rc = rc ? rc : add_matrix(w, &st, NM("ffn_gate.weight"), wt, DIM, N_FF, s_in, 0, 0);
+        rc = rc ? rc : add_matrix(w, &st, NM("ffn_up.weight"), wt, DIM, N_FF, s_in, 0, 0);
+        rc = rc ? rc : add_matrix(w, &st, NM("ffn_down.weight"), wt, N_FF, DIM, s_ff, 0, 0);
 #undef NM
     }
     if (rc == 0)
         rc = add_vector(w, &st, "output_norm.weight", DIM, 0.2f, 1.0f);
     if (rc == 0 && !qwen) /* qwen2 variant: tied output */
-        rc = add_matrix(w, &st, "output.weight", wt, DIM, v.n, 4.0f * s_in);
+        rc = add_matrix(w, &st, "output.weight", wt, DIM, v.n, 4.0f * s_in, o->bpe ? 0 : 3,
+                        o->bpe ? 0 : 3 + 256);
     if (rc == 0)
         rc = gb_gguf_writer_finish(w, img, len);
 out:

@@ -226,13 +226,13 @@ int gb_tok_load(const struct gb_gguf *g, struct gb_tok **out, char *err, size_t 
         goto out;
     }
     t->n_vocab = (uint32_t)toks->arr_n;
-    if (scores != NULL && (scores->type != GB_GGUF_ARR || scores->arr_data == NULL ||
-                           scores->arr_n != t->n_vocab)) {
+    if (scores != NULL &&
+        (scores->type != GB_GGUF_ARR || scores->arr_data == NULL || scores->arr_n != t->n_vocab)) {
         snprintf(err, errlen, "tokenizer: tokenizer.ggml.scores does not match the vocabulary");
         goto out;
     }
-    if (types != NULL && (types->type != GB_GGUF_ARR || types->arr_data == NULL ||
-                          types->arr_n != t->n_vocab)) {
+    if (types != NULL &&
+        (types->type != GB_GGUF_ARR || types->arr_data == NULL || types->arr_n != t->n_vocab)) {
         snprintf(err, errlen, "tokenizer: tokenizer.ggml.token_type does not match the vocabulary");
         goto out;
     }
@@ -635,8 +635,7 @@ static int is_letter_cp(uint32_t c)
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
     if (is_space_cp(c) || is_digit_cp(c))
         return 0;
-    if ((c >= 0x80 && c <= 0xbf && c != 0xaa && c != 0xb5 && c != 0xba) || c == 0xd7 ||
-        c == 0xf7)
+    if ((c >= 0x80 && c <= 0xbf && c != 0xaa && c != 0xb5 && c != 0xba) || c == 0xd7 || c == 0xf7)
         return 0;
     if ((c >= 0x2000 && c <= 0x2bff) || (c >= 0x3000 && c <= 0x303f) ||
         (c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff00 && c <= 0xff20) ||

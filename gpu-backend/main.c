@@ -1,8 +1,8 @@
 #include "ccgate/err.h"
 #include "ccgate/log.h"
 #include "gb_backend.h"
-#include "gb_gguf.h"
 #include "gb_engine.h"
+#include "gb_gguf.h"
 #include "gb_model.h"
 #include "gb_nvml.h"
 #include "gb_server.h"
@@ -22,8 +22,8 @@ static int parse_type(const char *s, uint32_t *out)
     static const struct {
         const char *name;
         uint32_t type;
-    } types[] = {{"f32", GB_F32}, {"f16", GB_F16}, {"bf16", GB_BF16}, {"q8_0", GB_Q8_0},
-                 {"q4_0", GB_Q4_0}};
+    } types[] = {
+        {"f32", GB_F32}, {"f16", GB_F16}, {"bf16", GB_BF16}, {"q8_0", GB_Q8_0}, {"q4_0", GB_Q4_0}};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
         if (strcmp(s, types[i].name) == 0) {
             *out = types[i].type;
@@ -35,12 +35,10 @@ static int parse_type(const char *s, uint32_t *out)
 /* gen-tiny: writes a builtin:tiny variant to a file (tests and the reference check). */
 static int cmd_gen_tiny(int argc, char **argv)
 {
-    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
-                                         {"type", required_argument, NULL, 't'},
-                                         {"arch", required_argument, NULL, 'a'},
-                                         {"bpe", no_argument, NULL, 'b'},
-                                         {"rope-linear", required_argument, NULL, 'r'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"out", required_argument, NULL, 'o'},         {"type", required_argument, NULL, 't'},
+        {"arch", required_argument, NULL, 'a'},        {"bpe", no_argument, NULL, 'b'},
+        {"rope-linear", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0}};
     struct gb_tiny_opts o = {0};
     const char *path = NULL;
     int c;
@@ -88,12 +86,10 @@ static int cmd_gen_tiny(int argc, char **argv)
  */
 static int cmd_logits(int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
-                                         {"tokens", required_argument, NULL, 't'},
-                                         {"mode", required_argument, NULL, 'M'},
-                                         {"device", required_argument, NULL, 'd'},
-                                         {"threads", required_argument, NULL, 'j'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},   {"tokens", required_argument, NULL, 't'},
+        {"mode", required_argument, NULL, 'M'},    {"device", required_argument, NULL, 'd'},
+        {"threads", required_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
     const char *spec = "builtin:tiny", *toks = NULL, *mode = "decode", *device = "cpu";
     int threads = 0, c;
     char err[512];
@@ -115,7 +111,8 @@ static int cmd_logits(int argc, char **argv)
             threads = atoi(optarg);
             break;
         default:
-            cg_fatal("usage: ccgate-worker logits --model M --tokens 1,2,3 [--mode decode|prefill]");
+            cg_fatal(
+                "usage: ccgate-worker logits --model M --tokens 1,2,3 [--mode decode|prefill]");
         }
     }
     if (toks == NULL)
@@ -174,7 +171,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ccgate-worker --listen ADDR:PORT|unix:PATH --model builtin:tiny|FILE.gguf\n"
             "         [--device auto|cuda|cpu] [--threads N] [--ctx N] [--max-batch N] [--seed N]\n"
-            "         [--max-body BYTES] [--log-format text|json]\n"
+            "         [--max-body BYTES] [--request-timeout S] [--idle-timeout S]\n"
+            "         [--log-format text|json]\n"
             "       ccgate-worker gen-tiny --out FILE [--type f32|f16|bf16|q8_0|q4_0] "
             "[--arch llama|qwen2] [--bpe] [--rope-linear F]\n"
             "       ccgate-worker logits --model M --tokens 1,2,3 [--mode decode|prefill] "
@@ -237,6 +235,8 @@ static int cmd_serve(int argc, char **argv)
                                          {"seed", required_argument, NULL, 's'},
                                          {"max-body", required_argument, NULL, 'B'},
                                          {"log-format", required_argument, NULL, 'f'},
+                                         {"request-timeout", required_argument, NULL, 'R'},
+                                         {"idle-timeout", required_argument, NULL, 'I'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
@@ -244,6 +244,7 @@ static int cmd_serve(int argc, char **argv)
     int threads = 0, ctx = 2048, max_batch = 8, c;
     unsigned long long seed = 0;
     size_t max_body = 1 << 20;
+    uint64_t request_timeout = 30, idle_timeout = 300;
     char err[512];
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -273,6 +274,12 @@ static int cmd_serve(int argc, char **argv)
             break;
         case 'B':
             max_body = (size_t)num_arg("--max-body", optarg, 1024, 1L << 30);
+            break;
+        case 'R':
+            request_timeout = (uint64_t)num_arg("--request-timeout", optarg, 1, 86400);
+            break;
+        case 'I':
+            idle_timeout = (uint64_t)num_arg("--idle-timeout", optarg, 1, 86400);
             break;
         case 'f': {
             enum cg_log_format fmt;
@@ -316,14 +323,20 @@ static int cmd_serve(int argc, char **argv)
         cg_fatal("cannot set up the CPU path: %s", cg_strerror(rc));
     char id[128], bound[128];
     model_id(spec, id, sizeof(id));
-    cg_log_info("worker.model", "model=%s arch=%s layers=%u dim=%u vocab=%u device=\"%s\" cc_mode=%s",
-                id, m->hp.arch, m->hp.n_layer, m->hp.dim, m->hp.n_vocab, b->device, cc);
+    cg_log_info("worker.model",
+                "model=%s arch=%s layers=%u dim=%u vocab=%u device=\"%s\" cc_mode=%s", id,
+                m->hp.arch, m->hp.n_layer, m->hp.dim, m->hp.n_vocab, b->device, cc);
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();
-    struct gb_engine_opts eo = {.n_slots = max_batch, .n_ctx = ctx, .step_tokens = step,
-                                .max_queue = 64, .seed = seed};
-    struct gb_server_opts so = {.listen = listen, .model_id = id, .cc_mode = cc,
-                                .max_body = max_body, .max_conns = 1024};
+    struct gb_engine_opts eo = {
+        .n_slots = max_batch, .n_ctx = ctx, .step_tokens = step, .max_queue = 64, .seed = seed};
+    struct gb_server_opts so = {.listen = listen,
+                                .model_id = id,
+                                .cc_mode = cc,
+                                .max_body = max_body,
+                                .max_conns = 1024,
+                                .request_timeout_ms = request_timeout * 1000,
+                                .idle_timeout_ms = idle_timeout * 1000};
     struct app a = {0};
     if ((rc = gb_server_start(loop, m, b, &eo, &so, &a.srv, bound, sizeof(bound), err,
                               sizeof(err))) != 0)

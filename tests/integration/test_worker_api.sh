@@ -58,6 +58,12 @@ printf 'GGUF\3\0\0\0' > "$tmp/trunc.gguf"
 rc=0; "$W" --listen 127.0.0.1:0 --model "$tmp/trunc.gguf" 2>"$tmp/tr.err" || rc=$?
 [ "$rc" = 2 ] && grep -q "truncated" "$tmp/tr.err" || fail "truncated model"
 
+# --device cuda without a usable GPU (or without CUDA in this build) is a clear start-up error.
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi >/dev/null 2>&1; then
+    rc=0; "$W" --listen 127.0.0.1:0 --model builtin:tiny --device cuda 2>"$tmp/cu.err" || rc=$?
+    [ "$rc" = 2 ] && grep -q "device cuda" "$tmp/cu.err" || fail "--device cuda without GPU"
+fi
+
 start main --listen 127.0.0.1:0 --model builtin:tiny --threads 2 --ctx 512 --max-batch 4 --max-body 65536
 
 # Discovery and health.
@@ -66,15 +72,16 @@ CODE=$(curl -s -o "$tmp/out" -w '%{http_code}' "http://$ADDR/v1/models")
 curl -s "http://$ADDR/health" > "$tmp/out"
 [ "$(field "d['device']")" != "" ] && [ "$(field "d['model']")" = tiny ] || fail "/health"
 [ "$(field "d['cc_mode']")" != "" ] || fail "/health cc_mode"
+grep -q "worker.device" "$tmp/main.err" || [ "$(field "d['backend']")" = cuda ] || fail "auto did not say why it uses the CPU"
 
 # Completions: usage, determinism of greedy and of a fixed seed.
-post /v1/completions '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0}'
+post /v1/completions '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0,"ignore_eos":true}'
 [ "$CODE" = 200 ] || fail "completion $CODE"
 [ "$(field "d['object']")" = text_completion ] || fail "object"
 [ "$(field "d['usage']['completion_tokens']")" -le 12 ] || fail "usage"
 [ "$(field "d['usage']['total_tokens'] == d['usage']['prompt_tokens'] + d['usage']['completion_tokens']")" = True ] || fail "total"
 t1=$(field "d['choices'][0]['text']")
-post /v1/completions '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0}'
+post /v1/completions '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0,"ignore_eos":true}'
 [ "$(field "d['choices'][0]['text']")" = "$t1" ] || fail "greedy not deterministic"
 post /v1/completions '{"model":"tiny","prompt":["the model"],"max_tokens":10,"temperature":0.9,"top_p":0.9,"top_k":40,"seed":7}'
 s1=$(field "d['choices'][0]['text']")
@@ -101,7 +108,7 @@ assert chunks[-2]["choices"][0]["finish_reason"] in ("length", "stop")
 assert chunks[-1]["usage"]["completion_tokens"] >= 1
 PY
 # Stop strings cut the text before them.
-post /v1/completions '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0,"stop":["zzz","'"${t1:3:2}"'"]}'
+post /v1/completions '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0,"ignore_eos":true,"stop":["zzz","'"${t1:3:2}"'"]}'
 [ "$(field "d['choices'][0]['finish_reason']")" = stop ] || fail "stop: $(cat "$tmp/out")"
 
 # Errors in OpenAI's shape.
@@ -118,6 +125,7 @@ post /v1/completions '{"model":"tiny","prompt":"a","top_k":-1}'; expect_error 40
 post /v1/completions '{"model":"tiny","prompt":"a","seed":"x"}'; expect_error 400 seed None
 post /v1/completions '{"model":"tiny","prompt":"a","n":2}'; expect_error 400 n None
 post /v1/completions '{"model":"tiny","prompt":"a","stream":"yes"}'; expect_error 400 stream None
+post /v1/completions '{"model":"tiny","prompt":"a","ignore_eos":1}'; expect_error 400 ignore_eos None
 post /v1/completions '{"model":"tiny","prompt":"a","stop":["a","b","c","d","e"]}'; expect_error 400 stop None
 post /v1/completions '{"model":"tiny","prompt":"a","stop":[""]}'; expect_error 400 stop None
 post /v1/completions '{"model":"tiny","prompt":{"x":1}}'; expect_error 400 prompt None
@@ -140,7 +148,7 @@ curl -s -m 30 "http://$ADDR/health" "http://$ADDR/v1/models" -o /dev/null -o /de
 
 # Concurrency: 6 streams at once (4 slots + queue) all complete with the same text as alone.
 for i in 1 2 3 4 5 6; do
-    curl -sN -m 120 "http://$ADDR/v1/completions" -d '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0,"stream":true}' > "$tmp/c$i" &
+    curl -sN -m 120 "http://$ADDR/v1/completions" -d '{"model":"tiny","prompt":"hello world","max_tokens":12,"temperature":0,"ignore_eos":true,"stream":true}' > "$tmp/c$i" &
     cpids+=($!)
 done
 for p in "${cpids[@]}"; do wait "$p" || fail "concurrent stream failed"; done
@@ -154,10 +162,11 @@ print(''.join(json.loads(e)['choices'][0]['text'] for e in ev[:-1]))")
 done
 
 # A client that disconnects frees its sequence at once.
-curl -sN -m 60 "http://$ADDR/v1/completions" -d '{"model":"tiny","prompt":"one","max_tokens":480,"temperature":1,"stream":true}' > "$tmp/dc" &
+curl -sN -m 60 "http://$ADDR/v1/completions" -d '{"model":"tiny","prompt":"one","max_tokens":480,"temperature":1,"ignore_eos":true,"stream":true}' > "$tmp/dc" &
 cp=$!
 for _ in $(seq 200); do [ -s "$tmp/dc" ] && break; sleep 0.05; done
 [ -s "$tmp/dc" ] || fail "no stream started"
+grep -q '\[DONE\]' "$tmp/dc" && fail "the stream ended before the client left"
 kill "$cp"; wait "$cp" 2>/dev/null || true
 freed=0
 for _ in $(seq 100); do
@@ -166,6 +175,28 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 [ "$freed" = 1 ] || fail "disconnected client still holds a sequence"
+
+# Timeouts: a request that never completes and an idle connection are closed.
+start slow --listen 127.0.0.1:0 --model builtin:tiny --threads 1 --request-timeout 1 --idle-timeout 2
+python3 - "$ADDR" <<'PY' || fail "timeouts"
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+def closed_within(payload, limit):
+    s = socket.create_connection((host, int(port)))
+    s.settimeout(limit)
+    if payload:
+        s.sendall(payload)
+    t = time.time()
+    try:
+        data = s.recv(100)
+    except socket.timeout:
+        return None
+    return time.time() - t if data == b"" else None
+r = closed_within(b"GET /health HTTP/1.1\r\nHost: x\r\n", 10)   # half a request
+assert r is not None and r < 5, r
+i = closed_within(b"", 10)                                          # nothing at all
+assert i is not None and 1 < i < 8, i
+PY
 
 # Unix socket.
 start unix --listen "unix:$tmp/w.sock" --model builtin:tiny --threads 1

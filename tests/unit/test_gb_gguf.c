@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "ccgate/err.h"
@@ -41,7 +42,8 @@ static void test_round_trip(void **state)
         uint64_t ne[2] = {32, 2};
         snprintf(name, sizeof(name), "t%d", t);
         assert_int_equal(gb_quant_row(types[t], data, q[t], 32), 0);
-        assert_int_equal(gb_quant_row(types[t], data + 32, q[t] + gb_type_row_bytes(types[t], 32), 32), 0);
+        assert_int_equal(
+            gb_quant_row(types[t], data + 32, q[t] + gb_type_row_bytes(types[t], 32), 32), 0);
         assert_int_equal(gb_gguf_w_tensor(w, name, types[t], 2, ne, q[t]), 0);
     }
     uint8_t *img;
@@ -184,6 +186,10 @@ static void test_bad_headers(void **state)
     b[4] = 1; /* version 1 */
     assert_int_equal(parse_img(b, len, err, sizeof(err)), CG_ECONFIG);
     assert_non_null(strstr(err, "version 1"));
+    memcpy(b, img, len);
+    memcpy(b + 4, "\0\0\0\3", 4); /* a big-endian file */
+    assert_int_equal(parse_img(b, len, err, sizeof(err)), CG_ECONFIG);
+    assert_non_null(strstr(err, "big-endian"));
     memcpy(b, img, len);
     memset(b + 16, 0xff, 8); /* metadata count */
     assert_int_equal(parse_img(b, len, err, sizeof(err)), CG_ECONFIG);

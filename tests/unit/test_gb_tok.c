@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "gb_chat.h"
@@ -46,7 +47,8 @@ static const char *const samples[] = {
     "The model is in the secure enclave, and it said: \"hello\"!",
     "  leading and   multiple spaces\n\nnew lines\ttabs ",
     "numbers 12345 and 3.14159",
-    "unicode: caf\xc3\xa9 \xe2\x82\xac 5, \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e, emoji \xf0\x9f\x98\x80",
+    "unicode: caf\xc3\xa9 \xe2\x82\xac 5, \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e, emoji "
+    "\xf0\x9f\x98\x80",
     "invalid bytes \xff\xfe and a cut \xe2\x82",
     "it's we'll they'd I'M",
     "",
@@ -147,9 +149,14 @@ static void test_utf8(void **state)
     assert_int_equal(gb_utf8_complete("ab", 2), 2);
     assert_int_equal(gb_utf8_complete("\xc3", 1), 0);
     char out[32];
-    size_t n = gb_utf8_sanitize("a\xff" "b\xe2\x82\xac", 6, out);
+    size_t n = gb_utf8_sanitize("a\xff"
+                                "b\xe2\x82\xac",
+                                6, out);
     assert_int_equal(n, 8);
-    assert_memory_equal(out, "a\xef\xbf\xbd" "b\xe2\x82\xac", 8);
+    assert_memory_equal(out,
+                        "a\xef\xbf\xbd"
+                        "b\xe2\x82\xac",
+                        8);
 }
 
 static void test_chat(void **state)
