@@ -18,7 +18,9 @@
 #define LOCAL_PREFIX "/.well-known/ccgate/"
 #define REPLAY_MAX (64 * 1024) /* requests larger than this are not retried */
 
-enum up_state { UP_NONE, UP_CONNECTING, UP_HANDSHAKING, UP_READY, UP_GONE };
+/* UP_WAITING: parked until the attested handshake in flight (the gate) has verified the
+ * server, so that a burst of new app connections costs one evidence request, not one each. */
+enum up_state { UP_NONE, UP_WAITING, UP_CONNECTING, UP_HANDSHAKING, UP_READY, UP_GONE };
 /* What the connection's one timer currently measures. */
 enum timer_kind { T_NONE, T_HEADERS, T_IDLE, T_HANDSHAKE, T_RESPONSE, T_LINGER };
 enum entry_kind { ENTRY_FORWARD, ENTRY_FORWARD_HEAD, ENTRY_LOCAL_VERIFICATION, ENTRY_LOCAL_404 };
@@ -35,6 +37,7 @@ struct cp_up {
     time_t verified_at;    /* when its handshake completed */
     unsigned gen;          /* srv->pool_gen at the handshake */
     unsigned pooled : 1, reused : 1;
+    unsigned gate : 1; /* carries a nonce: others wait for its verdict */
 };
 
 struct cp_conn {
@@ -70,6 +73,7 @@ struct cp_conn {
     struct cg_buf held;  /* app bytes that followed an Upgrade request */
     int closing_down;
     int handles;
+    struct cp_conn *gate_prev, *gate_next; /* in srv's queue while UP_WAITING */
     unsigned closing : 1;
 };
 
@@ -107,7 +111,8 @@ static void rearm(struct cp_conn *c)
         return;
     if (c->closing_down) {
         arm(c, T_LINGER, LINGER_MS, 0);
-    } else if (c->up_state == UP_CONNECTING || c->up_state == UP_HANDSHAKING) {
+    } else if (c->up_state == UP_WAITING || c->up_state == UP_CONNECTING ||
+               c->up_state == UP_HANDSHAKING) {
         arm(c, T_HANDSHAKE, srv->handshake_timeout_ms, 0);
     } else if (c->raw) {
         arm(c, T_IDLE, srv->idle_timeout_ms, 1);
@@ -574,11 +579,64 @@ static void up_closed(uv_handle_t *h)
         free(c);
 }
 
+/* ---- the gate: one attested handshake with a nonce at a time ---- */
+
+static void gate_unlink(struct cp_conn *c)
+{
+    struct cp_server *srv = c->srv;
+    if (c->up_state != UP_WAITING)
+        return;
+    if (c->gate_prev != NULL)
+        c->gate_prev->gate_next = c->gate_next;
+    else
+        srv->gate_head = c->gate_next;
+    if (c->gate_next != NULL)
+        c->gate_next->gate_prev = c->gate_prev;
+    else
+        srv->gate_tail = c->gate_prev;
+    c->gate_prev = c->gate_next = NULL;
+    c->up_state = UP_NONE;
+}
+
+static void gate_park(struct cp_conn *c)
+{
+    struct cp_server *srv = c->srv;
+    c->up_state = UP_WAITING;
+    c->gate_next = NULL;
+    c->gate_prev = srv->gate_tail;
+    if (srv->gate_tail != NULL)
+        srv->gate_tail->gate_next = c;
+    else
+        srv->gate_head = c;
+    srv->gate_tail = c;
+    rearm(c);
+}
+
+/* The gate's handshake ended. With the server verified, every waiting connection goes on
+ * without a nonce; without, the first one becomes the next gate and the others keep waiting. */
+static void gate_end(struct cp_up *u)
+{
+    struct cp_server *srv = u->srv;
+    if (!u->gate)
+        return;
+    u->gate = 0;
+    srv->gate_inflight--;
+    while (srv->gate_head != NULL && srv->gate_inflight == 0) {
+        struct cp_conn *w = srv->gate_head;
+        int verified = !cg_tls_ctx_needs_nonce(srv->tls, time(NULL));
+        gate_unlink(w);
+        up_start(w, 0);
+        if (!verified)
+            break;
+    }
+}
+
 static void up_discard(struct cp_conn *c)
 {
     struct cp_up *u = c->up;
     if (u == NULL)
         return;
+    gate_end(u);
     c->up = NULL;
     u->s.h.handle.data = u;
     cg_stream_close(&u->s, up_closed);
@@ -740,6 +798,7 @@ static void up_on_handshake(struct cg_stream *s, int status)
     struct cp_server *srv = c->srv;
     c->timer_kind = T_NONE;
     (void)uv_timer_stop(&c->timer);
+    gate_end(u);
     if (status == 0) {
         srv->stats.handshakes++;
         srv->stats.handshake_seconds_sum += (double)(uv_hrtime() - u->started_ns) / 1e9;
@@ -959,6 +1018,11 @@ static const struct cg_stream_callbacks up_cb = {
 static void up_start(struct cp_conn *c, int with_nonce)
 {
     struct cp_server *srv = c->srv;
+    int nonce = with_nonce || cg_tls_ctx_needs_nonce(srv->tls, time(NULL));
+    if (nonce && !with_nonce && srv->gate_inflight > 0) {
+        gate_park(c);
+        return;
+    }
     struct cp_up *u = calloc(1, sizeof(*u));
     struct cg_tls *t = NULL;
     if (u == NULL)
@@ -977,9 +1041,11 @@ static void up_start(struct cp_conn *c, int with_nonce)
     }
     c->handles++;
     c->up = u;
-    int nonce = with_nonce || cg_tls_ctx_needs_nonce(srv->tls, time(NULL));
-    if (nonce)
+    if (nonce) {
         srv->stats.handshakes_with_nonce++;
+        u->gate = 1;
+        srv->gate_inflight++;
+    }
     if (cg_tls_new(srv->tls, nonce, &t) < 0)
         goto fail;
     cg_stream_set_tls(&u->s, t);
@@ -1018,6 +1084,7 @@ static void conn_close(struct cp_conn *c, const char *reason)
     if (c->closing)
         return;
     c->closing = 1;
+    gate_unlink(c);
     struct cp_server *srv = c->srv;
     srv->stats.conns_active--;
     srv->stats.bytes_from_app += c->down.bytes_in;
@@ -1097,6 +1164,7 @@ static void on_timeout(uv_timer_t *t)
         return;
     }
     if (kind == T_HANDSHAKE) {
+        gate_unlink(c);
         struct cg_verdict v;
         (void)cg_reject(&v, CG_ETIMEOUT, "server.handshake_timeout", "a handshake in time",
                         "none after %u ms", c->srv->handshake_timeout_ms);

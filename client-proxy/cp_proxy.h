@@ -90,6 +90,8 @@ struct cp_server {
         uv_tcp_t tcp;
     } listener;
     struct cp_conn *conns;
+    unsigned gate_inflight; /* attested handshakes with a nonce in flight */
+    struct cp_conn *gate_head, *gate_tail; /* connections waiting for their verdict */
     int stopping;
     int idle_notified;
     void (*on_idle)(struct cp_server *s);
