@@ -365,6 +365,29 @@ static void send_up(struct cp_conn *c, const void *data, size_t len)
         up_start(c, 0);
 }
 
+/* Bytes of body up to which a re-chunked piece goes out as one write (size line, data, CRLF):
+ * an SSE event is then one packet, or one TLS record, instead of three. */
+#define CHUNK_COALESCE (16 * 1024)
+
+/* Writes one chunk of a re-chunked body with out (send_up or write_down). */
+static void write_chunk(struct cp_conn *c, void (*out)(struct cp_conn *, const void *, size_t),
+                        const uint8_t *data, size_t len)
+{
+    char line[32];
+    size_t n = cg_http_chunk_header(line, sizeof(line), len);
+    if (len <= CHUNK_COALESCE) {
+        uint8_t buf[sizeof(line) + CHUNK_COALESCE + 2];
+        memcpy(buf, line, n);
+        memcpy(buf + n, data, len);
+        memcpy(buf + n + len, "\r\n", 2);
+        out(c, buf, n + len + 2);
+        return;
+    }
+    out(c, line, n);
+    out(c, data, len);
+    out(c, "\r\n", 2);
+}
+
 static int req_on_head(void *arg, const struct cg_http_head *h)
 {
     struct cp_conn *c = arg;
@@ -413,15 +436,10 @@ static int req_on_body(void *arg, const uint8_t *data, size_t len)
     struct cp_conn *c = arg;
     if (c->cur_local || len == 0)
         return 0;
-    if (c->req_framing == CG_HTTP_BODY_CHUNKED) {
-        char line[32];
-        size_t n = cg_http_chunk_header(line, sizeof(line), len);
-        send_up(c, line, n);
+    if (c->req_framing == CG_HTTP_BODY_CHUNKED)
+        write_chunk(c, send_up, data, len);
+    else
         send_up(c, data, len);
-        send_up(c, "\r\n", 2);
-    } else {
-        send_up(c, data, len);
-    }
     return 0;
 }
 
@@ -484,15 +502,10 @@ static int resp_on_body(void *arg, const uint8_t *data, size_t len)
     struct cp_conn *c = arg;
     if (len == 0)
         return 0;
-    if (c->resp_framing == CG_HTTP_BODY_CHUNKED) {
-        char line[32];
-        size_t n = cg_http_chunk_header(line, sizeof(line), len);
-        write_down(c, line, n);
+    if (c->resp_framing == CG_HTTP_BODY_CHUNKED)
+        write_chunk(c, write_down, data, len);
+    else
         write_down(c, data, len);
-        write_down(c, "\r\n", 2);
-    } else {
-        write_down(c, data, len);
-    }
     return 0;
 }
 
