@@ -236,23 +236,8 @@ static void on_signal(uv_signal_t *sig, int signum)
 int main(int argc, char **argv)
 {
     char err[512];
-    cg_log_init("ccgate-client", CG_LOG_TEXT, CG_LOG_INFO);
-    if (cg_opts_parse(argc, argv, 1, opts, N_OPTS, err, sizeof(err)) < 0)
-        cg_fatal("%s", err);
-    if (opt("help") != NULL) {
-        cg_opts_usage(stdout, usage_line, summary, opts, N_OPTS);
+    if (cg_opts_startup("ccgate-client", argc, argv, opts, N_OPTS, usage_line, summary) != 0)
         return 0;
-    }
-    if (opt("version") != NULL) {
-        printf("ccgate-client %s\n", CCGATE_VERSION);
-        return 0;
-    }
-    if (cg_opts_fill(opts, N_OPTS, opt("config"), err, sizeof(err)) < 0)
-        cg_fatal("%s", err);
-    enum cg_log_format fmt;
-    if (cg_log_parse_format(opt("log-format"), &fmt) < 0)
-        cg_fatal("--log-format: expected text or json, got '%s'", opt("log-format"));
-    cg_log_init("ccgate-client", fmt, CG_LOG_INFO);
 
     static struct app a;
     a.loop = uv_default_loop();

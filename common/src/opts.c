@@ -194,6 +194,31 @@ unsigned long cg_opts_uint_or_exit(const struct cg_opt *o, unsigned long min, un
     return v;
 }
 
+int cg_opts_startup(const char *prog, int argc, char **argv, struct cg_opt *opts, size_t n,
+                    const char *usage, const char *summary)
+{
+    char err[512];
+    cg_log_init(prog, CG_LOG_TEXT, CG_LOG_INFO);
+    if (cg_opts_parse(argc, argv, 1, opts, n, err, sizeof(err)) < 0)
+        cg_fatal("%s", err);
+    if (cg_opts_get(opts, n, "help")->value != NULL) {
+        cg_opts_usage(stdout, usage, summary, opts, n);
+        return 1;
+    }
+    if (cg_opts_get(opts, n, "version")->value != NULL) {
+        printf("%s %s\n", prog, CCGATE_VERSION);
+        return 1;
+    }
+    if (cg_opts_fill(opts, n, cg_opts_get(opts, n, "config")->value, err, sizeof(err)) < 0)
+        cg_fatal("%s", err);
+    enum cg_log_format fmt;
+    const char *f = cg_opts_get(opts, n, "log-format")->value;
+    if (cg_log_parse_format(f, &fmt) < 0)
+        cg_fatal("--log-format: expected text or json, got '%s'", f);
+    cg_log_init(prog, fmt, CG_LOG_INFO);
+    return 0;
+}
+
 void cg_opts_usage(FILE *f, const char *usage, const char *summary, const struct cg_opt *opts,
                    size_t n)
 {

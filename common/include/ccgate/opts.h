@@ -39,6 +39,15 @@ int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max,
 /* cg_opts_uint() at start-up: on a bad value prints the reason and exits with status 2. */
 unsigned long cg_opts_uint_or_exit(const struct cg_opt *o, unsigned long min, unsigned long max);
 
+/*
+ * The start-up every binary shares: parses argv, answers --help and --version on stdout,
+ * fills the rest from the environment and --config, and sets up logging from --log-format
+ * (the table must have "help", "version", "config" and "log-format"). Returns 1 when the
+ * process should exit 0 (help or version shown), 0 to go on; exits 2 on bad input.
+ */
+int cg_opts_startup(const char *prog, int argc, char **argv, struct cg_opt *opts, size_t n,
+                    const char *usage, const char *summary);
+
 /* Prints "usage: <usage>" and one line per option. */
 void cg_opts_usage(FILE *f, const char *usage, const char *summary, const struct cg_opt *opts,
                    size_t n);
