@@ -1,7 +1,7 @@
 /*
- * libFuzzer target for the GGUF parser and the model loader behind it (built with
- * -DCCGATE_FUZZ=ON and clang: cmake --build BUILD --target fuzz_gguf). Seeds: the
- * builtin:tiny variants written by `ccgate-worker gen-tiny`.
+ * libFuzzer target for the GGUF parser and the model loader behind it (scripts/fuzz-smoke.sh
+ * builds and runs it with the others). Seeds: the start of a builtin:tiny variant written by
+ * `ccgate-worker gen-tiny` (the smoke run reads at most 8 KiB of an input).
  */
 #include "gb_gguf.h"
 #include "gb_model.h"
