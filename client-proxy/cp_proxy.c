@@ -8,7 +8,7 @@
 #include "ccgate/httpmsg.h"
 #include "ccgate/log.h"
 #include "ccgate/stream.h"
-#include "cp_json.h"
+#include "ccgate/json.h"
 
 #define VIA "ccgate"
 #define HEAD_MAX (64 * 1024)
@@ -211,17 +211,17 @@ static void fail_requests(struct cp_conn *c, const char *error, const struct cg_
     struct cg_buf body;
     cg_buf_init(&body, 4096);
     (void)cg_buf_printf(&body, "{\"error\": ");
-    cp_json_str(&body, error);
+    cg_json_str(&body, error);
     if (v != NULL) {
         (void)cg_buf_printf(&body, ", \"check\": ");
-        cp_json_str(&body, v->check);
+        cg_json_str(&body, v->check);
         (void)cg_buf_printf(&body, ", \"expected\": ");
-        cp_json_str(&body, v->expected);
+        cg_json_str(&body, v->expected);
         (void)cg_buf_printf(&body, ", \"actual\": ");
-        cp_json_str(&body, v->actual);
+        cg_json_str(&body, v->actual);
     }
     (void)cg_buf_printf(&body, ", \"server\": ");
-    cp_json_str(&body, c->srv->server_addr.text);
+    cg_json_str(&body, c->srv->server_addr.text);
     (void)cg_buf_printf(&body, "}\n");
     answer(c, 502, body.data, body.len, 1);
     cg_buf_free(&body);
@@ -234,14 +234,14 @@ int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
     const struct cg_attestation *a = cg_tls_ctx_attestation(s->tls);
     if (a == NULL) {
         (void)cg_buf_printf(out, "{\"verified\": false, \"server\": ");
-        cp_json_str(out, s->server_addr.text);
+        cg_json_str(out, s->server_addr.text);
         if (s->last_failure_at != 0) {
             (void)cg_buf_printf(out, ", \"last_failure\": {\"check\": ");
-            cp_json_str(out, s->last_failure.check);
+            cg_json_str(out, s->last_failure.check);
             (void)cg_buf_printf(out, ", \"expected\": ");
-            cp_json_str(out, s->last_failure.expected);
+            cg_json_str(out, s->last_failure.expected);
             (void)cg_buf_printf(out, ", \"actual\": ");
-            cp_json_str(out, s->last_failure.actual);
+            cg_json_str(out, s->last_failure.actual);
             (void)cg_buf_printf(out, "}");
         }
         (void)cg_buf_printf(out, "}\n");
@@ -255,7 +255,7 @@ int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
     gmtime_r(&iat_t, &tm);
     strftime(iat, sizeof(iat), "%Y-%m-%dT%H:%M:%SZ", &tm);
     (void)cg_buf_printf(out, "{\"verified\": true, \"server\": ");
-    cp_json_str(out, s->server_addr.text);
+    cg_json_str(out, s->server_addr.text);
     (void)cg_buf_printf(out, ", \"tee\": \"%s\", \"insecure\": %s", cg_ratls_tee_name(a->tag),
                         a->insecure ? "true" : "false");
     if (a->insecure)
@@ -263,33 +263,33 @@ int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
                                  "protection\"");
     if (a->tag == CG_TAG_TDX) {
         (void)cg_buf_printf(out, ", \"measurement\": ");
-        cp_json_hex(out, a->tdx.mrtd, sizeof(a->tdx.mrtd));
+        cg_json_hex(out, a->tdx.mrtd, sizeof(a->tdx.mrtd));
         (void)cg_buf_printf(out, ", \"tcb\": ");
-        cp_json_tdx_status(out, &a->tdx_status);
+        cg_json_tdx_status(out, &a->tdx_status);
     } else {
         (void)cg_buf_printf(out, ", \"measurement\": ");
-        cp_json_hex(out, a->snp.measurement, sizeof(a->snp.measurement));
+        cg_json_hex(out, a->snp.measurement, sizeof(a->snp.measurement));
         (void)cg_buf_printf(out, ", \"tcb\": {\"reported\": ");
-        cp_json_tcb(out, &a->snp.reported);
+        cg_json_tcb(out, &a->snp.reported);
         (void)cg_buf_printf(out, ", \"committed\": ");
-        cp_json_tcb(out, &a->snp.committed);
+        cg_json_tcb(out, &a->snp.committed);
         (void)cg_buf_printf(out, ", \"launch\": ");
-        cp_json_tcb(out, &a->snp.launch);
+        cg_json_tcb(out, &a->snp.launch);
         (void)cg_buf_printf(out, "}");
     }
     (void)cg_buf_printf(out, ", \"policy_digest\": ");
-    cp_json_hex(out, s->policy->digest, sizeof(s->policy->digest));
+    cg_json_hex(out, s->policy->digest, sizeof(s->policy->digest));
     (void)cg_buf_printf(out, ", \"cert_sha256\": ");
-    cp_json_hex(out, a->cert_sha256, sizeof(a->cert_sha256));
+    cg_json_hex(out, a->cert_sha256, sizeof(a->cert_sha256));
     (void)cg_buf_printf(out, ", \"pubkey_sha256\": ");
-    cp_json_hex(out, a->spki_sha256, sizeof(a->spki_sha256));
+    cg_json_hex(out, a->spki_sha256, sizeof(a->spki_sha256));
     (void)cg_buf_printf(out, ", \"evidence_iat\": \"%s\", \"verified_at\": \"%s\"", iat, when);
     (void)cg_buf_printf(out, ", \"freshness\": \"%s\", \"report\": ",
                         a->nonce_matched ? "nonce" : "max-age");
     if (a->tag == CG_TAG_TDX)
-        cp_json_tdx_quote(out, &a->tdx);
+        cg_json_tdx_quote(out, &a->tdx);
     else
-        cp_json_snp_report(out, &a->snp);
+        cg_json_snp_report(out, &a->snp);
     (void)cg_buf_printf(out, "}\n");
     return 200;
 }
@@ -1138,9 +1138,9 @@ static void reject(struct cp_conn *c, int status, const char *error, const char 
     struct cg_buf body;
     cg_buf_init(&body, 1024);
     (void)cg_buf_printf(&body, "{\"error\": ");
-    cp_json_str(&body, error);
+    cg_json_str(&body, error);
     (void)cg_buf_printf(&body, ", \"reason\": ");
-    cp_json_str(&body, reason);
+    cg_json_str(&body, reason);
     (void)cg_buf_printf(&body, "}\n");
     if (!c->closing_down)
         answer(c, status, body.data, body.len, 1);

@@ -6,9 +6,9 @@
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
 #include "ccgate/sim.h"
-#include "cp_tool.h"
-#include "cp_verify_snp.h"
-#include "cp_verify_tdx.h"
+#include "tl_tool.h"
+#include "tl_verify_snp.h"
+#include "tl_verify_tdx.h"
 
 static const char usage[] =
     "usage: ccgate COMMAND [options]\n"
@@ -77,12 +77,12 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "sim-init") == 0)
         return sim_init(argc, argv);
     if (strcmp(cmd, "policy") == 0 && argc >= 3 && strcmp(argv[2], "from-evidence") == 0)
-        return cp_tool_policy_from_evidence(argc, argv);
+        return tl_tool_policy_from_evidence(argc, argv);
     if (strcmp(cmd, "verify") == 0 && argc >= 3 && strcmp(argv[2], "snp") == 0)
-        return cp_verify_snp_main(argc - 2, argv + 2);
+        return tl_verify_snp_main(argc - 2, argv + 2);
     if (strcmp(cmd, "verify") == 0 && argc >= 3 && strcmp(argv[2], "tdx") == 0)
-        return cp_verify_tdx_main(argc - 2, argv + 2);
+        return tl_verify_tdx_main(argc - 2, argv + 2);
     if (strcmp(cmd, "evidence") == 0 && argc >= 3 && strcmp(argv[2], "inspect") == 0)
-        return cp_tool_evidence_inspect(argc, argv);
+        return tl_tool_evidence_inspect(argc, argv);
     cg_fatal("unknown command '%s' (see --help)", cmd);
 }

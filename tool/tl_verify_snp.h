@@ -1,5 +1,5 @@
-#ifndef CP_VERIFY_SNP_H
-#define CP_VERIFY_SNP_H
+#ifndef TL_VERIFY_SNP_H
+#define TL_VERIFY_SNP_H
 
 /*
  * `ccgate verify snp REPORT --vcek CERT --chain ASK_ARK.pem [--at RFC3339] [--policy FILE]`:
@@ -10,6 +10,6 @@
  * (docs/policy.md) whose snp section is applied. argv[0] is "snp". Returns the exit status:
  * 0 verified, 1 rejected, 2 usage error or unreadable input.
  */
-int cp_verify_snp_main(int argc, char **argv);
+int tl_verify_snp_main(int argc, char **argv);
 
 #endif

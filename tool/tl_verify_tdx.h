@@ -1,5 +1,5 @@
-#ifndef CP_VERIFY_TDX_H
-#define CP_VERIFY_TDX_H
+#ifndef TL_VERIFY_TDX_H
+#define TL_VERIFY_TDX_H
 
 /*
  * `ccgate verify tdx QUOTE [--tcb-info F --qe-identity F --tcb-chain F] [--crl F ...]
@@ -10,6 +10,6 @@
  * Returns the exit status: 0 verified (and accepted by the policy, if one is given),
  * 1 rejected, 2 usage error or unreadable input (message on stderr).
  */
-int cp_verify_tdx_main(int argc, char **argv);
+int tl_verify_tdx_main(int argc, char **argv);
 
 #endif

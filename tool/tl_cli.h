@@ -1,5 +1,5 @@
-#ifndef CP_CLI_H
-#define CP_CLI_H
+#ifndef TL_CLI_H
+#define TL_CLI_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -11,27 +11,27 @@
 
 /* Helpers shared by the `ccgate` subcommands. */
 
-struct cp_file {
+struct tl_file {
     char *p; /* NUL-terminated; caller frees */
     size_t n;
 };
 
 /* Reads a whole file of at most max bytes; 0, or -1 after a message "PROG: PATH: why". */
-int cp_cli_read_file(const char *prog, const char *path, size_t max, struct cp_file *out);
+int tl_cli_read_file(const char *prog, const char *path, size_t max, struct tl_file *out);
 
 /* The value of option argv[*i] ("--x F" or "--x=F"), advancing *i; NULL if not that option. */
-const char *cp_cli_opt_value(int argc, char **argv, int *i, const char *name);
+const char *tl_cli_opt_value(int argc, char **argv, int *i, const char *name);
 
 /* Sets key to the lower-case hex of p[0..n) (n at most 64). */
-void cp_cli_put_hex(json_t *o, const char *key, const uint8_t *p, size_t n);
+void tl_cli_put_hex(json_t *o, const char *key, const uint8_t *p, size_t n);
 
 /* Sets key to t as RFC 3339 UTC ("2026-11-27T05:00:00Z"). */
-void cp_cli_put_time(json_t *o, const char *key, time_t t);
+void tl_cli_put_time(json_t *o, const char *key, time_t t);
 
 /* {"verified": false, "check", "expected", "actual"}; caller owns the reference. */
-json_t *cp_cli_rejection(const struct cg_verdict *v);
+json_t *tl_cli_rejection(const struct cg_verdict *v);
 
 /* Prints o on stdout, indented; 0 or -1. */
-int cp_cli_print(json_t *o);
+int tl_cli_print(json_t *o);
 
 #endif

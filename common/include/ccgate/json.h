@@ -1,26 +1,26 @@
-#ifndef CP_JSON_H
-#define CP_JSON_H
+#ifndef CG_JSON_H
+#define CG_JSON_H
 
 #include "ccgate/buf.h"
 #include "ccgate/snp.h"
 #include "ccgate/tdx.h"
 
 /* Appends s as a JSON string (quoted, escaped). */
-void cp_json_str(struct cg_buf *b, const char *s);
+void cg_json_str(struct cg_buf *b, const char *s);
 
 /* Appends n bytes as a quoted lower-case hex string. */
-void cp_json_hex(struct cg_buf *b, const uint8_t *p, size_t n);
+void cg_json_hex(struct cg_buf *b, const uint8_t *p, size_t n);
 
 /* Appends a decoded TCB as a JSON object. */
-void cp_json_tcb(struct cg_buf *b, const struct cg_snp_tcb *t);
+void cg_json_tcb(struct cg_buf *b, const struct cg_snp_tcb *t);
 
 /* Appends the claims of an SNP report as a JSON object (every field, hex for bytes). */
-void cp_json_snp_report(struct cg_buf *b, const struct cg_snp_report *r);
+void cg_json_snp_report(struct cg_buf *b, const struct cg_snp_report *r);
 
 /* Appends the claims of a TDX quote (measurements, attributes, TCB SVNs) as a JSON object. */
-void cp_json_tdx_quote(struct cg_buf *b, const struct cg_tdx_quote *q);
+void cg_json_tdx_quote(struct cg_buf *b, const struct cg_tdx_quote *q);
 
 /* Appends what a TDX quote's collateral said: TCB statuses, date, advisories, CRLs. */
-void cp_json_tdx_status(struct cg_buf *b, const struct cg_tdx_status *st);
+void cg_json_tdx_status(struct cg_buf *b, const struct cg_tdx_status *st);
 
 #endif

@@ -1,4 +1,4 @@
-/* cp_json: the JSON the client's /verification endpoint and `ccgate` print, on real evidence. */
+/* cg_json: the JSON the client's /verification endpoint and `ccgate` print, on real evidence. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 #include <jansson.h>
 
 #include "ccgate/err.h"
-#include "cp_json.h"
+#include "ccgate/json.h"
 
 static size_t load(const char *rel, uint8_t *buf, size_t cap)
 {
@@ -44,7 +44,7 @@ static void test_snp_report(void **state)
     assert_int_equal(cg_snp_report_parse(raw, n, &r, &v), 0);
     struct cg_buf b;
     cg_buf_init(&b, 64 * 1024);
-    cp_json_snp_report(&b, &r);
+    cg_json_snp_report(&b, &r);
     json_t *j = parse(&b);
     assert_string_equal(json_string_value(json_object_get(j, "measurement")),
                         "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9"
@@ -65,7 +65,7 @@ static void test_tdx_quote_and_status(void **state)
     assert_int_equal(cg_tdx_quote_parse(raw, n, &q, &v), 0);
     struct cg_buf b;
     cg_buf_init(&b, 64 * 1024);
-    cp_json_tdx_quote(&b, &q);
+    cg_json_tdx_quote(&b, &q);
     json_t *j = parse(&b);
     char mrtd[97];
     cg_hex(mrtd, sizeof(mrtd), q.mrtd, sizeof(q.mrtd));
@@ -78,7 +78,7 @@ static void test_tdx_quote_and_status(void **state)
     snprintf(st.advisories[0], sizeof(st.advisories[0]), "INTEL-SA-00837");
     snprintf(st.advisories[1], sizeof(st.advisories[1]), "quote\"d");
     cg_buf_free(&b);
-    cp_json_tdx_status(&b, &st);
+    cg_json_tdx_status(&b, &st);
     j = parse(&b);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "OutOfDate");
     assert_int_equal(json_array_size(json_object_get(j, "advisory_ids")), 2);

@@ -1,5 +1,5 @@
 /* `ccgate verify snp`: the offline SEV-SNP verifier on the command line. */
-#include "cp_verify_snp.h"
+#include "tl_verify_snp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +10,8 @@
 #include "ccgate/policy.h"
 #include "ccgate/snp.h"
 #include "ccgate/tdx.h"
-#include "cp_cli.h"
-#include "cp_json.h"
+#include "tl_cli.h"
+#include "ccgate/json.h"
 
 #define PROG "ccgate verify snp"
 #define CERT_FILE_MAX (256 * 1024)
@@ -35,26 +35,26 @@ static int print_claims(const struct cg_snp_report *r, time_t at, int policy)
                         "  \"policy_applied\": %s,\n  \"tcb\": {\"reported\": ",
                         cg_snp_product_name(r->product), r->vlek ? "vlek" : "vcek", when,
                         policy ? "true" : "false");
-    cp_json_tcb(&b, &r->reported);
+    cg_json_tcb(&b, &r->reported);
     (void)cg_buf_printf(&b, ", \"current\": ");
-    cp_json_tcb(&b, &r->current);
+    cg_json_tcb(&b, &r->current);
     (void)cg_buf_printf(&b, ", \"committed\": ");
-    cp_json_tcb(&b, &r->committed);
+    cg_json_tcb(&b, &r->committed);
     (void)cg_buf_printf(&b, ", \"launch\": ");
-    cp_json_tcb(&b, &r->launch);
+    cg_json_tcb(&b, &r->launch);
     (void)cg_buf_printf(&b, "},\n  \"report\": ");
-    cp_json_snp_report(&b, r);
+    cg_json_snp_report(&b, r);
     (void)cg_buf_printf(&b, "\n}\n");
     int rc = b.overflow || fputs(b.data, stdout) == EOF || fflush(stdout) != 0 ? -1 : 0;
     cg_buf_free(&b);
     return rc;
 }
 
-int cp_verify_snp_main(int argc, char **argv)
+int tl_verify_snp_main(int argc, char **argv)
 {
     const char *report_path = NULL, *vcek_path = NULL, *chain_path = NULL;
     const char *policy_path = NULL, *at_s = NULL;
-    struct cp_file report = {0}, vcek = {0}, chain = {0};
+    struct tl_file report = {0}, vcek = {0}, chain = {0};
     struct cg_evidence certs = {0};
     struct cg_policy policy;
     struct cg_snp_report r;
@@ -69,13 +69,13 @@ int cp_verify_snp_main(int argc, char **argv)
             if (report_path != NULL)
                 goto usage;
             report_path = a;
-        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--vcek")) != NULL) {
+        } else if ((val = tl_cli_opt_value(argc, argv, &i, "--vcek")) != NULL) {
             vcek_path = val;
-        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--chain")) != NULL) {
+        } else if ((val = tl_cli_opt_value(argc, argv, &i, "--chain")) != NULL) {
             chain_path = val;
-        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--at")) != NULL) {
+        } else if ((val = tl_cli_opt_value(argc, argv, &i, "--at")) != NULL) {
             at_s = val;
-        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--policy")) != NULL) {
+        } else if ((val = tl_cli_opt_value(argc, argv, &i, "--policy")) != NULL) {
             policy_path = val;
         } else {
             goto usage;
@@ -91,9 +91,9 @@ int cp_verify_snp_main(int argc, char **argv)
         fprintf(stderr, PROG ": --policy %s: %s\n", policy_path, err);
         goto out;
     }
-    if (cp_cli_read_file(PROG, report_path, CG_SNP_REPORT_SIZE, &report) != 0 ||
-        cp_cli_read_file(PROG, vcek_path, CERT_FILE_MAX, &vcek) != 0 ||
-        cp_cli_read_file(PROG, chain_path, CERT_FILE_MAX, &chain) != 0)
+    if (tl_cli_read_file(PROG, report_path, CG_SNP_REPORT_SIZE, &report) != 0 ||
+        tl_cli_read_file(PROG, vcek_path, CERT_FILE_MAX, &vcek) != 0 ||
+        tl_cli_read_file(PROG, chain_path, CERT_FILE_MAX, &chain) != 0)
         goto out;
     if (cg_snp_certs_load((const uint8_t *)vcek.p, vcek.n, &certs) != 0 || certs.n_certs != 1) {
         fprintf(stderr, PROG ": --vcek %s: expected one certificate (DER or PEM)\n", vcek_path);
@@ -115,8 +115,8 @@ int cp_verify_snp_main(int argc, char **argv)
     if (rc == 0) {
         status = print_claims(&r, at, policy_path != NULL) == 0 ? 0 : 2;
     } else if (rc == CG_EEVIDENCE || rc == CG_EPOLICY) {
-        json_t *o = cp_cli_rejection(&v);
-        status = cp_cli_print(o) == 0 ? 1 : 2;
+        json_t *o = tl_cli_rejection(&v);
+        status = tl_cli_print(o) == 0 ? 1 : 2;
         json_decref(o);
     } else {
         fprintf(stderr, PROG ": %s\n", cg_strerror(rc));

@@ -1,4 +1,4 @@
-/* `ccgate verify tdx` (cp_verify_tdx_main): exit codes and the JSON it prints. */
+/* `ccgate verify tdx` (tl_verify_tdx_main): exit codes and the JSON it prints. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "cp_verify_tdx.h"
+#include "tl_verify_tdx.h"
 
 static char vec[1024];
 
@@ -33,7 +33,7 @@ static int run(json_t **out, int argc, const char **argv)
     int saved = dup(STDOUT_FILENO);
     assert_true(saved >= 0);
     assert_true(dup2(fileno(tmp), STDOUT_FILENO) >= 0);
-    int status = cp_verify_tdx_main(argc, (char **)argv);
+    int status = tl_verify_tdx_main(argc, (char **)argv);
     fflush(stdout);
     assert_true(dup2(saved, STDOUT_FILENO) >= 0);
     close(saved);
@@ -99,7 +99,7 @@ static void test_policy(void **state)
 {
     (void)state;
     json_t *j;
-    char pol[] = "/tmp/test_cp_verify_tdx_XXXXXX";
+    char pol[] = "/tmp/test_tl_verify_tdx_XXXXXX";
     int fd = mkstemp(pol);
     assert_true(fd >= 0);
     close(fd);

@@ -1,5 +1,5 @@
 /* `ccgate verify tdx`: the offline TDX verifier on the command line. */
-#include "cp_verify_tdx.h"
+#include "tl_verify_tdx.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@
 #include <jansson.h>
 
 #include "ccgate/tdx.h"
-#include "cp_cli.h"
+#include "tl_cli.h"
 
 #define EXIT_VERIFIED 0
 #define EXIT_REJECTED 1
@@ -31,11 +31,11 @@ static json_t *claims(const struct cg_tdx_quote *q, const struct cg_tdx_status *
     json_object_set_new(o, "tee", json_string("tdx"));
     json_object_set_new(o, "quote_version", json_integer(q->version));
     json_object_set_new(o, "body_type", json_integer(q->body_type));
-    cp_cli_put_time(o, "verified_at", at);
+    tl_cli_put_time(o, "verified_at", at);
     json_object_set_new(o, "policy_applied", json_boolean(policy));
-    cp_cli_put_hex(o, "tee_tcb_svn", q->tee_tcb_svn, 16);
-    cp_cli_put_hex(o, "mrseam", q->mrseam, 48);
-    cp_cli_put_hex(o, "mrsignerseam", q->mrsignerseam, 48);
+    tl_cli_put_hex(o, "tee_tcb_svn", q->tee_tcb_svn, 16);
+    tl_cli_put_hex(o, "mrseam", q->mrseam, 48);
+    tl_cli_put_hex(o, "mrsignerseam", q->mrsignerseam, 48);
     snprintf(num, sizeof(num), "0x%016llx", (unsigned long long)q->td_attributes);
     json_object_set_new(o, "td_attributes", json_string(num));
     json_object_set_new(o, "debug", json_boolean(q->td_attributes & CG_TDX_ATTR_DEBUG));
@@ -43,24 +43,24 @@ static json_t *claims(const struct cg_tdx_quote *q, const struct cg_tdx_status *
                         json_boolean(q->td_attributes & CG_TDX_ATTR_SEPT_VE_DISABLE));
     for (int i = 0; i < 8; i++)
         xfam[i] = (uint8_t)(q->xfam >> (8 * i));
-    cp_cli_put_hex(o, "xfam", xfam, 8);
-    cp_cli_put_hex(o, "mrtd", q->mrtd, 48);
-    cp_cli_put_hex(o, "mrconfigid", q->mrconfigid, 48);
-    cp_cli_put_hex(o, "mrowner", q->mrowner, 48);
-    cp_cli_put_hex(o, "mrownerconfig", q->mrownerconfig, 48);
-    cp_cli_put_hex(o, "rtmr0", q->rtmr[0], 48);
-    cp_cli_put_hex(o, "rtmr1", q->rtmr[1], 48);
-    cp_cli_put_hex(o, "rtmr2", q->rtmr[2], 48);
-    cp_cli_put_hex(o, "rtmr3", q->rtmr[3], 48);
-    cp_cli_put_hex(o, "report_data", q->report_data, 64);
+    tl_cli_put_hex(o, "xfam", xfam, 8);
+    tl_cli_put_hex(o, "mrtd", q->mrtd, 48);
+    tl_cli_put_hex(o, "mrconfigid", q->mrconfigid, 48);
+    tl_cli_put_hex(o, "mrowner", q->mrowner, 48);
+    tl_cli_put_hex(o, "mrownerconfig", q->mrownerconfig, 48);
+    tl_cli_put_hex(o, "rtmr0", q->rtmr[0], 48);
+    tl_cli_put_hex(o, "rtmr1", q->rtmr[1], 48);
+    tl_cli_put_hex(o, "rtmr2", q->rtmr[2], 48);
+    tl_cli_put_hex(o, "rtmr3", q->rtmr[3], 48);
+    tl_cli_put_hex(o, "report_data", q->report_data, 64);
     if (q->body_type == 3) {
-        cp_cli_put_hex(o, "tee_tcb_svn2", q->tee_tcb_svn2, 16);
-        cp_cli_put_hex(o, "mrservicetd", q->mrservicetd, 48);
+        tl_cli_put_hex(o, "tee_tcb_svn2", q->tee_tcb_svn2, 16);
+        tl_cli_put_hex(o, "mrservicetd", q->mrservicetd, 48);
     }
-    cp_cli_put_hex(o, "fmspc", q->pck.fmspc, 6);
-    cp_cli_put_hex(o, "pceid", q->pck.pceid, 2);
+    tl_cli_put_hex(o, "fmspc", q->pck.fmspc, 6);
+    tl_cli_put_hex(o, "pceid", q->pck.pceid, 2);
     json_object_set_new(o, "pcesvn", json_integer(q->pck.pcesvn));
-    cp_cli_put_hex(o, "pck_sgx_tcb_svn", q->pck.sgx_tcb, 16);
+    tl_cli_put_hex(o, "pck_sgx_tcb_svn", q->pck.sgx_tcb, 16);
     json_object_set_new(o, "qe_isvsvn", json_integer(q->qe_report.isvsvn));
     json_object_set_new(o, "collateral", json_boolean(st->collateral));
     json_object_set_new(o, "crls_checked", json_integer((json_int_t)st->n_crls));
@@ -110,12 +110,12 @@ out:
     return rc;
 }
 
-int cp_verify_tdx_main(int argc, char **argv)
+int tl_verify_tdx_main(int argc, char **argv)
 {
     const char *quote_path = NULL, *tcb_path = NULL, *qe_path = NULL, *chain_path = NULL;
     const char *policy_path = NULL, *at_s = NULL;
     const char *crl_paths[CG_TDX_MAX_CRLS];
-    struct cp_file quote = {0}, tcb = {0}, qe = {0}, chain = {0}, crls[CG_TDX_MAX_CRLS] = {{0}};
+    struct tl_file quote = {0}, tcb = {0}, qe = {0}, chain = {0}, crls[CG_TDX_MAX_CRLS] = {{0}};
     struct cg_tdx_collateral col;
     struct cg_tdx_policy policy;
     struct cg_tdx_quote q;
@@ -132,21 +132,21 @@ int cp_verify_tdx_main(int argc, char **argv)
             if (quote_path != NULL)
                 goto usage;
             quote_path = a;
-        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--tcb-info")) != NULL) {
+        } else if ((val = tl_cli_opt_value(argc, argv, &i, "--tcb-info")) != NULL) {
             tcb_path = val;
-        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--qe-identity")) != NULL) {
+        } else if ((val = tl_cli_opt_value(argc, argv, &i, "--qe-identity")) != NULL) {
             qe_path = val;
-        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--tcb-chain")) != NULL) {
+        } else if ((val = tl_cli_opt_value(argc, argv, &i, "--tcb-chain")) != NULL) {
             chain_path = val;
-        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--crl")) != NULL) {
+        } else if ((val = tl_cli_opt_value(argc, argv, &i, "--crl")) != NULL) {
             if (n_crls == CG_TDX_MAX_CRLS) {
                 fprintf(stderr, "ccgate verify tdx: at most %d CRLs\n", CG_TDX_MAX_CRLS);
                 goto out;
             }
             crl_paths[n_crls++] = val;
-        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--at")) != NULL) {
+        } else if ((val = tl_cli_opt_value(argc, argv, &i, "--at")) != NULL) {
             at_s = val;
-        } else if ((val = cp_cli_opt_value(argc, argv, &i, "--policy")) != NULL) {
+        } else if ((val = tl_cli_opt_value(argc, argv, &i, "--policy")) != NULL) {
             policy_path = val;
         } else {
             goto usage;
@@ -168,12 +168,12 @@ int cp_verify_tdx_main(int argc, char **argv)
         goto out;
 
     memset(&col, 0, sizeof(col));
-    if (cp_cli_read_file("ccgate verify tdx", quote_path, CG_TDX_QUOTE_MAX, &quote) != 0)
+    if (tl_cli_read_file("ccgate verify tdx", quote_path, CG_TDX_QUOTE_MAX, &quote) != 0)
         goto out;
     if (tcb_path != NULL) {
-        if (cp_cli_read_file("ccgate verify tdx", tcb_path, CG_TDX_COLLATERAL_MAX, &tcb) != 0 ||
-            cp_cli_read_file("ccgate verify tdx", qe_path, CG_TDX_COLLATERAL_MAX, &qe) != 0 ||
-            cp_cli_read_file("ccgate verify tdx", chain_path, CG_TDX_COLLATERAL_MAX, &chain) != 0)
+        if (tl_cli_read_file("ccgate verify tdx", tcb_path, CG_TDX_COLLATERAL_MAX, &tcb) != 0 ||
+            tl_cli_read_file("ccgate verify tdx", qe_path, CG_TDX_COLLATERAL_MAX, &qe) != 0 ||
+            tl_cli_read_file("ccgate verify tdx", chain_path, CG_TDX_COLLATERAL_MAX, &chain) != 0)
             goto out;
         col.tcb_info = tcb.p;
         col.tcb_info_len = tcb.n;
@@ -183,7 +183,7 @@ int cp_verify_tdx_main(int argc, char **argv)
         col.tcb_chain_len = chain.n;
     }
     for (size_t i = 0; i < n_crls; i++) {
-        if (cp_cli_read_file("ccgate verify tdx", crl_paths[i], CG_TDX_COLLATERAL_MAX, &crls[i]) != 0)
+        if (tl_cli_read_file("ccgate verify tdx", crl_paths[i], CG_TDX_COLLATERAL_MAX, &crls[i]) != 0)
             goto out;
         col.crls[i] = (const uint8_t *)crls[i].p;
         col.crl_lens[i] = crls[i].n;
@@ -198,13 +198,13 @@ int cp_verify_tdx_main(int argc, char **argv)
         out = claims(&q, &st, at, policy_path != NULL);
         status = EXIT_VERIFIED;
     } else if (rc == CG_EEVIDENCE || rc == CG_EPOLICY) {
-        out = cp_cli_rejection(&v);
+        out = tl_cli_rejection(&v);
         status = EXIT_REJECTED;
     } else {
         fprintf(stderr, "ccgate verify tdx: %s\n", cg_strerror(rc));
         goto out;
     }
-    if (cp_cli_print(out) != 0)
+    if (tl_cli_print(out) != 0)
         status = EXIT_USAGE;
     goto out;
 usage:

@@ -1,11 +1,11 @@
-#include "cp_cli.h"
+#include "tl_cli.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int cp_cli_read_file(const char *prog, const char *path, size_t max, struct cp_file *out)
+int tl_cli_read_file(const char *prog, const char *path, size_t max, struct tl_file *out)
 {
     int rc = -1;
     FILE *f = fopen(path, "rb");
@@ -38,7 +38,7 @@ out:
     return rc;
 }
 
-const char *cp_cli_opt_value(int argc, char **argv, int *i, const char *name)
+const char *tl_cli_opt_value(int argc, char **argv, int *i, const char *name)
 {
     size_t n = strlen(name);
     if (strncmp(argv[*i], name, n) != 0)
@@ -50,14 +50,14 @@ const char *cp_cli_opt_value(int argc, char **argv, int *i, const char *name)
     return argv[++*i];
 }
 
-void cp_cli_put_hex(json_t *o, const char *key, const uint8_t *p, size_t n)
+void tl_cli_put_hex(json_t *o, const char *key, const uint8_t *p, size_t n)
 {
     char hex[2 * 64 + 1];
     cg_hex(hex, sizeof(hex), p, n);
     json_object_set_new(o, key, json_string(hex));
 }
 
-void cp_cli_put_time(json_t *o, const char *key, time_t t)
+void tl_cli_put_time(json_t *o, const char *key, time_t t)
 {
     struct tm tm;
     char s[32];
@@ -66,7 +66,7 @@ void cp_cli_put_time(json_t *o, const char *key, time_t t)
     json_object_set_new(o, key, json_string(s));
 }
 
-json_t *cp_cli_rejection(const struct cg_verdict *v)
+json_t *tl_cli_rejection(const struct cg_verdict *v)
 {
     json_t *o = json_object();
     json_object_set_new(o, "verified", json_false());
@@ -76,7 +76,7 @@ json_t *cp_cli_rejection(const struct cg_verdict *v)
     return o;
 }
 
-int cp_cli_print(json_t *o)
+int tl_cli_print(json_t *o)
 {
     if (json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
         fputc('\n', stdout) == EOF || fflush(stdout) != 0)

@@ -1,10 +1,10 @@
-#include "cp_json.h"
+#include "ccgate/json.h"
 
 #include <stdio.h>
 
 #include "ccgate/err.h"
 
-void cp_json_str(struct cg_buf *b, const char *s)
+void cg_json_str(struct cg_buf *b, const char *s)
 {
     (void)cg_buf_append(b, "\"", 1);
     for (; *s != '\0'; s++) {
@@ -19,7 +19,7 @@ void cp_json_str(struct cg_buf *b, const char *s)
     (void)cg_buf_append(b, "\"", 1);
 }
 
-void cp_json_hex(struct cg_buf *b, const uint8_t *p, size_t n)
+void cg_json_hex(struct cg_buf *b, const uint8_t *p, size_t n)
 {
     char hex[2 * 128 + 1];
     size_t chunk = sizeof(hex) / 2;
@@ -32,7 +32,7 @@ void cp_json_hex(struct cg_buf *b, const uint8_t *p, size_t n)
     (void)cg_buf_append(b, "\"", 1);
 }
 
-void cp_json_tcb(struct cg_buf *b, const struct cg_snp_tcb *t)
+void cg_json_tcb(struct cg_buf *b, const struct cg_snp_tcb *t)
 {
     (void)cg_buf_printf(b,
                         "{\"raw\": \"0x%016llx\", \"bootloader\": %u, \"tee\": %u, \"snp\": %u, "
@@ -41,7 +41,7 @@ void cp_json_tcb(struct cg_buf *b, const struct cg_snp_tcb *t)
                         t->fmc);
 }
 
-void cp_json_snp_report(struct cg_buf *b, const struct cg_snp_report *r)
+void cg_json_snp_report(struct cg_buf *b, const struct cg_snp_report *r)
 {
     (void)cg_buf_printf(b,
                         "{\"version\": %u, \"guest_svn\": %u, \"policy\": \"0x%llx\", "
@@ -72,7 +72,7 @@ void cp_json_snp_report(struct cg_buf *b, const struct cg_snp_report *r)
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         (void)cg_buf_printf(b, ", \"%s\": ", fields[i].name);
-        cp_json_hex(b, fields[i].p, fields[i].n);
+        cg_json_hex(b, fields[i].p, fields[i].n);
     }
     (void)cg_buf_printf(b,
                         ", \"current_tcb\": \"0x%016llx\", \"reported_tcb\": \"0x%016llx\", "
@@ -86,7 +86,7 @@ void cp_json_snp_report(struct cg_buf *b, const struct cg_snp_report *r)
                         r->committed_minor, r->committed_build);
 }
 
-void cp_json_tdx_quote(struct cg_buf *b, const struct cg_tdx_quote *q)
+void cg_json_tdx_quote(struct cg_buf *b, const struct cg_tdx_quote *q)
 {
     (void)cg_buf_printf(b,
                         "{\"version\": %u, \"body_type\": %u, \"td_attributes\": \"0x%016llx\", "
@@ -114,12 +114,12 @@ void cp_json_tdx_quote(struct cg_buf *b, const struct cg_tdx_quote *q)
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         (void)cg_buf_printf(b, ", \"%s\": ", fields[i].name);
-        cp_json_hex(b, fields[i].p, fields[i].n);
+        cg_json_hex(b, fields[i].p, fields[i].n);
     }
     (void)cg_buf_printf(b, "}");
 }
 
-void cp_json_tdx_status(struct cg_buf *b, const struct cg_tdx_status *st)
+void cg_json_tdx_status(struct cg_buf *b, const struct cg_tdx_status *st)
 {
     (void)cg_buf_printf(b, "{\"status\": \"%s\", \"collateral\": %s",
                         cg_tdx_tcb_status_name(st->tcb_status), st->collateral ? "true" : "false");
@@ -129,12 +129,12 @@ void cp_json_tdx_status(struct cg_buf *b, const struct cg_tdx_status *st)
                             cg_tdx_tcb_status_name(st->platform_status),
                             cg_tdx_tcb_status_name(st->module_status),
                             cg_tdx_tcb_status_name(st->qe_status));
-        cp_json_str(b, st->tcb_date);
+        cg_json_str(b, st->tcb_date);
     }
     (void)cg_buf_printf(b, ", \"crls_checked\": %zu, \"advisory_ids\": [", st->n_crls);
     for (size_t i = 0; i < st->n_advisories; i++) {
         (void)cg_buf_printf(b, i ? ", " : "");
-        cp_json_str(b, st->advisories[i]);
+        cg_json_str(b, st->advisories[i]);
     }
     (void)cg_buf_printf(b, "]}");
 }

@@ -1,4 +1,4 @@
-#include "cp_tool.h"
+#include "tl_tool.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,7 +20,7 @@
 #include "ccgate/ratls.h"
 #include "ccgate/snp.h"
 #include "ccgate/tls.h"
-#include "cp_json.h"
+#include "ccgate/json.h"
 
 #define FILE_MAX (1024 * 1024)
 #define IO_TIMEOUT_S 15
@@ -111,13 +111,13 @@ out:
 static void print_snp_policy(struct cg_buf *b, const struct cg_snp_report *r)
 {
     (void)cg_buf_printf(b, "  \"snp\": {\n    \"measurements\": [");
-    cp_json_hex(b, r->measurement, sizeof(r->measurement));
+    cg_json_hex(b, r->measurement, sizeof(r->measurement));
     (void)cg_buf_printf(b,
                         "],\n    \"min_tcb\": {\"bootloader\": %u, \"tee\": %u, \"snp\": %u, "
                         "\"microcode\": %u},\n    \"host_data\": ",
                         r->reported.bootloader, r->reported.tee, r->reported.snp,
                         r->reported.microcode);
-    cp_json_hex(b, r->host_data, sizeof(r->host_data));
+    cg_json_hex(b, r->host_data, sizeof(r->host_data));
     (void)cg_buf_printf(b,
                         ",\n    \"min_guest_svn\": %u,\n    \"max_vmpl\": %u,\n    \"debug\": "
                         "false,\n    \"migration_agent\": false\n  },\n  \"freshness\": "
@@ -135,18 +135,18 @@ static void print_tdx_policy(struct cg_buf *b, const struct cg_tdx_quote *q)
     (void)cg_buf_printf(b, "  \"tdx\": {\n");
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         (void)cg_buf_printf(b, "    \"%s\": ", names[i]);
-        cp_json_hex(b, values[i], 48);
+        cg_json_hex(b, values[i], 48);
         (void)cg_buf_printf(b, ",\n");
     }
     for (int i = 0; i < 8; i++)
         xfam[i] = (uint8_t)(q->xfam >> (8 * i));
     (void)cg_buf_printf(b, "    \"xfam\": ");
-    cp_json_hex(b, xfam, sizeof(xfam));
+    cg_json_hex(b, xfam, sizeof(xfam));
     (void)cg_buf_printf(b,
                         "\n  },\n  \"freshness\": {\"mode\": \"nonce\", \"max_age_s\": 600}\n}\n");
 }
 
-int cp_tool_policy_from_evidence(int argc, char **argv)
+int tl_tool_policy_from_evidence(int argc, char **argv)
 {
     struct cg_opt o[] = {
         {"server", "HOST:PORT", "the ccgate-server to ask", NULL, NULL, NULL},
@@ -233,7 +233,7 @@ int cp_tool_policy_from_evidence(int argc, char **argv)
     (void)cg_buf_printf(&b, "{\n");
     if (att.tag == CG_TAG_SIM) {
         (void)cg_buf_printf(&b, "  \"sim\": {\"allow\": true, \"root_sha256\": ");
-        cp_json_hex(&b, p.sim.root_sha256, sizeof(p.sim.root_sha256));
+        cg_json_hex(&b, p.sim.root_sha256, sizeof(p.sim.root_sha256));
         (void)cg_buf_printf(&b, "},\n");
     }
     if (att.tag == CG_TAG_TDX)
@@ -269,7 +269,7 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
     return 0;
 }
 
-int cp_tool_evidence_inspect(int argc, char **argv)
+int tl_tool_evidence_inspect(int argc, char **argv)
 {
     if (argc != 4 || strncmp(argv[3], "--", 2) == 0) {
         if (argc == 4 && strcmp(argv[3], "--help") == 0) {
@@ -294,7 +294,7 @@ int cp_tool_evidence_inspect(int argc, char **argv)
         if (rc == 0) {
             (void)cg_buf_printf(&b, "{\"format\": \"sev-snp-report\", \"verified\": false, "
                                     "\"report\": ");
-            cp_json_snp_report(&b, &r);
+            cg_json_snp_report(&b, &r);
             (void)cg_buf_printf(&b, "}\n");
         }
     } else {
@@ -305,17 +305,17 @@ int cp_tool_evidence_inspect(int argc, char **argv)
             (void)cg_buf_printf(&b, "{\"format\": \"ra-tls-certificate\", \"verified\": false, "
                                     "\"tee\": \"%s\", \"claims\": {\"pubkey_sha256\": ",
                                 cg_ratls_tee_name(ev.tag));
-            cp_json_hex(&b, claims.pubkey_hash, 32);
+            cg_json_hex(&b, claims.pubkey_hash, 32);
             (void)cg_buf_printf(&b, ", \"iat\": %lld, \"nonces\": [", (long long)claims.iat);
             for (size_t i = 0; i < claims.n_nonces; i++) {
                 (void)cg_buf_printf(&b, i ? ", " : "");
-                cp_json_hex(&b, claims.nonces[i], CG_NONCE_LEN);
+                cg_json_hex(&b, claims.nonces[i], CG_NONCE_LEN);
             }
             (void)cg_buf_printf(&b, "]}, \"endorsements\": %zu", ev.n_certs);
             if ((ev.tag == CG_TAG_SIM || ev.tag == CG_TAG_SNP) &&
                 cg_snp_report_parse(ev.evidence, ev.evidence_len, &r, &v) == 0) {
                 (void)cg_buf_printf(&b, ", \"report\": ");
-                cp_json_snp_report(&b, &r);
+                cg_json_snp_report(&b, &r);
             }
             (void)cg_buf_printf(&b, "}\n");
         }
