@@ -1,41 +1,27 @@
 #include "tl_cli.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ccgate/file.h"
+
 int tl_cli_read_file(const char *prog, const char *path, size_t max, struct tl_file *out)
 {
-    int rc = -1;
-    FILE *f = fopen(path, "rb");
+    uint8_t *data = NULL;
     out->p = NULL;
     out->n = 0;
-    if (f == NULL) {
-        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+    int rc = cg_file_read(path, max, &data, &out->n);
+    if (rc == CG_ELIMIT) {
+        fprintf(stderr, "%s: %s: larger than %zu bytes\n", prog, path, max);
         return -1;
     }
-    out->p = malloc(max + 2);
-    if (out->p == NULL)
-        goto out;
-    out->n = fread(out->p, 1, max + 1, f);
-    if (ferror(f)) {
-        fprintf(stderr, "%s: %s: read error\n", prog, path);
-        goto out;
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, cg_strerror(rc));
+        return -1;
     }
-    if (out->n > max) {
-        fprintf(stderr, "%s: %s: larger than %zu bytes\n", prog, path, max);
-        goto out;
-    }
-    out->p[out->n] = 0;
-    rc = 0;
-out:
-    if (rc != 0) {
-        free(out->p);
-        out->p = NULL;
-    }
-    fclose(f);
-    return rc;
+    out->p = (char *)data;
+    return 0;
 }
 
 const char *tl_cli_opt_value(int argc, char **argv, int *i, const char *name)

@@ -12,15 +12,16 @@
 
 #include "ccgate/addr.h"
 #include "ccgate/buf.h"
-#include "ccgate/evidence.h"
 #include "ccgate/err.h"
+#include "ccgate/evidence.h"
+#include "ccgate/file.h"
+#include "ccgate/json.h"
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
 #include "ccgate/policy.h"
 #include "ccgate/ratls.h"
 #include "ccgate/snp.h"
 #include "ccgate/tls.h"
-#include "ccgate/json.h"
 
 #define FILE_MAX (1024 * 1024)
 #define IO_TIMEOUT_S 15
@@ -59,8 +60,8 @@ static int fetch_cert(const struct cg_addr *a, uint8_t **der, size_t *der_len,
     struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    socklen_t alen = a->ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                 : sizeof(struct sockaddr_in);
+    socklen_t alen =
+        a->ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (connect(fd, (const struct sockaddr *)&a->ss, alen) < 0) {
         rc = -errno;
         goto out;
@@ -105,7 +106,6 @@ out:
     close(fd);
     return rc;
 }
-
 
 /* The snp section and freshness of a from-evidence policy, pinning what r showed. */
 static void print_snp_policy(struct cg_buf *b, const struct cg_snp_report *r)
@@ -198,8 +198,9 @@ int tl_tool_policy_from_evidence(int argc, char **argv)
         if (o[1].value == NULL) {
             cg_evidence_clear(&ev);
             free(der);
-            fprintf(stderr, "ccgate: %s runs on the SIMULATED TEE (no hardware protection); "
-                            "pass --allow-sim to accept it for development\n",
+            fprintf(stderr,
+                    "ccgate: %s runs on the SIMULATED TEE (no hardware protection); "
+                    "pass --allow-sim to accept it for development\n",
                     addr.text);
             return 1;
         }
@@ -242,30 +243,10 @@ int tl_tool_policy_from_evidence(int argc, char **argv)
         print_snp_policy(&b, &att.snp);
     fputs(b.data, stdout);
     cg_buf_free(&b);
-    fprintf(stderr, "ccgate: verified %s evidence from %s%s; the policy above pins its "
-                    "measurement: compare it with the one you expect\n",
-            cg_ratls_tee_name(att.tag), addr.text,
-            att.insecure ? " (INSECURE simulated TEE)" : "");
-    return 0;
-}
-
-/* Reads a whole file of at most FILE_MAX bytes; caller frees *out. */
-static int read_file(const char *path, uint8_t **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return -errno;
-    uint8_t *buf = malloc(FILE_MAX + 1);
-    size_t n = buf != NULL ? fread(buf, 1, FILE_MAX + 1, f) : 0;
-    fclose(f);
-    if (buf == NULL)
-        return (-ENOMEM);
-    if (n > FILE_MAX) {
-        free(buf);
-        return CG_ELIMIT;
-    }
-    *out = buf;
-    *len = n;
+    fprintf(stderr,
+            "ccgate: verified %s evidence from %s%s; the policy above pins its "
+            "measurement: compare it with the one you expect\n",
+            cg_ratls_tee_name(att.tag), addr.text, att.insecure ? " (INSECURE simulated TEE)" : "");
     return 0;
 }
 
@@ -282,7 +263,7 @@ int tl_tool_evidence_inspect(int argc, char **argv)
     }
     uint8_t *data = NULL;
     size_t len = 0;
-    int rc = read_file(argv[3], &data, &len);
+    int rc = cg_file_read(argv[3], FILE_MAX, &data, &len);
     if (rc < 0)
         cg_fatal("evidence inspect: %s: %s", argv[3], cg_strerror(rc));
     struct cg_buf b;
@@ -302,8 +283,9 @@ int tl_tool_evidence_inspect(int argc, char **argv)
         struct cg_claims claims;
         rc = cg_ratls_inspect(data, len, &ev, &claims);
         if (rc == 0) {
-            (void)cg_buf_printf(&b, "{\"format\": \"ra-tls-certificate\", \"verified\": false, "
-                                    "\"tee\": \"%s\", \"claims\": {\"pubkey_sha256\": ",
+            (void)cg_buf_printf(&b,
+                                "{\"format\": \"ra-tls-certificate\", \"verified\": false, "
+                                "\"tee\": \"%s\", \"claims\": {\"pubkey_sha256\": ",
                                 cg_ratls_tee_name(ev.tag));
             cg_json_hex(&b, claims.pubkey_hash, 32);
             (void)cg_buf_printf(&b, ", \"iat\": %lld, \"nonces\": [", (long long)claims.iat);
@@ -325,8 +307,8 @@ int tl_tool_evidence_inspect(int argc, char **argv)
     if (rc < 0) {
         cg_buf_free(&b);
         if (v.check[0] != '\0')
-            cg_fatal("evidence inspect: %s: %s: expected %s, got %s", argv[3], v.check,
-                     v.expected, v.actual);
+            cg_fatal("evidence inspect: %s: %s: expected %s, got %s", argv[3], v.check, v.expected,
+                     v.actual);
         cg_fatal("evidence inspect: %s: neither an SNP report (%d bytes) nor an RA-TLS "
                  "certificate: %s",
                  argv[3], CG_SNP_REPORT_SIZE, cg_strerror(rc));

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "ccgate/policy.h"
 #include "ccgate/tdx.h"
 #include "tl_cli.h"
 
@@ -89,7 +90,11 @@ static int load_policy(const char *path, struct cg_tdx_policy *p)
 {
     json_error_t je;
     char err[256];
-    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    struct tl_file text;
+    if (tl_cli_read_file("ccgate verify tdx", path, CG_POLICY_MAX_BYTES, &text) != 0)
+        return -1;
+    json_t *doc = json_loadb(text.p, text.n, JSON_REJECT_DUPLICATES, &je);
+    free(text.p);
     int rc = -1;
     if (doc == NULL) {
         fprintf(stderr, "ccgate verify tdx: %s:%d: %s\n", path, je.line, je.text);
@@ -183,7 +188,8 @@ int tl_verify_tdx_main(int argc, char **argv)
         col.tcb_chain_len = chain.n;
     }
     for (size_t i = 0; i < n_crls; i++) {
-        if (tl_cli_read_file("ccgate verify tdx", crl_paths[i], CG_TDX_COLLATERAL_MAX, &crls[i]) != 0)
+        if (tl_cli_read_file("ccgate verify tdx", crl_paths[i], CG_TDX_COLLATERAL_MAX, &crls[i]) !=
+            0)
             goto out;
         col.crls[i] = (const uint8_t *)crls[i].p;
         col.crl_lens[i] = crls[i].n;

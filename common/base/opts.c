@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ccgate/err.h"
+#include "ccgate/file.h"
 #include "ccgate/log.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
@@ -91,20 +92,18 @@ static int fill_from_config(struct cg_opt *opts, size_t n, const char *path, cha
                             size_t errlen)
 {
     json_error_t jerr;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "config '%s': cannot open", path);
-        return CG_ECONFIG;
-    }
-    char *text = malloc(CONFIG_MAX_BYTES + 1);
-    size_t len = text != NULL ? fread(text, 1, CONFIG_MAX_BYTES + 1, f) : 0;
-    fclose(f);
-    if (text == NULL || len > CONFIG_MAX_BYTES) {
-        free(text);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    int rd = cg_file_read(path, CONFIG_MAX_BYTES, &text, &len);
+    if (rd == CG_ELIMIT) {
         snprintf(err, errlen, "config '%s': expected at most %d bytes", path, CONFIG_MAX_BYTES);
         return CG_ECONFIG;
     }
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (rd < 0) {
+        snprintf(err, errlen, "config '%s': cannot open: %s", path, cg_strerror(rd));
+        return CG_ECONFIG;
+    }
+    json_t *root = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr);
     free(text);
     if (root == NULL || !json_is_object(root)) {
         snprintf(err, errlen, "config '%s': expected a JSON object (line %d: %s)", path,
@@ -165,8 +164,8 @@ int cg_opts_fill(struct cg_opt *opts, size_t n, const char *path, char *err, siz
     return 0;
 }
 
-int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max,
-                 unsigned long *out, char *err, size_t errlen)
+int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max, unsigned long *out,
+                 char *err, size_t errlen)
 {
     char *end;
     const char *v = o->value;
