@@ -40,7 +40,9 @@ int cg__tdx_subject_cn_is(X509 *x, const char *const *names);
 
 /*
  * Verifies chain[0] up to the pinned root at `at` (strict X.509, exactly `depth` certs
- * including the root). check names the chain in verdicts ("tdx.pck_chain",
+ * including the root). The certificates carried must be the chain's, in order, at most
+ * `depth` of them, a carried root the pinned one byte for byte (check.extra, check.order,
+ * check.root otherwise). check names the chain in verdicts ("tdx.pck_chain",
  * "tdx.tcb_chain"). On success *ca_out (when not NULL) holds a reference to the certificate
  * above chain[0]: caller frees.
  */

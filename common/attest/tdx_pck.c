@@ -166,6 +166,17 @@ int cg__tdx_subject_cn_is(X509 *x, const char *const *names)
     return 0;
 }
 
+/* 1 when a and b have the same DER encoding. */
+static int same_der(X509 *a, X509 *b)
+{
+    unsigned char *da = NULL, *db = NULL;
+    int na = i2d_X509(a, &da), nb = i2d_X509(b, &db);
+    int same = na > 0 && na == nb && memcmp(da, db, (size_t)na) == 0;
+    OPENSSL_free(da);
+    OPENSSL_free(db);
+    return same;
+}
+
 /*
  * Verifies chain[0] up to the pinned root at `at` (strict X.509, exactly `depth` certs
  * including the root). A self-signed cert carried in the chain must be the pinned root
@@ -219,6 +230,27 @@ int cg__tdx_verify_chain(X509 *chain[CG__TDX_MAX_CHAIN], int n, X509 *root, time
         snprintf(want, sizeof(want), "%d", depth);
         snprintf(name, sizeof(name), "%s.length", check);
         rc = cg_reject(v, CG_EEVIDENCE, name, want, "%d", sk_X509_num(built));
+        goto out;
+    }
+    /* As Intel's QVL: each certificate carried is the one at its place in the chain that was
+     * built (no extra or unused ones), and a carried root is the pinned one byte for byte. */
+    for (int i = 0; i < n; i++) {
+        if (i < depth && same_der(chain[i], sk_X509_value(built, i)))
+            continue;
+        if (i >= depth) {
+            char want[48];
+            snprintf(want, sizeof(want), "at most %d certificates", depth);
+            snprintf(name, sizeof(name), "%s.extra", check);
+            rc = cg_reject(v, CG_EEVIDENCE, name, want, "%d", n);
+        } else if (i == depth - 1) {
+            snprintf(name, sizeof(name), "%s.root", check);
+            rc = cg_reject(v, CG_EEVIDENCE, name, "the pinned Intel SGX Root CA, byte for byte",
+                           "another encoding or certificate");
+        } else {
+            snprintf(name, sizeof(name), "%s.order", check);
+            rc = cg_reject(v, CG_EEVIDENCE, name, "leaf, then its issuers up to the root",
+                           "certificate %d is not in the verified chain at that place", i);
+        }
         goto out;
     }
     if (ca_out != NULL) {

@@ -160,6 +160,14 @@ int cg_tdx_quote_parse(const uint8_t *buf, size_t len, struct cg_tdx_quote *q, s
         return cg_reject(v, CG_EEVIDENCE, "tdx.quote.sig_len", "within the quote", "%zu", sig_len);
     if (sig_len < SIG_CERT_DATA)
         return cg_reject(v, CG_EEVIDENCE, "tdx.quote.sig_len", ">= 134", "%zu", sig_len);
+    /* Nothing unsigned may follow the signature data but the zero padding of a fixed-size
+     * quote buffer (the legacy GET_QUOTE ABI; trustee's tdx_quote_6.dat carries 70 bytes). */
+    size_t end = q->signed_len + 4 + sig_len;
+    for (size_t i = end; i < len; i++)
+        if (buf[i] != 0)
+            return cg_reject(v, CG_EEVIDENCE, "tdx.quote.trailing",
+                             "nothing or zero padding after the signature data",
+                             "%zu bytes, byte %zu = 0x%02x", len - end, i - end, buf[i]);
     memcpy(q->signature, sd + SIG_QUOTE, 64);
     memcpy(q->attest_key, sd + SIG_KEY, 64);
     uint16_t cert_type = le16(sd + SIG_CERT_TYPE);
