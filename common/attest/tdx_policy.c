@@ -122,7 +122,11 @@ int cg_tdx_policy_parse(const void *json_object, struct cg_tdx_policy *out, char
             {
                 enum cg_tdx_tcb_status s;
                 const char *name = json_string_value(e);
-                if (name == NULL || cg_tdx_tcb_status_parse(name, &s) != 0)
+                /* NotEvaluated (no collateral) is never a PCS status, but a policy may
+                 * accept it explicitly. */
+                if (name != NULL && strcmp(name, "NotEvaluated") == 0)
+                    s = CG_TDX_TCB_NOT_EVALUATED;
+                else if (name == NULL || cg_tdx_tcb_status_parse(name, &s) != 0)
                     return perr(err, errlen, "tdx.accepted_tcb_statuses[%zu]: unknown status", i);
                 if (s == CG_TDX_TCB_REVOKED)
                     return perr(err, errlen,
@@ -200,7 +204,7 @@ int cg_tdx_appraise(const struct cg_tdx_policy *p, const struct cg_tdx_quote *q,
     if (!(p->accepted_tcb & (1u << st->tcb_status))) {
         char want[256] = "";
         size_t o = 0;
-        for (unsigned s = CG_TDX_TCB_UP_TO_DATE; s < CG_TDX_TCB_REVOKED; s++)
+        for (unsigned s = CG_TDX_TCB_NOT_EVALUATED; s < CG_TDX_TCB_REVOKED; s++)
             if (p->accepted_tcb & (1u << s))
                 o += (size_t)snprintf(want + o, sizeof(want) - o, "%s%s", o ? "," : "",
                                       cg_tdx_tcb_status_name((enum cg_tdx_tcb_status)s));

@@ -1335,6 +1335,17 @@ static void test_policy_debug_td(void **state)
     appraise_expect(&f, "{}", "tdx.attributes.debug");
     /* Allowing debug, it passes the attributes and stops at the (unevaluated) TCB status. */
     appraise_expect(&f, "{\"allow_debug\":true,\"require_crls\":false}", "tdx.tcb_status");
+    /* A policy that accepts NotEvaluated explicitly lets the quote without collateral pass. */
+    appraise_expect(&f,
+                    "{\"allow_debug\":true,\"require_crls\":false,"
+                    "\"accepted_tcb_statuses\":[\"UpToDate\",\"NotEvaluated\"]}",
+                    NULL);
+    /* ... and only that: with collateral evaluated to OutOfDate it still fails. */
+    f.st.tcb_status = CG_TDX_TCB_OUT_OF_DATE;
+    appraise_expect(&f,
+                    "{\"allow_debug\":true,\"require_crls\":false,"
+                    "\"accepted_tcb_statuses\":[\"NotEvaluated\"]}",
+                    "tdx.tcb_status");
     free(f.b.p);
 
     /* SPR_E4 has SEPT_VE_DISABLE = 0: the default policy rejects it (manifest note). */
