@@ -37,6 +37,16 @@ expect2 "server sim without state" "sim-init" "$CG_BIN/ccgate-server" --listen 1
     --upstream 127.0.0.1:2 --tee sim --state-dir "$T/none"
 echo '{"listen": "127.0.0.1:1", "bogus": true}' >"$T/conf.json"
 expect2 "config with an unknown key" "bogus" "$CG_BIN/ccgate-server" --config "$T/conf.json"
+CCGATE_CONFIG="$T/conf.json" expect2 "CCGATE_CONFIG is read" "bogus" "$CG_BIN/ccgate-server"
+# A mistyped variable is a warning naming it (the environment may be shared with the client).
+CCGATE_LISTNE=127.0.0.1:1 expect2 "unknown CCGATE_ variable" "var=CCGATE_LISTNE" \
+    "$CG_BIN/ccgate-server" --listen 127.0.0.1:1 --upstream 127.0.0.1:2 --tee banana
+# A relative policy path in a config is the config folder's, not the working directory's.
+mkdir -p "$T/cfgdir"
+echo '{"sim": {"allow": true, "root_sha256": "00"}}' >"$T/cfgdir/pol.json"
+echo '{"listen": "127.0.0.1:1", "server": "127.0.0.1:2", "policy": "pol.json"}' >"$T/cfgdir/c.json"
+(cd / && expect2 "relative policy path in a config" "root_sha256" "$CG_BIN/ccgate-client" \
+    --config "$T/cfgdir/c.json")
 if [ ! -e /sys/kernel/config/tsm/report ] && [ ! -e /dev/sev-guest ] && [ ! -e /dev/tdx_guest ]; then
     expect2 "tee auto without hardware never falls back to sim" "no TEE found" \
         "$CG_BIN/ccgate-server" --listen 127.0.0.1:1 --upstream 127.0.0.1:2 --tee auto --state-dir "$T"
