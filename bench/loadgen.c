@@ -505,7 +505,8 @@ static void usage(FILE *f)
             "  --method M --path P                      (default GET /bytes/1024)\n"
             "  --body TEXT       request body (Content-Type: application/json)\n"
             "  --body-size N     request body of N bytes (upload)\n"
-            "  --timeout S       sse/storm/idle give up after S s (default 60)\n");
+            "  --timeout S       sse/storm/idle give up after S s (default 60)\n"
+            "  --help, --version\n");
 }
 
 int main(int argc, char **argv)
@@ -517,7 +518,7 @@ int main(int argc, char **argv)
         {"path", required_argument, NULL, 'p'},   {"body", required_argument, NULL, 'b'},
         {"body-size", required_argument, NULL, 's'}, {"hold", required_argument, NULL, 'H'},
         {"timeout", required_argument, NULL, 'T'}, {"requests", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int have_target = 0, ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -572,6 +573,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'V':
+            printf(PROG " %s\n", CCGATE_VERSION);
             return 0;
         default:
             usage(stderr);

@@ -11,6 +11,10 @@ for b in ccgate-server ccgate-client ccgate; do
     [ "$(wc -l <"$T/err")" -eq 1 ] || fail "$b: expected one line of error, got: $(cat "$T/err")"
 done
 pass "help, version, bad flags"
+for b in ccgate-loadgen ratls-mint ccgate-mock-worker ccgate-worker; do
+    "$CG_BIN/$b" --version | grep -q "^$b 0\." || fail "$b --version"
+done
+pass "tools' --version"
 
 expect2() {
     local what=$1 pattern=$2
@@ -41,6 +45,12 @@ CCGATE_CONFIG="$T/conf.json" expect2 "CCGATE_CONFIG is read" "bogus" "$CG_BIN/cc
 # A mistyped variable is a warning naming it (the environment may be shared with the client).
 CCGATE_LISTNE=127.0.0.1:1 expect2 "unknown CCGATE_ variable" "var=CCGATE_LISTNE" \
     "$CG_BIN/ccgate-server" --listen 127.0.0.1:1 --upstream 127.0.0.1:2 --tee banana
+# The worker takes its options as the sidecars do: flags, CCGATE_* and --config.
+CCGATE_MAX_BODY_BYTES=5 expect2 "worker: CCGATE_MAX_BODY_BYTES" "max-body-bytes: expected an integer" \
+    "$CG_BIN/ccgate-worker" --listen 127.0.0.1:0 --model builtin:tiny
+echo '{"listen": "127.0.0.1:0", "model": "builtin:tiny", "ctx": 1}' >"$T/worker.json"
+expect2 "worker: --config" "ctx: expected an integer" "$CG_BIN/ccgate-worker" --config "$T/worker.json"
+expect2 "worker: unknown flag" "unknown flag '--max-bodyy'" "$CG_BIN/ccgate-worker" --max-bodyy 1
 # A relative policy path in a config is the config folder's, not the working directory's.
 mkdir -p "$T/cfgdir"
 echo '{"sim": {"allow": true, "root_sha256": "00"}}' >"$T/cfgdir/pol.json"
