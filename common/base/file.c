@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "ccgate/err.h"
@@ -57,4 +59,46 @@ int cg_file_read(const char *path, size_t max, uint8_t **out, size_t *len)
     *out = buf;
     *len = n;
     return 0;
+}
+
+int cg_file_write_atomic(const char *path, const void *data, size_t len)
+{
+    static unsigned counter;
+    size_t cap = strlen(path) + 48;
+    char *tmp = malloc(cap);
+    if (tmp == NULL)
+        return -ENOMEM;
+    /* O_EXCL on a fresh name (not mkstemp: its 0600 would ignore the umask). */
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 100; tries++) {
+        snprintf(tmp, cap, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (fd < 0) {
+        int rc = -errno;
+        free(tmp);
+        return rc;
+    }
+    int rc = 0;
+    for (size_t off = 0; rc == 0 && off < len;) {
+        ssize_t w = write(fd, (const char *)data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            rc = -errno;
+        else
+            off += (size_t)w;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0)
+        (void)unlink(tmp);
+    free(tmp);
+    return rc;
 }

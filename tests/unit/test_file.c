@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -93,6 +94,30 @@ static void test_reads_a_file_of_unknown_size(void **state)
     free(data);
 }
 
+static void test_write_atomic(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cg_test_file_w.XXXXXX", path[64], stray[80];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/p.json", dir);
+    assert_int_equal(cg_file_write_atomic(path, "{\"a\": 1}\n", 9), 0);
+    assert_int_equal(cg_file_write_atomic(path, "{}\n", 3), 0);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_int_equal(cg_file_read(path, 100, &data, &len), 0);
+    assert_int_equal(len, 3);
+    assert_memory_equal(data, "{}\n", 3);
+    free(data);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0044, 0044); /* readable by others, not 0600 */
+    /* A folder that does not exist: an error and nothing left behind. */
+    snprintf(stray, sizeof(stray), "%s/none/p.json", dir);
+    assert_int_equal(cg_file_write_atomic(stray, "x", 1), -ENOENT);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(dir), 0); /* empty: no temporary file left */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -101,6 +126,7 @@ int main(void)
         cmocka_unit_test(test_empty_file_is_an_empty_string),
         cmocka_unit_test(test_errors_are_negative_errno),
         cmocka_unit_test(test_reads_a_file_of_unknown_size),
+        cmocka_unit_test(test_write_atomic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

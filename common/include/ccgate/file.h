@@ -13,4 +13,12 @@
  */
 int cg_file_read(const char *path, size_t max, uint8_t **out, size_t *len);
 
+/*
+ * Replaces path with data[0..len) atomically: written to a new file beside it (mode 0644
+ * less the umask), flushed to disk, then renamed over path. Readers see the old content or
+ * the new, never a part; on any failure path is untouched and the temporary file removed.
+ * Returns 0 or -errno.
+ */
+int cg_file_write_atomic(const char *path, const void *data, size_t len);
+
 #endif
