@@ -40,7 +40,9 @@ grep -q '^data: ' "$T/out" || fail "no streamed completion: $(head -c 600 "$T/ou
 python3 - "$T/out" <<'PY' || fail "the output does not end with the verification document: $(tail -c 600 "$T/out")"
 import json, sys
 text = open(sys.argv[1]).read()
-doc = json.JSONDecoder().raw_decode(text[text.rindex("\n{") + 1:])[0]
+start = text.rindex("\n{") + 1
+doc, end = json.JSONDecoder().raw_decode(text[start:])
+assert text[start + end:].strip() == "", "more output after the document"
 assert doc["verified"] is True, doc
 assert doc["tee"] == "sim", doc
 PY
