@@ -250,6 +250,11 @@ int main(int argc, char **argv)
                  "(see docs/policy.md, or `ccgate policy from-evidence`)");
     if (cg_addr_parse(opt("listen"), 0, &srv->listen_addr, err, sizeof(err)) < 0)
         cg_fatal("--listen: %s", err);
+    if (!cg_addr_is_loopback(&srv->listen_addr))
+        cg_log_warn("listen.exposed",
+                    "addr=%s err=\"the app listener speaks plain HTTP: whoever reaches it reads "
+                    "and sends requests in clear; use 127.0.0.1 unless that network is trusted\"",
+                    srv->listen_addr.text);
     if (cg_addr_parse(opt("server"), 0, &srv->server_addr, err, sizeof(err)) < 0)
         cg_fatal("--server: %s", err);
     if (strcmp(opt("mode"), "tcp") == 0)

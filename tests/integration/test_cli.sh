@@ -84,3 +84,15 @@ pass "sim-init idempotent, state private"
 grep -q b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01 \
     "$T/inspect.json" || fail "evidence inspect: measurement missing"
 pass "evidence inspect"
+
+# --listen on a non-loopback address: a warning that the app side is plaintext. In a network
+# namespace of our own, where 0.0.0.0 reaches nothing but its loopback.
+if unshare -rn true 2>/dev/null; then
+    printf '{"sim": {"allow": true, "root_sha256": "%064d"}}\n' 0 >"$T/any.json"
+    unshare -rn sh -c 'ip link set lo up && timeout 3 "$0" --listen 0.0.0.0:8080 \
+        --server 127.0.0.1:1 --policy "$1" 2>&1' "$CG_BIN/ccgate-client" "$T/any.json" \
+        >"$T/exposed.log" || true
+    grep -q "listen.exposed addr=0.0.0.0:8080" "$T/exposed.log" ||
+        fail "no warning for a plaintext listener on 0.0.0.0: $(head -3 "$T/exposed.log")"
+    pass "--listen 0.0.0.0 warns"
+fi
