@@ -5,6 +5,7 @@
 #include "gb_gguf.h"
 #include "gb_model.h"
 #include "gb_nvml.h"
+#include "gb_sealed.h"
 #include "gb_server.h"
 #include "gb_tiny.h"
 
@@ -173,6 +174,9 @@ static void usage(FILE *f)
             "         [--device auto|cuda|cpu] [--threads N] [--ctx N] [--max-batch N] [--seed N]\n"
             "         [--max-body BYTES] [--request-timeout S] [--idle-timeout S]\n"
             "         [--log-format text|json]\n"
+            "         [--kbs URL --kbs-resource REPO/TYPE/TAG [--kbs-ca FILE]\n"
+            "          --tee sim|snp|tdx|auto [--state-dir DIR]]   (--model SEALED: the key\n"
+            "          comes from the broker after attestation; docs/model-protection.md)\n"
             "       ccgate-worker gen-tiny --out FILE [--type f32|f16|bf16|q8_0|q4_0] "
             "[--arch llama|qwen2] [--bpe] [--rope-linear F]\n"
             "       ccgate-worker logits --model M --tokens 1,2,3 [--mode decode|prefill] "
@@ -237,9 +241,15 @@ static int cmd_serve(int argc, char **argv)
                                          {"log-format", required_argument, NULL, 'f'},
                                          {"request-timeout", required_argument, NULL, 'R'},
                                          {"idle-timeout", required_argument, NULL, 'I'},
+                                         {"kbs", required_argument, NULL, 'K'},
+                                         {"kbs-resource", required_argument, NULL, 'r'},
+                                         {"kbs-ca", required_argument, NULL, 'C'},
+                                         {"tee", required_argument, NULL, 't'},
+                                         {"state-dir", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
+    struct cg_kbc_config kbc = {.tee = "auto"};
     const char *listen = NULL, *spec = NULL, *device = "auto";
     int threads = 0, ctx = 2048, max_batch = 8, c;
     unsigned long long seed = 0;
@@ -288,6 +298,21 @@ static int cmd_serve(int argc, char **argv)
             cg_log_init("ccgate-worker", fmt, CG_LOG_INFO);
             break;
         }
+        case 'K':
+            kbc.url = optarg;
+            break;
+        case 'r':
+            kbc.resource = optarg;
+            break;
+        case 'C':
+            kbc.ca_file = optarg;
+            break;
+        case 't':
+            kbc.tee = optarg;
+            break;
+        case 'S':
+            kbc.state_dir = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -304,8 +329,24 @@ static int cmd_serve(int argc, char **argv)
     if (listen == NULL || spec == NULL)
         cg_fatal("--listen and --model are required (see --help)");
     struct gb_model *m;
-    if (gb_model_open(spec, &m, err, sizeof(err)) != 0)
+    struct gb_sealed_info sealed = {0};
+    if (kbc.url != NULL || gb_sealed_is(spec)) {
+        struct gb_gguf *g;
+        if (kbc.url == NULL || kbc.resource == NULL)
+            cg_fatal("--model %s is sealed: --kbs URL and --kbs-resource REPO/TYPE/TAG are "
+                     "required to get its key",
+                     spec);
+        if (gb_sealed_open(spec, &kbc, &g, &sealed, err, sizeof(err)) != 0 ||
+            gb_model_load(g, &m, err, sizeof(err)) != 0)
+            cg_fatal("sealed model refused: %s", err);
+        char hex[65];
+        cg_hex(hex, sizeof(hex), sealed.plain_sha256, 32);
+        cg_log_info("worker.sealed", "name=%s version=%llu min_version=%llu sha256=%s tee=%s",
+                    sealed.name, (unsigned long long)sealed.version,
+                    (unsigned long long)sealed.min_version, hex, kbc.tee);
+    } else if (gb_model_open(spec, &m, err, sizeof(err)) != 0) {
         cg_fatal("%s", err);
+    }
     struct gb_backend *b = NULL;
     int step = max_batch > 512 ? max_batch : 512;
     int rc = -ENODEV;
@@ -323,6 +364,8 @@ static int cmd_serve(int argc, char **argv)
         cg_fatal("cannot set up the CPU path: %s", cg_strerror(rc));
     char id[128], bound[128];
     model_id(spec, id, sizeof(id));
+    if (sealed.name[0] != '\0')
+        snprintf(id, sizeof(id), "%.127s", sealed.name);
     cg_log_info("worker.model",
                 "model=%s arch=%s layers=%u dim=%u vocab=%u device=\"%s\" cc_mode=%s", id,
                 m->hp.arch, m->hp.n_layer, m->hp.dim, m->hp.n_vocab, b->device, cc);
