@@ -117,13 +117,15 @@ int cg_seal_header_parse(const uint8_t *buf, size_t len, struct cg_seal_header *
         return cg_reject(v, CG_EEVIDENCE, "sealed.chunk_size", "64 B to 64 MiB", "%u",
                          h->chunk_size);
     size_t kid_len = buf[CG_SEAL_FIXED_LEN];
-    if (kid_len > CG_SEAL_MAX_KID || !printable(buf + CG_SEAL_FIXED_LEN + 1, kid_len))
+    if (kid_len > CG_SEAL_MAX_KID)
         return cg_reject(v, CG_EEVIDENCE, "sealed.kid", "at most 64 printable ASCII bytes",
                          "%zu bytes", kid_len);
     size_t name_at = CG_SEAL_FIXED_LEN + 1 + kid_len;
     if (len < name_at + 1)
         return cg_reject(v, CG_EEVIDENCE, "sealed.header_len", "a complete header", "%zu bytes",
                          len);
+    if (!printable(buf + CG_SEAL_FIXED_LEN + 1, kid_len))
+        return cg_reject(v, CG_EEVIDENCE, "sealed.kid", "printable ASCII", "other bytes");
     size_t name_len = buf[name_at];
     if (h->header_len != name_at + 1 + name_len)
         return cg_reject(v, CG_EEVIDENCE, "sealed.header_len", "the fields' total", "%zu",

@@ -306,6 +306,14 @@ static void test_chunk_api_limits(void **state)
     assert_int_equal(cg_unseal_finish(u, &v), 0);
     cg_unseal_free(u);
 
+    /* A header cut inside the key id: refused without reading past the bytes given. */
+    uint8_t *cut = malloc(CG_SEAL_FIXED_LEN + 3);
+    memcpy(cut, sealed, CG_SEAL_FIXED_LEN + 3);
+    struct cg_seal_header h2;
+    assert_int_equal(cg_seal_header_parse(cut, CG_SEAL_FIXED_LEN + 3, &h2, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "sealed.header_len");
+    free(cut);
+
     /* Bad parameters when sealing. */
     int in = memfd_with(plain, 10), out_fd = memfd_create("x", 0);
     char err[128] = "";
