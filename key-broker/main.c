@@ -2,6 +2,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
@@ -9,6 +10,8 @@
 #include "ccgate/err.h"
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
+#include "ccgate/ratls.h"
+#include "ccgate/tls.h"
 #include "kb_config.h"
 #include "kb_http.h"
 #include "kb_rcar.h"
@@ -30,6 +33,20 @@ static const char summary[] =
     "every decision in a hash-chained audit log (docs/model-protection.md).";
 
 static struct kb_http *http;
+
+/* The broker's own certificate and key (tls_cert, tls_key): presented to every client. */
+struct identity {
+    struct cg_ratls_key *key;
+    uint8_t *der;
+    size_t der_len;
+};
+
+static int use_identity(void *arg, struct cg_tls *t, const uint8_t *nonce)
+{
+    (void)nonce; /* an RA-TLS client's nonce: the broker has no evidence to bind it to */
+    const struct identity *id = arg;
+    return cg_tls_use_cert(t, id->der, id->der_len, id->key);
+}
 
 static void on_signal(uv_signal_t *s, int sig)
 {
@@ -78,10 +95,17 @@ int main(int argc, char **argv)
         cg_fatal("--listen: %s", err);
     if (kb_config_load(config, &cfg, err, sizeof(err)) != 0)
         cg_fatal("%s", err);
-    if (cfg.tls_cert != NULL)
-        cg_fatal("tls_cert: HTTPS is not built into this ccgate-kbs yet; listen on loopback "
-                 "behind a TLS terminator you trust");
-    if (!is_loopback(&addr))
+    struct identity id = {0};
+    struct cg_tls_ctx *tls = NULL;
+    if (cfg.tls_cert != NULL) {
+        if (cg_ratls_identity_load_pem(cfg.tls_cert, cfg.tls_key, &id.key, &id.der, &id.der_len) !=
+            0)
+            cg_fatal("tls_cert %s / tls_key %s: expected a PEM certificate and its PEM "
+                     "private key",
+                     cfg.tls_cert, cfg.tls_key);
+        if (cg_tls_server_ctx_new(CG_ALPN_HTTP, use_identity, &id, &tls) != 0)
+            cg_fatal("TLS context setup failed");
+    } else if (!is_loopback(&addr))
         cg_fatal("--listen %s: plain HTTP only on loopback; set tls_cert and tls_key for "
                  "other addresses",
                  listen);
@@ -92,7 +116,7 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();
-    int rc = kb_http_start(loop, &addr, broker, NULL, &http);
+    int rc = kb_http_start(loop, &addr, broker, tls, &http);
     if (rc != 0)
         cg_fatal("--listen %s: %s", listen, cg_strerror(rc));
     uv_signal_t sigterm, sigint;
@@ -104,12 +128,17 @@ int main(int argc, char **argv)
     uv_signal_start(&sigint, on_signal, SIGINT);
     char head[65];
     uint64_t lines = cg_audit_head(audit, head);
-    cg_log_info("listening", "addr=%s resources=%zu audit_log=%s audit_lines=%llu audit_head=%s",
-                addr.text, cfg.n_res, cfg.audit_log, (unsigned long long)lines, head);
+    cg_log_info("listening",
+                "addr=%s scheme=%s resources=%zu audit_log=%s audit_lines=%llu audit_head=%s",
+                addr.text, tls != NULL ? "https" : "http", cfg.n_res, cfg.audit_log,
+                (unsigned long long)lines, head);
     uv_run(loop, UV_RUN_DEFAULT);
     lines = cg_audit_head(audit, head);
     cg_log_info("stopped", "audit_lines=%llu audit_head=%s", (unsigned long long)lines, head);
     kb_broker_free(broker);
+    cg_tls_ctx_free(tls);
+    cg_ratls_key_free(id.key);
+    free(id.der);
     cg_audit_close(audit);
     kb_config_free(&cfg);
     (void)uv_loop_close(loop);

@@ -226,8 +226,11 @@ static int http_do(const struct url *u, const char *ca_file, const char *method,
         }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         ssl = SSL_new(ctx);
+        /* An IP address is checked against the certificate's IP names and sent no SNI. */
+        int ip = ssl != NULL && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), u->host) == 1;
         if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
-            SSL_set_tlsext_host_name(ssl, u->host) != 1 || SSL_set1_host(ssl, u->host) != 1) {
+            (!ip &&
+             (SSL_set_tlsext_host_name(ssl, u->host) != 1 || SSL_set1_host(ssl, u->host) != 1))) {
             rc = fail(err, errlen, CG_ETLS, "TLS set-up failed");
             goto out;
         }

@@ -48,6 +48,46 @@ int cg_ratls_key_new(struct cg_ratls_key **out)
     return 0;
 }
 
+int cg_ratls_identity_load_pem(const char *cert_path, const char *key_path,
+                               struct cg_ratls_key **key, uint8_t **der, size_t *der_len)
+{
+    int rc = CG_ECONFIG;
+    X509 *x = NULL;
+    unsigned char *d = NULL;
+    struct cg_ratls_key *k = calloc(1, sizeof(*k));
+    FILE *f = fopen(cert_path, "r");
+    *key = NULL;
+    *der = NULL;
+    if (k == NULL || f == NULL)
+        goto out;
+    x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    f = fopen(key_path, "r");
+    if (x == NULL || f == NULL)
+        goto out;
+    k->pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    int n = i2d_X509(x, &d);
+    if (k->pkey == NULL || n <= 0 || X509_check_private_key(x, k->pkey) != 1 ||
+        cg__ratls_spki_sha256(k->pkey, k->spki_sha256) != 0)
+        goto out;
+    *der = malloc((size_t)n);
+    if (*der == NULL)
+        goto out;
+    memcpy(*der, d, (size_t)n);
+    *der_len = (size_t)n;
+    *key = k;
+    k = NULL;
+    rc = 0;
+out:
+    if (f != NULL)
+        fclose(f);
+    ERR_clear_error();
+    OPENSSL_free(d);
+    X509_free(x);
+    cg_ratls_key_free(k);
+    return rc;
+}
+
 void cg_ratls_key_free(struct cg_ratls_key *k)
 {
     if (k == NULL)

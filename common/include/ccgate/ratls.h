@@ -25,6 +25,15 @@ struct cg_ratls_key;
 int cg_ratls_key_new(struct cg_ratls_key **out);
 void cg_ratls_key_free(struct cg_ratls_key *k);
 
+/*
+ * A plain TLS identity (no evidence) for a server that is not in a TEE, such as the key
+ * broker: the first certificate of cert_path (PEM) as DER in *der (caller frees) and the
+ * private key of key_path (PEM: EC or RSA), which must match it, in *key (caller frees).
+ * Returns 0 or CG_ECONFIG.
+ */
+int cg_ratls_identity_load_pem(const char *cert_path, const char *key_path,
+                               struct cg_ratls_key **key, uint8_t **der, size_t *der_len);
+
 /* Internal to tls.c (and tests): the key as OpenSSL's EVP_PKEY, borrowed. Declared with
  * OpenSSL's struct tag so that this header needs no OpenSSL include. */
 struct evp_pkey_st;
