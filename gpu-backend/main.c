@@ -6,6 +6,7 @@
 #include "gb_gguf.h"
 #include "gb_model.h"
 #include "gb_nvml.h"
+#include "gb_sealed.h"
 #include "gb_server.h"
 #include "gb_tiny.h"
 
@@ -182,6 +183,12 @@ static struct cg_opt serve_opts[] = {
     {"idle-timeout-s", "N", "close idle connections after this", "300", NULL, NULL},
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
+    {"kbs", "URL", "key broker for a sealed --model (docs/model-protection.md)", NULL, NULL, NULL},
+    {"kbs-resource", "REPO/TYPE/TAG", "the sealed model's key at the broker", NULL, NULL, NULL},
+    {"kbs-ca", "FILE", "CA certificate(s) the broker's HTTPS certificate must chain to", NULL,
+     NULL, NULL},
+    {"tee", "sim|snp|tdx|auto", "evidence provider for the broker", "auto", NULL, NULL},
+    {"state-dir", "DIR", "the simulated TEE's state (--tee sim)", NULL, NULL, NULL},
     {"max-body", "N", "old name of --max-body-bytes", NULL, NULL, NULL},
     {"request-timeout", "N", "old name of --request-timeout-s", NULL, NULL, NULL},
     {"idle-timeout", "N", "old name of --idle-timeout-s", NULL, NULL, NULL},
@@ -199,7 +206,9 @@ static const char usage_line[] =
 
 static const char summary[] =
     "Serves GET /v1/models, POST /v1/completions, POST /v1/chat/completions (stream: SSE)\n"
-    "and GET /health on a loopback address; prints \"listening on ADDR\" once ready.";
+    "and GET /health on a loopback address; prints \"listening on ADDR\" once ready.\n"
+    "A sealed --model (ccgate seal) needs --kbs and --kbs-resource: the key comes from the\n"
+    "broker after attestation (docs/model-protection.md).";
 
 /* An integer option in [lo, hi], read under its new name or its old alias. */
 static unsigned long num_opt(const char *name, const char *alias, unsigned long lo,
@@ -250,6 +259,7 @@ static void model_id(const char *spec, char *out, size_t cap)
 static int cmd_serve(int argc, char **argv)
 {
     char err[512];
+    struct cg_kbc_config kbc = {.tee = "auto"};
     if (cg_opts_startup("ccgate-worker", argc, argv, serve_opts, N_OPTS, usage_line, summary) != 0)
         return 0;
     const char *listen = cg_opts_get(serve_opts, N_OPTS, "listen")->value;
@@ -264,11 +274,32 @@ static int cmd_serve(int argc, char **argv)
     size_t max_body = num_opt("max-body-bytes", "max-body", 1024, 1UL << 30);
     uint64_t request_timeout = num_opt("request-timeout-s", "request-timeout", 1, 86400);
     uint64_t idle_timeout = num_opt("idle-timeout-s", "idle-timeout", 1, 86400);
+    kbc.url = cg_opts_get(serve_opts, N_OPTS, "kbs")->value;
+    kbc.resource = cg_opts_get(serve_opts, N_OPTS, "kbs-resource")->value;
+    kbc.ca_file = cg_opts_get(serve_opts, N_OPTS, "kbs-ca")->value;
+    kbc.tee = cg_opts_get(serve_opts, N_OPTS, "tee")->value;
+    kbc.state_dir = cg_opts_get(serve_opts, N_OPTS, "state-dir")->value;
     if (listen == NULL || spec == NULL)
         cg_fatal("--listen and --model are required (see --help)");
     struct gb_model *m;
-    if (gb_model_open(spec, &m, err, sizeof(err)) != 0)
+    struct gb_sealed_info sealed = {0};
+    if (kbc.url != NULL || gb_sealed_is(spec)) {
+        struct gb_gguf *g;
+        if (kbc.url == NULL || kbc.resource == NULL)
+            cg_fatal("--model %s is sealed: --kbs URL and --kbs-resource REPO/TYPE/TAG are "
+                     "required to get its key",
+                     spec);
+        if (gb_sealed_open(spec, &kbc, &g, &sealed, err, sizeof(err)) != 0 ||
+            gb_model_load(g, &m, err, sizeof(err)) != 0)
+            cg_fatal("sealed model refused: %s", err);
+        char hex[65];
+        cg_hex(hex, sizeof(hex), sealed.plain_sha256, 32);
+        cg_log_info("worker.sealed", "name=%s version=%llu min_version=%llu sha256=%s tee=%s",
+                    sealed.name, (unsigned long long)sealed.version,
+                    (unsigned long long)sealed.min_version, hex, kbc.tee);
+    } else if (gb_model_open(spec, &m, err, sizeof(err)) != 0) {
         cg_fatal("%s", err);
+    }
     struct gb_backend *b = NULL;
     int step = max_batch > 512 ? max_batch : 512;
     int rc = -ENODEV;
@@ -286,6 +317,8 @@ static int cmd_serve(int argc, char **argv)
         cg_fatal("cannot set up the CPU path: %s", cg_strerror(rc));
     char id[128], bound[128];
     model_id(spec, id, sizeof(id));
+    if (sealed.name[0] != '\0')
+        snprintf(id, sizeof(id), "%.127s", sealed.name);
     cg_log_info("worker.model",
                 "model=%s arch=%s layers=%u dim=%u vocab=%u device=\"%s\" cc_mode=%s", id,
                 m->hp.arch, m->hp.n_layer, m->hp.dim, m->hp.n_vocab, b->device, cc);

@@ -6,6 +6,8 @@
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
 #include "ccgate/sim.h"
+#include "tl_audit.h"
+#include "tl_seal.h"
 #include "tl_tool.h"
 #include "tl_verify_snp.h"
 #include "tl_verify_tdx.h"
@@ -29,6 +31,12 @@ static const char usage[] =
     "                                    verify evidence offline against the pinned vendor\n"
     "                                    roots; JSON verdict; exit 0 verified, 1 rejected,\n"
     "                                    2 usage or unreadable input\n"
+    "  seal --in PLAIN --out SEALED --key-out KEY.jwk [--name NAME] [--version N]\n"
+    "  seal --inspect SEALED             seal a model (chunked AES-256-GCM); print a header\n"
+    "  unseal --in SEALED --out PATH (--key KEY.jwk | --kbs URL --kbs-resource R ...)\n"
+    "                                    decrypt onto tmpfs (inside the TEE only)\n"
+    "  audit verify LOG                  check a key broker's audit log chain; exit 0 intact,\n"
+    "                                    1 with the first bad line\n"
     "  --help, --version\n"
     "\n"
     "`ccgate COMMAND --help` (e.g. `ccgate verify snp --help`) describes one command.\n";
@@ -124,6 +132,12 @@ int main(int argc, char **argv)
         return tl_verify_tdx_main(argc - 2, argv + 2);
     if (strcmp(cmd, "evidence") == 0 && argc >= 3 && strcmp(argv[2], "inspect") == 0)
         return tl_tool_evidence_inspect(argc, argv);
+    if (strcmp(cmd, "seal") == 0)
+        return tl_seal_main(argc, argv);
+    if (strcmp(cmd, "unseal") == 0)
+        return tl_unseal_main(argc, argv);
+    if (strcmp(cmd, "audit") == 0 && argc >= 3 && strcmp(argv[2], "verify") == 0)
+        return tl_audit_verify_main(argc, argv);
     if (strcmp(cmd, "verify") == 0)
         return group_usage("verify", verify_usage, argc, argv);
     if (strcmp(cmd, "policy") == 0)
