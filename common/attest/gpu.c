@@ -223,6 +223,18 @@ bad:
                      "malformed " CG_GPU_OID_DICE_TCB " extension");
 }
 
+int cg_gpu_leaf_fwid(const uint8_t *der, size_t len, enum cg_gpu_arch *arch,
+                     uint8_t fwid[CG_SPDM_FWID_LEN], struct cg_verdict *v)
+{
+    X509 *x = der_x509(der, len);
+    if (x == NULL)
+        return cg_reject(v, CG_EEVIDENCE, "gpu.leaf", "a DER certificate", "unparsable");
+    int rc = leaf_fwid(x, arch, fwid, v);
+    X509_free(x);
+    ERR_clear_error();
+    return rc;
+}
+
 static int verify_chain(X509 *leaf, X509 *const *mid, size_t n_mid, X509 *root, time_t at,
                         struct cg_verdict *v)
 {

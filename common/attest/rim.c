@@ -292,8 +292,33 @@ static X509 *pinned_root(void)
     return NULL;
 }
 
+/* r->chain becomes the verified path (signer first, the root last), for the OCSP checks. */
+static int keep_chain(struct cg_rim *r, STACK_OF(X509) * path)
+{
+    int n = path != NULL ? sk_X509_num(path) : 0;
+    if (n < 1 || n > CG_RIM_MAX_CHAIN)
+        return -1;
+    for (size_t i = 0; i < r->n_chain; i++)
+        free(r->chain[i]);
+    r->n_chain = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned char *der = NULL;
+        int len = i2d_X509(sk_X509_value(path, i), &der);
+        r->chain[i] = len > 0 ? malloc((size_t)len) : NULL;
+        if (r->chain[i] == NULL) {
+            OPENSSL_free(der);
+            return -1;
+        }
+        memcpy(r->chain[i], der, (size_t)len);
+        r->chain_lens[i] = (size_t)len;
+        r->n_chain++;
+        OPENSSL_free(der);
+    }
+    return 0;
+}
+
 /* The chain leaf -> KeyInfo certificates -> root at `at`; the leaf's key into *key. */
-static int check_chain(const struct cg_rim *r, const uint8_t *sim_root, time_t at, EVP_PKEY **key,
+static int check_chain(struct cg_rim *r, const uint8_t *sim_root, time_t at, EVP_PKEY **key,
                        struct cg_verdict *v)
 {
     int rc = CG_ECRYPTO;
@@ -343,7 +368,8 @@ static int check_chain(const struct cg_rim *r, const uint8_t *sim_root, time_t a
                        X509_verify_cert_error_string(err), X509_STORE_CTX_get_error_depth(ctx));
         goto out;
     }
-    if ((*key = X509_get_pubkey(x[0])) == NULL)
+    if ((*key = X509_get_pubkey(x[0])) == NULL ||
+        keep_chain(r, X509_STORE_CTX_get0_chain(ctx)) != 0)
         goto out;
     rc = 0;
 out:
@@ -456,11 +482,12 @@ static int add_certs(xmlNodePtr x509data, const char *chain_pem)
         int len = i2d_X509(x, &der);
         X509_free(x);
         char *b64 = len > 0 ? malloc((size_t)len / 3 * 4 + 5) : NULL;
+        xmlNodePtr node = NULL;
         if (b64 == NULL || EVP_EncodeBlock((unsigned char *)b64, der, len) <= 0 ||
-            xmlSecAddChild(x509data, xmlSecNodeX509Certificate, xmlSecDSigNs) == NULL)
+            (node = xmlSecAddChild(x509data, xmlSecNodeX509Certificate, xmlSecDSigNs)) == NULL)
             rc = -1;
         else
-            xmlNodeSetContent(x509data->last, BAD_CAST b64);
+            xmlNodeSetContent(node, BAD_CAST b64);
         free(b64);
         OPENSSL_free(der);
         n++;

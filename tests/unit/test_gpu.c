@@ -312,6 +312,68 @@ static void test_chain_limits(void **state)
     free(t.data);
 }
 
+/* A leaf whose 2.23.133.5.4.1 extension is `ext` (DER), self-signed P-384; caller frees. */
+static struct blob leaf_with(const uint8_t *ext, size_t ext_len)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-384");
+    X509 *x = X509_new();
+    ASN1_OBJECT *obj = OBJ_txt2obj(CG_GPU_OID_DICE_TCB, 1);
+    ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+    assert_true(k != NULL && x != NULL && obj != NULL && os != NULL);
+    assert_int_equal(ASN1_OCTET_STRING_set(os, ext, (int)ext_len), 1);
+    X509_EXTENSION *e = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, os);
+    assert_int_equal(X509_add_ext(x, e, -1), 1);
+    assert_int_equal(X509_set_pubkey(x, k), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 60);
+    assert_true(X509_sign(x, k, EVP_sha384()) > 0);
+    struct blob b = {NULL, 0};
+    b.len = (size_t)i2d_X509(x, &b.data);
+    X509_EXTENSION_free(e);
+    ASN1_OCTET_STRING_free(os);
+    ASN1_OBJECT_free(obj);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return b;
+}
+
+/* Blackwell: a DiceTcbInfo { vendor [0] "NVIDIA", fwids [6] { FWID { sha384, digest } } }. */
+static void test_fwid_forms(void **state)
+{
+    (void)state;
+    uint8_t ext[75] = {0x30, 0x49, 0x80, 0x06, 'N',  'V',  'I',  'D',  'I',
+                       'A',  0xa6, 0x3f, 0x30, 0x3d, 0x06, 0x09, 0x60, 0x86,
+                       0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x04, 0x30};
+    for (int i = 0; i < 48; i++)
+        ext[27 + i] = (uint8_t)i;
+    struct blob b = leaf_with(ext, sizeof(ext));
+    enum cg_gpu_arch arch = CG_GPU_ARCH_UNKNOWN;
+    uint8_t fwid[48];
+    struct cg_verdict v = {0};
+    assert_int_equal(cg_gpu_leaf_fwid(b.data, b.len, &arch, fwid, &v), 0);
+    assert_int_equal(arch, CG_GPU_BLACKWELL);
+    assert_memory_equal(fwid, ext + 27, 48);
+    OPENSSL_free(b.data);
+
+    /* A 47-byte digest, a truncated extension, a leaf without one: all named gpu.fwid. */
+    ext[1] = 0x48, ext[11] = 0x3e, ext[13] = 0x3c, ext[26] = 0x2f;
+    b = leaf_with(ext, sizeof(ext) - 1);
+    assert_int_equal(cg_gpu_leaf_fwid(b.data, b.len, &arch, fwid, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "gpu.fwid");
+    OPENSSL_free(b.data);
+    b = leaf_with(ext, 20);
+    assert_int_equal(cg_gpu_leaf_fwid(b.data, b.len, &arch, fwid, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "gpu.fwid");
+    OPENSSL_free(b.data);
+    struct blob brom = load("trustee/nvidia/hopper_cert_chain_case4.txt");
+    struct cg_gpu_chain c;
+    assert_int_equal(cg_gpu_chain_load(brom.data, brom.len, &c, &v), 0);
+    assert_int_equal(cg_gpu_leaf_fwid(c.certs[0], c.cert_lens[0], &arch, fwid, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "gpu.fwid");
+    cg_gpu_chain_clear(&c);
+    free(brom.data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,7 +381,7 @@ int main(void)
         cmocka_unit_test(test_parse_negatives), cmocka_unit_test(test_read_forms),
         cmocka_unit_test(test_genuine),         cmocka_unit_test(test_device_claims),
         cmocka_unit_test(test_tampered),        cmocka_unit_test(test_chain_without_root),
-        cmocka_unit_test(test_chain_limits),
+        cmocka_unit_test(test_chain_limits),    cmocka_unit_test(test_fwid_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,6 +42,13 @@ struct cg_gpu_chain {
 int cg_gpu_chain_load(const uint8_t *pem, size_t len, struct cg_gpu_chain *c, struct cg_verdict *v);
 void cg_gpu_chain_clear(struct cg_gpu_chain *c);
 
+/*
+ * The FWID of a leaf certificate (DER) and the architecture its extension's form tells
+ * (Hopper or Blackwell). Returns 0 or CG_EEVIDENCE with v ("gpu.fwid", "gpu.leaf").
+ */
+int cg_gpu_leaf_fwid(const uint8_t *der, size_t len, enum cg_gpu_arch *arch,
+                     uint8_t fwid[CG_SPDM_FWID_LEN], struct cg_verdict *v);
+
 /* What a verified report says, beside the parsed report itself. */
 struct cg_gpu_device {
     enum cg_gpu_arch arch;

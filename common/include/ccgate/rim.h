@@ -31,7 +31,7 @@ struct cg_rim {
     char product[32]; /* Meta product, e.g. "GH100" */
     size_t n;
     struct cg_rim_measurement m[CG_RIM_MAX_MEASUREMENTS];
-    /* The signing chain (DER, leaf first, the root last) for the OCSP checks. */
+    /* The verified signing path (DER, the signer first, the root last), for the OCSP checks. */
     size_t n_chain;
     uint8_t *chain[CG_RIM_MAX_CHAIN];
     size_t chain_lens[CG_RIM_MAX_CHAIN];
