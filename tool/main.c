@@ -7,6 +7,7 @@
 #include "ccgate/opts.h"
 #include "ccgate/sim.h"
 #include "tl_tool.h"
+#include "tl_verify_gpu.h"
 #include "tl_verify_snp.h"
 #include "tl_verify_tdx.h"
 
@@ -25,6 +26,8 @@ static const char usage[] =
     "  verify snp REPORT --vcek CERT --chain ASK_ARK.pem [--at RFC3339] [--policy FILE]\n"
     "  verify tdx QUOTE [--tcb-info F --qe-identity F --tcb-chain F] [--crl F ...]\n"
     "             [--at RFC3339] [--policy FILE]\n"
+    "  verify gpu REPORT --certs CHAIN --nonce HEX [--driver-rim F --vbios-rim F]\n"
+    "             [--ocsp DIR] [--at RFC3339] [--policy FILE]\n"
     "                                    verify evidence offline against the pinned vendor\n"
     "                                    roots; JSON verdict; exit 0 verified, 1 rejected,\n"
     "                                    2 usage or unreadable input\n"
@@ -82,6 +85,8 @@ int main(int argc, char **argv)
         return tl_verify_snp_main(argc - 2, argv + 2);
     if (strcmp(cmd, "verify") == 0 && argc >= 3 && strcmp(argv[2], "tdx") == 0)
         return tl_verify_tdx_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "verify") == 0 && argc >= 3 && strcmp(argv[2], "gpu") == 0)
+        return tl_verify_gpu_main(argc - 2, argv + 2);
     if (strcmp(cmd, "evidence") == 0 && argc >= 3 && strcmp(argv[2], "inspect") == 0)
         return tl_tool_evidence_inspect(argc, argv);
     cg_fatal("unknown command '%s' (see --help)", cmd);
