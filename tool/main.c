@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ccgate/err.h"
+#include "ccgate/gpusim.h"
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
 #include "ccgate/sim.h"
@@ -15,9 +16,10 @@ static const char usage[] =
     "usage: ccgate COMMAND [options]\n"
     "\n"
     "commands:\n"
-    "  sim-init --state-dir DIR          create the simulated TEE's ARK/ASK/VCEK chain in DIR\n"
+    "  sim-init --state-dir DIR [--gpu]  create the simulated TEE's ARK/ASK/VCEK chain in DIR\n"
     "                                    (INSECURE, for development); prints the sim ARK's\n"
-    "                                    SHA-256 fingerprint\n"
+    "                                    SHA-256 fingerprint; --gpu: also the simulated GPU,\n"
+    "                                    its root's fingerprint on a second line\n"
     "  policy from-evidence --server HOST:PORT [--allow-sim]\n"
     "                                    connect, verify the evidence chain, print a policy\n"
     "                                    pinning what was seen (trust on first use)\n"
@@ -38,15 +40,17 @@ static int sim_init(int argc, char **argv)
     struct cg_opt o[] = {
         {"state-dir", "DIR", "state folder", NULL, NULL, NULL},
         {"help", NULL, "print this help", NULL, NULL, NULL},
+        {"gpu", NULL, "also the simulated NVIDIA GPU; its root's SHA-256 on a second line", NULL,
+         NULL, NULL},
     };
     char err[256];
-    if (cg_opts_parse(argc, argv, 2, o, 2, err, sizeof(err)) < 0)
+    if (cg_opts_parse(argc, argv, 2, o, 3, err, sizeof(err)) < 0)
         cg_fatal("sim-init: %s", err);
     if (o[1].value != NULL) {
-        cg_opts_usage(stdout, "ccgate sim-init --state-dir DIR",
+        cg_opts_usage(stdout, "ccgate sim-init --state-dir DIR [--gpu]",
                       "Creates (or loads) the simulated TEE's chain and prints the sim ARK's "
                       "SHA-256.",
-                      o, 2);
+                      o, 3);
         return 0;
     }
     if (o[0].value == NULL)
@@ -60,6 +64,12 @@ static int sim_init(int argc, char **argv)
     fprintf(stderr, "ccgate: simulated TEE ready in %s (INSECURE: for development only)\n",
             o[0].value);
     printf("%s\n", hex);
+    if (o[2].value != NULL) {
+        if ((rc = cg_gpusim_init(o[0].value, root)) < 0)
+            cg_fatal("sim-init --gpu: %s: %s", o[0].value, cg_strerror(rc));
+        cg_hex(hex, sizeof(hex), root, sizeof(root));
+        printf("%s\n", hex);
+    }
     return 0;
 }
 

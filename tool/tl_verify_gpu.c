@@ -1,7 +1,6 @@
 /* `ccgate verify gpu`: the offline NVIDIA GPU verifier on the command line. */
 #include "tl_verify_gpu.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,35 +63,6 @@ static int print_claims(const struct cg_spdm_report *r, const struct cg_gpuev_re
     json_object_set_new(o, "measurements", m);
     int rc = tl_cli_print(o);
     json_decref(o);
-    return rc;
-}
-
-/* Every regular file of dir as an OCSP response into e. 0, or -1 after a message. */
-static int load_ocsp(const char *dir, struct cg_gpuev *e)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        fprintf(stderr, PROG ": --ocsp %s: cannot open the folder\n", dir);
-        return -1;
-    }
-    struct dirent *de;
-    int rc = 0;
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        char path[4096];
-        struct tl_file f = {0};
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        if (tl_cli_read_file(PROG, path, CG_OCSP_MAX_BYTES, &f) != 0)
-            rc = -1;
-        else if (cg_gpuev_add_collateral(e, 0, (const uint8_t *)f.p, f.n) != 0) {
-            fprintf(stderr, PROG ": --ocsp %s: more than %d responses\n", dir,
-                    CG_OCSP_MAX_RESPONSES);
-            rc = -1;
-        }
-        free(f.p);
-    }
-    closedir(d);
     return rc;
 }
 
@@ -162,9 +132,12 @@ int tl_verify_gpu_main(int argc, char **argv)
     if (tl_cli_read_file(PROG, report_path, REPORT_FILE_MAX, &text) != 0 ||
         tl_cli_read_file(PROG, certs_path, CG_GPU_CHAIN_MAX_BYTES, &certs) != 0 ||
         (drv_path != NULL && tl_cli_read_file(PROG, drv_path, CG_RIM_MAX_BYTES, &drv) != 0) ||
-        (vb_path != NULL && tl_cli_read_file(PROG, vb_path, CG_RIM_MAX_BYTES, &vb) != 0) ||
-        (ocsp_dir != NULL && load_ocsp(ocsp_dir, &col_store) != 0))
+        (vb_path != NULL && tl_cli_read_file(PROG, vb_path, CG_RIM_MAX_BYTES, &vb) != 0))
         goto out;
+    if (ocsp_dir != NULL && cg_gpuev_load_collateral(ocsp_dir, &col_store, err, sizeof(err)) != 0) {
+        fprintf(stderr, PROG ": --ocsp %s\n", err);
+        goto out;
+    }
     if (cg_spdm_read((const uint8_t *)text.p, text.n, &report, &report_len) != 0) {
         fprintf(stderr, PROG ": %s: expected the report as hex text or raw SPDM bytes\n",
                 report_path);

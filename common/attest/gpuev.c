@@ -1,5 +1,6 @@
 #include "ccgate/gpuev.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -45,6 +46,44 @@ int cg_gpuev_add_collateral(struct cg_gpuev *e, int rim, const uint8_t *data, si
         e->ocsp_lens[(*n)++] = len;
     }
     return 0;
+}
+
+int cg_gpuev_load_collateral(const char *dir, struct cg_gpuev *e, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return CG_ECONFIG;
+    }
+    struct dirent *de;
+    int rc = 0;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        FILE *f = fopen(path, "rbe");
+        uint8_t *buf = malloc(CG_RIM_MAX_BYTES + 1);
+        size_t n = f != NULL && buf != NULL ? fread(buf, 1, CG_RIM_MAX_BYTES + 1, f) : 0;
+        if (f == NULL || buf == NULL || ferror(f)) {
+            snprintf(err, errlen, "%s: unreadable", path);
+            rc = CG_ECONFIG;
+        } else {
+            size_t i = 0;
+            while (i < n && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t'))
+                i++;
+            rc = n > CG_RIM_MAX_BYTES ? CG_ELIMIT
+                                      : cg_gpuev_add_collateral(e, i < n && buf[i] == '<', buf, n);
+            if (rc != 0)
+                snprintf(err, errlen, "%s: %s", path,
+                         rc == CG_ELIMIT ? "too large, or too many files" : cg_strerror(rc));
+        }
+        if (f != NULL)
+            fclose(f);
+        free(buf);
+    }
+    closedir(d);
+    return rc;
 }
 
 void cg_gpuev_nonce(const uint8_t pubkey_hash[32], int64_t iat, const uint8_t (*nonces)[32],

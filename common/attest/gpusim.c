@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "ccgate/gpu.h"
+#include "ccgate/gpuev.h"
 #include "ccgate/rim.h"
 #include "ccgate/sim.h"
 #include "ccgate/spdm.h"
@@ -419,4 +420,67 @@ int cg_gpusim_ocsp(struct cg_gpusim *s, enum cg_gpusim_cert cert, int revoked, t
     OCSP_BASICRESP_free(bs);
     ERR_clear_error();
     return ok ? 0 : CG_ECRYPTO;
+}
+
+struct sim_provider {
+    struct cg_gpu_provider base;
+    struct cg_gpusim *sim;
+    uint8_t *rims[2];
+    size_t rim_lens[2];
+};
+
+static int sim_get(struct cg_gpu_provider *base, const uint8_t nonce[32], struct cg_gpuev *out)
+{
+    struct sim_provider *p = (struct sim_provider *)base;
+    struct cg_gpuev_gpu *g = &out->gpus[0];
+    struct cg_gpusim_report_opts o;
+    memset(&o, 0, sizeof(o));
+    memcpy(o.nonce, nonce, 32);
+    out->n_gpus = 1;
+    snprintf(g->arch, sizeof(g->arch), "HOPPER");
+    g->cc_mode = 1;
+    int rc = cg_gpusim_report(p->sim, &o, &g->report, &g->report_len);
+    if (rc == 0)
+        rc = cg_gpusim_chain_pem(p->sim, &g->chain_pem, &g->chain_len);
+    for (int i = 0; rc == 0 && i < 2; i++)
+        rc = cg_gpuev_add_collateral(out, 1, p->rims[i], p->rim_lens[i]);
+    time_t now = time(NULL);
+    for (int c = CG_GPUSIM_LEAF; rc == 0 && c <= CG_GPUSIM_RIM_SIGNER; c++) {
+        uint8_t *der = NULL;
+        size_t len = 0;
+        rc =
+            cg_gpusim_ocsp(p->sim, (enum cg_gpusim_cert)c, 0, 0, now - 60, now + 86400, &der, &len);
+        if (rc == 0)
+            rc = cg_gpuev_add_collateral(out, 0, der, len);
+        free(der);
+    }
+    return rc;
+}
+
+static void sim_free(struct cg_gpu_provider *base)
+{
+    struct sim_provider *p = (struct sim_provider *)base;
+    cg_gpusim_free(p->sim);
+    free(p->rims[0]);
+    free(p->rims[1]);
+    free(p);
+}
+
+int cg_gpusim_provider_new(const char *state_dir, struct cg_gpu_provider **out)
+{
+    struct sim_provider *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return -ENOMEM;
+    p->base.name = "sim";
+    p->base.get = sim_get;
+    p->base.free = sim_free;
+    int rc = cg_gpusim_open(state_dir, &p->sim);
+    for (int i = 0; rc == 0 && i < 2; i++)
+        rc = cg_gpusim_rim(p->sim, i, &p->rims[i], &p->rim_lens[i]);
+    if (rc != 0) {
+        sim_free(&p->base);
+        return rc;
+    }
+    *out = &p->base;
+    return 0;
 }

@@ -15,7 +15,8 @@
 #include "ccgate/err.h"
 
 /* A certificate larger than this is not one of ours (evidence + endorsements + overhead). */
-#define CERT_MAX_BYTES (CG_EVIDENCE_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 4096)
+#define CERT_MAX_BYTES                                                                             \
+    (CG_EVIDENCE_MAX_BYTES + CG_CLAIMS_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 4096)
 
 struct cg_ratls_key {
     EVP_PKEY *pkey;
@@ -70,7 +71,15 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
                     size_t n_nonces, int64_t iat, uint8_t **claims, size_t *claims_len,
                     uint8_t report_data[CG_REPORT_DATA_LEN])
 {
-    if (n_nonces > CG_MAX_NONCES)
+    return cg_ratls_claims_gpu(k, nonces, n_nonces, iat, NULL, 0, claims, claims_len, report_data);
+}
+
+int cg_ratls_claims_gpu(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+                        size_t n_nonces, int64_t iat, const uint8_t *gpu, size_t gpu_len,
+                        uint8_t **claims, size_t *claims_len,
+                        uint8_t report_data[CG_REPORT_DATA_LEN])
+{
+    if (n_nonces > CG_MAX_NONCES || gpu_len > CG_CLAIMS_GPU_MAX_BYTES)
         return CG_ELIMIT;
     struct cg_claims *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -80,6 +89,8 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
     if (n_nonces > 0)
         memcpy(c->nonces, nonces, n_nonces * CG_NONCE_LEN);
     c->iat = iat;
+    c->gpu = gpu_len > 0 ? gpu : NULL;
+    c->gpu_len = gpu_len;
     int rc = cg_claims_encode(c, claims, claims_len);
     free(c);
     if (rc != 0)
@@ -91,6 +102,12 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
         return CG_ECRYPTO;
     }
     return 0;
+}
+
+void cg_ratls_gpu_nonce(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+                        size_t n_nonces, int64_t iat, uint8_t out[CG_NONCE_LEN])
+{
+    cg_gpuev_nonce(k->spki_sha256, iat, nonces, n_nonces, out);
 }
 
 static int add_ext(X509 *x, const char *oid, const uint8_t *data, size_t len)
@@ -227,6 +244,35 @@ static void hex32(char out[65], const uint8_t in[32])
     cg_hex(out, 65, in, 32);
 }
 
+/*
+ * The claims' GPU evidence, when the policy has a gpu section: its bytes are covered by the
+ * CPU report already (report_data), and each GPU's SPDM nonce must be the one derived from
+ * these claims, so a GPU report from another handshake or another server does not pass.
+ */
+static int verify_gpu(const struct cg_claims *claims, const struct cg_policy *p, time_t now,
+                      struct cg_attestation *out, struct cg_verdict *v)
+{
+    if (!p->gpu.present)
+        return 0;
+    if (claims->gpu == NULL)
+        return p->gpu.required
+                   ? cg_reject(v, CG_EPOLICY, "gpu.required", "GPU evidence in the claims", "none")
+                   : 0;
+    struct cg_gpuev *e = malloc(sizeof(*e));
+    if (e == NULL)
+        return -ENOMEM;
+    uint8_t nonce[CG_NONCE_LEN];
+    cg_gpuev_nonce(claims->pubkey_hash, claims->iat, claims->nonces, claims->n_nonces, nonce);
+    int rc = cg_gpuev_decode(claims->gpu, claims->gpu_len, e, v);
+    if (rc == 0) {
+        rc = cg_gpuev_verify(e, &p->gpu, nonce, now, out->gpus, &out->n_gpus, v);
+        cg_gpuev_clear(e);
+    }
+    free(e);
+    out->gpu_appraised = rc == 0;
+    return rc;
+}
+
 /* The appraisal after the certificate's own checks: evidence and its binding, freshness,
  * policy. Split out so that cg_ratls_verify owns the parsed certificate and nothing else. */
 static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidence_len,
@@ -324,9 +370,9 @@ static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidenc
         }
     }
 
-    if (tag == CG_TAG_TDX)
-        return cg_tdx_appraise(&p->tdx, &out->tdx, &out->tdx_status, v);
-    return cg_policy_appraise_snp(p, &out->snp, v);
+    rc = tag == CG_TAG_TDX ? cg_tdx_appraise(&p->tdx, &out->tdx, &out->tdx_status, v)
+                           : cg_policy_appraise_snp(p, &out->snp, v);
+    return rc != 0 ? rc : verify_gpu(claims, p, now, out, v);
 }
 
 int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *p,

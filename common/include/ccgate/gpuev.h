@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "ccgate/cbor.h"
 #include "ccgate/err.h"
 #include "ccgate/gpu.h"
 #include "ccgate/ocsp.h"
@@ -28,7 +29,7 @@
 #define CG_GPUEV_COLLATERAL_TYPE "application/vnd.ccgate.nvidia-gpu-collateral+json"
 #define CG_GPUEV_MAX_GPUS 8
 #define CG_GPUEV_MAX_RIMS 16
-#define CG_GPUEV_MAX_BYTES (256 * 1024)
+#define CG_GPUEV_MAX_BYTES CG_CLAIMS_GPU_MAX_BYTES
 #define CG_GPUEV_MAX_VERSIONS 16
 
 struct cg_gpuev_gpu {
@@ -63,6 +64,25 @@ int cg_gpuev_decode(const uint8_t *buf, size_t len, struct cg_gpuev *e, struct c
 
 /* Adds a copy of data to e's RIMs (rim != 0) or OCSP responses. 0, CG_ELIMIT or -ENOMEM. */
 int cg_gpuev_add_collateral(struct cg_gpuev *e, int rim, const uint8_t *data, size_t len);
+
+/*
+ * Adds every file of the collateral folder dir to e: XML files (the first non-blank byte
+ * '<') as RIMs, the others as DER OCSP responses. 0, or CG_ECONFIG / CG_ELIMIT with err
+ * naming the file.
+ */
+int cg_gpuev_load_collateral(const char *dir, struct cg_gpuev *e, char *err, size_t errlen);
+
+/*
+ * A GPU evidence provider (server side). get() blocks (NVML takes a while) and runs on a
+ * worker thread, one call at a time: it fills out (zeroed by the caller; the caller clears
+ * it) with every GPU's report over nonce, its chain, CC and DEVTOOLS state, and the
+ * collateral.
+ */
+struct cg_gpu_provider {
+    const char *name; /* "sim", "nvml" */
+    int (*get)(struct cg_gpu_provider *p, const uint8_t nonce[32], struct cg_gpuev *out);
+    void (*free)(struct cg_gpu_provider *p);
+};
 
 /*
  * The SPDM nonce for the GPUs of a claims set: SHA-256("ccgate gpu nonce v1" || 0x00 ||

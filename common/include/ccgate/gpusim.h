@@ -58,4 +58,14 @@ enum cg_gpusim_cert { CG_GPUSIM_LEAF, CG_GPUSIM_RIM_SIGNER };
 int cg_gpusim_ocsp(struct cg_gpusim *s, enum cg_gpusim_cert cert, int revoked, time_t revoked_at,
                    time_t this_update, time_t next_update, uint8_t **out, size_t *len);
 
+struct cg_gpu_provider;
+
+/*
+ * A GPU provider (gpuev.h) that presents one simulated GPU of state_dir: a report over the
+ * nonce, its chain, CC on and DEVTOOLS off, both RIMs (signed once here) and fresh OCSP
+ * responses (valid from a minute ago for a day) for the leaf and the RIM signer. Caller
+ * frees with p->free(p). 0 or a negative code.
+ */
+int cg_gpusim_provider_new(const char *state_dir, struct cg_gpu_provider **out);
+
 #endif

@@ -46,13 +46,27 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
                     uint8_t report_data[CG_REPORT_DATA_LEN]);
 
 /*
+ * The same with the GPU evidence bundle (gpuev.h; NULL/0: none) in the claims' "gpu" entry,
+ * so that the report_data covers it. CG_ELIMIT past CG_CLAIMS_GPU_MAX_BYTES.
+ */
+int cg_ratls_claims_gpu(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+                        size_t n_nonces, int64_t iat, const uint8_t *gpu, size_t gpu_len,
+                        uint8_t **claims, size_t *claims_len,
+                        uint8_t report_data[CG_REPORT_DATA_LEN]);
+
+/* The SPDM nonce the GPUs must sign for claims of key k, these nonces and iat
+ * (cg_gpuev_nonce of the key's SPKI hash). */
+void cg_ratls_gpu_nonce(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+                        size_t n_nonces, int64_t iat, uint8_t out[CG_NONCE_LEN]);
+
+/*
  * Builds the self-signed X.509 certificate (DER) for k carrying the evidence (CMW
  * extension) and its endorsements; validity from iat - 60 s to iat + lifetime_s.
  * Caller frees *der.
  */
 int cg_ratls_cert_new(const struct cg_ratls_key *k, const uint8_t *claims, size_t claims_len,
-                      const struct cg_evidence *ev, int64_t iat, uint32_t lifetime_s,
-                      uint8_t **der, size_t *der_len);
+                      const struct cg_evidence *ev, int64_t iat, uint32_t lifetime_s, uint8_t **der,
+                      size_t *der_len);
 
 /* What the client learnt from a verified certificate. */
 struct cg_attestation {
@@ -70,6 +84,10 @@ struct cg_attestation {
      * certificate) and what its collateral said (TCB statuses, CRLs applied). */
     struct cg_tdx_quote tdx;
     struct cg_tdx_status tdx_status;
+    /* The GPUs, when the policy has a gpu section and the claims carry GPU evidence. */
+    int gpu_appraised;
+    size_t n_gpus;
+    struct cg_gpuev_result gpus[CG_GPUEV_MAX_GPUS];
 };
 
 /* "sim", "snp", "tdx" or "unknown". */
@@ -83,7 +101,9 @@ const char *cg_ratls_tee_name(uint32_t tag);
  * cg_tdx_verify with the endorsements as collateral, at time now), report_data equal to
  * SHA-256(claims) || 0^32, freshness (nonce != NULL: the nonce must be in the claims;
  * NULL: iat within p->freshness.max_age_s of now, and not in the future beyond
- * CG_RATLS_IAT_SKEW_S), then the policy (cg_policy_appraise_snp or cg_tdx_appraise).
+ * CG_RATLS_IAT_SKEW_S), then the policy (cg_policy_appraise_snp or cg_tdx_appraise), then
+ * with a gpu section in the policy the claims' GPU evidence (cg_gpuev_verify over the nonce
+ * cg_gpuev_nonce derives from these claims; required unless gpu.required is false).
  * Returns 0 with out filled, or CG_EEVIDENCE / CG_EPOLICY with v set.
  */
 int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *p,
