@@ -474,6 +474,20 @@ int cg_sha256(const uint8_t *data, size_t len, uint8_t out[32])
     return sha256(data, len, out);
 }
 
+/* One certificate, PEM or DER; NULL when neither. */
+static X509 *pem_or_der(const uint8_t *data, size_t len)
+{
+    static const char pem_begin[] = "-----BEGIN CERTIFICATE-----";
+    if (len >= sizeof(pem_begin) - 1 && memcmp(data, pem_begin, sizeof(pem_begin) - 1) == 0) {
+        BIO *bio = BIO_new_mem_buf(data, (int)len);
+        X509 *x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+        return x;
+    }
+    const unsigned char *pp = data;
+    return d2i_X509(NULL, &pp, (long)len);
+}
+
 int cg_ratls_inspect(const uint8_t *data, size_t len, struct cg_evidence *ev,
                      struct cg_claims *claims)
 {
@@ -486,15 +500,7 @@ int cg_ratls_inspect(const uint8_t *data, size_t len, struct cg_evidence *ev,
     memset(ev, 0, sizeof(*ev));
     if (len > CERT_MAX_BYTES)
         return CG_ELIMIT;
-    static const char pem_begin[] = "-----BEGIN CERTIFICATE-----";
-    if (len >= sizeof(pem_begin) - 1 && memcmp(data, pem_begin, sizeof(pem_begin) - 1) == 0) {
-        BIO *bio = BIO_new_mem_buf(data, (int)len);
-        x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-        BIO_free(bio);
-    } else {
-        const unsigned char *pp = data;
-        x = d2i_X509(NULL, &pp, (long)len);
-    }
+    x = pem_or_der(data, len);
     if (x == NULL)
         goto out;
     if (find_ext(x, CG_OID_CMW, &ext, &ext_len) != 0 ||
@@ -520,6 +526,46 @@ out:
     if (rc != 0)
         cg_evidence_clear(ev);
     X509_free(x);
+    ERR_clear_error();
+    return rc;
+}
+
+int cg_ratls_inspect_gpu(const uint8_t *data, size_t len, uint8_t **gpu, size_t *gpu_len)
+{
+    struct cg_evidence ev;
+    struct cg_claims *claims = calloc(1, sizeof(*claims));
+    X509 *x = NULL;
+    const uint8_t *ext, *evidence, *claims_buf;
+    size_t ext_len, evidence_len, claims_len;
+    uint32_t tag;
+    *gpu = NULL;
+    *gpu_len = 0;
+    if (claims == NULL)
+        return -ENOMEM;
+    int rc = cg_ratls_inspect(data, len, &ev, claims);
+    cg_evidence_clear(&ev);
+    if (rc != 0)
+        goto out;
+    /* Parsed a second time for the claims' GPU bytes, which inspect does not keep. */
+    x = pem_or_der(data, len);
+    rc = CG_EEVIDENCE;
+    if (x == NULL || find_ext(x, CG_OID_CMW, &ext, &ext_len) != 0 ||
+        cg_cmw_decode(ext, ext_len, &tag, &evidence, &evidence_len, &claims_buf, &claims_len) !=
+            0 ||
+        cg_claims_decode(claims_buf, claims_len, claims) != 0)
+        goto out;
+    rc = 0;
+    if (claims->gpu == NULL)
+        goto out;
+    if ((*gpu = malloc(claims->gpu_len)) == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(*gpu, claims->gpu, claims->gpu_len);
+    *gpu_len = claims->gpu_len;
+out:
+    X509_free(x);
+    free(claims);
     ERR_clear_error();
     return rc;
 }

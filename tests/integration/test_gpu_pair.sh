@@ -43,6 +43,21 @@ code=$(curl -sS --max-time 10 -o "$T/ok.out" -w '%{http_code}' -X POST -d 'promp
 [ "$code" = 200 ] || fail "sim GPU with a matching policy: expected 200, got $code: $(cat "$T/ok.out")"
 pass "sim TEE + sim GPU: RIMs, OCSP and versions appraised, request forwarded"
 
+# policy from-evidence pins what the GPUs showed; the policy it writes is accepted.
+"$CG_BIN/ccgate" policy from-evidence --server "127.0.0.1:$SRV_PORT" --allow-sim >"$T/tofu.json" 2>"$T/tofu.err" ||
+    fail "policy from-evidence: $(cat "$T/tofu.err")"
+python3 - "$T/tofu.json" "$GPU_ROOT" <<'PY' || fail "from-evidence gpu section: $(cat "$T/tofu.json")"
+import json, sys
+g = json.load(open(sys.argv[1]))["gpu"]
+assert g == {"count": 1, "allow_sim": True, "sim_root_sha256": sys.argv[2],
+             "drivers": ["999.00.01"], "vbios": ["96.00.99.00.01"],
+             "require_rims": True, "ocsp": "require"}, g
+PY
+start_client "$T/tofu.json" client-tofu
+code=$(curl -sS --max-time 10 -o /dev/null -w "%{http_code}" -X POST -d x "http://127.0.0.1:$CLI_PORT/echo")
+[ "$code" = 200 ] || fail "the from-evidence policy: expected 200, got $code"
+pass "policy from-evidence writes a gpu section that the client accepts"
+
 gpu_policy "$T/driver.json" "$SIM_GPU, \"drivers\": [\"550.90.07\"]}"
 start_client "$T/driver.json" client-driver
 expect_502 gpu.driver_version

@@ -118,6 +118,12 @@ int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *
 int cg_ratls_inspect(const uint8_t *data, size_t len, struct cg_evidence *ev,
                      struct cg_claims *claims);
 
+/*
+ * The claims' GPU evidence bytes of an RA-TLS certificate (PEM or DER), untrusted, copied
+ * into *gpu (caller frees; NULL and 0 when the claims carry none). 0 or CG_EEVIDENCE.
+ */
+int cg_ratls_inspect_gpu(const uint8_t *data, size_t len, uint8_t **gpu, size_t *gpu_len);
+
 /* SHA-256 of data, for callers that do not include OpenSSL. 0 or CG_ECRYPTO. */
 int cg_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
 
