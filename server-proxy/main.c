@@ -27,13 +27,17 @@ static struct cg_opt opts[] = {
      NULL, NULL},
     {"tdx-collateral", "DIR",
      "TDX collateral sent to clients (tcb_info.json, qe_identity.json, ...)", NULL, NULL, NULL},
+    {"gpu", "none|sim|nvml|auto",
+     "GPU evidence provider; sim only with --tee sim; auto never falls back to sim", "none", NULL,
+     NULL},
+    {"gpu-collateral", "DIR", "RIMs and OCSP responses sent with the GPU evidence", NULL, NULL,
+     NULL},
     {"admin", "ADDR:PORT", "admin listener: /healthz /readyz /metrics", NULL, NULL, NULL},
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
     {"mode", "http|tcp", "tunnel mode, offered as ALPN", "http", NULL, NULL},
     {"refresh-s", "N", "seconds between periodic evidence refreshes", "600", NULL, NULL},
-    {"batch-window-ms", "N", "window in which nonces share one evidence request", "20", NULL,
-     NULL},
+    {"batch-window-ms", "N", "window in which nonces share one evidence request", "20", NULL, NULL},
     {"batch-max", "N", "most nonces per evidence request", "64", NULL, NULL},
     {"handshake-timeout-ms", "N", "limit for a client's TLS handshake", "10000", NULL, NULL},
     {"max-connections", "N", "most concurrent client connections", "4096", NULL, NULL},
@@ -41,8 +45,7 @@ static struct cg_opt opts[] = {
      NULL, NULL},
     {"idle-timeout-s", "N", "close a connection with no traffic either way for this long", "300",
      NULL, NULL},
-    {"drain-timeout-s", "N", "on SIGTERM, how long live connections may finish", "30", NULL,
-     NULL},
+    {"drain-timeout-s", "N", "on SIGTERM, how long live connections may finish", "30", NULL, NULL},
     {"help", NULL, "print this help and exit", NULL, NULL, NULL},
     {"version", NULL, "print the version and exit", NULL, NULL, NULL},
 };
@@ -114,9 +117,8 @@ static int metrics(void *arg, struct cg_buf *out)
         (unsigned long long)s->conns_total, (unsigned long long)s->conns_active,
         (unsigned long long)s->handshake_failures, (unsigned long long)s->upstream_failures,
         (unsigned long long)s->bytes_from_client, (unsigned long long)s->bytes_to_client, a->tee,
-        (unsigned long long)e->evidence_requests, a->tee,
-        (unsigned long long)e->evidence_failures, (unsigned long long)e->nonce_handshakes,
-        (long long)e->cert_iat);
+        (unsigned long long)e->evidence_requests, a->tee, (unsigned long long)e->evidence_failures,
+        (unsigned long long)e->nonce_handshakes, (long long)e->cert_iat);
     return 200;
 }
 
@@ -238,10 +240,15 @@ int main(int argc, char **argv)
         cg_fatal("--admin: %s", err);
 
     signal(SIGPIPE, SIG_IGN);
+    struct cg_gpu_provider *gpu; /* first: --gpu sim needs --tee sim, not what auto finds */
+    int rc = sp_attester_gpu_provider(opt("gpu"), a.tee, opt("state-dir"), opt("gpu-collateral"),
+                                      &gpu, err, sizeof(err));
+    if (rc < 0)
+        cg_fatal("--gpu %s: %s", opt("gpu"), err);
     a.provider = make_provider(a.tee, opt("state-dir"));
     a.tee = a.provider->name; /* what auto picked */
-    int rc = sp_attester_new(a.loop, a.provider, (unsigned)refresh, (unsigned)window,
-                             (unsigned)batch_max, &a.attester);
+    rc = sp_attester_new(a.loop, a.provider, gpu, (unsigned)refresh, (unsigned)window,
+                         (unsigned)batch_max, &a.attester);
     if (rc < 0)
         cg_fatal("first evidence from the %s TEE failed: %s", a.tee, cg_strerror(rc));
     srv->attester = a.attester;

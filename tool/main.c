@@ -3,12 +3,14 @@
 #include <string.h>
 
 #include "ccgate/err.h"
+#include "ccgate/gpusim.h"
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
 #include "ccgate/sim.h"
 #include "tl_audit.h"
 #include "tl_seal.h"
 #include "tl_tool.h"
+#include "tl_verify_gpu.h"
 #include "tl_verify_snp.h"
 #include "tl_verify_tdx.h"
 
@@ -16,9 +18,10 @@ static const char usage[] =
     "usage: ccgate COMMAND [options]\n"
     "\n"
     "commands:\n"
-    "  sim-init --state-dir DIR          create the simulated TEE's ARK/ASK/VCEK chain in DIR\n"
+    "  sim-init --state-dir DIR [--gpu]  create the simulated TEE's ARK/ASK/VCEK chain in DIR\n"
     "                                    (INSECURE, for development); prints the sim ARK's\n"
-    "                                    SHA-256 fingerprint\n"
+    "                                    SHA-256 fingerprint; --gpu: also the simulated GPU,\n"
+    "                                    its root's fingerprint on a second line\n"
     "  policy from-evidence --server HOST:PORT [--allow-sim] [--wait S] [--out FILE]\n"
     "                                    connect, verify the evidence chain, print a policy\n"
     "                                    pinning what was seen (trust on first use)\n"
@@ -28,6 +31,8 @@ static const char usage[] =
     "  verify tdx QUOTE [--collateral F | --tcb-info F --qe-identity F --tcb-chain F]\n"
     "             [--crl F ...]\n"
     "             [--at RFC3339] [--policy FILE]\n"
+    "  verify gpu REPORT --certs CHAIN --nonce HEX [--driver-rim F --vbios-rim F]\n"
+    "             [--ocsp DIR] [--at RFC3339] [--policy FILE]\n"
     "                                    verify evidence offline against the pinned vendor\n"
     "                                    roots; JSON verdict; exit 0 verified, 1 rejected,\n"
     "                                    2 usage or unreadable input\n"
@@ -45,10 +50,12 @@ static const char verify_usage[] =
     "usage: ccgate verify snp REPORT --vcek CERT [--chain CERTS] [--at RFC3339] [--policy FILE]\n"
     "       ccgate verify tdx QUOTE [--collateral FILE | --tcb-info F --qe-identity F\n"
     "                         --tcb-chain F] [--crl F ...] [--at RFC3339] [--policy FILE]\n"
+    "       ccgate verify gpu REPORT --certs CHAIN --nonce HEX [--driver-rim F --vbios-rim F]\n"
+    "                         [--ocsp DIR] [--at RFC3339] [--policy FILE]\n"
     "\n"
     "Verifies evidence offline against the pinned vendor roots and prints a JSON verdict;\n"
     "exit 0 verified, 1 rejected (the JSON names the check), 2 usage or unreadable input.\n"
-    "`ccgate verify snp --help` and `ccgate verify tdx --help` describe the options.\n";
+    "`ccgate verify snp|tdx|gpu --help` describe the options.\n";
 
 static const char policy_usage[] =
     "usage: ccgate policy from-evidence --server HOST:PORT [--allow-sim] [--wait SECONDS]\n"
@@ -83,15 +90,17 @@ static int sim_init(int argc, char **argv)
     struct cg_opt o[] = {
         {"state-dir", "DIR", "state folder", NULL, NULL, NULL},
         {"help", NULL, "print this help", NULL, NULL, NULL},
+        {"gpu", NULL, "also the simulated NVIDIA GPU; its root's SHA-256 on a second line", NULL,
+         NULL, NULL},
     };
     char err[256];
-    if (cg_opts_parse(argc, argv, 2, o, 2, err, sizeof(err)) < 0)
+    if (cg_opts_parse(argc, argv, 2, o, 3, err, sizeof(err)) < 0)
         cg_fatal("sim-init: %s", err);
     if (o[1].value != NULL) {
-        cg_opts_usage(stdout, "ccgate sim-init --state-dir DIR",
+        cg_opts_usage(stdout, "ccgate sim-init --state-dir DIR [--gpu]",
                       "Creates (or loads) the simulated TEE's chain and prints the sim ARK's "
                       "SHA-256.",
-                      o, 2);
+                      o, 3);
         return 0;
     }
     if (o[0].value == NULL)
@@ -105,6 +114,12 @@ static int sim_init(int argc, char **argv)
     fprintf(stderr, "ccgate: simulated TEE ready in %s (INSECURE: for development only)\n",
             o[0].value);
     printf("%s\n", hex);
+    if (o[2].value != NULL) {
+        if ((rc = cg_gpusim_init(o[0].value, root)) < 0)
+            cg_fatal("sim-init --gpu: %s: %s", o[0].value, cg_strerror(rc));
+        cg_hex(hex, sizeof(hex), root, sizeof(root));
+        printf("%s\n", hex);
+    }
     return 0;
 }
 
@@ -130,6 +145,8 @@ int main(int argc, char **argv)
         return tl_verify_snp_main(argc - 2, argv + 2);
     if (strcmp(cmd, "verify") == 0 && argc >= 3 && strcmp(argv[2], "tdx") == 0)
         return tl_verify_tdx_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "verify") == 0 && argc >= 3 && strcmp(argv[2], "gpu") == 0)
+        return tl_verify_gpu_main(argc - 2, argv + 2);
     if (strcmp(cmd, "evidence") == 0 && argc >= 3 && strcmp(argv[2], "inspect") == 0)
         return tl_tool_evidence_inspect(argc, argv);
     if (strcmp(cmd, "seal") == 0)

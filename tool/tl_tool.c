@@ -15,6 +15,8 @@
 #include "ccgate/err.h"
 #include "ccgate/evidence.h"
 #include "ccgate/file.h"
+#include "ccgate/gpu.h"
+#include "ccgate/gpuev.h"
 #include "ccgate/json.h"
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
@@ -169,6 +171,92 @@ static int fetch_cert_wait(const struct cg_addr *a, unsigned long wait_s, uint8_
     }
 }
 
+/*
+ * The gpu section a TOFU check verifies with, from the server's (untrusted) GPU bundle: RIMs
+ * and OCSP checked when the server staples them, the sim GPU's root when allowed. Appends
+ * `, "gpu": {...}` to base (a JSON object without its closing brace). 0, or 1 after a
+ * message.
+ */
+static int gpu_base(const char *server, const uint8_t *gpu, size_t gpu_len, int allow_sim,
+                    char *base, size_t cap)
+{
+    struct cg_gpuev *e = calloc(1, sizeof(*e));
+    struct cg_gpu_chain chain = {0};
+    struct cg_verdict v = {0};
+    char sim[160] = "";
+    int rc = 1;
+    if (e == NULL || cg_gpuev_decode(gpu, gpu_len, e, &v) != 0) {
+        fprintf(stderr, "ccgate: %s: unreadable GPU evidence: %s\n", server, v.actual);
+        goto out;
+    }
+    /* Every GPU's chain ends at the same root: NVIDIA's pinned one, or a sim root. */
+    if (cg_gpu_chain_load((const uint8_t *)e->gpus[0].chain_pem, e->gpus[0].chain_len, &chain,
+                          &v) == 0 &&
+        chain.n > 0) {
+        uint8_t root[32];
+        char hex[65];
+        struct cg_gpu_anchor nvidia = {0};
+        struct cg_spdm_report *r = malloc(sizeof(*r));
+        struct cg_gpu_device d;
+        int pinned =
+            r != NULL && cg_gpu_verify_report(e->gpus[0].report, e->gpus[0].report_len, &chain,
+                                              &nvidia, NULL, time(NULL), r, &d, &v) == 0;
+        free(r);
+        if (!pinned && strcmp(v.check, "gpu.chain.root") == 0) {
+            if (!allow_sim) {
+                fprintf(stderr,
+                        "ccgate: %s presents a SIMULATED GPU; pass --allow-sim to accept "
+                        "it for development\n",
+                        server);
+                goto out;
+            }
+            (void)cg_sha256(chain.certs[chain.n - 1], chain.cert_lens[chain.n - 1], root);
+            cg_hex(hex, sizeof(hex), root, 32);
+            snprintf(sim, sizeof(sim), "\"allow_sim\": true, \"sim_root_sha256\": \"%s\", ", hex);
+        }
+    }
+    size_t n = strlen(base);
+    snprintf(base + n, cap - n, ", \"gpu\": {%s\"require_rims\": %s, \"ocsp\": \"%s\"}", sim,
+             e->n_rims > 0 ? "true" : "false", e->n_ocsp > 0 ? "require" : "off");
+    rc = 0;
+out:
+    cg_gpu_chain_clear(&chain);
+    if (e != NULL)
+        cg_gpuev_clear(e);
+    free(e);
+    return rc;
+}
+
+/* The gpu section of a from-evidence policy: what the appraised GPUs showed. */
+static void print_gpu_policy(struct cg_buf *b, const struct cg_gpu_policy *base,
+                             const struct cg_attestation *att)
+{
+    (void)cg_buf_printf(b, "  \"gpu\": {\"count\": %zu", att->n_gpus);
+    if (base->allow_sim) {
+        (void)cg_buf_printf(b, ", \"allow_sim\": true, \"sim_root_sha256\": ");
+        cg_json_hex(b, base->sim_root_sha256, 32);
+    }
+    const char *lists[] = {"drivers", "vbios"};
+    for (int l = 0; l < 2; l++) {
+        (void)cg_buf_printf(b, ", \"%s\": [", lists[l]);
+        for (size_t i = 0; i < att->n_gpus; i++) {
+            const char *ver = l == 0 ? att->gpus[i].driver_version : att->gpus[i].vbios_version;
+            size_t j = 0;
+            while (j < i && strcmp(ver, l == 0 ? att->gpus[j].driver_version
+                                               : att->gpus[j].vbios_version) != 0)
+                j++;
+            if (j < i)
+                continue; /* listed already */
+            (void)cg_buf_printf(b, i > 0 ? ", " : "");
+            cg_json_str(b, ver);
+        }
+        (void)cg_buf_printf(b, "]");
+    }
+    (void)cg_buf_printf(b, ", \"require_rims\": %s, \"ocsp\": \"%s\"},\n",
+                        base->require_rims ? "true" : "false",
+                        base->ocsp == CG_GPU_OCSP_REQUIRE ? "require" : "off");
+}
+
 int tl_tool_policy_from_evidence(int argc, char **argv)
 {
     struct cg_opt o[] = {
@@ -228,7 +316,7 @@ int tl_tool_policy_from_evidence(int argc, char **argv)
     /* Trust on first use: accept the vendor chain (or, with --allow-sim, the sim chain the
      * server shows) under the default policy, verify everything else, then pin what was seen. */
     static struct cg_policy p;
-    char base[256] = "{\"snp\": {}, \"tdx\": {}}";
+    char base[512] = "{\"snp\": {}, \"tdx\": {}";
     if (ev.tag == CG_TAG_SIM) {
         uint8_t root[32];
         char hex[65];
@@ -251,9 +339,19 @@ int tl_tool_policy_from_evidence(int argc, char **argv)
         }
         cg_hex(hex, sizeof(hex), root, sizeof(root));
         snprintf(base, sizeof(base),
-                 "{\"sim\": {\"allow\": true, \"root_sha256\": \"%s\"}, \"snp\": {}}", hex);
+                 "{\"sim\": {\"allow\": true, \"root_sha256\": \"%s\"}, \"snp\": {}", hex);
     }
     cg_evidence_clear(&ev);
+    uint8_t *gpu = NULL;
+    size_t gpu_len = 0;
+    if (cg_ratls_inspect_gpu(der, der_len, &gpu, &gpu_len) == 0 && gpu != NULL &&
+        gpu_base(addr.text, gpu, gpu_len, o[1].value != NULL, base, sizeof(base) - 2) != 0) {
+        free(gpu);
+        free(der);
+        return 1;
+    }
+    free(gpu);
+    strcat(base, "}");
     if (cg_policy_parse(base, strlen(base), &p, err, sizeof(err)) < 0)
         cg_fatal("policy from-evidence: %s", err);
     struct cg_attestation att;
@@ -274,6 +372,8 @@ int tl_tool_policy_from_evidence(int argc, char **argv)
         cg_json_hex(&b, p.sim.root_sha256, sizeof(p.sim.root_sha256));
         (void)cg_buf_printf(&b, "},\n");
     }
+    if (att.gpu_appraised)
+        print_gpu_policy(&b, &p.gpu, &att);
     if (att.tag == CG_TAG_TDX)
         print_tdx_policy(&b, &att.tdx);
     else
