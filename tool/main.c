@@ -6,6 +6,7 @@
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
 #include "ccgate/sim.h"
+#include "tl_health.h"
 #include "tl_tool.h"
 #include "tl_verify_snp.h"
 #include "tl_verify_tdx.h"
@@ -28,6 +29,8 @@ static const char usage[] =
     "                                    verify evidence offline against the pinned vendor\n"
     "                                    roots; JSON verdict; exit 0 verified, 1 rejected,\n"
     "                                    2 usage or unreadable input\n"
+    "  health URL [--timeout-ms N]       GET http://HOST:PORT/PATH; exit 0 on a 2xx status,\n"
+    "                                    1 otherwise (container HEALTHCHECKs, probes)\n"
     "  --help, --version\n";
 
 static int sim_init(int argc, char **argv)
@@ -84,5 +87,7 @@ int main(int argc, char **argv)
         return tl_verify_tdx_main(argc - 2, argv + 2);
     if (strcmp(cmd, "evidence") == 0 && argc >= 3 && strcmp(argv[2], "inspect") == 0)
         return tl_tool_evidence_inspect(argc, argv);
+    if (strcmp(cmd, "health") == 0)
+        return tl_health_main(argc, argv);
     cg_fatal("unknown command '%s' (see --help)", cmd);
 }
