@@ -9,6 +9,7 @@
 #include "ccgate/sim.h"
 #include "tl_audit.h"
 #include "tl_seal.h"
+#include "tl_health.h"
 #include "tl_tool.h"
 #include "tl_verify_gpu.h"
 #include "tl_verify_snp.h"
@@ -42,6 +43,8 @@ static const char usage[] =
     "                                    decrypt onto tmpfs (inside the TEE only)\n"
     "  audit verify LOG                  check a key broker's audit log chain; exit 0 intact,\n"
     "                                    1 with the first bad line\n"
+    "  health URL [--timeout-ms N]       GET http://HOST:PORT/PATH; exit 0 on a 2xx status,\n"
+    "                                    1 otherwise (container HEALTHCHECKs, probes)\n"
     "  --help, --version\n"
     "\n"
     "`ccgate COMMAND --help` (e.g. `ccgate verify snp --help`) describes one command.\n";
@@ -149,6 +152,8 @@ int main(int argc, char **argv)
         return tl_verify_gpu_main(argc - 2, argv + 2);
     if (strcmp(cmd, "evidence") == 0 && argc >= 3 && strcmp(argv[2], "inspect") == 0)
         return tl_tool_evidence_inspect(argc, argv);
+    if (strcmp(cmd, "health") == 0)
+        return tl_health_main(argc, argv);
     if (strcmp(cmd, "seal") == 0)
         return tl_seal_main(argc, argv);
     if (strcmp(cmd, "unseal") == 0)
