@@ -30,6 +30,7 @@ struct sp_attester {
     struct cg_provider *provider;
     struct cg_ratls_key *key;
     unsigned refresh_s, window_ms, batch_max;
+    unsigned delay_ms; /* test only: added to each evidence request on the pool thread */
     uint8_t *cert; /* periodic certificate */
     size_t cert_len;
     uv_timer_t refresh_timer;
@@ -72,6 +73,8 @@ static int batch_prepare(struct batch *b)
 static void work_cb(uv_work_t *req)
 {
     struct batch *b = req->data;
+    if (b->a->delay_ms > 0)
+        uv_sleep(b->a->delay_ms);
     b->rc = b->a->provider->get(b->a->provider, b->report_data, &b->ev);
 }
 
@@ -264,6 +267,11 @@ out:
     }
     *out = a;
     return 0;
+}
+
+void sp_attester_set_evidence_delay(struct sp_attester *a, unsigned ms)
+{
+    a->delay_ms = ms;
 }
 
 void sp_attester_close(struct sp_attester *a)
