@@ -526,9 +526,9 @@ static int resp_on_complete(void *arg)
         write_down(c, "0\r\n\r\n", 5);
     count_status(c->srv, c->resp_status);
     /* Never a header value or payload byte: ids, status and sizes only. */
-    cg_log_info("request", "id=%llu status=%d from_app=%llu to_app=%llu",
-                (unsigned long long)c->id, c->resp_status,
-                (unsigned long long)c->down.bytes_in, (unsigned long long)c->down.bytes_out);
+    cg_log_debug("request", "id=%llu status=%d from_app=%llu to_app=%llu",
+                 (unsigned long long)c->id, c->resp_status, (unsigned long long)c->down.bytes_in,
+                 (unsigned long long)c->down.bytes_out);
     fifo_pop(c);
     if (c->reqs_sent > 0 && --c->reqs_sent > 0)
         c->front_sent_ns = uv_hrtime();
@@ -1102,9 +1102,9 @@ static void conn_close(struct cp_conn *c, const char *reason)
     srv->stats.conns_active--;
     srv->stats.bytes_from_app += c->down.bytes_in;
     srv->stats.bytes_to_app += c->down.bytes_out;
-    cg_log_info("conn.close", "id=%llu reason=%s from_app=%llu to_app=%llu",
-                (unsigned long long)c->id, reason, (unsigned long long)c->down.bytes_in,
-                (unsigned long long)c->down.bytes_out);
+    cg_log_debug("conn.close", "id=%llu reason=%s from_app=%llu to_app=%llu",
+                 (unsigned long long)c->id, reason, (unsigned long long)c->down.bytes_in,
+                 (unsigned long long)c->down.bytes_out);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else

@@ -183,6 +183,7 @@ static struct cg_opt serve_opts[] = {
     {"idle-timeout-s", "N", "close idle connections after this", "300", NULL, NULL},
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
+    {"log-level", "error|warn|info|debug", "lowest level logged", "info", NULL, NULL},
     {"kbs", "URL", "key broker for a sealed --model (docs/model-protection.md)", NULL, NULL, NULL},
     {"kbs-resource", "REPO/TYPE/TAG", "the sealed model's key at the broker", NULL, NULL, NULL},
     {"kbs-ca", "FILE", "CA certificate(s) the broker's HTTPS certificate must chain to", NULL,

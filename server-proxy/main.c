@@ -35,9 +35,16 @@ static struct cg_opt opts[] = {
     {"admin", "ADDR:PORT", "admin listener: /healthz /readyz /metrics", NULL, NULL, NULL},
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
+    {"log-level", "error|warn|info|debug",
+     "lowest level logged; info (production) has no line per request or connection", "info", NULL,
+     NULL},
     {"mode", "http|tcp", "tunnel mode, offered as ALPN", "http", NULL, NULL},
     {"refresh-s", "N", "seconds between periodic evidence refreshes", "600", NULL, NULL},
-    {"batch-window-ms", "N", "window in which nonces share one evidence request", "20", NULL, NULL},
+    {"batch-window-ms", "N", "window in which nonces share one evidence request", "20", NULL,
+     NULL},
+    {"sim-evidence-delay-ms", "N",
+     "TEST ONLY, --tee sim: each evidence request after start-up takes N ms longer", "0", NULL,
+     NULL},
     {"batch-max", "N", "most nonces per evidence request", "64", NULL, NULL},
     {"handshake-timeout-ms", "N", "limit for a client's TLS handshake", "10000", NULL, NULL},
     {"max-connections", "N", "most concurrent client connections", "4096", NULL, NULL},
@@ -239,6 +246,11 @@ int main(int argc, char **argv)
     if (opt("admin") != NULL && cg_addr_parse(opt("admin"), 1, &admin_addr, err, sizeof(err)) < 0)
         cg_fatal("--admin: %s", err);
 
+    unsigned long evidence_delay = opt_uint("sim-evidence-delay-ms", 0, 10000);
+    if (evidence_delay > 0 && strcmp(a.tee, "sim") != 0)
+        cg_fatal("--sim-evidence-delay-ms: only with --tee sim (a test option), got --tee %s",
+                 a.tee);
+
     signal(SIGPIPE, SIG_IGN);
     struct cg_gpu_provider *gpu; /* first: --gpu sim needs --tee sim, not what auto finds */
     int rc = sp_attester_gpu_provider(opt("gpu"), a.tee, opt("state-dir"), opt("gpu-collateral"),
@@ -251,6 +263,7 @@ int main(int argc, char **argv)
                          (unsigned)batch_max, &a.attester);
     if (rc < 0)
         cg_fatal("first evidence from the %s TEE failed: %s", a.tee, cg_strerror(rc));
+    sp_attester_set_evidence_delay(a.attester, (unsigned)evidence_delay);
     srv->attester = a.attester;
     if (cg_tls_server_ctx_new(alpn, sp_attester_cert_cb, a.attester, &srv->tls) < 0)
         cg_fatal("TLS context setup failed");

@@ -59,9 +59,9 @@ static void conn_close(struct sp_conn *c, const char *reason)
         return;
     c->closing = 1;
     struct sp_server *srv = c->srv;
-    cg_log_info("conn.close", "id=%llu reason=%s from_client=%llu to_client=%llu",
-                (unsigned long long)c->id, reason, (unsigned long long)c->down.bytes_in,
-                (unsigned long long)c->down.bytes_out);
+    cg_log_debug("conn.close", "id=%llu reason=%s from_client=%llu to_client=%llu",
+                 (unsigned long long)c->id, reason, (unsigned long long)c->down.bytes_in,
+                 (unsigned long long)c->down.bytes_out);
     srv->stats.bytes_from_client += c->down.bytes_in;
     srv->stats.bytes_to_client += c->down.bytes_out;
     srv->stats.conns_active--;

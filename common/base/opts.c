@@ -310,7 +310,11 @@ int cg_opts_startup(const char *prog, int argc, char **argv, struct cg_opt *opts
     const char *f = cg_opts_get(opts, n, "log-format")->value;
     if (cg_log_parse_format(f, &fmt) < 0)
         cg_fatal("--log-format: expected text or json, got '%s'", f);
-    cg_log_init(prog, fmt, CG_LOG_INFO);
+    enum cg_log_level level;
+    const char *l = cg_opts_get(opts, n, "log-level")->value;
+    if (cg_log_parse_level(l, &level) < 0)
+        cg_fatal("--log-level: expected error, warn, info or debug, got '%s'", l);
+    cg_log_init(prog, fmt, level);
     warn_unknown_env(opts, n);
     return 0;
 }

@@ -26,6 +26,13 @@ expect2() {
     pass "$what"
 }
 
+expect2 "client with a bad --log-level" "--log-level: expected error, warn, info or debug" \
+    "$CG_BIN/ccgate-client" --listen 127.0.0.1:1 --server 127.0.0.1:2 --log-level loud
+expect2 "server with a bad CCGATE_LOG_LEVEL" "--log-level: expected" \
+    env CCGATE_LOG_LEVEL=warning "$CG_BIN/ccgate-server" --listen 127.0.0.1:1 --upstream 127.0.0.1:2
+expect2 "--sim-evidence-delay-ms without --tee sim" "--sim-evidence-delay-ms: only with --tee sim" \
+    "$CG_BIN/ccgate-server" --listen 127.0.0.1:1 --upstream 127.0.0.1:2 --tee snp \
+    --sim-evidence-delay-ms 8
 expect2 "client without policy" "policy" "$CG_BIN/ccgate-client" --listen 127.0.0.1:1 --server 127.0.0.1:2
 echo '{"sim": {"allow": true, "root_sha256": "00"}}' >"$T/bad.json"
 expect2 "client with a bad policy" "root_sha256" "$CG_BIN/ccgate-client" --listen 127.0.0.1:1 \
@@ -96,3 +103,15 @@ if unshare -rn true 2>/dev/null; then
         fail "no warning for a plaintext listener on 0.0.0.0: $(head -3 "$T/exposed.log")"
     pass "--listen 0.0.0.0 warns"
 fi
+
+# --sim-evidence-delay-ms (test only): a fresh client's first request waits for evidence with
+# its nonce, which now takes the injected delay longer.
+start_upstream
+sim_init
+start_server server --sim-evidence-delay-ms 600
+write_policy "$T/policy.json"
+start_client "$T/policy.json"
+t=$(curl -sS -o /dev/null -w '%{time_total}' --max-time 20 "http://127.0.0.1:$CLI_PORT/bytes/10") ||
+    fail "request through a server with an evidence delay"
+awk -v t="$t" 'BEGIN {exit !(t >= 0.6)}' || fail "first request took $t s with a 600 ms evidence delay"
+pass "--sim-evidence-delay-ms delays the evidence of a nonce handshake ($t s)"

@@ -48,8 +48,9 @@ unsigned long cg_opts_uint_or_exit(const struct cg_opt *o, unsigned long min, un
 /*
  * The start-up every binary shares: parses argv, answers --help and --version on stdout,
  * fills the rest from the environment and --config, and sets up logging from --log-format
- * (the table must have "help", "version", "config" and "log-format"); then warns about each
- * CCGATE_* variable that names none of the options. Returns 1 when the
+ * and --log-level (the table must have "help", "version", "config", "log-format" and
+ * "log-level"); then warns about each CCGATE_* variable that names none of the options.
+ * Returns 1 when the
  * process should exit 0 (help or version shown), 0 to go on; exits 2 on bad input.
  */
 int cg_opts_startup(const char *prog, int argc, char **argv, struct cg_opt *opts, size_t n,
