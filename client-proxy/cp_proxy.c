@@ -582,9 +582,10 @@ static void pipe_maybe_done(struct cp_conn *c)
 
 /* ---- the attested leg ---- */
 
-static void up_closed(uv_handle_t *h)
+static void up_closed(struct cg_stream *s, void *arg)
 {
-    struct cp_up *u = h->data;
+    struct cp_up *u = arg;
+    (void)s;
     struct cp_conn *c = u->c;
     cg_http_parser_free(u->resp);
     free(u);
@@ -651,8 +652,7 @@ static void up_discard(struct cp_conn *c)
         return;
     gate_end(u);
     c->up = NULL;
-    u->s.h.handle.data = u;
-    cg_stream_close(&u->s, up_closed);
+    cg_stream_close(&u->s, up_closed, u);
 }
 
 /* ---- the pool of idle attested connections ---- */
@@ -679,8 +679,7 @@ static void pool_drop(struct cp_up *u, const char *why)
     srv->stats.pool_dropped++;
     cg_log_debug("pool.drop", "reason=%s pooled=%zu", why, srv->pool_len);
     cg_stream_shutdown(&u->s);
-    u->s.h.handle.data = u;
-    cg_stream_close(&u->s, up_closed);
+    cg_stream_close(&u->s, up_closed, u);
 }
 
 /* Whether the connection's attested leg is between messages and may serve another app: both
@@ -1083,6 +1082,14 @@ static void conn_freed(uv_handle_t *h)
         free(c);
 }
 
+static void down_closed(struct cg_stream *s, void *arg)
+{
+    struct cp_conn *c = arg;
+    (void)s;
+    if (--c->handles == 0)
+        free(c);
+}
+
 /* Runs on_idle once, when stopping and the last connection closed. */
 static void notify_idle(struct cp_server *srv)
 {
@@ -1126,8 +1133,7 @@ static void conn_close(struct cp_conn *c, const char *reason)
         up_discard(c);
     }
     uv_close((uv_handle_t *)&c->timer, conn_freed);
-    c->down.h.handle.data = c;
-    cg_stream_close(&c->down, conn_freed);
+    cg_stream_close(&c->down, down_closed, c);
     notify_idle(srv);
 }
 

@@ -61,8 +61,7 @@ int cg_stream_connect(struct cg_stream *s, const struct cg_addr *a)
         uv_pipe_connect(&s->connect_req, &s->h.pipe, a->path, on_connect);
         return 0;
     }
-    return uv_tcp_connect(&s->connect_req, &s->h.tcp, (const struct sockaddr *)&a->ss,
-                          on_connect);
+    return uv_tcp_connect(&s->connect_req, &s->h.tcp, (const struct sockaddr *)&a->ss, on_connect);
 }
 
 void cg_stream_set_tls(struct cg_stream *s, struct cg_tls *t)
@@ -295,15 +294,24 @@ void cg_stream_shutdown(struct cg_stream *s)
     (void)uv_shutdown(&s->shutdown_req, &s->h.stream, on_shutdown);
 }
 
-void cg_stream_close(struct cg_stream *s, uv_close_cb close_cb)
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct cg_stream *s = h->data;
+    if (s->on_closed != NULL)
+        s->on_closed(s, s->closed_arg);
+}
+
+void cg_stream_close(struct cg_stream *s, cg_stream_closed_cb on_closed, void *arg)
 {
     if (!s->inited || s->closing)
         return;
     s->closing = 1;
+    s->on_closed = on_closed;
+    s->closed_arg = arg;
     s->reading = 0;
     if (s->tls != NULL) {
         cg_tls_free(s->tls);
         s->tls = NULL;
     }
-    uv_close(&s->h.handle, close_cb);
+    uv_close(&s->h.handle, on_handle_closed);
 }

@@ -45,10 +45,10 @@ static uint8_t pattern(uint64_t i)
     return (uint8_t)(i % 251);
 }
 
-static void on_stream_closed(uv_handle_t *h)
+static void on_stream_closed(struct cg_stream *st, void *arg)
 {
-    struct cg_stream *st = h->data;
-    struct side *sd = st->data;
+    struct side *sd = arg;
+    assert_ptr_equal(sd, st->data);
     sd->closes++;
 }
 
@@ -64,8 +64,8 @@ static void on_read(struct cg_stream *st, const uint8_t *data, size_t len)
             sd->pattern_bad = 1;
     sd->total += len;
     if (sd->close_on_read) {
-        cg_stream_close(st, on_stream_closed);
-        cg_stream_close(st, on_stream_closed);
+        cg_stream_close(st, on_stream_closed, st->data);
+        cg_stream_close(st, on_stream_closed, st->data);
     }
 }
 
@@ -188,11 +188,11 @@ static int all_closed(struct pair *p)
 /* Closes whatever is open (twice: close is idempotent) and checks that nothing is left. */
 static void pair_close(struct pair *p)
 {
-    cg_stream_close(&p->client, on_stream_closed);
-    cg_stream_close(&p->client, on_stream_closed);
+    cg_stream_close(&p->client, on_stream_closed, p->client.data);
+    cg_stream_close(&p->client, on_stream_closed, p->client.data);
     if (p->accepted) {
-        cg_stream_close(&p->server, on_stream_closed);
-        cg_stream_close(&p->server, on_stream_closed);
+        cg_stream_close(&p->server, on_stream_closed, p->server.data);
+        cg_stream_close(&p->server, on_stream_closed, p->server.data);
     }
     run_until(p, all_closed, 5000);
     uv_close((uv_handle_t *)&p->listener, NULL);
@@ -330,7 +330,7 @@ static void test_close_with_pending_writes(void **state)
     for (int i = 0; i < 64; i++)
         assert_int_equal(cg_stream_write(&p->client, chunk, CHUNK), 0);
     free(chunk);
-    cg_stream_close(&p->client, on_stream_closed);
+    cg_stream_close(&p->client, on_stream_closed, p->client.data);
     assert_int_equal(cg_stream_write(&p->client, "x", 1), UV_ECANCELED);
     cg_stream_shutdown(&p->client);
     assert_int_equal(cg_stream_read_start(&p->client), 0);
@@ -343,7 +343,7 @@ static void test_close_with_pending_writes(void **state)
     /* A stream that was never initialized closes as a no-op. */
     struct cg_stream never_inited;
     memset(&never_inited, 0, sizeof(never_inited));
-    cg_stream_close(&never_inited, on_stream_closed);
+    cg_stream_close(&never_inited, on_stream_closed, NULL);
 }
 
 static int server_closed_client_eof(struct pair *p)
@@ -374,6 +374,12 @@ static int client_failed(struct pair *p)
     return p->c.errors == 1;
 }
 
+static void on_reset_closed(uv_handle_t *h)
+{
+    struct cg_stream *st = h->data;
+    on_stream_closed(st, st->data);
+}
+
 /* A reset from the peer is an error, reported once, not an EOF. */
 static void test_peer_reset(void **state)
 {
@@ -381,7 +387,7 @@ static void test_peer_reset(void **state)
     struct pair *p = calloc(1, sizeof(*p));
     assert_non_null(p);
     pair_open(p, 1);
-    assert_int_equal(uv_tcp_close_reset(&p->server.h.tcp, on_stream_closed), 0);
+    assert_int_equal(uv_tcp_close_reset(&p->server.h.tcp, on_reset_closed), 0);
     p->server.closing = 1;
     run_until(p, client_failed, 5000);
     assert_int_equal(p->c.last_err, UV_ECONNRESET);

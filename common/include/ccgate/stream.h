@@ -11,13 +11,17 @@
 /*
  * One leg of a proxied connection: a libuv TCP or Unix stream, optionally carrying TLS
  * (a cg_tls engine). Plaintext in and out; the stream moves the ciphertext. The owner embeds
- * the struct, sets data, and frees its memory only from the close callback.
+ * the struct, sets data (its own pointer), and frees its memory only from the close callback.
+ * The libuv handle's data is the stream's: owners never set it.
  */
 
 #define CG_STREAM_HIGH_WATER (256 * 1024) /* owner stops reading the peer above this */
 #define CG_STREAM_LOW_WATER (64 * 1024)   /* on_drain fires when output falls below this */
 
 struct cg_stream;
+
+/* cg_stream_close() finished: s may be freed. arg is what was passed to cg_stream_close(). */
+typedef void (*cg_stream_closed_cb)(struct cg_stream *s, void *arg);
 
 struct cg_stream_callbacks {
     /* Plaintext arrived. The stream may be closed from inside. */
@@ -47,6 +51,8 @@ struct cg_stream {
     struct cg_tls *tls; /* owned: freed on close */
     const struct cg_stream_callbacks *cb;
     void *data; /* the owner's */
+    cg_stream_closed_cb on_closed;
+    void *closed_arg;
     size_t queued;
     uint64_t bytes_in, bytes_out; /* plaintext */
     unsigned inited : 1, reading : 1, handshaken : 1, eof : 1, shut : 1, closing : 1,
@@ -78,7 +84,9 @@ int cg_stream_write(struct cg_stream *s, const void *data, size_t len);
 /* Half-closes the sending side after queued output (close_notify first under TLS). */
 void cg_stream_shutdown(struct cg_stream *s);
 
-/* Closes the handle (idempotent); close_cb runs once, after which s may be freed. */
-void cg_stream_close(struct cg_stream *s, uv_close_cb close_cb);
+/* Closes the handle (idempotent; a stream never initialized is left alone and no callback
+ * runs). Afterwards no callback of s reaches the owner; on_closed(s, arg) runs once, from the
+ * loop, after which s may be freed. */
+void cg_stream_close(struct cg_stream *s, cg_stream_closed_cb on_closed, void *arg);
 
 #endif
