@@ -265,8 +265,8 @@ int main(int argc, char **argv)
         cg_fatal("--admin: %s", err);
 
     signal(SIGPIPE, SIG_IGN);
-    if (cg_tls_client_ctx_new(srv->tcp_mode ? CG_ALPN_TCP : CG_ALPN_HTTP, srv->server_addr.text,
-                              a.policy, &srv->tls) < 0)
+    if (cp_fresh_init(&srv->fresh, srv->tcp_mode ? CG_ALPN_TCP : CG_ALPN_HTTP,
+                      srv->server_addr.text, a.policy) < 0)
         cg_fatal("TLS context setup failed");
     srv->on_idle = on_idle;
     int rc = cp_server_start(srv);
@@ -297,7 +297,7 @@ int main(int argc, char **argv)
                 opt("admin") ? opt("admin") : "-");
 
     uv_run(a.loop, UV_RUN_DEFAULT);
-    cg_tls_ctx_free(srv->tls);
+    cp_fresh_free(&srv->fresh);
     (void)uv_loop_close(a.loop);
     cg_opts_free(opts, N_OPTS);
     cg_log_info("stopped", "clean=1");

@@ -20,10 +20,12 @@
 #include "ccgate/ratls.h"
 #include "ccgate/sim.h"
 #include "ccgate/tls.h"
+#include "cp_fresh.h"
 
 /*
- * A client engine against a server engine in memory: every byte one side queues is fed to
- * the other, with the real sim TEE, the real verifier and a policy parsed from JSON.
+ * The client's freshness module (cp_fresh) deciding a real TLS client engine's certificates:
+ * a client engine against a server engine in memory, every byte one side queues fed to the
+ * other, with the real sim TEE, the real verifier and a policy parsed from JSON.
  */
 
 static struct {
@@ -45,7 +47,7 @@ static int setup(void **state)
 {
     (void)state;
     const char *measured = CG_SOURCE_DIR "/CMakeLists.txt";
-    snprintf(F.dir, sizeof(F.dir), "/tmp/cg-test-tls-XXXXXX");
+    snprintf(F.dir, sizeof(F.dir), "/tmp/cg-test-fresh-XXXXXX");
     if (mkdtemp(F.dir) == NULL || cg_sim_init(F.dir, F.ark) != 0 ||
         cg_sim_provider_new(F.dir, measured, &F.prov) != 0)
         return -1;
@@ -303,9 +305,18 @@ static void expect_refused(struct cg_tls *c, struct cg_tls *s, int want_rc, cons
     assert_int_equal(cg_tls_handshake(c), want_rc); /* stays failed */
 }
 
-static void client_ctx(struct cg_tls_ctx **c, struct cg_policy *p, const char *alpn)
+static struct cp_fresh *client_ctx(struct cg_policy *p, const char *alpn)
 {
-    assert_int_equal(cg_tls_client_ctx_new(alpn, "127.0.0.1:8443", p, c), 0);
+    struct cp_fresh *f = malloc(sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(cp_fresh_init(f, alpn, "127.0.0.1:8443", p), 0);
+    return f;
+}
+
+static void client_ctx_free(struct cp_fresh *f)
+{
+    cp_fresh_free(f);
+    free(f);
 }
 
 /* ---- tests ---- */
@@ -317,19 +328,18 @@ static void test_nonce_handshake_data_close(void **state)
     make_policy(&p, "nonce", 0);
     struct server srv;
     server_init(&srv, CG_ALPN_HTTP, time(NULL));
-    struct cg_tls_ctx *cctx;
-    client_ctx(&cctx, &p, CG_ALPN_HTTP);
-    assert_true(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
-    assert_null(cg_tls_ctx_attestation(cctx));
+    struct cp_fresh *cctx = client_ctx(&p, CG_ALPN_HTTP);
+    assert_true(cp_fresh_needs_nonce(cctx, time(NULL)));
+    assert_null(cp_fresh_attestation(cctx));
 
     struct cg_tls *c, *s = server_conn(&srv);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     assert_true(cg_tls_sent_nonce(c));
     handshake_ok(c, s);
     assert_int_equal(srv.calls, 1);
     assert_true(srv.got_nonce);
     assert_false(cg_tls_resumed(c));
-    const struct cg_attestation *att = cg_tls_ctx_attestation(cctx);
+    const struct cg_attestation *att = cp_fresh_attestation(cctx);
     assert_non_null(att);
     assert_int_equal(att->tag, CG_TAG_SIM);
     assert_true(att->insecure);
@@ -338,8 +348,8 @@ static void test_nonce_handshake_data_close(void **state)
     uint8_t spki[32];
     cg_ratls_key_spki_hash(srv.key, spki);
     assert_memory_equal(att->spki_sha256, spki, 32);
-    assert_false(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
-    assert_true(cg_tls_ctx_needs_nonce(cctx, time(NULL) + 601));
+    assert_false(cp_fresh_needs_nonce(cctx, time(NULL)));
+    assert_true(cp_fresh_needs_nonce(cctx, time(NULL) + 601));
 
     exchange(c, s);
     /* A larger message crosses several records. */
@@ -367,7 +377,7 @@ static void test_nonce_handshake_data_close(void **state)
 
     /* The client read the server's ticket: the next connection resumes, without evidence. */
     s = server_conn(&srv);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     assert_false(cg_tls_sent_nonce(c));
     handshake_ok(c, s);
     assert_true(cg_tls_resumed(c));
@@ -379,7 +389,7 @@ static void test_nonce_handshake_data_close(void **state)
 
     /* A connection with a nonce never resumes: it wants fresh evidence. */
     s = server_conn(&srv);
-    assert_int_equal(cg_tls_new(cctx, 1, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 1, &c), 0);
     assert_true(cg_tls_sent_nonce(c));
     handshake_ok(c, s);
     assert_false(cg_tls_resumed(c));
@@ -388,17 +398,17 @@ static void test_nonce_handshake_data_close(void **state)
     cg_tls_free(s);
 
     /* Forgetting drops key and ticket: a nonce again, a full handshake. */
-    cg_tls_ctx_forget(cctx);
-    assert_true(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
+    cp_fresh_forget(cctx);
+    assert_true(cp_fresh_needs_nonce(cctx, time(NULL)));
     s = server_conn(&srv);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     assert_true(cg_tls_sent_nonce(c));
     handshake_ok(c, s);
     assert_false(cg_tls_resumed(c));
     cg_tls_free(c);
     cg_tls_free(s);
 
-    cg_tls_ctx_free(cctx);
+    client_ctx_free(cctx);
     server_free(&srv);
 }
 
@@ -410,10 +420,9 @@ static void test_pending(void **state)
     struct server srv;
     server_init(&srv, CG_ALPN_TCP, time(NULL));
     srv.defer = 1;
-    struct cg_tls_ctx *cctx;
-    client_ctx(&cctx, &p, CG_ALPN_TCP);
+    struct cp_fresh *cctx = client_ctx(&p, CG_ALPN_TCP);
     struct cg_tls *c, *s = server_conn(&srv);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
 
     int crc = CG_TLS_WANT, src = CG_TLS_WANT;
     pump(c, s, &crc, &src);
@@ -433,7 +442,7 @@ static void test_pending(void **state)
     exchange(c, s);
     cg_tls_free(c);
     cg_tls_free(s);
-    cg_tls_ctx_free(cctx);
+    client_ctx_free(cctx);
     server_free(&srv);
 }
 
@@ -445,58 +454,57 @@ static void test_key_memory_and_change(void **state)
     struct server a, b;
     server_init(&a, CG_ALPN_HTTP, time(NULL));
     server_init(&b, CG_ALPN_HTTP, time(NULL));
-    struct cg_tls_ctx *cctx;
-    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cp_fresh *cctx = client_ctx(&p, CG_ALPN_HTTP);
 
     /* Verified with a nonce; the client reads nothing, so it holds no ticket. */
     struct cg_tls *c, *s = server_conn(&a);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     handshake_ok(c, s);
     cg_tls_free(c);
     cg_tls_free(s);
 
     /* Same key, periodic certificate, no nonce: accepted by the key memory. */
     s = server_conn(&a);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     assert_false(cg_tls_sent_nonce(c));
     handshake_ok(c, s);
     assert_false(cg_tls_resumed(c));
     assert_false(a.got_nonce);
-    assert_false(cg_tls_key_changed(c));
+    assert_false(cp_fresh_key_changed(c));
     exchange(c, s);
     cg_tls_free(c);
     cg_tls_free(s);
 
     /* Another key (a restarted server) without a nonce: refused, reconnect with a nonce. */
     s = server_conn(&b);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     assert_false(cg_tls_sent_nonce(c));
     expect_refused(c, s, CG_EEVIDENCE, "freshness.key_changed");
-    assert_true(cg_tls_key_changed(c));
+    assert_true(cp_fresh_key_changed(c));
     cg_tls_free(c);
     cg_tls_free(s);
 
     s = server_conn(&b);
-    assert_int_equal(cg_tls_new(cctx, 1, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 1, &c), 0);
     handshake_ok(c, s);
-    assert_false(cg_tls_key_changed(c));
+    assert_false(cp_fresh_key_changed(c));
     cg_tls_free(c);
     cg_tls_free(s);
 
     /* Now b's key is the one remembered, and a's is not. */
     s = server_conn(&b);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     assert_false(cg_tls_sent_nonce(c));
     handshake_ok(c, s);
     cg_tls_free(c);
     cg_tls_free(s);
     s = server_conn(&a);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     expect_refused(c, s, CG_EEVIDENCE, "freshness.key_changed");
     cg_tls_free(c);
     cg_tls_free(s);
 
-    cg_tls_ctx_free(cctx);
+    client_ctx_free(cctx);
     server_free(&a);
     server_free(&b);
 }
@@ -504,15 +512,14 @@ static void test_key_memory_and_change(void **state)
 /* One refused handshake of a fresh client (nonce mode unless said) against srv. */
 static void refused(struct server *srv, struct cg_policy *p, int want_rc, const char *check)
 {
-    struct cg_tls_ctx *cctx;
-    client_ctx(&cctx, p, CG_ALPN_HTTP);
+    struct cp_fresh *cctx = client_ctx(p, CG_ALPN_HTTP);
     struct cg_tls *c, *s = server_conn(srv);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     expect_refused(c, s, want_rc, check);
-    assert_null(cg_tls_ctx_attestation(cctx));
+    assert_null(cp_fresh_attestation(cctx));
     cg_tls_free(c);
     cg_tls_free(s);
-    cg_tls_ctx_free(cctx);
+    client_ctx_free(cctx);
 }
 
 static void test_other_nonce(void **state)
@@ -545,19 +552,18 @@ static void test_alpn_mismatch(void **state)
     make_policy(&p, "nonce", 0);
     struct server srv;
     server_init(&srv, CG_ALPN_HTTP, time(NULL));
-    struct cg_tls_ctx *cctx;
-    client_ctx(&cctx, &p, CG_ALPN_TCP);
+    struct cp_fresh *cctx = client_ctx(&p, CG_ALPN_TCP);
     struct cg_tls *c, *s = server_conn(&srv);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     int crc = CG_TLS_WANT, src = CG_TLS_WANT;
     pump(c, s, &crc, &src);
     assert_int_equal(crc, CG_ETLS);
     assert_int_equal(src, CG_ETLS);
     assert_int_equal(srv.calls, 0); /* refused before any evidence was asked for */
-    assert_null(cg_tls_ctx_attestation(cctx));
+    assert_null(cp_fresh_attestation(cctx));
     cg_tls_free(c);
     cg_tls_free(s);
-    cg_tls_ctx_free(cctx);
+    client_ctx_free(cctx);
     server_free(&srv);
 }
 
@@ -638,21 +644,20 @@ static void test_max_age(void **state)
     /* A recent periodic certificate is enough: no nonce is ever sent. */
     struct server srv;
     server_init(&srv, CG_ALPN_HTTP, time(NULL) - 30);
-    struct cg_tls_ctx *cctx;
-    client_ctx(&cctx, &p, CG_ALPN_HTTP);
-    assert_false(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
+    struct cp_fresh *cctx = client_ctx(&p, CG_ALPN_HTTP);
+    assert_false(cp_fresh_needs_nonce(cctx, time(NULL)));
     struct cg_tls *c, *s = server_conn(&srv);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     assert_false(cg_tls_sent_nonce(c));
     handshake_ok(c, s);
     assert_false(srv.got_nonce);
-    const struct cg_attestation *att = cg_tls_ctx_attestation(cctx);
+    const struct cg_attestation *att = cp_fresh_attestation(cctx);
     assert_non_null(att);
     assert_false(att->nonce_matched);
     exchange(c, s);
     cg_tls_free(c);
     cg_tls_free(s);
-    cg_tls_ctx_free(cctx);
+    client_ctx_free(cctx);
     server_free(&srv);
 
     /* An old one is not. */
@@ -671,31 +676,30 @@ static void test_ticket_follows_key(void **state)
     struct server a, b;
     server_init(&a, CG_ALPN_HTTP, time(NULL));
     server_init(&b, CG_ALPN_HTTP, time(NULL));
-    struct cg_tls_ctx *cctx;
-    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cp_fresh *cctx = client_ctx(&p, CG_ALPN_HTTP);
 
     struct cg_tls *c, *s = server_conn(&a);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     handshake_ok(c, s);
     exchange(c, s); /* the client reads a's ticket */
     cg_tls_free(c);
     cg_tls_free(s);
 
     s = server_conn(&b);
-    assert_int_equal(cg_tls_new(cctx, 1, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 1, &c), 0);
     handshake_ok(c, s);
     cg_tls_free(c);
     cg_tls_free(s);
 
     s = server_conn(&a);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     assert_false(cg_tls_sent_nonce(c));
     expect_refused(c, s, CG_EEVIDENCE, "freshness.key_changed");
     assert_false(cg_tls_resumed(c));
     cg_tls_free(c);
     cg_tls_free(s);
 
-    cg_tls_ctx_free(cctx);
+    client_ctx_free(cctx);
     server_free(&a);
     server_free(&b);
 }
@@ -709,24 +713,23 @@ static void test_policy_swap(void **state)
     make_policy(&other, "max-age", 0);
     struct server srv;
     server_init(&srv, CG_ALPN_HTTP, time(NULL));
-    struct cg_tls_ctx *cctx;
-    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cp_fresh *cctx = client_ctx(&p, CG_ALPN_HTTP);
     struct cg_tls *c, *s = server_conn(&srv);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     handshake_ok(c, s);
     cg_tls_free(c);
     cg_tls_free(s);
-    assert_false(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
+    assert_false(cp_fresh_needs_nonce(cctx, time(NULL)));
 
     /* The same policy again (same file bytes): the verification still stands. */
-    cg_tls_ctx_set_policy(cctx, &same);
-    assert_false(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
+    cp_fresh_set_policy(cctx, &same);
+    assert_false(cp_fresh_needs_nonce(cctx, time(NULL)));
     /* Another policy: verify again (back in nonce mode, a nonce is needed). */
-    cg_tls_ctx_set_policy(cctx, &other);
-    cg_tls_ctx_set_policy(cctx, &p);
-    assert_true(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
-    assert_non_null(cg_tls_ctx_attestation(cctx)); /* the last verification, for reports */
-    cg_tls_ctx_free(cctx);
+    cp_fresh_set_policy(cctx, &other);
+    cp_fresh_set_policy(cctx, &p);
+    assert_true(cp_fresh_needs_nonce(cctx, time(NULL)));
+    assert_non_null(cp_fresh_attestation(cctx)); /* the last verification, for reports */
+    client_ctx_free(cctx);
     server_free(&srv);
 }
 
@@ -742,29 +745,28 @@ static void test_max_age_cache(void **state)
     server_init(&a, CG_ALPN_HTTP, time(NULL));
     server_init(&b, CG_ALPN_HTTP, time(NULL));
     server_init(&n, CG_ALPN_HTTP, time(NULL));
-    struct cg_tls_ctx *cctx;
-    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cp_fresh *cctx = client_ctx(&p, CG_ALPN_HTTP);
     struct server *order[] = {&a, &b};
     for (int i = 0; i < 2; i++) {
         struct cg_tls *c, *s = server_conn(order[i]);
-        assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+        assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
         handshake_ok(c, s);
         cg_tls_free(c);
         cg_tls_free(s);
     }
     p.sim.allow = 0;
     struct cg_tls *c, *s = server_conn(&a);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     handshake_ok(c, s);
     assert_false(cg_tls_resumed(c));
     cg_tls_free(c);
     cg_tls_free(s);
     s = server_conn(&n);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     expect_refused(c, s, CG_EPOLICY, "evidence.tee");
     cg_tls_free(c);
     cg_tls_free(s);
-    cg_tls_ctx_free(cctx);
+    client_ctx_free(cctx);
     server_free(&a);
     server_free(&b);
     server_free(&n);
@@ -777,10 +779,9 @@ static void test_misuse_and_server_errors(void **state)
     make_policy(&p, "nonce", 0);
     struct server srv;
     server_init(&srv, CG_ALPN_HTTP, time(NULL));
-    struct cg_tls_ctx *cctx;
-    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cp_fresh *cctx = client_ctx(&p, CG_ALPN_HTTP);
     struct cg_tls *c, *s = server_conn(&srv);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
 
     /* No plaintext either way before the handshake. */
     uint8_t buf[16];
@@ -802,16 +803,16 @@ static void test_misuse_and_server_errors(void **state)
     /* The evidence request failed: the handshake fails on both sides. */
     srv.mode = NO_EVIDENCE;
     s = server_conn(&srv);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     int crc = CG_TLS_WANT, src = CG_TLS_WANT;
     pump(c, s, &crc, &src);
     assert_int_equal(crc, CG_ETLS);
     assert_int_equal(src, CG_ETLS);
     assert_string_equal(cg_tls_verdict(c)->check, "tls.handshake");
-    assert_null(cg_tls_ctx_attestation(cctx));
+    assert_null(cp_fresh_attestation(cctx));
     cg_tls_free(c);
     cg_tls_free(s);
-    cg_tls_ctx_free(cctx);
+    client_ctx_free(cctx);
     server_free(&srv);
 }
 
@@ -823,26 +824,25 @@ static void test_memory_expires(void **state)
     make_policy_age(&p, "nonce", 0, 1);
     struct server srv;
     server_init(&srv, CG_ALPN_HTTP, time(NULL));
-    struct cg_tls_ctx *cctx;
-    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cp_fresh *cctx = client_ctx(&p, CG_ALPN_HTTP);
     struct cg_tls *c, *s = server_conn(&srv);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     handshake_ok(c, s);
     exchange(c, s); /* the ticket arrives */
     cg_tls_free(c);
     cg_tls_free(s);
 
     sleep(2);
-    assert_true(cg_tls_ctx_needs_nonce(cctx, time(NULL)));
+    assert_true(cp_fresh_needs_nonce(cctx, time(NULL)));
     s = server_conn(&srv);
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     assert_true(cg_tls_sent_nonce(c));
     handshake_ok(c, s);
     assert_false(cg_tls_resumed(c));
     assert_true(srv.got_nonce);
     cg_tls_free(c);
     cg_tls_free(s);
-    cg_tls_ctx_free(cctx);
+    client_ctx_free(cctx);
     server_free(&srv);
 }
 
@@ -975,10 +975,9 @@ static void test_server_without_alpn(void **state)
     SSL_set_bio(ssl, in, out);
     SSL_set_accept_state(ssl);
 
-    struct cg_tls_ctx *cctx;
-    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cp_fresh *cctx = client_ctx(&p, CG_ALPN_HTTP);
     struct cg_tls *c;
-    assert_int_equal(cg_tls_new(cctx, 0, &c), 0);
+    assert_int_equal(cp_fresh_tls_new(cctx, 0, &c), 0);
     int crc = CG_TLS_WANT;
     for (int i = 0; i < 64 && crc == CG_TLS_WANT; i++) {
         uint8_t buf[4096];
@@ -996,7 +995,7 @@ static void test_server_without_alpn(void **state)
     assert_string_equal(cg_tls_verdict(c)->expected, CG_ALPN_HTTP);
     assert_int_equal(cg_tls_write(c, (const uint8_t *)"secret", 6), CG_ETLS);
     cg_tls_free(c);
-    cg_tls_ctx_free(cctx);
+    client_ctx_free(cctx);
     SSL_free(ssl);
     SSL_CTX_free(sctx);
     server_free(&srv);
@@ -1012,15 +1011,14 @@ static void test_batch_certificate(void **state)
     struct server srv;
     server_init(&srv, CG_ALPN_HTTP, time(NULL));
     srv.defer = 1;
-    struct cg_tls_ctx *cctx;
-    client_ctx(&cctx, &p, CG_ALPN_HTTP);
+    struct cp_fresh *cctx = client_ctx(&p, CG_ALPN_HTTP);
 
     struct cg_tls *c[3], *s[3];
     int crc[3], src[3];
     uint8_t nonces[3][CG_NONCE_LEN];
     for (int i = 0; i < 3; i++) {
         s[i] = server_conn(&srv);
-        assert_int_equal(cg_tls_new(cctx, 1, &c[i]), 0);
+        assert_int_equal(cp_fresh_tls_new(cctx, 1, &c[i]), 0);
         assert_true(cg_tls_sent_nonce(c[i]));
         memcpy(nonces[i], cg_tls_nonce(c[i]), CG_NONCE_LEN);
         crc[i] = src[i] = CG_TLS_WANT;
@@ -1059,7 +1057,7 @@ static void test_batch_certificate(void **state)
         cg_tls_free(s[i]);
     }
     free(der);
-    cg_tls_ctx_free(cctx);
+    client_ctx_free(cctx);
     server_free(&srv);
 }
 
