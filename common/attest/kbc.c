@@ -24,6 +24,7 @@
 #include "ccgate/http.h"
 #include "ccgate/jose.h"
 #include "ccgate/sim.h"
+#include "ccgate/trustee.h"
 #include "ccgate/tsm.h"
 
 static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
@@ -63,6 +64,10 @@ int cg_kbc_binding(const char *alg, const json_t *jwk, const char *nonce, const 
 
 json_t *cg_kbc_evidence_json(const struct cg_evidence *ev, const char **tee)
 {
+    if (ev->tag == CG_TAG_SNP) {
+        *tee = "snp";
+        return cg_trustee_snp_to_json(ev);
+    }
     if (ev->tag != CG_TAG_SIM)
         return NULL;
     *tee = CG_KBC_TEE_SIM;
@@ -443,8 +448,8 @@ int cg_kbc_fetch(const struct cg_kbc_config *c, uint8_t **secret, size_t *secret
     evj = cg_kbc_evidence_json(&ev, &tee_name);
     if (evj == NULL) {
         rc = fail(err, errlen, CG_ENOTEE,
-                  "evidence of tee %s: this client encodes only the simulated TEE's evidence "
-                  "for the broker so far (docs/model-protection.md)",
+                  "evidence of tee %s: this client encodes SNP (Trustee's encoding) and the "
+                  "simulated TEE's evidence for the broker (docs/model-protection.md)",
                   prov->name);
         goto out;
     }
