@@ -19,7 +19,8 @@ head -c $((size * 1024 * 1024)) /dev/urandom >"$t/plain"
 out=$(taskset -c "$cpu" "$bin/ccgate-seal-bench" "$t/plain" "$t/sealed" "$t/key.jwk" 5)
 cpu_name=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 flags=$(grep -m1 '^flags' /proc/cpuinfo | grep -o -w -E 'aes|vaes|vpclmulqdq|sha_ni|avx512f' | sort -u | tr '\n' ' ')
-report="# seal-bench $(date -u +%Y-%m-%dT%H:%MZ): ${size} MiB, one core (taskset -c $cpu), page cache warm
+report="# seal-bench $(date -u +%Y-%m-%dT%H:%MZ): ${size} MiB, one core (taskset -c $cpu), page cache warm,
+# times = the thread's CPU time (user + system); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)
 # cpu: $cpu_name; flags: $flags
 # plain = read(2) into one buffer; unseal = cg_unseal_fd into one buffer (read in place,
 # AES-256-GCM in place, SHA-256 of the plaintext): what ccgate-worker --kbs does per model
