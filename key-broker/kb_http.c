@@ -35,9 +35,9 @@ struct kb_http {
     int closing;
 };
 
-static void conn_handle_closed(uv_handle_t *hd)
+/* Each of a connection's two handles (timer, stream) releases it once closed. */
+static void conn_release(struct conn *c)
 {
-    struct conn *c = hd->data;
     if (--c->handles > 0)
         return;
     cg_http_parser_free(c->parser);
@@ -45,6 +45,17 @@ static void conn_handle_closed(uv_handle_t *hd)
     free(c->cookie);
     free(c->authorization);
     free(c);
+}
+
+static void timer_closed(uv_handle_t *hd)
+{
+    conn_release(hd->data);
+}
+
+static void stream_closed(struct cg_stream *s, void *arg)
+{
+    (void)s;
+    conn_release(arg);
 }
 
 static void conn_close(struct conn *c)
@@ -55,9 +66,8 @@ static void conn_close(struct conn *c)
     c->next->prev = c->prev;
     c->next = c->prev = NULL;
     c->h->n_conns--;
-    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
-    c->s.h.handle.data = c;
-    cg_stream_close(&c->s, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, timer_closed);
+    cg_stream_close(&c->s, stream_closed, c);
 }
 
 static void send_response(struct conn *c, int status, const char *set_cookie,

@@ -15,7 +15,8 @@
 #include "ccgate/err.h"
 
 /* A certificate larger than this is not one of ours (evidence + endorsements + overhead). */
-#define CERT_MAX_BYTES (CG_EVIDENCE_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 4096)
+#define CERT_MAX_BYTES                                                                             \
+    (CG_EVIDENCE_MAX_BYTES + CG_CLAIMS_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 4096)
 
 struct cg_ratls_key {
     EVP_PKEY *pkey;
@@ -110,7 +111,15 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
                     size_t n_nonces, int64_t iat, uint8_t **claims, size_t *claims_len,
                     uint8_t report_data[CG_REPORT_DATA_LEN])
 {
-    if (n_nonces > CG_MAX_NONCES)
+    return cg_ratls_claims_gpu(k, nonces, n_nonces, iat, NULL, 0, claims, claims_len, report_data);
+}
+
+int cg_ratls_claims_gpu(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+                        size_t n_nonces, int64_t iat, const uint8_t *gpu, size_t gpu_len,
+                        uint8_t **claims, size_t *claims_len,
+                        uint8_t report_data[CG_REPORT_DATA_LEN])
+{
+    if (n_nonces > CG_MAX_NONCES || gpu_len > CG_CLAIMS_GPU_MAX_BYTES)
         return CG_ELIMIT;
     struct cg_claims *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -120,6 +129,8 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
     if (n_nonces > 0)
         memcpy(c->nonces, nonces, n_nonces * CG_NONCE_LEN);
     c->iat = iat;
+    c->gpu = gpu_len > 0 ? gpu : NULL;
+    c->gpu_len = gpu_len;
     int rc = cg_claims_encode(c, claims, claims_len);
     free(c);
     if (rc != 0)
@@ -131,6 +142,12 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
         return CG_ECRYPTO;
     }
     return 0;
+}
+
+void cg_ratls_gpu_nonce(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+                        size_t n_nonces, int64_t iat, uint8_t out[CG_NONCE_LEN])
+{
+    cg_gpuev_nonce(k->spki_sha256, iat, nonces, n_nonces, out);
 }
 
 static int add_ext(X509 *x, const char *oid, const uint8_t *data, size_t len)
@@ -352,6 +369,35 @@ int cg_ratls_appraise(const struct cg_policy *p, const struct cg_attestation *at
     return cg_policy_appraise_snp(p, &att->snp, v);
 }
 
+/*
+ * The claims' GPU evidence, when the policy has a gpu section: its bytes are covered by the
+ * CPU report already (report_data), and each GPU's SPDM nonce must be the one derived from
+ * these claims, so a GPU report from another handshake or another server does not pass.
+ */
+static int verify_gpu(const struct cg_claims *claims, const struct cg_policy *p, time_t now,
+                      struct cg_attestation *out, struct cg_verdict *v)
+{
+    if (!p->gpu.present)
+        return 0;
+    if (claims->gpu == NULL)
+        return p->gpu.required
+                   ? cg_reject(v, CG_EPOLICY, "gpu.required", "GPU evidence in the claims", "none")
+                   : 0;
+    struct cg_gpuev *e = malloc(sizeof(*e));
+    if (e == NULL)
+        return -ENOMEM;
+    uint8_t nonce[CG_NONCE_LEN];
+    cg_gpuev_nonce(claims->pubkey_hash, claims->iat, claims->nonces, claims->n_nonces, nonce);
+    int rc = cg_gpuev_decode(claims->gpu, claims->gpu_len, e, v);
+    if (rc == 0) {
+        rc = cg_gpuev_verify(e, &p->gpu, nonce, now, out->gpus, &out->n_gpus, v);
+        cg_gpuev_clear(e);
+    }
+    free(e);
+    out->gpu_appraised = rc == 0;
+    return rc;
+}
+
 /* The appraisal after the certificate's own checks: evidence and its binding, freshness,
  * policy. Split out so that cg_ratls_verify owns the parsed certificate and nothing else. */
 static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidence_len,
@@ -386,7 +432,8 @@ static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidenc
         }
     }
 
-    return cg_ratls_appraise(p, out, v);
+    rc = cg_ratls_appraise(p, out, v);
+    return rc != 0 ? rc : verify_gpu(claims, p, now, out, v);
 }
 
 int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *p,
@@ -488,6 +535,20 @@ int cg_sha256(const uint8_t *data, size_t len, uint8_t out[32])
     return sha256(data, len, out);
 }
 
+/* One certificate, PEM or DER; NULL when neither. */
+static X509 *pem_or_der(const uint8_t *data, size_t len)
+{
+    static const char pem_begin[] = "-----BEGIN CERTIFICATE-----";
+    if (len >= sizeof(pem_begin) - 1 && memcmp(data, pem_begin, sizeof(pem_begin) - 1) == 0) {
+        BIO *bio = BIO_new_mem_buf(data, (int)len);
+        X509 *x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+        return x;
+    }
+    const unsigned char *pp = data;
+    return d2i_X509(NULL, &pp, (long)len);
+}
+
 int cg_ratls_inspect(const uint8_t *data, size_t len, struct cg_evidence *ev,
                      struct cg_claims *claims)
 {
@@ -500,15 +561,7 @@ int cg_ratls_inspect(const uint8_t *data, size_t len, struct cg_evidence *ev,
     memset(ev, 0, sizeof(*ev));
     if (len > CERT_MAX_BYTES)
         return CG_ELIMIT;
-    static const char pem_begin[] = "-----BEGIN CERTIFICATE-----";
-    if (len >= sizeof(pem_begin) - 1 && memcmp(data, pem_begin, sizeof(pem_begin) - 1) == 0) {
-        BIO *bio = BIO_new_mem_buf(data, (int)len);
-        x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-        BIO_free(bio);
-    } else {
-        const unsigned char *pp = data;
-        x = d2i_X509(NULL, &pp, (long)len);
-    }
+    x = pem_or_der(data, len);
     if (x == NULL)
         goto out;
     if (find_ext(x, CG_OID_CMW, &ext, &ext_len) != 0 ||
@@ -534,6 +587,46 @@ out:
     if (rc != 0)
         cg_evidence_clear(ev);
     X509_free(x);
+    ERR_clear_error();
+    return rc;
+}
+
+int cg_ratls_inspect_gpu(const uint8_t *data, size_t len, uint8_t **gpu, size_t *gpu_len)
+{
+    struct cg_evidence ev;
+    struct cg_claims *claims = calloc(1, sizeof(*claims));
+    X509 *x = NULL;
+    const uint8_t *ext, *evidence, *claims_buf;
+    size_t ext_len, evidence_len, claims_len;
+    uint32_t tag;
+    *gpu = NULL;
+    *gpu_len = 0;
+    if (claims == NULL)
+        return -ENOMEM;
+    int rc = cg_ratls_inspect(data, len, &ev, claims);
+    cg_evidence_clear(&ev);
+    if (rc != 0)
+        goto out;
+    /* Parsed a second time for the claims' GPU bytes, which inspect does not keep. */
+    x = pem_or_der(data, len);
+    rc = CG_EEVIDENCE;
+    if (x == NULL || find_ext(x, CG_OID_CMW, &ext, &ext_len) != 0 ||
+        cg_cmw_decode(ext, ext_len, &tag, &evidence, &evidence_len, &claims_buf, &claims_len) !=
+            0 ||
+        cg_claims_decode(claims_buf, claims_len, claims) != 0)
+        goto out;
+    rc = 0;
+    if (claims->gpu == NULL)
+        goto out;
+    if ((*gpu = malloc(claims->gpu_len)) == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(*gpu, claims->gpu, claims->gpu_len);
+    *gpu_len = claims->gpu_len;
+out:
+    X509_free(x);
+    free(claims);
     ERR_clear_error();
     return rc;
 }

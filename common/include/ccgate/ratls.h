@@ -55,6 +55,20 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
                     uint8_t report_data[CG_REPORT_DATA_LEN]);
 
 /*
+ * The same with the GPU evidence bundle (gpuev.h; NULL/0: none) in the claims' "gpu" entry,
+ * so that the report_data covers it. CG_ELIMIT past CG_CLAIMS_GPU_MAX_BYTES.
+ */
+int cg_ratls_claims_gpu(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+                        size_t n_nonces, int64_t iat, const uint8_t *gpu, size_t gpu_len,
+                        uint8_t **claims, size_t *claims_len,
+                        uint8_t report_data[CG_REPORT_DATA_LEN]);
+
+/* The SPDM nonce the GPUs must sign for claims of key k, these nonces and iat
+ * (cg_gpuev_nonce of the key's SPKI hash). */
+void cg_ratls_gpu_nonce(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+                        size_t n_nonces, int64_t iat, uint8_t out[CG_NONCE_LEN]);
+
+/*
  * Builds the self-signed X.509 certificate (DER) for k carrying the evidence (CMW
  * extension) and its endorsements; validity from iat - 60 s to iat + lifetime_s.
  * Caller frees *der.
@@ -79,6 +93,10 @@ struct cg_attestation {
      * certificate) and what its collateral said (TCB statuses, CRLs applied). */
     struct cg_tdx_quote tdx;
     struct cg_tdx_status tdx_status;
+    /* The GPUs, when the policy has a gpu section and the claims carry GPU evidence. */
+    int gpu_appraised;
+    size_t n_gpus;
+    struct cg_gpuev_result gpus[CG_GPUEV_MAX_GPUS];
 };
 
 /* "sim", "snp", "tdx" or "unknown". */
@@ -92,7 +110,9 @@ const char *cg_ratls_tee_name(uint32_t tag);
  * cg_tdx_verify with the endorsements as collateral, at time now), report_data equal to
  * SHA-256(claims) || 0^32, freshness (nonce != NULL: the nonce must be in the claims;
  * NULL: iat within p->freshness.max_age_s of now, and not in the future beyond
- * CG_RATLS_IAT_SKEW_S), then the policy (cg_policy_appraise_snp or cg_tdx_appraise).
+ * CG_RATLS_IAT_SKEW_S), then the policy (cg_policy_appraise_snp or cg_tdx_appraise), then
+ * with a gpu section in the policy the claims' GPU evidence (cg_gpuev_verify over the nonce
+ * cg_gpuev_nonce derives from these claims; required unless gpu.required is false).
  * Returns 0 with out filled, or CG_EEVIDENCE / CG_EPOLICY with v set.
  */
 int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *p,
@@ -123,6 +143,12 @@ int cg_ratls_appraise(const struct cg_policy *p, const struct cg_attestation *at
  */
 int cg_ratls_inspect(const uint8_t *data, size_t len, struct cg_evidence *ev,
                      struct cg_claims *claims);
+
+/*
+ * The claims' GPU evidence bytes of an RA-TLS certificate (PEM or DER), untrusted, copied
+ * into *gpu (caller frees; NULL and 0 when the claims carry none). 0 or CG_EEVIDENCE.
+ */
+int cg_ratls_inspect_gpu(const uint8_t *data, size_t len, uint8_t **gpu, size_t *gpu_len);
 
 /* SHA-256 of data, for callers that do not include OpenSSL. 0 or CG_ECRYPTO. */
 int cg_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
