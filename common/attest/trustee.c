@@ -26,18 +26,6 @@
 
 static const char *const cert_types[] = {"VCEK", "VLEK", "ASK", "ASVK", "ARK"};
 
-static int jfail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int jfail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return CG_EEVIDENCE;
-}
-
 static json_t *byte_array(const uint8_t *p, size_t n)
 {
     json_t *a = json_array();
@@ -108,11 +96,12 @@ static int bytes_from(const json_t *a, const char *name, uint8_t *out, size_t n,
 {
     size_t len = json_array_size(a);
     if (!json_is_array(a) || (n != 0 && len != n) || (n == 0 && (len == 0 || len > max)))
-        return jfail(err, errlen, "%s: expected a list of %zu numbers", name, n != 0 ? n : max);
+        return cg_errf(err, errlen, CG_EEVIDENCE, "%s: expected a list of %zu numbers", name,
+                       n != 0 ? n : max);
     for (size_t i = 0; i < len; i++) {
         const json_t *e = json_array_get(a, i);
         if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > 255)
-            return jfail(err, errlen, "%s[%zu]: expected 0 to 255", name, i);
+            return cg_errf(err, errlen, CG_EEVIDENCE, "%s[%zu]: expected 0 to 255", name, i);
         out[i] = (uint8_t)json_integer_value(e);
     }
     if (got != NULL)
@@ -125,8 +114,8 @@ static int num_from(const json_t *o, const char *name, uint64_t max, uint64_t *o
 {
     const json_t *e = json_object_get(o, name);
     if (!json_is_integer(e) || json_integer_value(e) < 0 || (uint64_t)json_integer_value(e) > max)
-        return jfail(err, errlen, "attestation_report.%s: expected 0 to %llu", name,
-                     (unsigned long long)max);
+        return cg_errf(err, errlen, CG_EEVIDENCE, "attestation_report.%s: expected 0 to %llu", name,
+                       (unsigned long long)max);
     *out = (uint64_t)json_integer_value(e);
     return 0;
 }
@@ -138,18 +127,21 @@ static int tcb_from(const json_t *o, const char *name, uint64_t *raw, char *err,
     uint64_t v[4], fmc = 0;
     char path[64];
     if (!json_is_object(t))
-        return jfail(err, errlen, "attestation_report.%s: expected an object", name);
+        return cg_errf(err, errlen, CG_EEVIDENCE, "attestation_report.%s: expected an object",
+                       name);
     for (size_t i = 0; i < 4; i++) {
         snprintf(path, sizeof(path), "%s.%s", name, parts[i]);
         const json_t *e = json_object_get(t, parts[i]);
         if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > 255)
-            return jfail(err, errlen, "attestation_report.%s: expected 0 to 255", path);
+            return cg_errf(err, errlen, CG_EEVIDENCE, "attestation_report.%s: expected 0 to 255",
+                           path);
         v[i] = (uint64_t)json_integer_value(e);
     }
     const json_t *f = json_object_get(t, "fmc");
     if (f != NULL && !json_is_null(f)) {
         if (!json_is_integer(f) || json_integer_value(f) < 0 || json_integer_value(f) > 255)
-            return jfail(err, errlen, "attestation_report.%s.fmc: expected null or 0 to 255", name);
+            return cg_errf(err, errlen, CG_EEVIDENCE,
+                           "attestation_report.%s.fmc: expected null or 0 to 255", name);
         fmc = (uint64_t)json_integer_value(f);
         *raw = fmc | v[0] << 8 | v[1] << 16 | v[2] << 24 | v[3] << 56; /* Turin */
     } else {
@@ -167,8 +159,8 @@ static int version_from(const json_t *o, const char *name, uint8_t *major, uint8
     for (size_t i = 0; i < 3; i++) {
         const json_t *e = json_object_get(t, parts[i]);
         if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > 255)
-            return jfail(err, errlen, "attestation_report.%s.%s: expected 0 to 255", name,
-                         parts[i]);
+            return cg_errf(err, errlen, CG_EEVIDENCE, "attestation_report.%s.%s: expected 0 to 255",
+                           name, parts[i]);
         v[i] = (uint64_t)json_integer_value(e);
     }
     *major = (uint8_t)v[0];
@@ -184,7 +176,7 @@ static int report_from(const json_t *o, struct cg_snp_report *r, char *err, size
     char path[64];
     memset(r, 0, sizeof(*r));
     if (!json_is_object(o))
-        return jfail(err, errlen, "attestation_report: expected an object");
+        return cg_errf(err, errlen, CG_EEVIDENCE, "attestation_report: expected an object");
 #define NUM(field, name, max)                                                                      \
     if ((rc = num_from(o, name, max, &x, err, errlen)) != 0)                                       \
         return rc;                                                                                 \
@@ -241,9 +233,9 @@ int cg_trustee_snp_from_json(const json_t *j, struct cg_evidence *out, char *err
     const json_t *chain = json_object_get(j, "cert_chain");
     if (!json_is_array(chain) || json_array_size(chain) == 0 ||
         json_array_size(chain) > CG_EVIDENCE_MAX_CERTS)
-        return jfail(err, errlen,
-                     "cert_chain: expected the VCEK or VLEK (and optionally ASK/ASVK, ARK); this "
-                     "broker does not fetch certificates from AMD");
+        return cg_errf(err, errlen, CG_EEVIDENCE,
+                       "cert_chain: expected the VCEK or VLEK (and optionally ASK/ASVK, ARK); this "
+                       "broker does not fetch certificates from AMD");
     /* Order for the verifier: the signing key's certificate, then ASK/ASVK, then ARK. */
     const uint8_t rank[] = {0, 0, 1, 1, 2};
     out->tag = CG_TAG_SNP;
@@ -256,10 +248,10 @@ int cg_trustee_snp_from_json(const json_t *j, struct cg_evidence *out, char *err
                 t++;
             if (t == 5) {
                 cg_evidence_clear(out);
-                return jfail(err, errlen,
-                             "cert_chain[%zu].cert_type: expected VCEK, VLEK, ASK, "
-                             "ASVK or ARK",
-                             i);
+                return cg_errf(err, errlen, CG_EEVIDENCE,
+                               "cert_chain[%zu].cert_type: expected VCEK, VLEK, ASK, "
+                               "ASVK or ARK",
+                               i);
             }
             if (rank[t] != want)
                 continue;
@@ -277,7 +269,8 @@ int cg_trustee_snp_from_json(const json_t *j, struct cg_evidence *out, char *err
         }
         if (want == 0 && out->n_certs != 1) {
             cg_evidence_clear(out);
-            return jfail(err, errlen, "cert_chain: expected exactly one VCEK or VLEK");
+            return cg_errf(err, errlen, CG_EEVIDENCE,
+                           "cert_chain: expected exactly one VCEK or VLEK");
         }
     }
     out->evidence = malloc(CG_SNP_REPORT_SIZE);
