@@ -40,11 +40,11 @@ bench-build:
 	cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(RELEASE) -j $(JOBS)
 
-# The full run (about 15 minutes); its tables go to bench/results/<date>-<host>.txt.
+# The full run (5 rounds, about 30 minutes); its tables go to bench/results/<date>-<host>.txt.
 bench: bench-build
 	bash bench/run.sh --out bench/results/$$(date -u +%Y-%m-%d)-$$(hostname -s).txt
 
-# One short round (under 4 minutes), also CI's smoke test: no thresholds.
+# Two short rounds (about 3 minutes), also CI's smoke test: no thresholds.
 bench-quick: bench-build
 	bash bench/run.sh --quick
 

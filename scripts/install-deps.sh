@@ -10,7 +10,8 @@ set -euo pipefail
 pkgs=(
     build-essential cmake pkg-config
     libuv1-dev libssl-dev openssl node-llhttp libcbor-dev libjansson-dev libcmocka-dev
-    curl python3 python3-numpy clang-14 libclang-rt-14-dev
+    libxml2-dev libxmlsec1-dev
+    curl python3 python3-numpy python3-jwcrypto clang-14 libclang-rt-14-dev
 )
 bench=0
 deploy=0
