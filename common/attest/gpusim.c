@@ -341,8 +341,12 @@ int cg_gpusim_chain_pem(struct cg_gpusim *s, char **out, size_t *len)
     return chain_pem(s->cert[LEAF], s->cert[ROOT], out, len);
 }
 
-int cg_gpusim_rim(struct cg_gpusim *s, int vbios, uint8_t **out, size_t *len)
+int cg_gpusim_rim(struct cg_gpusim *s, enum cg_gpusim_rim_kind kind, uint8_t **out, size_t *len)
 {
+    int vbios = kind != CG_GPUSIM_RIM_DRIVER;
+    unsigned end = kind == CG_GPUSIM_RIM_VBIOS_OVERLAP ? DRIVER_FIRST + 1
+                   : vbios                             ? DRIVER_FIRST
+                                                       : CG_GPUSIM_BLOCKS;
     size_t cap = 4096 + CG_GPUSIM_BLOCKS * 400;
     char *xml = malloc(cap), *key = NULL, *chain = NULL;
     size_t n = 0, klen = 0, clen = 0;
@@ -359,8 +363,7 @@ int cg_gpusim_rim(struct cg_gpusim *s, int vbios, uint8_t **out, size_t *len)
                 "1"
               : "NV_GPU_DRIVER_SIM_" CG_GPUSIM_DRIVER_VERSION,
         vbios ? CG_GPUSIM_VBIOS_VERSION : CG_GPUSIM_DRIVER_VERSION);
-    for (unsigned i = vbios ? 0 : DRIVER_FIRST; i < (vbios ? DRIVER_FIRST : CG_GPUSIM_BLOCKS);
-         i++) {
+    for (unsigned i = vbios ? 0 : DRIVER_FIRST; i < end; i++) {
         uint8_t val[VALUE_LEN];
         char hex[2 * VALUE_LEN + 1];
         block_value(i + 1, val);
@@ -476,7 +479,8 @@ int cg_gpusim_provider_new(const char *state_dir, struct cg_gpu_provider **out)
     p->base.free = sim_free;
     int rc = cg_gpusim_open(state_dir, &p->sim);
     for (int i = 0; rc == 0 && i < 2; i++)
-        rc = cg_gpusim_rim(p->sim, i, &p->rims[i], &p->rim_lens[i]);
+        rc = cg_gpusim_rim(p->sim, i == 0 ? CG_GPUSIM_RIM_DRIVER : CG_GPUSIM_RIM_VBIOS, &p->rims[i],
+                           &p->rim_lens[i]);
     if (rc != 0) {
         sim_free(&p->base);
         return rc;
