@@ -288,23 +288,7 @@ int cg_gpusim_report(struct cg_gpusim *s, const struct cg_gpusim_report_opts *o,
     put16(olen, (unsigned)(p - op));
     size_t signed_len = (size_t)(p - buf);
 
-    /* ECDSA P-384 / SHA-384 over request || response so far; r || s big-endian. */
-    uint8_t *sig_der = NULL;
-    size_t sig_len = 0;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    ECDSA_SIG *sig = NULL;
-    ok = ok && md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, s->key[LEAF]) == 1 &&
-         EVP_DigestSign(md, NULL, &sig_len, buf, signed_len) == 1 &&
-         (sig_der = OPENSSL_malloc(sig_len)) != NULL &&
-         EVP_DigestSign(md, sig_der, &sig_len, buf, signed_len) == 1;
-    const unsigned char *q = sig_der;
-    ok = ok && (sig = d2i_ECDSA_SIG(NULL, &q, (long)sig_len)) != NULL &&
-         BN_bn2binpad(ECDSA_SIG_get0_r(sig), p, 48) == 48 &&
-         BN_bn2binpad(ECDSA_SIG_get0_s(sig), p + 48, 48) == 48;
-    ECDSA_SIG_free(sig);
-    OPENSSL_free(sig_der);
-    EVP_MD_CTX_free(md);
-    ERR_clear_error();
+    ok = ok && cg_gpusim_sign(s, buf, signed_len, p) == 0;
     if (!ok) {
         free(buf);
         return CG_ECRYPTO;
@@ -312,6 +296,27 @@ int cg_gpusim_report(struct cg_gpusim *s, const struct cg_gpusim_report_opts *o,
     *out = buf;
     *len = signed_len + CG_SPDM_SIG_LEN;
     return 0;
+}
+
+int cg_gpusim_sign(struct cg_gpusim *s, const uint8_t *data, size_t len, uint8_t sig[96])
+{
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    ECDSA_SIG *es = NULL;
+    int ok = md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, s->key[LEAF]) == 1 &&
+             EVP_DigestSign(md, NULL, &der_len, data, len) == 1 &&
+             (der = OPENSSL_malloc(der_len)) != NULL &&
+             EVP_DigestSign(md, der, &der_len, data, len) == 1;
+    const unsigned char *q = der;
+    ok = ok && (es = d2i_ECDSA_SIG(NULL, &q, (long)der_len)) != NULL &&
+         BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 48) == 48 &&
+         BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 48, 48) == 48;
+    ECDSA_SIG_free(es);
+    OPENSSL_free(der);
+    EVP_MD_CTX_free(md);
+    ERR_clear_error();
+    return ok ? 0 : CG_ECRYPTO;
 }
 
 static int pem_of(BIO *b, char **out, size_t *len)

@@ -4,6 +4,7 @@
  */
 #include "ccgate/tdx.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -509,22 +510,13 @@ static int parse_sgx_tcb(const struct der *tcb, struct cg_tdx_pck_info *pck, uns
     return *seen == 0x7FFFEu ? 0 : -1; /* arcs 1..18 each exactly once */
 }
 
-/* Fills pck from the leaf's SGX extension: PPID, TCB, PCE-ID and FMSPC are required. */
-static int parse_pck_extension(X509 *leaf, struct cg_tdx_pck_info *pck, struct cg_verdict *v)
+int cg__tdx_pck_extension_parse(const uint8_t *data, size_t len, struct cg_tdx_pck_info *pck)
 {
-    int rc = CG_EEVIDENCE;
-    ASN1_OBJECT *obj = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
-    if (obj == NULL)
-        return CG_ECRYPTO;
-    int idx = X509_get_ext_by_OBJ(leaf, obj, -1);
-    if (idx < 0 || X509_get_ext_by_OBJ(leaf, obj, idx) >= 0)
-        goto out;
-    ASN1_OCTET_STRING *os = X509_EXTENSION_get_data(X509_get_ext(leaf, idx));
-    const uint8_t *p = ASN1_STRING_get0_data(os);
-    long left = ASN1_STRING_length(os);
+    const uint8_t *p = data;
+    long left = len > LONG_MAX ? 0 : (long)len;
     struct der top;
-    if (der_next(&p, &left, &top) != 0 || top.tag != V_ASN1_SEQUENCE || left != 0)
-        goto out;
+    if (len == 0 || der_next(&p, &left, &top) != 0 || top.tag != V_ASN1_SEQUENCE || left != 0)
+        return -1;
     p = top.p;
     left = top.len;
     unsigned seen = 0, tcb_seen = 0;
@@ -533,27 +525,27 @@ static int parse_pck_extension(X509 *leaf, struct cg_tdx_pck_info *pck, struct c
         int narcs;
         struct der val;
         if (der_sgx_member(&p, &left, arcs, &narcs, &val) != 0 || narcs != 1)
-            goto out;
+            return -1;
         if (arcs[0] < 32 && (seen & (1u << arcs[0])))
-            goto out;
+            return -1;
         switch (arcs[0]) {
         case 1:
             if (val.tag != V_ASN1_OCTET_STRING || val.len != 16)
-                goto out;
+                return -1;
             memcpy(pck->ppid, val.p, 16);
             break;
         case 2:
             if (parse_sgx_tcb(&val, pck, &tcb_seen) != 0)
-                goto out;
+                return -1;
             break;
         case 3:
             if (val.tag != V_ASN1_OCTET_STRING || val.len != 2)
-                goto out;
+                return -1;
             memcpy(pck->pceid, val.p, 2);
             break;
         case 4:
             if (val.tag != V_ASN1_OCTET_STRING || val.len != 6)
-                goto out;
+                return -1;
             memcpy(pck->fmspc, val.p, 6);
             break;
         default:
@@ -562,10 +554,23 @@ static int parse_pck_extension(X509 *leaf, struct cg_tdx_pck_info *pck, struct c
         if (arcs[0] < 32)
             seen |= 1u << arcs[0];
     }
-    if ((seen & 0x1E) != 0x1E)
-        goto out;
-    rc = 0;
-out:
+    return (seen & 0x1E) == 0x1E ? 0 : -1;
+}
+
+/* Fills pck from the leaf's SGX extension: PPID, TCB, PCE-ID and FMSPC are required. */
+static int parse_pck_extension(X509 *leaf, struct cg_tdx_pck_info *pck, struct cg_verdict *v)
+{
+    int rc = CG_EEVIDENCE;
+    ASN1_OBJECT *obj = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
+    if (obj == NULL)
+        return CG_ECRYPTO;
+    int idx = X509_get_ext_by_OBJ(leaf, obj, -1);
+    if (idx >= 0 && X509_get_ext_by_OBJ(leaf, obj, idx) < 0) {
+        ASN1_OCTET_STRING *os = X509_EXTENSION_get_data(X509_get_ext(leaf, idx));
+        if (cg__tdx_pck_extension_parse(ASN1_STRING_get0_data(os), (size_t)ASN1_STRING_length(os),
+                                        pck) == 0)
+            rc = 0;
+    }
     ASN1_OBJECT_free(obj);
     ERR_clear_error();
     if (rc != 0)
@@ -964,7 +969,8 @@ static int level_status(json_t *level, enum cg_tdx_tcb_status *out, struct cg_td
         return cg_reject(v, CG_EEVIDENCE, check, "advisoryIDs array", "other");
     size_t i;
     json_t *a;
-    json_array_foreach (adv, i, a) {
+    json_array_foreach(adv, i, a)
+    {
         const char *id = json_string_value(a);
         if (id == NULL || strlen(id) >= sizeof(st->advisories[0]))
             return cg_reject(v, CG_EEVIDENCE, check, "advisory ids < 32 chars", "malformed");
@@ -1030,7 +1036,8 @@ static int check_qe_identity(json_t *id, const struct cg_tdx_quote *q, time_t at
     json_t *level;
     if (!json_is_array(levels))
         return cg_reject(v, CG_EEVIDENCE, "tdx.qe_identity.json", "tcbLevels", "missing");
-    json_array_foreach (levels, i, level) {
+    json_array_foreach(levels, i, level)
+    {
         unsigned isvsvn;
         if (json_uint(json_object_get(level, "tcb"), "isvsvn", 0xFFFF, &isvsvn) != 0)
             return cg_reject(v, CG_EEVIDENCE, "tdx.qe_identity.tcb_level", "tcb.isvsvn",
@@ -1050,7 +1057,8 @@ static int read_components(json_t *arr, uint8_t out[16])
     unsigned svn;
     if (!json_is_array(arr) || json_array_size(arr) != 16)
         return -1;
-    json_array_foreach (arr, i, c) {
+    json_array_foreach(arr, i, c)
+    {
         if (json_uint(c, "svn", 255, &svn) != 0)
             return -1;
         out[i] = (uint8_t)svn;
@@ -1099,7 +1107,8 @@ static int check_tdx_module(json_t *info, const struct cg_tdx_quote *q, struct c
     snprintf(want, sizeof(want), "TDX_%02X", version);
     json_t *ids = json_object_get(info, "tdxModuleIdentities"), *id, *found = NULL;
     size_t i;
-    json_array_foreach (ids, i, id) {
+    json_array_foreach(ids, i, id)
+    {
         const char *s = json_string_value(json_object_get(id, "id"));
         /* Intel's QVL compares the identity ids case-insensitively. */
         if (s != NULL && strcasecmp(s, want) == 0) {
@@ -1113,7 +1122,8 @@ static int check_tdx_module(json_t *info, const struct cg_tdx_quote *q, struct c
     if (rc != 0)
         return rc;
     json_t *levels = json_object_get(found, "tcbLevels"), *level;
-    json_array_foreach (levels, i, level) {
+    json_array_foreach(levels, i, level)
+    {
         unsigned svn;
         if (json_uint(json_object_get(level, "tcb"), "isvsvn", 255, &svn) != 0)
             return cg_reject(v, CG_EEVIDENCE, "tdx.tdx_module.tcb_level", "tcb.isvsvn",
@@ -1169,7 +1179,8 @@ static int check_tcb_info(json_t *info, const struct cg_tdx_quote *q, time_t at,
      * not 0, components 0 and 1 are the module's and are graded by its identity instead.
      */
     int tdx_from = q->tee_tcb_svn[1] > 0 ? 2 : 0;
-    json_array_foreach (levels, i, level) {
+    json_array_foreach(levels, i, level)
+    {
         json_t *tcb = json_object_get(level, "tcb");
         uint8_t sgx[16], tdx[16];
         unsigned pcesvn;
@@ -1493,7 +1504,8 @@ static int parse_allow48(json_t *j, const char *key, struct cg_tdx_allow48 *out,
         return perr(err, errlen, "tdx.%s: at most %d values", key, CG_TDX_POLICY_MAX_VALUES);
     size_t i;
     json_t *e;
-    json_array_foreach (j, i, e) {
+    json_array_foreach(j, i, e)
+    {
         const char *s = json_string_value(e);
         if (s == NULL || cg_unhex(out->v[i], 48, s) != 0)
             return perr(err, errlen, "tdx.%s[%zu]: expected 96 hex digits", key, i);
@@ -1524,7 +1536,8 @@ int cg_tdx_policy_parse(const void *json_object, struct cg_tdx_policy *out, char
     cg_tdx_policy_default(out);
     if (!json_is_object(obj))
         return perr(err, errlen, "tdx: expected an object");
-    json_object_foreach (obj, key, val) {
+    json_object_foreach(obj, key, val)
+    {
         struct cg_tdx_allow48 *allow = NULL;
         if (strcmp(key, "mrtd") == 0)
             allow = &out->mrtd;
@@ -1559,7 +1572,8 @@ int cg_tdx_policy_parse(const void *json_object, struct cg_tdx_policy *out, char
             if (!json_is_array(val) || json_array_size(val) == 0)
                 return perr(err, errlen, "tdx.accepted_tcb_statuses: expected a non-empty array");
             out->accepted_tcb = 0;
-            json_array_foreach (val, i, e) {
+            json_array_foreach(val, i, e)
+            {
                 enum cg_tdx_tcb_status s;
                 const char *name = json_string_value(e);
                 if (name == NULL || cg_tdx_tcb_status_parse(name, &s) != 0)

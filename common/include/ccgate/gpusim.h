@@ -42,6 +42,10 @@ struct cg_gpusim_report_opts {
 int cg_gpusim_report(struct cg_gpusim *s, const struct cg_gpusim_report_opts *o, uint8_t **out,
                      size_t *len);
 
+/* ECDSA P-384 / SHA-384 by the sim leaf over data, r || s big-endian: how reports are signed
+ * (and how the GPU fuzz target re-signs what it mutated). 0 or CG_ECRYPTO. */
+int cg_gpusim_sign(struct cg_gpusim *s, const uint8_t *data, size_t len, uint8_t sig[96]);
+
 /* The device chain as PEM, leaf first, root last. Caller frees. */
 int cg_gpusim_chain_pem(struct cg_gpusim *s, char **out, size_t *len);
 
