@@ -9,10 +9,11 @@ pkgs=(
     build-essential cmake pkg-config
     libuv1-dev libssl-dev openssl node-llhttp libcbor-dev libjansson-dev libcmocka-dev
     curl python3 python3-numpy clang-14 libclang-rt-14-dev
+    # promtool (tests check the sidecars' /metrics with it); iproute2 and util-linux for the
+    # tests that run in network namespaces of their own.
+    prometheus iproute2 util-linux
 )
-bench=0
 if [ "${1:-}" = "--bench" ]; then
-    bench=1
     # nginx's stream proxy is a dynamic module in Debian 12 (libnginx-mod-stream).
     pkgs+=(stunnel4 haproxy nginx libnginx-mod-stream wrk valgrind util-linux strace procps)
 fi
@@ -34,11 +35,12 @@ if [ "$(id -u)" -ne 0 ]; then
     sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-# The benchmark runs its own proxies on 127.0.0.1; the packages' system services (nginx and
-# haproxy on every address) must not start at install time. policy-rc.d says so to
-# invoke-rc.d, and only while we install, unless the machine already has its own.
+# The packages' system services (prometheus; with --bench nginx and haproxy, on every
+# address) must not start at install time: tests and the benchmark run their own processes
+# on 127.0.0.1. policy-rc.d says so to invoke-rc.d, and only while we install, unless the
+# machine already has its own.
 own_policy=0
-if [ $bench -eq 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
     $sudo chmod 755 /usr/sbin/policy-rc.d
     own_policy=1
