@@ -108,12 +108,16 @@ static int metrics(void *arg, struct cg_buf *out)
         "# HELP ccgate_client_connections_total App connections accepted.\n"
         "# TYPE ccgate_client_connections_total counter\n"
         "ccgate_client_connections_total %llu\n"
+        "# HELP ccgate_client_connections_active App connections open now.\n"
         "# TYPE ccgate_client_connections_active gauge\n"
         "ccgate_client_connections_active %llu\n"
+        "# HELP ccgate_client_requests_total App requests forwarded to the server.\n"
         "# TYPE ccgate_client_requests_total counter\n"
         "ccgate_client_requests_total %llu\n"
+        "# HELP ccgate_client_local_requests_total App requests answered by the client itself.\n"
         "# TYPE ccgate_client_local_requests_total counter\n"
         "ccgate_client_local_requests_total %llu\n"
+        "# HELP ccgate_client_responses_total Responses to the app, by status class.\n"
         "# TYPE ccgate_client_responses_total counter\n",
         (unsigned long long)s->conns_total, (unsigned long long)s->conns_active,
         (unsigned long long)s->requests_total, (unsigned long long)s->local_requests);
@@ -122,6 +126,7 @@ static int metrics(void *arg, struct cg_buf *out)
                             (unsigned long long)s->responses_by_class[i]);
     (void)cg_buf_printf(
         out,
+        "# HELP ccgate_client_bytes_total Bytes from and to apps, added when a connection closes.\n"
         "# TYPE ccgate_client_bytes_total counter\n"
         "ccgate_client_bytes_total{direction=\"from_app\"} %llu\n"
         "ccgate_client_bytes_total{direction=\"to_app\"} %llu\n"
@@ -132,23 +137,29 @@ static int metrics(void *arg, struct cg_buf *out)
         "evidence.\n"
         "# TYPE ccgate_client_handshakes_with_nonce_total counter\n"
         "ccgate_client_handshakes_with_nonce_total %llu\n"
-        "# TYPE ccgate_client_handshake_seconds_sum counter\n"
-        "ccgate_client_handshake_seconds_sum %.6f\n"
+        "# HELP ccgate_client_handshake_seconds_total Time spent in attested handshakes.\n"
+        "# TYPE ccgate_client_handshake_seconds_total counter\n"
+        "ccgate_client_handshake_seconds_total %.6f\n"
+        "# HELP ccgate_client_key_changes_total Times the server's verified key changed.\n"
         "# TYPE ccgate_client_key_changes_total counter\n"
         "ccgate_client_key_changes_total %llu\n"
+        "# HELP ccgate_client_server_unreachable_total Connections to the server that failed.\n"
         "# TYPE ccgate_client_server_unreachable_total counter\n"
         "ccgate_client_server_unreachable_total %llu\n"
         "# HELP ccgate_client_connections_refused_total App connections over max-connections "
         "(503).\n"
         "# TYPE ccgate_client_connections_refused_total counter\n"
         "ccgate_client_connections_refused_total %llu\n"
+        "# HELP ccgate_client_response_timeouts_total Responses that did not begin in time (504).\n"
         "# TYPE ccgate_client_response_timeouts_total counter\n"
         "ccgate_client_response_timeouts_total %llu\n"
         "# HELP ccgate_client_pool_connections Idle attested connections in the pool.\n"
         "# TYPE ccgate_client_pool_connections gauge\n"
         "ccgate_client_pool_connections %zu\n"
+        "# HELP ccgate_client_pool_reused_total Requests sent on a pooled attested connection.\n"
         "# TYPE ccgate_client_pool_reused_total counter\n"
         "ccgate_client_pool_reused_total %llu\n"
+        "# HELP ccgate_client_pool_dropped_total Pooled connections closed unused.\n"
         "# TYPE ccgate_client_pool_dropped_total counter\n"
         "ccgate_client_pool_dropped_total %llu\n"
         "# HELP ccgate_client_retries_total Requests sent again after a reused connection died.\n"
@@ -171,7 +182,8 @@ static int metrics(void *arg, struct cg_buf *out)
                             "check=\"%s\"} %llu\n",
                             s->failed_checks[i].check,
                             (unsigned long long)s->failed_checks[i].count);
-    (void)cg_buf_printf(out, "# TYPE ccgate_client_ready gauge\nccgate_client_ready %d\n",
+    (void)cg_buf_printf(out, "# HELP ccgate_client_ready 1 when /readyz answers 200.\n"
+                        "# TYPE ccgate_client_ready gauge\nccgate_client_ready %d\n",
                         cp_server_ready(&a->server, time(NULL)));
     write_hist(out, "ccgate_client_upstream_response_seconds",
                "From the request sent to the response head from the server.",

@@ -207,7 +207,8 @@ static const char usage_line[] =
 
 static const char summary[] =
     "Serves GET /v1/models, POST /v1/completions, POST /v1/chat/completions (stream: SSE)\n"
-    "and GET /health on a loopback address; prints \"listening on ADDR\" once ready.\n"
+    "and GET /health on a loopback address; prints \"listening on ADDR\" once ready (with\n"
+    "--log-format json, the worker.listen event and its addr field say it).\n"
     "A sealed --model (ccgate seal) needs --kbs and --kbs-resource: the key comes from the\n"
     "broker after attestation (docs/model-protection.md).";
 
@@ -242,7 +243,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (a->stopping)
         return;
     a->stopping = 1;
-    cg_log_info("worker.stop", "signal=%d", signum);
+    cg_logf(CG_LOG_INFO, "worker.stop", CG_LF_INT("signal", signum));
     gb_server_close(a->srv, on_server_closed, a);
 }
 
@@ -310,7 +311,8 @@ static int cmd_serve(int argc, char **argv)
         if (rc != 0 && strcmp(device, "cuda") == 0)
             cg_fatal("--device cuda: %s", err);
         if (rc != 0)
-            cg_log_info("worker.device", "cuda=unusable reason=\"%s\" using=cpu", err);
+            cg_logf(CG_LOG_INFO, "worker.device", CG_LF_STR("cuda", "unusable"),
+                    CG_LF_STR("reason", err), CG_LF_STR("using", "cpu"));
         else
             cc = gb_nvml_cc_mode();
     }
@@ -320,9 +322,10 @@ static int cmd_serve(int argc, char **argv)
     model_id(spec, id, sizeof(id));
     if (sealed.name[0] != '\0')
         snprintf(id, sizeof(id), "%.127s", sealed.name);
-    cg_log_info("worker.model",
-                "model=%s arch=%s layers=%u dim=%u vocab=%u device=\"%s\" cc_mode=%s", id,
-                m->hp.arch, m->hp.n_layer, m->hp.dim, m->hp.n_vocab, b->device, cc);
+    cg_logf(CG_LOG_INFO, "worker.model", CG_LF_STR("model", id), CG_LF_STR("arch", m->hp.arch),
+            CG_LF_UINT("layers", m->hp.n_layer), CG_LF_UINT("dim", m->hp.dim),
+            CG_LF_UINT("vocab", m->hp.n_vocab), CG_LF_STR("device", b->device),
+            CG_LF_STR("cc_mode", cc));
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();
     struct gb_engine_opts eo = {
@@ -343,8 +346,10 @@ static int cmd_serve(int argc, char **argv)
     a.sigint.data = a.sigterm.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
-    cg_log_info("worker.listen", "addr=%s", bound);
-    fprintf(stderr, "listening on %s\n", bound);
+    cg_logf(CG_LOG_INFO, "worker.listen", CG_LF_STR("addr", bound));
+    /* The readiness line scripts wait for; in JSON every line is JSON: worker.listen says it. */
+    if (strcmp(cg_opts_get(serve_opts, N_OPTS, "log-format")->value, "json") != 0)
+        fprintf(stderr, "listening on %s\n", bound);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     gb_backend_free(b);

@@ -12,6 +12,9 @@ pkgs=(
     libuv1-dev libssl-dev openssl node-llhttp libcbor-dev libjansson-dev libcmocka-dev
     libxml2-dev libxmlsec1-dev
     curl python3 python3-numpy python3-jwcrypto clang-14 libclang-rt-14-dev
+    # promtool (tests check the sidecars' /metrics with it); iproute2 and util-linux for the
+    # tests that run in network namespaces of their own.
+    prometheus iproute2 util-linux
 )
 bench=0
 deploy=0
@@ -54,12 +57,12 @@ if [ "$(id -u)" -ne 0 ]; then
     sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-# The benchmark runs its own proxies on 127.0.0.1 and the deploy tests their own Docker
-# daemon; the packages' system services (nginx and haproxy on every address, dockerd) must
-# not start at install time. policy-rc.d says so to invoke-rc.d, and only while we install,
-# unless the machine already has its own.
+# The packages' system services (prometheus; with --bench nginx and haproxy on every
+# address; with --deploy dockerd) must not start at install time: tests, the benchmark and
+# the deploy tests run their own processes. policy-rc.d says so to invoke-rc.d, and only
+# while we install, unless the machine already has its own.
 own_policy=0
-if [ $((bench + deploy)) -gt 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
     $sudo chmod 755 /usr/sbin/policy-rc.d
     own_policy=1
