@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 RELEASE := build/release
 ASAN := build/asan
 
-.PHONY: all deps build build-asan test fuzz demo demo-once bench bench-quick bench-build clean
+.PHONY: all deps build build-asan test fuzz demo demo-once bench bench-quick bench-build bench-worker clean
 
 all: build
 
@@ -46,6 +46,12 @@ bench: bench-build
 # One short round (under 4 minutes), also CI's smoke test: no thresholds.
 bench-quick: bench-build
 	bash bench/run.sh --quick
+
+# ccgate-worker beside llama.cpp on the CPU, same GGUF files (bench/llama-compare/README.md):
+# prints the RATIO worker_cpu_{decode,prefill}_vs_llamacpp lines; a few minutes here.
+bench-worker: bench-build
+	cmake --build $(RELEASE) -j $(JOBS) --target ccgate-worker gb-gen
+	bash bench/llama-compare/run.sh --out bench/results/$$(date -u +%Y-%m-%d)-llama-compare-$$(hostname -s).txt
 
 clean:
 	rm -rf build

@@ -21,7 +21,7 @@ mkdir -p "$OUT"
 CFLAGS=(-O3 -std=c11 -D_GNU_SOURCE -Igpu-backend -Icommon/include -Wall -Wextra)
 t0=$(date +%s)
 pids=()
-for m in gb_gguf gb_quant gb_tok gb_model gb_tiny gb_cpu gb_sample; do
+for m in gb_gguf gb_quant gb_kern gb_tok gb_model gb_tiny gb_cpu gb_sample; do
     "$CC" "${CFLAGS[@]}" -c "gpu-backend/$m.c" -o "$OUT/$m.o" &
     pids+=($!)
 done

@@ -126,7 +126,17 @@ int gb_gguf_w_arr_i32(struct gb_gguf_writer *w, const char *key, const int32_t *
 /* Adds a tensor; data (gb_type_row_bytes(type, ne[0]) * rows bytes) is copied. */
 int gb_gguf_w_tensor(struct gb_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                      const uint64_t *ne, const void *data);
-/* The finished image; caller frees *buf. */
+/*
+ * Streaming, for files larger than memory: tensors added with gb_gguf_w_tensor_info (not
+ * mixed with gb_gguf_w_tensor) get their bytes from fill(arg, i, dst, nbytes), called once
+ * per tensor in the order they were added, when gb_gguf_writer_stream writes path. A fill
+ * error stops the write, removes the file and is returned.
+ */
+int gb_gguf_w_tensor_info(struct gb_gguf_writer *w, const char *name, uint32_t type,
+                          uint32_t n_dims, const uint64_t *ne);
+int gb_gguf_writer_stream(struct gb_gguf_writer *w, const char *path,
+                          int (*fill)(void *arg, uint64_t i, void *dst, size_t nbytes), void *arg);
+/* The finished image (not for a writer with gb_gguf_w_tensor_info tensors); caller frees *buf. */
 int gb_gguf_writer_finish(struct gb_gguf_writer *w, uint8_t **buf, size_t *len);
 /* Writes the finished image to path. */
 int gb_gguf_writer_save(struct gb_gguf_writer *w, const char *path);
