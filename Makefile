@@ -50,7 +50,6 @@ bench-quick: bench-build
 # ccgate-worker beside llama.cpp on the CPU, same GGUF files (bench/llama-compare/README.md):
 # prints the RATIO worker_cpu_{decode,prefill}_vs_llamacpp lines; a few minutes here.
 bench-worker: bench-build
-	cmake --build $(RELEASE) -j $(JOBS) --target ccgate-worker gb-gen
 	bash bench/llama-compare/run.sh --out bench/results/$$(date -u +%Y-%m-%d)-llama-compare-$$(hostname -s).txt
 
 clean:

@@ -51,6 +51,17 @@ const char *gb_type_name(uint32_t type)
     }
 }
 
+int gb_type_from_name(const char *name, uint32_t *out)
+{
+    static const uint32_t types[] = {GB_F32, GB_F16, GB_BF16, GB_Q8_0, GB_Q4_0};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(name, gb_type_name(types[i])) == 0) {
+            *out = types[i];
+            return 0;
+        }
+    return CG_ECONFIG;
+}
+
 size_t gb_type_row_bytes(uint32_t type, uint64_t n)
 {
     size_t bb, be;

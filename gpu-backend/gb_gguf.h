@@ -84,6 +84,8 @@ struct gb_gguf {
 int gb_type_block(uint32_t type, size_t *block_bytes, size_t *block_elems);
 /* Short name of a ggml type ("f16", "q8_0", ...) or "unknown". */
 const char *gb_type_name(uint32_t type);
+/* The type a short name (f32, f16, bf16, q8_0, q4_0) names: 0, or CG_ECONFIG when unknown. */
+int gb_type_from_name(const char *name, uint32_t *out);
 /* Bytes of a row of n elements of type, or 0 when unknown or n is not a block multiple. */
 size_t gb_type_row_bytes(uint32_t type, uint64_t n);
 

@@ -16,13 +16,15 @@
 
 size_t gb_act_bytes(size_t n)
 {
-    return n + (n / 32) * sizeof(float);
+    return n + (n / 32) * sizeof(float) + 2 * (n / 4) * sizeof(int32_t);
 }
 
 void gb_act_quant(const float *x, size_t n, void *dst)
 {
     int8_t *q = dst;
     float *d = (float *)(void *)(q + n);
+    int32_t *corr = (int32_t *)(void *)(d + n / 32);
+    float *lane = (float *)(void *)(corr + n / 4);
     for (size_t b = 0; b < n / 32; b++) {
         const float *xb = x + b * 32;
         float amax = 0;
@@ -34,6 +36,11 @@ void gb_act_quant(const float *x, size_t n, void *dst)
             q[b * 32 + j] = (int8_t)(int)(v + (v >= 0 ? 0.5f : -0.5f));
         }
         d[b] = db;
+        for (int g = 0; g < 8; g++) {
+            const int8_t *qg = q + b * 32 + 4 * g;
+            corr[b * 8 + g] = -128 * (qg[0] + qg[1] + qg[2] + qg[3]);
+            lane[b * 8 + g] = db;
+        }
     }
 }
 
@@ -245,16 +252,18 @@ A512_INL __m512 pair(float a, float b)
 }
 
 /*
- * Q8_0 and Q4_0 (nibble - 8) with vpdpbusd, which multiplies unsigned by signed bytes: |w|
- * times x carrying w's sign, exact integer sums per block as in the other variants. Q8_0
- * if Q8 else Q4_0.
+ * Q8_0 and Q4_0 (nibble - 8) with vpdpbusd, which multiplies unsigned by signed bytes: the
+ * weights + 128 (unsigned), the sum started at -128 * the activations of each 4-byte group
+ * (gb_act_quant's corr), so that every lane ends with its exact integer sum; then times the
+ * weight scale and the per-lane activation scale. Q8_0 if Q8 else Q4_0.
  */
 A512_INL void q_512_nt(const uint8_t *w, const uint8_t *act, size_t as, const int NT, size_t n,
                        float *out, size_t os, const int Q8)
 {
     size_t nb = n / 32, bs = Q8 ? 34 : 18;
-    const __m512i lo4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
-    const __m512i zero = _mm512_setzero_si512();
+    const size_t corr_off = n + nb * sizeof(float), lane_off = corr_off + n;
+    const __m512i lo4 = _mm512_set1_epi8(0x0f), x80 = _mm512_set1_epi8((char)0x80);
+    const __m512i k120 = _mm512_set1_epi8(120); /* nibble - 8 + 128 */
     const __m512i sh = _mm512_set_epi64(4 * 0x0001000100010001ll, 4 * 0x0001000100010001ll, 0, 0,
                                         4 * 0x0001000100010001ll, 4 * 0x0001000100010001ll, 0, 0);
     __m512 acc[GB_KERN_NT];
@@ -266,44 +275,42 @@ A512_INL void q_512_nt(const uint8_t *w, const uint8_t *act, size_t as, const in
         if (Q8) {
             __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(w + 2));
             __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)(w + 34 + 2));
-            wv = _mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1);
+            wv = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1), x80);
         } else {
             __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(w + 2));
             __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(w + 18 + 2));
             wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(a)),
                                     _mm256_broadcastsi128_si256(c), 1);
-            wv = _mm512_sub_epi8(_mm512_and_si512(_mm512_srlv_epi16(wv, sh), lo4), eight);
+            wv = _mm512_add_epi8(_mm512_and_si512(_mm512_srlv_epi16(wv, sh), lo4), k120);
         }
-        __m512i aw = _mm512_abs_epi8(wv);
-        __mmask64 neg = _mm512_movepi8_mask(wv);
         __m512 dw = pair(h2f(w), h2f(w + bs));
         for (int t = 0; t < NT; t++) {
-            const uint8_t *xq = act + (size_t)t * as;
-            const float *xd = (const float *)(const void *)(xq + n);
-            __m512i xv = _mm512_loadu_si512((const void *)(xq + b * 32));
-            __m512i p = _mm512_dpbusd_epi32(zero, aw, _mm512_mask_sub_epi8(xv, neg, zero, xv));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p),
-                                     _mm512_mul_ps(dw, pair(xd[b], xd[b + 1])), acc[t]);
+            const uint8_t *xa = act + (size_t)t * as;
+            __m512i p = _mm512_loadu_si512((const void *)(xa + corr_off + b * 32));
+            p = _mm512_dpbusd_epi32(p, wv, _mm512_loadu_si512((const void *)(xa + b * 32)));
+            __m512 sc = _mm512_mul_ps(dw, _mm512_loadu_ps((const void *)(xa + lane_off + b * 32)));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc[t]);
         }
     }
     float tail[GB_KERN_NT] = {0};
     if (b < nb) { /* an odd block count: the last block alone */
         __m256i wv;
         if (Q8) {
-            wv = _mm256_loadu_si256((const __m256i *)(const void *)(w + 2));
+            wv = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(w + 2)),
+                                  _mm256_set1_epi8((char)0x80));
         } else {
             __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(w + 2));
             wv =
                 _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
-            wv = _mm256_sub_epi8(wv, _mm256_set1_epi8(8));
+            wv = _mm256_add_epi8(wv, _mm256_set1_epi8(120));
         }
-        __m256i aw = _mm256_sign_epi8(wv, wv);
         float d0 = h2f(w);
         for (int t = 0; t < NT; t++) {
-            const uint8_t *xq = act + (size_t)t * as;
-            const float *xd = (const float *)(const void *)(xq + n);
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)(xq + b * 32));
-            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, _mm256_sign_epi8(xv, wv));
+            const uint8_t *xa = act + (size_t)t * as;
+            const float *xd = (const float *)(const void *)(xa + n);
+            __m256i p = _mm256_loadu_si256((const __m256i *)(const void *)(xa + corr_off + b * 32));
+            p = _mm256_dpbusd_epi32(
+                p, wv, _mm256_loadu_si256((const __m256i *)(const void *)(xa + b * 32)));
             tail[t] = hsum256(_mm256_cvtepi32_ps(p)) * (d0 * xd[b]);
         }
     }

@@ -19,8 +19,9 @@ enum gb_isa { GB_ISA_C = 0, GB_ISA_AVX2 = 1, GB_ISA_AVX512 = 2 };
 
 /*
  * Activations of n elements (a multiple of 32) quantised to 8 bits: gb_act_bytes(n) bytes
- * per token, laid out as q[n] (int8), then d[n/32] (float scales). Value i is
- * q[i] * d[i/32].
+ * per token, laid out as q[n] (int8), then d[n/32] (float scales), then for the VNNI
+ * kernels corr[n/4] (int32: -128 * the sum of each 4 values) and lane[n/4] (float: the scale
+ * of each 4 values' block). Value i is q[i] * d[i/32].
  */
 size_t gb_act_bytes(size_t n);
 /* Quantises x[0..n) into dst (gb_act_bytes(n) bytes): d = max|x| / 127, round half away. */

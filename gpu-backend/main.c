@@ -26,21 +26,6 @@ static long num_arg(const char *flag, const char *v, long lo, long hi)
     return n;
 }
 
-static int parse_type(const char *s, uint32_t *out)
-{
-    static const struct {
-        const char *name;
-        uint32_t type;
-    } types[] = {
-        {"f32", GB_F32}, {"f16", GB_F16}, {"bf16", GB_BF16}, {"q8_0", GB_Q8_0}, {"q4_0", GB_Q4_0}};
-    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-        if (strcmp(s, types[i].name) == 0) {
-            *out = types[i].type;
-            return 0;
-        }
-    return CG_ECONFIG;
-}
-
 /* gen-tiny: writes a builtin:tiny variant to a file (tests and the reference check). */
 static int cmd_gen_tiny(int argc, char **argv)
 {
@@ -57,7 +42,7 @@ static int cmd_gen_tiny(int argc, char **argv)
             path = optarg;
             break;
         case 't':
-            if (parse_type(optarg, &o.wtype) != 0)
+            if (gb_type_from_name(optarg, &o.wtype) != 0)
                 cg_fatal("--type: unknown type %s (f32, f16, bf16, q8_0, q4_0)", optarg);
             break;
         case 'a':
@@ -107,7 +92,7 @@ static int cmd_gen_model(int argc, char **argv)
             path = optarg;
             break;
         case 't':
-            if (parse_type(optarg, &type) != 0)
+            if (gb_type_from_name(optarg, &type) != 0)
                 cg_fatal("--type: unknown type %s (f32, f16, bf16, q8_0, q4_0)", optarg);
             break;
         case 's':

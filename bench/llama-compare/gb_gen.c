@@ -3,11 +3,16 @@
  * prompt of P tokens in one step, then decodes G tokens greedily one step each (EOS is not a
  * stop), and prints one JSON line {prefill_s, decode_s, decode_steps, prompt, tokens} like
  * llama.mjs does for llama.cpp. A short warm-up run comes first (pages the weights in).
+ * --write does what `ccgate-worker gen-model` does, for bench/gpu-check.sh, which builds
+ * this tool without the server's libraries.
  *   gb-gen MODEL.gguf PROMPT_TOKENS GEN_TOKENS THREADS cpu|cuda
+ *   gb-gen --write SHAPE TYPE MODEL.gguf
  */
 #include "gb_backend.h"
+#include "gb_gguf.h"
 #include "gb_model.h"
 #include "gb_sample.h"
+#include "gb_tiny.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,11 +61,29 @@ static int run(struct gb_backend *b, uint32_t nv, const int32_t *prompt, int np,
     return rc;
 }
 
+static int write_model(const char *shape, const char *type, const char *path)
+{
+    const struct gb_tiny_shape *sh = gb_tiny_shape_find(shape);
+    uint32_t t;
+    if (sh == NULL || gb_type_from_name(type, &t) != 0) {
+        fprintf(stderr, "gb-gen: unknown shape %s (%s) or type %s\n", shape, gb_tiny_shape_names(),
+                type);
+        return 2;
+    }
+    int rc = gb_tiny_write(sh, t, 0, path);
+    if (rc != 0)
+        fprintf(stderr, "gb-gen: cannot write %s (%d)\n", path, rc);
+    return rc == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     char err[512];
+    if (argc == 5 && strcmp(argv[1], "--write") == 0)
+        return write_model(argv[2], argv[3], argv[4]);
     if (argc != 6 || (strcmp(argv[5], "cpu") != 0 && strcmp(argv[5], "cuda") != 0)) {
-        fprintf(stderr, "usage: gb-gen MODEL.gguf PROMPT_TOKENS GEN_TOKENS THREADS cpu|cuda\n");
+        fprintf(stderr, "usage: gb-gen MODEL.gguf PROMPT_TOKENS GEN_TOKENS THREADS cpu|cuda\n"
+                        "       gb-gen --write SHAPE TYPE MODEL.gguf\n");
         return 2;
     }
     int np = atoi(argv[2]), gen = atoi(argv[3]), threads = atoi(argv[4]);

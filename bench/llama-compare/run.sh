@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ccgate-worker beside llama.cpp on the same GGUF files (bench/llama-compare/README.md).
 #   1. installs node-llama-cpp 3.21.1 (prebuilt llama.cpp) under build/llama-compare once;
-#   2. writes each model once with `ccgate-worker gen-model` (random weights, real shapes);
+#   2. writes each model once (gb-gen --write = `ccgate-worker gen-model`: random weights,
+#      real shapes);
 #   3. per model and type, runs llama.cpp (llama.mjs) and the worker (gb-gen) alternately,
 #      REPS times each: the same prompt of PROMPT token ids, GEN greedy tokens;
 #   4. prints medians, the load average seen with each run, greedy-token agreement, and
@@ -32,9 +33,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$DEVICE" in cpu | cuda) ;; *) echo "llama-compare: --device cpu or cuda" >&2; exit 2 ;; esac
-for b in ccgate-worker gb-gen; do
-    [ -x "$BIN/$b" ] || { echo "llama-compare: $BIN/$b missing (make build)" >&2; exit 2; }
-done
+[ -x "$BIN/gb-gen" ] || { echo "llama-compare: $BIN/gb-gen missing (make build)" >&2; exit 2; }
 command -v node >/dev/null || { echo "llama-compare: node missing (scripts/install-deps.sh --bench)" >&2; exit 2; }
 node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' ||
     { echo "llama-compare: node-llama-cpp 3.21.1 needs Node >= 20, this is $(node --version)" >&2; exit 2; }
@@ -59,7 +58,7 @@ for model in $MODELS; do
         f="$WORK/models/$model-$type.gguf"
         if [ ! -f "$f" ]; then
             t0=$(date +%s)
-            "$BIN/ccgate-worker" gen-model --shape "$model" --type "$type" --out "$f"
+            "$BIN/gb-gen" --write "$model" "$type" "$f"
             echo "wrote $f ($(du -h "$f" | cut -f1), $(($(date +%s) - t0)) s)"
         fi
         for rep in $(seq 1 "$REPS"); do

@@ -50,7 +50,7 @@ static void check(uint32_t type, size_t n)
     struct gb_rng r;
     gb_rng_seed(&r, 1234 + n + type);
     static float x[GB_KERN_NT][MAXN], wf[MAXN];
-    static uint8_t row[MAXN * 4], xq[GB_KERN_NT][MAXN * 2];
+    static uint8_t row[MAXN * 4], xq[GB_KERN_NT][MAXN * 4];
     fill(&r, wf, n);
     assert_int_equal(gb_quant_row(type, wf, row, n), 0);
     for (int t = 0; t < GB_KERN_NT; t++) {
@@ -114,7 +114,7 @@ static void test_q4_0(void **state)
 static void test_q8_0_min(void **state)
 {
     (void)state;
-    static uint8_t row[34 * 3], xq[GB_KERN_NT][96 + 12];
+    static uint8_t row[34 * 3], xq[GB_KERN_NT][96 + 12 + 192];
     float x[96];
     for (int b = 0; b < 3; b++) {
         uint16_t h = gb_f32_to_f16(0.5f);
@@ -139,13 +139,20 @@ static void test_act_quant(void **state)
 {
     (void)state;
     float x[64];
-    uint8_t q[64 + 8];
+    uint8_t q[64 + 8 + 128];
     for (int i = 0; i < 32; i++)
         x[i] = (float)i - 15.0f; /* max |x| 16: scale 16/127 */
     memset(x + 32, 0, 32 * sizeof(float));
-    assert_int_equal(gb_act_bytes(64), 64 + 2 * sizeof(float));
+    assert_int_equal(gb_act_bytes(64), 64 + 2 * sizeof(float) + 2 * 16 * sizeof(int32_t));
     gb_act_quant(x, 64, q);
     const float *d = (const float *)(const void *)(q + 64);
+    const int32_t *corr = (const int32_t *)(const void *)(d + 2);
+    const float *lane = (const float *)(const void *)(corr + 16);
+    for (int g = 0; g < 16; g++) {
+        const int8_t *qg = (const int8_t *)q + 4 * g;
+        assert_int_equal(corr[g], -128 * (qg[0] + qg[1] + qg[2] + qg[3]));
+        assert_true(lane[g] == d[g / 8]);
+    }
     assert_float_equal(d[0], 16.0f / 127.0f, 1e-7);
     assert_int_equal((int8_t)q[31], 127);
     assert_int_equal((int8_t)q[0], -119); /* -15 * 127 / 16 = -119.06 */
