@@ -19,19 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_type(const char *s, uint32_t *out)
+static long num_arg(const char *flag, const char *v, long lo, long hi)
 {
-    static const struct {
-        const char *name;
-        uint32_t type;
-    } types[] = {
-        {"f32", GB_F32}, {"f16", GB_F16}, {"bf16", GB_BF16}, {"q8_0", GB_Q8_0}, {"q4_0", GB_Q4_0}};
-    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-        if (strcmp(s, types[i].name) == 0) {
-            *out = types[i].type;
-            return 0;
-        }
-    return CG_ECONFIG;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*v == 0 || *end != 0 || n < lo || n > hi)
+        cg_fatal("%s: expected an integer from %ld to %ld, got \"%s\"", flag, lo, hi, v);
+    return n;
 }
 
 /* gen-tiny: writes a builtin:tiny variant to a file (tests and the reference check). */
@@ -50,7 +44,7 @@ static int cmd_gen_tiny(int argc, char **argv)
             path = optarg;
             break;
         case 't':
-            if (parse_type(optarg, &o.wtype) != 0)
+            if (gb_type_from_name(optarg, &o.wtype) != 0)
                 cg_fatal("--type: unknown type %s (f32, f16, bf16, q8_0, q4_0)", optarg);
             break;
         case 'a':
@@ -78,6 +72,47 @@ static int cmd_gen_tiny(int argc, char **argv)
     if (f == NULL || fwrite(img, 1, len, f) != len || fclose(f) != 0)
         cg_fatal("gen-tiny: cannot write %s: %s", path, strerror(errno));
     free(img);
+    return 0;
+}
+
+/* gen-model: writes a full-size model shape with random weights (benchmarks). */
+static int cmd_gen_model(int argc, char **argv)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"type", required_argument, NULL, 't'},
+                                         {"shape", required_argument, NULL, 's'},
+                                         {"seed", required_argument, NULL, 'S'},
+                                         {NULL, 0, NULL, 0}};
+    const struct gb_tiny_shape *sh = NULL;
+    const char *path = NULL;
+    uint32_t type = GB_F16;
+    uint64_t seed = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            path = optarg;
+            break;
+        case 't':
+            if (gb_type_from_name(optarg, &type) != 0)
+                cg_fatal("--type: unknown type %s (f32, f16, bf16, q8_0, q4_0)", optarg);
+            break;
+        case 's':
+            if ((sh = gb_tiny_shape_find(optarg)) == NULL)
+                cg_fatal("--shape: unknown shape %s (%s)", optarg, gb_tiny_shape_names());
+            break;
+        case 'S':
+            seed = (uint64_t)num_arg("--seed", optarg, 0, 0x7fffffffffffffffL);
+            break;
+        default:
+            cg_fatal("usage: ccgate-worker gen-model --shape S --out FILE [--type T] [--seed N]");
+        }
+    }
+    if (path == NULL || sh == NULL)
+        cg_fatal("gen-model: --shape and --out are required");
+    int rc = gb_tiny_write(sh, type, seed, path);
+    if (rc != 0)
+        cg_fatal("gen-model: cannot write %s: %s", path, cg_strerror(rc));
     return 0;
 }
 
@@ -202,6 +237,8 @@ static const char usage_line[] =
     "ccgate-worker --listen ADDR:PORT|unix:PATH --model builtin:tiny|FILE.gguf [options]\n"
     "       ccgate-worker gen-tiny --out FILE [--type f32|f16|bf16|q8_0|q4_0] "
     "[--arch llama|qwen2] [--bpe] [--rope-linear F]\n"
+    "       ccgate-worker gen-model --shape small|tinyllama-1.1b|llama-8b --out FILE\n"
+    "         [--type f32|f16|bf16|q8_0|q4_0] [--seed N]\n"
     "       ccgate-worker logits --model M --tokens 1,2,3 [--mode decode|prefill] "
     "[--device cpu|cuda]";
 
@@ -362,6 +399,8 @@ int main(int argc, char **argv)
     cg_log_init("ccgate-worker", CG_LOG_TEXT, CG_LOG_INFO);
     if (argc > 1 && strcmp(argv[1], "gen-tiny") == 0)
         return cmd_gen_tiny(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "gen-model") == 0)
+        return cmd_gen_model(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "logits") == 0)
         return cmd_logits(argc - 1, argv + 1);
     return cmd_serve(argc, argv);

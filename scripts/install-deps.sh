@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ccgate needs to build, test and run its demo.
 #   scripts/install-deps.sh [--bench] [--deploy]
-# --bench adds what bench/run.sh needs: the peer proxies, wrk, valgrind and taskset.
+# --bench adds what bench/run.sh needs: the peer proxies, wrk, valgrind and taskset, and
+# node + npm for bench/llama-compare.
 # --deploy adds what make test-deploy and make demo-compose need: Docker (daemon, CLI,
 # docker-compose), mmdebstrap for the base image, lintian, PyYAML, Node.js and npm.
 # Only missing packages are installed; uses sudo when not root.
@@ -24,6 +25,9 @@ for arg in "$@"; do
         bench=1
         # nginx's stream proxy is a dynamic module in Debian 12 (libnginx-mod-stream).
         pkgs+=(stunnel4 haproxy nginx libnginx-mod-stream wrk valgrind util-linux strace procps)
+        # bench/llama-compare runs llama.cpp through npm's node-llama-cpp (it needs Node >= 20;
+        # Debian 12's nodejs is 18, so a newer node already on the machine is kept)
+        command -v node >/dev/null || pkgs+=(nodejs npm)
         ;;
     --deploy)
         deploy=1
