@@ -89,8 +89,13 @@ void cp__rearm(struct cp_conn *c)
         return;
     if (c->state == CP_LINGER) {
         arm(c, T_LINGER, CP_LINGER_MS, 0);
-    } else if (c->up_state == UP_WAITING && srv->peer.down_ms > 0) {
-        arm(c, T_SERVER_WAIT, srv->server_wait_ms, 0);
+    } else if (c->wait_since_ms != 0 && srv->peer.down_ms > 0 &&
+               (c->up_state == UP_WAITING || c->up_state == UP_CONNECTING)) {
+        /* One deadline across the probes it waits for or makes. */
+        uint64_t waited = uv_now(srv->loop) - c->wait_since_ms;
+        c->timer_kind = T_SERVER_WAIT;
+        (void)uv_timer_start(&c->timer, on_timeout,
+                             waited < srv->server_wait_ms ? srv->server_wait_ms - waited : 0, 0);
     } else if (c->up_state == UP_WAITING || c->up_state == UP_CONNECTING ||
                c->up_state == UP_HANDSHAKING) {
         arm(c, T_HANDSHAKE, srv->handshake_timeout_ms, 0);
@@ -451,10 +456,10 @@ static void timer_freed(uv_handle_t *h)
         free(c);
 }
 
-static void down_freed(uv_handle_t *h)
+static void down_freed(struct cg_stream *s, void *arg)
 {
-    struct cg_stream *s = h->data;
-    struct cp_conn *c = s->data;
+    struct cp_conn *c = arg;
+    (void)s;
     if (--c->handles == 0)
         free(c);
 }
@@ -503,7 +508,7 @@ void cp__conn_close(struct cp_conn *c, const char *reason)
     cg_buf_free(&c->replay);
     cg_buf_free(&c->fail_body);
     uv_close((uv_handle_t *)&c->timer, timer_freed);
-    cg_stream_close(&c->down, down_freed);
+    cg_stream_close(&c->down, down_freed, c);
     notify_idle(srv);
 }
 
@@ -531,7 +536,7 @@ static void on_timeout(uv_timer_t *t)
     }
     case T_HANDSHAKE:
     case T_SERVER_WAIT:
-        cp__up_timeout(c);
+        cp__up_timeout(c, kind == T_SERVER_WAIT);
         return;
     default:
         cp__conn_close(c, "idle_timeout");
@@ -752,7 +757,7 @@ void cp_server_set_policy(struct cp_server *s, const struct cg_policy *policy)
 {
     int changed = memcmp(s->policy->digest, policy->digest, sizeof(policy->digest)) != 0;
     s->policy = policy;
-    cg_tls_ctx_set_policy(s->peer.tls, policy);
+    cp_fresh_set_policy(&s->peer.fresh, policy);
     if (changed)
         cp_server_pool_flush(s);
 }

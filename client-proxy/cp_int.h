@@ -97,6 +97,7 @@ struct cp_conn {
     uint8_t nonce_retry_done;
     uint8_t replay_ok;      /* replay holds every unanswered forwarded request whole */
     uint64_t front_sent_ns; /* when the front request went up (or became the front) */
+    uint64_t wait_since_ms; /* loop time it began waiting for a server refusing connections */
     struct cg_buf pending;  /* request bytes held until the leg is verified */
     struct cg_buf replay;   /* unanswered idempotent requests, to send again on a new leg */
     struct cg_buf held;     /* app bytes that followed an Upgrade request */
@@ -149,8 +150,8 @@ void cp__up_discard(struct cp_conn *c, int clean);
 int cp__up_parser(struct cp_conn *c, struct cg_http_parser **out);
 /* The leg is ready: pending bytes go, the app is read again. */
 void cp__up_ready(struct cp_conn *c);
-/* The timer for the handshake fired. */
-void cp__up_timeout(struct cp_conn *c);
+/* The timer for the handshake fired, or the one for a server refusing connections. */
+void cp__up_timeout(struct cp_conn *c, int waited_for_server);
 
 /* ---- cp_peer.c: the pool of verified connections and the gate ---- */
 
@@ -173,7 +174,7 @@ int cp__pool_attach(struct cp_conn *c);
 /* Closes a pooled leg. */
 void cp__pool_drop(struct cp_up *u, const char *why);
 /* A leg's stream closed: frees it. */
-void cp__up_closed(uv_handle_t *h);
+void cp__up_closed(struct cg_stream *s, void *arg);
 
 /* ---- cp_status.c: appraisal results, verification JSON, metrics helpers ---- */
 

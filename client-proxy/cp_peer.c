@@ -65,7 +65,7 @@ static void gate_release(uv_timer_t *t)
     struct cp_peer *p = &srv->peer;
     while (p->gate_head != NULL && p->gate_inflight == 0) {
         struct cp_conn *w = p->gate_head;
-        int verified = !cg_tls_ctx_needs_nonce(p->tls, time(NULL)) && p->down_ms == 0;
+        int verified = !cp_fresh_needs_nonce(&p->fresh, time(NULL)) && p->down_ms == 0;
         cp__gate_unlink(w);
         cp__up_start(w, 0);
         if (!verified)
@@ -92,6 +92,8 @@ int cp__peer_unreachable(struct cp_conn *c, int err)
     if (srv->server_wait_ms == 0 || srv->stopping)
         return 0;
     p->down_err = err;
+    if (c->wait_since_ms == 0)
+        c->wait_since_ms = uv_now(srv->loop);
     p->down_ms = p->down_ms == 0 ? DOWN_FIRST_MS : p->down_ms * 2;
     if (p->down_ms > DOWN_MAX_MS)
         p->down_ms = DOWN_MAX_MS;
@@ -129,7 +131,7 @@ void cp__pool_drop(struct cp_up *u, const char *why)
     srv->stats.pool_dropped++;
     cg_log_debug("pool.drop", "reason=%s pooled=%zu", why, srv->peer.pool_len);
     cg_stream_shutdown(&u->s);
-    cg_stream_close(&u->s, cp__up_closed);
+    cg_stream_close(&u->s, cp__up_closed, u);
 }
 
 /* Whether c's leg is between messages and may serve another app: every exchange answered,

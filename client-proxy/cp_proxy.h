@@ -11,6 +11,7 @@
 #include "ccgate/http.h"
 #include "ccgate/policy.h"
 #include "ccgate/tls.h"
+#include "cp_fresh.h"
 
 struct cp_conn;
 struct cp_up;
@@ -66,8 +67,8 @@ struct cp_stats {
  */
 struct cp_peer {
     struct cg_addr addr;
-    struct cg_tls_ctx *tls;
-    struct cp_up *pool; /* most recently used first */
+    struct cp_fresh fresh; /* the attested channel's TLS context and what it trusts */
+    struct cp_up *pool;    /* most recently used first */
     size_t pool_len;
     unsigned pool_gen;      /* bumped on a key change, failure or policy reload: older ones go */
     unsigned gate_inflight; /* probing handshakes in flight (0 or 1) */

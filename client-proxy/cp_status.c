@@ -55,7 +55,7 @@ void cp__record_success(struct cp_server *srv)
 
 int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
 {
-    const struct cg_attestation *a = cg_tls_ctx_attestation(s->peer.tls);
+    const struct cg_attestation *a = cp_fresh_attestation(&s->peer.fresh);
     if (a == NULL || s->peer.failed) {
         (void)cg_buf_printf(out, "{\"verified\": false, \"server\": ");
         cg_json_str(out, s->peer.addr.text);
@@ -120,7 +120,7 @@ int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
 
 int cp_server_ready(const struct cp_server *s, time_t now, struct cg_buf *why)
 {
-    const struct cg_attestation *a = cg_tls_ctx_attestation(s->peer.tls);
+    const struct cg_attestation *a = cp_fresh_attestation(&s->peer.fresh);
     if (s->peer.failed) {
         if (why != NULL)
             (void)cg_buf_printf(why,

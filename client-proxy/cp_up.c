@@ -27,10 +27,10 @@ int cp__up_parser(struct cp_conn *c, struct cg_http_parser **out)
     return cg_http_parser_new(CG_HTTP_RESPONSE, NULL, &resp_cb, c, out);
 }
 
-void cp__up_closed(uv_handle_t *h)
+void cp__up_closed(struct cg_stream *s, void *arg)
 {
-    struct cg_stream *s = h->data;
-    struct cp_up *u = s->data;
+    struct cp_up *u = arg;
+    (void)s;
     struct cp_conn *c = u->c;
     cg_http_parser_free(u->resp);
     free(u);
@@ -48,7 +48,7 @@ void cp__up_discard(struct cp_conn *c, int clean)
     c->up_state = UP_NONE;
     if (clean && u->s.handshaken)
         cg_stream_shutdown(&u->s); /* close_notify: a clean end, not a truncation */
-    cg_stream_close(&u->s, cp__up_closed);
+    cg_stream_close(&u->s, cp__up_closed, u);
 }
 
 /* ---- app -> server ---- */
@@ -354,13 +354,13 @@ static void up_on_handshake(struct cg_stream *s, int status)
         cp__up_ready(c);
         return;
     }
-    if (cg_tls_key_changed(s->tls) && !c->nonce_retry_done) {
+    if (cp_fresh_key_changed(s->tls) && !c->nonce_retry_done) {
         /* The server presents a key we have not verified (restart, rotation): ask for
          * fresh evidence bound to that key. */
         srv->stats.key_changes++;
         cg_log_info("attest.key_changed", "id=%llu server=%s: reconnecting with a nonce",
                     (unsigned long long)c->id, srv->peer.addr.text);
-        cg_tls_ctx_forget(srv->peer.tls);
+        cp_fresh_forget(&srv->peer.fresh);
         cp_server_pool_flush(srv);
         c->nonce_retry_done = 1;
         cp__up_discard(c, 0);
@@ -377,7 +377,7 @@ static void up_on_handshake(struct cg_stream *s, int status)
     struct cg_verdict copy = *v;
     cp__record_failure(srv, &copy);
     /* Nothing verified before this failure is trusted again without new evidence. */
-    cg_tls_ctx_forget(srv->peer.tls);
+    cp_fresh_forget(&srv->peer.fresh);
     cp_server_pool_flush(srv);
     cg_log_error("attest.failed",
                  "id=%llu server=%s check=%s expected=\"%s\" actual=\"%s\": nothing was sent",
@@ -406,6 +406,7 @@ static void up_on_connect(struct cg_stream *s, int status)
         return;
     }
     cp__peer_reachable(srv);
+    c->wait_since_ms = 0;
     c->up_state = UP_HANDSHAKING;
     (void)cg_stream_read_start(s);
     cg_stream_handshake(s);
@@ -423,7 +424,7 @@ static const struct cg_stream_callbacks up_cb = {
 void cp__up_start(struct cp_conn *c, int with_nonce)
 {
     struct cp_server *srv = c->srv;
-    int nonce = with_nonce || cg_tls_ctx_needs_nonce(srv->peer.tls, time(NULL));
+    int nonce = with_nonce || cp_fresh_needs_nonce(&srv->peer.fresh, time(NULL));
     if (!with_nonce && cp__gate_must_wait(srv, nonce)) {
         cp__gate_park(c);
         return;
@@ -453,7 +454,7 @@ void cp__up_start(struct cp_conn *c, int with_nonce)
         u->gate = 1;
         srv->peer.gate_inflight++;
     }
-    if (cg_tls_new(srv->peer.tls, nonce, &t) < 0)
+    if (cp_fresh_tls_new(&srv->peer.fresh, nonce, &t) < 0)
         goto fail;
     cg_stream_set_tls(&u->s, t);
     c->timer_kind = T_NONE;
@@ -466,11 +467,10 @@ fail:
     cp__conn_close(c, "server_connect_failed");
 }
 
-void cp__up_timeout(struct cp_conn *c)
+void cp__up_timeout(struct cp_conn *c, int waited_for_server)
 {
     struct cp_server *srv = c->srv;
     struct cg_verdict v;
-    int waited_for_server = c->up_state == UP_WAITING && srv->peer.down_ms > 0;
     cp__gate_unlink(c);
     cp__up_discard(c, 0);
     if (waited_for_server) {

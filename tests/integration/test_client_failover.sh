@@ -10,7 +10,8 @@ start_upstream
 sim_init
 start_server
 write_policy "$T/policy.json"
-start_client "$T/policy.json"
+# Requests may wait for the server through a restart (the server's drain deadline below).
+start_client "$T/policy.json" client --server-wait-ms 15000
 ADM="http://127.0.0.1:$CLI_ADMIN"
 curl -fsS --max-time 10 -o /dev/null "http://127.0.0.1:$CLI_PORT/bytes/10" || fail "first request"
 
@@ -34,7 +35,7 @@ sleep 1.5
 kill -9 "$SRV_PID"
 wait "$SRV_PID" 2>/dev/null || true
 sleep 0.3
-start_server server2
+start_server server2 --drain-timeout-s 5
 wait "$LOAD_PID" || fail "load generator failed"
 cat "$T/kill.json"
 check_load "$T/kill.json" 200,502 || fail "kill -9 under load: $(cat "$T/kill.json")"
@@ -53,3 +54,15 @@ wait "$LOAD_PID" || fail "load generator failed"
 cat "$T/term.json"
 check_load "$T/term.json" 200 || fail "SIGTERM restart under load: $(cat "$T/term.json")"
 pass "graceful server restart under load: no request lost"
+
+# A server that stays away: requests wait --server-wait-ms, then 502 server_unreachable.
+start_client "$T/policy.json" client-wait --server-wait-ms 400
+kill -9 "$SRV_PID"
+wait "$SRV_PID" 2>/dev/null || true
+start=$(date +%s%N)
+code=$(curl -sS --max-time 10 -o "$T/gone.json" -w '%{http_code}' "http://127.0.0.1:$CLI_PORT/bytes/10")
+ms=$((($(date +%s%N) - start) / 1000000))
+[ "$code" = 502 ] || fail "server gone: expected 502, got $code"
+grep -q '"error": "server_unreachable"' "$T/gone.json" || fail "502 body: $(cat "$T/gone.json")"
+[ "$ms" -ge 300 ] && [ "$ms" -lt 5000 ] || fail "server gone: answered after $ms ms (wait 400 ms)"
+pass "server gone: 502 server_unreachable after the wait ($ms ms)"
