@@ -51,7 +51,7 @@ wait_exit "$SRV_PID"
 for f in server client client2; do
     check_json "$T/$f.log" || fail "$f log: $(head -5 "$T/$f.log")"
 done
-grep -q '"event":"conn.close","id":[0-9]*,"reason":"[a-z_]*","from_client":[0-9]' "$T/server.log" ||
+grep -q '"event":"conn.close","set":"[a-z]*","id":[0-9]*,"reason":"[a-z_]*","err":"[^"]*","down_in":[0-9]' "$T/server.log" ||
     fail "server conn.close fields: $(grep conn.close "$T/server.log" | head -2)"
 grep -q '"event":"attest.failed".*"check":"snp.measurement"' "$T/client2.log" ||
     fail "client attest.failed fields: $(grep attest "$T/client2.log" | head -2)"
