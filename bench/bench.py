@@ -2,43 +2,88 @@
 """Measurement and statistics for bench/run.sh.
 
   bench.py measure --raw FILE --pair P --scenario S --round R --kind wrk|loadgen
-                   [--pids "PID ..."] [--metrics URL] [--rss] -- COMMAND...
+                   [--pids "PID ..."] [--metrics URL] [--rss] [--throughput]
+                   [--retries N --deadline EPOCH] -- COMMAND...
       Runs COMMAND (the load generator, already pinned by the caller) and appends one JSON
-      record to FILE: the generator's results, the CPU time of each process under test from
-      /proc/<pid>/stat, the generator's own CPU (saturation), steal from /proc/stat, RSS of the
-      processes under test (idle mode: while the connections are held), and a counter
-      delta from a Prometheus endpoint (storm: evidence requests).
+      record per attempt to FILE: the generator's results; for the window between the
+      generator's "measure" and "end" lines (the whole run without them) the CPU time of each
+      process under test (schedstat, ns), the time they waited for the CPU, the tested CPU's
+      busy time (root cpuacct cgroup, ns; /proc/stat ticks otherwise) and what of it other
+      programs took, the generator's own CPU, steal; RSS of the processes under test (idle
+      mode: while the connections are held), and a counter delta from a Prometheus endpoint
+      (storm: evidence requests). The record says why a run is invalid.
+  bench.py cancel --raw FILE --pair P --stats URL -- COMMAND...
+      Runs COMMAND (SSE streams the generator closes after a few events) and records how many
+      of those cancellations the upstream's /stats counted, how soon, and whether it made
+      events afterwards.
   bench.py report --raw FILE [--instr FILE]
-      Prints a table per scenario (medians with min-max over valid rounds) and the RATIO and
-      METRIC lines.
+      Prints a table per scenario (medians with min-max over valid rounds), the calibration
+      and cancel tables, the foreign load seen, and the RATIO (median of per-round ratios
+      with a 95 % bootstrap interval, or nan with the reason) and METRIC lines.
 """
 import argparse
 import json
 import math
 import os
+import random
 import re
 import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
 TICK = os.sysconf("SC_CLK_TCK")
 TLS_PEERS = ["stunnel", "haproxy-tls", "nginx-stream", "nginx-http"]
-PAIRS = ["direct", "ccgate", "ccgate-tcp"] + TLS_PEERS + ["haproxy-plain"]
+PAIRS = (["direct", "ccgate", "ccgate-cold", "ccgate-flush", "ccgate-debuglog", "ccgate-tcp"] + TLS_PEERS +
+         ["nginx-http-old", "haproxy-plain"])
+REF_PAIRS = ["ref-" + p for p in TLS_PEERS]
 MiB = 1024 * 1024
 FOREIGN_MAX = 0.15  # share of the tested CPU that other programs may take before a run is invalid
+BUSY_MIN = 0.95  # throughput runs: the tested CPU must be at least this busy
+# Latency runs (the tested CPU not saturated): other programs may fill its idle time, but a
+# process under test that wakes up should get the CPU soon. Handing a request from one
+# process of the pair to the next costs a few us of waiting (stunnel, a thread per
+# connection, 200-400 us with 64 streams); other programs' time slices cost milliseconds.
+# A coarse guard: invalid above this mean wait per time on the CPU.
+WAIT_PER_RUN_MAX_US = 500
+OAI_INTERVAL_US = 20000  # run.sh's openai_stream_c64: one event every 20 ms
+CPUACCT = "/sys/fs/cgroup/cpuacct/cpuacct.usage_percpu"  # cgroup v1: ns per CPU, all tasks
 
 
-def proc_cpu_s(pid):
-    """utime + stime of a whole process (all its threads, dead ones included), seconds."""
+def proc_cpu(pid):
+    """CPU time of a whole process in seconds: (schedstat sum over its live threads, ns
+    resolution; utime+stime from /proc/<pid>/stat, tick resolution but counting threads that
+    have exited; the set of live thread ids; the threads' time spent runnable but waiting
+    for the CPU; how many times they were put on the CPU)."""
+    ns, wait, runs, tids = 0, 0, 0, set()
     try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    v = f.read().split()
+                ns += int(v[0])
+                wait += int(v[1])
+                runs += int(v[2])
+                tids.add(tid)
+            except (OSError, ValueError, IndexError):
+                pass
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        ticks = (int(fields[11]) + int(fields[12])) / TICK
     except (OSError, IndexError, ValueError):
-        return float("nan")
+        return float("nan"), float("nan"), set(), 0.0, 0
+    return ns / 1e9, ticks, tids, wait / 1e9, runs
+
+
+def cpu_delta(a, b):
+    """(seconds, source) between two proc_cpu samples: schedstat when no thread came or went
+    (stunnel's thread per connection), else the tick count, which keeps dead threads' time."""
+    if a[2] == b[2]:
+        return b[0] - a[0], "schedstat"
+    return b[1] - a[1], "ticks"
 
 
 def proc_rss_kib(pid):
@@ -53,8 +98,15 @@ def proc_rss_kib(pid):
 
 
 def cpu_totals(cpu):
-    """(total jiffies, steal jiffies) over all CPUs, and busy jiffies of CPU cpu."""
-    tot = steal = busy = 0
+    """(total jiffies, steal jiffies) over all CPUs, and the busy seconds of CPU cpu: from the
+    root cpuacct cgroup in ns where there is one, else /proc/stat in ticks."""
+    tot = steal = 0
+    busy = None
+    try:
+        with open(CPUACCT) as f:
+            busy = int(f.read().split()[cpu]) / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
     with open("/proc/stat") as f:
         for line in f:
             parts = line.split()
@@ -63,9 +115,9 @@ def cpu_totals(cpu):
             vals = [int(x) for x in parts[1:9]]
             if parts[0] == "cpu":
                 tot, steal = sum(vals), vals[7]
-            elif parts[0] == f"cpu{cpu}":
-                busy = sum(vals) - vals[3] - vals[4]  # all but idle and iowait
-    return tot, steal, busy
+            elif parts[0] == f"cpu{cpu}" and busy is None:
+                busy = (sum(vals) - vals[3] - vals[4]) / TICK  # all but idle and iowait
+    return tot, steal, busy or 0.0
 
 
 def counter(url, name):
@@ -84,70 +136,58 @@ def counter(url, name):
     return total
 
 
-UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6}
+class Sample:
+    """Every counter the measurement reads, at one instant."""
 
-
-def wrk_lat_us(s):
-    m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
-    return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
-
-
-def parse_wrk(out):
-    r = {"errors": 0}
-    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", out)
-    if m:
-        r["requests"] = int(m.group(1))
-        r["elapsed_s"] = float(m.group(2)) * UNITS[m.group(3)] / 1e6
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if m:
-        r["rps"] = float(m.group(1))
-    lat = {}
-    for p in ("50", "90", "99"):
-        m = re.search(rf"^\s+{p}%\s+(\S+)", out, re.M)
-        if m:
-            lat["p" + p] = wrk_lat_us(m.group(1))
-    r["lat_us"] = lat
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if m:
-        r["errors"] += sum(int(x) for x in m.groups())
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if m:
-        r["errors"] += int(m.group(1))
-    if "rps" not in r:
-        r["fail"] = "no wrk summary"
-    return r
+    def __init__(self, pids, gen_pid, sut_cpu):
+        self.t = time.monotonic()
+        self.tot, self.steal, self.busy = cpu_totals(sut_cpu)
+        self.procs = [proc_cpu(p) for p in pids]
+        self.gen = proc_cpu(gen_pid) if gen_pid else None
 
 
 def measure(a):
+    """One run, and again (up to --retries times, while before --deadline) when it was
+    invalid; every attempt is recorded, the report uses a round's valid one."""
+    for attempt in range(1 + a.retries):
+        if measure_once(a, attempt) or time.time() > a.deadline:
+            return
+
+
+def measure_once(a, attempt):
     pids = [int(p) for p in a.pids.split()] if a.pids else []
-    cpu0 = [proc_cpu_s(p) for p in pids]
     rss0 = [proc_rss_kib(p) for p in pids]
     c0 = counter(a.metrics, a.counter)
-    tot0, steal0, busy0 = cpu_totals(a.sut_cpu)
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.monotonic()
     rss_held = None
     proc = subprocess.Popen(a.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if a.rss:
-        # idle mode: the generator says "ready" once every connection is up and answered.
-        line = proc.stderr.readline()
-        if line.strip() == "ready":
+    watchdog = threading.Timer(a.timeout, proc.kill)
+    watchdog.start()
+    s0 = Sample(pids, proc.pid, a.sut_cpu)
+    s1 = None
+    err_lines = []
+    # The generator says "measure" when its warm-up ends, "end" when the window closes, and
+    # (idle) "ready" once every connection is up: the counters are read right then.
+    for line in proc.stderr:
+        word = line.strip()
+        if word == "measure":
+            s0 = Sample(pids, proc.pid, a.sut_cpu)
+        elif word == "end" and s1 is None:
+            s1 = Sample(pids, proc.pid, a.sut_cpu)
+        elif word == "ready" and a.rss:
             time.sleep(0.3)
             rss_held = [proc_rss_kib(p) for p in pids]
-    try:
-        out, err = proc.communicate(timeout=a.timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        err += "\n(timed out)"
-    wall = time.monotonic() - t0
-    time.sleep(0.05)  # let the proxies finish the last writes and closes
-    span = time.monotonic() - t0  # what the /proc counters cover
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    tot1, steal1, busy1 = cpu_totals(a.sut_cpu)
-    cpu1 = [proc_cpu_s(p) for p in pids]
-    c1 = counter(a.metrics, a.counter)
-    rec = {"pair": a.pair, "scenario": a.scenario, "round": a.round, "wall_s": wall}
+        else:
+            err_lines.append(line)
+    out = proc.stdout.read()
+    proc.wait()
+    timed_out = not watchdog.is_alive()
+    watchdog.cancel()
+    if s1 is None:  # no window marker (sse, storm, idle): the whole run
+        time.sleep(0.05)  # let the proxies finish the last writes and closes
+        s1 = Sample(pids, None, a.sut_cpu)
+    err = "".join(err_lines) + ("\n(timed out)" if timed_out else "")
+    span = s1.t - s0.t
+    rec = {"pair": a.pair, "scenario": a.scenario, "round": a.round, "attempt": attempt, "wall_s": span}
     if a.kind == "wrk":
         rec.update(parse_wrk(out))
     else:
@@ -159,15 +199,25 @@ def measure(a):
         rec["fail"] = f"generator exit {proc.returncode}"
     if "fail" in rec:
         rec["stderr"] = (err or "")[-400:]
-    rec["proxy_cpu_s"] = [b - a_ for a_, b in zip(cpu0, cpu1)]
-    gen_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    rec["gen_cpu_frac"] = gen_cpu / wall if wall > 0 else 0
-    rec["steal_frac"] = (steal1 - steal0) / (tot1 - tot0) if tot1 > tot0 else 0
+    deltas = [cpu_delta(x, y) for x, y in zip(s0.procs, s1.procs)]
+    rec["proxy_cpu_s"] = [d[0] for d in deltas]
+    rec["cpu_src"] = sorted({d[1] for d in deltas})
+    # Time the processes under test were runnable but not running: each other and, on a
+    # shared machine, other programs.
+    rec["sut_wait_frac"] = sum(y[3] - x[3] for x, y in zip(s0.procs, s1.procs)) / span if span > 0 else 0
+    runs = sum(y[4] - x[4] for x, y in zip(s0.procs, s1.procs))
+    rec["sut_wait_us_per_run"] = rec["sut_wait_frac"] * span / runs * 1e6 if runs > 0 else 0
+    if s0.gen is not None and s1.gen is not None and s1.gen[2]:
+        rec["gen_cpu_frac"] = cpu_delta(s0.gen, s1.gen)[0] / span if span > 0 else 0
+    rec["steal_frac"] = (s1.steal - s0.steal) / (s1.tot - s0.tot) if s1.tot > s0.tot else 0
+    rec["core_busy_s"] = s1.busy - s0.busy
+    rec["core_busy_frac"] = rec["core_busy_s"] / span if span > 0 else 0
     # Others on the core under test (this machine is shared): its busy time less ours.
     ours = sum(x for x in rec["proxy_cpu_s"] if not math.isnan(x))
-    rec["foreign_frac"] = max(0.0, (busy1 - busy0) / TICK - ours) / span
+    rec["foreign_frac"] = max(0.0, rec["core_busy_s"] - ours) / span if span > 0 else 0
     if rss_held is not None:
         rec["rss_delta_kib"] = [b - a_ for a_, b in zip(rss0, rss_held)]
+    c1 = counter(a.metrics, a.counter)
     if c0 is not None and c1 is not None:
         rec["counter_delta"] = c1 - c0
     why = []
@@ -177,16 +227,63 @@ def measure(a):
         why.append(f"{rec['errors']} socket/HTTP errors")
     if rec["steal_frac"] > 0.02:
         why.append(f"steal {100 * rec['steal_frac']:.1f}%")
-    if rec["foreign_frac"] > FOREIGN_MAX:
-        why.append(f"other programs took {100 * rec['foreign_frac']:.0f}% of the tested CPU")
+    if a.throughput and (rec["foreign_frac"] > FOREIGN_MAX or rec["core_busy_frac"] < BUSY_MIN):
+        ours_frac = ours / span if span > 0 else 0
+        if rec["sut_wait_us_per_run"] < 50:
+            # they hardly waited for the CPU: they did not need it all
+            why.append(f"not saturated: the processes under test kept the tested CPU {100 * ours_frac:.0f}% busy")
+        else:
+            why.append(f"other programs took {100 * rec['foreign_frac']:.0f}% of the tested CPU")
+    if not a.throughput and rec["sut_wait_us_per_run"] > WAIT_PER_RUN_MAX_US:
+        why.append(f"processes under test waited {rec['sut_wait_us_per_run']:.0f} us for the CPU per wake-up")
     # A generator busy 90 % of the time on its own core is what limits the run.
-    if rec["gen_cpu_frac"] > 0.9 and a.scenario not in ("sse_1", "sse_64", "idle"):
+    if rec.get("gen_cpu_frac", 0) > 0.9:
         why.append(f"generator saturated ({100 * rec['gen_cpu_frac']:.0f}% CPU)")
     rec["invalid"] = "; ".join(why)
     with open(a.raw, "a") as f:
         f.write(json.dumps(rec) + "\n")
     status = f"INVALID ({rec['invalid']})" if why else "ok"
-    print(f"  {a.round} {a.pair:14s} {a.scenario:14s} {status}", file=sys.stderr)
+    print(f"  {a.round}{'.' + str(attempt) if attempt else '  '} {a.pair:14s} {a.scenario:16s} {status}",
+          file=sys.stderr)
+    return not why
+
+
+def upstream_stats(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def cancel(a):
+    """Runs the generator (SSE streams it closes after a few events) and watches the
+    upstream's /stats: how many of the cancelled streams it saw end, how soon after the
+    generator finished, and whether it made events after that."""
+    before = upstream_stats(a.stats)
+    proc = subprocess.run(a.command, capture_output=True, text=True, timeout=a.timeout)
+    t_done = time.monotonic()
+    try:
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        print(f"  cancel {a.pair}: no loadgen result: {proc.stderr[-200:]}", file=sys.stderr)
+        return 1
+    n = res.get("cancelled", 0)
+    seen, ms = 0, float("nan")
+    while time.monotonic() - t_done < 3:
+        now = upstream_stats(a.stats)
+        seen = now["streams_cancelled"] - before["streams_cancelled"]
+        if seen >= n:
+            ms = (time.monotonic() - t_done) * 1e3
+            break
+        time.sleep(0.01)
+    ev1 = upstream_stats(a.stats)["stream_events"]
+    time.sleep(0.3)
+    ev2 = upstream_stats(a.stats)["stream_events"]
+    rec = {"cancel": 1, "pair": a.pair, "cancelled": n, "seen": seen, "ms": ms,
+           "events_after": ev2 - ev1, "errors": res.get("errors", 0)}
+    with open(a.raw, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    print(f"  cancel {a.pair:14s} upstream saw {seen} of {n} cancellations"
+          f"{f' within {ms:.0f} ms' if not math.isnan(ms) else ''}", file=sys.stderr)
+    return 0
 
 
 # ---------------------------------------------------------------- report
@@ -209,20 +306,30 @@ def fmt(t, scale=1.0, prec=0):
 def derived(r):
     """Per-run derived numbers: CPU per request and per MiB of the processes under test."""
     # the processes under test are the pair's proxies, then the upstream (not counted here)
-    cpu = sum(x for x in r.get("proxy_cpu_s", [])[:-1] if not math.isnan(x))
+    procs = [x for x in r.get("proxy_cpu_s", [])[:-1]]
+    cpu = sum(x for x in procs if not math.isnan(x))
     req = r.get("requests", 0)
     mib = (r.get("body_in", 0) + r.get("body_out", 0)) / MiB
     el = r.get("elapsed_s", 0) or r.get("wall_s", 1)
+    lat, ev, gap, ttfe = (r.get(k, {}) for k in ("lat_us", "event_us", "gap_us", "ttfe_us"))
     return {
         "rps": r.get("rps"),
-        "p50": r.get("lat_us", {}).get("p50"),
-        "p99": r.get("lat_us", {}).get("p99"),
+        "p50": lat.get("p50"),
+        "p99": lat.get("p99"),
+        "p999": lat.get("p999"),
         "cpu_us_req": cpu / req * 1e6 if req else None,
+        "cpu_client_us_req": procs[0] / req * 1e6 if req and procs else None,
+        "cpu_server_us_req": procs[1] / req * 1e6 if req and len(procs) > 1 else None,
+        "core_us_req": r["core_busy_s"] / req * 1e6 if req and "core_busy_s" in r else None,
+        "busy": r.get("core_busy_frac", 0) * 100,
         "cpu_ms_mib": cpu / mib * 1e3 if mib >= 1 else None,
         "mibps": mib / el if el else None,
-        "ttfe50": r.get("ttfe_us", {}).get("p50"),
-        "ev50": r.get("event_us", {}).get("p50"),
-        "ev99": r.get("event_us", {}).get("p99"),
+        "ttfe50": ttfe.get("p50"),
+        "ev50": ev.get("p50"),
+        "ev99": ev.get("p99"),
+        "gap50": gap.get("p50"),
+        "gap99": gap.get("p99"),
+        "jit99": gap["p99"] - OAI_INTERVAL_US if gap.get("p99") is not None else None,
         "errors": r.get("errors"),
         "ms": r.get("elapsed_s", 0) * 1e3,
         "evreq": r.get("counter_delta"),
@@ -230,146 +337,320 @@ def derived(r):
     }
 
 
-def report(a):
-    runs = []
-    with open(a.raw) as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                runs.append(json.loads(line))
-    groups = {}
-    for r in runs:
-        groups.setdefault((r["scenario"], r["pair"]), []).append(r)
-    scen_order = []
-    for r in runs:
-        if r["scenario"] not in scen_order:
-            scen_order.append(r["scenario"])
-    order = {s: i for i, s in enumerate(SCENARIO_ORDER)}
-    scen_order.sort(key=lambda s: order.get(s, 99))
+def bootstrap(xs, reps=2000):
+    """Median of xs and a 95 % percentile-bootstrap interval of the median (fixed seed: the
+    same data always gives the same interval)."""
+    rng = random.Random(13)
+    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(reps))
+    return statistics.median(xs), meds[int(0.025 * reps)], meds[int(0.975 * reps) - 1]
 
-    stat = {}  # (scenario, pair) -> {metric: (median, min, max)}, valid runs only
-    for key, rs in groups.items():
-        good = [r for r in rs if not r.get("invalid")]
-        use = good if good else rs
-        ds = [derived(r) for r in use]
-        st = {k: med([d[k] for d in ds]) for k in ds[0] if k != "rss"}
-        st["valid"] = f"{len(good)}/{len(rs)}"
-        st["why"] = "; ".join(sorted({r["invalid"] for r in rs if r.get("invalid")}))
-        rss = [d["rss"] for d in ds if d["rss"]]
-        if rss:
-            st["rss"] = rss[-1]
-        stat[key] = st
 
-    def val(s, p, k):
-        t = stat.get((s, p), {}).get(k)
-        return t[0] if isinstance(t, tuple) else None
+class Data:
+    """The runs of one raw file: per (scenario, pair) the derived numbers of each valid round."""
+
+    def __init__(self, runs, missing):
+        self.runs = runs
+        self.missing = missing  # pair -> why it did not run
+        self.valid = {}  # (scenario, pair) -> {round: derived}
+        self.all = {}  # (scenario, pair) -> [record]
+        for r in runs:
+            key = (r["scenario"], r["pair"])
+            self.all.setdefault(key, []).append(r)
+            if not r.get("invalid"):
+                self.valid.setdefault(key, {})[r["round"]] = derived(r)
+
+    def rounds(self, s, p, k):
+        """{round: value} of metric k over the valid rounds of a cell."""
+        return {rd: d[k] for rd, d in self.valid.get((s, p), {}).items() if d.get(k) is not None}
+
+    def median(self, s, p, k):
+        v = list(self.rounds(s, p, k).values())
+        return statistics.median(v) if v else None
+
+    def why_not(self, s, pairs, need=2):
+        """Why a ratio over scenario s cannot be trusted, or None: every pair it names must
+        have run and have at least `need` valid rounds."""
+        for p in pairs:
+            if p in self.missing:
+                return f"{p} did not run ({self.missing[p]})"
+            n_all = len(self.all.get((s, p), []))
+            n_ok = len(self.valid.get((s, p), {}))
+            if n_all == 0:
+                return f"{p} has no {s} run"
+            if n_ok < need:
+                whys = sorted({r["invalid"] for r in self.all[(s, p)] if r.get("invalid")})
+                return f"{p} has {n_ok} valid round(s) of {n_all} in {s} ({'; '.join(whys)[:160]})"
+        return None
+
+
+class Ratio:
+    """One RATIO line: the median over rounds of a per-round ratio, with a bootstrap interval."""
+
+    def __init__(self, name, value=float("nan"), lo=None, hi=None, n=0, best=None, why=None,
+                 note=""):
+        self.name, self.value, self.lo, self.hi, self.n = name, value, lo, hi, n
+        self.best, self.why, self.note = best, why, note
+
+    def line(self):
+        if self.why is not None or math.isnan(self.value):
+            return f"{self.name} nan ({self.why or 'undefined'})"
+        extra = f" best={self.best}" if self.best else ""
+        extra += f" {self.note}" if self.note else ""
+        return f"{self.name} {self.value:.3f} ci95=[{self.lo:.3f},{self.hi:.3f}] rounds={self.n}{extra}"
+
+
+def peer_ratio(d, name, s, k, hi_better, cg="ccgate", base=None, peers=TLS_PEERS):
+    """ccgate's metric k in scenario s over the best TLS peer's, round by round. With base (a
+    pair, e.g. direct), both sides are first reduced by base's value in the same round (added
+    latency). The best peer is the one with the best median; rounds where ccgate, that peer
+    (and base) are all valid give one ratio each."""
+    why = d.why_not(s, [cg] + list(peers) + ([base] if base else []))
+    if why:
+        return Ratio(name, why=why)
+
+    def per_round(p):
+        v = d.rounds(s, p, k)
+        if base is None:
+            return v
+        b = d.rounds(s, base, k)
+        return {rd: x - b[rd] for rd, x in v.items() if rd in b}
+
+    meds = {p: statistics.median(per_round(p).values()) for p in peers if per_round(p)}
+    if not meds:
+        return Ratio(name, why=f"no peer has a round with {base} valid too")
+    if base is not None and min(meds.values()) <= 0:
+        p = min(meds, key=meds.get)
+        return Ratio(name, why=f"{p}'s {k} is not above {base}'s ({meds[p]:+.0f}): noise swamped {base}")
+    best = (max if hi_better else min)(meds, key=meds.get)
+    c, b = per_round(cg), per_round(best)
+    xs = [c[rd] / b[rd] for rd in c if rd in b and b[rd] > 0]
+    if len(xs) < 2:
+        return Ratio(name, why=f"{len(xs)} round(s) with both ccgate and {best} valid", best=best)
+    m, lo, hi = bootstrap(xs)
+    return Ratio(name, m, lo, hi, len(xs), best)
+
+
+def pair_ratio(d, name, s, k, num, den):
+    """num's metric over den's (e.g. ccgate-cold over ccgate), round by round."""
+    why = d.why_not(s, [num, den])
+    if why:
+        return Ratio(name, why=why)
+    a, b = d.rounds(s, num, k), d.rounds(s, den, k)
+    xs = [a[rd] / b[rd] for rd in a if rd in b and b[rd] > 0]
+    if len(xs) < 2:
+        return Ratio(name, why=f"{len(xs)} round(s) with both {num} and {den} valid")
+    m, lo, hi = bootstrap(xs)
+    return Ratio(name, m, lo, hi, len(xs), note=f"{num}/{den}")
+
+
+def print_tables(d, scen_order):
+    def cell(s, p, k, scale=1.0, prec=0):
+        return fmt(med(list(d.rounds(s, p, k).values())), scale, prec)
 
     for s in scen_order:
-        pairs = [p for p in PAIRS if (s, p) in stat]
+        pairs = [p for p in PAIRS + REF_PAIRS if (s, p) in d.all]
         print(f"\n== {s}: {SCENARIO_TITLE.get(s, s)}")
-        if s.startswith("sse"):
-            cols = ("first event ms", "event p50 us", "event p99 us", "added p50 us", "added p99 us",
-                    "CPU us/req")
-            print(f"{'pair':14s} " + " | ".join(f"{c:>22s}" for c in cols) + " | valid")
-            d50, d99 = val(s, "direct", "ev50"), val(s, "direct", "ev99")
+
+        def valid_col(p):
+            rs = d.all[(s, p)]
+            n_ok = sum(1 for r in rs if not r.get("invalid"))
+            whys = sorted({r["invalid"] for r in rs if r.get("invalid")})
+            return f"{n_ok}/{len(rs)} " + "; ".join(whys)[:200]
+
+        if s.startswith(("sse", "openai")):
+            cols = ("first event ms", "event p50 us", "event p99 us", "gap p50 us", "gap p99 us",
+                    "CPU us/stream")
+            print(f"{'pair':14s} " + " | ".join(f"{c:>20s}" for c in cols) + " | valid")
             for p in pairs:
-                st = stat[(s, p)]
-                e50, e99 = val(s, p, "ev50"), val(s, p, "ev99")
-                add50 = f"{e50 - d50:.0f}" if e50 is not None and d50 is not None else "-"
-                add99 = f"{e99 - d99:.0f}" if e99 is not None and d99 is not None else "-"
-                cells = (fmt(st["ttfe50"], 1e-3, 2), fmt(st["ev50"]), fmt(st["ev99"]), add50, add99,
-                         fmt(st["cpu_us_req"]))
-                print(f"{p:14s} " + " | ".join(f"{c:>22s}" for c in cells) + f" | {st['valid']} {st['why']}")
+                cells = (cell(s, p, "ttfe50", 1e-3, 2), cell(s, p, "ev50"), cell(s, p, "ev99"),
+                         cell(s, p, "gap50"), cell(s, p, "gap99"), cell(s, p, "cpu_us_req"))
+                print(f"{p:14s} " + " | ".join(f"{c:>20s}" for c in cells) + f" | {valid_col(p)}")
         elif s == "idle":
             print(f"{'pair':14s} {'client side, server side, upstream':>48s}")
             for p in pairs:
-                rss = stat[(s, p)].get("rss")
-                cells = ", ".join(f"{x:.1f}" for x in rss) if rss else "-"
-                print(f"{p:14s} {cells:>48s}  {stat[(s, p)]['why']}")
+                rss = [derived(r)["rss"] for r in d.all[(s, p)] if derived(r)["rss"]]
+                cells = ", ".join(f"{x:.1f}" for x in rss[-1]) if rss else "-"
+                print(f"{p:14s} {cells:>48s}  {valid_col(p)}")
         elif s == "storm":
             print(f"{'pair':14s} {'all served ms':>22s} | {'errors':>8s} | {'evidence requests':>18s}")
             for p in pairs:
-                st = stat[(s, p)]
-                ev = fmt(st["evreq"]) if st.get("evreq") else "-"
-                print(f"{p:14s} {fmt(st['ms']):>22s} | {fmt(st['errors']):>8s} | {ev:>18s}")
+                ds = [derived(r) for r in d.all[(s, p)]]
+                ev = fmt(med([x["evreq"] for x in ds])) if any(x["evreq"] for x in ds) else "-"
+                print(f"{p:14s} {fmt(med([x['ms'] for x in ds])):>22s} | "
+                      f"{fmt(med([x['errors'] for x in ds])):>8s} | {ev:>18s}")
         else:
             transfer = s.startswith(("dl", "ul"))
-            cols = ("req/s", "p50 us", "p99 us", "CPU us/req") + (("MiB/s", "CPU ms/MiB") if transfer else ())
-            print(f"{'pair':14s} " + " | ".join(f"{c:>24s}" for c in cols) + " | valid")
+            cols = ("req/s", "p50 us", "p99 us", "CPU us/req", "core us/req", "core busy %") + (
+                ("MiB/s", "CPU ms/MiB") if transfer else ())
+            print(f"{'pair':14s} " + " | ".join(f"{c:>20s}" for c in cols) + " | valid")
             for p in pairs:
-                st = stat[(s, p)]
-                cells = [fmt(st["rps"]), fmt(st["p50"]), fmt(st["p99"]), fmt(st["cpu_us_req"], prec=1)]
+                cells = [cell(s, p, "rps"), cell(s, p, "p50"), cell(s, p, "p99"),
+                         cell(s, p, "cpu_us_req", prec=1), cell(s, p, "core_us_req", prec=1),
+                         cell(s, p, "busy")]
                 if transfer:
-                    cells += [fmt(st["mibps"]), fmt(st["cpu_ms_mib"], prec=2)]
-                print(f"{p:14s} " + " | ".join(f"{c:>24s}" for c in cells) + f" | {st['valid']} {st['why']}")
+                    cells += [cell(s, p, "mibps"), cell(s, p, "cpu_ms_mib", prec=2)]
+                print(f"{p:14s} " + " | ".join(f"{c:>20s}" for c in cells) + f" | {valid_col(p)}")
 
-    def best(s, k, hi):
-        cands = [(val(s, p, k), p) for p in TLS_PEERS if val(s, p, k) is not None]
-        if not cands:
-            return None, None
-        return (max if hi else min)(cands)
 
-    def ratio(x, y):
-        return x / y if x is not None and y is not None and y != 0 else float("nan")
+def report(a):
+    runs, missing, cancels = [], {}, []
+    with open(a.raw) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            r = json.loads(line)
+            if "missing" in r:
+                missing[r["missing"]] = r["why"]
+            elif "cancel" in r:
+                cancels.append(r)
+            else:
+                runs.append(r)
+    d = Data(runs, missing)
+    order = {s: i for i, s in enumerate(SCENARIO_ORDER)}
+    scen_order = sorted({r["scenario"] for r in runs}, key=lambda s: order.get(s, 99))
+    for p, why in missing.items():
+        print(f"notice: pair {p} did not run: {why}")
+    print_tables(d, scen_order)
+    print_calibration(d)
+    print_cancel(cancels)
+    foreign = [r.get("foreign_frac", 0) for r in runs]
+    if foreign:
+        print(f"\nforeign load on the tested CPU (other programs): median {100 * statistics.median(foreign):.0f}%, "
+              f"max {100 * max(foreign):.0f}%; "
+              f"{sum(1 for r in runs if r.get('invalid'))} of {len(runs)} runs invalid")
 
-    lines = []
-    b, bp = best("get1k_c16", "rps", True)
-    lines.append(("RATIO rps_c16_vs_best_peer", ratio(val("get1k_c16", "ccgate", "rps"), b), bp))
-    b, bp = best("get1k_c16", "cpu_us_req", False)
-    lines.append(("RATIO cpu_per_req_vs_best_peer", ratio(val("get1k_c16", "ccgate", "cpu_us_req"), b), bp))
-    d = val("get1k_c1", "direct", "p50")
-    adds = [(val("get1k_c1", p, "p50") - d, p) for p in TLS_PEERS
-            if val("get1k_c1", p, "p50") is not None and d is not None]
-    cg = val("get1k_c1", "ccgate", "p50")
-    b, bp = min(adds) if adds else (None, None)
-    if b is not None and b <= 0:
-        # a peer "faster" than no proxy at all: noise swamped the direct run; no ratio
-        print(f"\nnote: {bp}'s p50 at c=1 is not above direct's ({b:+.0f} us): added_p50 ratio left out")
-        b = None
-    lines.append(("RATIO added_p50_c1_vs_best_peer", ratio(cg - d if cg is not None and d is not None else None, b), bp))
-    dl = "dl64m_c1" if ("dl64m_c1", "ccgate") in stat else "dl16m_c1"  # quick runs use 16 MiB
-    lines.append(("RATIO cpu_per_mib_vs_stunnel",
-                  ratio(val(dl, "ccgate", "cpu_ms_mib"), val(dl, "stunnel", "cpu_ms_mib")), "stunnel"))
-    b, bp = best("newconn_c16", "rps", True)
-    lines.append(("RATIO newconn_vs_best_peer", ratio(val("newconn_c16", "ccgate", "rps"), b), bp))
-    e, d = val("sse_64", "ccgate", "ev50"), val("sse_64", "direct", "ev50")
-    lines.append(("METRIC sse_added_p50_us", e - d if e is not None and d is not None else float("nan"), None))
-    e, d = val("sse_64", "ccgate", "ev99"), val("sse_64", "direct", "ev99")
-    lines.append(("METRIC sse_added_p99_ms", (e - d) / 1e3 if e is not None and d is not None else float("nan"), None))
-    rss = stat.get(("idle", "ccgate"), {}).get("rss")
+    ratios = []
+    quick = ("dl64m_c1", "ccgate") not in d.all
+    ratios.append(peer_ratio(d, "RATIO rps_c16_vs_best_peer", "get1k_c16", "rps", True))
+    ratios.append(peer_ratio(d, "RATIO cpu_per_req_vs_best_peer", "get1k_c16", "cpu_us_req", False))
+    ratios.append(peer_ratio(d, "RATIO added_p50_c1_vs_best_peer", "get1k_c1", "p50", False, base="direct"))
+    dl = "dl16m_c1" if quick else "dl64m_c1"  # quick runs use 16 MiB
+    r = peer_ratio(d, "RATIO cpu_per_mib_vs_stunnel", dl, "cpu_ms_mib", False, peers=["stunnel"])
+    r.best = None
+    ratios.append(r)
+    # The worst transfer scenario against its best peer.
+    xfer = [s for s in scen_order if s.startswith(("dl", "ul"))]
+    per = [peer_ratio(d, "x", s, "cpu_ms_mib", False) for s in xfer]
+    bad = [(s, x) for s, x in zip(xfer, per) if x.why]
+    if not xfer:
+        ratios.append(Ratio("RATIO cpu_per_mib_vs_best_peer", why="no transfer scenario ran"))
+    elif bad:
+        ratios.append(Ratio("RATIO cpu_per_mib_vs_best_peer", why=f"{bad[0][0]}: {bad[0][1].why}"))
+    else:
+        s, w = max(zip(xfer, per), key=lambda t: t[1].value)
+        w.name, w.note = "RATIO cpu_per_mib_vs_best_peer", f"worst={s} of {len(xfer)}"
+        ratios.append(w)
+    ratios.append(peer_ratio(d, "RATIO newconn_vs_best_peer", "newconn_c16", "rps", True))
+    ratios.append(peer_ratio(d, "RATIO sse64_added_p50_vs_best_peer", "sse_64", "ev50", False, base="direct"))
+    ratios.append(peer_ratio(d, "RATIO openai_ttft_added_p50_vs_best_peer", "openai_stream_c64", "ttfe50",
+                             False, base="direct"))
+    # inter-token gap p99 beyond the 20 ms the upstream waits between events
+    ratios.append(peer_ratio(d, "RATIO openai_itl_p99_jitter_vs_best_peer", "openai_stream_c64", "jit99", False))
+    # against the peers that also make a TLS handshake (resumed) per app connection; nginx-http pools
+    r = peer_ratio(d, "RATIO attested_handshake_cpu_vs_best_peer", "newconn_c16", "cpu_us_req", False,
+                   cg="ccgate-cold", peers=["stunnel", "haproxy-tls", "nginx-stream"])
+    r.note = "(L4 peers: a handshake per connection)"
+    ratios.append(r)
+    ratios.append(pair_ratio(d, "RATIO pool_flush_p99_vs_steady", "get1k_rate2k", "p99", "ccgate-flush",
+                             "ccgate"))
+
+    def metric(name, v, prec=3):
+        return f"{name} {v:.{prec}f}" if v is not None and not math.isnan(v) else f"{name} nan"
+
+    metrics = []
+    e, dd = d.median("sse_64", "ccgate", "ev50"), d.median("sse_64", "direct", "ev50")
+    metrics.append(metric("METRIC sse_added_p50_us", e - dd if e is not None and dd is not None else None))
+    e, dd = d.median("sse_64", "ccgate", "ev99"), d.median("sse_64", "direct", "ev99")
+    metrics.append(metric("METRIC sse_added_p99_ms", (e - dd) / 1e3 if e is not None and dd is not None else None))
+    rss = [derived(r)["rss"] for r in d.all.get(("idle", "ccgate"), []) if derived(r)["rss"]]
     # the two sidecars (the last process is the upstream)
-    lines.append(("METRIC idle_conn_kib", sum(rss[:2]) / 2 if rss and len(rss) >= 3 else float("nan"), None))
-    ev = val("storm", "ccgate", "evreq")
-    lines.append(("METRIC storm_evidence_requests", ev if ev is not None else float("nan"), None))
-    instr = float("nan")
+    metrics.append(metric("METRIC idle_conn_kib", sum(rss[-1][:2]) / 2 if rss and len(rss[-1]) >= 3 else None))
+    ev = [derived(r)["evreq"] for r in d.all.get(("storm", "ccgate"), [])]
+    metrics.append(metric("METRIC storm_evidence_requests", ev[-1] if ev and ev[-1] is not None else None))
+    instr = None
     if a.instr and os.path.exists(a.instr):
         try:
             with open(a.instr) as f:
                 instr = float(f.read().split()[0])
         except (ValueError, IndexError):
             pass
-    lines.append(("METRIC instr_per_req", instr, None))
-    print("\nbest TLS peer per ratio: " + ", ".join(f"{n.split()[1]}={w}" for n, _, w in lines if w))
-    for name, v, _ in lines:
-        print(f"{name} {v:.3f}" if not math.isnan(v) else f"{name} nan")
+    metrics.append(metric("METRIC instr_per_req", instr))
+    o = "openai_stream_c64"
+    for k, n in (("ttfe50", "ttft_p50_us"), ("gap50", "itl_p50_us"), ("gap99", "itl_p99_us")):
+        c, dd = d.median(o, "ccgate", k), d.median(o, "direct", k)
+        metrics.append(metric(f"METRIC openai_{n}_added", c - dd if c is not None and dd is not None else None, 0))
+    for k, n in (("cpu_client_us_req", "client"), ("cpu_server_us_req", "server")):
+        metrics.append(metric(f"METRIC attested_handshake_cpu_us_{n}", d.median("newconn_c16", "ccgate-cold", k), 1))
+    metrics.append(metric("METRIC attested_handshake_conn_per_s", d.median("newconn_c16", "ccgate-cold", "rps"), 0))
+    p99 = d.median("get1k_rate2k", "ccgate-flush", "p99")
+    metrics.append(metric("METRIC pool_flush_p99_ms", p99 / 1e3 if p99 is not None else None))
+    p999 = d.median("get1k_rate2k", "ccgate-flush", "p999")
+    metrics.append(metric("METRIC pool_flush_p999_ms", p999 / 1e3 if p999 is not None else None))
+    p999 = d.median("get1k_rate2k", "ccgate", "p999")
+    metrics.append(metric("METRIC pool_steady_p999_ms", p999 / 1e3 if p999 is not None else None))
+    cg = [c for c in cancels if c["pair"] == "ccgate"]
+    metrics.append(metric("METRIC cancel_upstream_seen", cg[-1]["seen"] / cg[-1]["cancelled"]
+                          if cg and cg[-1]["cancelled"] else None))
+
+    best = [f"{x.name.split()[1]}={x.best}" for x in ratios if x.best and x.why is None]
+    print("\nbest TLS peer per ratio: " + ", ".join(best))
+    print("ratios: median over rounds of the per-round ratio, 95% bootstrap interval of that median;"
+          " nan unless ccgate and every TLS peer have >= 2 valid rounds")
+    for x in ratios:
+        print(x.line())
+    for m in metrics:
+        print(m)
+
+
+def print_calibration(d):
+    """The harness's peers against the hand-tuned reference configurations, same scenario."""
+    s = "get1k_c16"
+    if not any((s, p) in d.all for p in REF_PAIRS):
+        return
+    print(f"\n== calibration ({s}): harness peers against the hand-tuned reference configurations")
+    print(f"{'peer':14s} {'harness CPU us/req':>20s} | {'reference':>12s} | {'drift':>8s} | req/s harness / reference")
+    for p in TLS_PEERS:
+        h, r = d.median(s, p, "cpu_us_req"), d.median(s, "ref-" + p, "cpu_us_req")
+        hr, rr = d.median(s, p, "rps"), d.median(s, "ref-" + p, "rps")
+        if h is None or r is None:
+            print(f"{p:14s} {'-':>20s} | {'-':>12s} | {'-':>8s} | no valid run of both")
+            continue
+        drift = h / r - 1
+        flag = "  DRIFT > 15%" if abs(drift) > 0.15 else ""
+        print(f"{p:14s} {h:20.1f} | {r:12.1f} | {100 * drift:+7.1f}% | {hr:.0f} / {rr:.0f}{flag}")
+
+
+def print_cancel(cancels):
+    if not cancels:
+        return
+    print("\n== cancel: SSE streams closed by the client after a few events; did the upstream stop?")
+    print(f"{'pair':14s} {'cancelled':>10s} | {'upstream saw':>12s} | {'within ms':>10s} | events made after")
+    for c in cancels:
+        print(f"{c['pair']:14s} {c['cancelled']:>10d} | {c['seen']:>12d} | {c['ms']:>10.0f} | {c['events_after']}")
 
 
 SCENARIO_ORDER = ["get1k_c1", "get1k_c16", "get1k_c64", "json_c16", "get1k_rate2k", "newconn_c16",
                   "dl1m_c1", "dl1m_c4", "dl64m_c1", "dl64m_c4", "ul1m_c1", "ul1m_c4", "ul64m_c1",
-                  "ul64m_c4", "dl16m_c1", "ul16m_c1", "sse_1", "sse_64", "idle", "storm"]
+                  "ul64m_c4", "dl16m_c1", "ul16m_c1", "sse_1", "sse_64", "openai_stream_c64", "idle",
+                  "storm"]
 SCENARIO_TITLE = {
-    "get1k_c1": "1 KiB GET, keep-alive, 1 connection (wrk)",
-    "get1k_c16": "1 KiB GET, keep-alive, 16 connections (wrk)",
-    "get1k_c64": "1 KiB GET, keep-alive, 64 connections (wrk)",
-    "json_c16": "OpenAI-shaped JSON POST, ~700 B in / ~1 KiB out, 16 connections (wrk)",
-    "get1k_rate2k": "1 KiB GET, open loop at 2000 req/s over up to 16 connections (loadgen)",
-    "newconn_c16": "1 KiB GET, a new app connection per request, 16 at a time (loadgen)",
+    "get1k_c1": "1 KiB GET, keep-alive, 1 connection",
+    "get1k_c16": "1 KiB GET, keep-alive, 16 connections (calibration: ref-* = hand-tuned peers)",
+    "get1k_c64": "1 KiB GET, keep-alive, 64 connections",
+    "json_c16": "OpenAI-shaped JSON POST, ~700 B in / ~1 KiB out, 16 connections",
+    "get1k_rate2k": "1 KiB GET, open loop at 2000 req/s over up to 16 connections"
+                    " (ccgate-flush: ccgate with its pool flushed by SIGHUP every second)",
+    "newconn_c16": "1 KiB GET, a new app connection per request, 16 at a time"
+                   " (ccgate-cold: --pool-max 0, an attested handshake per request)",
     "dl1m_c1": "1 MiB download, 1 connection", "dl1m_c4": "1 MiB download, 4 connections",
     "dl64m_c1": "64 MiB download, 1 connection", "dl64m_c4": "64 MiB download, 4 connections",
     "ul1m_c1": "1 MiB upload, 1 connection", "ul1m_c4": "1 MiB upload, 4 connections",
     "ul64m_c1": "64 MiB upload, 1 connection", "ul64m_c4": "64 MiB upload, 4 connections",
     "sse_1": "SSE, 1 stream (events every 20 ms; latency from the upstream's t_us)",
-    "sse_64": "SSE, 64 streams at once",
+    "sse_64": "SSE, 64 streams, starts staggered over 1 s, first 8 events of each not sampled",
+    "openai_stream_c64": "OpenAI-style streaming: ~1 KB POST stream=true, 30 events every 20 ms,"
+                         " 64 keep-alive connections streaming again and again (gap = inter-token)",
     "dl16m_c1": "16 MiB download, 1 connection", "ul16m_c1": "16 MiB upload, 1 connection",
     "idle": "idle keep-alive connections: resident memory added per connection (KiB)",
     "storm": "connections opened at once on a freshly started pair",
@@ -391,14 +672,26 @@ def main():
     m.add_argument("--rss", action="store_true")
     m.add_argument("--sut-cpu", type=int, default=1)
     m.add_argument("--timeout", type=float, default=120)
+    m.add_argument("--throughput", action="store_true", help="require the tested CPU >= 95% busy")
+    m.add_argument("--retries", type=int, default=0, help="run again this often while invalid")
+    m.add_argument("--deadline", type=float, default=0, help="no retry after this time (epoch s)")
     m.add_argument("command", nargs=argparse.REMAINDER)
+    c = sub.add_parser("cancel")
+    c.add_argument("--raw", required=True)
+    c.add_argument("--pair", required=True)
+    c.add_argument("--stats", required=True, help="the upstream's /stats URL")
+    c.add_argument("--timeout", type=float, default=60)
+    c.add_argument("command", nargs=argparse.REMAINDER)
     r = sub.add_parser("report")
     r.add_argument("--raw", required=True)
     r.add_argument("--instr", default="")
     a = ap.parse_args()
-    if a.cmd == "measure":
+    if a.cmd in ("measure", "cancel"):
         a.command = a.command[1:] if a.command[:1] == ["--"] else a.command
+    if a.cmd == "measure":
         measure(a)
+    elif a.cmd == "cancel":
+        sys.exit(cancel(a))
     else:
         report(a)
 

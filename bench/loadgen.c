@@ -3,7 +3,9 @@
  * latency of each SSE event (against the "t_us" send time the mock worker puts in it),
  * open-loop constant-rate latency, a new connection per request, uploads of any size, idle
  * connections and connection storms. One thread on libuv; responses parsed with cg_http.
- * Prints one JSON line of results on stdout; "ready" on stderr when idle connections are up.
+ * Prints one JSON line of results on stdout; on stderr "ready" when idle connections are up,
+ * "measure" when a --warmup ends (counters restart there) and "end" when the measured window
+ * closes (before any connection is closed), so that a caller can read CPU counters at both.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -48,6 +50,8 @@ struct conn {
     int closing;
     int bad_status;      /* the current answer is not 2xx */
     int first_event;     /* SSE: the first event has been seen */
+    unsigned n_events;   /* SSE: events seen in the current stream */
+    uint64_t t_event;    /* ns: when the previous event of the stream arrived */
     uint64_t t_intended; /* ns: when the request should have left (open loop) */
     uint64_t t_sent;     /* ns: when it left */
     uint64_t body_left;  /* upload bytes still to write */
@@ -61,6 +65,11 @@ static struct {
     char host[128];
     unsigned conns;
     double duration_s, rate, hold_s, timeout_s;
+    double warmup_s;       /* closed/newconn/rate/sse --keepalive: not measured, counters reset */
+    double stagger_s;      /* sse: connections opened evenly over this long */
+    unsigned skip_events;  /* sse: the first events of each stream give no latency sample */
+    unsigned cancel_after; /* sse: close the connection after this many events (0: never) */
+    int keepalive;         /* sse: each connection streams again until --duration */
     uint64_t max_requests; /* closed: stop after this many answers (0: run for duration) */
     const char *method, *path, *body;
     uint64_t body_size;
@@ -69,14 +78,14 @@ static struct {
 
 static struct {
     uv_loop_t *loop;
-    uv_timer_t stop_timer, tick_timer;
+    uv_timer_t stop_timer, tick_timer, warm_timer, stagger_timer;
     char head[HEAD_MAX];
     size_t head_len;
     int stopping;
-    unsigned active, answered_once;
-    uint64_t t0, t_end, t_last_answer;
-    uint64_t requests, errors, body_in, body_out, events, issued;
-    struct samples lat, ttfe, ev_lat;
+    unsigned active, answered_once, opened;
+    uint64_t t0, t_measure, t_end, t_last_answer;
+    uint64_t requests, errors, body_in, body_out, events, issued, issued0, cancelled;
+    struct samples lat, ttfe, ev_lat, gap;
     struct conn *free_list;
     uint64_t *queue; /* open loop: intended start times waiting for a connection */
     size_t q_head, q_len;
@@ -164,18 +173,26 @@ static void sse_event(struct conn *c, const char *ev, size_t len)
     if (p == NULL)
         return; /* data: [DONE] */
     uint64_t sent = strtoull(p, NULL, 10);
-    uint64_t now = realtime_us();
+    uint64_t now = realtime_us(), t = now_ns();
     g.events++;
-    sample_add(&g.ev_lat, now > sent ? now - sent : 0);
+    if (++c->n_events > opt.skip_events)
+        sample_add(&g.ev_lat, now > sent ? now - sent : 0);
     if (!c->first_event) {
         c->first_event = 1;
-        sample_add(&g.ttfe, (now_ns() - c->t_sent) / 1000u);
+        sample_add(&g.ttfe, (t - c->t_sent) / 1000u);
+    } else {
+        sample_add(&g.gap, (t - c->t_event) / 1000u);
+    }
+    c->t_event = t;
+    if (opt.cancel_after > 0 && c->n_events == opt.cancel_after) {
+        g.cancelled++;
+        conn_close(c); /* the client goes away mid-stream */
     }
 }
 
 static void sse_feed(struct conn *c, const uint8_t *data, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len && !c->closing; i++) {
         if (c->ev_len < EVENT_MAX)
             c->ev[c->ev_len++] = (char)data[i];
         if (data[i] == '\n' && c->ev_len >= 2 && c->ev[c->ev_len - 2] == '\n') {
@@ -256,6 +273,11 @@ static int on_complete(void *arg)
         }
         break;
     case M_SSE:
+        if (opt.keepalive && !g.stopping)
+            send_request(c, t);
+        else
+            conn_close(c);
+        break;
     case M_STORM:
         conn_close(c);
         break;
@@ -367,6 +389,7 @@ static void send_request(struct conn *c, uint64_t intended)
 {
     c->busy = 1;
     c->first_event = 0;
+    c->n_events = 0;
     c->ev_len = 0;
     c->t_intended = intended;
     c->t_sent = now_ns();
@@ -444,7 +467,42 @@ static void on_stop(uv_timer_t *t)
         return;
     g.stopping = 1;
     g.t_end = now_ns();
+    fprintf(stderr, "end\n");
+    fflush(stderr);
     uv_walk(g.loop, close_walk, NULL);
+}
+
+static void samples_reset(struct samples *s)
+{
+    s->n = 0;
+    s->dropped = 0;
+}
+
+/* The warm-up is over: what follows is measured. */
+static void on_warm(uv_timer_t *t)
+{
+    (void)t;
+    g.t_measure = now_ns();
+    g.requests = g.body_in = g.body_out = g.events = g.cancelled = 0;
+    g.issued0 = g.issued;
+    samples_reset(&g.lat);
+    samples_reset(&g.ttfe);
+    samples_reset(&g.ev_lat);
+    samples_reset(&g.gap);
+    fprintf(stderr, "measure\n");
+    fflush(stderr);
+}
+
+/* sse --stagger: opens the connections that are due by now. */
+static void on_stagger(uv_timer_t *t)
+{
+    uint64_t due = (uint64_t)((double)(now_ns() - g.t0) / 1e9 / opt.stagger_s * opt.conns) + 1;
+    while (g.opened < opt.conns && g.opened < due && !g.stopping) {
+        g.opened++;
+        conn_open();
+    }
+    if (g.opened == opt.conns)
+        uv_timer_stop(t);
 }
 
 /* Open loop: issues every request that is due by now, each with its intended start. */
@@ -490,35 +548,52 @@ static int parse_addr(const char *s)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: " PROG " --target HOST:PORT [options]\n"
-            "  --mode closed|newconn|rate|sse|idle|storm   (default closed)\n"
-            "     closed   --conns N keep-alive connections, each sends again when answered\n"
-            "     newconn  like closed, but a new connection for every request\n"
-            "     rate     open loop: --rate R requests/s over up to --conns connections;\n"
-            "              latency counts from when a request should have left\n"
-            "     sse      --conns N streams of one request each; per-event latency from t_us\n"
-            "     idle     --conns N connections, one request each, then idle --hold S s\n"
-            "     storm    --conns N connections at once, one request each\n"
-            "  --duration S      closed/newconn/rate run length (default 5)\n"
-            "  --requests N      closed: stop after N answers (a fixed workload)\n"
-            "  --method M --path P                      (default GET /bytes/1024)\n"
-            "  --body TEXT       request body (Content-Type: application/json)\n"
-            "  --body-size N     request body of N bytes (upload)\n"
-            "  --timeout S       sse/storm/idle give up after S s (default 60)\n");
+    fprintf(f, "usage: " PROG " --target HOST:PORT [options]\n"
+               "  --mode closed|newconn|rate|sse|idle|storm   (default closed)\n"
+               "     closed   --conns N keep-alive connections, each sends again when answered\n"
+               "     newconn  like closed, but a new connection for every request\n"
+               "     rate     open loop: --rate R requests/s over up to --conns connections;\n"
+               "              latency counts from when a request should have left\n"
+               "     sse      --conns N streams of one request each; per-event latency from t_us\n"
+               "     idle     --conns N connections, one request each, then idle --hold S s\n"
+               "     storm    --conns N connections at once, one request each\n"
+               "  --duration S      closed/newconn/rate run length (default 5)\n"
+               "  --requests N      closed: stop after N answers (a fixed workload)\n"
+               "  --method M --path P                      (default GET /bytes/1024)\n"
+               "  --body TEXT       request body (Content-Type: application/json)\n"
+               "  --body-size N     request body of N bytes (upload)\n"
+               "  --timeout S       sse/storm/idle give up after S s (default 60)\n"
+               "  --warmup S        closed/newconn/rate (and sse --keepalive): S s first, not\n"
+               "                    measured; \"measure\" on stderr when the window opens\n"
+               "  --stagger S       sse: open the connections evenly over S s\n"
+               "  --skip-events N   sse: no latency sample for the first N events of a stream\n"
+               "  --cancel-after N  sse: close each connection after its N-th event\n"
+               "  --keepalive       sse: stream again on the same connection until --duration\n"
+               "  --help, --version\n");
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"target", required_argument, NULL, 't'}, {"mode", required_argument, NULL, 'm'},
-        {"conns", required_argument, NULL, 'c'},  {"duration", required_argument, NULL, 'd'},
-        {"rate", required_argument, NULL, 'r'},   {"method", required_argument, NULL, 'M'},
-        {"path", required_argument, NULL, 'p'},   {"body", required_argument, NULL, 'b'},
-        {"body-size", required_argument, NULL, 's'}, {"hold", required_argument, NULL, 'H'},
-        {"timeout", required_argument, NULL, 'T'}, {"requests", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {{"target", required_argument, NULL, 't'},
+                                       {"mode", required_argument, NULL, 'm'},
+                                       {"conns", required_argument, NULL, 'c'},
+                                       {"duration", required_argument, NULL, 'd'},
+                                       {"rate", required_argument, NULL, 'r'},
+                                       {"method", required_argument, NULL, 'M'},
+                                       {"path", required_argument, NULL, 'p'},
+                                       {"body", required_argument, NULL, 'b'},
+                                       {"body-size", required_argument, NULL, 's'},
+                                       {"hold", required_argument, NULL, 'H'},
+                                       {"timeout", required_argument, NULL, 'T'},
+                                       {"requests", required_argument, NULL, 'n'},
+                                       {"warmup", required_argument, NULL, 'w'},
+                                       {"stagger", required_argument, NULL, 'g'},
+                                       {"skip-events", required_argument, NULL, 'k'},
+                                       {"cancel-after", required_argument, NULL, 'x'},
+                                       {"keepalive", no_argument, NULL, 'K'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {"version", no_argument, NULL, 'V'},
+                                       {NULL, 0, NULL, 0}};
     int have_target = 0, ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -570,8 +645,26 @@ int main(int argc, char **argv)
         case 'n':
             opt.max_requests = strtoull(optarg, NULL, 10);
             break;
+        case 'w':
+            opt.warmup_s = strtod(optarg, NULL);
+            break;
+        case 'g':
+            opt.stagger_s = strtod(optarg, NULL);
+            break;
+        case 'k':
+            opt.skip_events = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'x':
+            opt.cancel_after = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'K':
+            opt.keepalive = 1;
+            break;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'V':
+            printf(PROG " %s\n", CCGATE_VERSION);
             return 0;
         default:
             usage(stderr);
@@ -579,7 +672,8 @@ int main(int argc, char **argv)
         }
     }
     if (!have_target || opt.conns == 0 || opt.conns > MAX_CONNS || opt.duration_s <= 0 ||
-        opt.rate <= 0 || opt.hold_s < 0 || opt.timeout_s <= 0) {
+        opt.rate <= 0 || opt.hold_s < 0 || opt.timeout_s <= 0 || opt.warmup_s < 0 ||
+        opt.stagger_s < 0) {
         usage(stderr);
         return 2;
     }
@@ -604,20 +698,31 @@ int main(int argc, char **argv)
     g.loop = uv_default_loop();
     uv_timer_init(g.loop, &g.stop_timer);
     uv_timer_init(g.loop, &g.tick_timer);
+    uv_timer_init(g.loop, &g.warm_timer);
+    uv_timer_init(g.loop, &g.stagger_timer);
     if (opt.mode == M_RATE) {
         g.queue = malloc(QUEUE_MAX * sizeof(*g.queue));
         if (g.queue == NULL)
             return 1;
     }
-    g.t0 = now_ns();
-    for (unsigned i = 0; i < opt.conns; i++)
-        conn_open();
-    int timed = opt.mode == M_CLOSED || opt.mode == M_NEWCONN || opt.mode == M_RATE;
+    g.t0 = g.t_measure = now_ns();
+    if (opt.mode == M_SSE && opt.stagger_s > 0) {
+        uv_timer_start(&g.stagger_timer, on_stagger, 0, 1);
+    } else {
+        g.opened = opt.conns;
+        for (unsigned i = 0; i < opt.conns; i++)
+            conn_open();
+    }
+    int timed = opt.mode == M_CLOSED || opt.mode == M_NEWCONN || opt.mode == M_RATE ||
+                (opt.mode == M_SSE && opt.keepalive);
+    double warm = timed ? opt.warmup_s : 0;
+    if (warm > 0)
+        uv_timer_start(&g.warm_timer, on_warm, (uint64_t)(warm * 1000), 0);
     uv_timer_start(&g.stop_timer, on_stop,
-                   (uint64_t)((timed ? opt.duration_s : opt.timeout_s) * 1000), 0);
+                   (uint64_t)(((timed ? opt.duration_s : opt.timeout_s) + warm) * 1000), 0);
     if (opt.mode == M_RATE)
         uv_timer_start(&g.tick_timer, on_tick, 1, 1);
-    if (opt.mode == M_SSE || opt.mode == M_STORM) {
+    if ((opt.mode == M_SSE && !opt.keepalive) || opt.mode == M_STORM) {
         /* These end when every connection has had its answer; the timer is a limit only. */
         uv_unref((uv_handle_t *)&g.stop_timer);
     }
@@ -627,23 +732,27 @@ int main(int argc, char **argv)
         uv_run(g.loop, UV_RUN_DEFAULT);
     }
 
-    double elapsed = (double)(g.t_end - g.t0) / 1e9;
+    double elapsed = (double)(g.t_end - g.t_measure) / 1e9;
     if (opt.mode == M_STORM && g.t_last_answer > g.t0)
         elapsed = (double)(g.t_last_answer - g.t0) / 1e9;
     if (opt.body)
-        g.body_out = g.issued * blen;
-    printf("{\"mode\":\"%s\",\"conns\":%u,\"elapsed_s\":%.6f,\"requests\":%" PRIu64
-           ",\"errors\":%" PRIu64 ",\"issued\":%" PRIu64 ",\"body_in\":%" PRIu64
-           ",\"body_out\":%" PRIu64 ",\"events\":%" PRIu64 ",\"rps\":%.1f",
-           mode_names[opt.mode], opt.conns, elapsed, g.requests, g.errors, g.issued, g.body_in,
-           g.body_out, g.events, elapsed > 0 ? (double)g.requests / elapsed : 0.0);
+        g.body_out = (g.issued - g.issued0) * blen;
+    printf(
+        "{\"mode\":\"%s\",\"conns\":%u,\"elapsed_s\":%.6f,\"warmup_s\":%.3f,\"requests\":%" PRIu64
+        ",\"errors\":%" PRIu64 ",\"issued\":%" PRIu64 ",\"body_in\":%" PRIu64
+        ",\"body_out\":%" PRIu64 ",\"events\":%" PRIu64 ",\"cancelled\":%" PRIu64 ",\"rps\":%.1f",
+        mode_names[opt.mode], opt.conns, elapsed, warm, g.requests, g.errors, g.issued - g.issued0,
+        g.body_in, g.body_out, g.events, g.cancelled,
+        elapsed > 0 ? (double)g.requests / elapsed : 0.0);
     sample_print("lat_us", &g.lat);
     sample_print("ttfe_us", &g.ttfe);
     sample_print("event_us", &g.ev_lat);
+    sample_print("gap_us", &g.gap);
     printf("}\n");
     free(g.lat.v);
     free(g.ttfe.v);
     free(g.ev_lat.v);
+    free(g.gap.v);
     free(g.queue);
     uv_loop_close(g.loop);
     return 0;

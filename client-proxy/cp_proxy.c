@@ -231,7 +231,7 @@ static void fail_requests(struct cp_conn *c, const char *error, const struct cg_
 
 int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
 {
-    const struct cg_attestation *a = cg_tls_ctx_attestation(s->tls);
+    const struct cg_attestation *a = cp_fresh_attestation(&s->fresh);
     if (a == NULL) {
         (void)cg_buf_printf(out, "{\"verified\": false, \"server\": ");
         cg_json_str(out, s->server_addr.text);
@@ -296,7 +296,7 @@ int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
 
 int cp_server_ready(const struct cp_server *s, time_t now)
 {
-    const struct cg_attestation *a = cg_tls_ctx_attestation(s->tls);
+    const struct cg_attestation *a = cp_fresh_attestation(&s->fresh);
     return a != NULL && now - a->verified_at <= (time_t)s->policy->freshness.max_age_s;
 }
 
@@ -526,9 +526,9 @@ static int resp_on_complete(void *arg)
         write_down(c, "0\r\n\r\n", 5);
     count_status(c->srv, c->resp_status);
     /* Never a header value or payload byte: ids, status and sizes only. */
-    cg_log_info("request", "id=%llu status=%d from_app=%llu to_app=%llu",
-                (unsigned long long)c->id, c->resp_status,
-                (unsigned long long)c->down.bytes_in, (unsigned long long)c->down.bytes_out);
+    cg_log_debug("request", "id=%llu status=%d from_app=%llu to_app=%llu",
+                 (unsigned long long)c->id, c->resp_status, (unsigned long long)c->down.bytes_in,
+                 (unsigned long long)c->down.bytes_out);
     fifo_pop(c);
     if (c->reqs_sent > 0 && --c->reqs_sent > 0)
         c->front_sent_ns = uv_hrtime();
@@ -582,9 +582,10 @@ static void pipe_maybe_done(struct cp_conn *c)
 
 /* ---- the attested leg ---- */
 
-static void up_closed(uv_handle_t *h)
+static void up_closed(struct cg_stream *s, void *arg)
 {
-    struct cp_up *u = h->data;
+    struct cp_up *u = arg;
+    (void)s;
     struct cp_conn *c = u->c;
     cg_http_parser_free(u->resp);
     free(u);
@@ -636,7 +637,7 @@ static void gate_end(struct cp_up *u)
     srv->gate_inflight--;
     while (srv->gate_head != NULL && srv->gate_inflight == 0) {
         struct cp_conn *w = srv->gate_head;
-        int verified = !cg_tls_ctx_needs_nonce(srv->tls, time(NULL));
+        int verified = !cp_fresh_needs_nonce(&srv->fresh, time(NULL));
         gate_unlink(w);
         up_start(w, 0);
         if (!verified)
@@ -651,8 +652,7 @@ static void up_discard(struct cp_conn *c)
         return;
     gate_end(u);
     c->up = NULL;
-    u->s.h.handle.data = u;
-    cg_stream_close(&u->s, up_closed);
+    cg_stream_close(&u->s, up_closed, u);
 }
 
 /* ---- the pool of idle attested connections ---- */
@@ -679,8 +679,7 @@ static void pool_drop(struct cp_up *u, const char *why)
     srv->stats.pool_dropped++;
     cg_log_debug("pool.drop", "reason=%s pooled=%zu", why, srv->pool_len);
     cg_stream_shutdown(&u->s);
-    u->s.h.handle.data = u;
-    cg_stream_close(&u->s, up_closed);
+    cg_stream_close(&u->s, up_closed, u);
 }
 
 /* Whether the connection's attested leg is between messages and may serve another app: both
@@ -835,13 +834,13 @@ static void up_on_handshake(struct cg_stream *s, int status)
         rearm(c);
         return;
     }
-    if (cg_tls_key_changed(s->tls) && !c->nonce_retry_done) {
+    if (cp_fresh_key_changed(s->tls) && !c->nonce_retry_done) {
         /* The server presents a key we have not verified (restart, rotation): ask for
          * fresh evidence bound to that key. */
         srv->stats.key_changes++;
         cg_log_info("attest.key_changed", "id=%llu server=%s: reconnecting with a nonce",
                     (unsigned long long)c->id, srv->server_addr.text);
-        cg_tls_ctx_forget(srv->tls);
+        cp_fresh_forget(&srv->fresh);
         cp_server_pool_flush(srv);
         c->nonce_retry_done = 1;
         up_discard(c);
@@ -857,7 +856,7 @@ static void up_on_handshake(struct cg_stream *s, int status)
     }
     record_failure(srv, v);
     /* Nothing verified before this failure is trusted again without new evidence. */
-    cg_tls_ctx_forget(srv->tls);
+    cp_fresh_forget(&srv->fresh);
     cp_server_pool_flush(srv);
     cg_log_error("attest.failed",
                  "id=%llu server=%s check=%s expected=\"%s\" actual=\"%s\": nothing was sent",
@@ -1031,7 +1030,7 @@ static const struct cg_stream_callbacks up_cb = {
 static void up_start(struct cp_conn *c, int with_nonce)
 {
     struct cp_server *srv = c->srv;
-    int nonce = with_nonce || cg_tls_ctx_needs_nonce(srv->tls, time(NULL));
+    int nonce = with_nonce || cp_fresh_needs_nonce(&srv->fresh, time(NULL));
     if (nonce && !with_nonce && srv->gate_inflight > 0) {
         gate_park(c);
         return;
@@ -1059,7 +1058,7 @@ static void up_start(struct cp_conn *c, int with_nonce)
         u->gate = 1;
         srv->gate_inflight++;
     }
-    if (cg_tls_new(srv->tls, nonce, &t) < 0)
+    if (cp_fresh_tls_new(&srv->fresh, nonce, &t) < 0)
         goto fail;
     cg_stream_set_tls(&u->s, t);
     c->up_state = UP_CONNECTING;
@@ -1083,6 +1082,14 @@ static void conn_freed(uv_handle_t *h)
         free(c);
 }
 
+static void down_closed(struct cg_stream *s, void *arg)
+{
+    struct cp_conn *c = arg;
+    (void)s;
+    if (--c->handles == 0)
+        free(c);
+}
+
 /* Runs on_idle once, when stopping and the last connection closed. */
 static void notify_idle(struct cp_server *srv)
 {
@@ -1102,9 +1109,9 @@ static void conn_close(struct cp_conn *c, const char *reason)
     srv->stats.conns_active--;
     srv->stats.bytes_from_app += c->down.bytes_in;
     srv->stats.bytes_to_app += c->down.bytes_out;
-    cg_log_info("conn.close", "id=%llu reason=%s from_app=%llu to_app=%llu",
-                (unsigned long long)c->id, reason, (unsigned long long)c->down.bytes_in,
-                (unsigned long long)c->down.bytes_out);
+    cg_log_debug("conn.close", "id=%llu reason=%s from_app=%llu to_app=%llu",
+                 (unsigned long long)c->id, reason, (unsigned long long)c->down.bytes_in,
+                 (unsigned long long)c->down.bytes_out);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -1126,8 +1133,7 @@ static void conn_close(struct cp_conn *c, const char *reason)
         up_discard(c);
     }
     uv_close((uv_handle_t *)&c->timer, conn_freed);
-    c->down.h.handle.data = c;
-    cg_stream_close(&c->down, conn_freed);
+    cg_stream_close(&c->down, down_closed, c);
     notify_idle(srv);
 }
 
@@ -1391,7 +1397,7 @@ void cp_server_set_policy(struct cp_server *s, const struct cg_policy *policy)
 {
     int changed = memcmp(s->policy->digest, policy->digest, sizeof(policy->digest)) != 0;
     s->policy = policy;
-    cg_tls_ctx_set_policy(s->tls, policy);
+    cp_fresh_set_policy(&s->fresh, policy);
     if (changed)
         cp_server_pool_flush(s);
 }

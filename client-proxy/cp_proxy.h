@@ -11,6 +11,7 @@
 #include "ccgate/http.h"
 #include "ccgate/policy.h"
 #include "ccgate/tls.h"
+#include "cp_fresh.h"
 
 struct cp_conn;
 struct cp_up;
@@ -70,7 +71,7 @@ struct cp_server {
     struct cg_addr listen_addr;
     struct cg_addr server_addr;
     const struct cg_policy *policy;
-    struct cg_tls_ctx *tls;
+    struct cp_fresh fresh; /* the attested channel's TLS context and what it trusts */
     struct cg_http_limits limits;
     unsigned handshake_timeout_ms;
     unsigned idle_timeout_ms;

@@ -10,6 +10,7 @@
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
 #include "ccgate/policy.h"
+#include "ccgate/signals.h"
 #include "cp_proxy.h"
 
 static struct cg_opt opts[] = {
@@ -19,6 +20,9 @@ static struct cg_opt opts[] = {
     {"admin", "ADDR:PORT", "admin listener: /healthz /readyz /metrics", NULL, NULL, NULL},
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
+    {"log-level", "error|warn|info|debug",
+     "lowest level logged; info (production) has no line per request or connection", "info", NULL,
+     NULL},
     {"mode", "http|tcp", "http: HTTP/1.1 proxy; tcp: raw byte pipe (ALPN ccgate-tcp)", "http",
      NULL, NULL},
     {"handshake-timeout-ms", "N", "limit for connect + attested handshake", "10000", NULL, NULL},
@@ -55,9 +59,7 @@ struct app {
     struct cg_policy policies[2]; /* the current one and the slot a reload loads into */
     struct cg_policy *policy;
     struct cg_admin *admin;
-    uv_signal_t sigterm, sigint, sighup;
-    uv_timer_t drain_timer;
-    int draining;
+    struct cg_signals sig;
 };
 
 /* The value of option name (start-up: a bad value ends the process with status 2). */
@@ -67,7 +69,7 @@ struct app {
 static int readyz(void *arg, struct cg_buf *out)
 {
     struct app *a = arg;
-    if (a->draining) {
+    if (a->sig.draining) {
         (void)cg_buf_printf(out, "draining\n");
         return 503;
     }
@@ -185,19 +187,15 @@ static struct cg_admin_handlers admin_handlers = {NULL, NULL, readyz, metrics};
 static void on_idle(struct cp_server *s)
 {
     struct app *a = (struct app *)((char *)s - offsetof(struct app, server));
-    uv_close((uv_handle_t *)&a->sigterm, NULL);
-    uv_close((uv_handle_t *)&a->sigint, NULL);
-    uv_close((uv_handle_t *)&a->sighup, NULL);
-    uv_close((uv_handle_t *)&a->drain_timer, NULL);
+    cg_signals_close(&a->sig);
 }
 
 /* SIGHUP: loads the policy file again; new handshakes use it, established connections stay.
  * A policy that does not load leaves the current one in force. */
-static void on_sighup(uv_signal_t *sig, int signum)
+static void on_sighup(struct cg_signals *sg)
 {
-    struct app *a = sig->data;
+    struct app *a = sg->data;
     char err[512], digest[65];
-    (void)signum;
     struct cg_policy *next = a->policy == &a->policies[0] ? &a->policies[1] : &a->policies[0];
     if (cg_policy_load(opt("policy"), next, err, sizeof(err)) < 0) {
         cg_log_error("reload.failed", "policy=%s err=\"%s\": the current policy stays",
@@ -210,26 +208,20 @@ static void on_sighup(uv_signal_t *sig, int signum)
     cg_log_info("reload", "policy=%s policy_sha256=%s", opt("policy"), digest);
 }
 
-static void on_drain_deadline(uv_timer_t *t)
+static void on_drain_deadline(struct cg_signals *sg)
 {
-    struct app *a = t->data;
-    cg_log_warn("shutdown.deadline", "closing remaining connections");
+    struct app *a = sg->data;
     cp_server_abort(&a->server);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+static void on_drain(struct cg_signals *sg, int signum)
 {
-    struct app *a = sig->data;
-    if (a->draining)
-        return;
-    a->draining = 1;
-    cg_log_info("shutdown", "signal=%d active=%llu", signum,
+    struct app *a = sg->data;
+    (void)signum;
+    cg_log_info("shutdown.client", "active=%llu",
                 (unsigned long long)a->server.stats.conns_active);
     cg_admin_close(a->admin);
     a->admin = NULL;
-    (void)uv_timer_start(&a->drain_timer, on_drain_deadline,
-                         opt_uint("drain-timeout-s", 0, 3600) * 1000, 0);
-    uv_unref((uv_handle_t *)&a->drain_timer);
     cp_server_stop(&a->server);
 }
 
@@ -250,6 +242,11 @@ int main(int argc, char **argv)
                  "(see docs/policy.md, or `ccgate policy from-evidence`)");
     if (cg_addr_parse(opt("listen"), 0, &srv->listen_addr, err, sizeof(err)) < 0)
         cg_fatal("--listen: %s", err);
+    if (!cg_addr_is_loopback(&srv->listen_addr))
+        cg_log_warn("listen.exposed",
+                    "addr=%s err=\"the app listener speaks plain HTTP: whoever reaches it reads "
+                    "and sends requests in clear; use 127.0.0.1 unless that network is trusted\"",
+                    srv->listen_addr.text);
     if (cg_addr_parse(opt("server"), 0, &srv->server_addr, err, sizeof(err)) < 0)
         cg_fatal("--server: %s", err);
     if (strcmp(opt("mode"), "tcp") == 0)
@@ -270,14 +267,14 @@ int main(int argc, char **argv)
     srv->limits.max_header_bytes = opt_uint("max-header-bytes", 1024, 1024 * 1024);
     srv->limits.max_headers = opt_uint("max-headers", 8, CG_HTTP_MAX_HEADERS_CAP);
     srv->limits.max_body_bytes = opt_uint("max-body-bytes", 0, (unsigned long)-1);
-    (void)opt_uint("drain-timeout-s", 0, 3600);
+    a.sig.drain_ms = opt_uint("drain-timeout-s", 0, 3600) * 1000;
     struct cg_addr admin_addr;
     if (opt("admin") != NULL && cg_addr_parse(opt("admin"), 1, &admin_addr, err, sizeof(err)) < 0)
         cg_fatal("--admin: %s", err);
 
     signal(SIGPIPE, SIG_IGN);
-    if (cg_tls_client_ctx_new(srv->tcp_mode ? CG_ALPN_TCP : CG_ALPN_HTTP, srv->server_addr.text,
-                              a.policy, &srv->tls) < 0)
+    if (cp_fresh_init(&srv->fresh, srv->tcp_mode ? CG_ALPN_TCP : CG_ALPN_HTTP,
+                      srv->server_addr.text, a.policy) < 0)
         cg_fatal("TLS context setup failed");
     srv->on_idle = on_idle;
     int rc = cp_server_start(srv);
@@ -289,14 +286,12 @@ int main(int argc, char **argv)
         if (rc < 0)
             cg_fatal("--admin %s: %s", admin_addr.text, cg_strerror(rc));
     }
-    uv_signal_init(a.loop, &a.sigterm);
-    uv_signal_init(a.loop, &a.sigint);
-    uv_signal_init(a.loop, &a.sighup);
-    uv_timer_init(a.loop, &a.drain_timer);
-    a.sigterm.data = a.sigint.data = a.sighup.data = a.drain_timer.data = &a;
-    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&a.sigint, on_signal, SIGINT);
-    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
+    a.sig.data = &a;
+    a.sig.on_drain = on_drain;
+    a.sig.on_deadline = on_drain_deadline;
+    a.sig.on_reload = on_sighup;
+    if (cg_signals_start(&a.sig, a.loop) < 0)
+        cg_fatal("signal handlers: setup failed");
 
     if (a.policy->sim.allow)
         cg_log_warn("policy.sim", "INSECURE: the policy accepts the simulated TEE");
@@ -310,7 +305,7 @@ int main(int argc, char **argv)
                 opt("admin") ? opt("admin") : "-");
 
     uv_run(a.loop, UV_RUN_DEFAULT);
-    cg_tls_ctx_free(srv->tls);
+    cp_fresh_free(&srv->fresh);
     (void)uv_loop_close(a.loop);
     cg_opts_free(opts, N_OPTS);
     cg_log_info("stopped", "clean=1");

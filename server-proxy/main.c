@@ -10,6 +10,7 @@
 #include "ccgate/err.h"
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
+#include "ccgate/signals.h"
 #include "ccgate/sim.h"
 #include "ccgate/tsm.h"
 #include "sp_attester.h"
@@ -35,9 +36,16 @@ static struct cg_opt opts[] = {
     {"admin", "ADDR:PORT", "admin listener: /healthz /readyz /metrics", NULL, NULL, NULL},
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
+    {"log-level", "error|warn|info|debug",
+     "lowest level logged; info (production) has no line per request or connection", "info", NULL,
+     NULL},
     {"mode", "http|tcp", "tunnel mode, offered as ALPN", "http", NULL, NULL},
     {"refresh-s", "N", "seconds between periodic evidence refreshes", "600", NULL, NULL},
-    {"batch-window-ms", "N", "window in which nonces share one evidence request", "20", NULL, NULL},
+    {"batch-window-ms", "N", "window in which nonces share one evidence request", "20", NULL,
+     NULL},
+    {"sim-evidence-delay-ms", "N",
+     "TEST ONLY, --tee sim: each evidence request after start-up takes N ms longer", "0", NULL,
+     NULL},
     {"batch-max", "N", "most nonces per evidence request", "64", NULL, NULL},
     {"handshake-timeout-ms", "N", "limit for a client's TLS handshake", "10000", NULL, NULL},
     {"max-connections", "N", "most concurrent client connections", "4096", NULL, NULL},
@@ -64,10 +72,8 @@ struct app {
     struct sp_attester *attester;
     struct cg_provider *provider;
     struct cg_admin *admin;
-    uv_signal_t sigterm, sigint;
-    uv_timer_t drain_timer;
+    struct cg_signals sig;
     const char *tee;
-    int draining;
 };
 
 /* The value of option name (start-up: a bad value ends the process with status 2). */
@@ -77,7 +83,7 @@ struct app {
 static int readyz(void *arg, struct cg_buf *out)
 {
     struct app *a = arg;
-    if (a->draining) {
+    if (a->sig.draining) {
         (void)cg_buf_printf(out, "draining\n");
         return 503;
     }
@@ -125,40 +131,26 @@ static int metrics(void *arg, struct cg_buf *out)
 static const struct cg_admin_handlers admin_handlers_tmpl = {NULL, NULL, readyz, metrics};
 static struct cg_admin_handlers admin_handlers;
 
-static void finish(struct app *a)
-{
-    sp_attester_close(a->attester);
-    uv_close((uv_handle_t *)&a->sigterm, NULL);
-    uv_close((uv_handle_t *)&a->sigint, NULL);
-    uv_close((uv_handle_t *)&a->drain_timer, NULL);
-}
-
 static void on_idle(struct sp_server *s)
 {
     struct app *a = (struct app *)((char *)s - offsetof(struct app, server));
-    finish(a);
+    sp_attester_close(a->attester);
+    cg_signals_close(&a->sig);
 }
 
-static void on_drain_deadline(uv_timer_t *t)
+static void on_drain_deadline(struct cg_signals *sg)
 {
-    struct app *a = t->data;
-    cg_log_warn("shutdown.deadline", "closing remaining connections");
+    struct app *a = sg->data;
     sp_server_abort(&a->server);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+static void on_drain(struct cg_signals *sg, int signum)
 {
-    struct app *a = sig->data;
-    if (a->draining)
-        return;
-    a->draining = 1;
-    cg_log_info("shutdown", "signal=%d active=%llu", signum,
-                (unsigned long long)a->server.stats.conns_active);
+    struct app *a = sg->data;
+    (void)signum;
+    cg_log_info("shutdown.server", "active=%llu", (unsigned long long)a->server.stats.conns_active);
     cg_admin_close(a->admin);
     a->admin = NULL;
-    (void)uv_timer_start(&a->drain_timer, on_drain_deadline,
-                         opt_uint("drain-timeout-s", 0, 3600) * 1000, 0);
-    uv_unref((uv_handle_t *)&a->drain_timer);
     sp_server_stop(&a->server);
 }
 
@@ -234,10 +226,15 @@ int main(int argc, char **argv)
     srv->upstream_connect_timeout_ms =
         (unsigned)opt_uint("upstream-connect-timeout-ms", 100, 600000);
     srv->idle_timeout_ms = (unsigned)opt_uint("idle-timeout-s", 1, 86400) * 1000;
-    (void)opt_uint("drain-timeout-s", 0, 3600);
+    a.sig.drain_ms = opt_uint("drain-timeout-s", 0, 3600) * 1000;
     struct cg_addr admin_addr;
     if (opt("admin") != NULL && cg_addr_parse(opt("admin"), 1, &admin_addr, err, sizeof(err)) < 0)
         cg_fatal("--admin: %s", err);
+
+    unsigned long evidence_delay = opt_uint("sim-evidence-delay-ms", 0, 10000);
+    if (evidence_delay > 0 && strcmp(a.tee, "sim") != 0)
+        cg_fatal("--sim-evidence-delay-ms: only with --tee sim (a test option), got --tee %s",
+                 a.tee);
 
     signal(SIGPIPE, SIG_IGN);
     struct cg_gpu_provider *gpu; /* first: --gpu sim needs --tee sim, not what auto finds */
@@ -251,6 +248,7 @@ int main(int argc, char **argv)
                          (unsigned)batch_max, &a.attester);
     if (rc < 0)
         cg_fatal("first evidence from the %s TEE failed: %s", a.tee, cg_strerror(rc));
+    sp_attester_set_evidence_delay(a.attester, (unsigned)evidence_delay);
     srv->attester = a.attester;
     if (cg_tls_server_ctx_new(alpn, sp_attester_cert_cb, a.attester, &srv->tls) < 0)
         cg_fatal("TLS context setup failed");
@@ -265,12 +263,11 @@ int main(int argc, char **argv)
         if (rc < 0)
             cg_fatal("--admin %s: %s", admin_addr.text, cg_strerror(rc));
     }
-    uv_signal_init(a.loop, &a.sigterm);
-    uv_signal_init(a.loop, &a.sigint);
-    uv_timer_init(a.loop, &a.drain_timer);
-    a.sigterm.data = a.sigint.data = a.drain_timer.data = &a;
-    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    a.sig.data = &a;
+    a.sig.on_drain = on_drain;
+    a.sig.on_deadline = on_drain_deadline;
+    if (cg_signals_start(&a.sig, a.loop) < 0)
+        cg_fatal("signal handlers: setup failed");
 
     if (strcmp(a.tee, "sim") == 0)
         cg_log_warn("tee.sim", "INSECURE simulated TEE: for development and tests only");

@@ -35,6 +35,7 @@ struct sp_attester {
     struct cg_gpu_provider *gpu; /* owned; NULL: no GPU evidence */
     struct cg_ratls_key *key;
     unsigned refresh_s, window_ms, batch_max;
+    unsigned delay_ms; /* test only: added to each evidence request on the pool thread */
     uint8_t *cert; /* periodic certificate */
     size_t cert_len;
     uv_timer_t refresh_timer;
@@ -115,6 +116,8 @@ static int batch_evidence(struct batch *b)
 static void work_cb(uv_work_t *req)
 {
     struct batch *b = req->data;
+    if (b->a->delay_ms > 0)
+        uv_sleep(b->a->delay_ms);
     b->rc = batch_evidence(b);
 }
 
@@ -343,6 +346,11 @@ out:
     }
     *out = a;
     return 0;
+}
+
+void sp_attester_set_evidence_delay(struct sp_attester *a, unsigned ms)
+{
+    a->delay_ms = ms;
 }
 
 void sp_attester_close(struct sp_attester *a)

@@ -57,6 +57,11 @@ int sp_attester_new(uv_loop_t *loop, struct cg_provider *provider, struct cg_gpu
                     unsigned refresh_s, unsigned window_ms, unsigned batch_max,
                     struct sp_attester **out);
 
+/* Test only (benchmarks on the simulated TEE): every later evidence request, periodic or
+ * with nonces, takes ms longer, as a real one does (an SNP report ~8 ms, a TDX quote up to
+ * 1 s). The delay runs on libuv's thread pool, never on the loop. */
+void sp_attester_set_evidence_delay(struct sp_attester *a, unsigned ms);
+
 /* Stops the timers (for a clean loop exit); parked handshakes are failed. */
 void sp_attester_close(struct sp_attester *a);
 void sp_attester_free(struct sp_attester *a);

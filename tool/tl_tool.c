@@ -14,6 +14,7 @@
 #include "ccgate/buf.h"
 #include "ccgate/err.h"
 #include "ccgate/evidence.h"
+#include "ccgate/file.h"
 #include "ccgate/gpu.h"
 #include "ccgate/gpuev.h"
 #include "ccgate/json.h"
@@ -147,6 +148,29 @@ static void print_tdx_policy(struct cg_buf *b, const struct cg_tdx_quote *q)
                         "\n  },\n  \"freshness\": {\"mode\": \"nonce\", \"max_age_s\": 600}\n}\n");
 }
 
+/* Seconds since an arbitrary start, monotonic. */
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* fetch_cert(), again every 200 ms while nothing listens yet (a server still starting), for
+ * up to wait_s seconds. Other failures (a server that answers wrongly) are final. */
+static int fetch_cert_wait(const struct cg_addr *a, unsigned long wait_s, uint8_t **der,
+                           size_t *der_len, uint8_t nonce[CG_NONCE_LEN])
+{
+    double deadline = now_s() + (double)wait_s;
+    for (;;) {
+        int rc = fetch_cert(a, der, der_len, nonce);
+        if ((rc != -ECONNREFUSED && rc != -ECONNRESET) || now_s() >= deadline)
+            return rc;
+        struct timespec pause = {.tv_nsec = 200 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /*
  * The gpu section a TOFU check verifies with, from the server's (untrusted) GPU bundle: RIMs
  * and OCSP checked when the server staples them, the sim GPU's root when allowed. Appends
@@ -239,32 +263,46 @@ int tl_tool_policy_from_evidence(int argc, char **argv)
         {"server", "HOST:PORT", "the ccgate-server to ask", NULL, NULL, NULL},
         {"allow-sim", NULL, "accept a simulated TEE (INSECURE, development only)", NULL, NULL,
          NULL},
+        {"wait", "SECONDS", "retry while the server does not listen yet, this long", "0", NULL,
+         NULL},
+        {"out", "FILE", "write the policy to FILE (atomically, only on success), not stdout", NULL,
+         NULL, NULL},
         {"help", NULL, "print this help", NULL, NULL, NULL},
     };
+    enum { OPT_SERVER, OPT_ALLOW_SIM, OPT_WAIT, OPT_OUT, OPT_HELP, N_OPT };
     char err[256];
-    if (cg_opts_parse(argc, argv, 3, o, 3, err, sizeof(err)) < 0)
+    if (cg_opts_parse(argc, argv, 3, o, N_OPT, err, sizeof(err)) < 0)
         cg_fatal("policy from-evidence: %s", err);
-    if (o[2].value != NULL) {
-        cg_opts_usage(stdout, "ccgate policy from-evidence --server HOST:PORT [--allow-sim]",
+    if (o[OPT_HELP].value != NULL) {
+        cg_opts_usage(stdout,
+                      "ccgate policy from-evidence --server HOST:PORT [--allow-sim] "
+                      "[--wait SECONDS] [--out FILE]",
                       "Connects with a fresh nonce, verifies the evidence chain and binding, and "
                       "prints a policy\npinning the measurement and TCB it saw (trust on first "
-                      "use: check the measurement!).",
-                      o, 3);
+                      "use: check the measurement!).\nExit status: 0 policy written, 1 evidence "
+                      "refused or server unreachable, 2 usage.",
+                      o, N_OPT);
         return 0;
     }
     struct cg_addr addr;
-    if (o[0].value == NULL)
+    if (o[OPT_SERVER].value == NULL)
         cg_fatal("policy from-evidence: --server HOST:PORT is required");
-    if (cg_addr_parse(o[0].value, 0, &addr, err, sizeof(err)) < 0)
+    if (cg_addr_parse(o[OPT_SERVER].value, 0, &addr, err, sizeof(err)) < 0)
         cg_fatal("policy from-evidence: --server: %s", err);
+    o[OPT_WAIT].value = o[OPT_WAIT].value != NULL ? o[OPT_WAIT].value : o[OPT_WAIT].def;
+    unsigned long wait_s = cg_opts_uint_or_exit(&o[OPT_WAIT], 0, 3600);
 
     uint8_t *der = NULL;
     size_t der_len = 0;
     uint8_t nonce[CG_NONCE_LEN];
-    int rc = fetch_cert(&addr, &der, &der_len, nonce);
-    if (rc < 0)
-        cg_fatal("policy from-evidence: %s: no TLS 1.3 RA-TLS handshake: %s", addr.text,
-                 cg_strerror(rc));
+    int rc = fetch_cert_wait(&addr, wait_s, &der, &der_len, nonce);
+    if (rc < 0) {
+        fprintf(stderr, "ccgate: policy from-evidence: %s: no TLS 1.3 RA-TLS handshake: %s%s\n",
+                addr.text, cg_strerror(rc),
+                rc == -ECONNREFUSED && wait_s == 0 ? " (is it up yet? --wait SECONDS retries)"
+                                                   : "");
+        return 1;
+    }
 
     struct cg_evidence ev = {0};
     struct cg_claims claims;
@@ -282,7 +320,7 @@ int tl_tool_policy_from_evidence(int argc, char **argv)
     if (ev.tag == CG_TAG_SIM) {
         uint8_t root[32];
         char hex[65];
-        if (o[1].value == NULL) {
+        if (o[OPT_ALLOW_SIM].value == NULL) {
             cg_evidence_clear(&ev);
             free(der);
             fprintf(stderr,
@@ -340,32 +378,23 @@ int tl_tool_policy_from_evidence(int argc, char **argv)
         print_tdx_policy(&b, &att.tdx);
     else
         print_snp_policy(&b, &att.snp);
-    fputs(b.data, stdout);
+    if (b.overflow)
+        rc = CG_ELIMIT;
+    else if (o[OPT_OUT].value != NULL)
+        rc = cg_file_write_atomic(o[OPT_OUT].value, b.data, b.len);
+    else
+        rc = fputs(b.data, stdout) == EOF || fflush(stdout) != 0 ? -EIO : 0;
     cg_buf_free(&b);
-    fprintf(stderr,
-            "ccgate: verified %s evidence from %s%s; the policy above pins its "
-            "measurement: compare it with the one you expect\n",
-            cg_ratls_tee_name(att.tag), addr.text, att.insecure ? " (INSECURE simulated TEE)" : "");
-    return 0;
-}
-
-/* Reads a whole file of at most FILE_MAX bytes; caller frees *out. */
-static int read_file(const char *path, uint8_t **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return -errno;
-    uint8_t *buf = malloc(FILE_MAX + 1);
-    size_t n = buf != NULL ? fread(buf, 1, FILE_MAX + 1, f) : 0;
-    fclose(f);
-    if (buf == NULL)
-        return (-ENOMEM);
-    if (n > FILE_MAX) {
-        free(buf);
-        return CG_ELIMIT;
+    if (rc < 0) {
+        fprintf(stderr, "ccgate: policy from-evidence: cannot write %s: %s\n",
+                o[OPT_OUT].value != NULL ? o[OPT_OUT].value : "the policy", cg_strerror(rc));
+        return 1;
     }
-    *out = buf;
-    *len = n;
+    fprintf(stderr,
+            "ccgate: verified %s evidence from %s%s; the policy %s pins its "
+            "measurement: compare it with the one you expect\n",
+            cg_ratls_tee_name(att.tag), addr.text, att.insecure ? " (INSECURE simulated TEE)" : "",
+            o[OPT_OUT].value != NULL ? o[OPT_OUT].value : "above");
     return 0;
 }
 
@@ -382,7 +411,7 @@ int tl_tool_evidence_inspect(int argc, char **argv)
     }
     uint8_t *data = NULL;
     size_t len = 0;
-    int rc = read_file(argv[3], &data, &len);
+    int rc = cg_file_read(argv[3], FILE_MAX, &data, &len);
     if (rc < 0)
         cg_fatal("evidence inspect: %s: %s", argv[3], cg_strerror(rc));
     struct cg_buf b;

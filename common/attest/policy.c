@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ccgate/file.h"
 #include "ccgate/log.h"
 
 #define PATH_CAP 128
@@ -407,24 +408,16 @@ out:
 
 int cg_policy_load(const char *path, struct cg_policy *p, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rbe");
-    if (f == NULL) {
-        int rc = -errno;
-        fail(err, errlen, path, "%s", strerror(errno));
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int rc = cg_file_read(path, CG_POLICY_MAX_BYTES, &buf, &n);
+    if (rc == CG_ELIMIT)
+        return fail(err, errlen, path, "larger than %d bytes", CG_POLICY_MAX_BYTES);
+    if (rc < 0) {
+        fail(err, errlen, path, "%s", cg_strerror(rc));
         return rc;
     }
-    char *buf = malloc(CG_POLICY_MAX_BYTES + 1);
-    size_t n = buf != NULL ? fread(buf, 1, CG_POLICY_MAX_BYTES + 1, f) : 0;
-    int rc;
-    if (buf == NULL)
-        rc = fail(err, errlen, path, "out of memory");
-    else if (ferror(f))
-        rc = fail(err, errlen, path, "read error");
-    else if (n > CG_POLICY_MAX_BYTES)
-        rc = fail(err, errlen, path, "larger than %d bytes", CG_POLICY_MAX_BYTES);
-    else
-        rc = cg_policy_parse(buf, n, p, err, errlen);
-    fclose(f);
+    rc = cg_policy_parse((const char *)buf, n, p, err, errlen);
     free(buf);
     return rc;
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ccgate/err.h"
+#include "ccgate/file.h"
 #include "ccgate/log.h"
 #include "ccgate/snp.h"
 
@@ -97,24 +98,16 @@ int cg__sim_write_new(const char *path, const void *data, size_t len, unsigned m
     return 0;
 }
 
-/* Reads a whole file of at most max bytes; caller frees *out. -ENOENT when absent. */
+/* cg_file_read() of a state file, logging why it cannot be used; -ENOENT when absent. */
 int cg__sim_read_all(const char *path, size_t max, uint8_t **out, size_t *out_len)
 {
-    FILE *f = fopen(path, "rbe");
-    if (f == NULL)
-        return -errno;
-    uint8_t *buf = malloc(max + 1);
-    size_t n = buf != NULL ? fread(buf, 1, max + 1, f) : 0;
-    int bad = buf == NULL || ferror(f) || n > max;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        cg_log_error("sim_read", "path=%s err=\"unreadable or over %zu bytes\"", path, max);
+    int rc = cg_file_read(path, max, out, out_len);
+    if (rc != 0 && rc != -ENOENT) {
+        cg_log_error("sim_read", "path=%s err=\"%s (at most %zu bytes)\"", path, cg_strerror(rc),
+                     max);
         return CG_ECONFIG;
     }
-    *out = buf;
-    *out_len = n;
-    return 0;
+    return rc;
 }
 
 static int exists(const char *path)

@@ -33,6 +33,17 @@ int cg_log_parse_format(const char *s, enum cg_log_format *out)
     return 0;
 }
 
+int cg_log_parse_level(const char *s, enum cg_log_level *out)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (enum cg_log_level)i;
+            return 0;
+        }
+    }
+    return CG_ECONFIG;
+}
+
 /* Length of the valid UTF-8 sequence starting at s (1 to 4), or 0 when it is invalid
  * (stray continuation, overlong form, surrogate, beyond U+10FFFF, or cut short). */
 static size_t utf8_len(const unsigned char *s)

@@ -123,6 +123,19 @@ EOF
 curl -sS -d '{}' "$U/v1/completions" | grep -q '"text_completion"' || fail "completions"
 curl -sSN -d '{"stream":true}' "$U/v1/completions?events=3&interval_ms=0" >"$tmp/sse2"
 [ "$(grep -c '^data: ' "$tmp/sse2")" = 4 ] || fail "SSE via query: $(cat "$tmp/sse2")"
+# A client that goes away mid-stream: counted as cancelled, and no event is made after it.
+ev0=$(stat_field stream_events)
+c0=$(stat_field streams_cancelled)
+[ "$c0" = 0 ] || fail "streams_cancelled before any cancel: $c0"
+timeout 0.5 curl -sSN -d '{"stream":true,"events":1000,"interval_ms":20}' "$U/v1/chat/completions" \
+    >/dev/null 2>&1 || true # timeout ends it (exit 124)
+for _ in $(seq 50); do [ "$(stat_field streams_cancelled)" = 1 ] && break; sleep 0.05; done
+[ "$(stat_field streams_cancelled)" = 1 ] || fail "cancelled stream not counted"
+ev1=$(stat_field stream_events)
+sleep 0.2
+ev2=$(stat_field stream_events)
+[ "$ev1" -gt "$ev0" ] && [ "$ev1" -lt $((ev0 + 1000)) ] || fail "stream events $ev0 -> $ev1"
+[ "$ev2" = "$ev1" ] || fail "events still generated after the cancel: $ev1 -> $ev2"
 code=$(curl -sS -o /dev/null -w '%{http_code}' -d 'not json' "$U/v1/chat/completions")
 [ "$code" = 400 ] || fail "bad JSON gave $code"
 

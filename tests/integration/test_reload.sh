@@ -10,7 +10,8 @@ start_server
 write_policy "$T/policy.json"
 cp "$T/policy.json" "$T/good.json"
 write_policy "$T/wrong.json" "$(printf '%096d' 0)"
-start_client "$T/policy.json"
+# At debug, so that the payload check below covers the per-request lines too.
+start_client "$T/policy.json" client --log-level debug
 
 python3 - "$CLI_PORT" "$CLI_PID" "$T" <<'PY' || fail "reload"
 import http.client, os, shutil, signal, sys, time
@@ -54,7 +55,8 @@ curl -fsS --max-time 10 -o /dev/null -H 'Authorization: Bearer SECRET-TOKEN-4711
 if grep -E 'SECRET-TOKEN|COOKIE-0815|PAYLOAD-XYZZY|Bearer' "$T"/client.log "$T"/server.log; then
     fail "a credential or payload reached a log"
 fi
-pass "no header value or payload in the logs"
+grep -q " debug ccgate-client request id=" "$T/client.log" || fail "--log-level debug: no request line"
+pass "no header value or payload in the logs (client at --log-level debug)"
 
 ADM="http://127.0.0.1:$CLI_ADMIN"
 n=$(metric "$ADM" ccgate_client_upstream_response_seconds_count)

@@ -12,7 +12,7 @@ start_server server --mode tcp
 write_policy "$T/policy.json"
 CLI_PORT=$(free_port)
 start client "$CG_BIN/ccgate-client" --listen "127.0.0.1:$CLI_PORT" --server "127.0.0.1:$SRV_PORT" \
-    --policy "$T/policy.json" --mode tcp
+    --policy "$T/policy.json" --mode tcp --log-level debug
 wait_log "$T/client.log" listening
 
 # App half-closes first: its FIN reaches the upstream as EOF, the answer still comes back.

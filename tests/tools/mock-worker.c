@@ -134,6 +134,8 @@ struct server {
     struct conn *conns;
     /* /stats */
     uint64_t requests, connections, active, stats_requests, bad_requests, body_bytes;
+    uint64_t stream_events;     /* SSE events generated */
+    uint64_t streams_cancelled; /* SSE streams whose connection closed before the last event */
 };
 
 static void conn_close(struct conn *c);
@@ -335,6 +337,7 @@ static int sse_event(struct resp *r)
     if (n < 0 || (size_t)n >= sizeof(ev))
         return UV_ENOMEM;
     r->events_sent++;
+    r->c->srv->stream_events++;
     int rc = resp_body(r, ev, (size_t)n);
     if (rc == 0 && r->events_sent == r->events) {
         rc = resp_body(r, "data: [DONE]\n\n", 14);
@@ -494,6 +497,9 @@ static void conn_close(struct conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->active--;
+    for (struct resp *r = c->fifo_head; r != NULL; r = r->next)
+        if (r->stream && r->events_sent < r->events)
+            s->streams_cancelled++; /* and its timer stops here: no more events */
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_closed);
     uv_close(&c->h.handle, on_closed);
@@ -863,12 +869,14 @@ static void completion_options(struct resp *r)
 static int stats_answer(struct resp *r)
 {
     struct server *s = r->c->srv;
-    return resp_json(
-        r, 200,
-        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "requests", (json_int_t)s->requests, "connections",
-                  (json_int_t)s->connections, "active_connections", (json_int_t)s->active,
-                  "stats_requests", (json_int_t)s->stats_requests, "bad_requests",
-                  (json_int_t)s->bad_requests, "body_bytes", (json_int_t)s->body_bytes));
+    return resp_json(r, 200,
+                     json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+                               (json_int_t)s->requests, "connections", (json_int_t)s->connections,
+                               "active_connections", (json_int_t)s->active, "stats_requests",
+                               (json_int_t)s->stats_requests, "bad_requests",
+                               (json_int_t)s->bad_requests, "body_bytes", (json_int_t)s->body_bytes,
+                               "stream_events", (json_int_t)s->stream_events, "streams_cancelled",
+                               (json_int_t)s->streams_cancelled));
 }
 
 static int on_complete(void *arg)

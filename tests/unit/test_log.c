@@ -78,6 +78,24 @@ static void test_parse_format(void **state)
     assert_int_equal(cg_log_parse_format("jsonx", &f), CG_ECONFIG);
 }
 
+static void test_parse_level(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    static const enum cg_log_level want[] = {CG_LOG_DEBUG, CG_LOG_INFO, CG_LOG_WARN, CG_LOG_ERROR};
+    for (size_t i = 0; i < 4; i++) {
+        enum cg_log_level l = i == 0 ? CG_LOG_ERROR : CG_LOG_DEBUG;
+        assert_int_equal(cg_log_parse_level(names[i], &l), 0);
+        assert_int_equal(l, want[i]);
+    }
+    enum cg_log_level l = CG_LOG_WARN;
+    assert_int_equal(cg_log_parse_level("INFO", &l), CG_ECONFIG);
+    assert_int_equal(cg_log_parse_level("warning", &l), CG_ECONFIG);
+    assert_int_equal(cg_log_parse_level("", &l), CG_ECONFIG);
+    assert_int_equal(cg_log_parse_level("debugx", &l), CG_ECONFIG);
+    assert_int_equal(l, CG_LOG_WARN); /* untouched on error */
+}
+
 static void test_text(void **state)
 {
     (void)state;
@@ -242,10 +260,10 @@ static void test_json_utf8(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_format), cmocka_unit_test(test_text),
-        cmocka_unit_test(test_levels),       cmocka_unit_test(test_json_fields),
-        cmocka_unit_test(test_json_escapes), cmocka_unit_test(test_json_long),
-        cmocka_unit_test(test_json_utf8),
+        cmocka_unit_test(test_parse_format), cmocka_unit_test(test_parse_level),
+        cmocka_unit_test(test_text),         cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_json_fields),  cmocka_unit_test(test_json_escapes),
+        cmocka_unit_test(test_json_long),    cmocka_unit_test(test_json_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,9 @@ void cg_log_init(const char *prog, enum cg_log_format format, enum cg_log_level 
 /* Parses "text" or "json"; returns 0 or CG_ECONFIG. */
 int cg_log_parse_format(const char *s, enum cg_log_format *out);
 
+/* Parses "error", "warn", "info" or "debug"; returns 0 or CG_ECONFIG. */
+int cg_log_parse_level(const char *s, enum cg_log_level *out);
+
 /* Logs one event; fmt renders the message (space-separated key=value pairs by convention). */
 void cg_log(enum cg_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -25,6 +25,15 @@ struct cg_ratls_key;
 int cg_ratls_key_new(struct cg_ratls_key **out);
 void cg_ratls_key_free(struct cg_ratls_key *k);
 
+/*
+ * A plain TLS identity (no evidence) for a server that is not in a TEE, such as the key
+ * broker: the first certificate of cert_path (PEM) as DER in *der (caller frees) and the
+ * private key of key_path (PEM: EC or RSA), which must match it, in *key (caller frees).
+ * Returns 0 or CG_ECONFIG.
+ */
+int cg_ratls_identity_load_pem(const char *cert_path, const char *key_path,
+                               struct cg_ratls_key **key, uint8_t **der, size_t *der_len);
+
 /* Internal to tls.c (and tests): the key as OpenSSL's EVP_PKEY, borrowed. Declared with
  * OpenSSL's struct tag so that this header needs no OpenSSL include. */
 struct evp_pkey_st;
@@ -109,6 +118,23 @@ const char *cg_ratls_tee_name(uint32_t tag);
 int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *p,
                     const uint8_t *nonce, time_t now, struct cg_attestation *out,
                     struct cg_verdict *v);
+
+/*
+ * The evidence part of cg_ratls_verify() for evidence that came without a certificate (the
+ * key broker's): the tag acceptable to p (as above), signature and chain (SNP or sim:
+ * certs in endorse; TDX: endorse holds the collateral blobs), at time now, and report_data
+ * equal to want. Fills out (tag, insecure, snp or tdx); no freshness, no appraisal.
+ * Returns 0 or CG_EEVIDENCE / CG_EPOLICY with v set.
+ */
+int cg_ratls_verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidence_len,
+                             const struct cg_evidence *endorse, const struct cg_policy *p,
+                             const uint8_t want[CG_REPORT_DATA_LEN], time_t now,
+                             struct cg_attestation *out, struct cg_verdict *v);
+
+/* Appraises verified evidence (out of cg_ratls_verify_evidence) against p's snp/sim or tdx
+ * policy. Returns 0 or CG_EPOLICY with v naming the check. */
+int cg_ratls_appraise(const struct cg_policy *p, const struct cg_attestation *att,
+                      struct cg_verdict *v);
 
 /*
  * Reads the evidence, endorsements and claims of an RA-TLS certificate (PEM or DER) without

@@ -116,4 +116,33 @@ int cg__snp_vcek_check(const uint8_t *der, size_t len, const struct cg_snp_repor
  */
 int cg_snp_certs_load(const uint8_t *data, size_t len, struct cg_evidence *out);
 
+/*
+ * Picks from a bundle of DER certificates (certs[0] the VCEK or VLEK, the others in any
+ * order: AMD's ASK+ARK+ASVK files, Azure's VCEK+ASK+ARK file) those cg_snp_verify() takes,
+ * in its order: idx[0] = 0, then the certificate whose subject is the leaf's issuer (ASK or
+ * ASVK), then its issuer (ARK), as far as they are there; others are left out (the ASVK
+ * beside a VCEK). Returns how many (1 to 3), or CG_EEVIDENCE with v set: "snp.vcek.der",
+ * "snp.certs.der" (unreadable), "snp.ask" (other certificates, none the leaf's issuer).
+ */
+int cg_snp_chain_pick(const uint8_t *const *certs, const size_t *cert_lens, size_t n,
+                      size_t idx[3], struct cg_verdict *v);
+
+/* An Azure HCL report ("HCLA" header, the SNP report at 0x20..0x4BF, then runtime data). */
+struct cg_snp_hcl {
+    const uint8_t *report;  /* CG_SNP_REPORT_SIZE bytes inside the buffer parsed */
+    const uint8_t *runtime; /* the runtime data (the HCL's JSON), runtime_len bytes */
+    size_t runtime_len;
+    int runtime_bound; /* REPORT_DATA starts with the runtime data's hash, zero after it */
+};
+
+/*
+ * Recognizes an Azure HCL report in buf[0..len): 0 when buf is none (no "HCLA" magic), 1
+ * when it is one (out points into buf), CG_EEVIDENCE with v set when it is malformed
+ * ("snp.hcl.size", "snp.hcl.report_type", "snp.hcl.runtime_size"). Nothing is verified: the
+ * report still goes through cg_snp_verify(); runtime_bound tells whether the runtime data
+ * is the one the report vouches for.
+ */
+int cg_snp_hcl_parse(const uint8_t *buf, size_t len, struct cg_snp_hcl *out,
+                     struct cg_verdict *v);
+
 #endif

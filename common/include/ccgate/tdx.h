@@ -162,7 +162,8 @@ struct cg_tdx_status {
 };
 
 /*
- * Parses a quote from buf[0..len) by its length fields (trailing padding is ignored): v4 or
+ * Parses a quote from buf[0..len) by its length fields; only zero padding may follow the
+ * signature data ("tdx.quote.trailing" otherwise): v4 or
  * v5 (body type 2 or 3), ECDSA P-256 attestation key, TDX TEE type, Intel QE vendor id,
  * certification data type 6 holding the QE report, its signature, the QE authentication
  * data and a type 5 PEM PCK chain. No cryptography. Returns 0, or CG_EEVIDENCE with v
