@@ -10,41 +10,10 @@
 #include <jansson.h>
 
 #include "ccgate/err.h"
+#include "ccgate/file.h"
 #include "ccgate/ratls.h"
 
 #define CONFIG_MAX (1024 * 1024)
-
-static int cfail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int cfail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return CG_ECONFIG;
-}
-
-/* Reads a whole file of at most max bytes (NUL-terminated; caller frees). */
-static int slurp(const char *path, size_t max, char **out, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return -errno;
-    char *p = malloc(max + 2);
-    size_t got = p != NULL ? fread(p, 1, max + 1, f) : 0;
-    int rc = p == NULL ? -ENOMEM : ferror(f) ? -EIO : got > max ? CG_ELIMIT : 0;
-    fclose(f);
-    if (rc != 0) {
-        free(p);
-        return rc;
-    }
-    p[got] = '\0';
-    *out = p;
-    *n = got;
-    return 0;
-}
 
 /* path, or path taken from dir when relative; caller frees. */
 static char *resolve(const char *dir, const char *path)
@@ -91,7 +60,8 @@ int kb_policy_parse(const char *text, size_t len, struct cg_policy *p, int *has_
     *has_min = 0;
     *min_version = 0;
     if (!json_is_object(j)) {
-        cfail(err, errlen, "line %d: %s", je.line, j == NULL ? je.text : "expected an object");
+        cg_errf(err, errlen, CG_ECONFIG, "line %d: %s", je.line,
+                j == NULL ? je.text : "expected an object");
         goto out;
     }
     json_t *model = json_object_get(j, "model");
@@ -99,17 +69,19 @@ int kb_policy_parse(const char *text, size_t len, struct cg_policy *p, int *has_
         const char *key;
         json_t *v;
         if (!json_is_object(model)) {
-            cfail(err, errlen, "model: expected an object {\"min_version\": N}");
+            cg_errf(err, errlen, CG_ECONFIG, "model: expected an object {\"min_version\": N}");
             goto out;
         }
         json_object_foreach(model, key, v)
         {
             if (strcmp(key, "min_version") != 0) {
-                cfail(err, errlen, "model.%s: unknown key (expected min_version)", key);
+                cg_errf(err, errlen, CG_ECONFIG, "model.%s: unknown key (expected min_version)",
+                        key);
                 goto out;
             }
             if (!json_is_integer(v) || json_integer_value(v) < 0) {
-                cfail(err, errlen, "model.min_version: expected a non-negative integer");
+                cg_errf(err, errlen, CG_ECONFIG,
+                        "model.min_version: expected a non-negative integer");
                 goto out;
             }
             *has_min = 1;
@@ -141,21 +113,24 @@ static int load_resource(const char *dir, const char *id, json_t *spec, struct k
     const char *key;
     json_t *v;
     if (!kb_resource_id_ok(id))
-        return cfail(err, errlen, "resources.%.64s: expected REPO/TYPE/TAG of [A-Za-z0-9._-]", id);
+        return cg_errf(err, errlen, CG_ECONFIG,
+                       "resources.%.64s: expected REPO/TYPE/TAG of [A-Za-z0-9._-]", id);
     snprintf(r->id, sizeof(r->id), "%s", id);
     if (!json_is_object(spec))
-        return cfail(err, errlen, "resources.%s: expected {\"file\": ..., \"policy\": ...}", id);
+        return cg_errf(err, errlen, CG_ECONFIG,
+                       "resources.%s: expected {\"file\": ..., \"policy\": ...}", id);
     json_object_foreach(spec, key, v)
     {
         if (strcmp(key, "file") != 0 && strcmp(key, "policy") != 0)
-            return cfail(err, errlen, "resources.%s.%s: unknown key", id, key);
+            return cg_errf(err, errlen, CG_ECONFIG, "resources.%s.%s: unknown key", id, key);
         if (!json_is_string(v))
-            return cfail(err, errlen, "resources.%s.%s: expected a path", id, key);
+            return cg_errf(err, errlen, CG_ECONFIG, "resources.%s.%s: expected a path", id, key);
     }
     const char *f = json_string_value(json_object_get(spec, "file"));
     const char *p = json_string_value(json_object_get(spec, "policy"));
     if (f == NULL || p == NULL)
-        return cfail(err, errlen, "resources.%s: both file and policy are required", id);
+        return cg_errf(err, errlen, CG_ECONFIG, "resources.%s: both file and policy are required",
+                       id);
     file = resolve(dir, f);
     pol = resolve(dir, p);
     r->policy = calloc(1, sizeof(*r->policy));
@@ -163,24 +138,24 @@ static int load_resource(const char *dir, const char *id, json_t *spec, struct k
         rc = -ENOMEM;
         goto out;
     }
-    rc = slurp(file, KB_MAX_SECRET, (char **)&r->secret, &r->secret_len);
+    rc = cg_file_read(file, KB_MAX_SECRET, &r->secret, &r->secret_len);
     if (rc != 0) {
-        cfail(err, errlen, "resources.%s.file %s: %s", id, file,
-              rc == CG_ELIMIT ? "larger than 64 KiB" : strerror(-rc));
+        cg_errf(err, errlen, CG_ECONFIG, "resources.%s.file %s: %s", id, file,
+                rc == CG_ELIMIT ? "larger than 64 KiB" : strerror(-rc));
         rc = CG_ECONFIG;
         goto out;
     }
-    rc = slurp(pol, 256 * 1024, &ptxt, &plen);
+    rc = cg_file_read(pol, 256 * 1024, (uint8_t **)&ptxt, &plen);
     if (rc != 0) {
-        cfail(err, errlen, "resources.%s.policy %s: %s", id, pol,
-              rc == CG_ELIMIT ? "larger than 256 KiB" : strerror(-rc));
+        cg_errf(err, errlen, CG_ECONFIG, "resources.%s.policy %s: %s", id, pol,
+                rc == CG_ELIMIT ? "larger than 256 KiB" : strerror(-rc));
         rc = CG_ECONFIG;
         goto out;
     }
     rc = kb_policy_parse(ptxt, plen, r->policy, &r->has_min_version, &r->min_version, perr,
                          sizeof(perr));
     if (rc != 0) {
-        cfail(err, errlen, "resources.%s.policy %s: %s", id, pol, perr);
+        cg_errf(err, errlen, CG_ECONFIG, "resources.%s.policy %s: %s", id, pol, perr);
         goto out;
     }
     if (r->has_min_version) {
@@ -189,10 +164,10 @@ static int load_resource(const char *dir, const char *id, json_t *spec, struct k
         int obj = json_is_object(s);
         json_decref(s);
         if (!obj) {
-            rc = cfail(err, errlen,
-                       "resources.%s: model.min_version needs a JSON object (a key's JWK) in "
-                       "%s",
-                       id, file);
+            rc = cg_errf(err, errlen, CG_ECONFIG,
+                         "resources.%s: model.min_version needs a JSON object (a key's JWK) in "
+                         "%s",
+                         id, file);
             goto out;
         }
     }
@@ -219,15 +194,15 @@ int kb_config_load(const char *path, struct kb_config *c, char *err, size_t errl
         *slash = '\0';
     else
         dir[0] = '\0';
-    rc = slurp(path, CONFIG_MAX, &text, &len);
+    rc = cg_file_read(path, CONFIG_MAX, (uint8_t **)&text, &len);
     if (rc != 0)
-        return cfail(err, errlen, "--config %s: %s", path,
-                     rc == CG_ELIMIT ? "larger than 1 MiB" : strerror(-rc));
+        return cg_errf(err, errlen, CG_ECONFIG, "--config %s: %s", path,
+                       rc == CG_ELIMIT ? "larger than 1 MiB" : strerror(-rc));
     j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     rc = CG_ECONFIG;
     if (!json_is_object(j)) {
-        cfail(err, errlen, "--config %s: line %d: %s", path, je.line,
-              j == NULL ? je.text : "expected an object");
+        cg_errf(err, errlen, CG_ECONFIG, "--config %s: line %d: %s", path, je.line,
+                j == NULL ? je.text : "expected an object");
         goto out;
     }
     const char *key;
@@ -239,38 +214,39 @@ int kb_config_load(const char *path, struct kb_config *c, char *err, size_t errl
         if (strcmp(key, "audit_log") == 0 || strcmp(key, "tls_cert") == 0 ||
             strcmp(key, "tls_key") == 0) {
             if (!json_is_string(v)) {
-                cfail(err, errlen, "%s: expected a path", key);
+                cg_errf(err, errlen, CG_ECONFIG, "%s: expected a path", key);
                 goto out;
             }
             char **dst = key[0] == 'a' ? &c->audit_log : key[4] == 'c' ? &c->tls_cert : &c->tls_key;
             *dst = resolve(dir, json_string_value(v));
         } else if (strcmp(key, "session_timeout_s") == 0 || strcmp(key, "token_lifetime_s") == 0) {
             if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 86400) {
-                cfail(err, errlen, "%s: expected seconds from 1 to 86400", key);
+                cg_errf(err, errlen, CG_ECONFIG, "%s: expected seconds from 1 to 86400", key);
                 goto out;
             }
             *(key[0] == 's' ? &c->session_timeout_s : &c->token_lifetime_s) =
                 (unsigned)json_integer_value(v);
         } else {
-            cfail(err, errlen,
-                  "%s: unknown key (expected resources, audit_log, tls_cert, tls_key, "
-                  "session_timeout_s, token_lifetime_s)",
-                  key);
+            cg_errf(err, errlen, CG_ECONFIG,
+                    "%s: unknown key (expected resources, audit_log, tls_cert, tls_key, "
+                    "session_timeout_s, token_lifetime_s)",
+                    key);
             goto out;
         }
     }
     if (c->audit_log == NULL) {
-        cfail(err, errlen, "audit_log: required (every decision is recorded)");
+        cg_errf(err, errlen, CG_ECONFIG, "audit_log: required (every decision is recorded)");
         goto out;
     }
     if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
-        cfail(err, errlen, "tls_cert and tls_key: give both or neither");
+        cg_errf(err, errlen, CG_ECONFIG, "tls_cert and tls_key: give both or neither");
         goto out;
     }
     json_t *res = json_object_get(j, "resources");
     if (!json_is_object(res) || json_object_size(res) == 0 ||
         json_object_size(res) > KB_MAX_RESOURCES) {
-        cfail(err, errlen, "resources: expected an object of 1 to %d resources", KB_MAX_RESOURCES);
+        cg_errf(err, errlen, CG_ECONFIG, "resources: expected an object of 1 to %d resources",
+                KB_MAX_RESOURCES);
         goto out;
     }
     c->res = calloc(json_object_size(res), sizeof(*c->res));

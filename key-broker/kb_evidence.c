@@ -8,6 +8,7 @@
 #include "ccgate/jose.h"
 #include "ccgate/kbc.h"
 #include "ccgate/snp.h"
+#include "ccgate/trustee.h"
 
 #define CERT_MAX (16 * 1024)
 
@@ -15,9 +16,11 @@ int kb_evidence_decode(const char *tee, const json_t *primary, struct cg_evidenc
                        size_t errlen)
 {
     memset(out, 0, sizeof(*out));
+    if (strcmp(tee, "snp") == 0)
+        return cg_trustee_snp_from_json(primary, out, err, errlen);
     if (strcmp(tee, CG_KBC_TEE_SIM) != 0) {
         snprintf(err, errlen,
-                 "tee %s: this broker verifies only the simulated TEE's evidence so far "
+                 "tee %s: this broker verifies snp and the simulated TEE's evidence "
                  "(docs/model-protection.md)",
                  tee);
         return CG_ENOTEE;

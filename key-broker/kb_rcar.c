@@ -247,9 +247,9 @@ static struct session *session_by_token(struct kb_broker *b, const struct kb_req
     return found;
 }
 
-static const char *tee_supported(const char *tee)
+static int tee_supported(const char *tee)
 {
-    return tee != NULL && strcmp(tee, CG_KBC_TEE_SIM) == 0 ? CG_KBC_TEE_SIM : NULL;
+    return tee != NULL && (strcmp(tee, CG_KBC_TEE_SIM) == 0 || strcmp(tee, "snp") == 0);
 }
 
 static void handle_auth(struct kb_broker *b, const struct kb_request *rq, struct kb_response *rs)
@@ -270,8 +270,8 @@ static void handle_auth(struct kb_broker *b, const struct kb_request *rq, struct
         deny_msg(&d, 401, "rcar.version", CG_KBC_VERSION, version != NULL ? version : "none");
         goto out;
     }
-    if (tee_supported(tee) == NULL) {
-        deny_msg(&d, 401, "rcar.tee", CG_KBC_TEE_SIM " (the TEEs this broker verifies)",
+    if (!tee_supported(tee)) {
+        deny_msg(&d, 401, "rcar.tee", "snp or " CG_KBC_TEE_SIM " (the TEEs this broker verifies)",
                  tee != NULL ? tee : "none");
         goto out;
     }
@@ -410,9 +410,11 @@ static void handle_attest(struct kb_broker *b, const struct kb_request *rq, stru
     }
     struct cg_verdict v, first = {0};
     rc = -1;
+    /* On failure, say why under the first policy that accepts this TEE at all. */
     for (size_t i = 0; rc != 0 && i < b->c->n_res; i++) {
         rc = verify_with(s, b->c->res[i].policy, rq->now, att, &v);
-        if (rc != 0 && i == 0)
+        if (rc != 0 && (first.check[0] == '\0' || (strcmp(first.check, "evidence.tee") == 0 &&
+                                                   strcmp(v.check, "evidence.tee") != 0)))
             first = v;
     }
     if (rc != 0) {

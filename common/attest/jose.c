@@ -31,20 +31,6 @@ struct cg_jose_key {
     size_t oct_len;
 };
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* ---- base64 ---- */
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -241,17 +227,17 @@ static int ec_from_jwk(const json_t *jwk, struct cg_jose_key *k, char *err, size
     BIGNUM *dbn = NULL;
     const char *crv = json_string_value(json_object_get(jwk, "crv"));
     if (crv == NULL || strcmp(crv, "P-256") != 0) {
-        fail(err, errlen, rc, "jwk.crv: expected P-256");
+        cg_errf(err, errlen, rc, "jwk.crv: expected P-256");
         goto out;
     }
     if (member_bytes(jwk, "x", 64, &x, &xn) != 0 || xn != P256_LEN ||
         member_bytes(jwk, "y", 64, &y, &yn) != 0 || yn != P256_LEN) {
-        fail(err, errlen, rc, "jwk.x/y: expected 32 bytes each, base64url");
+        cg_errf(err, errlen, rc, "jwk.x/y: expected 32 bytes each, base64url");
         goto out;
     }
     int drc = member_bytes(jwk, "d", 64, &d, &dn);
     if (drc < 0 || (drc == 0 && dn != P256_LEN)) {
-        fail(err, errlen, rc, "jwk.d: expected 32 bytes, base64url");
+        cg_errf(err, errlen, rc, "jwk.d: expected 32 bytes, base64url");
         goto out;
     }
     pub[0] = 4;
@@ -272,21 +258,21 @@ static int ec_from_jwk(const json_t *jwk, struct cg_jose_key *k, char *err, size
     if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
         EVP_PKEY_fromdata(ctx, &k->pkey, d != NULL ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY,
                           params) != 1) {
-        fail(err, errlen, rc, "jwk: not a P-256 key");
+        cg_errf(err, errlen, rc, "jwk: not a P-256 key");
         goto out;
     }
     /* Off-curve points would leak the private key through ECDH: refuse them. */
     chk = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
     if (chk == NULL || EVP_PKEY_public_check(chk) != 1 ||
         (d != NULL && EVP_PKEY_pairwise_check(chk) != 1)) {
-        fail(err, errlen, rc, "jwk: point not on P-256 or private key not matching");
+        cg_errf(err, errlen, rc, "jwk: point not on P-256 or private key not matching");
         goto out;
     }
     k->has_private = d != NULL;
     rc = 0;
     goto out;
 crypto:
-    rc = fail(err, errlen, CG_ECRYPTO, "jwk: OpenSSL failed");
+    rc = cg_errf(err, errlen, CG_ECRYPTO, "jwk: OpenSSL failed");
 out:
     if (d != NULL)
         OPENSSL_clear_free(d, dn);
@@ -320,7 +306,7 @@ static int rsa_from_jwk(const json_t *jwk, struct cg_jose_key *k, char *err, siz
         size_t n;
         int r = member_bytes(jwk, names[i], 1024, &p, &n);
         if (r < 0 || (r == 1 && i < 2)) {
-            fail(err, errlen, rc, "jwk.%s: expected base64url", names[i]);
+            cg_errf(err, errlen, rc, "jwk.%s: expected base64url", names[i]);
             goto out;
         }
         if (r == 1)
@@ -328,18 +314,18 @@ static int rsa_from_jwk(const json_t *jwk, struct cg_jose_key *k, char *err, siz
         bn[i] = BN_bin2bn(p, (int)n, NULL);
         OPENSSL_clear_free(p, n);
         if (bn[i] == NULL || !OSSL_PARAM_BLD_push_BN(bld, params_names[i], bn[i])) {
-            rc = fail(err, errlen, CG_ECRYPTO, "jwk: OpenSSL failed");
+            rc = cg_errf(err, errlen, CG_ECRYPTO, "jwk: OpenSSL failed");
             goto out;
         }
         n_present += i >= 2;
     }
     if (n_present != 0 && n_present != 6) {
-        fail(err, errlen, rc, "jwk: a private RSA key needs d, p, q, dp, dq and qi");
+        cg_errf(err, errlen, rc, "jwk: a private RSA key needs d, p, q, dp, dq and qi");
         goto out;
     }
     if (BN_num_bits(bn[0]) < CG_JOSE_RSA_MIN_BITS) {
-        fail(err, errlen, rc, "jwk.n: expected at least %d bits, got %d", CG_JOSE_RSA_MIN_BITS,
-             BN_num_bits(bn[0]));
+        cg_errf(err, errlen, rc, "jwk.n: expected at least %d bits, got %d", CG_JOSE_RSA_MIN_BITS,
+                BN_num_bits(bn[0]));
         goto out;
     }
     params = OSSL_PARAM_BLD_to_param(bld);
@@ -347,7 +333,7 @@ static int rsa_from_jwk(const json_t *jwk, struct cg_jose_key *k, char *err, siz
     if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
         EVP_PKEY_fromdata(ctx, &k->pkey, n_present ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY,
                           params) != 1) {
-        fail(err, errlen, rc, "jwk: not an RSA key");
+        cg_errf(err, errlen, rc, "jwk: not an RSA key");
         goto out;
     }
     k->has_private = n_present != 0;
@@ -365,15 +351,15 @@ int cg_jose_key_from_jwk(const json_t *jwk, struct cg_jose_key **out, char *err,
 {
     *out = NULL;
     if (!json_is_object(jwk))
-        return fail(err, errlen, CG_ECONFIG, "jwk: expected a JSON object");
+        return cg_errf(err, errlen, CG_ECONFIG, "jwk: expected a JSON object");
     const char *kty = json_string_value(json_object_get(jwk, "kty"));
     if (kty == NULL)
-        return fail(err, errlen, CG_ECONFIG, "jwk.kty: expected EC, RSA or oct");
+        return cg_errf(err, errlen, CG_ECONFIG, "jwk.kty: expected EC, RSA or oct");
     if (strcmp(kty, "oct") == 0) {
         uint8_t *p;
         size_t n;
         if (member_bytes(jwk, "k", 4096, &p, &n) != 0 || n == 0)
-            return fail(err, errlen, CG_ECONFIG, "jwk.k: expected base64url bytes");
+            return cg_errf(err, errlen, CG_ECONFIG, "jwk.k: expected base64url bytes");
         int rc = cg_jose_key_from_oct(p, n, out);
         OPENSSL_clear_free(p, n);
         return rc;
@@ -389,7 +375,7 @@ int cg_jose_key_from_jwk(const json_t *jwk, struct cg_jose_key **out, char *err,
         k->kty = CG_JOSE_RSA;
         rc = rsa_from_jwk(jwk, k, err, errlen);
     } else {
-        rc = fail(err, errlen, CG_ECONFIG, "jwk.kty: expected EC, RSA or oct, got %.16s", kty);
+        rc = cg_errf(err, errlen, CG_ECONFIG, "jwk.kty: expected EC, RSA or oct, got %.16s", kty);
     }
     if (rc != 0) {
         cg_jose_key_free(k);
@@ -642,11 +628,11 @@ static int jwe_member(const json_t *jwe, const char *name, size_t max, uint8_t *
 {
     const char *s = json_string_value(json_object_get(jwe, name));
     if (s == NULL)
-        return fail(err, errlen, CG_EEVIDENCE, "jwe.%s: expected a base64url string", name);
+        return cg_errf(err, errlen, CG_EEVIDENCE, "jwe.%s: expected a base64url string", name);
     int rc = cg_b64url_decode(s, max, p, n);
     if (rc != 0)
-        return fail(err, errlen, CG_EEVIDENCE, "jwe.%s: expected base64url of at most %zu bytes",
-                    name, max);
+        return cg_errf(err, errlen, CG_EEVIDENCE, "jwe.%s: expected base64url of at most %zu bytes",
+                       name, max);
     return 0;
 }
 
@@ -662,11 +648,11 @@ int cg_jwe_decrypt(const struct cg_jose_key *k, const json_t *jwe, uint8_t **pt,
     *pt = NULL;
     *n = 0;
     if (!json_is_object(jwe))
-        return fail(err, errlen, rc, "jwe: expected a JSON object");
+        return cg_errf(err, errlen, rc, "jwe: expected a JSON object");
     if (k->kty == CG_JOSE_OCT || !k->has_private)
-        return fail(err, errlen, CG_ECONFIG, "jwe: a private EC or RSA key is needed");
+        return cg_errf(err, errlen, CG_ECONFIG, "jwe: a private EC or RSA key is needed");
     if (json_object_get(jwe, "aad") != NULL || json_object_get(jwe, "recipients") != NULL)
-        return fail(err, errlen, rc, "jwe: expected the flattened form without aad");
+        return cg_errf(err, errlen, rc, "jwe: expected the flattened form without aad");
     if ((rc = jwe_member(jwe, "protected", 8192, &hdr_raw, &hdr_n, err, errlen)) != 0 ||
         (rc = jwe_member(jwe, "encrypted_key", 1024, &ek, &ek_n, err, errlen)) != 0 ||
         (rc = jwe_member(jwe, "iv", 64, &iv, &iv_n, err, errlen)) != 0 ||
@@ -676,7 +662,7 @@ int cg_jwe_decrypt(const struct cg_jose_key *k, const json_t *jwe, uint8_t **pt,
     rc = CG_EEVIDENCE;
     hdr = json_loadb((const char *)hdr_raw, hdr_n, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_object(hdr)) {
-        fail(err, errlen, rc, "jwe.protected: expected a JSON object");
+        cg_errf(err, errlen, rc, "jwe.protected: expected a JSON object");
         goto out;
     }
     /* The JOSE header is the union of the protected and unprotected ones (RFC 7516 7.2.1):
@@ -689,13 +675,13 @@ int cg_jwe_decrypt(const struct cg_jose_key *k, const json_t *jwe, uint8_t **pt,
         if (u == NULL)
             continue;
         if (!json_is_object(u)) {
-            fail(err, errlen, rc, "jwe.%s: expected a JSON object", unprot[i]);
+            cg_errf(err, errlen, rc, "jwe.%s: expected a JSON object", unprot[i]);
             goto out;
         }
         json_object_foreach((json_t *)u, name, val)
         {
             if (json_object_get(hdr, name) != NULL) {
-                fail(err, errlen, rc, "jwe.%s.%.32s: also in another header", unprot[i], name);
+                cg_errf(err, errlen, rc, "jwe.%s.%.32s: also in another header", unprot[i], name);
                 goto out;
             }
             json_object_set(hdr, name, val);
@@ -705,50 +691,51 @@ int cg_jwe_decrypt(const struct cg_jose_key *k, const json_t *jwe, uint8_t **pt,
     const char *enc = json_string_value(json_object_get(hdr, "enc"));
     const char *want = k->kty == CG_JOSE_EC ? ALG_ECDH : ALG_RSA;
     if (alg == NULL || strcmp(alg, want) != 0) {
-        fail(err, errlen, rc, "jwe.protected.alg: expected %s for this key, got %.32s", want,
-             alg != NULL ? alg : "none");
+        cg_errf(err, errlen, rc, "jwe.protected.alg: expected %s for this key, got %.32s", want,
+                alg != NULL ? alg : "none");
         goto out;
     }
     if (enc == NULL || strcmp(enc, ENC_GCM) != 0) {
-        fail(err, errlen, rc, "jwe.protected.enc: expected A256GCM, got %.32s",
-             enc != NULL ? enc : "none");
+        cg_errf(err, errlen, rc, "jwe.protected.enc: expected A256GCM, got %.32s",
+                enc != NULL ? enc : "none");
         goto out;
     }
     if (json_object_get(hdr, "zip") != NULL || json_object_get(hdr, "crit") != NULL) {
-        fail(err, errlen, rc, "jwe.protected: zip and crit are not supported");
+        cg_errf(err, errlen, rc, "jwe.protected: zip and crit are not supported");
         goto out;
     }
     if (iv_n != 12 || tag_n != 16) {
-        fail(err, errlen, rc, "jwe.iv/tag: expected 12 and 16 bytes, got %zu and %zu", iv_n, tag_n);
+        cg_errf(err, errlen, rc, "jwe.iv/tag: expected 12 and 16 bytes, got %zu and %zu", iv_n,
+                tag_n);
         goto out;
     }
     if (k->kty == CG_JOSE_EC) {
         char kerr[128];
         if (cg_jose_key_from_jwk(json_object_get(hdr, "epk"), &epk, kerr, sizeof(kerr)) != 0 ||
             epk->kty != CG_JOSE_EC) {
-            fail(err, errlen, rc, "jwe.protected.epk: expected a P-256 public key");
+            cg_errf(err, errlen, rc, "jwe.protected.epk: expected a P-256 public key");
             goto out;
         }
         if (member_bytes(hdr, "apu", 1024, &apu, &apu_n) < 0 ||
             member_bytes(hdr, "apv", 1024, &apv, &apv_n) < 0) {
-            fail(err, errlen, rc, "jwe.protected.apu/apv: expected base64url");
+            cg_errf(err, errlen, rc, "jwe.protected.apu/apv: expected base64url");
             goto out;
         }
         if (ecdh(k->pkey, epk->pkey, z) != 0 ||
             concat_kdf(z, sizeof(z), apu, apu_n, apv, apv_n, kek) != 0) {
-            rc = fail(err, errlen, CG_ECRYPTO, "jwe: key agreement failed");
+            rc = cg_errf(err, errlen, CG_ECRYPTO, "jwe: key agreement failed");
             goto out;
         }
         if (ek_n != 40 || aes_kw(0, kek, ek, ek_n, cek, &cek_n) != 0) {
-            fail(err, errlen, rc, "jwe.encrypted_key: does not unwrap with this key");
+            cg_errf(err, errlen, rc, "jwe.encrypted_key: does not unwrap with this key");
             goto out;
         }
     } else if (rsa_oaep(0, k->pkey, ek, ek_n, cek, &cek_n) != 0) {
-        fail(err, errlen, rc, "jwe.encrypted_key: does not decrypt with this key");
+        cg_errf(err, errlen, rc, "jwe.encrypted_key: does not decrypt with this key");
         goto out;
     }
     if (cek_n != 32) {
-        fail(err, errlen, rc, "jwe.encrypted_key: expected a 32-byte key, got %zu", cek_n);
+        cg_errf(err, errlen, rc, "jwe.encrypted_key: expected a 32-byte key, got %zu", cek_n);
         goto out;
     }
     const char *prot = json_string_value(json_object_get(jwe, "protected"));
@@ -758,7 +745,7 @@ int cg_jwe_decrypt(const struct cg_jose_key *k, const json_t *jwe, uint8_t **pt,
         goto out;
     }
     if (gcm(0, cek, iv, (const uint8_t *)prot, strlen(prot), ct, ct_n, out, tag) != 0) {
-        fail(err, errlen, rc, "jwe.tag: authentication failed");
+        cg_errf(err, errlen, rc, "jwe.tag: authentication failed");
         goto out;
     }
     out[ct_n] = 0;
@@ -855,28 +842,28 @@ int cg_jwt_verify(const struct cg_jose_key *k, const char *token, time_t now, js
     EVP_MD_CTX *md = NULL;
     *claims = NULL;
     if (k->kty != CG_JOSE_EC)
-        return fail(err, errlen, CG_ECONFIG, "jwt: an EC key is needed");
+        return cg_errf(err, errlen, CG_ECONFIG, "jwt: an EC key is needed");
     if (strlen(token) > CG_JOSE_MAX_INPUT)
-        return fail(err, errlen, CG_ELIMIT, "jwt: longer than %u bytes", CG_JOSE_MAX_INPUT);
+        return cg_errf(err, errlen, CG_ELIMIT, "jwt: longer than %u bytes", CG_JOSE_MAX_INPUT);
     copy = strdup(token);
     if (copy == NULL)
         return -ENOMEM;
     char *dot1 = strchr(copy, '.'), *dot2 = dot1 != NULL ? strchr(dot1 + 1, '.') : NULL;
     if (dot2 == NULL || strchr(dot2 + 1, '.') != NULL) {
-        fail(err, errlen, rc, "jwt: expected three dot-separated parts");
+        cg_errf(err, errlen, rc, "jwt: expected three dot-separated parts");
         goto out;
     }
     *dot1 = *dot2 = '\0';
     if (cg_b64url_decode(copy, 4096, &hraw, &hn) != 0 ||
         cg_b64url_decode(dot1 + 1, CG_JOSE_MAX_INPUT, &craw, &cn) != 0 ||
         cg_b64url_decode(dot2 + 1, 64, &sraw, &sn) != 0 || sn != 64) {
-        fail(err, errlen, rc, "jwt: expected base64url parts and a 64-byte signature");
+        cg_errf(err, errlen, rc, "jwt: expected base64url parts and a 64-byte signature");
         goto out;
     }
     hdr = json_loadb((const char *)hraw, hn, JSON_REJECT_DUPLICATES, NULL);
     const char *alg = json_string_value(json_object_get(hdr, "alg"));
     if (alg == NULL || strcmp(alg, "ES256") != 0) {
-        fail(err, errlen, rc, "jwt.header.alg: expected ES256");
+        cg_errf(err, errlen, rc, "jwt.header.alg: expected ES256");
         goto out;
     }
     es = ECDSA_SIG_new();
@@ -893,21 +880,21 @@ int cg_jwt_verify(const struct cg_jose_key *k, const char *token, time_t now, js
     if (der_len <= 0 || md == NULL ||
         EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, k->pkey) != 1 ||
         EVP_DigestVerify(md, der, (size_t)der_len, (const uint8_t *)copy, strlen(copy)) != 1) {
-        fail(err, errlen, rc, "jwt.signature: not made by this broker's key");
+        cg_errf(err, errlen, rc, "jwt.signature: not made by this broker's key");
         goto out;
     }
     c = json_loadb((const char *)craw, cn, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_object(c)) {
-        fail(err, errlen, rc, "jwt.claims: expected a JSON object");
+        cg_errf(err, errlen, rc, "jwt.claims: expected a JSON object");
         goto out;
     }
     json_t *exp = json_object_get(c, "exp"), *nbf = json_object_get(c, "nbf");
     if (!json_is_integer(exp) || json_integer_value(exp) <= (json_int_t)now) {
-        fail(err, errlen, rc, "jwt.exp: expired or missing");
+        cg_errf(err, errlen, rc, "jwt.exp: expired or missing");
         goto out;
     }
     if (nbf != NULL && (!json_is_integer(nbf) || json_integer_value(nbf) > (json_int_t)now)) {
-        fail(err, errlen, rc, "jwt.nbf: not yet valid");
+        cg_errf(err, errlen, rc, "jwt.nbf: not yet valid");
         goto out;
     }
     *claims = c;

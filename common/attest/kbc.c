@@ -24,19 +24,8 @@
 #include "ccgate/http.h"
 #include "ccgate/jose.h"
 #include "ccgate/sim.h"
+#include "ccgate/trustee.h"
 #include "ccgate/tsm.h"
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
 
 int cg_kbc_binding(const char *alg, const json_t *jwk, const char *nonce, const char *additional,
                    uint8_t out[CG_REPORT_DATA_LEN])
@@ -63,6 +52,10 @@ int cg_kbc_binding(const char *alg, const json_t *jwk, const char *nonce, const 
 
 json_t *cg_kbc_evidence_json(const struct cg_evidence *ev, const char **tee)
 {
+    if (ev->tag == CG_TAG_SNP) {
+        *tee = "snp";
+        return cg_trustee_snp_to_json(ev);
+    }
     if (ev->tag != CG_TAG_SIM)
         return NULL;
     *tee = CG_KBC_TEE_SIM;
@@ -101,11 +94,12 @@ static int url_parse(const char *s, struct url *u, char *err, size_t errlen)
         rest = s + 8;
         u->tls = 1;
     } else {
-        return fail(err, errlen, CG_ECONFIG, "--kbs %s: expected http://HOST:PORT or https://", s);
+        return cg_errf(err, errlen, CG_ECONFIG, "--kbs %s: expected http://HOST:PORT or https://",
+                       s);
     }
     size_t n = strcspn(rest, "/");
     if (n == 0 || n >= sizeof(u->hostport) || (rest[n] == '/' && rest[n + 1] != '\0'))
-        return fail(err, errlen, CG_ECONFIG, "--kbs %s: expected SCHEME://HOST:PORT", s);
+        return cg_errf(err, errlen, CG_ECONFIG, "--kbs %s: expected SCHEME://HOST:PORT", s);
     memcpy(u->hostport, rest, n);
     if (strchr(u->hostport, ':') == NULL || u->hostport[n - 1] == ']')
         snprintf(u->hostport + n, sizeof(u->hostport) - n, ":%s", u->tls ? "443" : "80");
@@ -200,19 +194,19 @@ static int http_do(const struct url *u, const char *ca_file, const char *method,
         return rc;
     fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
-        return fail(err, errlen, -errno, "socket: %s", strerror(errno));
+        return cg_errf(err, errlen, -errno, "socket: %s", strerror(errno));
     socklen_t alen =
         a.ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     if (connect(fd, (struct sockaddr *)&a.ss, alen) != 0 && errno != EINPROGRESS) {
-        rc = fail(err, errlen, -errno, "connect %s: %s", u->hostport, strerror(errno));
+        rc = cg_errf(err, errlen, -errno, "connect %s: %s", u->hostport, strerror(errno));
         goto out;
     }
     int soerr = 0;
     socklen_t sl = sizeof(soerr);
     if ((rc = wait_fd(fd, POLLOUT, deadline)) != 0 ||
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
-        rc = fail(err, errlen, rc != 0 ? rc : -soerr, "connect %s: %s", u->hostport,
-                  rc != 0 ? cg_strerror(rc) : strerror(soerr));
+        rc = cg_errf(err, errlen, rc != 0 ? rc : -soerr, "connect %s: %s", u->hostport,
+                     rc != 0 ? cg_strerror(rc) : strerror(soerr));
         goto out;
     }
     if (u->tls) {
@@ -220,8 +214,8 @@ static int http_do(const struct url *u, const char *ca_file, const char *method,
         if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
             (ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
                              : SSL_CTX_set_default_verify_paths(ctx)) != 1) {
-            rc = fail(err, errlen, CG_ECONFIG, "--kbs-ca %s: no usable CA certificates",
-                      ca_file != NULL ? ca_file : "(system)");
+            rc = cg_errf(err, errlen, CG_ECONFIG, "--kbs-ca %s: no usable CA certificates",
+                         ca_file != NULL ? ca_file : "(system)");
             goto out;
         }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
@@ -231,7 +225,7 @@ static int http_do(const struct url *u, const char *ca_file, const char *method,
         if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
             (!ip &&
              (SSL_set_tlsext_host_name(ssl, u->host) != 1 || SSL_set1_host(ssl, u->host) != 1))) {
-            rc = fail(err, errlen, CG_ETLS, "TLS set-up failed");
+            rc = cg_errf(err, errlen, CG_ETLS, "TLS set-up failed");
             goto out;
         }
         for (;;) {
@@ -242,12 +236,12 @@ static int http_do(const struct url *u, const char *ca_file, const char *method,
             int e = SSL_get_error(ssl, hr);
             if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
                 long vr = SSL_get_verify_result(ssl);
-                rc = fail(err, errlen, CG_ETLS, "TLS handshake with %s: %s", u->hostport,
-                          vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "failed");
+                rc = cg_errf(err, errlen, CG_ETLS, "TLS handshake with %s: %s", u->hostport,
+                             vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "failed");
                 goto out;
             }
             if ((rc = wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) != 0) {
-                fail(err, errlen, rc, "TLS handshake with %s: timed out", u->hostport);
+                cg_errf(err, errlen, rc, "TLS handshake with %s: timed out", u->hostport);
                 goto out;
             }
         }
@@ -280,12 +274,12 @@ static int http_do(const struct url *u, const char *ca_file, const char *method,
                 w = 0;
         }
         if (w < 0) {
-            rc = fail(err, errlen, CG_EHTTP, "sending to %s failed", u->hostport);
+            rc = cg_errf(err, errlen, CG_EHTTP, "sending to %s failed", u->hostport);
             goto out;
         }
         off += (size_t)w;
         if (w == 0 && (rc = wait_fd(fd, POLLOUT | POLLIN, deadline)) != 0) {
-            fail(err, errlen, rc, "sending to %s: %s", u->hostport, cg_strerror(rc));
+            cg_errf(err, errlen, rc, "sending to %s: %s", u->hostport, cg_strerror(rc));
             goto out;
         }
     }
@@ -309,23 +303,23 @@ static int http_do(const struct url *u, const char *ca_file, const char *method,
         }
         if (got == -2) {
             if ((rc = wait_fd(fd, POLLIN, deadline)) != 0) {
-                fail(err, errlen, rc, "waiting for %s: %s", u->hostport, cg_strerror(rc));
+                cg_errf(err, errlen, rc, "waiting for %s: %s", u->hostport, cg_strerror(rc));
                 goto out;
             }
             continue;
         }
         if (got < 0) {
-            rc = fail(err, errlen, CG_EHTTP, "reading from %s failed", u->hostport);
+            rc = cg_errf(err, errlen, CG_EHTTP, "reading from %s failed", u->hostport);
             goto out;
         }
         long fr = got == 0 ? cg_http_parser_finish(p) : cg_http_parser_feed(p, buf, (size_t)got);
         if (fr < 0) {
-            rc = fail(err, errlen, (int)fr, "bad answer from %s: %s", u->hostport,
-                      r->too_big ? "body too large" : cg_http_parser_reason(p));
+            rc = cg_errf(err, errlen, (int)fr, "bad answer from %s: %s", u->hostport,
+                         r->too_big ? "body too large" : cg_http_parser_reason(p));
             goto out;
         }
         if (got == 0 && !r->complete) {
-            rc = fail(err, errlen, CG_EHTTP, "%s closed before answering", u->hostport);
+            rc = cg_errf(err, errlen, CG_EHTTP, "%s closed before answering", u->hostport);
             goto out;
         }
     }
@@ -355,19 +349,19 @@ static int make_provider(const struct cg_kbc_config *c, struct cg_provider **p, 
     char how[256];
     int rc;
     if (strcmp(tee, "auto") == 0 && cg_tsm_detect(&cfg, &tee, how, sizeof(how)) != 0)
-        return fail(err, errlen, CG_ENOTEE, "--tee auto: no TEE found (%s)", how);
+        return cg_errf(err, errlen, CG_ENOTEE, "--tee auto: no TEE found (%s)", how);
     if (strcmp(tee, "sim") == 0) {
         if (c->state_dir == NULL)
-            return fail(err, errlen, CG_ECONFIG, "--tee sim needs --state-dir DIR");
+            return cg_errf(err, errlen, CG_ECONFIG, "--tee sim needs --state-dir DIR");
         rc = cg_sim_provider_new(c->state_dir, "/proc/self/exe", p);
     } else if (strcmp(tee, "snp") == 0 || strcmp(tee, "tdx") == 0) {
         rc = cg_tsm_provider_new(tee, &cfg, p);
     } else {
-        return fail(err, errlen, CG_ECONFIG, "--tee: expected sim, snp, tdx or auto, got '%s'",
-                    tee);
+        return cg_errf(err, errlen, CG_ECONFIG, "--tee: expected sim, snp, tdx or auto, got '%s'",
+                       tee);
     }
     if (rc != 0)
-        return fail(err, errlen, rc, "--tee %s: %s", tee, cg_strerror(rc));
+        return cg_errf(err, errlen, rc, "--tee %s: %s", tee, cg_strerror(rc));
     return 0;
 }
 
@@ -393,7 +387,7 @@ int cg_kbc_fetch(const struct cg_kbc_config *c, uint8_t **secret, size_t *secret
         strspn(c->resource, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./") !=
             strlen(c->resource) ||
         strstr(c->resource, "..") != NULL)
-        return fail(err, errlen, CG_ECONFIG, "--kbs-resource: expected REPO/TYPE/TAG");
+        return cg_errf(err, errlen, CG_ECONFIG, "--kbs-resource: expected REPO/TYPE/TAG");
     if ((rc = make_provider(c, &prov, err, errlen)) != 0)
         return rc;
     /* The protocol's TEE name is known once the provider is: sim has its own. */
@@ -410,7 +404,7 @@ int cg_kbc_fetch(const struct cg_kbc_config *c, uint8_t **secret, size_t *secret
     if ((rc = http_do(&u, c->ca_file, "POST", "/kbs/v0/auth", NULL, txt, &r, err, errlen)) != 0)
         goto out;
     if (r.status != 200) {
-        rc = fail(err, errlen, CG_EPOLICY, "auth: %d %s", r.status, detail(&r));
+        rc = cg_errf(err, errlen, CG_EPOLICY, "auth: %d %s", r.status, detail(&r));
         goto out;
     }
     snprintf(cookie, sizeof(cookie), "%s", r.cookie);
@@ -421,31 +415,31 @@ int cg_kbc_fetch(const struct cg_kbc_config *c, uint8_t **secret, size_t *secret
     if (alg == NULL)
         alg = "sha384"; /* Trustee's default */
     if (cookie[0] == '\0' || nonce == NULL || strlen(nonce) > 128) {
-        rc = fail(err, errlen, CG_EHTTP, "auth: expected a %s cookie and a nonce, got %s",
-                  CG_KBC_SESSION_COOKIE, detail(&r));
+        rc = cg_errf(err, errlen, CG_EHTTP, "auth: expected a %s cookie and a nonce, got %s",
+                     CG_KBC_SESSION_COOKIE, detail(&r));
         goto out;
     }
     /* 2. evidence bound to an ephemeral key and the nonce */
     if ((rc = cg_jose_key_generate(CG_JOSE_EC, &eph)) != 0 ||
         (jwk = cg_jose_key_to_jwk(eph, 0)) == NULL ||
         json_object_set_new(jwk, "alg", json_string("ECDH-ES+A256KW")) != 0) {
-        rc = fail(err, errlen, CG_ECRYPTO, "ephemeral key: OpenSSL failed");
+        rc = cg_errf(err, errlen, CG_ECRYPTO, "ephemeral key: OpenSSL failed");
         goto out;
     }
     if ((rc = cg_kbc_binding(alg, jwk, nonce, "", rd)) != 0) {
-        fail(err, errlen, rc, "auth: selected-hash-algorithm '%.16s' not supported", alg);
+        cg_errf(err, errlen, rc, "auth: selected-hash-algorithm '%.16s' not supported", alg);
         goto out;
     }
     if ((rc = prov->get(prov, rd, &ev)) != 0) {
-        fail(err, errlen, rc, "evidence from %s: %s", prov->name, cg_strerror(rc));
+        cg_errf(err, errlen, rc, "evidence from %s: %s", prov->name, cg_strerror(rc));
         goto out;
     }
     evj = cg_kbc_evidence_json(&ev, &tee_name);
     if (evj == NULL) {
-        rc = fail(err, errlen, CG_ENOTEE,
-                  "evidence of tee %s: this client encodes only the simulated TEE's evidence "
-                  "for the broker so far (docs/model-protection.md)",
-                  prov->name);
+        rc = cg_errf(err, errlen, CG_ENOTEE,
+                     "evidence of tee %s: this client encodes SNP (Trustee's encoding) and the "
+                     "simulated TEE's evidence for the broker (docs/model-protection.md)",
+                     prov->name);
         goto out;
     }
     json_decref(body);
@@ -461,7 +455,7 @@ int cg_kbc_fetch(const struct cg_kbc_config *c, uint8_t **secret, size_t *secret
     if ((rc = http_do(&u, c->ca_file, "POST", "/kbs/v0/attest", cookie, txt, &r, err, errlen)) != 0)
         goto out;
     if (r.status != 200) {
-        rc = fail(err, errlen, CG_EPOLICY, "attest: %d %s", r.status, detail(&r));
+        rc = cg_errf(err, errlen, CG_EPOLICY, "attest: %d %s", r.status, detail(&r));
         goto out;
     }
     /* 3. the resource, as a JWE to the ephemeral key */
@@ -470,15 +464,15 @@ int cg_kbc_fetch(const struct cg_kbc_config *c, uint8_t **secret, size_t *secret
     if ((rc = http_do(&u, c->ca_file, "GET", path, cookie, NULL, &r, err, errlen)) != 0)
         goto out;
     if (r.status != 200) {
-        rc = fail(err, errlen, r.status == 404 ? CG_ECONFIG : CG_EPOLICY, "resource %s: %d %s",
-                  c->resource, r.status, detail(&r));
+        rc = cg_errf(err, errlen, r.status == 404 ? CG_ECONFIG : CG_EPOLICY, "resource %s: %d %s",
+                     c->resource, r.status, detail(&r));
         goto out;
     }
     json_decref(ans);
     ans = json_loadb(r.body.data, r.body.len, JSON_REJECT_DUPLICATES, NULL);
     char jerr[160];
     if ((rc = cg_jwe_decrypt(eph, ans, secret, secret_len, jerr, sizeof(jerr))) != 0)
-        fail(err, errlen, rc, "resource %s: %s", c->resource, jerr);
+        cg_errf(err, errlen, rc, "resource %s: %s", c->resource, jerr);
 out:
     if (prov != NULL)
         prov->free(prov);
@@ -532,8 +526,8 @@ int cg_kbc_fetch_seal_key(const struct cg_kbc_config *c, uint8_t key[CG_SEAL_KEY
         return rc;
     rc = cg_kbc_seal_key_parse((const char *)secret, n, key, NULL, 0, min_version);
     if (rc != 0)
-        fail(err, errlen, rc, "resource %s: expected a sealing key (oct JWK of 32 bytes)",
-             c->resource);
+        cg_errf(err, errlen, rc, "resource %s: expected a sealing key (oct JWK of 32 bytes)",
+                c->resource);
     OPENSSL_clear_free(secret, n);
     return rc;
 }

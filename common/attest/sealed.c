@@ -16,7 +16,8 @@
 
 #define HKDF_INFO_CHUNK "ccgate-seal v1 chunk key"
 #define HKDF_INFO_CHECK "ccgate-seal v1 key check"
-#define SEAL_IO_MAX (1u << 20) /* largest single read or write */
+#define SEAL_IO_MAX (1u << 20)   /* largest single read or write */
+#define CACHE_PIECE (128u << 10) /* decrypt and hash this much at a time, in L2 */
 
 struct cg_unseal {
     EVP_CIPHER_CTX *ctx;
@@ -24,6 +25,7 @@ struct cg_unseal {
     const struct cg_seal_header *h;
     uint8_t digest[32];
     uint64_t next; /* index of the next chunk */
+    int failed;    /* a chunk failed: the digest state is spoilt, nothing more is accepted */
 };
 
 static void put16(uint8_t *p, uint16_t x)
@@ -179,9 +181,12 @@ static void chunk_nonce(uint8_t nonce[12], uint32_t domain, uint64_t index)
     put64(nonce + 4, index);
 }
 
-/* GCM over one piece; enc 1 seals (writes tag), 0 opens (checks tag). */
+/* GCM over one piece; enc 1 seals (writes tag), 0 opens (checks tag). With sha, the output
+ * is hashed piece by piece while it is still in the cache (opening: before the tag is
+ * known, so a failed tag leaves sha unusable). */
 static int gcm(EVP_CIPHER_CTX *c, int enc, const uint8_t nonce[12], const uint8_t *aad,
-               size_t aad_len, const uint8_t *in, size_t len, uint8_t *out, uint8_t tag[16])
+               size_t aad_len, const uint8_t *in, size_t len, uint8_t *out, uint8_t tag[16],
+               EVP_MD_CTX *sha)
 {
     int n = 0;
     if (EVP_CipherInit_ex(c, NULL, NULL, NULL, nonce, enc) != 1 ||
@@ -189,8 +194,9 @@ static int gcm(EVP_CIPHER_CTX *c, int enc, const uint8_t nonce[12], const uint8_
         return CG_ECRYPTO;
     size_t done = 0;
     while (done < len) {
-        size_t step = len - done > INT_MAX / 2 ? INT_MAX / 2 : len - done;
-        if (EVP_CipherUpdate(c, out + done, &n, in + done, (int)step) != 1)
+        size_t step = len - done > CACHE_PIECE ? CACHE_PIECE : len - done;
+        if (EVP_CipherUpdate(c, out + done, &n, in + done, (int)step) != 1 ||
+            (sha != NULL && EVP_DigestUpdate(sha, out + done, step) != 1))
             return CG_ECRYPTO;
         done += step;
     }
@@ -343,7 +349,7 @@ int cg_seal_fd(int in_fd, int out_fd, const uint8_t key[CG_SEAL_KEY_LEN],
     if (c == NULL)
         goto out;
     chunk_nonce(nonce, 1, 0);
-    if (gcm(c, 1, nonce, hdr, hlen, NULL, 0, NULL, tag) != 0)
+    if (gcm(c, 1, nonce, hdr, hlen, NULL, 0, NULL, tag, NULL) != 0)
         goto out;
     if ((rc = write_full(out_fd, hdr, hlen)) < 0 || (rc = write_full(out_fd, tag, 16)) < 0) {
         snprintf(err, errlen, "output: %s", strerror(-rc));
@@ -366,7 +372,7 @@ int cg_seal_fd(int in_fd, int out_fd, const uint8_t key[CG_SEAL_KEY_LEN],
         }
         chunk_nonce(nonce, 0, i);
         chunk_aad(&h, i, aad);
-        rc = gcm(c, 1, nonce, aad, sizeof(aad), buf, want, buf, buf + want);
+        rc = gcm(c, 1, nonce, aad, sizeof(aad), buf, want, buf, buf + want, NULL);
         if (rc < 0)
             goto out;
         if ((rc = write_full(out_fd, buf, want + 16)) < 0) {
@@ -412,7 +418,7 @@ int cg_unseal_begin(const struct cg_seal_header *h, const uint8_t *hdr,
         goto fail;
     memcpy(tag, hdr + h->header_len, 16);
     chunk_nonce(nonce, 1, 0);
-    rc = gcm(u->ctx, 0, nonce, hdr, h->header_len, NULL, 0, NULL, tag);
+    rc = gcm(u->ctx, 0, nonce, hdr, h->header_len, NULL, 0, NULL, tag, NULL);
     if (rc == CG_EEVIDENCE)
         rc = cg_reject(v, CG_EEVIDENCE, "sealed.header", "the header as sealed",
                        "the header tag does not match (edited header)");
@@ -444,20 +450,19 @@ int cg_unseal_chunk(struct cg_unseal *u, const uint8_t *ct, size_t ct_len,
     if (ct_len != want)
         return cg_reject(v, CG_EEVIDENCE, "sealed.length", "", "chunk %llu: %zu bytes, not %zu",
                          (unsigned long long)u->next, ct_len, want);
+    if (u->failed)
+        return cg_reject(v, CG_EEVIDENCE, "sealed.chunks", "", "after a failed chunk");
     memcpy(t, tag, 16);
     chunk_nonce(nonce, 0, u->next);
     chunk_aad(h, u->next, aad);
-    int rc = gcm(u->ctx, 0, nonce, aad, sizeof(aad), ct, ct_len, out, t);
+    int rc = gcm(u->ctx, 0, nonce, aad, sizeof(aad), ct, ct_len, out, t, u->sha);
     if (rc < 0) {
+        u->failed = 1;
         OPENSSL_cleanse(out, ct_len);
         if (rc == CG_EEVIDENCE)
             return cg_reject(v, rc, "sealed.chunk", "an authentic chunk", "chunk %llu",
                              (unsigned long long)u->next);
         return rc;
-    }
-    if (EVP_DigestUpdate(u->sha, out, ct_len) != 1) {
-        OPENSSL_cleanse(out, ct_len);
-        return CG_ECRYPTO;
     }
     u->next++;
     return 0;
@@ -467,7 +472,7 @@ int cg_unseal_finish(struct cg_unseal *u, struct cg_verdict *v)
 {
     char e[65], a[65];
     unsigned int dl = 0;
-    if (u->next != u->h->n_chunks)
+    if (u->failed || u->next != u->h->n_chunks)
         return cg_reject(v, CG_EEVIDENCE, "sealed.truncated", "", "%llu of %llu chunks",
                          (unsigned long long)u->next, (unsigned long long)u->h->n_chunks);
     if (EVP_DigestFinal_ex(u->sha, u->digest, &dl) != 1)

@@ -8,7 +8,8 @@ Prints one JSON object: the status of each step, the token's claims, the release
 Options (environment): RCAR_STEPS=auth,attest,resource (default), RCAR_BEARER=1 to fetch the
 resource with the token instead of the cookie, RCAR_NONCE=<value> to send another nonce,
 RCAR_REPEAT=attest|resource to send that request twice (the second result is reported),
-RCAR_ATTEST_BODY=FILE to send a recorded attestation instead, RCAR_VERSION to claim another
+RCAR_ATTEST_BODY=FILE to send a recorded attestation instead, RCAR_TEE and
+RCAR_EVIDENCE_FILE to send recorded evidence of another TEE, RCAR_VERSION to claim another
 protocol version.
 """
 import base64
@@ -51,7 +52,8 @@ def main():
     evidence_cmd = sys.argv[4:]
     out = {}
     st, setc, body = call(url, "POST", "/kbs/v0/auth", body={
-        "version": os.environ.get("RCAR_VERSION", "0.4.0"), "tee": "ccgate-sim",
+        "version": os.environ.get("RCAR_VERSION", "0.4.0"),
+        "tee": os.environ.get("RCAR_TEE", "ccgate-sim"),
         "extra-params": {"supported-hash-algorithms": ["sha384", "sha256"]}})
     out["auth"] = st
     if st != 200:
@@ -68,7 +70,10 @@ def main():
     h = HASHES[alg](jcs({"tee-pubkey": pub, "nonce": nonce,
                          "additional-evidence": ""}).encode()).digest()
     rd = (h + bytes(64 - len(h))).hex()
-    primary = json.loads(subprocess.check_output(evidence_cmd + [rd]))
+    if os.environ.get("RCAR_EVIDENCE_FILE"):  # recorded evidence (another TEE's)
+        primary = json.load(open(os.environ["RCAR_EVIDENCE_FILE"]))
+    else:
+        primary = json.loads(subprocess.check_output(evidence_cmd + [rd]))
     attest_body = {"runtime-data": {"nonce": os.environ.get("RCAR_NONCE", nonce),
                                     "tee-pubkey": pub},
                    "tee-evidence": {"primary_evidence": primary, "additional_evidence": ""}}

@@ -21,9 +21,11 @@ other=$(printf '%096d' 0)
 cat >"$T/deny.json" <<JSON
 {"sim": {"allow": true, "root_sha256": "$root"}, "snp": {"measurements": ["$other"]}}
 JSON
+echo '{"snp": {}}' >"$T/snp.json"
 cat >"$T/kbs.json" <<JSON
 {"resources": {"models/key/tiny": {"file": "key.jwk", "policy": "allow.json"},
-               "models/key/other": {"file": "key.jwk", "policy": "deny.json"}},
+               "models/key/other": {"file": "key.jwk", "policy": "deny.json"},
+               "models/key/snp": {"file": "key.jwk", "policy": "snp.json"}},
  "audit_log": "audit.log"}
 JSON
 port=$(free_port)
@@ -62,6 +64,14 @@ field "$T/deny.out" resource_body.detail | grep -q '^snp.measurement' || fail "d
 grep '"event":"resource","decision":"denied"' "$T/audit.log" | grep -q '"check":"snp.measurement"' ||
     fail "no audited denial naming snp.measurement"
 pass "another measurement: 403 and an audit line naming snp.measurement"
+
+# Genuine SNP evidence in Trustee's encoding (a real AMD report): the chain and signature
+# verify, and the binding to this session's nonce and key fails, as it must.
+RCAR_TEE=snp RCAR_EVIDENCE_FILE=$CG_VECTORS/trustee/kbs/snp-evidence.json \
+    client models/key/snp EC >"$T/snp.out"
+[ "$(field "$T/snp.out" attest)" = 401 ] || fail "snp: $(cat "$T/snp.out")"
+field "$T/snp.out" attest_body.type | grep -q evidence.report_data || fail "snp: $(cat "$T/snp.out")"
+pass "Trustee-encoded SNP evidence: genuine, and refused for its binding (evidence.report_data)"
 
 # Replays and reuse.
 RCAR_REPEAT=resource client models/key/tiny EC >"$T/reuse.out"
