@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "ccgate/err.h"
+#include "ccgate/gpuev.h"
 
 void cg_json_str(struct cg_buf *b, const char *s)
 {
@@ -82,19 +83,18 @@ void cg_json_snp_report(struct cg_buf *b, const struct cg_snp_report *r)
                         (unsigned long long)r->current_tcb, (unsigned long long)r->reported_tcb,
                         (unsigned long long)r->committed_tcb, (unsigned long long)r->launch_tcb,
                         r->cpuid_fam_id, r->cpuid_mod_id, r->cpuid_step, r->current_major,
-                        r->current_minor, r->current_build, r->committed_major,
-                        r->committed_minor, r->committed_build);
+                        r->current_minor, r->current_build, r->committed_major, r->committed_minor,
+                        r->committed_build);
 }
 
 void cg_json_tdx_quote(struct cg_buf *b, const struct cg_tdx_quote *q)
 {
-    (void)cg_buf_printf(b,
-                        "{\"version\": %u, \"body_type\": %u, \"td_attributes\": \"0x%016llx\", "
-                        "\"debug\": %s, \"xfam\": \"0x%016llx\"",
-                        (unsigned)q->version, (unsigned)q->body_type,
-                        (unsigned long long)q->td_attributes,
-                        (q->td_attributes & CG_TDX_ATTR_DEBUG) ? "true" : "false",
-                        (unsigned long long)q->xfam);
+    (void)cg_buf_printf(
+        b,
+        "{\"version\": %u, \"body_type\": %u, \"td_attributes\": \"0x%016llx\", "
+        "\"debug\": %s, \"xfam\": \"0x%016llx\"",
+        (unsigned)q->version, (unsigned)q->body_type, (unsigned long long)q->td_attributes,
+        (q->td_attributes & CG_TDX_ATTR_DEBUG) ? "true" : "false", (unsigned long long)q->xfam);
     struct {
         const char *name;
         const uint8_t *p;
@@ -124,8 +124,9 @@ void cg_json_tdx_status(struct cg_buf *b, const struct cg_tdx_status *st)
     (void)cg_buf_printf(b, "{\"status\": \"%s\", \"collateral\": %s",
                         cg_tdx_tcb_status_name(st->tcb_status), st->collateral ? "true" : "false");
     if (st->collateral) {
-        (void)cg_buf_printf(b, ", \"platform\": \"%s\", \"tdx_module\": \"%s\", \"qe\": \"%s\", "
-                               "\"tcb_date\": ",
+        (void)cg_buf_printf(b,
+                            ", \"platform\": \"%s\", \"tdx_module\": \"%s\", \"qe\": \"%s\", "
+                            "\"tcb_date\": ",
                             cg_tdx_tcb_status_name(st->platform_status),
                             cg_tdx_tcb_status_name(st->module_status),
                             cg_tdx_tcb_status_name(st->qe_status));
@@ -137,4 +138,21 @@ void cg_json_tdx_status(struct cg_buf *b, const struct cg_tdx_status *st)
         cg_json_str(b, st->advisories[i]);
     }
     (void)cg_buf_printf(b, "]}");
+}
+
+void cg_json_gpu(struct cg_buf *b, const struct cg_gpuev_result *g)
+{
+    (void)cg_buf_printf(b, "{\"arch\": \"%s\", \"model\": ", cg_gpu_arch_name(g->dev.arch));
+    cg_json_str(b, g->dev.model);
+    (void)cg_buf_printf(b, ", \"driver_version\": ");
+    cg_json_str(b, g->driver_version);
+    (void)cg_buf_printf(b, ", \"vbios_version\": ");
+    cg_json_str(b, g->vbios_version);
+    (void)cg_buf_printf(b, ", \"fwid\": ");
+    cg_json_hex(b, g->dev.fwid, sizeof(g->dev.fwid));
+    (void)cg_buf_printf(b, ", \"measurements\": \"%s\", \"ocsp\": \"%s\", \"insecure\": %s%s}",
+                        g->rims_checked ? "match the driver and VBIOS RIMs"
+                                        : "not checked (no RIMs)",
+                        cg_ocsp_status_name(g->ocsp), g->sim ? "true" : "false",
+                        g->sim ? ", \"warning\": \"INSECURE: simulated GPU\"" : "");
 }
