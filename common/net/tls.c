@@ -15,8 +15,10 @@
 #define CIPHERSUITES "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 #define GROUPS "X25519:P-256"
 #define TLS13_WIRE_VERSION 0x0304
-/* Evidence and endorsements at their limits, plus the certificate around them. */
-#define CLIENT_MAX_CERT_LIST (CG_EVIDENCE_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 64 * 1024)
+/* Evidence, claims (GPU evidence included) and endorsements at their limits, plus the
+ * certificate around them. */
+#define CLIENT_MAX_CERT_LIST                                                                       \
+    (CG_EVIDENCE_MAX_BYTES + CG_CLAIMS_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 64 * 1024)
 
 struct cg_tls_ctx {
     SSL_CTX *ssl_ctx;
