@@ -69,9 +69,9 @@ static void conn_close(struct sp_conn *c, const char *reason)
         return;
     c->closing = 1;
     struct sp_server *srv = c->srv;
-    cg_log_debug("conn.close", "id=%llu reason=%s from_client=%llu to_client=%llu",
-                 (unsigned long long)c->id, reason, (unsigned long long)c->down.bytes_in,
-                 (unsigned long long)c->down.bytes_out);
+    cg_logf(CG_LOG_DEBUG, "conn.close", CG_LF_UINT("id", c->id), CG_LF_STR("reason", reason),
+            CG_LF_UINT("from_client", c->down.bytes_in),
+            CG_LF_UINT("to_client", c->down.bytes_out));
     srv->stats.bytes_from_client += c->down.bytes_in;
     srv->stats.bytes_to_client += c->down.bytes_out;
     srv->stats.conns_active--;
@@ -251,8 +251,8 @@ static void upstream_failed(struct sp_conn *c, int status)
         c->up_inited = 0;
     }
     c->srv->stats.upstream_failures++;
-    cg_log_warn("upstream.connect", "id=%llu upstream=%s err=\"%s\"", (unsigned long long)c->id,
-                c->srv->upstream.text, cg_strerror(status));
+    cg_logf(CG_LOG_WARN, "upstream.connect", CG_LF_UINT("id", c->id),
+            CG_LF_STR("upstream", c->srv->upstream.text), CG_LF_STR("err", cg_strerror(status)));
     if (!c->srv->tcp_mode) {
         static const char body[] = "{\"error\": \"upstream_unreachable\"}\n";
         struct cg_buf out;

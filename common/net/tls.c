@@ -492,8 +492,22 @@ static int fail_tls(struct cg_tls *t, const char *what)
     if (t->verdict.check[0] == '\0') {
         unsigned long e = ERR_peek_last_error();
         const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
-        cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what, "%s",
-                  reason != NULL ? reason : "connection failed");
+        /* The usual mistakes, said in words: a port that is not TLS, or the two sidecars in
+         * different --mode (each offers its mode as the ALPN protocol). */
+        if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+            ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER && !t->ctx->server)
+            cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what,
+                      "not TLS: the peer answered something else (a plain HTTP port? the server "
+                      "address must be a ccgate-server listener)");
+        else if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+                 ERR_GET_REASON(e) == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL)
+            cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what,
+                      "the peer refused ALPN \"%s\": the two sidecars run different --mode "
+                      "(http or tcp)",
+                      t->ctx->alpn);
+        else
+            cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what, "%s",
+                      reason != NULL ? reason : "connection failed");
     }
     clear_errors();
     return set_fatal(t, CG_ETLS);
