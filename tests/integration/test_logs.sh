@@ -41,8 +41,8 @@ start_upstream
 sim_init
 write_policy "$T/policy.json"
 write_policy "$T/wrong.json" "$(printf '%096d' 0)"
-start_server server --log-format json
-start_client "$T/policy.json" client --log-format json
+start_server server --log-format json --log-level debug
+start_client "$T/policy.json" client --log-format json --log-level debug
 curl -sf "http://127.0.0.1:$CLI_PORT/v1/models" >/dev/null || fail "request through the pair"
 start_client "$T/wrong.json" client2 --log-format json
 curl -s "http://127.0.0.1:$CLI_PORT/v1/models" >/dev/null || true
