@@ -83,18 +83,19 @@ void cg_json_snp_report(struct cg_buf *b, const struct cg_snp_report *r)
                         (unsigned long long)r->current_tcb, (unsigned long long)r->reported_tcb,
                         (unsigned long long)r->committed_tcb, (unsigned long long)r->launch_tcb,
                         r->cpuid_fam_id, r->cpuid_mod_id, r->cpuid_step, r->current_major,
-                        r->current_minor, r->current_build, r->committed_major, r->committed_minor,
-                        r->committed_build);
+                        r->current_minor, r->current_build, r->committed_major,
+                        r->committed_minor, r->committed_build);
 }
 
 void cg_json_tdx_quote(struct cg_buf *b, const struct cg_tdx_quote *q)
 {
-    (void)cg_buf_printf(
-        b,
-        "{\"version\": %u, \"body_type\": %u, \"td_attributes\": \"0x%016llx\", "
-        "\"debug\": %s, \"xfam\": \"0x%016llx\"",
-        (unsigned)q->version, (unsigned)q->body_type, (unsigned long long)q->td_attributes,
-        (q->td_attributes & CG_TDX_ATTR_DEBUG) ? "true" : "false", (unsigned long long)q->xfam);
+    (void)cg_buf_printf(b,
+                        "{\"version\": %u, \"body_type\": %u, \"td_attributes\": \"0x%016llx\", "
+                        "\"debug\": %s, \"xfam\": \"0x%016llx\"",
+                        (unsigned)q->version, (unsigned)q->body_type,
+                        (unsigned long long)q->td_attributes,
+                        (q->td_attributes & CG_TDX_ATTR_DEBUG) ? "true" : "false",
+                        (unsigned long long)q->xfam);
     struct {
         const char *name;
         const uint8_t *p;
@@ -124,9 +125,8 @@ void cg_json_tdx_status(struct cg_buf *b, const struct cg_tdx_status *st)
     (void)cg_buf_printf(b, "{\"status\": \"%s\", \"collateral\": %s",
                         cg_tdx_tcb_status_name(st->tcb_status), st->collateral ? "true" : "false");
     if (st->collateral) {
-        (void)cg_buf_printf(b,
-                            ", \"platform\": \"%s\", \"tdx_module\": \"%s\", \"qe\": \"%s\", "
-                            "\"tcb_date\": ",
+        (void)cg_buf_printf(b, ", \"platform\": \"%s\", \"tdx_module\": \"%s\", \"qe\": \"%s\", "
+                               "\"tcb_date\": ",
                             cg_tdx_tcb_status_name(st->platform_status),
                             cg_tdx_tcb_status_name(st->module_status),
                             cg_tdx_tcb_status_name(st->qe_status));
