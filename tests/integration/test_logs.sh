@@ -41,7 +41,7 @@ start_upstream
 sim_init
 write_policy "$T/policy.json"
 write_policy "$T/wrong.json" "$(printf '%096d' 0)"
-start_server server --log-format json
+start_server server --log-format json --log-level debug
 start_client "$T/policy.json" client --log-format json
 curl -sf "http://127.0.0.1:$CLI_PORT/v1/models" >/dev/null || fail "request through the pair"
 start_client "$T/wrong.json" client2 --log-format json
@@ -51,7 +51,17 @@ wait_exit "$SRV_PID"
 for f in server client client2; do
     check_json "$T/$f.log" || fail "$f log: $(head -5 "$T/$f.log")"
 done
-grep -q '"event":"conn.close","id":[0-9]*,"reason":"[a-z_]*","from_client":[0-9]' "$T/server.log" ||
+# has_event FILE EVENT FIELD TYPE: some line of FILE is EVENT with FIELD a top-level TYPE.
+has_event() {
+    python3 - "$@" <<'PY'
+import json, sys
+path, event, field, kind = sys.argv[1:]
+want = {"int": int, "str": str}[kind]
+assert any(o["event"] == event and isinstance(o.get(field), want)
+           for o in map(json.loads, open(path))), (event, field)
+PY
+}
+has_event "$T/server.log" conn.close id int && has_event "$T/server.log" conn.close reason str ||
     fail "server conn.close fields: $(grep conn.close "$T/server.log" | head -2)"
 grep -q '"event":"attest.failed".*"check":"snp.measurement"' "$T/client2.log" ||
     fail "client attest.failed fields: $(grep attest "$T/client2.log" | head -2)"
