@@ -393,7 +393,12 @@ static void on_handshake(struct cg_stream *s, int status)
 {
     struct sp_conn *c = s->data;
     if (status < 0) {
+        const struct cg_verdict *v = s->tls != NULL ? cg_tls_verdict(s->tls) : NULL;
         c->srv->stats.handshake_failures++;
+        /* Said once per failed handshake, in words: the usual cause is a misconfigured peer. */
+        if (v != NULL && v->check[0] != '\0')
+            cg_logf(CG_LOG_INFO, "handshake.failed", CG_LF_UINT("id", c->conn.id),
+                    CG_LF_STR("check", v->check), CG_LF_STR("actual", v->actual));
         conn_close(c, status, "handshake_failed");
         return;
     }

@@ -572,6 +572,11 @@ static int fail_tls(struct cg_tls *t, const char *what)
                       "the peer refused ALPN \"%s\": the two sidecars run different --mode "
                       "(http or tcp)",
                       t->ctx->alpn);
+        else if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+                 ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST && t->ctx->server)
+            cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what,
+                      "a plain HTTP request: the peer is no ccgate-client (apps talk to "
+                      "ccgate-client, which speaks RA-TLS to this port)");
         else
             cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what, "%s",
                       reason != NULL ? reason : "connection failed");
