@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measurement and statistics for bench/run.sh.
 
-  bench.py measure --raw FILE --pair P --scenario S --round R --kind wrk|loadgen
+  bench.py measure --raw FILE --pair P --scenario S --round R
                    [--pids "PID ..."] [--metrics URL] [--rss] [--throughput]
                    [--retries N --deadline EPOCH] -- COMMAND...
       Runs COMMAND (the load generator, already pinned by the caller) and appends one JSON
@@ -26,8 +26,6 @@ import json
 import math
 import os
 import random
-import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -223,13 +221,10 @@ def measure_once(a, attempt):
     err = "".join(err_lines) + ("\n(timed out)" if timed_out else "")
     span = s1.t - s0.t
     rec = {"pair": a.pair, "scenario": a.scenario, "round": a.round, "attempt": attempt, "wall_s": span}
-    if a.kind == "wrk":
-        rec.update(parse_wrk(out))
-    else:
-        try:
-            rec.update(json.loads(out.strip().splitlines()[-1]))
-        except (ValueError, IndexError):
-            rec["fail"] = "no loadgen result"
+    try:
+        rec.update(json.loads(out.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        rec["fail"] = "no loadgen result"
     if proc.returncode != 0:
         rec["fail"] = f"generator exit {proc.returncode}"
     if "fail" in rec:
@@ -685,7 +680,6 @@ def main():
     m.add_argument("--pair", required=True)
     m.add_argument("--scenario", required=True)
     m.add_argument("--round", type=int, default=1)
-    m.add_argument("--kind", choices=["wrk", "loadgen"], required=True)
     m.add_argument("--pids", default="")
     m.add_argument("--metrics", default="")
     m.add_argument("--counter", default="ccgate_evidence_requests_total")

@@ -454,7 +454,7 @@ measure() { # PAIR SCENARIO ROUND CMD...
     local pair=$1 scen=$2 round=$3
     shift 3
     python3 "$HERE/bench.py" measure --raw "$RAW" --sut-cpu "$SUT_CPU" --pair "$pair" --scenario "$scen" --round "$round" \
-        --kind loadgen --pids "${PIDS[$pair]} $UP_PID" --metrics "${ADMIN[$pair]:-}" --retries "$RETRIES" \
+        --pids "${PIDS[$pair]} $UP_PID" --metrics "${ADMIN[$pair]:-}" --retries "$RETRIES" \
         --deadline "$RETRY_DEADLINE" "${EXTRA[@]}" -- "${GEN[@]}" "$LG" "$@" ||
         note "measure $pair $scen failed"
 }
