@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ccgate needs to build, test and run its demo.
 #   scripts/install-deps.sh [--bench]
-# --bench adds what bench/run.sh needs: the peer proxies, valgrind, and taskset, chrt and setsid.
+# --bench adds what bench/run.sh needs: the peer proxies, wrk, valgrind and taskset.
 # Only missing packages are installed; uses sudo when not root.
 set -euo pipefail
 
@@ -14,7 +14,7 @@ bench=0
 if [ "${1:-}" = "--bench" ]; then
     bench=1
     # nginx's stream proxy is a dynamic module in Debian 12 (libnginx-mod-stream).
-    pkgs+=(stunnel4 haproxy nginx libnginx-mod-stream valgrind util-linux strace procps)
+    pkgs+=(stunnel4 haproxy nginx libnginx-mod-stream wrk valgrind util-linux strace procps)
 fi
 
 missing=()
