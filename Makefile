@@ -3,7 +3,8 @@ JOBS ?= $(shell nproc)
 RELEASE := build/release
 ASAN := build/asan
 
-.PHONY: all deps build build-asan test fuzz demo demo-once bench bench-quick bench-build clean
+.PHONY: all deps build build-asan test fuzz demo demo-once bench bench-quick bench-build bench-worker \
+	clean package test-deploy demo-compose
 
 all: build
 
@@ -46,6 +47,31 @@ bench: bench-build
 # Two short rounds (about 3 minutes), also CI's smoke test: no thresholds.
 bench-quick: bench-build
 	bash bench/run.sh --quick
+
+# The Debian package (CPack): CPU-only binaries for /usr, units, examples, docs.
+PACKAGE := build/package
+package: deps
+	cmake -S . -B $(PACKAGE) -DCMAKE_BUILD_TYPE=Release -DCCGATE_CUDA=OFF -DCMAKE_INSTALL_PREFIX=/usr
+	cmake --build $(PACKAGE) -j $(JOBS) --target ccgate ccgate-client ccgate-server ccgate-worker cg_changelog
+	rm -rf $(PACKAGE)/deb
+	cd $(PACKAGE) && cpack
+	@ls $(PACKAGE)/deb/*.deb
+
+# Images, compose files, the .deb, units and manifests, tested for real (scripts/test-deploy.sh).
+# A Docker daemon: the one DOCKER_HOST names if it answers, else one of its own under build/.
+test-deploy: package
+	@bash scripts/install-deps.sh --deploy
+	bash scripts/test-deploy.sh $$(ls $(PACKAGE)/deb/ccgate_*.deb)
+
+# deploy/compose/demo.yml on the simulated TEE: a request and the verification document.
+demo-compose:
+	@bash scripts/install-deps.sh --deploy
+	bash scripts/demo-compose.sh
+
+# ccgate-worker beside llama.cpp on the CPU, same GGUF files (bench/llama-compare/README.md):
+# prints the RATIO worker_cpu_{decode,prefill}_vs_llamacpp lines; a few minutes here.
+bench-worker: bench-build
+	bash bench/llama-compare/run.sh --out bench/results/$$(date -u +%Y-%m-%d)-llama-compare-$$(hostname -s).txt
 
 clean:
 	rm -rf build

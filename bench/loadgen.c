@@ -568,7 +568,8 @@ static void usage(FILE *f)
                "  --stagger S       sse: open the connections evenly over S s\n"
                "  --skip-events N   sse: no latency sample for the first N events of a stream\n"
                "  --cancel-after N  sse: close each connection after its N-th event\n"
-               "  --keepalive       sse: stream again on the same connection until --duration\n");
+               "  --keepalive       sse: stream again on the same connection until --duration\n"
+               "  --help, --version\n");
 }
 
 int main(int argc, char **argv)
@@ -591,6 +592,7 @@ int main(int argc, char **argv)
                                        {"cancel-after", required_argument, NULL, 'x'},
                                        {"keepalive", no_argument, NULL, 'K'},
                                        {"help", no_argument, NULL, 'h'},
+                                       {"version", no_argument, NULL, 'V'},
                                        {NULL, 0, NULL, 0}};
     int have_target = 0, ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -660,6 +662,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'V':
+            printf(PROG " %s\n", CCGATE_VERSION);
             return 0;
         default:
             usage(stderr);

@@ -119,8 +119,8 @@ static void send_owned(struct conn *c, char *buf, size_t len)
         return;
     }
     if (uv_stream_get_write_queue_size(&c->h.stream) > MAX_QUEUED_OUTPUT) {
-        cg_log_warn("worker.slow_client", "queued=%zu",
-                    uv_stream_get_write_queue_size(&c->h.stream));
+        cg_logf(CG_LOG_WARN, "worker.slow_client",
+                CG_LF_UINT("queued", uv_stream_get_write_queue_size(&c->h.stream)));
         conn_close(c);
     }
 }
@@ -850,8 +850,8 @@ static void conn_close(struct conn *c)
 static void on_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
-    cg_log_info("worker.timeout", "state=%s",
-                cg_http_parser_in_message(c->parser) ? "request" : "idle");
+    cg_logf(CG_LOG_INFO, "worker.timeout",
+            CG_LF_STR("state", cg_http_parser_in_message(c->parser) ? "request" : "idle"));
     conn_close(c);
 }
 

@@ -1,10 +1,12 @@
 #include "ccgate/err.h"
 #include "ccgate/log.h"
+#include "ccgate/opts.h"
 #include "gb_backend.h"
 #include "gb_engine.h"
 #include "gb_gguf.h"
 #include "gb_model.h"
 #include "gb_nvml.h"
+#include "gb_sealed.h"
 #include "gb_server.h"
 #include "gb_tiny.h"
 
@@ -17,19 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_type(const char *s, uint32_t *out)
+static long num_arg(const char *flag, const char *v, long lo, long hi)
 {
-    static const struct {
-        const char *name;
-        uint32_t type;
-    } types[] = {
-        {"f32", GB_F32}, {"f16", GB_F16}, {"bf16", GB_BF16}, {"q8_0", GB_Q8_0}, {"q4_0", GB_Q4_0}};
-    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-        if (strcmp(s, types[i].name) == 0) {
-            *out = types[i].type;
-            return 0;
-        }
-    return CG_ECONFIG;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*v == 0 || *end != 0 || n < lo || n > hi)
+        cg_fatal("%s: expected an integer from %ld to %ld, got \"%s\"", flag, lo, hi, v);
+    return n;
 }
 
 /* gen-tiny: writes a builtin:tiny variant to a file (tests and the reference check). */
@@ -48,7 +44,7 @@ static int cmd_gen_tiny(int argc, char **argv)
             path = optarg;
             break;
         case 't':
-            if (parse_type(optarg, &o.wtype) != 0)
+            if (gb_type_from_name(optarg, &o.wtype) != 0)
                 cg_fatal("--type: unknown type %s (f32, f16, bf16, q8_0, q4_0)", optarg);
             break;
         case 'a':
@@ -76,6 +72,47 @@ static int cmd_gen_tiny(int argc, char **argv)
     if (f == NULL || fwrite(img, 1, len, f) != len || fclose(f) != 0)
         cg_fatal("gen-tiny: cannot write %s: %s", path, strerror(errno));
     free(img);
+    return 0;
+}
+
+/* gen-model: writes a full-size model shape with random weights (benchmarks). */
+static int cmd_gen_model(int argc, char **argv)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"type", required_argument, NULL, 't'},
+                                         {"shape", required_argument, NULL, 's'},
+                                         {"seed", required_argument, NULL, 'S'},
+                                         {NULL, 0, NULL, 0}};
+    const struct gb_tiny_shape *sh = NULL;
+    const char *path = NULL;
+    uint32_t type = GB_F16;
+    uint64_t seed = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            path = optarg;
+            break;
+        case 't':
+            if (gb_type_from_name(optarg, &type) != 0)
+                cg_fatal("--type: unknown type %s (f32, f16, bf16, q8_0, q4_0)", optarg);
+            break;
+        case 's':
+            if ((sh = gb_tiny_shape_find(optarg)) == NULL)
+                cg_fatal("--shape: unknown shape %s (%s)", optarg, gb_tiny_shape_names());
+            break;
+        case 'S':
+            seed = (uint64_t)num_arg("--seed", optarg, 0, 0x7fffffffffffffffL);
+            break;
+        default:
+            cg_fatal("usage: ccgate-worker gen-model --shape S --out FILE [--type T] [--seed N]");
+        }
+    }
+    if (path == NULL || sh == NULL)
+        cg_fatal("gen-model: --shape and --out are required");
+    int rc = gb_tiny_write(sh, type, seed, path);
+    if (rc != 0)
+        cg_fatal("gen-model: cannot write %s: %s", path, cg_strerror(rc));
     return 0;
 }
 
@@ -166,28 +203,62 @@ static int cmd_logits(int argc, char **argv)
     return 0;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: ccgate-worker --listen ADDR:PORT|unix:PATH --model builtin:tiny|FILE.gguf\n"
-            "         [--device auto|cuda|cpu] [--threads N] [--ctx N] [--max-batch N] [--seed N]\n"
-            "         [--max-body BYTES] [--request-timeout S] [--idle-timeout S]\n"
-            "         [--log-format text|json]\n"
-            "       ccgate-worker gen-tiny --out FILE [--type f32|f16|bf16|q8_0|q4_0] "
-            "[--arch llama|qwen2] [--bpe] [--rope-linear F]\n"
-            "       ccgate-worker logits --model M --tokens 1,2,3 [--mode decode|prefill] "
-            "[--device cpu|cuda]\n"
-            "Serves GET /v1/models, POST /v1/completions, POST /v1/chat/completions (stream: SSE)\n"
-            "and GET /health on a loopback address; prints \"listening on ADDR\" once ready.\n");
-}
+/* The serve options: the sidecars' names and sources (flags, CCGATE_*, --config), through
+ * common/base/opts.c; the old spellings stay as aliases. */
+static struct cg_opt serve_opts[] = {
+    {"listen", "ADDR:PORT", "loopback address or unix:PATH to serve on", NULL, NULL, NULL},
+    {"model", "SPEC", "builtin:tiny or a GGUF file", NULL, NULL, NULL},
+    {"device", "auto|cuda|cpu", "where to run the model", "auto", NULL, NULL},
+    {"threads", "N", "CPU threads, 0 = one per core", "0", NULL, NULL},
+    {"ctx", "N", "context length per slot (tokens)", "2048", NULL, NULL},
+    {"max-batch", "N", "sequences decoded together", "8", NULL, NULL},
+    {"seed", "N", "sampling seed", "0", NULL, NULL},
+    {"max-body-bytes", "N", "request body limit (413 above)", "1048576", NULL, NULL},
+    {"request-timeout-s", "N", "time for a request once begun", "30", NULL, NULL},
+    {"idle-timeout-s", "N", "close idle connections after this", "300", NULL, NULL},
+    {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
+    {"log-format", "text|json", "log line format", "text", NULL, NULL},
+    {"log-level", "error|warn|info|debug", "lowest level logged", "info", NULL, NULL},
+    {"kbs", "URL", "key broker for a sealed --model (docs/model-protection.md)", NULL, NULL, NULL},
+    {"kbs-resource", "REPO/TYPE/TAG", "the sealed model's key at the broker", NULL, NULL, NULL},
+    {"kbs-ca", "FILE", "CA certificate(s) the broker's HTTPS certificate must chain to", NULL, NULL,
+     NULL},
+    {"tee", "sim|snp|tdx|auto", "evidence provider for the broker", "auto", NULL, NULL},
+    {"state-dir", "DIR", "the simulated TEE's state (--tee sim)", NULL, NULL, NULL},
+    {"max-body", "N", "old name of --max-body-bytes", NULL, NULL, NULL},
+    {"request-timeout", "N", "old name of --request-timeout-s", NULL, NULL, NULL},
+    {"idle-timeout", "N", "old name of --idle-timeout-s", NULL, NULL, NULL},
+    {"help", NULL, "print this help", NULL, NULL, NULL},
+    {"version", NULL, "print the version", NULL, NULL, NULL},
+};
+#define N_OPTS (sizeof(serve_opts) / sizeof(serve_opts[0]))
 
-static long num_arg(const char *flag, const char *v, long lo, long hi)
+static const char usage_line[] =
+    "ccgate-worker --listen ADDR:PORT|unix:PATH --model builtin:tiny|FILE.gguf [options]\n"
+    "       ccgate-worker gen-tiny --out FILE [--type f32|f16|bf16|q8_0|q4_0] "
+    "[--arch llama|qwen2] [--bpe] [--rope-linear F]\n"
+    "       ccgate-worker gen-model --shape small|tinyllama-1.1b|llama-8b --out FILE\n"
+    "         [--type f32|f16|bf16|q8_0|q4_0] [--seed N]\n"
+    "       ccgate-worker logits --model M --tokens 1,2,3 [--mode decode|prefill] "
+    "[--device cpu|cuda]";
+
+static const char summary[] =
+    "Serves GET /v1/models, POST /v1/completions, POST /v1/chat/completions (stream: SSE)\n"
+    "and GET /health on a loopback address; prints \"listening on ADDR\" once ready (with\n"
+    "--log-format json, the worker.listen event and its addr field say it).\n"
+    "A sealed --model (ccgate seal) needs --kbs and --kbs-resource: the key comes from the\n"
+    "broker after attestation (docs/model-protection.md).";
+
+/* An integer option in [lo, hi], read under its new name or its old alias. */
+static unsigned long num_opt(const char *name, const char *alias, unsigned long lo,
+                             unsigned long hi)
 {
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*v == 0 || *end != 0 || n < lo || n > hi)
-        cg_fatal("%s: expected an integer from %ld to %ld, got \"%s\"", flag, lo, hi, v);
-    return n;
+    const struct cg_opt *o = cg_opts_get(serve_opts, N_OPTS, name);
+    const struct cg_opt *old = alias != NULL ? cg_opts_get(serve_opts, N_OPTS, alias) : NULL;
+    /* The new name wins unless only the old one was set (the new one then has its default). */
+    if (old != NULL && old->value != NULL && (o->value == NULL || o->value == o->def))
+        o = old;
+    return cg_opts_uint_or_exit(o, lo, hi);
 }
 
 struct app {
@@ -209,7 +280,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (a->stopping)
         return;
     a->stopping = 1;
-    cg_log_info("worker.stop", "signal=%d", signum);
+    cg_logf(CG_LOG_INFO, "worker.stop", CG_LF_INT("signal", signum));
     gb_server_close(a->srv, on_server_closed, a);
 }
 
@@ -226,86 +297,48 @@ static void model_id(const char *spec, char *out, size_t cap)
 
 static int cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
-                                         {"model", required_argument, NULL, 'm'},
-                                         {"device", required_argument, NULL, 'd'},
-                                         {"threads", required_argument, NULL, 'j'},
-                                         {"ctx", required_argument, NULL, 'c'},
-                                         {"max-batch", required_argument, NULL, 'b'},
-                                         {"seed", required_argument, NULL, 's'},
-                                         {"max-body", required_argument, NULL, 'B'},
-                                         {"log-format", required_argument, NULL, 'f'},
-                                         {"request-timeout", required_argument, NULL, 'R'},
-                                         {"idle-timeout", required_argument, NULL, 'I'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
-    const char *listen = NULL, *spec = NULL, *device = "auto";
-    int threads = 0, ctx = 2048, max_batch = 8, c;
-    unsigned long long seed = 0;
-    size_t max_body = 1 << 20;
-    uint64_t request_timeout = 30, idle_timeout = 300;
     char err[512];
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'l':
-            listen = optarg;
-            break;
-        case 'm':
-            spec = optarg;
-            break;
-        case 'd':
-            device = optarg;
-            if (strcmp(device, "auto") != 0 && strcmp(device, "cuda") != 0 &&
-                strcmp(device, "cpu") != 0)
-                cg_fatal("--device: expected auto, cuda or cpu, got \"%s\"", device);
-            break;
-        case 'j':
-            threads = (int)num_arg("--threads", optarg, 1, 256);
-            break;
-        case 'c':
-            ctx = (int)num_arg("--ctx", optarg, 16, 1 << 20);
-            break;
-        case 'b':
-            max_batch = (int)num_arg("--max-batch", optarg, 1, 256);
-            break;
-        case 's':
-            seed = (unsigned long long)num_arg("--seed", optarg, 0, 0x7fffffffffffffffL);
-            break;
-        case 'B':
-            max_body = (size_t)num_arg("--max-body", optarg, 1024, 1L << 30);
-            break;
-        case 'R':
-            request_timeout = (uint64_t)num_arg("--request-timeout", optarg, 1, 86400);
-            break;
-        case 'I':
-            idle_timeout = (uint64_t)num_arg("--idle-timeout", optarg, 1, 86400);
-            break;
-        case 'f': {
-            enum cg_log_format fmt;
-            if (cg_log_parse_format(optarg, &fmt) != 0)
-                cg_fatal("--log-format: expected text or json");
-            cg_log_init("ccgate-worker", fmt, CG_LOG_INFO);
-            break;
-        }
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("ccgate-worker %s\n", CCGATE_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc)
-        cg_fatal("unexpected argument \"%s\" (see --help)", argv[optind]);
+    struct cg_kbc_config kbc = {.tee = "auto"};
+    if (cg_opts_startup("ccgate-worker", argc, argv, serve_opts, N_OPTS, usage_line, summary) != 0)
+        return 0;
+    const char *listen = cg_opts_get(serve_opts, N_OPTS, "listen")->value;
+    const char *spec = cg_opts_get(serve_opts, N_OPTS, "model")->value;
+    const char *device = cg_opts_get(serve_opts, N_OPTS, "device")->value;
+    if (strcmp(device, "auto") != 0 && strcmp(device, "cuda") != 0 && strcmp(device, "cpu") != 0)
+        cg_fatal("--device: expected auto, cuda or cpu, got \"%s\"", device);
+    int threads = (int)num_opt("threads", NULL, 0, 256);
+    int ctx = (int)num_opt("ctx", NULL, 16, 1 << 20);
+    int max_batch = (int)num_opt("max-batch", NULL, 1, 256);
+    unsigned long long seed = num_opt("seed", NULL, 0, 0x7fffffffffffffffUL);
+    size_t max_body = num_opt("max-body-bytes", "max-body", 1024, 1UL << 30);
+    uint64_t request_timeout = num_opt("request-timeout-s", "request-timeout", 1, 86400);
+    uint64_t idle_timeout = num_opt("idle-timeout-s", "idle-timeout", 1, 86400);
+    kbc.url = cg_opts_get(serve_opts, N_OPTS, "kbs")->value;
+    kbc.resource = cg_opts_get(serve_opts, N_OPTS, "kbs-resource")->value;
+    kbc.ca_file = cg_opts_get(serve_opts, N_OPTS, "kbs-ca")->value;
+    kbc.tee = cg_opts_get(serve_opts, N_OPTS, "tee")->value;
+    kbc.state_dir = cg_opts_get(serve_opts, N_OPTS, "state-dir")->value;
     if (listen == NULL || spec == NULL)
         cg_fatal("--listen and --model are required (see --help)");
     struct gb_model *m;
-    if (gb_model_open(spec, &m, err, sizeof(err)) != 0)
+    struct gb_sealed_info sealed = {0};
+    if (kbc.url != NULL || gb_sealed_is(spec)) {
+        struct gb_gguf *g;
+        if (kbc.url == NULL || kbc.resource == NULL)
+            cg_fatal("--model %s is sealed: --kbs URL and --kbs-resource REPO/TYPE/TAG are "
+                     "required to get its key",
+                     spec);
+        if (gb_sealed_open(spec, &kbc, &g, &sealed, err, sizeof(err)) != 0 ||
+            gb_model_load(g, &m, err, sizeof(err)) != 0)
+            cg_fatal("sealed model refused: %s", err);
+        char hex[65];
+        cg_hex(hex, sizeof(hex), sealed.plain_sha256, 32);
+        cg_log_info("worker.sealed", "name=%s version=%llu min_version=%llu sha256=%s tee=%s",
+                    sealed.name, (unsigned long long)sealed.version,
+                    (unsigned long long)sealed.min_version, hex, kbc.tee);
+    } else if (gb_model_open(spec, &m, err, sizeof(err)) != 0) {
         cg_fatal("%s", err);
+    }
     struct gb_backend *b = NULL;
     int step = max_batch > 512 ? max_batch : 512;
     int rc = -ENODEV;
@@ -315,7 +348,8 @@ static int cmd_serve(int argc, char **argv)
         if (rc != 0 && strcmp(device, "cuda") == 0)
             cg_fatal("--device cuda: %s", err);
         if (rc != 0)
-            cg_log_info("worker.device", "cuda=unusable reason=\"%s\" using=cpu", err);
+            cg_logf(CG_LOG_INFO, "worker.device", CG_LF_STR("cuda", "unusable"),
+                    CG_LF_STR("reason", err), CG_LF_STR("using", "cpu"));
         else
             cc = gb_nvml_cc_mode();
     }
@@ -323,9 +357,12 @@ static int cmd_serve(int argc, char **argv)
         cg_fatal("cannot set up the CPU path: %s", cg_strerror(rc));
     char id[128], bound[128];
     model_id(spec, id, sizeof(id));
-    cg_log_info("worker.model",
-                "model=%s arch=%s layers=%u dim=%u vocab=%u device=\"%s\" cc_mode=%s", id,
-                m->hp.arch, m->hp.n_layer, m->hp.dim, m->hp.n_vocab, b->device, cc);
+    if (sealed.name[0] != '\0')
+        snprintf(id, sizeof(id), "%.127s", sealed.name);
+    cg_logf(CG_LOG_INFO, "worker.model", CG_LF_STR("model", id), CG_LF_STR("arch", m->hp.arch),
+            CG_LF_UINT("layers", m->hp.n_layer), CG_LF_UINT("dim", m->hp.dim),
+            CG_LF_UINT("vocab", m->hp.n_vocab), CG_LF_STR("device", b->device),
+            CG_LF_STR("cc_mode", cc));
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();
     struct gb_engine_opts eo = {
@@ -346,8 +383,10 @@ static int cmd_serve(int argc, char **argv)
     a.sigint.data = a.sigterm.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
-    cg_log_info("worker.listen", "addr=%s", bound);
-    fprintf(stderr, "listening on %s\n", bound);
+    cg_logf(CG_LOG_INFO, "worker.listen", CG_LF_STR("addr", bound));
+    /* The readiness line scripts wait for; in JSON every line is JSON: worker.listen says it. */
+    if (strcmp(cg_opts_get(serve_opts, N_OPTS, "log-format")->value, "json") != 0)
+        fprintf(stderr, "listening on %s\n", bound);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     gb_backend_free(b);
@@ -360,6 +399,8 @@ int main(int argc, char **argv)
     cg_log_init("ccgate-worker", CG_LOG_TEXT, CG_LOG_INFO);
     if (argc > 1 && strcmp(argv[1], "gen-tiny") == 0)
         return cmd_gen_tiny(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "gen-model") == 0)
+        return cmd_gen_model(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "logits") == 0)
         return cmd_logits(argc - 1, argv + 1);
     return cmd_serve(argc, argv);

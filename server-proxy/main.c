@@ -10,6 +10,7 @@
 #include "ccgate/err.h"
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
+#include "ccgate/signals.h"
 #include "ccgate/sim.h"
 #include "ccgate/tsm.h"
 #include "sp_attester.h"
@@ -27,6 +28,11 @@ static struct cg_opt opts[] = {
      NULL, NULL},
     {"tdx-collateral", "DIR",
      "TDX collateral sent to clients (tcb_info.json, qe_identity.json, ...)", NULL, NULL, NULL},
+    {"gpu", "none|sim|nvml|auto",
+     "GPU evidence provider; sim only with --tee sim; auto never falls back to sim", "none", NULL,
+     NULL},
+    {"gpu-collateral", "DIR", "RIMs and OCSP responses sent with the GPU evidence", NULL, NULL,
+     NULL},
     {"admin", "ADDR:PORT", "admin listener: /healthz /readyz /metrics", NULL, NULL, NULL},
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
@@ -47,8 +53,7 @@ static struct cg_opt opts[] = {
      NULL, NULL},
     {"idle-timeout-s", "N", "close a connection with no traffic either way for this long", "300",
      NULL, NULL},
-    {"drain-timeout-s", "N", "on SIGTERM, how long live connections may finish", "30", NULL,
-     NULL},
+    {"drain-timeout-s", "N", "on SIGTERM, how long live connections may finish", "30", NULL, NULL},
     {"help", NULL, "print this help and exit", NULL, NULL, NULL},
     {"version", NULL, "print the version and exit", NULL, NULL, NULL},
 };
@@ -67,10 +72,8 @@ struct app {
     struct sp_attester *attester;
     struct cg_provider *provider;
     struct cg_admin *admin;
-    uv_signal_t sigterm, sigint;
-    uv_timer_t drain_timer;
+    struct cg_signals sig;
     const char *tee;
-    int draining;
 };
 
 /* The value of option name (start-up: a bad value ends the process with status 2). */
@@ -80,7 +83,7 @@ struct app {
 static int readyz(void *arg, struct cg_buf *out)
 {
     struct app *a = arg;
-    if (a->draining) {
+    if (a->sig.draining) {
         (void)cg_buf_printf(out, "draining\n");
         return 503;
     }
@@ -98,71 +101,64 @@ static int metrics(void *arg, struct cg_buf *out)
         "# HELP ccgate_server_connections_total Client connections accepted.\n"
         "# TYPE ccgate_server_connections_total counter\n"
         "ccgate_server_connections_total %llu\n"
+        "# HELP ccgate_server_connections_active Client connections open now.\n"
         "# TYPE ccgate_server_connections_active gauge\n"
         "ccgate_server_connections_active %llu\n"
+        "# HELP ccgate_server_handshake_failures_total TLS handshakes with clients that failed.\n"
         "# TYPE ccgate_server_handshake_failures_total counter\n"
         "ccgate_server_handshake_failures_total %llu\n"
+        "# HELP ccgate_server_upstream_failures_total Connections to the upstream that failed.\n"
         "# TYPE ccgate_server_upstream_failures_total counter\n"
         "ccgate_server_upstream_failures_total %llu\n"
+        "# HELP ccgate_server_bytes_total Bytes from and to client sidecars, added when a "
+        "connection closes.\n"
         "# TYPE ccgate_server_bytes_total counter\n"
         "ccgate_server_bytes_total{direction=\"from_client\"} %llu\n"
         "ccgate_server_bytes_total{direction=\"to_client\"} %llu\n"
         "# HELP ccgate_evidence_requests_total Hardware evidence requests (each covers a batch).\n"
         "# TYPE ccgate_evidence_requests_total counter\n"
         "ccgate_evidence_requests_total{tee=\"%s\"} %llu\n"
+        "# HELP ccgate_evidence_failures_total Hardware evidence requests that failed.\n"
         "# TYPE ccgate_evidence_failures_total counter\n"
         "ccgate_evidence_failures_total{tee=\"%s\"} %llu\n"
         "# HELP ccgate_nonce_handshakes_total Handshakes that asked for fresh evidence.\n"
         "# TYPE ccgate_nonce_handshakes_total counter\n"
         "ccgate_nonce_handshakes_total %llu\n"
+        "# HELP ccgate_evidence_cert_iat_seconds Issue time (Unix seconds) of the certificate "
+        "served now.\n"
         "# TYPE ccgate_evidence_cert_iat_seconds gauge\n"
         "ccgate_evidence_cert_iat_seconds %lld\n",
         (unsigned long long)s->conns_total, (unsigned long long)s->conns_active,
         (unsigned long long)s->handshake_failures, (unsigned long long)s->upstream_failures,
         (unsigned long long)s->bytes_from_client, (unsigned long long)s->bytes_to_client, a->tee,
-        (unsigned long long)e->evidence_requests, a->tee,
-        (unsigned long long)e->evidence_failures, (unsigned long long)e->nonce_handshakes,
-        (long long)e->cert_iat);
+        (unsigned long long)e->evidence_requests, a->tee, (unsigned long long)e->evidence_failures,
+        (unsigned long long)e->nonce_handshakes, (long long)e->cert_iat);
     return 200;
 }
 
 static const struct cg_admin_handlers admin_handlers_tmpl = {NULL, NULL, readyz, metrics};
 static struct cg_admin_handlers admin_handlers;
 
-static void finish(struct app *a)
-{
-    sp_attester_close(a->attester);
-    uv_close((uv_handle_t *)&a->sigterm, NULL);
-    uv_close((uv_handle_t *)&a->sigint, NULL);
-    uv_close((uv_handle_t *)&a->drain_timer, NULL);
-}
-
 static void on_idle(struct sp_server *s)
 {
     struct app *a = (struct app *)((char *)s - offsetof(struct app, server));
-    finish(a);
+    sp_attester_close(a->attester);
+    cg_signals_close(&a->sig);
 }
 
-static void on_drain_deadline(uv_timer_t *t)
+static void on_drain_deadline(struct cg_signals *sg)
 {
-    struct app *a = t->data;
-    cg_log_warn("shutdown.deadline", "closing remaining connections");
+    struct app *a = sg->data;
     sp_server_abort(&a->server);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+static void on_drain(struct cg_signals *sg, int signum)
 {
-    struct app *a = sig->data;
-    if (a->draining)
-        return;
-    a->draining = 1;
-    cg_log_info("shutdown", "signal=%d active=%llu", signum,
-                (unsigned long long)a->server.stats.conns_active);
+    struct app *a = sg->data;
+    (void)signum;
+    cg_log_info("shutdown.server", "active=%llu", (unsigned long long)a->server.stats.conns_active);
     cg_admin_close(a->admin);
     a->admin = NULL;
-    (void)uv_timer_start(&a->drain_timer, on_drain_deadline,
-                         opt_uint("drain-timeout-s", 0, 3600) * 1000, 0);
-    uv_unref((uv_handle_t *)&a->drain_timer);
     sp_server_stop(&a->server);
 }
 
@@ -177,7 +173,7 @@ static struct cg_provider *make_provider(const char *tee, const char *state_dir)
     if (strcmp(tee, "auto") == 0) {
         if (cg_tsm_detect(&cfg, &tee, how, sizeof(how)) != 0)
             cg_fatal("--tee auto: no TEE found (%s); for development use --tee sim", how);
-        cg_log_info("tee.auto", "picked=%s via=\"%s\"", tee, how);
+        cg_logf(CG_LOG_INFO, "tee.auto", CG_LF_STR("picked", tee), CG_LF_STR("via", how));
     }
     if (strcmp(tee, "snp") == 0 || strcmp(tee, "tdx") == 0) {
         int rc = cg_tsm_provider_new(tee, &cfg, &p);
@@ -238,7 +234,7 @@ int main(int argc, char **argv)
     srv->upstream_connect_timeout_ms =
         (unsigned)opt_uint("upstream-connect-timeout-ms", 100, 600000);
     srv->idle_timeout_ms = (unsigned)opt_uint("idle-timeout-s", 1, 86400) * 1000;
-    (void)opt_uint("drain-timeout-s", 0, 3600);
+    a.sig.drain_ms = opt_uint("drain-timeout-s", 0, 3600) * 1000;
     struct cg_addr admin_addr;
     if (opt("admin") != NULL && cg_addr_parse(opt("admin"), 1, &admin_addr, err, sizeof(err)) < 0)
         cg_fatal("--admin: %s", err);
@@ -249,10 +245,15 @@ int main(int argc, char **argv)
                  a.tee);
 
     signal(SIGPIPE, SIG_IGN);
+    struct cg_gpu_provider *gpu; /* first: --gpu sim needs --tee sim, not what auto finds */
+    int rc = sp_attester_gpu_provider(opt("gpu"), a.tee, opt("state-dir"), opt("gpu-collateral"),
+                                      &gpu, err, sizeof(err));
+    if (rc < 0)
+        cg_fatal("--gpu %s: %s", opt("gpu"), err);
     a.provider = make_provider(a.tee, opt("state-dir"));
     a.tee = a.provider->name; /* what auto picked */
-    int rc = sp_attester_new(a.loop, a.provider, (unsigned)refresh, (unsigned)window,
-                             (unsigned)batch_max, &a.attester);
+    rc = sp_attester_new(a.loop, a.provider, gpu, (unsigned)refresh, (unsigned)window,
+                         (unsigned)batch_max, &a.attester);
     if (rc < 0)
         cg_fatal("first evidence from the %s TEE failed: %s", a.tee, cg_strerror(rc));
     sp_attester_set_evidence_delay(a.attester, (unsigned)evidence_delay);
@@ -270,17 +271,17 @@ int main(int argc, char **argv)
         if (rc < 0)
             cg_fatal("--admin %s: %s", admin_addr.text, cg_strerror(rc));
     }
-    uv_signal_init(a.loop, &a.sigterm);
-    uv_signal_init(a.loop, &a.sigint);
-    uv_timer_init(a.loop, &a.drain_timer);
-    a.sigterm.data = a.sigint.data = a.drain_timer.data = &a;
-    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    a.sig.data = &a;
+    a.sig.on_drain = on_drain;
+    a.sig.on_deadline = on_drain_deadline;
+    if (cg_signals_start(&a.sig, a.loop) < 0)
+        cg_fatal("signal handlers: setup failed");
 
     if (strcmp(a.tee, "sim") == 0)
         cg_log_warn("tee.sim", "INSECURE simulated TEE: for development and tests only");
-    cg_log_info("listening", "addr=%s upstream=%s tee=%s mode=%s admin=%s", srv->listen_addr.text,
-                srv->upstream.text, a.tee, opt("mode"), opt("admin") ? opt("admin") : "-");
+    cg_logf(CG_LOG_INFO, "listening", CG_LF_STR("addr", srv->listen_addr.text),
+            CG_LF_STR("upstream", srv->upstream.text), CG_LF_STR("tee", a.tee),
+            CG_LF_STR("mode", opt("mode")), CG_LF_STR("admin", opt("admin") ? opt("admin") : "-"));
 
     uv_run(a.loop, UV_RUN_DEFAULT);
     cg_tls_ctx_free(srv->tls);
@@ -288,6 +289,6 @@ int main(int argc, char **argv)
     a.provider->free(a.provider);
     (void)uv_loop_close(a.loop);
     cg_opts_free(opts, N_OPTS);
-    cg_log_info("stopped", "clean=1");
+    cg_logf(CG_LOG_INFO, "stopped", CG_LF_INT("clean", 1));
     return 0;
 }

@@ -1,10 +1,14 @@
 #include "sp_attester.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "ccgate/gpuev.h"
+#include "ccgate/gpusim.h"
 #include "ccgate/log.h"
+#include "ccgate/nvml.h"
 
 #define MAX_QUEUED_BATCHES 64
 #define CERT_SLACK_S 3600 /* the certificate outlives its refresh by this much */
@@ -28,6 +32,7 @@ struct batch {
 struct sp_attester {
     uv_loop_t *loop;
     struct cg_provider *provider;
+    struct cg_gpu_provider *gpu; /* owned; NULL: no GPU evidence */
     struct cg_ratls_key *key;
     unsigned refresh_s, window_ms, batch_max;
     unsigned delay_ms; /* test only: added to each evidence request on the pool thread */
@@ -62,12 +67,50 @@ static void batch_free(struct batch *b)
     free(b);
 }
 
-/* Builds claims and report_data for the batch: done on the loop thread before the work. */
+/*
+ * Builds claims and report_data for the batch: on the loop thread before the work, or with
+ * a GPU provider on the worker thread (gpu_claims), since the GPU evidence goes in the claims.
+ */
 static int batch_prepare(struct batch *b)
 {
     b->iat = (int64_t)time(NULL);
+    if (b->a->gpu != NULL)
+        return 0;
     return cg_ratls_claims(b->a->key, (const uint8_t(*)[CG_NONCE_LEN])b->nonces, b->n_nonces,
                            b->iat, &b->claims, &b->claims_len, b->report_data);
+}
+
+/*
+ * Each GPU signs a report over the nonce derived from this batch's key, iat and nonces; the
+ * bundle goes into the claims, whose hash the CPU report then carries. Blocking.
+ */
+static int gpu_claims(struct batch *b)
+{
+    struct sp_attester *a = b->a;
+    const uint8_t(*nonces)[CG_NONCE_LEN] = (const uint8_t(*)[CG_NONCE_LEN])b->nonces;
+    uint8_t nonce[CG_NONCE_LEN], *gpu = NULL;
+    size_t gpu_len = 0;
+    struct cg_gpuev *ev = calloc(1, sizeof(*ev));
+    if (ev == NULL)
+        return UV_ENOMEM;
+    cg_ratls_gpu_nonce(a->key, nonces, b->n_nonces, b->iat, nonce);
+    int rc = a->gpu->get(a->gpu, nonce, ev);
+    if (rc == 0)
+        rc = cg_gpuev_encode(ev, &gpu, &gpu_len);
+    cg_gpuev_clear(ev);
+    free(ev);
+    if (rc == 0)
+        rc = cg_ratls_claims_gpu(a->key, nonces, b->n_nonces, b->iat, gpu, gpu_len, &b->claims,
+                                 &b->claims_len, b->report_data);
+    free(gpu);
+    return rc;
+}
+
+/* The evidence for a prepared batch: GPU evidence first (when any), then the CPU's. */
+static int batch_evidence(struct batch *b)
+{
+    int rc = b->a->gpu != NULL ? gpu_claims(b) : 0;
+    return rc != 0 ? rc : b->a->provider->get(b->a->provider, b->report_data, &b->ev);
 }
 
 static void work_cb(uv_work_t *req)
@@ -75,7 +118,7 @@ static void work_cb(uv_work_t *req)
     struct batch *b = req->data;
     if (b->a->delay_ms > 0)
         uv_sleep(b->a->delay_ms);
-    b->rc = b->a->provider->get(b->a->provider, b->report_data, &b->ev);
+    b->rc = batch_evidence(b);
 }
 
 static void launch_next(struct sp_attester *a);
@@ -94,8 +137,8 @@ static void after_work_cb(uv_work_t *req, int status)
                                a->refresh_s + CERT_SLACK_S, &der, &der_len);
     if (rc < 0) {
         a->stats.evidence_failures++;
-        cg_log_error("evidence.failed", "provider=%s nonces=%zu err=\"%s\"", a->provider->name,
-                     b->n_nonces, cg_strerror(rc));
+        cg_logf(CG_LOG_ERROR, "evidence.failed", CG_LF_STR("provider", a->provider->name),
+                CG_LF_UINT("nonces", b->n_nonces), CG_LF_STR("err", cg_strerror(rc)));
     } else if (b->periodic) {
         free(a->cert);
         a->cert = der;
@@ -103,10 +146,10 @@ static void after_work_cb(uv_work_t *req, int status)
         der = NULL;
         a->stats.refreshes++;
         a->stats.cert_iat = b->iat;
-        cg_log_info("evidence.refreshed", "provider=%s iat=%lld", a->provider->name,
-                    (long long)b->iat);
+        cg_logf(CG_LOG_INFO, "evidence.refreshed", CG_LF_STR("provider", a->provider->name),
+                CG_LF_INT("iat", b->iat));
     } else {
-        cg_log_debug("evidence.batch", "nonces=%zu", b->n_nonces);
+        cg_logf(CG_LOG_DEBUG, "evidence.batch", CG_LF_UINT("nonces", b->n_nonces));
     }
     while (b->waiters.next != &b->waiters) {
         struct sp_waiter *w = b->waiters.next;
@@ -169,7 +212,7 @@ static void on_refresh(uv_timer_t *t)
     struct sp_attester *a = t->data;
     struct batch *b = batch_new(a, 1);
     if (b == NULL) {
-        cg_log_error("evidence.refresh", "err=\"out of memory\"");
+        cg_logf(CG_LOG_ERROR, "evidence.refresh", CG_LF_STR("err", "out of memory"));
         return;
     }
     enqueue(a, b);
@@ -185,7 +228,7 @@ int sp_attester_cert_cb(void *arg, struct cg_tls *t, const uint8_t *nonce)
     struct sp_waiter *w = cg_tls_get_data(t);
     if (a->open == NULL) {
         if (a->n_pending >= MAX_QUEUED_BATCHES) {
-            cg_log_warn("evidence.overload", "queued_batches=%zu", a->n_pending);
+            cg_logf(CG_LOG_WARN, "evidence.overload", CG_LF_UINT("queued_batches", a->n_pending));
             return CG_ELIMIT;
         }
         a->open = batch_new(a, 0);
@@ -218,15 +261,53 @@ void sp_attester_cancel(struct sp_waiter *w)
     w->batch = NULL;
 }
 
-int sp_attester_new(uv_loop_t *loop, struct cg_provider *provider, unsigned refresh_s,
-                    unsigned window_ms, unsigned batch_max, struct sp_attester **out)
+int sp_attester_gpu_provider(const char *mode, const char *tee, const char *state_dir,
+                             const char *collateral_dir, struct cg_gpu_provider **out, char *err,
+                             size_t errlen)
+{
+    *out = NULL;
+    if (strcmp(mode, "none") == 0)
+        return 0;
+    if (strcmp(mode, "sim") == 0) {
+        if (strcmp(tee, "sim") != 0) {
+            snprintf(err, errlen, "the simulated GPU needs the simulated TEE (--tee sim)");
+            return CG_ECONFIG;
+        }
+        int rc = state_dir != NULL ? cg_gpusim_provider_new(state_dir, out) : CG_ECONFIG;
+        if (rc != 0)
+            snprintf(err, errlen,
+                     "cannot load the simulated GPU from --state-dir (run `ccgate sim-init "
+                     "--state-dir DIR --gpu`): %s",
+                     cg_strerror(rc));
+        return rc;
+    }
+    if (strcmp(mode, "nvml") != 0 && strcmp(mode, "auto") != 0) {
+        snprintf(err, errlen, "expected none, sim, nvml or auto");
+        return CG_ECONFIG;
+    }
+    int rc = cg_nvml_provider_new(collateral_dir, out, err, errlen);
+    if (rc == CG_ENOTEE && strcmp(mode, "auto") == 0) {
+        /* No NVIDIA GPU with CC support here: no GPU evidence, never the simulated GPU. */
+        cg_log_info("gpu.auto", "picked=none why=\"%s\"", err);
+        return 0;
+    }
+    return rc;
+}
+
+int sp_attester_new(uv_loop_t *loop, struct cg_provider *provider, struct cg_gpu_provider *gpu,
+                    unsigned refresh_s, unsigned window_ms, unsigned batch_max,
+                    struct sp_attester **out)
 {
     struct batch *b = NULL;
     struct sp_attester *a = calloc(1, sizeof(*a));
-    if (a == NULL)
+    if (a == NULL) {
+        if (gpu != NULL)
+            gpu->free(gpu);
         return UV_ENOMEM;
+    }
     a->loop = loop;
     a->provider = provider;
+    a->gpu = gpu;
     a->refresh_s = refresh_s;
     a->window_ms = window_ms;
     a->batch_max = batch_max > CG_MAX_NONCES ? CG_MAX_NONCES : batch_max;
@@ -241,7 +322,7 @@ int sp_attester_new(uv_loop_t *loop, struct cg_provider *provider, unsigned refr
     }
     rc = batch_prepare(b);
     if (rc == 0)
-        rc = provider->get(provider, b->report_data, &b->ev);
+        rc = batch_evidence(b);
     if (rc == 0)
         rc = cg_ratls_cert_new(a->key, b->claims, b->claims_len, &b->ev, b->iat,
                                refresh_s + CERT_SLACK_S, &a->cert, &a->cert_len);
@@ -260,9 +341,7 @@ out:
     if (b != NULL)
         batch_free(b);
     if (rc < 0) {
-        cg_ratls_key_free(a->key);
-        free(a->cert);
-        free(a);
+        sp_attester_free(a);
         return rc;
     }
     *out = a;
@@ -301,6 +380,8 @@ void sp_attester_free(struct sp_attester *a)
     if (a == NULL)
         return;
     cg_ratls_key_free(a->key);
+    if (a->gpu != NULL)
+        a->gpu->free(a->gpu);
     free(a->cert);
     free(a);
 }

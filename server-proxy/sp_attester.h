@@ -34,13 +34,28 @@ struct sp_attester_stats {
     int64_t cert_iat;
 };
 
+struct cg_gpu_provider;
+
+/*
+ * The GPU provider for --gpu mode: "none" (*out NULL), "sim" (only with the sim TEE, from
+ * state_dir), "nvml" (NVML must find a GPU in CC mode), "auto" (NVML when a CC-capable GPU is
+ * present, else none; never sim). collateral_dir: RIMs and OCSP responses for nvml/auto.
+ * Returns 0 or a negative code with err one line naming what is wrong (a GPU not in CC
+ * mode names the mode).
+ */
+int sp_attester_gpu_provider(const char *mode, const char *tee, const char *state_dir,
+                             const char *collateral_dir, struct cg_gpu_provider **out, char *err,
+                             size_t errlen);
+
 /*
  * Creates the attester: generates the key and, blocking (start-up only), the first periodic
- * certificate. provider is borrowed. Returns 0 or a negative code; caller frees with
- * sp_attester_free() after the loop stopped using it.
+ * certificate. provider is borrowed; gpu (NULL: none) is owned from here on, freed even on
+ * failure. Returns 0 or a negative code; caller frees with sp_attester_free() after the loop
+ * stopped using it.
  */
-int sp_attester_new(uv_loop_t *loop, struct cg_provider *provider, unsigned refresh_s,
-                    unsigned window_ms, unsigned batch_max, struct sp_attester **out);
+int sp_attester_new(uv_loop_t *loop, struct cg_provider *provider, struct cg_gpu_provider *gpu,
+                    unsigned refresh_s, unsigned window_ms, unsigned batch_max,
+                    struct sp_attester **out);
 
 /* Test only (benchmarks on the simulated TEE): every later evidence request, periodic or
  * with nonces, takes ms longer, as a real one does (an SNP report ~8 ms, a TDX quote up to

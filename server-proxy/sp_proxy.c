@@ -33,15 +33,25 @@ struct sp_conn {
 
 static void on_timeout(uv_timer_t *t);
 
-static void conn_freed(uv_handle_t *h)
+static void conn_release(struct sp_conn *c)
 {
-    struct sp_conn *c = h->data;
     if (--c->handles > 0)
         return;
     cg_http_parser_free(c->reqp);
     cg_http_parser_free(c->respp);
     cg_buf_free(&c->early);
     free(c);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    conn_release(h->data);
+}
+
+static void leg_closed(struct cg_stream *s, void *arg)
+{
+    (void)s;
+    conn_release(arg);
 }
 
 /* Runs on_idle once, when stopping and the last connection closed. */
@@ -59,9 +69,9 @@ static void conn_close(struct sp_conn *c, const char *reason)
         return;
     c->closing = 1;
     struct sp_server *srv = c->srv;
-    cg_log_debug("conn.close", "id=%llu reason=%s from_client=%llu to_client=%llu",
-                 (unsigned long long)c->id, reason, (unsigned long long)c->down.bytes_in,
-                 (unsigned long long)c->down.bytes_out);
+    cg_logf(CG_LOG_DEBUG, "conn.close", CG_LF_UINT("id", c->id), CG_LF_STR("reason", reason),
+            CG_LF_UINT("from_client", c->down.bytes_in),
+            CG_LF_UINT("to_client", c->down.bytes_out));
     srv->stats.bytes_from_client += c->down.bytes_in;
     srv->stats.bytes_to_client += c->down.bytes_out;
     srv->stats.conns_active--;
@@ -73,12 +83,10 @@ static void conn_close(struct sp_conn *c, const char *reason)
     if (c->next != NULL)
         c->next->prev = c->prev;
 
-    uv_close((uv_handle_t *)&c->timer, conn_freed);
-    c->down.h.handle.data = c;
-    cg_stream_close(&c->down, conn_freed);
+    uv_close((uv_handle_t *)&c->timer, timer_closed);
+    cg_stream_close(&c->down, leg_closed, c);
     if (c->up_inited) {
-        c->up.h.handle.data = c;
-        cg_stream_close(&c->up, conn_freed);
+        cg_stream_close(&c->up, leg_closed, c);
     }
     notify_idle(srv);
 }
@@ -239,13 +247,12 @@ static void on_error(struct cg_stream *s, int err)
 static void upstream_failed(struct sp_conn *c, int status)
 {
     if (c->up_inited) {
-        c->up.h.handle.data = c;
-        cg_stream_close(&c->up, conn_freed);
+        cg_stream_close(&c->up, leg_closed, c);
         c->up_inited = 0;
     }
     c->srv->stats.upstream_failures++;
-    cg_log_warn("upstream.connect", "id=%llu upstream=%s err=\"%s\"", (unsigned long long)c->id,
-                c->srv->upstream.text, cg_strerror(status));
+    cg_logf(CG_LOG_WARN, "upstream.connect", CG_LF_UINT("id", c->id),
+            CG_LF_STR("upstream", c->srv->upstream.text), CG_LF_STR("err", cg_strerror(status)));
     if (!c->srv->tcp_mode) {
         static const char body[] = "{\"error\": \"upstream_unreachable\"}\n";
         struct cg_buf out;
@@ -366,9 +373,8 @@ static void on_connection(uv_stream_t *listener, int status)
         /* Generous limits: the client sidecar enforces the real ones; these only follow. */
         struct cg_http_limits lim = {.max_header_bytes = 1024 * 1024,
                                      .max_headers = CG_HTTP_MAX_HEADERS_CAP};
-        c->tracking =
-            cg_http_parser_new(CG_HTTP_REQUEST, &lim, &track_req_cb, c, &c->reqp) == 0 &&
-            cg_http_parser_new(CG_HTTP_RESPONSE, &lim, &track_resp_cb, c, &c->respp) == 0;
+        c->tracking = cg_http_parser_new(CG_HTTP_REQUEST, &lim, &track_req_cb, c, &c->reqp) == 0 &&
+                      cg_http_parser_new(CG_HTTP_RESPONSE, &lim, &track_resp_cb, c, &c->respp) == 0;
     }
     if (cg_stream_init(&c->down, srv->loop, 0, &down_cb, c) < 0) {
         free(c);

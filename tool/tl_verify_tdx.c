@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "ccgate/policy.h"
 #include "ccgate/tdx.h"
 #include "tl_cli.h"
 
@@ -16,9 +17,174 @@
 #define EXIT_REJECTED 1
 #define EXIT_USAGE 2
 
+#define PROG "ccgate verify tdx"
+
 static const char usage[] =
-    "usage: ccgate verify tdx QUOTE [--tcb-info F --qe-identity F --tcb-chain F] [--crl F ...]\n"
-    "                             [--at YYYY-MM-DDTHH:MM:SSZ] [--policy FILE]\n";
+    "usage: ccgate verify tdx QUOTE [--collateral FILE | --tcb-info F --qe-identity F\n"
+    "                         --tcb-chain F] [--crl F ...] [--at RFC3339] [--policy FILE]\n";
+
+static const char help[] =
+    "\n"
+    "Verifies an Intel TDX DCAP quote offline, as Intel's QVL does, against the Intel SGX\n"
+    "Root CA built in, and prints a JSON verdict. Exit status: 0 verified, 1 rejected (the\n"
+    "JSON names the failed check), 2 usage or unreadable input.\n"
+    "\n"
+    "  QUOTE              the raw quote (v4 or v5); zero padding after it is ignored\n"
+    "  --collateral FILE  collateral as one JSON object, as dcap-qvl (QuoteCollateralV3) or\n"
+    "                     a PCCS client writes it: tcb_info, qe_identity (with\n"
+    "                     tcb_info_signature / qe_identity_signature, or as the signed\n"
+    "                     documents), tcb_info_issuer_chain, root_ca_crl, pck_crl\n"
+    "  --tcb-info F, --qe-identity F, --tcb-chain F\n"
+    "                     the same as Intel PCS serves them, one file each (all three)\n"
+    "  --crl F            a CRL (DER or PEM), up to 4 times\n"
+    "  --at TIME          verify as of TIME (RFC 3339); default now\n"
+    "  --policy FILE      also appraise against the \"tdx\" member of a policy\n"
+    "                     (docs/policy.md); without collateral the TCB status is\n"
+    "                     NotEvaluated, which a policy must list to accept\n"
+    "  --help             this text\n";
+
+static const char *const flags[] = {"--collateral", "--tcb-info", "--qe-identity", "--tcb-chain",
+                                    "--crl",        "--at",       "--policy",      NULL};
+
+/* Collateral read from a dcap-qvl/PCCS JSON object: the documents as cg_tdx_verify() takes
+ * them. Owned; freed by col_json_free(). */
+struct col_json {
+    char *tcb_info, *qe_identity, *tcb_chain;
+    uint8_t *crls[2];
+    size_t crl_lens[2];
+    size_t n_crls;
+};
+
+static void col_json_free(struct col_json *c)
+{
+    free(c->tcb_info);
+    free(c->qe_identity);
+    free(c->tcb_chain);
+    for (size_t i = 0; i < c->n_crls; i++)
+        free(c->crls[i]);
+}
+
+/* Bytes given as a hex string or an array of byte values (dcap-qvl's two spellings) into a
+ * new buffer; 0 or -1. */
+static int json_bytes(json_t *j, uint8_t **out, size_t *len)
+{
+    size_t n = json_is_string(j) ? json_string_length(j) / 2 : json_array_size(j);
+    *out = malloc(n + 1);
+    if (*out == NULL)
+        return -1;
+    *len = n;
+    if (json_is_string(j)) {
+        if (json_string_length(j) % 2 == 0 && cg_unhex(*out, n, json_string_value(j)) == 0)
+            return 0;
+    } else if (json_is_array(j)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(j, i, e)
+        {
+            if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > 255)
+                break;
+            (*out)[i] = (uint8_t)json_integer_value(e);
+        }
+        if (i == n)
+            return 0;
+    }
+    free(*out);
+    *out = NULL;
+    return -1;
+}
+
+/* A signed PCS document {"<member>": <text>, "signature": "<hex>"} from the member's text and
+ * its separate signature, or the text itself when it already is the signed document. */
+static char *signed_doc(json_t *obj, const char *key, const char *member, const char *path)
+{
+    char sig_key[64];
+    const char *text = json_string_value(json_object_get(obj, key));
+    if (text == NULL) {
+        fprintf(stderr, PROG ": --collateral %s: \"%s\": expected a string\n", path, key);
+        return NULL;
+    }
+    snprintf(sig_key, sizeof(sig_key), "%s_signature", key);
+    json_t *sig = json_object_get(obj, sig_key);
+    if (sig == NULL)
+        return strdup(text);
+    uint8_t *raw = NULL;
+    size_t n = 0;
+    char hex[2 * 64 + 1];
+    if (json_bytes(sig, &raw, &n) != 0 || n != 64) {
+        free(raw);
+        fprintf(stderr, PROG ": --collateral %s: \"%s\": expected 64 bytes (hex or array)\n", path,
+                sig_key);
+        return NULL;
+    }
+    cg_hex(hex, sizeof(hex), raw, n);
+    free(raw);
+    size_t cap = strlen(text) + strlen(member) + sizeof(hex) + 32;
+    char *doc = malloc(cap);
+    if (doc != NULL)
+        snprintf(doc, cap, "{\"%s\":%s,\"signature\":\"%s\"}", member, text, hex);
+    return doc;
+}
+
+/* Reads --collateral FILE into c; 0, or -1 with a message naming the member. */
+static int load_collateral_json(const char *path, struct col_json *c)
+{
+    static const char *const crl_keys[] = {"root_ca_crl", "pck_crl"};
+    struct tl_file f = {0};
+    json_error_t je;
+    int rc = -1;
+    memset(c, 0, sizeof(*c));
+    if (tl_cli_read_file(PROG, path, 4 * CG_TDX_COLLATERAL_MAX, &f) != 0)
+        return -1;
+    json_t *o = json_loadb(f.p, f.n, JSON_REJECT_DUPLICATES, &je);
+    free(f.p);
+    if (!json_is_object(o)) {
+        fprintf(stderr, PROG ": --collateral %s: expected a JSON object (line %d: %s)\n", path,
+                je.line, o == NULL ? je.text : "not an object");
+        goto out;
+    }
+    const char *chain = json_string_value(json_object_get(o, "tcb_info_issuer_chain"));
+    const char *qe_chain = json_string_value(json_object_get(o, "qe_identity_issuer_chain"));
+    if (chain == NULL) {
+        fprintf(stderr, PROG ": --collateral %s: \"tcb_info_issuer_chain\": expected PEM text\n",
+                path);
+        goto out;
+    }
+    /* One chain signs both documents in Intel's PCS; two different ones are not collateral
+     * this verifier can check. */
+    if (qe_chain != NULL && strcmp(qe_chain, chain) != 0) {
+        fprintf(stderr,
+                PROG ": --collateral %s: \"qe_identity_issuer_chain\" differs from "
+                     "\"tcb_info_issuer_chain\"\n",
+                path);
+        goto out;
+    }
+    if ((c->tcb_chain = strdup(chain)) == NULL ||
+        (c->tcb_info = signed_doc(o, "tcb_info", "tcbInfo", path)) == NULL ||
+        (c->qe_identity = signed_doc(o, "qe_identity", "enclaveIdentity", path)) == NULL)
+        goto out;
+    for (size_t i = 0; i < 2; i++) {
+        json_t *j = json_object_get(o, crl_keys[i]);
+        const char *s = json_string_value(j);
+        if (j == NULL)
+            continue;
+        size_t k = c->n_crls;
+        if (s != NULL && strncmp(s, "-----BEGIN", 10) == 0) {
+            c->crls[k] = (uint8_t *)strdup(s);
+            c->crl_lens[k] = strlen(s);
+        } else if (json_bytes(j, &c->crls[k], &c->crl_lens[k]) != 0) {
+            fprintf(stderr, PROG ": --collateral %s: \"%s\": expected PEM, hex or bytes\n", path,
+                    crl_keys[i]);
+            goto out;
+        }
+        if (c->crls[k] == NULL)
+            goto out;
+        c->n_crls++;
+    }
+    rc = 0;
+out:
+    json_decref(o);
+    return rc;
+}
 
 /* The claims of a verified quote: measurements in hex as they appear in the quote. */
 static json_t *claims(const struct cg_tdx_quote *q, const struct cg_tdx_status *st, time_t at,
@@ -89,19 +255,23 @@ static int load_policy(const char *path, struct cg_tdx_policy *p)
 {
     json_error_t je;
     char err[256];
-    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    struct tl_file text;
+    if (tl_cli_read_file(PROG, path, CG_POLICY_MAX_BYTES, &text) != 0)
+        return -1;
+    json_t *doc = json_loadb(text.p, text.n, JSON_REJECT_DUPLICATES, &je);
+    free(text.p);
     int rc = -1;
     if (doc == NULL) {
-        fprintf(stderr, "ccgate verify tdx: %s:%d: %s\n", path, je.line, je.text);
+        fprintf(stderr, PROG ": %s:%d: %s\n", path, je.line, je.text);
         return -1;
     }
     json_t *tdx = json_object_get(doc, "tdx");
     if (tdx == NULL) {
-        fprintf(stderr, "ccgate verify tdx: %s: no \"tdx\" member\n", path);
+        fprintf(stderr, PROG ": %s: no \"tdx\" member\n", path);
         goto out;
     }
     if (cg_tdx_policy_parse(tdx, p, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ccgate verify tdx: %s: %s\n", path, err);
+        fprintf(stderr, PROG ": %s: %s\n", path, err);
         goto out;
     }
     rc = 0;
@@ -113,8 +283,9 @@ out:
 int tl_verify_tdx_main(int argc, char **argv)
 {
     const char *quote_path = NULL, *tcb_path = NULL, *qe_path = NULL, *chain_path = NULL;
-    const char *policy_path = NULL, *at_s = NULL;
+    const char *policy_path = NULL, *at_s = NULL, *collateral_path = NULL;
     const char *crl_paths[CG_TDX_MAX_CRLS];
+    struct col_json cj = {0};
     struct tl_file quote = {0}, tcb = {0}, qe = {0}, chain = {0}, crls[CG_TDX_MAX_CRLS] = {{0}};
     struct cg_tdx_collateral col;
     struct cg_tdx_policy policy;
@@ -126,12 +297,16 @@ int tl_verify_tdx_main(int argc, char **argv)
     int status = EXIT_USAGE;
     json_t *out = NULL;
 
+    if (tl_cli_wants_help(argc, argv)) {
+        printf("%s%s", usage, help);
+        return 0;
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val;
-        if (strncmp(a, "--", 2) != 0) {
-            if (quote_path != NULL)
-                goto usage;
+        if (strncmp(a, "--", 2) != 0 && quote_path == NULL) {
             quote_path = a;
+        } else if ((val = tl_cli_opt_value(argc, argv, &i, "--collateral")) != NULL) {
+            collateral_path = val;
         } else if ((val = tl_cli_opt_value(argc, argv, &i, "--tcb-info")) != NULL) {
             tcb_path = val;
         } else if ((val = tl_cli_opt_value(argc, argv, &i, "--qe-identity")) != NULL) {
@@ -140,7 +315,7 @@ int tl_verify_tdx_main(int argc, char **argv)
             chain_path = val;
         } else if ((val = tl_cli_opt_value(argc, argv, &i, "--crl")) != NULL) {
             if (n_crls == CG_TDX_MAX_CRLS) {
-                fprintf(stderr, "ccgate verify tdx: at most %d CRLs\n", CG_TDX_MAX_CRLS);
+                fprintf(stderr, PROG ": at most %d CRLs\n", CG_TDX_MAX_CRLS);
                 goto out;
             }
             crl_paths[n_crls++] = val;
@@ -149,31 +324,41 @@ int tl_verify_tdx_main(int argc, char **argv)
         } else if ((val = tl_cli_opt_value(argc, argv, &i, "--policy")) != NULL) {
             policy_path = val;
         } else {
-            goto usage;
+            tl_cli_bad_arg(PROG, a, flags);
+            goto out;
         }
     }
-    if (quote_path == NULL)
-        goto usage;
-    int n_col = (tcb_path != NULL) + (qe_path != NULL) + (chain_path != NULL);
-    if (n_col != 0 && n_col != 3) {
-        fprintf(stderr, "ccgate verify tdx: --tcb-info, --qe-identity and --tcb-chain go "
-                        "together\n");
+    if (quote_path == NULL) {
+        fprintf(stderr, PROG ": QUOTE is required (see " PROG " --help)\n");
         goto out;
     }
-    if (at_s != NULL && cg_tdx_time_parse(at_s, &at) != 0) {
-        fprintf(stderr, "ccgate verify tdx: --at %s: expected YYYY-MM-DDTHH:MM:SSZ\n", at_s);
+    int n_col = (tcb_path != NULL) + (qe_path != NULL) + (chain_path != NULL);
+    if (n_col != 0 && n_col != 3) {
+        fprintf(stderr, PROG ": --tcb-info, --qe-identity and --tcb-chain go together\n");
+        goto out;
+    }
+    if (n_col != 0 && collateral_path != NULL) {
+        fprintf(stderr, PROG ": --collateral replaces --tcb-info, --qe-identity and --tcb-chain\n");
+        goto out;
+    }
+    if (collateral_path != NULL && n_crls + 2 > CG_TDX_MAX_CRLS) {
+        fprintf(stderr, PROG ": at most %d CRLs beside --collateral\n", CG_TDX_MAX_CRLS - 2);
+        goto out;
+    }
+    if (at_s != NULL && tl_cli_time_parse(at_s, &at) != 0) {
+        fprintf(stderr, PROG ": --at %s: expected an RFC 3339 time (2025-01-01T00:00:00Z)\n", at_s);
         goto out;
     }
     if (policy_path != NULL && load_policy(policy_path, &policy) != 0)
         goto out;
 
     memset(&col, 0, sizeof(col));
-    if (tl_cli_read_file("ccgate verify tdx", quote_path, CG_TDX_QUOTE_MAX, &quote) != 0)
+    if (tl_cli_read_file(PROG, quote_path, CG_TDX_QUOTE_MAX, &quote) != 0)
         goto out;
     if (tcb_path != NULL) {
-        if (tl_cli_read_file("ccgate verify tdx", tcb_path, CG_TDX_COLLATERAL_MAX, &tcb) != 0 ||
-            tl_cli_read_file("ccgate verify tdx", qe_path, CG_TDX_COLLATERAL_MAX, &qe) != 0 ||
-            tl_cli_read_file("ccgate verify tdx", chain_path, CG_TDX_COLLATERAL_MAX, &chain) != 0)
+        if (tl_cli_read_file(PROG, tcb_path, CG_TDX_COLLATERAL_MAX, &tcb) != 0 ||
+            tl_cli_read_file(PROG, qe_path, CG_TDX_COLLATERAL_MAX, &qe) != 0 ||
+            tl_cli_read_file(PROG, chain_path, CG_TDX_COLLATERAL_MAX, &chain) != 0)
             goto out;
         col.tcb_info = tcb.p;
         col.tcb_info_len = tcb.n;
@@ -183,12 +368,26 @@ int tl_verify_tdx_main(int argc, char **argv)
         col.tcb_chain_len = chain.n;
     }
     for (size_t i = 0; i < n_crls; i++) {
-        if (tl_cli_read_file("ccgate verify tdx", crl_paths[i], CG_TDX_COLLATERAL_MAX, &crls[i]) != 0)
+        if (tl_cli_read_file(PROG, crl_paths[i], CG_TDX_COLLATERAL_MAX, &crls[i]) != 0)
             goto out;
         col.crls[i] = (const uint8_t *)crls[i].p;
         col.crl_lens[i] = crls[i].n;
     }
     col.n_crls = n_crls;
+    if (collateral_path != NULL) {
+        if (load_collateral_json(collateral_path, &cj) != 0)
+            goto out;
+        col.tcb_info = cj.tcb_info;
+        col.tcb_info_len = strlen(cj.tcb_info);
+        col.qe_identity = cj.qe_identity;
+        col.qe_identity_len = strlen(cj.qe_identity);
+        col.tcb_chain = cj.tcb_chain;
+        col.tcb_chain_len = strlen(cj.tcb_chain);
+        for (size_t i = 0; i < cj.n_crls; i++) {
+            col.crls[col.n_crls] = cj.crls[i];
+            col.crl_lens[col.n_crls++] = cj.crl_lens[i];
+        }
+    }
 
     memset(&v, 0, sizeof(v));
     int rc = cg_tdx_verify((const uint8_t *)quote.p, quote.n, &col, at, &q, &st, &v);
@@ -201,15 +400,13 @@ int tl_verify_tdx_main(int argc, char **argv)
         out = tl_cli_rejection(&v);
         status = EXIT_REJECTED;
     } else {
-        fprintf(stderr, "ccgate verify tdx: %s\n", cg_strerror(rc));
+        fprintf(stderr, PROG ": %s\n", cg_strerror(rc));
         goto out;
     }
     if (tl_cli_print(out) != 0)
         status = EXIT_USAGE;
-    goto out;
-usage:
-    fputs(usage, stderr);
 out:
+    col_json_free(&cj);
     json_decref(out);
     free(quote.p);
     free(tcb.p);

@@ -279,7 +279,7 @@ int cg_claims_encode(const struct cg_claims *c, uint8_t **out, size_t *out_len)
     enc_head(&e, cbor_encode_array_start, 2);
     enc_uint(&e, HASH_ALG_SHA256);
     enc_bstr(&e, c->pubkey_hash, sizeof(c->pubkey_hash));
-    return enc_finish(&e, CG_EVIDENCE_MAX_BYTES, out, out_len);
+    return enc_finish(&e, CG_CLAIMS_MAX_BYTES, out, out_len);
 }
 
 static int decode_pubkey_hash(struct dec *d, struct cg_claims *c)
@@ -320,7 +320,7 @@ int cg_claims_decode(const uint8_t *buf, size_t len, struct cg_claims *c)
     struct tok t;
     unsigned have = 0;
     memset(c, 0, sizeof(*c));
-    if (buf == NULL || len > CG_EVIDENCE_MAX_BYTES)
+    if (buf == NULL || len > CG_CLAIMS_MAX_BYTES)
         goto bad;
     if (expect(&d, TOK_MAP, &t) != 0 || t.val == 0 || t.val > 4)
         goto bad;
@@ -343,7 +343,7 @@ int cg_claims_decode(const uint8_t *buf, size_t len, struct cg_claims *c)
             c->iat = (int64_t)t.val;
         } else if (tstr_is(&t, KEY_GPU)) {
             bit = HAVE_GPU;
-            rc = expect_bstr(&d, 1, CG_EVIDENCE_MAX_BYTES, &c->gpu, &c->gpu_len);
+            rc = expect_bstr(&d, 1, CG_CLAIMS_GPU_MAX_BYTES, &c->gpu, &c->gpu_len);
         } else {
             goto bad;
         }
@@ -364,12 +364,14 @@ int cg_cmw_encode(uint32_t tag, const uint8_t *evidence, size_t evidence_len, co
 {
     if (evidence_len == 0 || claims_len == 0)
         return CG_ECBOR;
+    if (evidence_len > CG_EVIDENCE_MAX_BYTES || claims_len > CG_CLAIMS_MAX_BYTES)
+        return CG_ELIMIT;
     struct enc e = {0};
     enc_tag(&e, tag);
     enc_head(&e, cbor_encode_array_start, 2);
     enc_bstr(&e, evidence, evidence_len);
     enc_bstr(&e, claims, claims_len);
-    return enc_finish(&e, CG_EVIDENCE_MAX_BYTES, out, out_len);
+    return enc_finish(&e, CG_EVIDENCE_MAX_BYTES + CG_CLAIMS_MAX_BYTES, out, out_len);
 }
 
 int cg_cmw_decode(const uint8_t *buf, size_t len, uint32_t *tag, const uint8_t **evidence,
@@ -377,7 +379,7 @@ int cg_cmw_decode(const uint8_t *buf, size_t len, uint32_t *tag, const uint8_t *
 {
     struct dec d = {buf, len};
     struct tok t;
-    if (buf == NULL || len > CG_EVIDENCE_MAX_BYTES)
+    if (buf == NULL || len > CG_EVIDENCE_MAX_BYTES + CG_CLAIMS_MAX_BYTES)
         return CG_ECBOR;
     if (expect(&d, TOK_TAG, &t) != 0 || t.val > UINT32_MAX)
         return CG_ECBOR;
@@ -386,7 +388,7 @@ int cg_cmw_decode(const uint8_t *buf, size_t len, uint32_t *tag, const uint8_t *
         return CG_ECBOR;
     if (expect_bstr(&d, 1, CG_EVIDENCE_MAX_BYTES, evidence, evidence_len) != 0)
         return CG_ECBOR;
-    if (expect_bstr(&d, 1, CG_EVIDENCE_MAX_BYTES, claims, claims_len) != 0)
+    if (expect_bstr(&d, 1, CG_CLAIMS_MAX_BYTES, claims, claims_len) != 0)
         return CG_ECBOR;
     return d.left == 0 ? 0 : CG_ECBOR;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ccgate/file.h"
 #include "ccgate/log.h"
 
 #define PATH_CAP 128
@@ -262,6 +263,75 @@ static int parse_snp(json_t *snp, struct cg_policy *p, char *err, size_t errlen)
     return 0;
 }
 
+/* A non-empty array of at most CG_GPUEV_MAX_VERSIONS version strings. */
+static int get_versions(json_t *obj, const char *key, char (*out)[32], size_t *count, char *err,
+                        size_t errlen)
+{
+    char p[PATH_CAP];
+    json_t *j = json_object_get(obj, key), *e;
+    size_t i;
+    if (j == NULL)
+        return 0;
+    subpath(p, "gpu", key);
+    if (!json_is_array(j) || json_array_size(j) == 0 || json_array_size(j) > CG_GPUEV_MAX_VERSIONS)
+        return fail(err, errlen, p, "expected 1 to %d version strings", CG_GPUEV_MAX_VERSIONS);
+    json_array_foreach(j, i, e)
+    {
+        if (!json_is_string(e) || json_string_length(e) == 0 || json_string_length(e) >= 32)
+            return fail(err, errlen, p, "item %zu: expected a version string under 32 characters",
+                        i);
+        strcpy(out[i], json_string_value(e));
+    }
+    *count = json_array_size(j);
+    return 0;
+}
+
+static int parse_gpu(json_t *g, struct cg_gpu_policy *p, char *err, size_t errlen)
+{
+    static const char *const keys[] = {
+        "required", "count",        "min_count", "allow_sim",    "sim_root_sha256", "drivers",
+        "vbios",    "require_rims", "ocsp",      "ocsp_grace_s", "allow_devtools",  "allow_cc_off",
+        NULL};
+    long long count = 0, min_count = 1, grace = 0;
+    int rc;
+    p->present = p->required = p->require_rims = 1;
+    p->ocsp = CG_GPU_OCSP_REQUIRE;
+    if ((rc = only_keys(g, "gpu", keys, err, errlen)) != 0 ||
+        (rc = get_bool(g, "gpu", "required", &p->required, err, errlen)) != 0 ||
+        (rc = get_int(g, "gpu", "count", 0, 1, CG_GPUEV_MAX_GPUS, &count, err, errlen)) != 0 ||
+        (rc = get_int(g, "gpu", "min_count", 0, 0, CG_GPUEV_MAX_GPUS, &min_count, err, errlen)) !=
+            0 ||
+        (rc = get_bool(g, "gpu", "allow_sim", &p->allow_sim, err, errlen)) != 0 ||
+        (rc = get_hex(g, "gpu", "sim_root_sha256", 32, p->sim_root_sha256, &p->has_sim_root, err,
+                      errlen)) != 0 ||
+        (rc = get_versions(g, "drivers", p->drivers, &p->n_drivers, err, errlen)) != 0 ||
+        (rc = get_versions(g, "vbios", p->vbios, &p->n_vbios, err, errlen)) != 0 ||
+        (rc = get_bool(g, "gpu", "require_rims", &p->require_rims, err, errlen)) != 0 ||
+        (rc = get_int(g, "gpu", "ocsp_grace_s", 0, 0, 30 * 86400, &grace, err, errlen)) != 0 ||
+        (rc = get_bool(g, "gpu", "allow_devtools", &p->allow_devtools, err, errlen)) != 0 ||
+        (rc = get_bool(g, "gpu", "allow_cc_off", &p->allow_cc_off, err, errlen)) != 0)
+        return rc;
+    json_t *mode = json_object_get(g, "ocsp");
+    if (mode != NULL) {
+        const char *m = json_is_string(mode) ? json_string_value(mode) : "";
+        if (strcmp(m, "require") == 0)
+            p->ocsp = CG_GPU_OCSP_REQUIRE;
+        else if (strcmp(m, "off") == 0)
+            p->ocsp = CG_GPU_OCSP_OFF;
+        else
+            return fail(err, errlen, "gpu.ocsp", "expected \"require\" or \"off\"");
+    }
+    p->count = (unsigned)count;
+    p->min_count = (unsigned)min_count;
+    p->ocsp_grace_s = (uint32_t)grace;
+    if (p->count != 0 && p->min_count > p->count)
+        return fail(err, errlen, "gpu.min_count", "at most gpu.count");
+    if (p->allow_sim && !p->has_sim_root)
+        return fail(err, errlen, "gpu.sim_root_sha256",
+                    "required when gpu.allow_sim is true (ccgate sim-init --gpu prints it)");
+    return 0;
+}
+
 static int parse_freshness(json_t *f, struct cg_policy *p, char *err, size_t errlen)
 {
     static const char *const keys[] = {"mode", "max_age_s", NULL};
@@ -287,7 +357,7 @@ static int parse_freshness(json_t *f, struct cg_policy *p, char *err, size_t err
 
 int cg_policy_parse(const char *json, size_t len, struct cg_policy *p, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"sim", "snp", "tdx", "freshness", NULL};
+    static const char *const keys[] = {"sim", "snp", "tdx", "gpu", "freshness", NULL};
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     memset(p, 0, sizeof(*p));
@@ -301,7 +371,7 @@ int cg_policy_parse(const char *json, size_t len, struct cg_policy *p, char *err
     if (root == NULL)
         return fail(err, errlen, "policy", "line %d column %d: %s", jerr.line, jerr.column,
                     jerr.text);
-    json_t *sim, *snp, *tdx, *fresh;
+    json_t *sim, *snp, *tdx, *gpu, *fresh;
     int rc;
     if (!json_is_object(root)) {
         rc = fail(err, errlen, "policy", "expected a JSON object");
@@ -311,18 +381,20 @@ int cg_policy_parse(const char *json, size_t len, struct cg_policy *p, char *err
         (rc = get_object(root, "", "sim", &sim, err, errlen)) != 0 ||
         (rc = get_object(root, "", "snp", &snp, err, errlen)) != 0 ||
         (rc = get_object(root, "", "tdx", &tdx, err, errlen)) != 0 ||
+        (rc = get_object(root, "", "gpu", &gpu, err, errlen)) != 0 ||
         (rc = get_object(root, "", "freshness", &fresh, err, errlen)) != 0)
         goto out;
     if ((sim != NULL && (rc = parse_sim(sim, p, err, errlen)) != 0) ||
         (snp != NULL && (rc = parse_snp(snp, p, err, errlen)) != 0) ||
         (tdx != NULL && (rc = cg_tdx_policy_parse(tdx, &p->tdx, err, errlen)) != 0) ||
+        (gpu != NULL && (rc = parse_gpu(gpu, &p->gpu, err, errlen)) != 0) ||
         (fresh != NULL && (rc = parse_freshness(fresh, p, err, errlen)) != 0))
         goto out;
     p->snp.present = snp != NULL;
-    if (!p->sim.allow && !p->snp.present && !p->tdx.present) {
+    if (!p->sim.allow && !p->snp.present && !p->tdx.present && !p->gpu.present) {
         rc = fail(err, errlen, "policy",
-                  "accepts no evidence: give an \"snp\" or \"tdx\" section or set sim.allow "
-                  "to true");
+                  "accepts no evidence: give an \"snp\", \"tdx\" or \"gpu\" section or set "
+                  "sim.allow to true");
         goto out;
     }
     if (EVP_Digest(json, len, p->digest, NULL, EVP_sha256(), NULL) != 1)
@@ -336,24 +408,16 @@ out:
 
 int cg_policy_load(const char *path, struct cg_policy *p, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rbe");
-    if (f == NULL) {
-        int rc = -errno;
-        fail(err, errlen, path, "%s", strerror(errno));
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int rc = cg_file_read(path, CG_POLICY_MAX_BYTES, &buf, &n);
+    if (rc == CG_ELIMIT)
+        return fail(err, errlen, path, "larger than %d bytes", CG_POLICY_MAX_BYTES);
+    if (rc < 0) {
+        fail(err, errlen, path, "%s", cg_strerror(rc));
         return rc;
     }
-    char *buf = malloc(CG_POLICY_MAX_BYTES + 1);
-    size_t n = buf != NULL ? fread(buf, 1, CG_POLICY_MAX_BYTES + 1, f) : 0;
-    int rc;
-    if (buf == NULL)
-        rc = fail(err, errlen, path, "out of memory");
-    else if (ferror(f))
-        rc = fail(err, errlen, path, "read error");
-    else if (n > CG_POLICY_MAX_BYTES)
-        rc = fail(err, errlen, path, "larger than %d bytes", CG_POLICY_MAX_BYTES);
-    else
-        rc = cg_policy_parse(buf, n, p, err, errlen);
-    fclose(f);
+    rc = cg_policy_parse((const char *)buf, n, p, err, errlen);
     free(buf);
     return rc;
 }

@@ -15,7 +15,8 @@
 #include "ccgate/err.h"
 
 /* A certificate larger than this is not one of ours (evidence + endorsements + overhead). */
-#define CERT_MAX_BYTES (CG_EVIDENCE_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 4096)
+#define CERT_MAX_BYTES                                                                             \
+    (CG_EVIDENCE_MAX_BYTES + CG_CLAIMS_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 4096)
 
 struct cg_ratls_key {
     EVP_PKEY *pkey;
@@ -48,6 +49,46 @@ int cg_ratls_key_new(struct cg_ratls_key **out)
     return 0;
 }
 
+int cg_ratls_identity_load_pem(const char *cert_path, const char *key_path,
+                               struct cg_ratls_key **key, uint8_t **der, size_t *der_len)
+{
+    int rc = CG_ECONFIG;
+    X509 *x = NULL;
+    unsigned char *d = NULL;
+    struct cg_ratls_key *k = calloc(1, sizeof(*k));
+    FILE *f = fopen(cert_path, "r");
+    *key = NULL;
+    *der = NULL;
+    if (k == NULL || f == NULL)
+        goto out;
+    x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    f = fopen(key_path, "r");
+    if (x == NULL || f == NULL)
+        goto out;
+    k->pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    int n = i2d_X509(x, &d);
+    if (k->pkey == NULL || n <= 0 || X509_check_private_key(x, k->pkey) != 1 ||
+        cg__ratls_spki_sha256(k->pkey, k->spki_sha256) != 0)
+        goto out;
+    *der = malloc((size_t)n);
+    if (*der == NULL)
+        goto out;
+    memcpy(*der, d, (size_t)n);
+    *der_len = (size_t)n;
+    *key = k;
+    k = NULL;
+    rc = 0;
+out:
+    if (f != NULL)
+        fclose(f);
+    ERR_clear_error();
+    OPENSSL_free(d);
+    X509_free(x);
+    cg_ratls_key_free(k);
+    return rc;
+}
+
 void cg_ratls_key_free(struct cg_ratls_key *k)
 {
     if (k == NULL)
@@ -70,7 +111,15 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
                     size_t n_nonces, int64_t iat, uint8_t **claims, size_t *claims_len,
                     uint8_t report_data[CG_REPORT_DATA_LEN])
 {
-    if (n_nonces > CG_MAX_NONCES)
+    return cg_ratls_claims_gpu(k, nonces, n_nonces, iat, NULL, 0, claims, claims_len, report_data);
+}
+
+int cg_ratls_claims_gpu(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+                        size_t n_nonces, int64_t iat, const uint8_t *gpu, size_t gpu_len,
+                        uint8_t **claims, size_t *claims_len,
+                        uint8_t report_data[CG_REPORT_DATA_LEN])
+{
+    if (n_nonces > CG_MAX_NONCES || gpu_len > CG_CLAIMS_GPU_MAX_BYTES)
         return CG_ELIMIT;
     struct cg_claims *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -80,6 +129,8 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
     if (n_nonces > 0)
         memcpy(c->nonces, nonces, n_nonces * CG_NONCE_LEN);
     c->iat = iat;
+    c->gpu = gpu_len > 0 ? gpu : NULL;
+    c->gpu_len = gpu_len;
     int rc = cg_claims_encode(c, claims, claims_len);
     free(c);
     if (rc != 0)
@@ -91,6 +142,12 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
         return CG_ECRYPTO;
     }
     return 0;
+}
+
+void cg_ratls_gpu_nonce(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+                        size_t n_nonces, int64_t iat, uint8_t out[CG_NONCE_LEN])
+{
+    cg_gpuev_nonce(k->spki_sha256, iat, nonces, n_nonces, out);
 }
 
 static int add_ext(X509 *x, const char *oid, const uint8_t *data, size_t len)
@@ -227,19 +284,18 @@ static void hex32(char out[65], const uint8_t in[32])
     cg_hex(out, 65, in, 32);
 }
 
-/* The appraisal after the certificate's own checks: evidence and its binding, freshness,
- * policy. Split out so that cg_ratls_verify owns the parsed certificate and nothing else. */
-static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidence_len,
-                           const uint8_t *claims_buf, size_t claims_len,
-                           const struct cg_claims *claims, const struct cg_evidence *endorse,
-                           const struct cg_policy *p, const uint8_t *nonce, time_t now,
-                           struct cg_attestation *out, struct cg_verdict *v)
+int cg_ratls_verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidence_len,
+                             const struct cg_evidence *endorse, const struct cg_policy *p,
+                             const uint8_t want[CG_REPORT_DATA_LEN], time_t now,
+                             struct cg_attestation *out, struct cg_verdict *v)
 {
     char a[65], b[65];
     struct cg_snp_anchor anchor = {0};
     const uint8_t *report_data;
     int rc;
 
+    out->tag = tag;
+    out->insecure = tag == CG_TAG_SIM;
     if (tag == CG_TAG_SNP) {
         if (!p->snp.present)
             return cg_reject(v, CG_EPOLICY, "evidence.tee", "a TEE the policy allows",
@@ -282,7 +338,7 @@ static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidenc
                                           endorse->cert_lens, endorse->n_certs, &col, v);
         if (rc == 0)
             rc = cg_tdx_verify(evidence, evidence_len, &col, now, &out->tdx, &out->tdx_status, v);
-        /* Those pointed into the certificate, which the caller frees. */
+        /* Those pointed into the evidence, which the caller frees. */
         out->tdx.qe_auth = NULL;
         out->tdx.qe_auth_len = 0;
         out->tdx.pck_chain = NULL;
@@ -296,15 +352,67 @@ static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidenc
     if (rc != 0)
         return rc;
 
+    if (memcmp(want, report_data, CG_REPORT_DATA_LEN) != 0) {
+        char e[2 * CG_REPORT_DATA_LEN + 1], g[2 * CG_REPORT_DATA_LEN + 1];
+        cg_hex(e, sizeof(e), want, CG_REPORT_DATA_LEN);
+        cg_hex(g, sizeof(g), report_data, CG_REPORT_DATA_LEN);
+        return cg_reject(v, CG_EEVIDENCE, "evidence.report_data", e, "%s", g);
+    }
+    return 0;
+}
+
+int cg_ratls_appraise(const struct cg_policy *p, const struct cg_attestation *att,
+                      struct cg_verdict *v)
+{
+    if (att->tag == CG_TAG_TDX)
+        return cg_tdx_appraise(&p->tdx, &att->tdx, &att->tdx_status, v);
+    return cg_policy_appraise_snp(p, &att->snp, v);
+}
+
+/*
+ * The claims' GPU evidence, when the policy has a gpu section: its bytes are covered by the
+ * CPU report already (report_data), and each GPU's SPDM nonce must be the one derived from
+ * these claims, so a GPU report from another handshake or another server does not pass.
+ */
+static int verify_gpu(const struct cg_claims *claims, const struct cg_policy *p, time_t now,
+                      struct cg_attestation *out, struct cg_verdict *v)
+{
+    if (!p->gpu.present)
+        return 0;
+    if (claims->gpu == NULL)
+        return p->gpu.required
+                   ? cg_reject(v, CG_EPOLICY, "gpu.required", "GPU evidence in the claims", "none")
+                   : 0;
+    struct cg_gpuev *e = malloc(sizeof(*e));
+    if (e == NULL)
+        return -ENOMEM;
+    uint8_t nonce[CG_NONCE_LEN];
+    cg_gpuev_nonce(claims->pubkey_hash, claims->iat, claims->nonces, claims->n_nonces, nonce);
+    int rc = cg_gpuev_decode(claims->gpu, claims->gpu_len, e, v);
+    if (rc == 0) {
+        rc = cg_gpuev_verify(e, &p->gpu, nonce, now, out->gpus, &out->n_gpus, v);
+        cg_gpuev_clear(e);
+    }
+    free(e);
+    out->gpu_appraised = rc == 0;
+    return rc;
+}
+
+/* The appraisal after the certificate's own checks: evidence and its binding, freshness,
+ * policy. Split out so that cg_ratls_verify owns the parsed certificate and nothing else. */
+static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidence_len,
+                           const uint8_t *claims_buf, size_t claims_len,
+                           const struct cg_claims *claims, const struct cg_evidence *endorse,
+                           const struct cg_policy *p, const uint8_t *nonce, time_t now,
+                           struct cg_attestation *out, struct cg_verdict *v)
+{
+    char a[65];
     uint8_t want[CG_REPORT_DATA_LEN] = {0};
     if (sha256(claims_buf, claims_len, want) != 0)
         return CG_ECRYPTO;
-    if (memcmp(want, report_data, sizeof(want)) != 0) {
-        char e[2 * CG_REPORT_DATA_LEN + 1], g[2 * CG_REPORT_DATA_LEN + 1];
-        cg_hex(e, sizeof(e), want, sizeof(want));
-        cg_hex(g, sizeof(g), report_data, sizeof(want));
-        return cg_reject(v, CG_EEVIDENCE, "evidence.report_data", e, "%s", g);
-    }
+    int rc = cg_ratls_verify_evidence(tag, evidence, evidence_len, endorse, p, want, now, out, v);
+    if (rc != 0)
+        return rc;
 
     if (nonce != NULL) {
         for (size_t i = 0; i < claims->n_nonces; i++)
@@ -324,9 +432,8 @@ static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidenc
         }
     }
 
-    if (tag == CG_TAG_TDX)
-        return cg_tdx_appraise(&p->tdx, &out->tdx, &out->tdx_status, v);
-    return cg_policy_appraise_snp(p, &out->snp, v);
+    rc = cg_ratls_appraise(p, out, v);
+    return rc != 0 ? rc : verify_gpu(claims, p, now, out, v);
 }
 
 int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *p,
@@ -428,6 +535,20 @@ int cg_sha256(const uint8_t *data, size_t len, uint8_t out[32])
     return sha256(data, len, out);
 }
 
+/* One certificate, PEM or DER; NULL when neither. */
+static X509 *pem_or_der(const uint8_t *data, size_t len)
+{
+    static const char pem_begin[] = "-----BEGIN CERTIFICATE-----";
+    if (len >= sizeof(pem_begin) - 1 && memcmp(data, pem_begin, sizeof(pem_begin) - 1) == 0) {
+        BIO *bio = BIO_new_mem_buf(data, (int)len);
+        X509 *x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+        return x;
+    }
+    const unsigned char *pp = data;
+    return d2i_X509(NULL, &pp, (long)len);
+}
+
 int cg_ratls_inspect(const uint8_t *data, size_t len, struct cg_evidence *ev,
                      struct cg_claims *claims)
 {
@@ -440,15 +561,7 @@ int cg_ratls_inspect(const uint8_t *data, size_t len, struct cg_evidence *ev,
     memset(ev, 0, sizeof(*ev));
     if (len > CERT_MAX_BYTES)
         return CG_ELIMIT;
-    static const char pem_begin[] = "-----BEGIN CERTIFICATE-----";
-    if (len >= sizeof(pem_begin) - 1 && memcmp(data, pem_begin, sizeof(pem_begin) - 1) == 0) {
-        BIO *bio = BIO_new_mem_buf(data, (int)len);
-        x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-        BIO_free(bio);
-    } else {
-        const unsigned char *pp = data;
-        x = d2i_X509(NULL, &pp, (long)len);
-    }
+    x = pem_or_der(data, len);
     if (x == NULL)
         goto out;
     if (find_ext(x, CG_OID_CMW, &ext, &ext_len) != 0 ||
@@ -474,6 +587,46 @@ out:
     if (rc != 0)
         cg_evidence_clear(ev);
     X509_free(x);
+    ERR_clear_error();
+    return rc;
+}
+
+int cg_ratls_inspect_gpu(const uint8_t *data, size_t len, uint8_t **gpu, size_t *gpu_len)
+{
+    struct cg_evidence ev;
+    struct cg_claims *claims = calloc(1, sizeof(*claims));
+    X509 *x = NULL;
+    const uint8_t *ext, *evidence, *claims_buf;
+    size_t ext_len, evidence_len, claims_len;
+    uint32_t tag;
+    *gpu = NULL;
+    *gpu_len = 0;
+    if (claims == NULL)
+        return -ENOMEM;
+    int rc = cg_ratls_inspect(data, len, &ev, claims);
+    cg_evidence_clear(&ev);
+    if (rc != 0)
+        goto out;
+    /* Parsed a second time for the claims' GPU bytes, which inspect does not keep. */
+    x = pem_or_der(data, len);
+    rc = CG_EEVIDENCE;
+    if (x == NULL || find_ext(x, CG_OID_CMW, &ext, &ext_len) != 0 ||
+        cg_cmw_decode(ext, ext_len, &tag, &evidence, &evidence_len, &claims_buf, &claims_len) !=
+            0 ||
+        cg_claims_decode(claims_buf, claims_len, claims) != 0)
+        goto out;
+    rc = 0;
+    if (claims->gpu == NULL)
+        goto out;
+    if ((*gpu = malloc(claims->gpu_len)) == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(*gpu, claims->gpu, claims->gpu_len);
+    *gpu_len = claims->gpu_len;
+out:
+    X509_free(x);
+    free(claims);
     ERR_clear_error();
     return rc;
 }

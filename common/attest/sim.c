@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ccgate/err.h"
+#include "ccgate/file.h"
 #include "ccgate/log.h"
 #include "ccgate/snp.h"
 
@@ -68,9 +69,9 @@ static int join(char *out, size_t cap, const char *dir, const char *name)
 }
 
 /* Creates path with mode, failing if it exists: the state is never overwritten. */
-static int write_new(const char *path, const void *data, size_t len, mode_t mode)
+int cg__sim_write_new(const char *path, const void *data, size_t len, unsigned mode)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
     if (fd < 0) {
         int err = -errno;
         cg_log_error("sim_write", "path=%s err=\"%s\"", path, strerror(errno));
@@ -97,24 +98,16 @@ static int write_new(const char *path, const void *data, size_t len, mode_t mode
     return 0;
 }
 
-/* Reads a whole file of at most max bytes; caller frees *out. -ENOENT when absent. */
-static int read_all(const char *path, size_t max, uint8_t **out, size_t *out_len)
+/* cg_file_read() of a state file, logging why it cannot be used; -ENOENT when absent. */
+int cg__sim_read_all(const char *path, size_t max, uint8_t **out, size_t *out_len)
 {
-    FILE *f = fopen(path, "rbe");
-    if (f == NULL)
-        return -errno;
-    uint8_t *buf = malloc(max + 1);
-    size_t n = buf != NULL ? fread(buf, 1, max + 1, f) : 0;
-    int bad = buf == NULL || ferror(f) || n > max;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        cg_log_error("sim_read", "path=%s err=\"unreadable or over %zu bytes\"", path, max);
+    int rc = cg_file_read(path, max, out, out_len);
+    if (rc != 0 && rc != -ENOENT) {
+        cg_log_error("sim_read", "path=%s err=\"%s (at most %zu bytes)\"", path, cg_strerror(rc),
+                     max);
         return CG_ECONFIG;
     }
-    *out = buf;
-    *out_len = n;
-    return 0;
+    return rc;
 }
 
 static int exists(const char *path)
@@ -151,7 +144,7 @@ static int write_pem(const char *path, X509 *cert, EVP_PKEY *key)
     char *data = NULL;
     long len = BIO_get_mem_data(b, &data);
     if (ok == 1 && len > 0)
-        rc = write_new(path, data, (size_t)len, cert != NULL ? 0644 : 0600);
+        rc = cg__sim_write_new(path, data, (size_t)len, cert != NULL ? 0644 : 0600);
     BIO_free(b);
     return rc;
 }
@@ -294,12 +287,12 @@ static int load_pair(const char *dir, const char *name, int create, enum sim_kin
     if (have_c && have_k) {
         uint8_t *pem = NULL;
         size_t len = 0;
-        int rc = read_all(cpath, SIM_KEY_MAX_BYTES, &pem, &len);
+        int rc = cg__sim_read_all(cpath, SIM_KEY_MAX_BYTES, &pem, &len);
         if (rc != 0)
             return rc;
         *cert = pem_to_cert(pem, len);
         free(pem);
-        if ((rc = read_all(kpath, SIM_KEY_MAX_BYTES, &pem, &len)) != 0)
+        if ((rc = cg__sim_read_all(kpath, SIM_KEY_MAX_BYTES, &pem, &len)) != 0)
             return rc;
         *key = pem_to_key(pem, len);
         OPENSSL_cleanse(pem, len);
@@ -340,7 +333,7 @@ static int load_chip_id(const char *dir, int create, uint8_t chip_id[64])
         return CG_ELIMIT;
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = read_all(path, 64, &buf, &len);
+    int rc = cg__sim_read_all(path, 64, &buf, &len);
     if (rc == 0) {
         if (len == 64)
             memcpy(chip_id, buf, 64);
@@ -357,7 +350,7 @@ static int load_chip_id(const char *dir, int create, uint8_t chip_id[64])
     }
     if (RAND_bytes(chip_id, 64) != 1)
         return CG_ECRYPTO;
-    return write_new(path, chip_id, 64, 0600);
+    return cg__sim_write_new(path, chip_id, 64, 0600);
 }
 
 /* Loads (or, with create, completes) the state in dir and checks that it chains. */

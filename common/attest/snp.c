@@ -550,6 +550,24 @@ static int check_hwid(const X509 *leaf, const struct cg_snp_report *r, enum cg_s
     return 0;
 }
 
+int cg__snp_vcek_check(const uint8_t *der, size_t len, const struct cg_snp_report *r,
+                       struct cg_verdict *v)
+{
+    const unsigned char *pp = der;
+    X509 *leaf = d2i_X509(NULL, &pp, (long)len);
+    enum cg_snp_product p;
+    int rc = leaf == NULL
+                 ? cg_reject(v, CG_EEVIDENCE, "snp.vcek.der", "a DER certificate", "unparsable")
+                 : leaf_product(leaf, &p, v);
+    if (rc == 0)
+        rc = check_tcb(leaf, r, p, v);
+    if (rc == 0)
+        rc = check_hwid(leaf, r, p, v);
+    X509_free(leaf);
+    ERR_clear_error();
+    return rc;
+}
+
 /* Real AMD: pins the ARK of the product, picks the ASK/ASVK, checks the names. */
 static int amd_chain(const uint8_t *const *certs, const size_t *cert_lens, size_t n_certs,
                      const X509 *leaf, enum cg_snp_product p, int vlek, X509 **inter, X509 **ark,
@@ -751,4 +769,87 @@ int cg_snp_certs_load(const uint8_t *data, size_t len, struct cg_evidence *out)
     if (rc == 0 && out->n_certs == before)
         rc = CG_EEVIDENCE;
     return rc;
+}
+
+int cg_snp_chain_pick(const uint8_t *const *certs, const size_t *cert_lens, size_t n, size_t idx[3],
+                      struct cg_verdict *v)
+{
+    X509 *x[CG_EVIDENCE_MAX_CERTS] = {NULL};
+    int rc = CG_EEVIDENCE;
+    size_t found = 1;
+    if (n < 1 || n > CG_EVIDENCE_MAX_CERTS)
+        return cg_reject(v, CG_EEVIDENCE, "snp.certs", "1 to 8", "%zu", n);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = parse_der(certs[i], cert_lens[i]);
+        if (x[i] == NULL) {
+            rc = cg_reject(v, CG_EEVIDENCE, i == 0 ? "snp.vcek.der" : "snp.certs.der",
+                           "a DER certificate", "certificate %zu malformed", i);
+            goto out;
+        }
+    }
+    idx[0] = 0;
+    /* Up from the leaf: the certificate named by the issuer of the one found last. */
+    for (size_t level = 1; level < 3; level++) {
+        size_t hit = n;
+        for (size_t i = 1; i < n && hit == n; i++)
+            if (X509_NAME_cmp(X509_get_issuer_name(x[idx[level - 1]]),
+                              X509_get_subject_name(x[i])) == 0)
+                hit = i;
+        if (hit == n)
+            break;
+        idx[found++] = hit;
+        if (X509_NAME_cmp(X509_get_issuer_name(x[hit]), X509_get_subject_name(x[hit])) == 0)
+            break; /* a root: nothing above it */
+    }
+    if (n > 1 && found == 1) {
+        char issuer[64] = "?";
+        (void)get_cn(X509_get_issuer_name(x[0]), issuer, sizeof(issuer));
+        rc = cg_reject(v, CG_EEVIDENCE, "snp.ask", issuer,
+                       "none of the %zu other certificates given", n - 1);
+        goto out;
+    }
+    rc = (int)found;
+out:
+    for (size_t i = 0; i < n; i++)
+        X509_free(x[i]);
+    ERR_clear_error();
+    return rc;
+}
+
+/* Azure's HCL report: a 32-byte header, the SNP report, then IGVM request data. */
+#define HCL_MAGIC 0x414C4348u /* "HCLA" */
+#define HCL_REPORT_OFF 0x20
+#define HCL_DATA_OFF (HCL_REPORT_OFF + CG_SNP_REPORT_SIZE)
+#define HCL_VAR_OFF (HCL_DATA_OFF + 20)
+#define HCL_REPORT_TYPE_SNP 2
+
+int cg_snp_hcl_parse(const uint8_t *buf, size_t len, struct cg_snp_hcl *out, struct cg_verdict *v)
+{
+    memset(out, 0, sizeof(*out));
+    if (len < 4 || get32(buf) != HCL_MAGIC)
+        return 0;
+    if (len < HCL_VAR_OFF)
+        return cg_reject(v, CG_EEVIDENCE, "snp.hcl.size", ">= 1236 bytes (header, report, data)",
+                         "%zu", len);
+    uint32_t type = get32(buf + HCL_DATA_OFF + 8), hash = get32(buf + HCL_DATA_OFF + 12);
+    uint32_t var_len = get32(buf + HCL_DATA_OFF + 16);
+    if (type != HCL_REPORT_TYPE_SNP)
+        return cg_reject(v, CG_EEVIDENCE, "snp.hcl.report_type", "2 (SNP)", "%u", type);
+    if (var_len > len - HCL_VAR_OFF)
+        return cg_reject(v, CG_EEVIDENCE, "snp.hcl.runtime_size", "within the HCL report",
+                         "%u of %zu", var_len, len - HCL_VAR_OFF);
+    out->report = buf + HCL_REPORT_OFF;
+    out->runtime = buf + HCL_VAR_OFF;
+    out->runtime_len = var_len;
+    /* The report's REPORT_DATA starts with the hash of the runtime data (hash type 1, 2, 3:
+     * SHA-256, -384, -512), zero after it. */
+    const EVP_MD *md = hash == 1   ? EVP_sha256()
+                       : hash == 2 ? EVP_sha384()
+                       : hash == 3 ? EVP_sha512()
+                                   : NULL;
+    uint8_t h[64] = {0};
+    unsigned int hlen = 0;
+    if (md != NULL && EVP_Digest(out->runtime, var_len, h, &hlen, md, NULL) == 1)
+        out->runtime_bound = memcmp(h, out->report + 0x50, sizeof(h)) == 0;
+    return 1;
 }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ccgate/file.h"
 #include "ccgate/log.h"
 #include "ccgate/snp.h"
 #include "ccgate/tdx.h"
@@ -146,39 +147,6 @@ static int join(char *out, size_t cap, const char *dir, const char *name)
     return n > 0 && (size_t)n < cap ? 0 : CG_ELIMIT;
 }
 
-/* Reads all of path (at most max bytes, else CG_ELIMIT); caller frees *out. -errno on I/O
- * errors (-ENOENT when absent). */
-static int read_all(const char *path, size_t max, uint8_t **out, size_t *out_len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    uint8_t *buf = malloc(max + 1);
-    size_t n = 0;
-    int rc = buf != NULL ? 0 : -ENOMEM;
-    while (rc == 0 && n <= max) {
-        ssize_t r = read(fd, buf + n, max + 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            rc = -errno;
-        else if (r == 0)
-            break;
-        else
-            n += (size_t)r;
-    }
-    close(fd);
-    if (rc == 0 && n > max)
-        rc = CG_ELIMIT;
-    if (rc != 0) {
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    *out_len = n;
-    return 0;
-}
-
 static int write_all(const char *path, const uint8_t *data, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -205,7 +173,7 @@ static int read_text(const char *path, char *out, size_t cap)
 {
     uint8_t *buf;
     size_t n;
-    int rc = read_all(path, cap - 1, &buf, &n);
+    int rc = cg_file_read(path, cap - 1, &buf, &n);
     if (rc != 0)
         return rc;
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\0'))
@@ -347,12 +315,12 @@ static int tsm_report(const struct cg_tsm_config *cfg, const char *want_provider
         if ((rc = read_generation(e.path, &g1)) != 0)
             goto io;
         if ((rc = join(path, sizeof(path), e.path, "outblob")) != 0 ||
-            (rc = read_all(path, CG_TSM_BLOB_MAX, outblob, out_len)) != 0)
+            (rc = cg_file_read(path, CG_TSM_BLOB_MAX, outblob, out_len)) != 0)
             goto io;
         if (want_aux) {
             if ((rc = join(path, sizeof(path), e.path, "auxblob")) != 0)
                 goto io;
-            rc = read_all(path, CG_TSM_BLOB_MAX, auxblob, aux_len);
+            rc = cg_file_read(path, CG_TSM_BLOB_MAX, auxblob, aux_len);
             /* No auxblob attribute, or an empty one: the host supplies no certificates. */
             if (rc == -ENOENT)
                 rc = 0;
@@ -511,7 +479,7 @@ static int load_first(const char *dir, const char *const *names, struct cg_evide
         size_t len;
         int rc = join(path, sizeof(path), dir, names[i]);
         if (rc == 0)
-            rc = read_all(path, CG_TSM_BLOB_MAX, &data, &len);
+            rc = cg_file_read(path, CG_TSM_BLOB_MAX, &data, &len);
         if (rc == -ENOENT)
             continue;
         if (rc != 0) {
@@ -601,7 +569,7 @@ static int tdx_endorse(const struct cg_tsm_config *cfg, struct cg_evidence *out)
         size_t len;
         int rc = join(path, sizeof(path), cfg->tdx_collateral, files[i]);
         if (rc == 0)
-            rc = read_all(path, CG_TSM_BLOB_MAX, &data, &len);
+            rc = cg_file_read(path, CG_TSM_BLOB_MAX, &data, &len);
         if (rc == -ENOENT)
             continue;
         if (rc != 0) {

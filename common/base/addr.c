@@ -1,10 +1,10 @@
 #include "ccgate/addr.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
 
 #include "ccgate/err.h"
 
@@ -73,4 +73,16 @@ int cg_addr_parse(const char *s, int allow_unix, struct cg_addr *out, char *err,
     else
         ((struct sockaddr_in6 *)&out->ss)->sin6_port = htons((uint16_t)port);
     return 0;
+}
+
+int cg_addr_is_loopback(const struct cg_addr *a)
+{
+    if (a->is_unix)
+        return 1;
+    if (a->ss.ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *v6 = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+    if (a->ss.ss_family != AF_INET6)
+        return 0;
+    return IN6_IS_ADDR_LOOPBACK(v6) || (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
 }

@@ -44,6 +44,17 @@ const char *cg_strerror(int err)
 #undef CG_UV_KNOWN
 }
 
+int cg_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
 int cg_reject(struct cg_verdict *v, int err, const char *check, const char *expected,
               const char *actual_fmt, ...)
 {

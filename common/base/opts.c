@@ -5,8 +5,10 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ccgate/err.h"
+#include "ccgate/file.h"
 #include "ccgate/log.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
@@ -70,41 +72,100 @@ static int set_owned(struct cg_opt *o, const char *v)
     return 0;
 }
 
-static int fill_from_env(struct cg_opt *opts, size_t n)
+/* The environment variable of an option: CCGATE_ and its name in upper case, '-' as '_'. */
+static void env_name(const char *name, char *var, size_t cap)
+{
+    size_t o = (size_t)snprintf(var, cap, "CCGATE_");
+    for (const char *p = name; *p != '\0' && o + 1 < cap; p++)
+        var[o++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    var[o] = '\0';
+}
+
+/* A boolean's spelling in the environment: 1 on, 0 off, -1 neither. */
+static int env_bool(const char *v)
+{
+    static const char *const on[] = {"1", "true", "yes", "on"}, *const off[] = {"0", "false", "no",
+                                                                                "off", ""};
+    for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++)
+        if (strcasecmp(v, on[i]) == 0)
+            return 1;
+    for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++)
+        if (strcasecmp(v, off[i]) == 0)
+            return 0;
+    return -1;
+}
+
+/* Fills unset options from CCGATE_* variables; off[i] = 1 where a variable turned a
+ * boolean off (so that the config file cannot turn it on). */
+static int fill_from_env(struct cg_opt *opts, size_t n, unsigned char *off, char *err,
+                         size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
-        if (opts[i].value != NULL)
+        char var[96];
+        env_name(opts[i].name, var, sizeof(var));
+        const char *v = opts[i].value == NULL ? getenv(var) : NULL;
+        if (v == NULL)
             continue;
-        char var[96] = "CCGATE_";
-        size_t o = strlen(var);
-        for (const char *p = opts[i].name; *p != '\0' && o + 1 < sizeof(var); p++)
-            var[o++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
-        var[o] = '\0';
-        const char *v = getenv(var);
-        if (v != NULL && set_owned(&opts[i], v) < 0)
+        if (opts[i].arg_name == NULL) {
+            int b = env_bool(v);
+            if (b < 0) {
+                snprintf(err, errlen, "%s: expected 1/0, true/false, yes/no or on/off, got '%s'",
+                         var, v);
+                return CG_ECONFIG;
+            }
+            off[i] = b == 0;
+            if (b == 0)
+                continue;
+            v = "1";
+        }
+        if (set_owned(&opts[i], v) < 0)
             return CG_ECONFIG;
     }
     return 0;
 }
 
-static int fill_from_config(struct cg_opt *opts, size_t n, const char *path, char *err,
-                            size_t errlen)
+/* 1 for the options whose value names a file or folder (by their argument's name). */
+static int is_path(const struct cg_opt *o)
 {
-    json_error_t jerr;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "config '%s': cannot open", path);
+    return o->arg_name != NULL &&
+           (strcmp(o->arg_name, "FILE") == 0 || strcmp(o->arg_name, "DIR") == 0 ||
+            strcmp(o->arg_name, "PATH") == 0);
+}
+
+/* Sets o from a config file's value: a relative path is taken from the config file's
+ * folder (dir, dir_len bytes, "" for the working directory), as users write configs. */
+static int set_from_config(struct cg_opt *o, const char *v, const char *dir, size_t dir_len)
+{
+    if (!is_path(o) || v[0] == '/' || dir_len == 0)
+        return set_owned(o, v);
+    size_t cap = dir_len + 1 + strlen(v) + 1;
+    char *joined = malloc(cap);
+    if (joined == NULL)
         return CG_ECONFIG;
-    }
-    char *text = malloc(CONFIG_MAX_BYTES + 1);
-    size_t len = text != NULL ? fread(text, 1, CONFIG_MAX_BYTES + 1, f) : 0;
-    fclose(f);
-    if (text == NULL || len > CONFIG_MAX_BYTES) {
-        free(text);
+    snprintf(joined, cap, "%.*s/%s", (int)dir_len, dir, v);
+    int rc = set_owned(o, joined);
+    free(joined);
+    return rc;
+}
+
+static int fill_from_config(struct cg_opt *opts, size_t n, const unsigned char *off,
+                            const char *path, char *err, size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dir_len = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+    json_error_t jerr;
+    uint8_t *text = NULL;
+    size_t len = 0;
+    int rd = cg_file_read(path, CONFIG_MAX_BYTES, &text, &len);
+    if (rd == CG_ELIMIT) {
         snprintf(err, errlen, "config '%s': expected at most %d bytes", path, CONFIG_MAX_BYTES);
         return CG_ECONFIG;
     }
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (rd < 0) {
+        snprintf(err, errlen, "config '%s': cannot open: %s", path, cg_strerror(rd));
+        return CG_ECONFIG;
+    }
+    json_t *root = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr);
     free(text);
     if (root == NULL || !json_is_object(root)) {
         snprintf(err, errlen, "config '%s': expected a JSON object (line %d: %s)", path,
@@ -123,7 +184,7 @@ static int fill_from_config(struct cg_opt *opts, size_t n, const char *path, cha
             rc = CG_ECONFIG;
             break;
         }
-        if (o->value != NULL)
+        if (o->value != NULL || off[o - opts])
             continue; /* the command line and environment win */
         char num[32];
         const char *v = NULL;
@@ -143,7 +204,7 @@ static int fill_from_config(struct cg_opt *opts, size_t n, const char *path, cha
             rc = CG_ECONFIG;
             break;
         }
-        if (set_owned(o, v) < 0) {
+        if (set_from_config(o, v, path, dir_len) < 0) {
             rc = CG_ECONFIG;
             break;
         }
@@ -154,9 +215,18 @@ static int fill_from_config(struct cg_opt *opts, size_t n, const char *path, cha
 
 int cg_opts_fill(struct cg_opt *opts, size_t n, const char *path, char *err, size_t errlen)
 {
-    int rc = fill_from_env(opts, n);
+    unsigned char *off = calloc(n + 1, 1);
+    if (off == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return CG_ECONFIG;
+    }
+    int rc = fill_from_env(opts, n, off, err, errlen);
+    struct cg_opt *config = find(opts, n, "config", 6);
+    if (path == NULL && config != NULL)
+        path = config->value; /* --config, else CCGATE_CONFIG */
     if (rc == 0 && path != NULL)
-        rc = fill_from_config(opts, n, path, err, errlen);
+        rc = fill_from_config(opts, n, off, path, err, errlen);
+    free(off);
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n; i++)
@@ -165,8 +235,8 @@ int cg_opts_fill(struct cg_opt *opts, size_t n, const char *path, char *err, siz
     return 0;
 }
 
-int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max,
-                 unsigned long *out, char *err, size_t errlen)
+int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max, unsigned long *out,
+                 char *err, size_t errlen)
 {
     char *end;
     const char *v = o->value;
@@ -194,6 +264,31 @@ unsigned long cg_opts_uint_or_exit(const struct cg_opt *o, unsigned long min, un
     return v;
 }
 
+/*
+ * CCGATE_* variables that name no option of this binary: a warning each, not an error,
+ * because one environment (a compose file, a shell profile) is often shared by the
+ * client, the server and the worker, each ignoring the others' variables.
+ */
+static void warn_unknown_env(const struct cg_opt *opts, size_t n)
+{
+    extern char **environ;
+    for (char **e = environ; *e != NULL; e++) {
+        if (strncmp(*e, "CCGATE_", 7) != 0)
+            continue;
+        size_t len = strcspn(*e, "=");
+        size_t i;
+        for (i = 0; i < n; i++) {
+            char var[96];
+            env_name(opts[i].name, var, sizeof(var));
+            if (strlen(var) == len && strncmp(var, *e, len) == 0)
+                break;
+        }
+        if (i == n)
+            cg_log_warn("config.env", "var=%.*s err=\"no such option here: ignored (see --help)\"",
+                        (int)len, *e);
+    }
+}
+
 int cg_opts_startup(const char *prog, int argc, char **argv, struct cg_opt *opts, size_t n,
                     const char *usage, const char *summary)
 {
@@ -209,7 +304,7 @@ int cg_opts_startup(const char *prog, int argc, char **argv, struct cg_opt *opts
         printf("%s %s\n", prog, CCGATE_VERSION);
         return 1;
     }
-    if (cg_opts_fill(opts, n, cg_opts_get(opts, n, "config")->value, err, sizeof(err)) < 0)
+    if (cg_opts_fill(opts, n, NULL, err, sizeof(err)) < 0)
         cg_fatal("%s", err);
     enum cg_log_format fmt;
     const char *f = cg_opts_get(opts, n, "log-format")->value;
@@ -220,6 +315,7 @@ int cg_opts_startup(const char *prog, int argc, char **argv, struct cg_opt *opts
     if (cg_log_parse_level(l, &level) < 0)
         cg_fatal("--log-level: expected error, warn, info or debug, got '%s'", l);
     cg_log_init(prog, fmt, level);
+    warn_unknown_env(opts, n);
     return 0;
 }
 

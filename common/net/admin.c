@@ -3,59 +3,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ccgate/conn.h"
 #include "ccgate/err.h"
 #include "ccgate/http.h"
 #include "ccgate/httpmsg.h"
 #include "ccgate/log.h"
 #include "ccgate/stream.h"
 
-#define ADMIN_TIMEOUT_MS 10000
+#define ADMIN_TIMEOUT_MS 10000 /* the whole exchange; then the core closes ("timeout") */
 #define ADMIN_MAX_BODY (1024 * 1024)
 
 struct admin_conn {
-    struct admin_conn *prev, *next;
+    struct cg_conn conn;
     struct cg_admin *ad;
     struct cg_stream s;
-    uv_timer_t timer;
     struct cg_http_parser *parser;
     char path[64];
     int is_get;
     int is_head;
     int answered;
-    int handles;
 };
 
 struct cg_admin {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } listener;
+    struct cg_conns set;
     const struct cg_admin_handlers *h;
-    struct admin_conn conns; /* list head */
-    int closing;
 };
-
-static void conn_handle_closed(uv_handle_t *h)
-{
-    struct admin_conn *c = h->data;
-    if (--c->handles > 0)
-        return;
-    cg_http_parser_free(c->parser);
-    free(c);
-}
 
 static void conn_close(struct admin_conn *c)
 {
-    if (c->next == NULL)
-        return;
-    c->prev->next = c->next;
-    c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
-    c->s.h.handle.data = c;
-    cg_stream_close(&c->s, conn_handle_closed);
+    cg_conn_close(&c->conn, 0, "done");
 }
 
 static void respond(struct admin_conn *c, int status, const char *ctype, struct cg_buf *body)
@@ -107,6 +83,11 @@ static int on_complete(void *arg)
         status = h->readyz(h->arg, &body);
     } else if (strcmp(c->path, "/metrics") == 0) {
         status = h->metrics(h->arg, &body);
+        (void)cg_buf_printf(&body,
+                            "# HELP ccgate_build_info The program and its version (always 1).\n"
+                            "# TYPE ccgate_build_info gauge\n"
+                            "ccgate_build_info{program=\"%s\",version=\"%s\"} 1\n",
+                            cg_log_prog(), CCGATE_VERSION);
         ctype = "text/plain; version=0.0.4; charset=utf-8";
     } else {
         (void)cg_buf_printf(&body, "not found: try /healthz, /readyz or /metrics\n");
@@ -149,47 +130,51 @@ static void s_on_drain(struct cg_stream *s)
 
 static void s_on_error(struct cg_stream *s, int err)
 {
-    (void)err;
-    conn_close(s->data);
+    struct admin_conn *c = s->data;
+    cg_conn_close(&c->conn, err, "error");
 }
 
 static const struct cg_stream_callbacks stream_cb = {
     .on_read = s_on_read, .on_eof = s_on_eof, .on_error = s_on_error, .on_drain = s_on_drain};
 
-static void on_timeout(uv_timer_t *t)
+static void on_accept(struct cg_conns *set, uv_stream_t *listener)
 {
-    conn_close(t->data);
+    struct cg_admin *ad = set->data;
+    struct admin_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        cg_log_error("admin.accept", "err=\"out of memory\"");
+        return;
+    }
+    cg_conn_init(&c->conn, set, c);
+    c->ad = ad;
+    struct cg_http_limits lim = {.max_header_bytes = 8192, .max_headers = 64, .max_body_bytes = 0};
+    int rc = cg_conn_accept(&c->conn, &c->s, listener, &stream_cb);
+    if (rc == 0)
+        rc = cg_http_parser_new(CG_HTTP_REQUEST, &lim, &parser_cb, c, &c->parser);
+    if (rc == 0)
+        rc = cg_stream_read_start(&c->s);
+    if (rc < 0) {
+        cg_conn_close(&c->conn, rc, "accept_failed");
+        return;
+    }
+    cg_conn_timer(&c->conn, ADMIN_TIMEOUT_MS);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_free(struct cg_conn *conn)
 {
-    struct cg_admin *ad = server->data;
-    if (status < 0 || ad->closing)
-        return;
-    struct admin_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return;
-    c->ad = ad;
-    if (cg_stream_init(&c->s, server->loop, server->type == UV_NAMED_PIPE, &stream_cb, c) < 0) {
-        free(c);
-        return;
-    }
-    c->handles = 2;
-    (void)uv_timer_init(server->loop, &c->timer);
-    c->timer.data = c;
-    c->next = ad->conns.next;
-    c->prev = &ad->conns;
-    ad->conns.next->prev = c;
-    ad->conns.next = c;
-    struct cg_http_limits lim = {.max_header_bytes = 8192, .max_headers = 64, .max_body_bytes = 0};
-    if (cg_stream_accept(&c->s, server) < 0 ||
-        cg_http_parser_new(CG_HTTP_REQUEST, &lim, &parser_cb, c, &c->parser) < 0 ||
-        cg_stream_read_start(&c->s) < 0) {
-        conn_close(c);
-        return;
-    }
-    (void)uv_timer_start(&c->timer, on_timeout, ADMIN_TIMEOUT_MS, 0);
+    struct admin_conn *c = conn->data;
+    cg_http_parser_free(c->parser);
+    free(c);
 }
+
+static void on_stopped(struct cg_conns *set)
+{
+    free(set->data);
+}
+
+/* Admin requests are answered in one turn: draining closes the idle and the slow at once. */
+static const struct cg_conn_ops conn_ops = {
+    .on_accept = on_accept, .on_free = on_free, .on_stopped = on_stopped};
 
 int cg_admin_start(uv_loop_t *loop, const struct cg_addr *a, const struct cg_admin_handlers *h,
                    struct cg_admin **out)
@@ -198,25 +183,16 @@ int cg_admin_start(uv_loop_t *loop, const struct cg_addr *a, const struct cg_adm
     if (ad == NULL)
         return UV_ENOMEM;
     ad->h = h;
-    ad->conns.next = ad->conns.prev = &ad->conns;
-    int rc;
-    if (a->is_unix) {
-        rc = uv_pipe_init(loop, &ad->listener.pipe, 0);
-        if (rc == 0)
-            rc = uv_pipe_bind(&ad->listener.pipe, a->path);
-    } else {
-        rc = uv_tcp_init(loop, &ad->listener.tcp);
-        if (rc == 0)
-            rc = uv_tcp_bind(&ad->listener.tcp, (const struct sockaddr *)&a->ss, 0);
-    }
-    ad->listener.handle.data = ad;
-    if (rc == 0)
-        rc = uv_listen(&ad->listener.stream, 64, on_connection);
+    int rc = cg_conns_init(&ad->set, loop, &conn_ops, ad);
     if (rc < 0) {
-        if (uv_is_active(&ad->listener.handle) || ad->listener.handle.loop != NULL)
-            uv_close(&ad->listener.handle, (uv_close_cb)free);
-        else
-            free(ad);
+        free(ad);
+        return rc;
+    }
+    ad->set.name = "admin";
+    ad->set.quiet = 1;
+    rc = cg_conns_listen(&ad->set, a, 64);
+    if (rc < 0) {
+        cg_conns_drain(&ad->set); /* frees ad once its handles closed */
         return rc;
     }
     *out = ad;
@@ -225,10 +201,6 @@ int cg_admin_start(uv_loop_t *loop, const struct cg_addr *a, const struct cg_adm
 
 void cg_admin_close(struct cg_admin *ad)
 {
-    if (ad == NULL || ad->closing)
-        return;
-    ad->closing = 1;
-    while (ad->conns.next != &ad->conns)
-        conn_close(ad->conns.next);
-    uv_close(&ad->listener.handle, (uv_close_cb)free);
+    if (ad != NULL)
+        cg_conns_abort(&ad->set, "shutdown");
 }

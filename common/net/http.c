@@ -55,7 +55,16 @@ struct cg_http_parser {
                               feed, 2 a line break was followed by more (a fold) */
     const char *gap_from;  /* where the bytes after the last header name begin */
     const char *feed_data; /* start of the buffer being parsed */
+    const char *feed_end;
     const char *last_value_end; /* end of the last header value span */
+    /* Bare LF: the bytes between two spans of a head (line ends, the blank line) are checked
+     * from lf_from; across feeds lf_open carries the gap, lf_prev its last byte and lf_seen
+     * the LFs in it. lf_need: the LFs that end the head after the last span (1 when that was
+     * an empty value reported at the start of the blank line). */
+    const char *lf_from;
+    int lf_open;
+    char lf_prev;
+    int lf_seen, lf_need;
     /* Raw bytes of the head (or trailers), counted from span positions and feed ends. */
     const char *mark;
     size_t head_bytes;
@@ -130,6 +139,41 @@ static int account_span(struct cg_http_parser *p, const char *at, size_t len)
     return account(p, at + len);
 }
 
+/*
+ * Strict llhttp 8 still takes a bare LF for the end of the start line and of the head
+ * ("\r\n\n"); RFC 9112 2.2 lets a recipient do so, but two hops that disagree read different
+ * messages. Checks the gap bytes [from, to): every LF must follow a CR. With stop_after > 0,
+ * stops after that many LFs and sets *end there. Returns 0 or the parser error.
+ */
+static int lf_check(struct cg_http_parser *p, const char *from, const char *to, int stop_after)
+{
+    for (const char *q = from; q < to; q++) {
+        if (*q == '\n') {
+            if (p->lf_prev != '\r')
+                return fail(p, CG_EHTTP, 400, "bare LF (lines end with CRLF)");
+            if (stop_after > 0 && ++p->lf_seen >= stop_after)
+                return 0;
+        }
+        p->lf_prev = *q;
+    }
+    return 0;
+}
+
+/* A head span begins at at: checks the gap before it, then starts one after it. */
+static int lf_span(struct cg_http_parser *p, const char *at, size_t len, int empty_value)
+{
+    int rc = 0;
+    if (p->lf_from != NULL && at >= p->lf_from)
+        rc = lf_check(p, p->lf_from, at, 0);
+    if (len > 0 || empty_value) {
+        p->lf_from = at + len;
+        p->lf_prev = len > 0 ? at[len - 1] : '\n';
+        p->lf_seen = 0;
+        p->lf_need = empty_value ? 1 : 2;
+    }
+    return rc;
+}
+
 static struct cg_http_parser *parser_of(llhttp_t *ll)
 {
     return ll->data;
@@ -156,6 +200,8 @@ static int on_message_begin(llhttp_t *ll)
     p->n_trailers = 0;
     p->in_field = p->in_value = p->value_split = p->after_name = p->gap_lf = 0;
     p->last_value_end = NULL;
+    p->lf_from = NULL;
+    p->lf_open = 0;
     p->mark = NULL;
     p->head_bytes = 0;
     p->ext_bytes = 0;
@@ -167,7 +213,9 @@ static int on_message_begin(llhttp_t *ll)
 static int on_start_piece(llhttp_t *ll, const char *at, size_t len)
 {
     struct cg_http_parser *p = parser_of(ll);
-    int rc = account_span(p, at, len);
+    int rc = lf_span(p, at, len, 0);
+    if (rc == 0)
+        rc = account_span(p, at, len);
     if (rc == 0)
         rc = buf_append(p, at, len);
     if (rc == 0)
@@ -183,7 +231,9 @@ static int on_start_complete(llhttp_t *ll)
 
 static int on_count_only(llhttp_t *ll, const char *at, size_t len)
 {
-    return span_result(account_span(parser_of(ll), at, len));
+    struct cg_http_parser *p = parser_of(ll);
+    int rc = lf_span(p, at, len, 0);
+    return span_result(rc != 0 ? rc : account_span(p, at, len));
 }
 
 static int on_header_field(llhttp_t *ll, const char *at, size_t len)
@@ -195,7 +245,9 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
         p->head_bytes = 0;
         p->mark = NULL;
     }
-    int rc = account_span(p, at, len);
+    int rc = p->phase == PHASE_HEAD ? lf_span(p, at, len, 0) : 0;
+    if (rc == 0)
+        rc = account_span(p, at, len);
     if (rc != 0)
         return span_result(rc);
     p->gap_from = at + len;
@@ -236,7 +288,16 @@ static int on_header_field_complete(llhttp_t *ll)
 static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 {
     struct cg_http_parser *p = parser_of(ll);
-    int rc = account_span(p, at, len);
+    int rc = 0;
+    if (p->phase == PHASE_HEAD) {
+        /* An empty value is reported at the start of the next line (see below). */
+        int empty_at_line_start = len == 0 && at > p->feed_data && at[-1] == '\n';
+        if (len == 0 && at == p->feed_data && p->lf_open && p->lf_prev == '\n')
+            empty_at_line_start = 1;
+        rc = lf_span(p, at, len, empty_at_line_start);
+    }
+    if (rc == 0)
+        rc = account_span(p, at, len);
     if (rc != 0)
         return span_result(rc);
     /*
@@ -402,6 +463,18 @@ static int on_headers_complete(llhttp_t *ll)
     struct cg_http_parser *p = parser_of(ll);
     int rc, skip = 0;
 
+    /* The blank line ending the head was consumed: it lies in this feed after the last span
+     * (or after the start of this feed, when the gap began in an earlier one). */
+    if (p->lf_from != NULL || p->lf_open) {
+        const char *from = p->lf_from != NULL ? p->lf_from : p->feed_data;
+        p->lf_open = 0;
+        p->lf_from = NULL;
+        if (p->lf_seen < p->lf_need) {
+            rc = lf_check(p, from, p->feed_end, p->lf_need);
+            if (rc != 0)
+                return cb_result(rc);
+        }
+    }
     p->phase = PHASE_BODY;
     if (p->type == CG_HTTP_RESPONSE && ll->status_code >= 200 && p->expect_head) {
         p->expect_head = 0;
@@ -569,7 +642,10 @@ long cg_http_parser_feed(struct cg_http_parser *p, const uint8_t *data, size_t l
 
     const char *d = (const char *)data;
     p->feed_data = d;
+    p->feed_end = d + len;
     p->gap_from = d;
+    if (p->lf_open)
+        p->lf_from = d; /* the gap goes on in this feed */
     if (p->phase == PHASE_HEAD || p->phase == PHASE_TRAILER)
         p->mark = d;
     llhttp_errno_t e = llhttp_execute(&p->ll, d, len);
@@ -596,6 +672,17 @@ long cg_http_parser_feed(struct cg_http_parser *p, const uint8_t *data, size_t l
         int rc = account(p, d + len);
         if (rc != 0)
             return rc;
+    }
+    if (p->lf_from != NULL) {
+        /* A gap still open at the end of the feed: checked so far, continued next time. */
+        int rc = lf_check(p, p->lf_from, d + len, 0);
+        if (rc != 0)
+            return rc;
+        p->lf_seen = 0;
+        for (const char *q = p->lf_from; q < d + len; q++)
+            p->lf_seen += *q == '\n';
+        p->lf_open = 1;
+        p->lf_from = NULL;
     }
     p->value_split = p->in_value && p->last_value_end == d + len;
     if (p->after_name) {

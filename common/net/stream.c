@@ -16,6 +16,11 @@
 static uint8_t read_buf[READ_BUF_SIZE];
 static uint8_t plain_buf[READ_BUF_SIZE];
 
+/* Ciphertext taken out of the engine before it is written: a few records at a time. */
+#define TLS_OUT_SIZE (4 * TLS_SLICE)
+static uint8_t tls_out[TLS_OUT_SIZE];
+
+/* What the kernel did not take, copied once; freed by its write callback. */
 struct write_req {
     uv_write_t req;
     struct cg_stream *s;
@@ -32,6 +37,7 @@ int cg_stream_init(struct cg_stream *s, uv_loop_t *loop, int is_unix,
     int rc = is_unix ? uv_pipe_init(loop, &s->h.pipe, 0) : uv_tcp_init(loop, &s->h.tcp);
     if (rc == 0) {
         s->inited = 1;
+        s->max_queued = CG_STREAM_MAX_QUEUED;
         s->h.handle.data = s;
         if (!is_unix)
             (void)uv_tcp_nodelay(&s->h.tcp, 1);
@@ -61,8 +67,7 @@ int cg_stream_connect(struct cg_stream *s, const struct cg_addr *a)
         uv_pipe_connect(&s->connect_req, &s->h.pipe, a->path, on_connect);
         return 0;
     }
-    return uv_tcp_connect(&s->connect_req, &s->h.tcp, (const struct sockaddr *)&a->ss,
-                          on_connect);
+    return uv_tcp_connect(&s->connect_req, &s->h.tcp, (const struct sockaddr *)&a->ss, on_connect);
 }
 
 void cg_stream_set_tls(struct cg_stream *s, struct cg_tls *t)
@@ -98,23 +103,51 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-static int submit(struct cg_stream *s, const void *data, size_t len)
+/*
+ * Sends bufs: first straight to the kernel (uv_try_write, when nothing is queued ahead), then
+ * the rest, copied once, through uv_write. The caller's buffers are not used after the call.
+ * An error of the kernel's goes the queued way, so that it reaches the owner as on_error from
+ * the write callback, never from inside this call.
+ */
+static int send_bufs(struct cg_stream *s, const uv_buf_t *bufs, unsigned n)
 {
-    if (len == 0)
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    if (total == 0)
         return 0;
-    struct write_req *w = malloc(sizeof(*w) + len);
+    size_t sent = 0;
+    if (s->queued == 0) {
+        int rc = uv_try_write(&s->h.stream, bufs, n);
+        if (rc > 0)
+            sent = (size_t)rc;
+    }
+    size_t rest = total - sent;
+    if (rest == 0)
+        return 0;
+    struct write_req *w = malloc(sizeof(*w) + rest);
     if (w == NULL)
         return UV_ENOMEM;
     w->s = s;
-    w->len = len;
-    memcpy(w->data, data, len);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+    w->len = rest;
+    size_t skip = sent, off = 0;
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = bufs[i].len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        memcpy(w->data + off, bufs[i].base + skip, len - skip);
+        off += len - skip;
+        skip = 0;
+    }
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)rest);
     int rc = uv_write(&w->req, &s->h.stream, &b, 1, on_write);
     if (rc < 0) {
         free(w);
         return rc;
     }
-    s->queued += len;
+    s->queued += rest;
     if (s->queued >= CG_STREAM_HIGH_WATER)
         s->above_high = 1;
     return 0;
@@ -123,47 +156,72 @@ static int submit(struct cg_stream *s, const void *data, size_t len)
 /* Sends whatever ciphertext the engine produced. */
 static int flush_tls(struct cg_stream *s)
 {
-    size_t n = cg_tls_pending_out(s->tls);
-    if (n == 0)
-        return 0;
-    struct write_req *w = malloc(sizeof(*w) + n);
-    if (w == NULL)
-        return UV_ENOMEM;
-    w->s = s;
-    w->len = cg_tls_take_out(s->tls, w->data, n);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-    int rc = uv_write(&w->req, &s->h.stream, &b, 1, on_write);
-    if (rc < 0) {
-        free(w);
-        return rc;
+    while (cg_tls_pending_out(s->tls) > 0) {
+        uv_buf_t b = uv_buf_init((char *)tls_out,
+                                 (unsigned)cg_tls_take_out(s->tls, tls_out, sizeof(tls_out)));
+        int rc = send_bufs(s, &b, 1);
+        if (rc < 0)
+            return rc;
     }
-    s->queued += w->len;
-    if (s->queued >= CG_STREAM_HIGH_WATER)
-        s->above_high = 1;
     return 0;
 }
 
-int cg_stream_write(struct cg_stream *s, const void *data, size_t len)
+/* Encrypts bufs a record-sized slice at a time, taking each slice's ciphertext out of the
+ * engine at once (its memory BIO keeps the capacity of the most it ever held, for the life
+ * of the connection), and sends the ciphertext a few records per write. */
+static int send_tls(struct cg_stream *s, const uv_buf_t *bufs, unsigned n)
+{
+    size_t used = 0;
+    int rc;
+    for (unsigned i = 0; i < n; i++) {
+        const uint8_t *p = (const uint8_t *)bufs[i].base;
+        size_t len = bufs[i].len;
+        while (len > 0) {
+            size_t k = len < TLS_SLICE - 512 ? len : TLS_SLICE - 512;
+            if (cg_tls_write(s->tls, p, k) < 0)
+                return CG_ETLS;
+            p += k;
+            len -= k;
+            size_t pending;
+            while ((pending = cg_tls_pending_out(s->tls)) > 0) {
+                if (used > 0 && used + pending > sizeof(tls_out)) {
+                    uv_buf_t b = uv_buf_init((char *)tls_out, (unsigned)used);
+                    if ((rc = send_bufs(s, &b, 1)) < 0)
+                        return rc;
+                    used = 0;
+                }
+                used += cg_tls_take_out(s->tls, tls_out + used, sizeof(tls_out) - used);
+            }
+        }
+    }
+    uv_buf_t b = uv_buf_init((char *)tls_out, (unsigned)used);
+    return send_bufs(s, &b, 1);
+}
+
+int cg_stream_writev(struct cg_stream *s, const uv_buf_t *bufs, unsigned n)
 {
     if (s->closing || s->failed)
         return UV_ECANCELED;
     if (s->shut)
         return UV_EPIPE;
-    s->bytes_out += len;
-    if (s->tls == NULL)
-        return submit(s, data, len);
-    const uint8_t *p = data;
-    while (len > 0) {
-        size_t n = len < TLS_SLICE - 512 ? len : TLS_SLICE - 512;
-        if (cg_tls_write(s->tls, p, n) < 0)
-            return CG_ETLS;
-        int rc = flush_tls(s);
-        if (rc < 0)
-            return rc;
-        p += n;
-        len -= n;
-    }
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    /* The cap counts the whole write, before the kernel takes any of it: a refused write
+     * leaves nothing half-sent (no record half-encrypted). */
+    if (s->queued + total > s->max_queued)
+        return UV_ENOBUFS;
+    int rc = s->tls == NULL ? send_bufs(s, bufs, n) : send_tls(s, bufs, n);
+    if (rc < 0)
+        return rc;
+    s->bytes_out += total;
     return 0;
+}
+
+int cg_stream_write(struct cg_stream *s, const void *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    return cg_stream_writev(s, &b, 1);
 }
 
 /* Delivers decrypted application data; stops when the stream is closed from a callback. */
@@ -278,32 +336,55 @@ void cg_stream_read_stop(struct cg_stream *s)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    (void)req;
-    (void)status;
+    struct cg_stream *s = req->data;
+    if (status < 0 && status != UV_ECANCELED && !s->closing)
+        fail(s, status);
 }
 
-void cg_stream_shutdown(struct cg_stream *s)
+int cg_stream_shutdown(struct cg_stream *s)
 {
-    if (s->shut || s->closing || s->failed)
-        return;
+    if (s->closing || s->failed)
+        return UV_ECANCELED;
+    if (s->shut)
+        return 0;
     s->shut = 1;
     if (s->tls != NULL) {
         cg_tls_shutdown(s->tls);
-        (void)flush_tls(s);
+        int rc = flush_tls(s);
+        if (rc < 0)
+            return rc;
     }
     s->shutdown_req.data = s;
-    (void)uv_shutdown(&s->shutdown_req, &s->h.stream, on_shutdown);
+    return uv_shutdown(&s->shutdown_req, &s->h.stream, on_shutdown);
 }
 
-void cg_stream_close(struct cg_stream *s, uv_close_cb close_cb)
+static void on_handle_closed(uv_handle_t *h)
 {
-    if (!s->inited || s->closing)
+    struct cg_stream *s = h->data;
+    if (s->on_closed != NULL)
+        s->on_closed(s, s->closed_arg);
+}
+
+void cg_stream_mute(struct cg_stream *s)
+{
+    if (!s->inited)
         return;
+    cg_stream_read_stop(s);
     s->closing = 1;
+}
+
+void cg_stream_close(struct cg_stream *s, cg_stream_closed_cb on_closed, void *arg)
+{
+    if (!s->inited || s->closed)
+        return;
+    s->closed = 1;
+    s->closing = 1;
+    s->on_closed = on_closed;
+    s->closed_arg = arg;
     s->reading = 0;
     if (s->tls != NULL) {
         cg_tls_free(s->tls);
         s->tls = NULL;
     }
-    uv_close(&s->h.handle, close_cb);
+    uv_close(&s->h.handle, on_handle_closed);
 }

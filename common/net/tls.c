@@ -15,18 +15,8 @@
 #define CIPHERSUITES "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 #define GROUPS "X25519:P-256"
 #define TLS13_WIRE_VERSION 0x0304
-/* max-age mode: verified certificates remembered by hash (a few servers behind one name). */
-#define CACHE_SLOTS 4
-/* How long a certificate appraised in full with one nonce serves the other nonces of its
- * batch without a second appraisal. */
-#define BATCH_REUSE_S 10
 /* Evidence and endorsements at their limits, plus the certificate around them. */
 #define CLIENT_MAX_CERT_LIST (CG_EVIDENCE_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 64 * 1024)
-
-struct cache_entry {
-    int used;
-    struct cg_attestation att;
-};
 
 struct cg_tls_ctx {
     SSL_CTX *ssl_ctx;
@@ -38,19 +28,11 @@ struct cg_tls_ctx {
     cg_tls_cert_cb cb;
     void *cb_arg;
     /* client */
-    char server_id[256];
-    const struct cg_policy *policy;
-    int have_key; /* the memory of the key verified last, with evidence */
-    uint8_t key_spki[32];
-    time_t key_time;
-    int have_att;
-    struct cg_attestation att;
-    SSL_SESSION *ticket; /* only ever from a verified session of key_spki */
+    cg_tls_verify_cb verify;
+    void *verify_arg;
+    SSL_SESSION *ticket; /* only ever from a verified session, of the key ticket_spki */
     uint8_t ticket_spki[32];
     time_t ticket_time;
-    struct cache_entry cache[CACHE_SLOTS];
-    size_t cache_next;
-    int capture; /* trusts nothing: keeps the certificate for the caller to verify */
 };
 
 enum cb_state { CB_NOT_ASKED, CB_ASKED };
@@ -74,7 +56,6 @@ struct cg_tls {
     uint8_t offered_spki[32];
     int verified;
     int verify_rc;
-    int key_changed;
     uint8_t spki[32];
     uint8_t *peer_der; /* capture contexts */
     size_t peer_der_len;
@@ -92,12 +73,6 @@ static void clear_errors(void)
 static int sha256(const uint8_t *d, size_t n, uint8_t out[32])
 {
     return EVP_Digest(d, n, out, NULL, EVP_sha256(), NULL) == 1 ? 0 : CG_ECRYPTO;
-}
-
-static int key_fresh(const struct cg_tls_ctx *c, time_t now)
-{
-    return c->have_key && now >= c->key_time &&
-           (uint64_t)(now - c->key_time) < c->policy->freshness.max_age_s;
 }
 
 /* ---- server ---------------------------------------------------------------------------- */
@@ -229,106 +204,18 @@ static int nonce_add_cb(SSL *ssl, unsigned int ext_type, unsigned int context,
     return 1;
 }
 
-static struct cache_entry *cache_find(struct cg_tls_ctx *c, const uint8_t cert_hash[32])
+/* Capture contexts: trust nothing, keep the certificate for the caller to verify. */
+static int capture_verify(void *arg, struct cg_tls *t, const uint8_t *der, size_t der_len,
+                          struct cg_verdict *verdict)
 {
-    for (size_t i = 0; i < CACHE_SLOTS; i++)
-        if (c->cache[i].used && memcmp(c->cache[i].att.cert_sha256, cert_hash, 32) == 0)
-            return &c->cache[i];
-    return NULL;
-}
-
-static void cache_put(struct cg_tls_ctx *c, const struct cg_attestation *att)
-{
-    struct cache_entry *e = cache_find(c, att->cert_sha256);
-    if (e == NULL) {
-        e = &c->cache[c->cache_next];
-        c->cache_next = (c->cache_next + 1) % CACHE_SLOTS;
-    }
-    e->used = 1;
-    e->att = *att;
-}
-
-static void remember(struct cg_tls_ctx *c, const struct cg_attestation *att)
-{
-    if (c->have_key && memcmp(c->key_spki, att->spki_sha256, 32) != 0) {
-        SSL_SESSION_free(c->ticket);
-        c->ticket = NULL;
-    }
-    c->have_key = 1;
-    memcpy(c->key_spki, att->spki_sha256, 32);
-    c->key_time = att->verified_at;
-    c->att = *att;
-    c->have_att = 1;
-}
-
-/*
- * Decides on the server's certificate (replaces OpenSSL's chain verification): with a nonce,
- * full appraisal; without, the key verified last if still fresh; in max-age mode, a cached or
- * full appraisal of the periodic certificate; otherwise the key changed and the caller must
- * reconnect with a nonce.
- */
-static int appraise(struct cg_tls *t, const uint8_t *der, size_t der_len, time_t now)
-{
-    struct cg_tls_ctx *c = t->ctx;
-    const struct cg_policy *p = c->policy;
-    struct cg_attestation att;
-    struct cache_entry *hit;
-    char want[65], got[65];
-    int rc;
-
-    if (c->capture) {
-        t->peer_der = malloc(der_len);
-        if (t->peer_der == NULL)
-            return -ENOMEM;
-        memcpy(t->peer_der, der, der_len);
-        t->peer_der_len = der_len;
-        return 0;
-    }
-    if (t->sent_nonce) {
-        /* The server answers a batch of nonces with one certificate: the first handshake of
-         * the batch appraises it in full, the others find its bytes (hence its claims)
-         * verified moments ago and need only their nonce among its claims. */
-        hit = cache_find(c, t->cert_hash);
-        if (hit != NULL && now >= hit->att.verified_at &&
-            now - hit->att.verified_at <= BATCH_REUSE_S) {
-            for (size_t i = 0; i < hit->att.n_nonces; i++) {
-                if (memcmp(hit->att.nonces[i], t->nonce, CG_NONCE_LEN) == 0) {
-                    remember(c, &hit->att);
-                    return 0;
-                }
-            }
-        }
-        rc = cg_ratls_verify(der, der_len, p, t->nonce, now, &att, &t->verdict);
-        if (rc == 0) {
-            cache_put(c, &att);
-            remember(c, &att);
-        }
-        return rc;
-    }
-    if (key_fresh(c, now) && memcmp(t->spki, c->key_spki, 32) == 0)
-        return 0; /* the handshake's CertificateVerify proves possession of that key */
-    if (p->freshness.mode == CG_FRESH_MAX_AGE) {
-        hit = cache_find(c, t->cert_hash);
-        if (hit != NULL && now - hit->att.iat <= (int64_t)p->freshness.max_age_s &&
-            hit->att.iat - now <= CG_RATLS_IAT_SKEW_S) {
-            remember(c, &hit->att);
-            return 0;
-        }
-        rc = cg_ratls_verify(der, der_len, p, NULL, now, &att, &t->verdict);
-        if (rc == 0) {
-            cache_put(c, &att);
-            remember(c, &att);
-        }
-        return rc;
-    }
-    t->key_changed = 1;
-    if (c->have_key)
-        cg_hex(want, sizeof(want), c->key_spki, 32);
-    else
-        snprintf(want, sizeof(want), "a nonce");
-    cg_hex(got, sizeof(got), t->spki, 32);
-    return cg_reject(&t->verdict, CG_EEVIDENCE, "freshness.key_changed", want,
-                     "%s presented unverified key %s", c->server_id, got);
+    (void)arg;
+    (void)verdict;
+    t->peer_der = malloc(der_len);
+    if (t->peer_der == NULL)
+        return -ENOMEM;
+    memcpy(t->peer_der, der, der_len);
+    t->peer_der_len = der_len;
+    return 0;
 }
 
 static int cert_verify_cb(X509_STORE_CTX *sctx, void *arg)
@@ -346,7 +233,7 @@ static int cert_verify_cb(X509_STORE_CTX *sctx, void *arg)
     if (sha256(der, (size_t)len, t->cert_hash) != 0 ||
         cg__ratls_spki_sha256(X509_get0_pubkey(leaf), t->spki) != 0)
         goto out;
-    rc = appraise(t, der, (size_t)len, time(NULL));
+    rc = t->ctx->verify(t->ctx->verify_arg, t, der, (size_t)len, &t->verdict);
 out:
     OPENSSL_free(der);
     clear_errors();
@@ -365,7 +252,7 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
     struct cg_tls *t = SSL_get_app_data(ssl);
     struct cg_tls_ctx *c = t->ctx;
-    if (!t->verified || t->fatal || !c->have_key || memcmp(t->spki, c->key_spki, 32) != 0)
+    if (!t->verified || t->fatal)
         return 0; /* OpenSSL frees it */
     SSL_SESSION_free(c->ticket);
     c->ticket = sess;
@@ -431,17 +318,17 @@ int cg_tls_server_ctx_new(const char *alpn, cg_tls_cert_cb cb, void *cb_arg,
     return 0;
 }
 
-int cg_tls_client_ctx_new(const char *alpn, const char *server_id, const struct cg_policy *policy,
+int cg_tls_client_ctx_new(const char *alpn, cg_tls_verify_cb verify, void *verify_arg,
                           struct cg_tls_ctx **out)
 {
     struct cg_tls_ctx *c;
-    if (policy == NULL || server_id == NULL || strlen(server_id) >= sizeof(c->server_id))
+    if (verify == NULL)
         return CG_ECONFIG;
     int rc = ctx_new(0, alpn, &c);
     if (rc != 0)
         return rc;
-    snprintf(c->server_id, sizeof(c->server_id), "%s", server_id);
-    c->policy = policy;
+    c->verify = verify;
+    c->verify_arg = verify_arg;
     SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_cert_verify_callback(c->ssl_ctx, cert_verify_cb, c);
     SSL_CTX_set_session_cache_mode(c->ssl_ctx,
@@ -464,43 +351,22 @@ int cg_tls_client_ctx_new(const char *alpn, const char *server_id, const struct 
 
 int cg_tls_client_ctx_new_capture(const char *alpn, struct cg_tls_ctx **out)
 {
-    /* Never consulted for trust: capture contexts verify nothing. */
-    static const struct cg_policy none = {.freshness = {CG_FRESH_NONCE, 1}};
-    int rc = cg_tls_client_ctx_new(alpn, "capture", &none, out);
-    if (rc == 0)
-        (*out)->capture = 1;
-    return rc;
+    return cg_tls_client_ctx_new(alpn, capture_verify, NULL, out);
 }
 
-void cg_tls_ctx_set_policy(struct cg_tls_ctx *c, const struct cg_policy *policy)
+int cg_tls_ctx_ticket(const struct cg_tls_ctx *c, uint8_t spki[32], time_t *stored_at)
 {
-    if (c->server)
-        return;
-    /* What was verified under another policy proves nothing under this one. */
-    if (memcmp(c->policy->digest, policy->digest, sizeof(policy->digest)) != 0)
-        cg_tls_ctx_forget(c);
-    c->policy = policy;
-}
-
-int cg_tls_ctx_needs_nonce(const struct cg_tls_ctx *c, time_t now)
-{
-    if (c->server || c->policy->freshness.mode != CG_FRESH_NONCE)
+    if (c->ticket == NULL || !SSL_SESSION_is_resumable(c->ticket))
         return 0;
-    return !key_fresh(c, now);
+    memcpy(spki, c->ticket_spki, 32);
+    *stored_at = c->ticket_time;
+    return 1;
 }
 
-void cg_tls_ctx_forget(struct cg_tls_ctx *c)
+void cg_tls_ctx_drop_ticket(struct cg_tls_ctx *c)
 {
-    c->have_key = 0;
-    memset(c->key_spki, 0, sizeof(c->key_spki));
     SSL_SESSION_free(c->ticket);
     c->ticket = NULL;
-    memset(c->cache, 0, sizeof(c->cache));
-}
-
-const struct cg_attestation *cg_tls_ctx_attestation(const struct cg_tls_ctx *c)
-{
-    return c->have_att ? &c->att : NULL;
 }
 
 void cg_tls_ctx_free(struct cg_tls_ctx *c)
@@ -514,17 +380,7 @@ void cg_tls_ctx_free(struct cg_tls_ctx *c)
 
 /* ---- connections ----------------------------------------------------------------------- */
 
-/* A ticket is offered only while both it and the verification of its key are younger than
- * max_age_s, and only for the key remembered. */
-static int ticket_usable(const struct cg_tls_ctx *c, time_t now)
-{
-    return c->ticket != NULL && key_fresh(c, now) && memcmp(c->ticket_spki, c->key_spki, 32) == 0 &&
-           now >= c->ticket_time &&
-           (uint64_t)(now - c->ticket_time) < c->policy->freshness.max_age_s &&
-           SSL_SESSION_is_resumable(c->ticket);
-}
-
-int cg_tls_new(struct cg_tls_ctx *c, int with_nonce, struct cg_tls **out)
+int cg_tls_new(struct cg_tls_ctx *c, unsigned flags, struct cg_tls **out)
 {
     struct cg_tls *t = calloc(1, sizeof(*t));
     if (t == NULL)
@@ -547,13 +403,13 @@ int cg_tls_new(struct cg_tls_ctx *c, int with_nonce, struct cg_tls **out)
     if (c->server) {
         SSL_set_accept_state(t->ssl);
     } else {
-        time_t now = time(NULL);
         SSL_set_connect_state(t->ssl);
-        if (with_nonce || cg_tls_ctx_needs_nonce(c, now)) {
+        if (flags & CG_TLS_NONCE) {
             if (RAND_bytes(t->nonce, sizeof(t->nonce)) != 1)
                 goto fail;
             t->sent_nonce = 1;
-        } else if (ticket_usable(c, now)) {
+        } else if ((flags & CG_TLS_TICKET) && c->ticket != NULL &&
+                   SSL_SESSION_is_resumable(c->ticket)) {
             if (SSL_set_session(t->ssl, c->ticket) != 1)
                 goto fail;
             t->offered_ticket = 1;
@@ -634,8 +490,22 @@ static int fail_tls(struct cg_tls *t, const char *what)
     if (t->verdict.check[0] == '\0') {
         unsigned long e = ERR_peek_last_error();
         const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
-        cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what, "%s",
-                  reason != NULL ? reason : "connection failed");
+        /* The usual mistakes, said in words: a port that is not TLS, or the two sidecars in
+         * different --mode (each offers its mode as the ALPN protocol). */
+        if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+            ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER && !t->ctx->server)
+            cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what,
+                      "not TLS: the peer answered something else (a plain HTTP port? the server "
+                      "address must be a ccgate-server listener)");
+        else if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+                 ERR_GET_REASON(e) == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL)
+            cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what,
+                      "the peer refused ALPN \"%s\": the two sidecars run different --mode "
+                      "(http or tcp)",
+                      t->ctx->alpn);
+        else
+            cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what, "%s",
+                      reason != NULL ? reason : "connection failed");
     }
     clear_errors();
     return set_fatal(t, CG_ETLS);
@@ -785,9 +655,9 @@ int cg_tls_sent_nonce(const struct cg_tls *t)
     return t->sent_nonce;
 }
 
-int cg_tls_key_changed(const struct cg_tls *t)
+void cg_tls_peer_spki(const struct cg_tls *t, uint8_t out[32])
 {
-    return t->key_changed;
+    memcpy(out, t->spki, 32);
 }
 
 int cg_tls_resumed(const struct cg_tls *t)

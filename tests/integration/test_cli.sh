@@ -11,6 +11,10 @@ for b in ccgate-server ccgate-client ccgate; do
     [ "$(wc -l <"$T/err")" -eq 1 ] || fail "$b: expected one line of error, got: $(cat "$T/err")"
 done
 pass "help, version, bad flags"
+for b in ccgate-loadgen ratls-mint ccgate-mock-worker ccgate-worker; do
+    "$CG_BIN/$b" --version | grep -q "^$b 0\." || fail "$b --version"
+done
+pass "tools' --version"
 
 expect2() {
     local what=$1 pattern=$2
@@ -44,6 +48,22 @@ expect2 "server sim without state" "sim-init" "$CG_BIN/ccgate-server" --listen 1
     --upstream 127.0.0.1:2 --tee sim --state-dir "$T/none"
 echo '{"listen": "127.0.0.1:1", "bogus": true}' >"$T/conf.json"
 expect2 "config with an unknown key" "bogus" "$CG_BIN/ccgate-server" --config "$T/conf.json"
+CCGATE_CONFIG="$T/conf.json" expect2 "CCGATE_CONFIG is read" "bogus" "$CG_BIN/ccgate-server"
+# A mistyped variable is a warning naming it (the environment may be shared with the client).
+CCGATE_LISTNE=127.0.0.1:1 expect2 "unknown CCGATE_ variable" "var=CCGATE_LISTNE" \
+    "$CG_BIN/ccgate-server" --listen 127.0.0.1:1 --upstream 127.0.0.1:2 --tee banana
+# The worker takes its options as the sidecars do: flags, CCGATE_* and --config.
+CCGATE_MAX_BODY_BYTES=5 expect2 "worker: CCGATE_MAX_BODY_BYTES" "max-body-bytes: expected an integer" \
+    "$CG_BIN/ccgate-worker" --listen 127.0.0.1:0 --model builtin:tiny
+echo '{"listen": "127.0.0.1:0", "model": "builtin:tiny", "ctx": 1}' >"$T/worker.json"
+expect2 "worker: --config" "ctx: expected an integer" "$CG_BIN/ccgate-worker" --config "$T/worker.json"
+expect2 "worker: unknown flag" "unknown flag '--max-bodyy'" "$CG_BIN/ccgate-worker" --max-bodyy 1
+# A relative policy path in a config is the config folder's, not the working directory's.
+mkdir -p "$T/cfgdir"
+echo '{"sim": {"allow": true, "root_sha256": "00"}}' >"$T/cfgdir/pol.json"
+echo '{"listen": "127.0.0.1:1", "server": "127.0.0.1:2", "policy": "pol.json"}' >"$T/cfgdir/c.json"
+(cd / && expect2 "relative policy path in a config" "root_sha256" "$CG_BIN/ccgate-client" \
+    --config "$T/cfgdir/c.json")
 if [ ! -e /sys/kernel/config/tsm/report ] && [ ! -e /dev/sev-guest ] && [ ! -e /dev/tdx_guest ]; then
     expect2 "tee auto without hardware never falls back to sim" "no TEE found" \
         "$CG_BIN/ccgate-server" --listen 127.0.0.1:1 --upstream 127.0.0.1:2 --tee auto --state-dir "$T"
@@ -71,6 +91,18 @@ pass "sim-init idempotent, state private"
 grep -q b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01 \
     "$T/inspect.json" || fail "evidence inspect: measurement missing"
 pass "evidence inspect"
+
+# --listen on a non-loopback address: a warning that the app side is plaintext. In a network
+# namespace of our own, where 0.0.0.0 reaches nothing but its loopback.
+if unshare -rn true 2>/dev/null; then
+    printf '{"sim": {"allow": true, "root_sha256": "%064d"}}\n' 0 >"$T/any.json"
+    unshare -rn sh -c 'ip link set lo up && timeout 3 "$0" --listen 0.0.0.0:8080 \
+        --server 127.0.0.1:1 --policy "$1" 2>&1' "$CG_BIN/ccgate-client" "$T/any.json" \
+        >"$T/exposed.log" || true
+    grep -q "listen.exposed addr=0.0.0.0:8080" "$T/exposed.log" ||
+        fail "no warning for a plaintext listener on 0.0.0.0: $(head -3 "$T/exposed.log")"
+    pass "--listen 0.0.0.0 warns"
+fi
 
 # --sim-evidence-delay-ms (test only): a fresh client's first request waits for evidence with
 # its nonce, which now takes the injected delay longer.

@@ -25,6 +25,16 @@ static int fail(const char *what)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("ratls-mint %s\n", CCGATE_VERSION);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        printf("usage: ratls-mint STATE_DIR MEASURED_FILE CERT_OUT KEY_OUT [random-nonce|none] "
+               "[IAT_OFFSET_S]\n\nMints an RA-TLS certificate and key from the simulated TEE "
+               "in STATE_DIR (tests only).\n");
+        return 0;
+    }
     if (argc < 5 || argc > 7)
         return fail("usage: ratls-mint STATE_DIR MEASURED_FILE CERT_OUT KEY_OUT "
                     "[random-nonce|none] [IAT_OFFSET_S]");

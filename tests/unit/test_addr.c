@@ -121,6 +121,26 @@ static void test_rejects(void **state)
     }
 }
 
+static void test_loopback(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        int loopback;
+    } cases[] = {{"127.0.0.1:1", 1},      {"127.9.8.7:1", 1},
+                 {"[::1]:1", 1},          {"[::ffff:127.0.0.1]:1", 1},
+                 {"unix:/tmp/x.sock", 1}, {"0.0.0.0:1", 0},
+                 {"[::]:1", 0},           {"10.0.0.1:1", 0},
+                 {"128.0.0.1:1", 0},      {"[::ffff:10.0.0.1]:1", 0}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct cg_addr a;
+        char err[128];
+        assert_int_equal(cg_addr_parse(cases[i].s, 1, &a, err, sizeof(err)), 0);
+        if (cg_addr_is_loopback(&a) != cases[i].loopback)
+            fail_msg("%s: loopback %d", cases[i].s, !cases[i].loopback);
+    }
+}
+
 static void test_too_long(void **state)
 {
     (void)state;
@@ -145,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_ipv4),     cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_hostname), cmocka_unit_test(test_unix),
         cmocka_unit_test(test_rejects),  cmocka_unit_test(test_too_long),
+        cmocka_unit_test(test_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

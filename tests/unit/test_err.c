@@ -65,6 +65,17 @@ static void test_reject(void **state)
     assert_int_equal(strlen(v.actual), sizeof(v.actual) - 1);
 }
 
+static void test_errf(void **state)
+{
+    (void)state;
+    char err[16];
+    assert_int_equal(cg_errf(err, sizeof(err), CG_ECONFIG, "%s: %d", "jwk.crv", 7), CG_ECONFIG);
+    assert_string_equal(err, "jwk.crv: 7");
+    assert_int_equal(cg_errf(err, 8, -5, "a long message"), -5);
+    assert_string_equal(err, "a long ");
+    assert_int_equal(cg_errf(NULL, 0, CG_EHTTP, "x"), CG_EHTTP);
+}
+
 static void test_hex(void **state)
 {
     (void)state;
@@ -123,7 +134,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strerror), cmocka_unit_test(test_strerror_unknown_libuv_range),
         cmocka_unit_test(test_reject),   cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_unhex),
+        cmocka_unit_test(test_unhex),    cmocka_unit_test(test_errf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

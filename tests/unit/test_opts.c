@@ -12,7 +12,7 @@
 #include "ccgate/err.h"
 #include "ccgate/opts.h"
 
-#define N_OPTS 6
+#define N_OPTS 8
 
 static char tmpdir[] = "/tmp/cg_test_opts.XXXXXX";
 
@@ -26,6 +26,8 @@ static void table(struct cg_opt *o)
         {"config", "FILE", "config file", NULL, NULL, NULL},
         {"help", NULL, "print this help", NULL, NULL, NULL},
         {"admin", "ADDR:PORT", "admin listener", NULL, NULL, NULL},
+        {"policy", "FILE", "policy file", NULL, NULL, NULL},
+        {"allow-sim", NULL, "a boolean", NULL, NULL, NULL},
     };
     memcpy(o, init, sizeof(init));
 }
@@ -67,6 +69,9 @@ static int setup(void **state)
     unsetenv("CCGATE_MAX_CONNECTIONS");
     unsetenv("CCGATE_HELP");
     unsetenv("CCGATE_ADMIN");
+    unsetenv("CCGATE_CONFIG");
+    unsetenv("CCGATE_ALLOW_SIM");
+    unsetenv("CCGATE_POLICY");
     return 0;
 }
 
@@ -233,6 +238,68 @@ static void test_config_errors(void **state)
     assert_non_null(strstr(err, "cannot open"));
 }
 
+/* CCGATE_CONFIG names the config when --config does not; a variable can turn a boolean off
+ * against the config; unknown spellings of a boolean are errors naming the variable. */
+static void test_env_config_and_booleans(void **state)
+{
+    (void)state;
+    struct cg_opt o[N_OPTS];
+    char err[512] = "";
+    const char *path = write_config("envcfg.json", "{\"admin\": \"cfg:3\", \"allow-sim\": true}");
+    setenv("CCGATE_CONFIG", path, 1);
+    assert_int_equal(parse(o, err, sizeof(err), 1), 0);
+    assert_int_equal(cg_opts_fill(o, N_OPTS, NULL, err, sizeof(err)), 0);
+    assert_string_equal(val(o, "admin"), "cfg:3");
+    assert_string_equal(val(o, "allow-sim"), "1");
+    cg_opts_free(o, N_OPTS);
+    static const char *const offs[] = {"0", "false", "NO", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        setenv("CCGATE_ALLOW_SIM", offs[i], 1);
+        assert_int_equal(parse(o, err, sizeof(err), 1), 0);
+        assert_int_equal(cg_opts_fill(o, N_OPTS, NULL, err, sizeof(err)), 0);
+        assert_null(val(o, "allow-sim"));
+        cg_opts_free(o, N_OPTS);
+    }
+    setenv("CCGATE_ALLOW_SIM", "Yes", 1);
+    unsetenv("CCGATE_CONFIG");
+    assert_int_equal(parse(o, err, sizeof(err), 1), 0);
+    assert_int_equal(cg_opts_fill(o, N_OPTS, NULL, err, sizeof(err)), 0);
+    assert_string_equal(val(o, "allow-sim"), "1");
+    cg_opts_free(o, N_OPTS);
+    setenv("CCGATE_ALLOW_SIM", "maybe", 1);
+    assert_int_equal(parse(o, err, sizeof(err), 1), 0);
+    assert_int_equal(cg_opts_fill(o, N_OPTS, NULL, err, sizeof(err)), CG_ECONFIG);
+    assert_non_null(strstr(err, "CCGATE_ALLOW_SIM"));
+    assert_non_null(strstr(err, "maybe"));
+    cg_opts_free(o, N_OPTS);
+    unsetenv("CCGATE_ALLOW_SIM");
+}
+
+/* Relative FILE values in a config are the config folder's; addresses and absolute paths
+ * are left as written; the command line's relative paths stay the working directory's. */
+static void test_config_relative_paths(void **state)
+{
+    (void)state;
+    struct cg_opt o[N_OPTS];
+    char err[512] = "", want[300];
+    const char *path = write_config("rel.json", "{\"policy\": \"sub/p.json\", \"admin\": \"a:1\"}");
+    assert_int_equal(parse(o, err, sizeof(err), 1), 0);
+    assert_int_equal(cg_opts_fill(o, N_OPTS, path, err, sizeof(err)), 0);
+    snprintf(want, sizeof(want), "%s/sub/p.json", tmpdir);
+    assert_string_equal(val(o, "policy"), want);
+    assert_string_equal(val(o, "admin"), "a:1");
+    cg_opts_free(o, N_OPTS);
+    path = write_config("abs.json", "{\"policy\": \"/etc/p.json\"}");
+    assert_int_equal(parse(o, err, sizeof(err), 1), 0);
+    assert_int_equal(cg_opts_fill(o, N_OPTS, path, err, sizeof(err)), 0);
+    assert_string_equal(val(o, "policy"), "/etc/p.json");
+    cg_opts_free(o, N_OPTS);
+    assert_int_equal(parse(o, err, sizeof(err), 3, "--policy", "here.json"), 0);
+    assert_int_equal(cg_opts_fill(o, N_OPTS, path, err, sizeof(err)), 0);
+    assert_string_equal(val(o, "policy"), "here.json");
+    cg_opts_free(o, N_OPTS);
+}
+
 /* The config limit is 1 MiB: exactly that loads, one byte more does not. */
 static void test_config_size(void **state)
 {
@@ -326,7 +393,8 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    static const char *const names[] = {"c.json", "f.json", "e.json", "bad.json", "big.json"};
+    static const char *const names[] = {"c.json",   "f.json",      "e.json",   "bad.json",
+                                        "big.json", "envcfg.json", "rel.json", "abs.json"};
     char path[256];
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
@@ -344,6 +412,8 @@ int main(void)
         cmocka_unit_test_setup(test_fill_config_precedence, setup),
         cmocka_unit_test_setup(test_config_errors, setup),
         cmocka_unit_test_setup(test_config_size, setup),
+        cmocka_unit_test_setup(test_env_config_and_booleans, setup),
+        cmocka_unit_test_setup(test_config_relative_paths, setup),
         cmocka_unit_test_setup(test_uint, setup),
         cmocka_unit_test_setup(test_usage, setup),
     };

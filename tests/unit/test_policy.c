@@ -156,6 +156,37 @@ static void test_parse_defaults_and_rest(void **state)
     assert_int_equal(p.freshness.max_age_s, 86400);
 }
 
+static void test_parse_gpu(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    char err[256];
+    const char *min = "{\"snp\": {}, \"gpu\": {}}";
+    assert_int_equal(cg_policy_parse(min, strlen(min), &p, err, sizeof(err)), 0);
+    assert_true(p.gpu.present && p.gpu.required && p.gpu.require_rims);
+    assert_int_equal(p.gpu.min_count, 1);
+    assert_int_equal(p.gpu.count, 0);
+    assert_int_equal(p.gpu.ocsp, CG_GPU_OCSP_REQUIRE);
+    assert_false(p.gpu.allow_sim || p.gpu.allow_devtools || p.gpu.allow_cc_off);
+    const char *all =
+        "{\"gpu\": {\"required\": false, \"count\": 8, \"min_count\": 2, "
+        "\"allow_sim\": true, \"sim_root_sha256\": \"" ROOT "\", "
+        "\"drivers\": [\"550.90.07\", \"580.95.05\"], \"vbios\": [\"96.00.9F.00.01\"], "
+        "\"require_rims\": false, \"ocsp\": \"off\", \"ocsp_grace_s\": 172800, "
+        "\"allow_devtools\": true, \"allow_cc_off\": true}}";
+    assert_int_equal(cg_policy_parse(all, strlen(all), &p, err, sizeof(err)), 0);
+    assert_false(p.gpu.required || p.gpu.require_rims);
+    assert_int_equal(p.gpu.count, 8);
+    assert_int_equal(p.gpu.min_count, 2);
+    assert_true(p.gpu.allow_sim && p.gpu.has_sim_root && p.gpu.allow_devtools &&
+                p.gpu.allow_cc_off);
+    assert_int_equal(p.gpu.n_drivers, 2);
+    assert_string_equal(p.gpu.drivers[1], "580.95.05");
+    assert_int_equal(p.gpu.n_vbios, 1);
+    assert_int_equal(p.gpu.ocsp, CG_GPU_OCSP_OFF);
+    assert_int_equal(p.gpu.ocsp_grace_s, 172800);
+}
+
 static void test_parse_errors(void **state)
 {
     (void)state;
@@ -169,9 +200,24 @@ static void test_parse_errors(void **state)
         {"{}", "policy: accepts no evidence"},
         {"{\"sim\": {\"allow\": false}}", "policy: accepts no evidence"},
         {"{\"snp\": {}, \"tpm\": {}}", "tpm: unknown key"},
+        {"{\"gpu\": {\"cc\": 1}}", "gpu.cc: unknown key"},
+        {"{\"gpu\": {\"required\": 1}}", "gpu.required: expected true or false"},
+        {"{\"gpu\": {\"count\": 0}}", "gpu.count: expected an integer from 1 to 8"},
+        {"{\"gpu\": {\"min_count\": 9}}", "gpu.min_count: expected an integer from 0 to 8"},
+        {"{\"gpu\": {\"count\": 2, \"min_count\": 3}}", "gpu.min_count: at most gpu.count"},
+        {"{\"gpu\": {\"allow_sim\": true}}", "gpu.sim_root_sha256: required when gpu.allow_sim"},
+        {"{\"gpu\": {\"sim_root_sha256\": \"ab\"}}", "gpu.sim_root_sha256: expected 64 hex"},
+        {"{\"gpu\": {\"drivers\": []}}", "gpu.drivers: expected 1 to 16 version strings"},
+        {"{\"gpu\": {\"vbios\": [1]}}", "gpu.vbios: item 0: expected a version string"},
+        {"{\"gpu\": {\"require_rims\": \"yes\"}}", "gpu.require_rims: expected true or false"},
+        {"{\"gpu\": {\"ocsp\": \"soft\"}}", "gpu.ocsp: expected \"require\" or \"off\""},
+        {"{\"gpu\": {\"ocsp_grace_s\": -1}}", "gpu.ocsp_grace_s: expected an integer from 0 to"},
+        {"{\"gpu\": {\"allow_devtools\": 0}}", "gpu.allow_devtools: expected true or false"},
+        {"{\"gpu\": {\"allow_cc_off\": null}}", "gpu.allow_cc_off: expected true or false"},
         {"{\"tdx\": []}", "tdx: expected an object"},
         {"{\"tdx\": {\"colour\": 1}}", "tdx.colour: unknown key"},
-        {"{\"tdx\": {\"mrtd\": [\"" MEAS "\", \"" Z32 "\"]}}", "tdx.mrtd[1]: expected 96 hex digits"},
+        {"{\"tdx\": {\"mrtd\": [\"" MEAS "\", \"" Z32 "\"]}}",
+         "tdx.mrtd[1]: expected 96 hex digits"},
         {"{\"tdx\": {\"accepted_tcb_statuses\": [\"Revoked\"]}}",
          "tdx.accepted_tcb_statuses[0]: Revoked is never acceptable"},
         {"{\"snp\": {\"measurment\": []}}", "snp.measurment: unknown key"},
@@ -483,9 +529,13 @@ static void test_appraise_debug_vector(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_full),          cmocka_unit_test(test_parse_defaults_and_rest),
-        cmocka_unit_test(test_parse_errors),        cmocka_unit_test(test_load),
-        cmocka_unit_test(test_appraise_each_check), cmocka_unit_test(test_appraise_debug_vector),
+        cmocka_unit_test(test_parse_full),
+        cmocka_unit_test(test_parse_defaults_and_rest),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_load),
+        cmocka_unit_test(test_parse_gpu),
+        cmocka_unit_test(test_appraise_each_check),
+        cmocka_unit_test(test_appraise_debug_vector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

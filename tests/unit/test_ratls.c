@@ -645,6 +645,10 @@ static void real_tdx(const char *quote_file, const char *const *collateral, size
     struct cg_evidence ev = {.tag = CG_TAG_TDX, .n_certs = n_col};
     snprintf(path, sizeof(path), "%s/%s", vectors, quote_file);
     ev.evidence = read_file(path, &ev.evidence_len);
+    /* go-tdx-guest's SPR quotes end with 39 bytes of text that the verifier refuses
+     * (tdx.quote.trailing, tested in test_tdx.c): verify the quote proper. */
+    if (strncmp(quote_file, "go-tdx-guest/tdx_prod_quote_SPR_E4", 34) == 0)
+        ev.evidence_len -= 39;
     for (size_t i = 0; i < n_col; i++) {
         snprintf(path, sizeof(path), "%s/%s", vectors, collateral[i]);
         ev.certs[i] = read_file(path, &ev.cert_lens[i]);

@@ -1,4 +1,5 @@
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +39,7 @@ struct pair {
     struct cg_stream client, server;
     struct side c, s;
     int accepted, server_reads, server_idle;
+    uint64_t expect_total; /* bytes the server reads in the backpressure test */
 };
 
 static uint8_t pattern(uint64_t i)
@@ -45,10 +47,10 @@ static uint8_t pattern(uint64_t i)
     return (uint8_t)(i % 251);
 }
 
-static void on_stream_closed(uv_handle_t *h)
+static void on_stream_closed(struct cg_stream *st, void *arg)
 {
-    struct cg_stream *st = h->data;
-    struct side *sd = st->data;
+    struct side *sd = arg;
+    assert_ptr_equal(sd, st->data);
     sd->closes++;
 }
 
@@ -64,8 +66,8 @@ static void on_read(struct cg_stream *st, const uint8_t *data, size_t len)
             sd->pattern_bad = 1;
     sd->total += len;
     if (sd->close_on_read) {
-        cg_stream_close(st, on_stream_closed);
-        cg_stream_close(st, on_stream_closed);
+        cg_stream_close(st, on_stream_closed, st->data);
+        cg_stream_close(st, on_stream_closed, st->data);
     }
 }
 
@@ -188,11 +190,11 @@ static int all_closed(struct pair *p)
 /* Closes whatever is open (twice: close is idempotent) and checks that nothing is left. */
 static void pair_close(struct pair *p)
 {
-    cg_stream_close(&p->client, on_stream_closed);
-    cg_stream_close(&p->client, on_stream_closed);
+    cg_stream_close(&p->client, on_stream_closed, p->client.data);
+    cg_stream_close(&p->client, on_stream_closed, p->client.data);
     if (p->accepted) {
-        cg_stream_close(&p->server, on_stream_closed);
-        cg_stream_close(&p->server, on_stream_closed);
+        cg_stream_close(&p->server, on_stream_closed, p->server.data);
+        cg_stream_close(&p->server, on_stream_closed, p->server.data);
     }
     run_until(p, all_closed, 5000);
     uv_close((uv_handle_t *)&p->listener, NULL);
@@ -245,9 +247,15 @@ static void test_data_and_half_close(void **state)
     free(p);
 }
 
+static void on_reset_closed(uv_handle_t *h)
+{
+    struct cg_stream *st = h->data;
+    on_stream_closed(st, st->data);
+}
+
 static int server_read_all(struct pair *p)
 {
-    return p->s.total == BIG_TOTAL;
+    return p->s.total == p->expect_total;
 }
 
 static int client_drained_all(struct pair *p)
@@ -269,20 +277,33 @@ static void test_backpressure(void **state)
     uint8_t *chunk = malloc(CHUNK);
     assert_non_null(chunk);
     p->server_idle = 1;
-    for (uint64_t off = 0; off < BIG_TOTAL; off += CHUNK) {
+    /* The peer does not read: the queue grows to the cap, and the write that would pass it
+     * is refused whole (nothing of it sent or queued). */
+    uint64_t off = 0;
+    int rc = 0;
+    for (; off < BIG_TOTAL; off += CHUNK) {
         for (size_t i = 0; i < CHUNK; i++)
             chunk[i] = pattern(off + i);
-        assert_int_equal(cg_stream_write(&p->client, chunk, CHUNK), 0);
+        size_t queued = p->client.queued;
+        rc = cg_stream_write(&p->client, chunk, CHUNK);
+        if (rc < 0) {
+            assert_int_equal(p->client.queued, queued);
+            break;
+        }
     }
     free(chunk);
+    assert_int_equal(rc, UV_ENOBUFS);
+    assert_true(p->client.queued + CHUNK > CG_STREAM_MAX_QUEUED);
+    assert_int_equal(p->client.bytes_out, off);
     assert_true(p->client.above_high);
-    assert_true(p->client.queued >= CG_STREAM_HIGH_WATER);
     run_for(p, 200);
     /* The kernel took a little; the rest stays queued and no drain was reported. */
     assert_true(p->client.queued >= CG_STREAM_HIGH_WATER);
     assert_int_equal(p->c.drains, 0);
+    assert_false(p->client.failed);
 
     p->server_idle = 0;
+    p->expect_total = off;
     assert_int_equal(cg_stream_read_start(&p->server), 0);
     run_until(p, server_read_all, 20000);
     run_until(p, client_drained_all, 5000);
@@ -291,31 +312,64 @@ static void test_backpressure(void **state)
     assert_int_equal(p->c.drained_while_peer_idle, 0);
     assert_true(p->c.queued_at_first_drain < CG_STREAM_LOW_WATER);
     assert_false(p->client.above_high);
-    assert_int_equal(p->client.bytes_out, BIG_TOTAL);
-    assert_int_equal(p->server.bytes_in, BIG_TOTAL);
+    assert_int_equal(p->server.bytes_in, off);
     pair_close(p);
     free(p);
 }
 
-/* A small write that the kernel takes at once still reports on_drain (queue empty). */
-static int client_drained_once(struct pair *p)
+/* A small write goes to the kernel inside the call: nothing queued, so no on_drain (that
+ * reports queued output written), and the peer gets the byte. */
+static int server_got_x(struct pair *p)
 {
-    return p->c.drains == 1;
+    return p->s.in_len == 1;
 }
 
-static void test_drain_when_empty(void **state)
+static void test_write_taken_at_once(void **state)
 {
     (void)state;
     struct pair *p = calloc(1, sizeof(*p));
     assert_non_null(p);
     pair_open(p, 1);
-    assert_int_equal(cg_stream_write(&p->client, "x", 1), 0);
-    assert_int_equal(p->client.queued, 1);
-    assert_int_equal(p->c.drains, 0); /* never from inside the write call */
-    run_until(p, client_drained_once, 5000);
+    uv_buf_t bufs[2] = {uv_buf_init((char *)"", 0), uv_buf_init((char *)"x", 1)};
+    assert_int_equal(cg_stream_writev(&p->client, bufs, 2), 0);
     assert_int_equal(p->client.queued, 0);
+    assert_int_equal(p->client.bytes_out, 1);
+    run_until(p, server_got_x, 5000);
+    assert_int_equal(p->s.in[0], 'x');
+    assert_int_equal(p->c.drains, 0);
     pair_close(p);
     free(p);
+}
+
+static int client_failed_once(struct pair *p)
+{
+    return p->c.errors == 1;
+}
+
+/* The peer reset the connection while this side does not read: a write error (and the
+ * shutdown's) reaches the owner through on_error, from the loop, not inside the call. */
+static void test_write_and_shutdown_errors_reach_owner(void **state)
+{
+    (void)state;
+    for (int use_shutdown = 0; use_shutdown < 2; use_shutdown++) {
+        struct pair *p = calloc(1, sizeof(*p));
+        assert_non_null(p);
+        pair_open(p, 1);
+        cg_stream_read_stop(&p->client);
+        assert_int_equal(uv_tcp_close_reset(&p->server.h.tcp, on_reset_closed), 0);
+        p->server.closing = p->server.closed = 1; /* closed by hand above */
+        run_for(p, 50); /* the RST arrives */
+        int rc =
+            use_shutdown ? cg_stream_shutdown(&p->client) : cg_stream_write(&p->client, "late", 4);
+        assert_int_equal(rc, 0);
+        assert_int_equal(p->c.errors, 0);
+        run_until(p, client_failed_once, 5000);
+        assert_true(p->c.last_err == UV_ECONNRESET || p->c.last_err == UV_EPIPE ||
+                    p->c.last_err == UV_ENOTCONN);
+        assert_true(p->client.failed);
+        pair_close(p);
+        free(p);
+    }
 }
 
 /* Closing with writes in flight, closing twice, and using a closed stream. */
@@ -330,7 +384,7 @@ static void test_close_with_pending_writes(void **state)
     for (int i = 0; i < 64; i++)
         assert_int_equal(cg_stream_write(&p->client, chunk, CHUNK), 0);
     free(chunk);
-    cg_stream_close(&p->client, on_stream_closed);
+    cg_stream_close(&p->client, on_stream_closed, p->client.data);
     assert_int_equal(cg_stream_write(&p->client, "x", 1), UV_ECANCELED);
     cg_stream_shutdown(&p->client);
     assert_int_equal(cg_stream_read_start(&p->client), 0);
@@ -343,7 +397,7 @@ static void test_close_with_pending_writes(void **state)
     /* A stream that was never initialized closes as a no-op. */
     struct cg_stream never_inited;
     memset(&never_inited, 0, sizeof(never_inited));
-    cg_stream_close(&never_inited, on_stream_closed);
+    cg_stream_close(&never_inited, on_stream_closed, NULL);
 }
 
 static int server_closed_client_eof(struct pair *p)
@@ -381,8 +435,8 @@ static void test_peer_reset(void **state)
     struct pair *p = calloc(1, sizeof(*p));
     assert_non_null(p);
     pair_open(p, 1);
-    assert_int_equal(uv_tcp_close_reset(&p->server.h.tcp, on_stream_closed), 0);
-    p->server.closing = 1;
+    assert_int_equal(uv_tcp_close_reset(&p->server.h.tcp, on_reset_closed), 0);
+    p->server.closing = p->server.closed = 1; /* closed by hand above */
     run_until(p, client_failed, 5000);
     assert_int_equal(p->c.last_err, UV_ECONNRESET);
     assert_int_equal(p->c.eofs, 0);
@@ -426,10 +480,12 @@ static void test_connect_refused(void **state)
 
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN); /* as the daemons do: a write to a reset peer is EPIPE */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_data_and_half_close),
         cmocka_unit_test(test_backpressure),
-        cmocka_unit_test(test_drain_when_empty),
+        cmocka_unit_test(test_write_taken_at_once),
+        cmocka_unit_test(test_write_and_shutdown_errors_reach_owner),
         cmocka_unit_test(test_close_with_pending_writes),
         cmocka_unit_test(test_close_inside_read),
         cmocka_unit_test(test_peer_reset),

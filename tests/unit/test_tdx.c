@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "ccgate/roots.h"
 #include "ccgate/tdx.h"
@@ -114,12 +116,30 @@ static void col_free(struct col *c)
         free(c->crl[i].p);
 }
 
+/* The quote's true length: header, body, u32 length and the signature data. */
+static size_t quote_len(const uint8_t *p)
+{
+    size_t off = p[0] == 5 ? 0x2BE : 0x278;
+    return off + 4 +
+           ((size_t)p[off] | (size_t)p[off + 1] << 8 | (size_t)p[off + 2] << 16 |
+            (size_t)p[off + 3] << 24);
+}
+
+/* A vector quote without what some files carry after it (go-tdx-guest's "extra bytes",
+ * the zero padding of the legacy GET_QUOTE buffer): the verifier refuses those bytes. */
+static struct blob load_quote(const char *rel)
+{
+    struct blob b = load(rel);
+    b.n = quote_len(b.p);
+    return b;
+}
+
 /* Verifies a vector quote; returns rc and fills q/st/v. The quote blob is returned in *b. */
 static int verify_file(const char *rel, const struct cg_tdx_collateral *c, const char *when,
                        struct blob *b, struct cg_tdx_quote *q, struct cg_tdx_status *st,
                        struct cg_verdict *v)
 {
-    *b = load(rel);
+    *b = load_quote(rel);
     memset(v, 0, sizeof(*v));
     return cg_tdx_verify(b->p, b->n, c, at(when), q, st, v);
 }
@@ -191,7 +211,7 @@ static void test_root_pinned(void **state)
 static void test_parse_spr_e4_fields(void **state)
 {
     (void)state;
-    struct blob b = load(GO "tdx_prod_quote_SPR_E4.dat");
+    struct blob b = load_quote(GO "tdx_prod_quote_SPR_E4.dat");
     struct cg_tdx_quote q;
     struct cg_verdict v;
     assert_int_equal(cg_tdx_quote_parse(b.p, b.n, &q, &v), 0);
@@ -224,7 +244,7 @@ static void test_parse_spr_e4_fields(void **state)
 static void test_parse_v5_fields(void **state)
 {
     (void)state;
-    struct blob b = load(GO "quote_v5_sample.dat");
+    struct blob b = load_quote(GO "quote_v5_sample.dat");
     struct cg_tdx_quote q;
     struct cg_verdict v;
     assert_int_equal(cg_tdx_quote_parse(b.p, b.n, &q, &v), 0);
@@ -242,21 +262,12 @@ static void test_parse_v5_fields(void **state)
            "4dd537ed1255c9c79ecb3ed82cd1b486233e31c25c3a");
     free(b.p);
 
-    b = load(TR "tdx_quote_6.dat");
+    b = load_quote(TR "tdx_quote_6.dat");
     assert_int_equal(cg_tdx_quote_parse(b.p, b.n, &q, &v), 0);
     hex_eq(q.mrconfigid, 48,
            "889abf4718f037e38d74464c11e7c91a6e9890b5546409e1e7df9de7a51ca93152bf847bd2440328e90a"
            "db18b150ed67");
     free(b.p);
-}
-
-/* The quote's true length: header, body, u32 length and the signature data. */
-static size_t quote_len(const uint8_t *p)
-{
-    size_t off = p[0] == 5 ? 0x2BE : 0x278;
-    return off + 4 +
-           ((size_t)p[off] | (size_t)p[off + 1] << 8 | (size_t)p[off + 2] << 16 |
-            (size_t)p[off + 3] << 24);
 }
 
 /* Every prefix shorter than the quote is refused cleanly; the exact quote parses. */
@@ -297,11 +308,36 @@ static void put32(uint8_t *p, uint32_t x)
     p[3] = (uint8_t)(x >> 24);
 }
 
+/* Bytes after the signature data are refused unless they are zero padding: the genuine file
+ * with go-tdx-guest's appended text, and the exact quote with one 0x01 byte more. */
+static void test_trailing_bytes(void **state)
+{
+    (void)state;
+    struct blob b = load(GO "tdx_prod_quote_SPR_E4.dat");
+    size_t n = quote_len(b.p);
+    struct cg_tdx_quote q;
+    struct cg_verdict v;
+    assert_true(b.n > n);
+    assert_int_equal(cg_tdx_quote_parse(b.p, b.n, &q, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "tdx.quote.trailing");
+    assert_string_equal(v.actual, "39 bytes, byte 0 = 0x0a");
+    uint8_t *more = calloc(1, n + 70);
+    memcpy(more, b.p, n);
+    assert_int_equal(cg_tdx_quote_parse(more, n + 70, &q, &v), 0); /* zero padding */
+    more[n] = 1;
+    assert_int_equal(cg_tdx_quote_parse(more, n + 1, &q, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "tdx.quote.trailing");
+    assert_string_equal(v.actual, "1 bytes, byte 0 = 0x01");
+    assert_int_equal(cg_tdx_quote_parse(more, n, &q, &v), 0);
+    free(more);
+    free(b.p);
+}
+
 /* Each header field and length field, corrupted alone, is named in the verdict. */
 static void test_parse_fields_rejected(void **state)
 {
     (void)state;
-    struct blob b = load(GO "tdx_prod_quote_SPR_E4.dat");
+    struct blob b = load_quote(GO "tdx_prod_quote_SPR_E4.dat");
     const size_t sd = 0x278 + 4, cd = sd + 134;
     const size_t auth = cd + 384 + 64, chain_hdr = auth + 2 + 32;
     struct {
@@ -341,7 +377,7 @@ static void test_parse_fields_rejected(void **state)
         free(m);
     }
     /* v5 body type and size. */
-    struct blob b5 = load(GO "quote_v5_sample.dat");
+    struct blob b5 = load_quote(GO "quote_v5_sample.dat");
     struct cg_tdx_quote q;
     struct cg_verdict v;
     b5.p[48] = 1;
@@ -402,7 +438,7 @@ static void test_tampered_vectors(void **state)
 static void flip_expect(const char *rel, size_t off, uint8_t mask, const char *when,
                         const char *check)
 {
-    struct blob b = load(rel);
+    struct blob b = load_quote(rel);
     struct cg_tdx_quote q;
     struct cg_tdx_status st;
     struct cg_verdict v;
@@ -570,6 +606,127 @@ static void test_crl_revocation(void **state)
     free(der.p);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
+}
+
+/* ---- the PCK chain carried in the quote ---------------------------------------------- */
+
+/* A v4 quote q (exact length) whose PCK chain is replaced by pem: every length field that
+ * frames it is rewritten. The chain is signed by nothing in the quote, so the quote and QE
+ * report signatures still hold. Caller frees. */
+static struct blob with_pck_chain(const struct blob *q, const char *pem)
+{
+    const size_t sd = 0x278 + 4, cd = sd + 134, auth = cd + 384 + 64;
+    size_t auth_len = q->p[auth] | (size_t)q->p[auth + 1] << 8;
+    size_t chain_hdr = auth + 2 + auth_len, n = strlen(pem);
+    struct blob b = {malloc(chain_hdr + 6 + n), chain_hdr + 6 + n};
+    assert_non_null(b.p);
+    memcpy(b.p, q->p, chain_hdr + 2);
+    put32(b.p + chain_hdr + 2, (uint32_t)n);
+    memcpy(b.p + chain_hdr + 6, pem, n);
+    put32(b.p + sd + 130, (uint32_t)(b.n - cd));
+    put32(b.p + 0x278, (uint32_t)(b.n - sd));
+    return b;
+}
+
+/* The i-th PEM certificate of text (0-based), as a new string. */
+static char *pem_cert(const char *text, int i)
+{
+    const char *s = text;
+    for (int k = 0; k < i; k++)
+        s = strstr(s, "-----END CERTIFICATE-----") + 25;
+    s = strstr(s, "-----BEGIN CERTIFICATE-----");
+    assert_non_null(s);
+    const char *e = strstr(s, "-----END CERTIFICATE-----") + 25;
+    char *out = strndup(s, (size_t)(e - s));
+    assert_non_null(out);
+    return out;
+}
+
+/* pem with one byte of its issuer name changed (no longer self-signed), re-encoded. */
+static char *issuer_byte_changed(const char *pem)
+{
+    BIO *in = BIO_new_mem_buf(pem, -1);
+    X509 *x = PEM_read_bio_X509(in, NULL, NULL, NULL);
+    assert_non_null(x);
+    unsigned char *der = NULL;
+    int n = i2d_X509(x, &der);
+    X509_free(x);
+    BIO_free(in);
+    /* The issuer comes before the subject: the first "Intel SGX Root CA" is the issuer's. */
+    unsigned char *hit = NULL;
+    for (int i = 0; i + 17 <= n && hit == NULL; i++)
+        if (memcmp(der + i, "Intel SGX Root CA", 17) == 0)
+            hit = der + i;
+    assert_non_null(hit);
+    hit[10] = 'r'; /* "Root" -> "root" */
+    const unsigned char *p = der;
+    x = d2i_X509(NULL, &p, n);
+    assert_non_null(x);
+    BIO *out = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_X509(out, x), 1);
+    char *text;
+    long len = BIO_get_mem_data(out, &text);
+    char *copy = strndup(text, (size_t)len);
+    BIO_free(out);
+    X509_free(x);
+    OPENSSL_free(der);
+    return copy;
+}
+
+static void expect_chain(const struct blob *q, const char *pem, const char *check)
+{
+    struct blob b = with_pck_chain(q, pem);
+    struct cg_tdx_quote out;
+    struct cg_tdx_status st;
+    struct cg_verdict v;
+    memset(&v, 0, sizeof(v));
+    int rc = cg_tdx_verify(b.p, b.n, NULL, at("2023-07-01T01:00:00Z"), &out, &st, &v);
+    if (check == NULL && rc != 0)
+        fail_msg("want success, got %s (%s)", v.check, v.actual);
+    if (check != NULL && (rc != CG_EEVIDENCE || strcmp(v.check, check) != 0))
+        fail_msg("want %s, got %d %s (%s)", check, rc, v.check, v.actual);
+    free(b.p);
+}
+
+/* The carried chain is leaf, CA and the pinned root byte for byte, nothing else. */
+static void test_pck_chain_strict(void **state)
+{
+    (void)state;
+    struct blob q = load_quote(GO "tdx_prod_quote_SPR_E4.dat");
+    struct cg_tdx_quote parsed;
+    struct cg_verdict v;
+    assert_int_equal(cg_tdx_quote_parse(q.p, q.n, &parsed, &v), 0);
+    char *chain = strndup(parsed.pck_chain, parsed.pck_chain_len);
+    char *leaf = pem_cert(chain, 0), *ca = pem_cert(chain, 1), *root = pem_cert(chain, 2);
+    struct blob tcb = load(GO "tcbsigning_issuer_chain.pem");
+    char *other = pem_cert((const char *)tcb.p, 0);
+    char *bad_root = issuer_byte_changed(root);
+    char buf[16384];
+
+    /* The chain as carried, rebuilt by the helper: verifies. Without the root: the pinned
+     * one completes it. */
+    snprintf(buf, sizeof(buf), "%s\n%s\n%s\n", leaf, ca, root);
+    expect_chain(&q, buf, NULL);
+    snprintf(buf, sizeof(buf), "%s\n%s\n", leaf, ca);
+    expect_chain(&q, buf, NULL);
+    /* A root that differs in one byte of its issuer (so not self-signed any more). */
+    snprintf(buf, sizeof(buf), "%s\n%s\n%s\n", leaf, ca, bad_root);
+    expect_chain(&q, buf, "tdx.pck_chain.root");
+    /* A fourth certificate the chain does not use. */
+    snprintf(buf, sizeof(buf), "%s\n%s\n%s\n%s\n", leaf, ca, root, other);
+    expect_chain(&q, buf, "tdx.pck_chain.extra");
+    /* The right certificates out of order. */
+    snprintf(buf, sizeof(buf), "%s\n%s\n%s\n", leaf, root, ca);
+    expect_chain(&q, buf, "tdx.pck_chain.order");
+
+    free(bad_root);
+    free(other);
+    free(tcb.p);
+    free(leaf);
+    free(ca);
+    free(root);
+    free(chain);
+    free(q.p);
 }
 
 /* ---- collateral ---------------------------------------------------------------------- */
@@ -1178,6 +1335,17 @@ static void test_policy_debug_td(void **state)
     appraise_expect(&f, "{}", "tdx.attributes.debug");
     /* Allowing debug, it passes the attributes and stops at the (unevaluated) TCB status. */
     appraise_expect(&f, "{\"allow_debug\":true,\"require_crls\":false}", "tdx.tcb_status");
+    /* A policy that accepts NotEvaluated explicitly lets the quote without collateral pass. */
+    appraise_expect(&f,
+                    "{\"allow_debug\":true,\"require_crls\":false,"
+                    "\"accepted_tcb_statuses\":[\"UpToDate\",\"NotEvaluated\"]}",
+                    NULL);
+    /* ... and only that: with collateral evaluated to OutOfDate it still fails. */
+    f.st.tcb_status = CG_TDX_TCB_OUT_OF_DATE;
+    appraise_expect(&f,
+                    "{\"allow_debug\":true,\"require_crls\":false,"
+                    "\"accepted_tcb_statuses\":[\"NotEvaluated\"]}",
+                    "tdx.tcb_status");
     free(f.b.p);
 
     /* SPR_E4 has SEPT_VE_DISABLE = 0: the default policy rejects it (manifest note). */
@@ -1247,6 +1415,8 @@ int main(void)
         cmocka_unit_test(test_parse_fields_rejected),
         cmocka_unit_test(test_genuine_quotes_verify),
         cmocka_unit_test(test_pck_fields),
+        cmocka_unit_test(test_trailing_bytes),
+        cmocka_unit_test(test_pck_chain_strict),
         cmocka_unit_test(test_tampered_vectors),
         cmocka_unit_test(test_negative_mutations),
         cmocka_unit_test(test_pck_time),

@@ -44,6 +44,29 @@ static int run(json_t **out, int argc, const char **argv)
     return status;
 }
 
+/* go-tdx-guest's quote files end with "extra bytes(only for testing purpose)", which the
+ * verifier refuses: a copy of the quote proper, in a temporary file (caller unlinks). */
+static const char *exact_quote(const char *rel)
+{
+    static char tmp[8][64];
+    static int next;
+    char *out = tmp[next++ % 8];
+    FILE *f = fopen(path(rel), "rb");
+    assert_non_null(f);
+    uint8_t buf[8192];
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    assert_true(n > 0x27C);
+    size_t len = 0x278 + 4 + (buf[0x278] | (size_t)buf[0x279] << 8 | (size_t)buf[0x27A] << 16);
+    assert_true(len < n);
+    snprintf(out, sizeof(tmp[0]), "/tmp/test_tl_verify_tdx_q_XXXXXX");
+    int fd = mkstemp(out);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, buf, len), (ssize_t)len);
+    close(fd);
+    return out;
+}
+
 static void test_verified_with_collateral(void **state)
 {
     (void)state;
@@ -76,7 +99,8 @@ static void test_rejected(void **state)
 {
     (void)state;
     json_t *j;
-    const char *argv[] = {"tdx", path("go-tdx-guest/tdx_prod_quote_SPR_E4.TAMPERED_body_0x3C.dat"),
+    const char *argv[] = {"tdx",
+                          exact_quote("go-tdx-guest/tdx_prod_quote_SPR_E4.TAMPERED_body_0x3C.dat"),
                           "--at", "2023-07-01T01:00:00Z"};
     assert_int_equal(run(&j, 4, argv), 1);
     assert_non_null(j);
@@ -84,6 +108,12 @@ static void test_rejected(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "check")), "tdx.quote_signature");
     assert_non_null(json_string_value(json_object_get(j, "expected")));
     assert_non_null(json_string_value(json_object_get(j, "actual")));
+    json_decref(j);
+    unlink(argv[1]);
+    /* The file as published: its appended text is refused by name. */
+    argv[1] = path("go-tdx-guest/tdx_prod_quote_SPR_E4.dat");
+    assert_int_equal(run(&j, 4, argv), 1);
+    assert_string_equal(json_string_value(json_object_get(j, "check")), "tdx.quote.trailing");
     json_decref(j);
 }
 
@@ -148,7 +178,7 @@ static void test_crl_args(void **state)
 {
     (void)state;
     json_t *j;
-    const char *argv[] = {"tdx",   path("go-tdx-guest/tdx_prod_quote_SPR_E4.dat"),
+    const char *argv[] = {"tdx",   exact_quote("go-tdx-guest/tdx_prod_quote_SPR_E4.dat"),
                           "--crl", path("go-tdx-guest/pckcrl"),
                           "--crl", path("go-tdx-guest/rootcrl.der"),
                           "--at",  "2023-07-01T01:00:00Z"};
@@ -162,6 +192,7 @@ static void test_crl_args(void **state)
     assert_int_equal(run(&j, 8, argv), 1);
     assert_string_equal(json_string_value(json_object_get(j, "check")), "tdx.crl.expired");
     json_decref(j);
+    unlink(argv[1]);
 }
 
 int main(void)

@@ -17,4 +17,7 @@ struct cg_addr {
  * err saying what was expected. Resolves host names with getaddrinfo (start-up only). */
 int cg_addr_parse(const char *s, int allow_unix, struct cg_addr *out, char *err, size_t errlen);
 
+/* 1 when a reaches only this machine: a unix socket, 127.0.0.0/8, ::1 or ::ffff:127.x. */
+int cg_addr_is_loopback(const struct cg_addr *a);
+
 #endif

@@ -10,6 +10,9 @@
 #define CG_MAX_NONCES 64
 /* Endorsements (TDX collateral: TCB info, QE identity, CRLs) are larger than evidence. */
 #define CG_ENDORSEMENTS_MAX_BYTES (4 * CG_EVIDENCE_MAX_BYTES)
+/* The "gpu" claim: every GPU's evidence with its RIMs and OCSP responses (gpuev.h). */
+#define CG_CLAIMS_GPU_MAX_BYTES (256 * 1024)
+#define CG_CLAIMS_MAX_BYTES (CG_EVIDENCE_MAX_BYTES + CG_CLAIMS_GPU_MAX_BYTES)
 
 /*
  * The RA-TLS claims (DESIGN.md section 3), carried in a CBOR byte string holding a map:
@@ -42,8 +45,8 @@ int cg_claims_decode(const uint8_t *buf, size_t len, struct cg_claims *c);
  * The conceptual message wrapper of OID 2.23.133.5.4.9: tag(T)([evidence bstr, claims bstr]).
  * Caller frees *out.
  */
-int cg_cmw_encode(uint32_t tag, const uint8_t *evidence, size_t evidence_len,
-                  const uint8_t *claims, size_t claims_len, uint8_t **out, size_t *out_len);
+int cg_cmw_encode(uint32_t tag, const uint8_t *evidence, size_t evidence_len, const uint8_t *claims,
+                  size_t claims_len, uint8_t **out, size_t *out_len);
 
 /*
  * Decodes a wrapper; *evidence and *claims point into buf. Returns 0 or CG_ECBOR

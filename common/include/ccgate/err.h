@@ -40,6 +40,13 @@ struct cg_verdict {
 int cg_reject(struct cg_verdict *v, int err, const char *check, const char *expected,
               const char *actual_fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/*
+ * Writes a printf-formatted message into err (when not NULL and errlen > 0) and returns rc,
+ * so a parser reads `return cg_errf(err, errlen, CG_ECONFIG, "jwk.crv: expected P-256");`.
+ */
+int cg_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Lower-case hex of in[0..n) into out (NUL-terminated, truncated to outlen). */
 void cg_hex(char *out, size_t outlen, const uint8_t *in, size_t n);
 

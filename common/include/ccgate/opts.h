@@ -25,8 +25,14 @@ struct cg_opt {
 int cg_opts_parse(int argc, char **argv, int first, struct cg_opt *opts, size_t n, char *err,
                   size_t errlen);
 
-/* Fills unset options from CCGATE_* variables, then from the config file at path (may be
- * NULL), then from defaults. Unknown config keys and wrong types are errors naming the key. */
+/*
+ * Fills unset options from CCGATE_* variables, then from the config file at path (NULL: the
+ * value of the option "config" once the environment is read, so CCGATE_CONFIG works), then
+ * from defaults. A boolean's variable may say 1/0, true/false, yes/no, on/off (0 keeps it
+ * off whatever the config says). In the config, relative values of FILE, DIR and PATH
+ * options are taken from the config file's folder. Unknown config keys and wrong types are
+ * errors naming the key.
+ */
 int cg_opts_fill(struct cg_opt *opts, size_t n, const char *path, char *err, size_t errlen);
 
 /* The option named name (must exist). */
@@ -43,7 +49,8 @@ unsigned long cg_opts_uint_or_exit(const struct cg_opt *o, unsigned long min, un
  * The start-up every binary shares: parses argv, answers --help and --version on stdout,
  * fills the rest from the environment and --config, and sets up logging from --log-format
  * and --log-level (the table must have "help", "version", "config", "log-format" and
- * "log-level"). Returns 1 when the
+ * "log-level"); then warns about each CCGATE_* variable that names none of the options.
+ * Returns 1 when the
  * process should exit 0 (help or version shown), 0 to go on; exits 2 on bad input.
  */
 int cg_opts_startup(const char *prog, int argc, char **argv, struct cg_opt *opts, size_t n,

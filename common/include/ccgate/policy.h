@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "ccgate/err.h"
+#include "ccgate/gpuev.h"
 #include "ccgate/snp.h"
 #include "ccgate/tdx.h"
 
@@ -55,6 +56,8 @@ struct cg_policy {
     } snp;
     /* The "tdx" object (cg_tdx_policy_parse()); tdx.present: real TDX evidence is acceptable. */
     struct cg_tdx_policy tdx;
+    /* The "gpu" object (docs/policy.md); gpu.present: GPU evidence is appraised. */
+    struct cg_gpu_policy gpu;
     struct {
         enum cg_freshness mode; /* default nonce */
         uint32_t max_age_s;     /* default 600 */

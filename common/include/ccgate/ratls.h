@@ -25,6 +25,15 @@ struct cg_ratls_key;
 int cg_ratls_key_new(struct cg_ratls_key **out);
 void cg_ratls_key_free(struct cg_ratls_key *k);
 
+/*
+ * A plain TLS identity (no evidence) for a server that is not in a TEE, such as the key
+ * broker: the first certificate of cert_path (PEM) as DER in *der (caller frees) and the
+ * private key of key_path (PEM: EC or RSA), which must match it, in *key (caller frees).
+ * Returns 0 or CG_ECONFIG.
+ */
+int cg_ratls_identity_load_pem(const char *cert_path, const char *key_path,
+                               struct cg_ratls_key **key, uint8_t **der, size_t *der_len);
+
 /* Internal to tls.c (and tests): the key as OpenSSL's EVP_PKEY, borrowed. Declared with
  * OpenSSL's struct tag so that this header needs no OpenSSL include. */
 struct evp_pkey_st;
@@ -46,13 +55,27 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
                     uint8_t report_data[CG_REPORT_DATA_LEN]);
 
 /*
+ * The same with the GPU evidence bundle (gpuev.h; NULL/0: none) in the claims' "gpu" entry,
+ * so that the report_data covers it. CG_ELIMIT past CG_CLAIMS_GPU_MAX_BYTES.
+ */
+int cg_ratls_claims_gpu(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+                        size_t n_nonces, int64_t iat, const uint8_t *gpu, size_t gpu_len,
+                        uint8_t **claims, size_t *claims_len,
+                        uint8_t report_data[CG_REPORT_DATA_LEN]);
+
+/* The SPDM nonce the GPUs must sign for claims of key k, these nonces and iat
+ * (cg_gpuev_nonce of the key's SPKI hash). */
+void cg_ratls_gpu_nonce(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+                        size_t n_nonces, int64_t iat, uint8_t out[CG_NONCE_LEN]);
+
+/*
  * Builds the self-signed X.509 certificate (DER) for k carrying the evidence (CMW
  * extension) and its endorsements; validity from iat - 60 s to iat + lifetime_s.
  * Caller frees *der.
  */
 int cg_ratls_cert_new(const struct cg_ratls_key *k, const uint8_t *claims, size_t claims_len,
-                      const struct cg_evidence *ev, int64_t iat, uint32_t lifetime_s,
-                      uint8_t **der, size_t *der_len);
+                      const struct cg_evidence *ev, int64_t iat, uint32_t lifetime_s, uint8_t **der,
+                      size_t *der_len);
 
 /* What the client learnt from a verified certificate. */
 struct cg_attestation {
@@ -70,6 +93,10 @@ struct cg_attestation {
      * certificate) and what its collateral said (TCB statuses, CRLs applied). */
     struct cg_tdx_quote tdx;
     struct cg_tdx_status tdx_status;
+    /* The GPUs, when the policy has a gpu section and the claims carry GPU evidence. */
+    int gpu_appraised;
+    size_t n_gpus;
+    struct cg_gpuev_result gpus[CG_GPUEV_MAX_GPUS];
 };
 
 /* "sim", "snp", "tdx" or "unknown". */
@@ -83,12 +110,31 @@ const char *cg_ratls_tee_name(uint32_t tag);
  * cg_tdx_verify with the endorsements as collateral, at time now), report_data equal to
  * SHA-256(claims) || 0^32, freshness (nonce != NULL: the nonce must be in the claims;
  * NULL: iat within p->freshness.max_age_s of now, and not in the future beyond
- * CG_RATLS_IAT_SKEW_S), then the policy (cg_policy_appraise_snp or cg_tdx_appraise).
+ * CG_RATLS_IAT_SKEW_S), then the policy (cg_policy_appraise_snp or cg_tdx_appraise), then
+ * with a gpu section in the policy the claims' GPU evidence (cg_gpuev_verify over the nonce
+ * cg_gpuev_nonce derives from these claims; required unless gpu.required is false).
  * Returns 0 with out filled, or CG_EEVIDENCE / CG_EPOLICY with v set.
  */
 int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *p,
                     const uint8_t *nonce, time_t now, struct cg_attestation *out,
                     struct cg_verdict *v);
+
+/*
+ * The evidence part of cg_ratls_verify() for evidence that came without a certificate (the
+ * key broker's): the tag acceptable to p (as above), signature and chain (SNP or sim:
+ * certs in endorse; TDX: endorse holds the collateral blobs), at time now, and report_data
+ * equal to want. Fills out (tag, insecure, snp or tdx); no freshness, no appraisal.
+ * Returns 0 or CG_EEVIDENCE / CG_EPOLICY with v set.
+ */
+int cg_ratls_verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidence_len,
+                             const struct cg_evidence *endorse, const struct cg_policy *p,
+                             const uint8_t want[CG_REPORT_DATA_LEN], time_t now,
+                             struct cg_attestation *out, struct cg_verdict *v);
+
+/* Appraises verified evidence (out of cg_ratls_verify_evidence) against p's snp/sim or tdx
+ * policy. Returns 0 or CG_EPOLICY with v naming the check. */
+int cg_ratls_appraise(const struct cg_policy *p, const struct cg_attestation *att,
+                      struct cg_verdict *v);
 
 /*
  * Reads the evidence, endorsements and claims of an RA-TLS certificate (PEM or DER) without
@@ -97,6 +143,12 @@ int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *
  */
 int cg_ratls_inspect(const uint8_t *data, size_t len, struct cg_evidence *ev,
                      struct cg_claims *claims);
+
+/*
+ * The claims' GPU evidence bytes of an RA-TLS certificate (PEM or DER), untrusted, copied
+ * into *gpu (caller frees; NULL and 0 when the claims carry none). 0 or CG_EEVIDENCE.
+ */
+int cg_ratls_inspect_gpu(const uint8_t *data, size_t len, uint8_t **gpu, size_t *gpu_len);
 
 /* SHA-256 of data, for callers that do not include OpenSSL. 0 or CG_ECRYPTO. */
 int cg_sha256(const uint8_t *data, size_t len, uint8_t out[32]);

@@ -32,4 +32,10 @@ int cg_sim_sign_report(const char *state_dir, const struct cg_snp_report *r,
  */
 int cg_sim_provider_new(const char *state_dir, const char *measured_file, struct cg_provider **out);
 
+/* Internal to the sim modules (sim.c, gpusim.c): creates path with mode, failing if it
+ * exists (state is never overwritten); reads a whole file of at most max bytes (caller frees,
+ * -ENOENT when absent). 0 or a negative code, logged. */
+int cg__sim_write_new(const char *path, const void *data, size_t len, unsigned mode);
+int cg__sim_read_all(const char *path, size_t max, uint8_t **out, size_t *out_len);
+
 #endif

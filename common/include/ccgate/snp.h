@@ -81,7 +81,7 @@ const char *cg_snp_product_name(enum cg_snp_product p);
 
 /* Whom the chain must end at: AMD's ARKs pinned in certs/amd/, or one simulated ARK. */
 struct cg_snp_anchor {
-    int sim;                   /* 0: the pinned AMD ARK of the VCEK's product */
+    int sim;                    /* 0: the pinned AMD ARK of the VCEK's product */
     uint8_t sim_ark_sha256[32]; /* sim: SHA-256 of the sim ARK certificate (DER) */
 };
 
@@ -102,10 +102,47 @@ int cg_snp_verify(const uint8_t *report, size_t len, const uint8_t *const *certs
                   time_t at, struct cg_snp_report *r, struct cg_verdict *v);
 
 /*
+ * Internal (the fuzz target of the VCEK extensions): the checks cg_snp_verify() makes of the
+ * leaf's extensions once its chain and signature verified: productName, each SPL against
+ * r's REPORTED_TCB, hwID against r's CHIP_ID. 0 or CG_EEVIDENCE with v set.
+ */
+int cg__snp_vcek_check(const uint8_t *der, size_t len, const struct cg_snp_report *r,
+                       struct cg_verdict *v);
+
+/*
  * Appends the certificates in data (one DER certificate, or any number of PEM ones in order,
  * as AMD KDS serves its ASK+ARK bundle) to out->certs as DER. Returns 0, CG_EEVIDENCE when
  * nothing readable is there, or CG_ELIMIT past CG_EVIDENCE_MAX_CERTS.
  */
 int cg_snp_certs_load(const uint8_t *data, size_t len, struct cg_evidence *out);
+
+/*
+ * Picks from a bundle of DER certificates (certs[0] the VCEK or VLEK, the others in any
+ * order: AMD's ASK+ARK+ASVK files, Azure's VCEK+ASK+ARK file) those cg_snp_verify() takes,
+ * in its order: idx[0] = 0, then the certificate whose subject is the leaf's issuer (ASK or
+ * ASVK), then its issuer (ARK), as far as they are there; others are left out (the ASVK
+ * beside a VCEK). Returns how many (1 to 3), or CG_EEVIDENCE with v set: "snp.vcek.der",
+ * "snp.certs.der" (unreadable), "snp.ask" (other certificates, none the leaf's issuer).
+ */
+int cg_snp_chain_pick(const uint8_t *const *certs, const size_t *cert_lens, size_t n,
+                      size_t idx[3], struct cg_verdict *v);
+
+/* An Azure HCL report ("HCLA" header, the SNP report at 0x20..0x4BF, then runtime data). */
+struct cg_snp_hcl {
+    const uint8_t *report;  /* CG_SNP_REPORT_SIZE bytes inside the buffer parsed */
+    const uint8_t *runtime; /* the runtime data (the HCL's JSON), runtime_len bytes */
+    size_t runtime_len;
+    int runtime_bound; /* REPORT_DATA starts with the runtime data's hash, zero after it */
+};
+
+/*
+ * Recognizes an Azure HCL report in buf[0..len): 0 when buf is none (no "HCLA" magic), 1
+ * when it is one (out points into buf), CG_EEVIDENCE with v set when it is malformed
+ * ("snp.hcl.size", "snp.hcl.report_type", "snp.hcl.runtime_size"). Nothing is verified: the
+ * report still goes through cg_snp_verify(); runtime_bound tells whether the runtime data
+ * is the one the report vouches for.
+ */
+int cg_snp_hcl_parse(const uint8_t *buf, size_t len, struct cg_snp_hcl *out,
+                     struct cg_verdict *v);
 
 #endif

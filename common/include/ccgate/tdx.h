@@ -162,7 +162,8 @@ struct cg_tdx_status {
 };
 
 /*
- * Parses a quote from buf[0..len) by its length fields (trailing padding is ignored): v4 or
+ * Parses a quote from buf[0..len) by its length fields; only zero padding may follow the
+ * signature data ("tdx.quote.trailing" otherwise): v4 or
  * v5 (body type 2 or 3), ECDSA P-256 attestation key, TDX TEE type, Intel QE vendor id,
  * certification data type 6 holding the QE report, its signature, the QE authentication
  * data and a type 5 PEM PCK chain. No cryptography. Returns 0, or CG_EEVIDENCE with v
@@ -186,6 +187,13 @@ int cg_tdx_quote_parse(const uint8_t *buf, size_t len, struct cg_tdx_quote *q,
  */
 int cg_tdx_verify(const uint8_t *quote, size_t len, const struct cg_tdx_collateral *col, time_t at,
                   struct cg_tdx_quote *q, struct cg_tdx_status *st, struct cg_verdict *v);
+
+/*
+ * Internal (and the fuzz target of the PCK certificate's SGX extension): parses the content
+ * of extension 1.2.840.113741.1.13.1 into pck: PPID, TCB (SGX components 1-16, PCESVN,
+ * CPUSVN, each once), PCE-ID and FMSPC required. 0 or -1.
+ */
+int cg__tdx_pck_extension_parse(const uint8_t *data, size_t len, struct cg_tdx_pck_info *pck);
 
 /*
  * Internal, for tests: applies one CRL (DER or PEM) issued by ca_pem to cert_pem exactly as

@@ -5,15 +5,15 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "ccgate/cbor.h"
 #include "ccgate/err.h"
-#include "ccgate/policy.h"
 #include "ccgate/ratls.h"
 
 /*
  * The attested TLS 1.3 channel as an engine that does no I/O: ciphertext goes in with
  * cg_tls_feed() and comes out with cg_tls_take_out(); plaintext with cg_tls_read() and
  * cg_tls_write(). Two memory BIOs underneath; the caller moves bytes and owns backpressure.
+ * The engine appraises nothing itself: a client context takes a verify callback (as picotls
+ * does), and the caller's module decides what to trust and how long to remember it.
  */
 
 #define CG_TLS_WANT (-5101)    /* needs more input (or pending output to be sent) */
@@ -43,25 +43,31 @@ int cg_tls_server_ctx_new(const char *alpn, cg_tls_cert_cb cb, void *cb_arg,
                           struct cg_tls_ctx **out);
 
 /*
- * Client context for one server identity (server_id, e.g. "host:port", names the memory of
- * verified keys). Every handshake's certificate is verified inside OpenSSL's verify step
- * with cg_ratls_verify() against *policy (borrowed; cg_tls_ctx_set_policy() swaps it), or
- * accepted without new evidence when it presents the key verified last within
- * policy->freshness.max_age_s. Session tickets are stored only from verified handshakes and
- * not reused past that age. Caller frees.
+ * Client: decides on the server's leaf certificate, inside the handshake (OpenSSL's verify
+ * step; chain building is not used). der is the certificate; cg_tls_cert_hash(),
+ * cg_tls_peer_spki(), cg_tls_sent_nonce() and cg_tls_nonce() describe it and this connection.
+ * Return 0 to accept, or a negative code (CG_EEVIDENCE, CG_EPOLICY, ...) after filling
+ * *verdict (check, expected, actual): the handshake then fails with that code and
+ * cg_tls_verdict() returns the verdict.
  */
-int cg_tls_client_ctx_new(const char *alpn, const char *server_id, const struct cg_policy *policy,
+typedef int (*cg_tls_verify_cb)(void *arg, struct cg_tls *t, const uint8_t *der, size_t der_len,
+                                struct cg_verdict *verdict);
+
+/*
+ * Client context: TLS 1.3 only, the ALPN given (required of the server), the certificate
+ * decided by verify (borrowed arg). Holds one session ticket, stored only from a handshake
+ * that verify accepted (or that resumed such a session); cg_tls_ctx_ticket() tells which key
+ * it belongs to and when it arrived, and the caller offers it (CG_TLS_TICKET) only while it
+ * trusts that key. Caller frees.
+ */
+int cg_tls_client_ctx_new(const char *alpn, cg_tls_verify_cb verify, void *verify_arg,
                           struct cg_tls_ctx **out);
-void cg_tls_ctx_set_policy(struct cg_tls_ctx *c, const struct cg_policy *policy);
 
-/* Client: whether the next handshake must carry a nonce (no fresh verified key held). */
-int cg_tls_ctx_needs_nonce(const struct cg_tls_ctx *c, time_t now);
+/* Client: whether a resumable ticket is held; its key's SPKI hash and when it was stored. */
+int cg_tls_ctx_ticket(const struct cg_tls_ctx *c, uint8_t spki[32], time_t *stored_at);
 
-/* Client: forget the verified key (after a failure or a key change). */
-void cg_tls_ctx_forget(struct cg_tls_ctx *c);
-
-/* Client: the last successful verification (with evidence), or NULL. */
-const struct cg_attestation *cg_tls_ctx_attestation(const struct cg_tls_ctx *c);
+/* Client: forgets the ticket (the caller no longer trusts its key). */
+void cg_tls_ctx_drop_ticket(struct cg_tls_ctx *c);
 
 /* Frees a context; its connections must have been freed before. */
 void cg_tls_ctx_free(struct cg_tls_ctx *c);
@@ -80,9 +86,11 @@ const uint8_t *cg_tls_peer_cert(const struct cg_tls *t, size_t *len);
 /* Client: the nonce this connection sent (meaningful when cg_tls_sent_nonce()). */
 const uint8_t *cg_tls_nonce(const struct cg_tls *t);
 
-/* A connection; caller frees with cg_tls_free(). A client connection sends a fresh random
- * nonce when cg_tls_ctx_needs_nonce() was true at creation (or with_nonce is set). */
-int cg_tls_new(struct cg_tls_ctx *c, int with_nonce, struct cg_tls **out);
+#define CG_TLS_NONCE 1u  /* client: send a fresh random nonce (CG_TLS_NONCE_EXT) */
+#define CG_TLS_TICKET 2u /* client, without CG_TLS_NONCE: offer the ticket held, if any */
+
+/* A connection (flags: 0 for a server); caller frees with cg_tls_free(). */
+int cg_tls_new(struct cg_tls_ctx *c, unsigned flags, struct cg_tls **out);
 void cg_tls_free(struct cg_tls *t);
 
 /* Caller data attached to a connection (for the server callback). */
@@ -119,10 +127,12 @@ size_t cg_tls_take_out(struct cg_tls *t, uint8_t *buf, size_t cap);
 /* After a failed client handshake: why the appraisal failed (check, expected, actual). */
 const struct cg_verdict *cg_tls_verdict(const struct cg_tls *t);
 
-/* Client, after the handshake: whether this connection carried a nonce, and whether the
- * server presented a key other than the one remembered (the caller reconnects with a nonce). */
+/* Client: whether this connection carried a nonce. */
 int cg_tls_sent_nonce(const struct cg_tls *t);
-int cg_tls_key_changed(const struct cg_tls *t);
+
+/* Client, from the verify callback on: SHA-256 of the server's SubjectPublicKeyInfo (after a
+ * resumption: of the key of the ticket's session). */
+void cg_tls_peer_spki(const struct cg_tls *t, uint8_t out[32]);
 
 /* After the handshake: whether it resumed a session from a ticket (no certificate was sent;
  * the client only offers tickets of verified sessions of the key it remembers). */
