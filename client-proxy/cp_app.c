@@ -105,6 +105,9 @@ void cp__rearm(struct cp_conn *c)
         arm(c, T_RESPONSE, srv->response_timeout_ms, 0);
     } else if (in_msg && (t == NULL || t->complete)) {
         arm(c, T_HEADERS, srv->header_timeout_ms, 0);
+    } else if (c->q_len == 0 && !in_msg && c->up != NULL && c->up_state == UP_READY &&
+               srv->idle_timeout_ms > CP_LEG_IDLE_MS) {
+        arm(c, T_LEG_IDLE, CP_LEG_IDLE_MS, 1);
     } else if (c->q_len == 0 && !in_msg) {
         arm(c, T_IDLE, srv->idle_timeout_ms, 1);
     } else {
@@ -449,11 +452,17 @@ static const struct cg_http_callbacks req_cb = {req_on_head, req_on_body, req_on
 
 /* ---- the app stream ---- */
 
+void cp__conn_free(struct cp_conn *c)
+{
+    c->srv->freed_since_trim++;
+    free(c);
+}
+
 static void timer_freed(uv_handle_t *h)
 {
     struct cp_conn *c = h->data;
     if (--c->handles == 0)
-        free(c);
+        cp__conn_free(c);
 }
 
 static void down_freed(struct cg_stream *s, void *arg)
@@ -461,7 +470,7 @@ static void down_freed(struct cg_stream *s, void *arg)
     struct cp_conn *c = arg;
     (void)s;
     if (--c->handles == 0)
-        free(c);
+        cp__conn_free(c);
 }
 
 /* Runs on_idle once, when stopping and the last connection closed. */
@@ -534,6 +543,12 @@ static void on_timeout(uv_timer_t *t)
         cp__fail_all(c, 504, body, sizeof(body) - 1);
         return;
     }
+    case T_LEG_IDLE:
+        if (c->state == CP_HTTP && !cp__pool_put(c))
+            cp__up_discard(c, 1);
+        c->timer_kind = T_IDLE;
+        (void)uv_timer_start(&c->timer, on_timeout, c->srv->idle_timeout_ms - CP_LEG_IDLE_MS, 0);
+        return;
     case T_HANDSHAKE:
     case T_SERVER_WAIT:
         cp__up_timeout(c, kind == T_SERVER_WAIT);

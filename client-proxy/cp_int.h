@@ -21,6 +21,9 @@
 #define CP_QUEUE_PAUSE 64         /* stop reading the app beyond this many */
 #define CP_REPLAY_MAX (64 * 1024) /* requests larger than this are not retried */
 #define CP_LINGER_MS 5000
+/* An app connection idle this long gives its attested leg back to the pool (or closes it):
+ * an idle keep-alive connection then costs its own few KiB, not a TLS connection's. */
+#define CP_LEG_IDLE_MS 1000
 
 /* What the app connection does now. */
 enum cp_state {
@@ -39,7 +42,16 @@ enum cp_state {
 enum cp_up_state { UP_NONE, UP_WAITING, UP_CONNECTING, UP_HANDSHAKING, UP_READY };
 
 /* What the connection's one timer measures. */
-enum cp_timer { T_NONE, T_HEADERS, T_IDLE, T_HANDSHAKE, T_SERVER_WAIT, T_RESPONSE, T_LINGER };
+enum cp_timer {
+    T_NONE,
+    T_HEADERS,
+    T_LEG_IDLE, /* idle with a leg: give the leg back */
+    T_IDLE,
+    T_HANDSHAKE,
+    T_SERVER_WAIT,
+    T_RESPONSE,
+    T_LINGER
+};
 
 /* One request and its answer. FORWARD goes to the server; the others are answered here when
  * they reach the front of the queue, in order. */
@@ -115,6 +127,8 @@ struct cp_conn {
 /* Closes the app connection and its leg (idempotent), logging reason once with byte counts.
  * Never starts nor closes another connection inside the call. */
 void cp__conn_close(struct cp_conn *c, const char *reason);
+/* The last handle of c closed: its memory goes. */
+void cp__conn_free(struct cp_conn *c);
 /* Re-arms the connection's timer for what it waits on now. */
 void cp__rearm(struct cp_conn *c);
 /* Writes to the app unless the connection is ending. */

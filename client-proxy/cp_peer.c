@@ -1,5 +1,8 @@
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "ccgate/log.h"
 #include "cp_int.h"
@@ -14,6 +17,7 @@
  */
 
 #define DOWN_FIRST_MS 25
+#define TRIM_AFTER 64 /* freed connections and legs after which memory goes back to the OS */
 #define DOWN_MAX_MS 1000
 
 /* ---- the gate ---- */
@@ -226,6 +230,13 @@ static void pool_sweep(uv_timer_t *t)
         if (now - u->pooled_at_ms >= srv->pool_idle_ms)
             cp__pool_drop(u, "idle");
     }
+#ifdef __GLIBC__
+    /* After a burst the allocator keeps the freed connections' pages; give them back. */
+    if (srv->freed_since_trim >= TRIM_AFTER) {
+        srv->freed_since_trim = 0;
+        (void)malloc_trim(0);
+    }
+#endif
 }
 
 void cp_server_pool_flush(struct cp_server *s)

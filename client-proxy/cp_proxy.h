@@ -110,6 +110,7 @@ struct cp_server {
         uv_tcp_t tcp;
     } listener;
     struct cp_conn *conns;
+    unsigned freed_since_trim; /* connections and legs freed since memory went back last */
     int stopping;
     int idle_notified;
     void (*on_idle)(struct cp_server *s);

@@ -32,10 +32,11 @@ void cp__up_closed(struct cg_stream *s, void *arg)
     struct cp_up *u = arg;
     (void)s;
     struct cp_conn *c = u->c;
+    u->srv->freed_since_trim++;
     cg_http_parser_free(u->resp);
     free(u);
     if (c != NULL && --c->handles == 0)
-        free(c);
+        cp__conn_free(c);
 }
 
 void cp__up_discard(struct cp_conn *c, int clean)

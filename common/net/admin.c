@@ -189,7 +189,6 @@ int cg_admin_start(uv_loop_t *loop, const struct cg_addr *a, const struct cg_adm
         return rc;
     }
     ad->set.name = "admin";
-    ad->set.quiet = 1;
     rc = cg_conns_listen(&ad->set, a, 64);
     if (rc < 0) {
         cg_conns_drain(&ad->set); /* frees ad once its handles closed */

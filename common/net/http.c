@@ -22,6 +22,8 @@
 #define DEFAULT_MAX_HEADER_BYTES (32u * 1024u)
 #define DEFAULT_MAX_HEADERS 100u
 #define BUF_INITIAL 1024u
+#define REFS_INITIAL 16u /* header slots kept between messages (a parser lives as long as its
+                            connection: an idle one holds little) */
 
 /* Where the parser stands inside the current message. */
 enum phase { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_TRAILER };
@@ -44,8 +46,8 @@ struct cg_http_parser {
     char *buf;
     size_t buf_len, buf_cap, buf_max;
     size_t start_off, start_len; /* request-target or reason phrase */
-    struct hdr_ref *refs;        /* lim.max_headers of them */
-    size_t n_refs;
+    struct hdr_ref *refs;        /* refs_cap of them, grown up to lim.max_headers */
+    size_t n_refs, refs_cap;
     size_t n_trailers;
     int in_field;          /* a header name is being received */
     int in_value;          /* a header value has begun and is not complete */
@@ -258,6 +260,16 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
             return span_result(fail_limit_headers(
                 p, p->phase == PHASE_TRAILER ? "too many trailers" : "too many headers"));
         if (p->phase == PHASE_HEAD) {
+            if (p->n_refs == p->refs_cap) {
+                size_t cap = p->refs_cap != 0 ? 2 * p->refs_cap : REFS_INITIAL;
+                if (cap > p->lim.max_headers)
+                    cap = p->lim.max_headers;
+                struct hdr_ref *nr = realloc(p->refs, cap * sizeof(*nr));
+                if (nr == NULL)
+                    return span_result(fail(p, UV_ENOMEM, 500, "out of memory"));
+                p->refs = nr;
+                p->refs_cap = cap;
+            }
             p->refs[p->n_refs].name_off = p->buf_len;
             p->n_refs++;
         }
@@ -559,6 +571,11 @@ static int on_message_complete(llhttp_t *ll)
         p->buf = NULL;
         p->buf_cap = 0;
     }
+    if (p->refs_cap > REFS_INITIAL) {
+        free(p->refs);
+        p->refs = NULL;
+        p->refs_cap = 0;
+    }
     if (p->cb.on_complete != NULL) {
         int rc = p->cb.on_complete(p->arg);
         if (rc != 0)
@@ -602,11 +619,6 @@ int cg_http_parser_new(enum cg_http_type type, const struct cg_http_limits *lim,
         p->lim.max_headers = DEFAULT_MAX_HEADERS;
     if (p->lim.max_headers > CG_HTTP_MAX_HEADERS_CAP)
         p->lim.max_headers = CG_HTTP_MAX_HEADERS_CAP;
-    p->refs = calloc(p->lim.max_headers, sizeof(*p->refs));
-    if (p->refs == NULL) {
-        free(p);
-        return UV_ENOMEM;
-    }
     /* Stored bytes never exceed raw bytes, plus the NULs we add (two per header, one more). */
     p->buf_max = p->lim.max_header_bytes + 2 * p->lim.max_headers + 2;
     if (cb != NULL)

@@ -4,8 +4,8 @@
   idle_mem.py PID PORT N PATH
 
 Opens N connections to 127.0.0.1:PORT, sends one GET PATH on each and reads the answer,
-keeps them open and idle, and prints one JSON object: base, loaded and after (VmRSS in KiB
-before, with the N idle connections, and after they closed and a short pause) and
+keeps them open and idle for 3 s, and prints one JSON object: base, loaded and after (VmRSS in KiB
+before, with the N idle connections, and after they closed and 5 s) and
 per_conn_kib ((loaded - base) / N).
 """
 import json
@@ -57,11 +57,11 @@ def main():
         s.sendall(req)
     for s in conns:
         read_answer(s)
-    time.sleep(1.0)
+    time.sleep(3.0)
     loaded = rss_kib(pid)
     for s in conns:
         s.close()
-    time.sleep(1.5)
+    time.sleep(5.0)
     after = rss_kib(pid)
     print(json.dumps({"base": base, "loaded": loaded, "after": after,
                       "per_conn_kib": round((loaded - base) / n, 1)}))

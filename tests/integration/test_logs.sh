@@ -41,8 +41,8 @@ start_upstream
 sim_init
 write_policy "$T/policy.json"
 write_policy "$T/wrong.json" "$(printf '%096d' 0)"
-start_server server --log-format json
-start_client "$T/policy.json" client --log-format json
+start_server server --log-format json --log-level debug
+start_client "$T/policy.json" client --log-format json --log-level debug
 curl -sf "http://127.0.0.1:$CLI_PORT/v1/models" >/dev/null || fail "request through the pair"
 start_client "$T/wrong.json" client2 --log-format json
 curl -s "http://127.0.0.1:$CLI_PORT/v1/models" >/dev/null || true
@@ -51,7 +51,7 @@ wait_exit "$SRV_PID"
 for f in server client client2; do
     check_json "$T/$f.log" || fail "$f log: $(head -5 "$T/$f.log")"
 done
-grep -q '"event":"conn.close","id":[0-9]*,"reason":"[a-z_]*","from_client":[0-9]' "$T/server.log" ||
+grep -q '"event":"conn.close","set":"[a-z]*","id":[0-9]*,"reason":"[a-z_]*","err":"[^"]*","down_in":[0-9]' "$T/server.log" ||
     fail "server conn.close fields: $(grep conn.close "$T/server.log" | head -2)"
 grep -q '"event":"attest.failed".*"check":"snp.measurement"' "$T/client2.log" ||
     fail "client attest.failed fields: $(grep attest "$T/client2.log" | head -2)"
