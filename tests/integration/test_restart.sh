@@ -6,7 +6,8 @@ source "$(dirname "$0")/lib.sh"
 
 start_upstream
 sim_init
-start_server
+# debug: the check below reads the per-connection close line (not logged at info)
+start_server server --log-level debug
 write_policy "$T/policy.json"
 start_client "$T/policy.json"
 URL="http://127.0.0.1:$CLI_PORT"
