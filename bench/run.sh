@@ -454,7 +454,7 @@ measure() { # PAIR SCENARIO ROUND CMD...
     local pair=$1 scen=$2 round=$3
     shift 3
     python3 "$HERE/bench.py" measure --raw "$RAW" --sut-cpu "$SUT_CPU" --pair "$pair" --scenario "$scen" --round "$round" \
-        --kind loadgen --pids "${PIDS[$pair]} $UP_PID" --metrics "${ADMIN[$pair]:-}" --retries "$RETRIES" \
+        --pids "${PIDS[$pair]} $UP_PID" --metrics "${ADMIN[$pair]:-}" --retries "$RETRIES" \
         --deadline "$RETRY_DEADLINE" "${EXTRA[@]}" -- "${GEN[@]}" "$LG" "$@" ||
         note "measure $pair $scen failed"
 }
@@ -503,7 +503,7 @@ run_one() { # PAIR SCENARIO ROUND
         local size=${scen:2} c=${scen##*_c}
         size=${size%_c*}
         case $size in 1m) size=$((1024 * 1024)) ;; 16m) size=$((16 * 1024 * 1024)) ;; 64m) size=$((64 * 1024 * 1024)) ;; esac
-        EXTRA=(--throughput)
+        # CPU per MiB needs no saturated CPU (a c=1 transfer has turn-around gaps)
         if [ "${scen:0:2}" = dl ]; then
             measure "$pair" "$scen" "$round" --target "$t" --conns "$c" "${timed[@]}" --path "/bytes/$size"
         else
