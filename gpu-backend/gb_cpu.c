@@ -24,7 +24,7 @@
  * between jobs (a decode step runs a few hundred jobs of tens of microseconds), then sleep
  * on the condition variable so that an idle worker costs no CPU.
  */
-#define POOL_SPIN 20000 /* polls before sleeping: on the order of a millisecond */
+#define POOL_SPIN 2000 /* polls before sleeping or yielding: tens of microseconds */
 #define POOL_CLOSED (1ull << 31)
 #define POOL_COUNT 0x7fffffffull
 
@@ -117,6 +117,17 @@ static void pool_run(struct pool *p, void (*fn)(void *, int), void *arg)
         else
             sched_yield(); /* a worker inside the job was descheduled: let it run */
     }
+}
+
+/* Jobs smaller than this (multiply-adds) run on the caller alone: waking a worker costs more. */
+#define POOL_MIN_WORK (1u << 17)
+
+static void pool_run_sized(struct pool *p, void (*fn)(void *, int), void *arg, uint64_t work)
+{
+    if (work < POOL_MIN_WORK)
+        fn(arg, 0);
+    else
+        pool_run(p, fn, arg);
 }
 
 static void pool_stop(struct pool *p)
@@ -272,14 +283,16 @@ static void matmul(struct cpu *c, const struct act *a, int n, int n_mat,
                    const struct gb_wt *const *w, float *const *y)
 {
     struct mm_job j = {.c = c, .a = a, .n = n, .n_mat = n_mat};
+    uint64_t work = 0;
     for (int k = 0; k < n_mat; k++) {
+        work += w[k]->n_in * w[k]->n_out * (uint64_t)n;
         j.w[k] = w[k];
         j.y[k] = y[k];
         j.fn[k] = gb_kern_rowdot(c->isa, w[k]->type);
         j.chunks[k + 1] = j.chunks[k] + (unsigned)((w[k]->n_out + MM_CHUNK - 1) / MM_CHUNK);
     }
     atomic_init(&j.next, 0);
-    pool_run(&c->pool, mm_work, &j);
+    pool_run_sized(&c->pool, mm_work, &j, work);
 }
 
 static void matmul1(struct cpu *c, const struct act *a, int n, const struct gb_wt *w, float *y)
@@ -411,7 +424,10 @@ static int cpu_forward(struct gb_backend *b, const struct gb_batch *bt, float *l
         }
         struct att_job aj = {.c = c, .bt = bt, .layer = l};
         atomic_init(&aj.next, 0);
-        pool_run(&c->pool, att_work, &aj);
+        uint64_t att = 0;
+        for (int t = 0; t < n; t++)
+            att += (uint64_t)(bt->pos[t] + 1) * hp->n_head * hp->head_dim * 2;
+        pool_run_sized(&c->pool, att_work, &aj, att);
         a = prep(c, c->att, n, dim);
         matmul1(c, &a, n, &L->wo, c->o);
         for (size_t i = 0; i < (size_t)n * dim; i++)

@@ -571,9 +571,8 @@ struct gb_gguf_writer {
     struct buf kv, info, data;
     uint64_t n_kv, n_tensors;
     /* tensors added by gb_gguf_w_tensor_info: their bytes come from the stream's fill */
+    struct buf reserved; /* uint64_t sizes */
     uint64_t n_reserved, reserved_end, max_reserved;
-    uint64_t *reserved_bytes;
-    size_t cap_reserved;
 };
 
 int gb_gguf_writer_new(struct gb_gguf_writer **out)
@@ -589,7 +588,7 @@ void gb_gguf_writer_free(struct gb_gguf_writer *w)
     free(w->kv.p);
     free(w->info.p);
     free(w->data.p);
-    free(w->reserved_bytes);
+    free(w->reserved.p);
     free(w);
 }
 
@@ -717,19 +716,13 @@ int gb_gguf_w_tensor_info(struct gb_gguf_writer *w, const char *name, uint32_t t
     uint64_t nbytes = tensor_bytes(type, n_dims, ne);
     if (nbytes == 0 || nbytes > SIZE_MAX || w->data.len > 0)
         return CG_ECONFIG;
-    if (w->n_reserved == w->cap_reserved) {
-        size_t cap = w->cap_reserved ? w->cap_reserved * 2 : 64;
-        uint64_t *nb = realloc(w->reserved_bytes, cap * sizeof(*nb));
-        if (nb == NULL)
-            return -ENOMEM;
-        w->reserved_bytes = nb;
-        w->cap_reserved = cap;
-    }
     uint64_t off = (w->reserved_end + 31) / 32 * 32;
-    int rc = put_info(w, name, type, n_dims, ne, off);
+    int rc = put_u64(&w->reserved, nbytes);
+    if (rc == 0)
+        rc = put_info(w, name, type, n_dims, ne, off);
     if (rc != 0)
-        return rc;
-    w->reserved_bytes[w->n_reserved++] = nbytes;
+        return rc; /* out of memory: the writer is only good for gb_gguf_writer_free */
+    w->n_reserved++;
     w->reserved_end = off + nbytes;
     w->max_reserved = nbytes > w->max_reserved ? nbytes : w->max_reserved;
     return 0;
@@ -815,7 +808,9 @@ int gb_gguf_writer_stream(struct gb_gguf_writer *w, const char *path,
     if (rc == 0 && fwrite(hdr.p, 1, hdr.len, f) != hdr.len)
         rc = -EIO;
     for (uint64_t i = 0; rc == 0 && i < w->n_reserved; i++) {
-        size_t pad = (size_t)((32 - at % 32) % 32), nb = (size_t)w->reserved_bytes[i];
+        uint64_t nb64;
+        memcpy(&nb64, w->reserved.p + 8 * i, 8);
+        size_t pad = (size_t)((32 - at % 32) % 32), nb = (size_t)nb64;
         if (fwrite(zeros, 1, pad, f) != pad)
             rc = -EIO;
         if (rc == 0)

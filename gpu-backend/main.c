@@ -28,16 +28,22 @@ static long num_arg(const char *flag, const char *v, long lo, long hi)
     return n;
 }
 
-/* gen-tiny: writes a builtin:tiny variant to a file (tests and the reference check). */
-static int cmd_gen_tiny(int argc, char **argv)
+/*
+ * gen-tiny: writes a builtin:tiny variant to a file (tests and the reference check);
+ * gen-model: the same with --shape, a full-size shape with random weights, streamed
+ * (benchmarks; default type f16).
+ */
+static int cmd_gen(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"out", required_argument, NULL, 'o'},         {"type", required_argument, NULL, 't'},
         {"arch", required_argument, NULL, 'a'},        {"bpe", no_argument, NULL, 'b'},
-        {"rope-linear", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0}};
+        {"rope-linear", required_argument, NULL, 'r'}, {"shape", required_argument, NULL, 's'},
+        {"seed", required_argument, NULL, 'S'},        {NULL, 0, NULL, 0}};
     struct gb_tiny_opts o = {0};
+    const struct gb_tiny_shape *sh = NULL;
     const char *path = NULL;
-    int c;
+    int c, type_set = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'o':
@@ -46,6 +52,7 @@ static int cmd_gen_tiny(int argc, char **argv)
         case 't':
             if (gb_type_from_name(optarg, &o.wtype) != 0)
                 cg_fatal("--type: unknown type %s (f32, f16, bf16, q8_0, q4_0)", optarg);
+            type_set = 1;
             break;
         case 'a':
             o.arch = optarg;
@@ -56,63 +63,40 @@ static int cmd_gen_tiny(int argc, char **argv)
         case 'r':
             o.rope_linear = strtof(optarg, NULL);
             break;
-        default:
-            cg_fatal("usage: ccgate-worker gen-tiny --out FILE [--type T] [--arch A] [--bpe] "
-                     "[--rope-linear F]");
-        }
-    }
-    if (path == NULL)
-        cg_fatal("gen-tiny: --out FILE is required");
-    uint8_t *img;
-    size_t len;
-    int rc = gb_tiny_build(&o, &img, &len);
-    if (rc != 0)
-        cg_fatal("gen-tiny: %s", cg_strerror(rc));
-    FILE *f = fopen(path, "wb");
-    if (f == NULL || fwrite(img, 1, len, f) != len || fclose(f) != 0)
-        cg_fatal("gen-tiny: cannot write %s: %s", path, strerror(errno));
-    free(img);
-    return 0;
-}
-
-/* gen-model: writes a full-size model shape with random weights (benchmarks). */
-static int cmd_gen_model(int argc, char **argv)
-{
-    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
-                                         {"type", required_argument, NULL, 't'},
-                                         {"shape", required_argument, NULL, 's'},
-                                         {"seed", required_argument, NULL, 'S'},
-                                         {NULL, 0, NULL, 0}};
-    const struct gb_tiny_shape *sh = NULL;
-    const char *path = NULL;
-    uint32_t type = GB_F16;
-    uint64_t seed = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            path = optarg;
-            break;
-        case 't':
-            if (gb_type_from_name(optarg, &type) != 0)
-                cg_fatal("--type: unknown type %s (f32, f16, bf16, q8_0, q4_0)", optarg);
-            break;
         case 's':
             if ((sh = gb_tiny_shape_find(optarg)) == NULL)
                 cg_fatal("--shape: unknown shape %s (%s)", optarg, gb_tiny_shape_names());
             break;
         case 'S':
-            seed = (uint64_t)num_arg("--seed", optarg, 0, 0x7fffffffffffffffL);
+            o.seed = (uint64_t)num_arg("--seed", optarg, 0, 0x7fffffffffffffffL);
             break;
         default:
-            cg_fatal("usage: ccgate-worker gen-model --shape S --out FILE [--type T] [--seed N]");
+            cg_fatal("usage: ccgate-worker gen-tiny --out FILE [--type T] [--arch A] [--bpe] "
+                     "[--rope-linear F] | gen-model --shape S --out FILE [--type T] [--seed N]");
         }
     }
-    if (path == NULL || sh == NULL)
-        cg_fatal("gen-model: --shape and --out are required");
-    int rc = gb_tiny_write(sh, type, seed, path);
-    if (rc != 0)
-        cg_fatal("gen-model: cannot write %s: %s", path, cg_strerror(rc));
+    if (path == NULL)
+        cg_fatal("%s: --out FILE is required", argv[0]);
+    int rc;
+    if (strcmp(argv[0], "gen-model") == 0) {
+        if (sh == NULL)
+            cg_fatal("gen-model: --shape is required (%s)", gb_tiny_shape_names());
+        if (o.arch != NULL || o.bpe || o.rope_linear > 0)
+            cg_fatal("gen-model: --arch, --bpe and --rope-linear are for gen-tiny");
+        if ((rc = gb_tiny_write(sh, type_set ? o.wtype : GB_F16, o.seed, path)) != 0)
+            cg_fatal("gen-model: cannot write %s: %s", path, cg_strerror(rc));
+        return 0;
+    }
+    if (sh != NULL)
+        cg_fatal("gen-tiny: --shape is for gen-model");
+    uint8_t *img;
+    size_t len;
+    if ((rc = gb_tiny_build(&o, &img, &len)) != 0)
+        cg_fatal("gen-tiny: %s", cg_strerror(rc));
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(img, 1, len, f) != len || fclose(f) != 0)
+        cg_fatal("gen-tiny: cannot write %s: %s", path, strerror(errno));
+    free(img);
     return 0;
 }
 
@@ -235,7 +219,7 @@ static struct cg_opt serve_opts[] = {
 
 static const char usage_line[] =
     "ccgate-worker --listen ADDR:PORT|unix:PATH --model builtin:tiny|FILE.gguf [options]\n"
-    "       ccgate-worker gen-tiny --out FILE [--type f32|f16|bf16|q8_0|q4_0] "
+    "       ccgate-worker gen-tiny --out FILE [--type f32|f16|bf16|q8_0|q4_0] [--seed N] "
     "[--arch llama|qwen2] [--bpe] [--rope-linear F]\n"
     "       ccgate-worker gen-model --shape small|tinyllama-1.1b|llama-8b --out FILE\n"
     "         [--type f32|f16|bf16|q8_0|q4_0] [--seed N]\n"
@@ -397,10 +381,8 @@ static int cmd_serve(int argc, char **argv)
 int main(int argc, char **argv)
 {
     cg_log_init("ccgate-worker", CG_LOG_TEXT, CG_LOG_INFO);
-    if (argc > 1 && strcmp(argv[1], "gen-tiny") == 0)
-        return cmd_gen_tiny(argc - 1, argv + 1);
-    if (argc > 1 && strcmp(argv[1], "gen-model") == 0)
-        return cmd_gen_model(argc - 1, argv + 1);
+    if (argc > 1 && (strcmp(argv[1], "gen-tiny") == 0 || strcmp(argv[1], "gen-model") == 0))
+        return cmd_gen(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "logits") == 0)
         return cmd_logits(argc - 1, argv + 1);
     return cmd_serve(argc, argv);

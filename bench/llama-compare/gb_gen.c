@@ -1,8 +1,9 @@
 /*
  * gb-gen: the ccgate-worker side of bench/llama-compare. Loads a GGUF model, prefills a
  * prompt of P tokens in one step, then decodes G tokens greedily one step each (EOS is not a
- * stop), and prints one JSON line {prefill_s, decode_s, decode_steps, prompt, tokens} like
- * llama.mjs does for llama.cpp. A short warm-up run comes first (pages the weights in).
+ * stop), and prints one JSON line {prefill_s, decode_s, prefill_cpu_s, decode_cpu_s,
+ * decode_steps, prompt, tokens} (wall and process CPU seconds) like llama.mjs does for
+ * llama.cpp. A short warm-up run comes first (pages the weights in).
  * --write does what `ccgate-worker gen-model` does, for bench/gpu-check.sh, which builds
  * this tool without the server's libraries.
  *   gb-gen MODEL.gguf PROMPT_TOKENS GEN_TOKENS THREADS cpu|cuda
@@ -17,9 +18,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 enum { MAX_PROMPT = 512, MAX_GEN = 512 };
+
+/* CPU seconds of the process (all threads, user + system). */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
 
 static double now(void)
 {
@@ -34,21 +45,24 @@ static int32_t greedy(const float *logits, uint32_t n)
     return gb_sample(logits, n, &sp, NULL, NULL);
 }
 
-/* Prefill prompt[0..np), then gen greedy tokens into out; times in *tp and *td. */
+/*
+ * Prefill prompt[0..np), then gen greedy tokens into out. t: wall seconds of the prefill and
+ * of the decode, then CPU seconds of each.
+ */
 static int run(struct gb_backend *b, uint32_t nv, const int32_t *prompt, int np, int gen, float *lg,
-               int32_t *out, double *tp, double *td)
+               int32_t *out, double t[4])
 {
     static int32_t pos[MAX_PROMPT], seq[MAX_PROMPT];
     static uint8_t want[MAX_PROMPT];
     for (int i = 0; i < np; i++)
         pos[i] = i, seq[i] = 0, want[i] = i == np - 1;
     struct gb_batch bt = {np, prompt, pos, seq, want};
-    double t0 = now();
+    double t0 = now(), c0 = cpu_s();
     int rc = b->forward(b, &bt, lg);
     if (rc != 0)
         return rc;
     out[0] = greedy(lg, nv);
-    double t1 = now();
+    double t1 = now(), c1 = cpu_s();
     for (int g = 1; g < gen && rc == 0; g++) {
         int32_t p = np + g - 1, s = 0;
         uint8_t w = 1;
@@ -56,8 +70,10 @@ static int run(struct gb_backend *b, uint32_t nv, const int32_t *prompt, int np,
         rc = b->forward(b, &one, lg);
         out[g] = greedy(lg, nv);
     }
-    *tp = t1 - t0;
-    *td = now() - t1;
+    t[0] = t1 - t0;
+    t[1] = now() - t1;
+    t[2] = c1 - c0;
+    t[3] = cpu_s() - c1;
     return rc;
 }
 
@@ -110,14 +126,14 @@ int main(int argc, char **argv)
     for (int i = 1; i < np; i++)
         prompt[i] = 300 + (i * 7919) % 31000;
     float *lg = malloc((size_t)m->hp.n_vocab * sizeof(float));
-    double tp, td;
-    rc = lg == NULL ? 1 : run(b, m->hp.n_vocab, prompt, 8, 2, lg, out, &tp, &td);
+    double t[4];
+    rc = lg == NULL ? 1 : run(b, m->hp.n_vocab, prompt, 8, 2, lg, out, t);
     if (rc == 0)
-        rc = run(b, m->hp.n_vocab, prompt, np, gen, lg, out, &tp, &td);
+        rc = run(b, m->hp.n_vocab, prompt, np, gen, lg, out, t);
     if (rc == 0) {
-        printf("{\"prefill_s\":%.6f,\"decode_s\":%.6f,\"decode_steps\":%d,\"prompt\":%d,"
-               "\"tokens\":[",
-               tp, td, gen - 1, np);
+        printf("{\"prefill_s\":%.6f,\"decode_s\":%.6f,\"prefill_cpu_s\":%.6f,"
+               "\"decode_cpu_s\":%.6f,\"decode_steps\":%d,\"prompt\":%d,\"tokens\":[",
+               t[0], t[1], t[2], t[3], gen - 1, np);
         for (int g = 0; g < gen; g++)
             printf(g ? ",%d" : "%d", out[g]);
         printf("]}\n");

@@ -1,6 +1,7 @@
 // llama.cpp side of bench/llama-compare: loads a GGUF through node-llama-cpp (prebuilt
 // llama.cpp), prefills the prompt the worker side uses, generates greedily, prints one JSON
-// line {prefill_s, decode_s, tokens}. Usage:
+// line {prefill_s, decode_s, prefill_cpu_s, decode_cpu_s, tokens} (wall and process CPU
+// seconds of each phase). Usage:
 //   node llama.mjs MODEL.gguf PROMPT_TOKENS GEN_TOKENS THREADS cpu|cuda
 // run.sh installs node-llama-cpp under build/llama-compare (never into the repository) and
 // runs a copy of this file from there, where Node finds the package.
@@ -36,23 +37,26 @@ for (let i = 1; i < nPrompt; i++)
 async function run(p, gen) {
     await seq.clearHistory();
     const out = [];
-    const t0 = process.hrtime.bigint();
-    let t1 = t0;
+    const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+    const t0 = process.hrtime.bigint(), c0 = cpu();
+    let t1 = t0, c1 = c0;
     for await (const tok of seq.evaluate(p, {temperature: 0})) {
         if (out.length === 0)
-            t1 = process.hrtime.bigint();
+            t1 = process.hrtime.bigint(), c1 = cpu();
         out.push(tok);
         if (out.length === gen)
             break;
     }
-    const t2 = process.hrtime.bigint();
-    return {prefill_s: Number(t1 - t0) / 1e9, decode_s: Number(t2 - t1) / 1e9, tokens: out};
+    const t2 = process.hrtime.bigint(), c2 = cpu();
+    return {prefill_s: Number(t1 - t0) / 1e9, decode_s: Number(t2 - t1) / 1e9,
+            prefill_cpu_s: c1 - c0, decode_cpu_s: c2 - c1, tokens: out};
 }
 
 await run(prompt.slice(0, 8), 2); // warm-up: page in the weights, build the compute graph
 const r = await run(prompt, nGen);
-console.log(JSON.stringify({prefill_s: r.prefill_s, decode_s: r.decode_s, decode_steps: nGen - 1,
-                            prompt: nPrompt, tokens: r.tokens}));
+console.log(JSON.stringify({prefill_s: r.prefill_s, decode_s: r.decode_s,
+                            prefill_cpu_s: r.prefill_cpu_s, decode_cpu_s: r.decode_cpu_s,
+                            decode_steps: nGen - 1, prompt: nPrompt, tokens: r.tokens}));
 await ctx.dispose();
 await m.dispose();
 await llama.dispose();

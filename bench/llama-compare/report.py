@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Summarises bench/llama-compare/run.sh's raw runs (JSON lines): medians per model, type and
-program, the load averages seen, greedy-token agreement, and the RATIO lines.
+program (wall tok/s, and process CPU milliseconds per token: 0 where a run did not report
+them), the load averages seen, greedy-token agreement, and the RATIO lines (wall time).
 Usage: report.py RUNS.jsonl cpu|cuda"""
 import json
 import statistics
@@ -15,7 +16,7 @@ def main():
         if (r["model"], r["type"]) not in keys:
             keys.append((r["model"], r["type"]))
     print(f"{'model':<16} {'type':<5} {'program':<10} {'prefill tok/s':>14} {'decode tok/s':>13}"
-          f"  runs  load averages")
+          f" {'CPU ms/tok prefill':>18} {'decode':>7}  runs  load averages")
     lines = []
     for model, typ in keys:
         med = {}
@@ -26,7 +27,12 @@ def main():
             med[prog] = (pre, dec)
             name = "llama.cpp" if prog == "llama" else "worker"
             loads = " ".join(f"{x['load']:.1f}" for x in rs)
-            print(f"{model:<16} {typ:<5} {name:<10} {pre:>14.1f} {dec:>13.2f}  {len(rs):>4}  {loads}")
+            # process CPU time per token (all threads): what the work cost, whatever the load
+            cpu = [x["run"] for x in rs if "decode_cpu_s" in x["run"]]
+            cp = statistics.median(1e3 * r["prefill_cpu_s"] / r["prompt"] for r in cpu) if cpu else 0
+            cd = statistics.median(1e3 * r["decode_cpu_s"] / r["decode_steps"] for r in cpu) if cpu else 0
+            print(f"{model:<16} {typ:<5} {name:<10} {pre:>14.1f} {dec:>13.2f} {cp:>18.1f} {cd:>7.1f}"
+                  f"  {len(rs):>4}  {loads}")
         a = [r["run"]["tokens"] for r in runs if (r["model"], r["type"]) == (model, typ)
              and r["prog"] == "llama"][0]
         b = [r["run"]["tokens"] for r in runs if (r["model"], r["type"]) == (model, typ)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void test_round_trip(void **state)
 {
@@ -213,6 +214,102 @@ static void test_bad_headers(void **state)
     free(img);
 }
 
+/* Streamed tensors: i-th tensor's bytes are i + 1 everywhere; tensor 2 fails when fail_at. */
+struct stream_arg {
+    int calls, fail_at;
+};
+
+static int fill_bytes(void *arg, uint64_t i, void *dst, size_t nbytes)
+{
+    struct stream_arg *a = arg;
+    a->calls++;
+    if ((int)i == a->fail_at)
+        return CG_ECONFIG;
+    memset(dst, (int)i + 1, nbytes);
+    return 0;
+}
+
+static void test_stream(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_gb_gguf_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    struct gb_gguf_writer *w;
+    uint64_t ne_a[2] = {64, 3}, ne_b[1] = {5}, ne_c[2] = {32, 2};
+    assert_int_equal(gb_gguf_writer_new(&w), 0);
+    assert_int_equal(gb_gguf_w_str(w, "general.name", "streamed"), 0);
+    assert_int_equal(gb_gguf_w_tensor_info(w, "a", GB_Q8_0, 2, ne_a), 0);
+    assert_int_equal(gb_gguf_w_tensor_info(w, "b", GB_F32, 1, ne_b), 0);
+    assert_int_equal(gb_gguf_w_tensor_info(w, "c", GB_F16, 2, ne_c), 0);
+    /* not mixed with stored tensors; no in-memory image of reserved ones */
+    assert_int_equal(gb_gguf_w_tensor(w, "d", GB_F32, 1, ne_b, "12345678901234567890"), CG_ECONFIG);
+    uint8_t *img;
+    size_t len;
+    assert_int_equal(gb_gguf_writer_finish(w, &img, &len), CG_ECONFIG);
+    /* a row that is not a whole number of blocks */
+    uint64_t bad[2] = {33, 1};
+    assert_int_equal(gb_gguf_w_tensor_info(w, "e", GB_Q4_0, 2, bad), CG_ECONFIG);
+    struct stream_arg a = {0, -1};
+    assert_int_equal(gb_gguf_writer_stream(w, path, fill_bytes, &a), 0);
+    assert_int_equal(a.calls, 3);
+    struct gb_gguf *g;
+    char err[256];
+    assert_int_equal(gb_gguf_open(path, &g, err, sizeof(err)), 0);
+    assert_int_equal(g->n_tensors, 3);
+    const char *names[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        const struct gb_gguf_tensor *t = gb_gguf_tensor(g, names[i]);
+        assert_non_null(t);
+        assert_non_null(t->data);
+        assert_int_equal(t->offset % 32, 0);
+        for (uint64_t k = 0; k < t->nbytes; k++)
+            assert_int_equal(((const uint8_t *)t->data)[k], i + 1);
+    }
+    assert_int_equal(gb_gguf_tensor(g, "a")->nbytes, 3 * 2 * 34);
+    assert_int_equal(gb_gguf_tensor(g, "b")->nbytes, 20);
+    gb_gguf_free(g);
+    /* a failing fill stops the write and leaves no file */
+    struct stream_arg f = {0, 1};
+    assert_int_equal(gb_gguf_writer_stream(w, path, fill_bytes, &f), CG_ECONFIG);
+    assert_int_equal(f.calls, 2);
+    assert_int_equal(access(path, F_OK), -1);
+    gb_gguf_writer_free(w);
+}
+
+/* gen-model's shapes: known names only; a small model written and loaded back. */
+static void test_gen_model(void **state)
+{
+    (void)state;
+    assert_null(gb_tiny_shape_find("llama-70b"));
+    const struct gb_tiny_shape *sh = gb_tiny_shape_find("tinyllama-1.1b");
+    assert_non_null(sh);
+    assert_int_equal(sh->dim, 2048);
+    assert_int_equal(sh->n_vocab, 32000);
+    /* a vocabulary smaller than builtin:tiny's own cannot be padded */
+    struct gb_tiny_shape few = {"few", 64, 1, 4, 2, 160, 100, 256};
+    char path[] = "/tmp/test_gb_gguf_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(gb_tiny_write(&few, GB_Q8_0, 1, path), CG_ECONFIG);
+    /* an unsupported shape: width not a multiple of 32 */
+    struct gb_tiny_shape odd = {"odd", 48, 1, 4, 2, 160, 1000, 256};
+    assert_int_equal(gb_tiny_write(&odd, GB_F16, 1, path), CG_ECONFIG);
+    struct gb_tiny_shape mini = {"mini", 64, 2, 4, 2, 160, 1000, 256};
+    assert_int_equal(gb_tiny_write(&mini, GB_Q4_0, 1, path), 0);
+    struct gb_model *m;
+    char err[256];
+    assert_int_equal(gb_model_open(path, &m, err, sizeof(err)), 0);
+    assert_int_equal(m->hp.n_vocab, 1000);
+    assert_int_equal(m->hp.n_layer, 2);
+    assert_int_equal(m->layers[1].w_down.type, GB_Q4_0);
+    assert_string_equal(m->name, "mini");
+    gb_model_free(m);
+    unlink(path);
+}
+
 static void test_fuzz(void **state)
 {
     (void)state;
@@ -242,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_f16_conversion),
         cmocka_unit_test(test_tiny_loads),  cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_bad_headers), cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_stream),      cmocka_unit_test(test_gen_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
