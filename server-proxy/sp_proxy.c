@@ -367,10 +367,8 @@ static void on_up_connect(struct cg_stream *s, int status)
     else
         (void)cg_stream_read_start(&c->down);
     (void)cg_stream_read_start(&c->up);
-    if (c->srv->stopping) {
-        c->grace_over = 0;
-        maybe_stop(c);
-    }
+    if (c->srv->stopping)
+        arm(c, PH_GRACE, STOP_GRACE_MS); /* its first request is answered, then it ends */
 }
 
 static void on_handshake(struct cg_stream *s, int status);
@@ -455,10 +453,7 @@ static void on_timeout(struct cg_conn *conn)
 static void on_stop(struct cg_conn *conn)
 {
     struct sp_conn *c = conn->data;
-    if (c->phase == PH_HANDSHAKE || c->phase == PH_CONNECTING) {
-        c->grace_over = 1; /* no request reached the upstream yet: end once connected */
-        return;
-    }
+    /* Handshaking or connecting: the grace starts once connected (on_up_connect). */
     if (c->phase == PH_RELAY && between_messages(c))
         arm(c, PH_GRACE, STOP_GRACE_MS);
 }

@@ -16,8 +16,11 @@
 #define GROUPS "X25519:P-256"
 #define TLS13_WIRE_VERSION 0x0304
 /* Evidence and endorsements at their limits, plus the certificate around them. */
-/* A memory BIO keeps the capacity of the most it ever held; an empty one holding more than
- * this is replaced by a fresh one (the handshake's certificate flight, a large write). */
+/* A memory BIO keeps the capacity of the most it ever held. After the handshake (whose
+ * certificate flight carries the evidence: kilobytes to a hundred), an empty one holding more
+ * than this is replaced by a fresh one, once. Later the stream moves at most about one record
+ * at a time through each, so they stay near a record's size; replacing them per record would
+ * only churn the allocator. */
 #define BIO_KEEP_MAX 4096
 #define CLIENT_MAX_CERT_LIST (CG_EVIDENCE_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 64 * 1024)
 
@@ -49,6 +52,7 @@ struct cg_tls {
     BIO *rbio, *wbio; /* owned by ssl */
     void *data;
     int done, fatal, closed, shut;
+    unsigned trim; /* BIOs still to trim after the handshake: 1 read, 2 write */
     int fatal_rc;
     struct cg_verdict verdict;
     uint8_t cert_hash[32];
@@ -76,14 +80,17 @@ static BIO *new_mem_bio(int is_read)
     return b;
 }
 
-/* Gives back an empty memory BIO's storage when it grew past BIO_KEEP_MAX (an idle
- * connection then holds a few hundred bytes instead of its largest flight). */
+/* After the handshake, once: gives back an empty memory BIO's storage when the handshake
+ * made it grow past BIO_KEEP_MAX. */
 static void trim_bio(struct cg_tls *t, int is_read)
 {
+    unsigned bit = is_read ? 1u : 2u;
     BIO *b = is_read ? t->rbio : t->wbio;
     BUF_MEM *bm = NULL;
-    if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) != 1 || bm == NULL ||
-        bm->max <= BIO_KEEP_MAX)
+    if (!t->done || !(t->trim & bit) || BIO_ctrl_pending(b) != 0)
+        return;
+    t->trim &= ~bit;
+    if (BIO_get_mem_ptr(b, &bm) != 1 || bm == NULL || bm->max <= BIO_KEEP_MAX)
         return;
     BIO *fresh = new_mem_bio(is_read);
     if (fresh == NULL)
@@ -606,6 +613,8 @@ int cg_tls_handshake(struct cg_tls *t)
         if (!t->ctx->server && client_finish(t) != 0)
             return t->fatal_rc;
         t->done = 1;
+        t->trim = 3;
+        trim_bio(t, 1);
         return 0;
     }
     switch (SSL_get_error(t->ssl, r)) {
