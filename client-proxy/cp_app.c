@@ -242,11 +242,19 @@ static void refuse(struct cp_conn *c, int status, const char *error, const char 
     c->err_error = error;
     if (reason != c->err_reason)
         snprintf(c->err_reason, sizeof(c->err_reason), "%s", reason);
+    if (t != NULL && t == cp__front(c) && t->kind == X_FORWARD &&
+        (c->front_bytes || c->resp_started)) {
+        /* Its answer is already on its way: a status can no longer be given. */
+        cp__conn_close(c, "bad_request_body");
+        return;
+    }
     if (t != NULL && !t->complete) {
         /* Its head was taken: the part that went up makes the leg unusable after the answers
          * before it. */
-        if (t->kind == X_FORWARD)
+        if (t->kind == X_FORWARD) {
             c->q_forward--;
+            c->leg_tainted = 1;
+        }
         t->kind = X_ERROR;
     } else if (q_push(c, X_ERROR) == NULL) {
         cp__conn_close(c, "queue_full");

@@ -108,6 +108,7 @@ struct cp_conn {
     uint8_t retried;      /* the front exchange was sent again once already */
     uint8_t nonce_retry_done;
     uint8_t replay_ok;      /* replay holds every unanswered forwarded request whole */
+    uint8_t leg_tainted;    /* part of a refused request went up: the leg is never reused */
     uint64_t front_sent_ns; /* when the front request went up (or became the front) */
     uint64_t wait_since_ms; /* loop time it began waiting for a server refusing connections */
     struct cg_buf pending;  /* request bytes held until the leg is verified */

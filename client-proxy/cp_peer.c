@@ -146,7 +146,8 @@ static int poolable(const struct cp_conn *c)
     const struct cp_up *u = c->up;
     if (u == NULL || srv->pool_max == 0 || srv->stopping || srv->peer.pool_len >= srv->pool_max)
         return 0;
-    if (c->state == CP_PIPE || c->state == CP_UPGRADING || c->up_state != UP_READY || u->last)
+    if (c->state == CP_PIPE || c->state == CP_UPGRADING || c->up_state != UP_READY || u->last ||
+        c->leg_tainted)
         return 0;
     if (c->q_forward != 0 || c->pending.len != 0 || cg_http_parser_in_message(u->resp))
         return 0;

@@ -133,6 +133,8 @@ static int resp_on_complete(void *arg)
     if (c->resp_status >= 100 && c->resp_status < 200)
         return 0; /* the final response follows */
     cp_fwd_end(&c->to_app);
+    if (!cp__front(c)->complete)
+        c->up->last = 1; /* answered before its body ended: the rest of it goes nowhere */
     cp__count_status(c->srv, c->resp_status);
     cg_log_debug("request", "id=%llu status=%d from_app=%llu to_app=%llu",
                  (unsigned long long)c->id, c->resp_status, (unsigned long long)c->down.bytes_in,

@@ -8,13 +8,15 @@
   peer.py http-server PORT        HTTP/1.1 upstream with 204, 304 and HEAD answers
   peer.py stale-relay PORT TO     TCP relay that closes a connection reused after 3 s quiet
   peer.py bad-server PORT         HTTP/1.1 upstream whose answers to some paths are invalid
-  peer.py raw PORT HEXBYTES       sends the bytes, half-closes, prints what came back (repr)
+  peer.py raw PORT HEX [HEX2]     sends the bytes (HEX2 a second later), half-closes, prints
+                                  what came back (repr)
 """
 import hashlib
 import os
 import socket
 import sys
 import threading
+import time
 
 BANNER = bytes(range(256)) * 400  # every byte value, 100 KiB
 
@@ -181,7 +183,6 @@ def stale_relay(port, to_port):
     was quiet for 3 s, closes both sides instead: a server that closed an idle keep-alive
     connection just as the client reused it."""
     import select
-    import time
 
     def relay(a):
         b = socket.create_connection(("127.0.0.1", to_port))
@@ -232,9 +233,12 @@ def handle_bad(conn):
             conn.sendall(ans)
 
 
-def raw(port, hexbytes):
+def raw(port, hexbytes, later=None):
     s = socket.create_connection(("127.0.0.1", port), timeout=20)
     s.sendall(bytes.fromhex(hexbytes))
+    if later is not None:
+        time.sleep(1)
+        s.sendall(bytes.fromhex(later))
     s.shutdown(socket.SHUT_WR)
     try:
         out = recv_all(s)
@@ -260,7 +264,7 @@ def main():
     elif mode == "bad-server":
         serve(port, handle_bad)
     elif mode == "raw":
-        raw(port, sys.argv[3])
+        raw(port, sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
     else:
         sys.exit("unknown mode " + mode)
 

@@ -7,9 +7,15 @@
 source "$(dirname "$0")/lib.sh"
 PEER="$CG_SOURCE_DIR/tests/integration/peer.py"
 
-# raw PORT BYTES: sends BYTES (printf format) on one connection, prints the answer (repr).
+hex() { printf "$1" | od -An -v -tx1 | tr -d ' \n'; }
+# raw PORT BYTES [LATER]: sends BYTES (printf format) on one connection, LATER a second after,
+# and prints the answer (repr).
 raw() {
-    python3 "$PEER" raw "$1" "$(printf "$2" | od -An -v -tx1 | tr -d ' \n')"
+    if [ $# -gt 2 ]; then
+        python3 "$PEER" raw "$1" "$(hex "$2")" "$(hex "$3")"
+    else
+        python3 "$PEER" raw "$1" "$(hex "$2")"
+    fi
 }
 
 start_upstream
@@ -29,6 +35,17 @@ assert 0 == first < bad, (first, bad)
 assert b"AAAAA" in b[first:bad], "the POST's body is not in its answer"
 PY
 pass "pipelined answers in order, then the 400"
+
+# A request refused mid-body (a bad chunk size after its head went up): 400, and the attested
+# connection that carries half of it is never given to another request.
+# The head and a chunk go up over a verified leg; the bad chunk size comes a second later.
+out=$(raw "$CLI_PORT" 'POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n' 'ZZ\r\n')
+[[ "$out" == *"HTTP/1.1 400"* ]] || fail "bad chunk size mid-body: $out"
+for i in 1 2 3; do
+    body=$(curl -fsS --max-time 10 "http://127.0.0.1:$CLI_PORT/bytes/7") || fail "request $i after the half-sent one"
+    [ ${#body} = 7 ] || fail "request $i after the half-sent one answered ${#body} bytes"
+done
+pass "a request refused mid-body: 400, its attested connection not reused"
 
 # Bare LF: as a line end inside the head and as the blank line that ends it.
 for req in 'GET / HTTP/1.1\nHost: x\r\n\r\n' 'GET / HTTP/1.1\r\nHost: x\n\r\n' \
