@@ -249,7 +249,8 @@ static struct session *session_by_token(struct kb_broker *b, const struct kb_req
 
 static int tee_supported(const char *tee)
 {
-    return tee != NULL && (strcmp(tee, CG_KBC_TEE_SIM) == 0 || strcmp(tee, "snp") == 0);
+    return tee != NULL &&
+           (strcmp(tee, CG_KBC_TEE_SIM) == 0 || strcmp(tee, "snp") == 0 || strcmp(tee, "tdx") == 0);
 }
 
 static void handle_auth(struct kb_broker *b, const struct kb_request *rq, struct kb_response *rs)
@@ -271,7 +272,8 @@ static void handle_auth(struct kb_broker *b, const struct kb_request *rq, struct
         goto out;
     }
     if (!tee_supported(tee)) {
-        deny_msg(&d, 401, "rcar.tee", "snp or " CG_KBC_TEE_SIM " (the TEEs this broker verifies)",
+        deny_msg(&d, 401, "rcar.tee",
+                 "snp, tdx or " CG_KBC_TEE_SIM " (the TEEs this broker verifies)",
                  tee != NULL ? tee : "none");
         goto out;
     }
@@ -388,8 +390,8 @@ static void handle_attest(struct kb_broker *b, const struct kb_request *rq, stru
                  "device evidence");
         goto out;
     }
-    int rc = kb_evidence_decode(s->tee, json_object_get(te, "primary_evidence"), &s->ev, err,
-                                sizeof(err));
+    int rc = kb_evidence_decode(s->tee, json_object_get(te, "primary_evidence"),
+                                &b->c->tdx_collateral, &s->ev, err, sizeof(err));
     if (rc != 0) {
         deny_msg(&d, 401, "rcar.evidence", "evidence of the TEE named at auth", err);
         goto out;
@@ -421,7 +423,8 @@ static void handle_attest(struct kb_broker *b, const struct kb_request *rq, stru
         deny(&d, 401, &first);
         goto out;
     }
-    cg_hex(s->measurement, sizeof(s->measurement), att->snp.measurement, 48);
+    cg_hex(s->measurement, sizeof(s->measurement),
+           att->tag == CG_TAG_TDX ? att->tdx.mrtd : att->snp.measurement, 48);
     json_t *claims = json_pack(
         "{s:s,s:I,s:I,s:s,s:s,s:O,s:s,s:s,s:b}", "iss", "ccgate-kbs", "iat", (json_int_t)rq->now,
         "exp", (json_int_t)(rq->now + (time_t)b->c->token_lifetime_s), "jti", s->tag, "tee", s->tee,

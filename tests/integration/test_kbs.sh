@@ -22,10 +22,12 @@ cat >"$T/deny.json" <<JSON
 {"sim": {"allow": true, "root_sha256": "$root"}, "snp": {"measurements": ["$other"]}}
 JSON
 echo '{"snp": {}}' >"$T/snp.json"
+echo '{"tdx": {"allow_debug": true}}' >"$T/tdx.json"
 cat >"$T/kbs.json" <<JSON
 {"resources": {"models/key/tiny": {"file": "key.jwk", "policy": "allow.json"},
                "models/key/other": {"file": "key.jwk", "policy": "deny.json"},
-               "models/key/snp": {"file": "key.jwk", "policy": "snp.json"}},
+               "models/key/snp": {"file": "key.jwk", "policy": "snp.json"},
+               "models/key/tdx": {"file": "key.jwk", "policy": "tdx.json"}},
  "audit_log": "audit.log"}
 JSON
 port=$(free_port)
@@ -72,6 +74,15 @@ RCAR_TEE=snp RCAR_EVIDENCE_FILE=$CG_VECTORS/trustee/kbs/snp-evidence.json \
 [ "$(field "$T/snp.out" attest)" = 401 ] || fail "snp: $(cat "$T/snp.out")"
 field "$T/snp.out" attest_body.type | grep -q evidence.report_data || fail "snp: $(cat "$T/snp.out")"
 pass "Trustee-encoded SNP evidence: genuine, and refused for its binding (evidence.report_data)"
+
+# A genuine TDX quote in Trustee's encoding (no collateral configured): the quote's own
+# signature chain to Intel's root verifies, and the binding fails.
+"$PY" -c 'import base64,json,sys; print(json.dumps({"quote": base64.b64encode(open(sys.argv[1],"rb").read()).decode(), "cc_eventlog": None}))' \
+    "$CG_VECTORS/trustee/tdx/tdx_quote_6.dat" >"$T/tdx-evidence.json"
+RCAR_TEE=tdx RCAR_EVIDENCE_FILE=$T/tdx-evidence.json client models/key/tdx EC >"$T/tdx.out"
+[ "$(field "$T/tdx.out" attest)" = 401 ] || fail "tdx: $(cat "$T/tdx.out")"
+field "$T/tdx.out" attest_body.type | grep -q evidence.report_data || fail "tdx: $(cat "$T/tdx.out")"
+pass "Trustee-encoded TDX quote: genuine, and refused for its binding (evidence.report_data)"
 
 # Replays and reuse.
 RCAR_REPEAT=resource client models/key/tiny EC >"$T/reuse.out"
