@@ -41,6 +41,11 @@ deploy_down() {
     kill -KILL "$DOCKERD_PID" 2>/dev/null || true
     wait "$DOCKERD_PID" 2>/dev/null || true
     DOCKERD_PID=""
+    # dockerd leaves its default network namespace mounted in its exec root; innermost first.
+    local m
+    for m in $(awk -v d="$DEPLOY_DIR/dockerd/" 'index($2, d) == 1 {print $2}' /proc/mounts | tac); do
+        umount "$m" || true
+    done
 }
 
 base_image() {

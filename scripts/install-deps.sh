@@ -24,7 +24,8 @@ for arg in "$@"; do
         ;;
     --deploy)
         deploy=1
-        pkgs+=(docker.io docker-compose mmdebstrap lintian python3-yaml)
+        # apparmor: dockerd needs its parser where the kernel enforces AppArmor (Debian 12 does).
+        pkgs+=(docker.io docker-compose apparmor mmdebstrap lintian python3-yaml)
         # Node.js and npm from Debian, unless the machine has them another way (NodeSource).
         command -v node >/dev/null || pkgs+=(nodejs)
         command -v npm >/dev/null || pkgs+=(npm)

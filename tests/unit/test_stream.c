@@ -357,7 +357,7 @@ static void test_write_and_shutdown_errors_reach_owner(void **state)
         pair_open(p, 1);
         cg_stream_read_stop(&p->client);
         assert_int_equal(uv_tcp_close_reset(&p->server.h.tcp, on_reset_closed), 0);
-        p->server.closing = 1;
+        p->server.closing = p->server.closed = 1; /* closed by hand above */
         run_for(p, 50); /* the RST arrives */
         int rc =
             use_shutdown ? cg_stream_shutdown(&p->client) : cg_stream_write(&p->client, "late", 4);
@@ -436,7 +436,7 @@ static void test_peer_reset(void **state)
     assert_non_null(p);
     pair_open(p, 1);
     assert_int_equal(uv_tcp_close_reset(&p->server.h.tcp, on_reset_closed), 0);
-    p->server.closing = 1;
+    p->server.closing = p->server.closed = 1; /* closed by hand above */
     run_until(p, client_failed, 5000);
     assert_int_equal(p->c.last_err, UV_ECONNRESET);
     assert_int_equal(p->c.eofs, 0);
