@@ -326,8 +326,9 @@ static void handle_auth(struct kb_broker *b, const struct kb_request *rq, struct
         (void)cg_buf_printf(&rs->body, "{\"type\":\"ccgate-kbs/audit.write\"}");
         goto out;
     }
-    snprintf(rs->set_cookie, sizeof(rs->set_cookie), "%s=%s; Path=/kbs/v0; HttpOnly; Max-Age=%u",
-             CG_KBC_SESSION_COOKIE, s->id, b->c->session_timeout_s);
+    snprintf(rs->set_cookie, sizeof(rs->set_cookie), "%s=%s; Path=/kbs/v0; HttpOnly; Max-Age=%u%s",
+             CG_KBC_SESSION_COOKIE, s->id, b->c->session_timeout_s,
+             b->c->tls_cert != NULL ? "; Secure" : "");
     respond_json(rs, 200,
                  json_pack("{s:s,s:{s:s}}", "nonce", s->nonce, "extra-params",
                            "selected-hash-algorithm", s->alg));

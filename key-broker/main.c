@@ -18,7 +18,8 @@
 
 static struct cg_opt opts[] = {
     {"listen", "ADDR:PORT", "where to answer (plain HTTP only on loopback)", NULL, NULL, NULL},
-    {"config", "FILE", "the broker's JSON config: resources, audit_log, tls_cert, tls_key", NULL,
+    {"config", "FILE",
+     "the broker's JSON config: resources, audit_log, tls_cert, tls_key, tdx_collateral", NULL,
      NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
     {"help", NULL, "print this help and exit", NULL, NULL, NULL},
