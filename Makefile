@@ -3,8 +3,8 @@ JOBS ?= $(shell nproc)
 RELEASE := build/release
 ASAN := build/asan
 
-.PHONY: all deps build build-asan test fuzz demo demo-once bench bench-quick bench-build clean \
-	package test-deploy demo-compose
+.PHONY: all deps build build-asan test fuzz demo demo-once bench bench-quick bench-build bench-worker \
+	clean package test-deploy demo-compose
 
 all: build
 
@@ -67,6 +67,11 @@ test-deploy: package
 demo-compose:
 	@bash scripts/install-deps.sh --deploy
 	bash scripts/demo-compose.sh
+
+# ccgate-worker beside llama.cpp on the CPU, same GGUF files (bench/llama-compare/README.md):
+# prints the RATIO worker_cpu_{decode,prefill}_vs_llamacpp lines; a few minutes here.
+bench-worker: bench-build
+	bash bench/llama-compare/run.sh --out bench/results/$$(date -u +%Y-%m-%d)-llama-compare-$$(hostname -s).txt
 
 clean:
 	rm -rf build

@@ -168,12 +168,15 @@ static int speed(const struct shape *s, uint32_t type, double bw, int quick)
     want[0] = 1;
     pos[0] = PRE;
     rc |= b->forward(b, &one, lg);
+    uint64_t cb0, cb1, c0 = gb_cuda_copies(b, &cb0);
     t0 = now();
     for (int i = 0; i < steps1; i++) {
         pos[0] = PRE + 1 + i;
         rc |= b->forward(b, &one, lg);
     }
     double t1 = (now() - t0) / steps1;
+    double copies1 = (double)(gb_cuda_copies(b, &cb1) - c0) / steps1;
+    double copy_bytes1 = (double)(cb1 - cb0) / steps1;
     /* batch 32: 32 sequences decoding together */
     for (int i = 0; i < B; i++)
         seq[i] = i, want[i] = 1, tok[i] = (i * 31) % (int)hp.n_vocab, pos[i] = 0;
@@ -201,6 +204,11 @@ static int speed(const struct shape *s, uint32_t type, double bw, int quick)
            s->name, gb_type_name(type), ok ? "PASS" : "MISS", wb / 1e9, setup, PRE / tpre,
            tpre * 1e3, tps1, gbs, ratio * 100, bw, tps32, tps32 / tps1,
            type == GB_F16 ? "" : " on F16 copies of the weights");
+    printf("crossings %-16s %-5s %.1f host<->device copies per batch-1 token, %.0f bytes "
+           "(target: one small copy)\n",
+           s->name, gb_type_name(type), copies1, copy_bytes1);
+    printf("METRIC worker_gpu_decode_b1_bw_pct %.1f model=%s type=%s\n", ratio * 100, s->name,
+           gb_type_name(type));
     fflush(stdout);
     return ok;
 }

@@ -48,7 +48,7 @@ struct cp_stats {
     uint64_t response_timeouts; /* 504 */
     uint64_t pool_reused;       /* attested connections taken from the pool */
     uint64_t pool_dropped;      /* pooled connections closed (idle, server closed, stale) */
-    uint64_t retries;           /* requests sent again after a reused leg died unanswered */
+    uint64_t retries;           /* requests sent again after their leg died unanswered */
     double handshake_seconds_sum;
     struct cp_hist response_latency;     /* request sent -> response head from the server */
     struct cp_hist verification_latency; /* connect -> handshake done, with fresh evidence */
@@ -57,6 +57,29 @@ struct cp_stats {
         char check[64];
         uint64_t count;
     } failed_checks[CP_MAX_CHECKS];
+};
+
+/*
+ * The attested server of a forward: where it is, how its evidence is appraised, the pool of
+ * idle verified connections to it, the gate (one handshake with a nonce at a time, or one
+ * probe while it is unreachable, which the other connections wait for) and the last failed
+ * appraisal. A later step gives a forward several of these.
+ */
+struct cp_peer {
+    struct cg_addr addr;
+    struct cp_fresh fresh; /* the attested channel's TLS context and what it trusts */
+    struct cp_up *pool;    /* most recently used first */
+    size_t pool_len;
+    unsigned pool_gen;      /* bumped on a key change, failure or policy reload: older ones go */
+    unsigned gate_inflight; /* probing handshakes in flight (0 or 1) */
+    struct cp_conn *gate_head, *gate_tail; /* connections waiting for the probe's verdict */
+    unsigned down_ms;       /* the server refused connections: backoff before the next probe */
+    int down_err;           /* the last connect error while down */
+    uv_timer_t sweep_timer; /* closes pooled connections idle too long */
+    uv_timer_t gate_timer;  /* releases waiting connections; the next probe's backoff */
+    int failed;             /* the last appraisal failed; cleared by the next that passes */
+    struct cg_verdict last_failure;
+    time_t last_failure_at;
 };
 
 /*
@@ -69,35 +92,28 @@ struct cp_stats {
 struct cp_server {
     uv_loop_t *loop;
     struct cg_addr listen_addr;
-    struct cg_addr server_addr;
     const struct cg_policy *policy;
-    struct cp_fresh fresh; /* the attested channel's TLS context and what it trusts */
+    struct cp_peer peer;
     struct cg_http_limits limits;
     unsigned handshake_timeout_ms;
+    unsigned server_wait_ms; /* how long a request waits for a server refusing connections */
     unsigned idle_timeout_ms;
     unsigned header_timeout_ms;   /* request head complete within this, else 408 */
     unsigned response_timeout_ms; /* response head within this after the request, else 504 */
     unsigned max_conns;
-    int tcp_mode; /* raw byte pipe (ALPN ccgate-tcp) instead of HTTP */
+    int tcp_mode;          /* raw byte pipe (ALPN ccgate-tcp) instead of HTTP */
     unsigned pool_max;     /* idle attested connections kept for reuse (HTTP mode); 0 = none */
     unsigned pool_idle_ms; /* a pooled connection unused this long is closed */
-    struct cp_up *pool;    /* most recently used first */
-    size_t pool_len;
-    unsigned pool_gen; /* bumped on a key change, failure or policy reload: older ones go */
-    uv_timer_t pool_timer;
     union {
         uv_handle_t handle;
         uv_stream_t stream;
         uv_tcp_t tcp;
     } listener;
     struct cp_conn *conns;
-    unsigned gate_inflight; /* attested handshakes with a nonce in flight */
-    struct cp_conn *gate_head, *gate_tail; /* connections waiting for their verdict */
+    unsigned freed_since_trim; /* connections and legs freed since memory went back last */
     int stopping;
     int idle_notified;
     void (*on_idle)(struct cp_server *s);
-    struct cg_verdict last_failure;
-    time_t last_failure_at;
     struct cp_stats stats;
 };
 
@@ -118,10 +134,13 @@ void cp_server_set_policy(struct cp_server *s, const struct cg_policy *policy);
 /* Closes every live connection now. */
 void cp_server_abort(struct cp_server *s);
 
-/* Ready: a server key verified within the policy's max_age_s. */
-int cp_server_ready(const struct cp_server *s, time_t now);
+/* Ready: a server key verified within the policy's max_age_s and no failed appraisal since.
+ * When not ready and why is non-NULL, writes the reason there (one line). */
+int cp_server_ready(const struct cp_server *s, time_t now, struct cg_buf *why);
 
-/* Writes the /.well-known/ccgate/verification JSON; returns the HTTP status (200 or 503). */
+/* Writes the /.well-known/ccgate/verification JSON; returns the HTTP status: 200 when
+ * verified, 503 (verified false, with the last failure) when never verified or when the last
+ * appraisal failed. */
 int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out);
 
 #endif

@@ -23,16 +23,18 @@ static struct cg_opt opts[] = {
     {"log-level", "error|warn|info|debug",
      "lowest level logged; info (production) has no line per request or connection", "info", NULL,
      NULL},
-    {"mode", "http|tcp", "http: HTTP/1.1 proxy; tcp: raw byte pipe (ALPN ccgate-tcp)", "http",
-     NULL, NULL},
+    {"mode", "http|tcp", "http: HTTP/1.1 proxy; tcp: raw byte pipe (ALPN ccgate-tcp)", "http", NULL,
+     NULL},
     {"handshake-timeout-ms", "N", "limit for connect + attested handshake", "10000", NULL, NULL},
+    {"server-wait-ms", "N",
+     "how long a request waits for a server refusing connections (502 after)", "3000", NULL, NULL},
     {"idle-timeout-s", "N", "close idle app connections after this", "60", NULL, NULL},
     {"header-timeout-s", "N", "time for a request head once begun (408 after)", "30", NULL, NULL},
     {"response-timeout-s", "N", "time for a response head after the request (504 after)", "300",
      NULL, NULL},
     {"max-connections", "N", "most concurrent app connections", "4096", NULL, NULL},
-    {"pool-max", "N", "idle attested connections kept for reuse, 0 = none (HTTP mode)", "64",
-     NULL, NULL},
+    {"pool-max", "N", "idle attested connections kept for reuse, 0 = none (HTTP mode)", "64", NULL,
+     NULL},
     {"pool-idle-timeout-s", "N", "close a pooled connection unused this long", "30", NULL, NULL},
     {"max-header-bytes", "N", "request line + headers limit (431 above)", "32768", NULL, NULL},
     {"max-headers", "N", "header count limit (431 above)", "100", NULL, NULL},
@@ -73,10 +75,8 @@ static int readyz(void *arg, struct cg_buf *out)
         (void)cg_buf_printf(out, "draining\n");
         return 503;
     }
-    if (!cp_server_ready(&a->server, time(NULL))) {
-        (void)cg_buf_printf(out, "not ready: no server verified within max_age_s\n");
+    if (!cp_server_ready(&a->server, time(NULL), out))
         return 503;
-    }
     (void)cg_buf_printf(out, "ready\n");
     return 200;
 }
@@ -108,12 +108,16 @@ static int metrics(void *arg, struct cg_buf *out)
         "# HELP ccgate_client_connections_total App connections accepted.\n"
         "# TYPE ccgate_client_connections_total counter\n"
         "ccgate_client_connections_total %llu\n"
+        "# HELP ccgate_client_connections_active App connections open now.\n"
         "# TYPE ccgate_client_connections_active gauge\n"
         "ccgate_client_connections_active %llu\n"
+        "# HELP ccgate_client_requests_total App requests forwarded to the server.\n"
         "# TYPE ccgate_client_requests_total counter\n"
         "ccgate_client_requests_total %llu\n"
+        "# HELP ccgate_client_local_requests_total App requests answered by the client itself.\n"
         "# TYPE ccgate_client_local_requests_total counter\n"
         "ccgate_client_local_requests_total %llu\n"
+        "# HELP ccgate_client_responses_total Responses to the app, by status class.\n"
         "# TYPE ccgate_client_responses_total counter\n",
         (unsigned long long)s->conns_total, (unsigned long long)s->conns_active,
         (unsigned long long)s->requests_total, (unsigned long long)s->local_requests);
@@ -122,6 +126,7 @@ static int metrics(void *arg, struct cg_buf *out)
                             (unsigned long long)s->responses_by_class[i]);
     (void)cg_buf_printf(
         out,
+        "# HELP ccgate_client_bytes_total Bytes from and to apps, added when a connection closes.\n"
         "# TYPE ccgate_client_bytes_total counter\n"
         "ccgate_client_bytes_total{direction=\"from_app\"} %llu\n"
         "ccgate_client_bytes_total{direction=\"to_app\"} %llu\n"
@@ -132,26 +137,33 @@ static int metrics(void *arg, struct cg_buf *out)
         "evidence.\n"
         "# TYPE ccgate_client_handshakes_with_nonce_total counter\n"
         "ccgate_client_handshakes_with_nonce_total %llu\n"
-        "# TYPE ccgate_client_handshake_seconds_sum counter\n"
-        "ccgate_client_handshake_seconds_sum %.6f\n"
+        "# HELP ccgate_client_handshake_seconds_total Time spent in attested handshakes.\n"
+        "# TYPE ccgate_client_handshake_seconds_total counter\n"
+        "ccgate_client_handshake_seconds_total %.6f\n"
+        "# HELP ccgate_client_key_changes_total Times the server's verified key changed.\n"
         "# TYPE ccgate_client_key_changes_total counter\n"
         "ccgate_client_key_changes_total %llu\n"
+        "# HELP ccgate_client_server_unreachable_total Connections to the server that failed.\n"
         "# TYPE ccgate_client_server_unreachable_total counter\n"
         "ccgate_client_server_unreachable_total %llu\n"
         "# HELP ccgate_client_connections_refused_total App connections over max-connections "
         "(503).\n"
         "# TYPE ccgate_client_connections_refused_total counter\n"
         "ccgate_client_connections_refused_total %llu\n"
+        "# HELP ccgate_client_response_timeouts_total Responses that did not begin in time (504).\n"
         "# TYPE ccgate_client_response_timeouts_total counter\n"
         "ccgate_client_response_timeouts_total %llu\n"
         "# HELP ccgate_client_pool_connections Idle attested connections in the pool.\n"
         "# TYPE ccgate_client_pool_connections gauge\n"
         "ccgate_client_pool_connections %zu\n"
+        "# HELP ccgate_client_pool_reused_total Requests sent on a pooled attested connection.\n"
         "# TYPE ccgate_client_pool_reused_total counter\n"
         "ccgate_client_pool_reused_total %llu\n"
+        "# HELP ccgate_client_pool_dropped_total Pooled connections closed unused.\n"
         "# TYPE ccgate_client_pool_dropped_total counter\n"
         "ccgate_client_pool_dropped_total %llu\n"
-        "# HELP ccgate_client_retries_total Requests sent again after a reused connection died.\n"
+        "# HELP ccgate_client_retries_total Requests sent again after their connection died "
+        "unanswered.\n"
         "# TYPE ccgate_client_retries_total counter\n"
         "ccgate_client_retries_total %llu\n"
         "# HELP ccgate_attestation_verifications_total Evidence appraisals by result.\n"
@@ -161,21 +173,21 @@ static int metrics(void *arg, struct cg_buf *out)
         (unsigned long long)s->handshakes, (unsigned long long)s->handshakes_with_nonce,
         s->handshake_seconds_sum, (unsigned long long)s->key_changes,
         (unsigned long long)s->server_unreachable, (unsigned long long)s->conns_refused,
-        (unsigned long long)s->response_timeouts, a->server.pool_len,
+        (unsigned long long)s->response_timeouts, a->server.peer.pool_len,
         (unsigned long long)s->pool_reused, (unsigned long long)s->pool_dropped,
-        (unsigned long long)s->retries,
-        (unsigned long long)s->verify_ok);
+        (unsigned long long)s->retries, (unsigned long long)s->verify_ok);
     for (size_t i = 0; i < s->n_checks; i++)
         (void)cg_buf_printf(out,
                             "ccgate_attestation_verifications_total{result=\"failed\","
                             "check=\"%s\"} %llu\n",
                             s->failed_checks[i].check,
                             (unsigned long long)s->failed_checks[i].count);
-    (void)cg_buf_printf(out, "# TYPE ccgate_client_ready gauge\nccgate_client_ready %d\n",
-                        cp_server_ready(&a->server, time(NULL)));
+    (void)cg_buf_printf(out,
+                        "# HELP ccgate_client_ready 1 when /readyz answers 200.\n"
+                        "# TYPE ccgate_client_ready gauge\nccgate_client_ready %d\n",
+                        cp_server_ready(&a->server, time(NULL), NULL));
     write_hist(out, "ccgate_client_upstream_response_seconds",
-               "From the request sent to the response head from the server.",
-               &s->response_latency);
+               "From the request sent to the response head from the server.", &s->response_latency);
     write_hist(out, "ccgate_attestation_verification_seconds",
                "Connect to verified handshake, for handshakes with fresh evidence.",
                &s->verification_latency);
@@ -218,8 +230,7 @@ static void on_drain(struct cg_signals *sg, int signum)
 {
     struct app *a = sg->data;
     (void)signum;
-    cg_log_info("shutdown.client", "active=%llu",
-                (unsigned long long)a->server.stats.conns_active);
+    cg_log_info("shutdown.client", "active=%llu", (unsigned long long)a->server.stats.conns_active);
     cg_admin_close(a->admin);
     a->admin = NULL;
     cp_server_stop(&a->server);
@@ -247,7 +258,7 @@ int main(int argc, char **argv)
                     "addr=%s err=\"the app listener speaks plain HTTP: whoever reaches it reads "
                     "and sends requests in clear; use 127.0.0.1 unless that network is trusted\"",
                     srv->listen_addr.text);
-    if (cg_addr_parse(opt("server"), 0, &srv->server_addr, err, sizeof(err)) < 0)
+    if (cg_addr_parse(opt("server"), 0, &srv->peer.addr, err, sizeof(err)) < 0)
         cg_fatal("--server: %s", err);
     if (strcmp(opt("mode"), "tcp") == 0)
         srv->tcp_mode = 1;
@@ -258,6 +269,7 @@ int main(int argc, char **argv)
         cg_fatal("--policy %s: %s", opt("policy"), err);
     srv->policy = a.policy;
     srv->handshake_timeout_ms = (unsigned)opt_uint("handshake-timeout-ms", 100, 600000);
+    srv->server_wait_ms = (unsigned)opt_uint("server-wait-ms", 0, 600000);
     srv->idle_timeout_ms = (unsigned)opt_uint("idle-timeout-s", 1, 86400) * 1000;
     srv->max_conns = (unsigned)opt_uint("max-connections", 1, 1000000);
     srv->pool_max = (unsigned)opt_uint("pool-max", 0, 100000);
@@ -273,8 +285,8 @@ int main(int argc, char **argv)
         cg_fatal("--admin: %s", err);
 
     signal(SIGPIPE, SIG_IGN);
-    if (cp_fresh_init(&srv->fresh, srv->tcp_mode ? CG_ALPN_TCP : CG_ALPN_HTTP,
-                      srv->server_addr.text, a.policy) < 0)
+    if (cp_fresh_init(&srv->peer.fresh, srv->tcp_mode ? CG_ALPN_TCP : CG_ALPN_HTTP,
+                      srv->peer.addr.text, a.policy) < 0)
         cg_fatal("TLS context setup failed");
     srv->on_idle = on_idle;
     int rc = cp_server_start(srv);
@@ -301,11 +313,11 @@ int main(int argc, char **argv)
     char digest[65];
     cg_hex(digest, sizeof(digest), a.policy->digest, sizeof(a.policy->digest));
     cg_log_info("listening", "addr=%s server=%s mode=%s policy=%s policy_sha256=%s admin=%s",
-                srv->listen_addr.text, srv->server_addr.text, opt("mode"), opt("policy"), digest,
+                srv->listen_addr.text, srv->peer.addr.text, opt("mode"), opt("policy"), digest,
                 opt("admin") ? opt("admin") : "-");
 
     uv_run(a.loop, UV_RUN_DEFAULT);
-    cp_fresh_free(&srv->fresh);
+    cp_fresh_free(&srv->peer.fresh);
     (void)uv_loop_close(a.loop);
     cg_opts_free(opts, N_OPTS);
     cg_log_info("stopped", "clean=1");

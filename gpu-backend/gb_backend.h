@@ -56,6 +56,12 @@ int gb_cuda_new_synthetic(const struct gb_hparams *hp, uint32_t wtype, int n_slo
 /* Bytes of weight matrices a CUDA backend holds (what one decode step reads); 0 for others. */
 uint64_t gb_cuda_weight_bytes(const struct gb_backend *b);
 
+/*
+ * Host<->device copies a CUDA backend's forward() has made so far (each one a crossing that
+ * confidential computing makes expensive), their bytes in *bytes; 0 for others.
+ */
+uint64_t gb_cuda_copies(const struct gb_backend *b, uint64_t *bytes);
+
 /* Measured read bandwidth of GPU memory in GB/s (a streaming read kernel); < 0 on error. */
 double gb_cuda_read_bandwidth(char *err, size_t errlen);
 

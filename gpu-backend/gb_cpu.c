@@ -1,5 +1,6 @@
 #include "gb_backend.h"
 #include "gb_gguf.h"
+#include "gb_kern.h"
 #include "gb_model.h"
 #include "gb_quant.h"
 
@@ -8,20 +9,34 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* A fixed set of workers that run one job at a time; the caller is worker 0. */
+/*
+ * A fixed set of workers that run one job at a time; the caller is worker 0. Jobs hand out
+ * their work in small tasks from an atomic counter, so a worker may join late or not at
+ * all: the caller never waits for a worker that has not started (on a busy machine it may
+ * be descheduled for milliseconds), only for those inside the job. Workers spin briefly
+ * between jobs (a decode step runs a few hundred jobs of tens of microseconds), then sleep
+ * on the condition variable so that an idle worker costs no CPU.
+ */
+#define POOL_SPIN 20000 /* polls before sleeping: on the order of a millisecond */
+#define POOL_CLOSED (1ull << 31)
+#define POOL_COUNT 0x7fffffffull
+
 struct pool {
     int n;
     pthread_t *th;
     pthread_mutex_t mu;
-    pthread_cond_t start, done;
-    uint64_t gen;
-    int running, quit;
+    pthread_cond_t start;
+    atomic_uint gen;        /* the current job's number */
+    _Atomic uint64_t state; /* job number << 32 | POOL_CLOSED | workers inside the job */
+    atomic_int sleepers;    /* workers waiting on start */
+    atomic_int quit;
     void (*fn)(void *arg, int worker);
     void *arg;
 };
@@ -31,27 +46,50 @@ struct worker_arg {
     int idx;
 };
 
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Enters job g unless the caller has closed it (or moved on); then fn and arg are g's. */
+static int pool_enter(struct pool *p, unsigned g)
+{
+    uint64_t s = atomic_load(&p->state);
+    while ((unsigned)(s >> 32) == g && !(s & POOL_CLOSED))
+        if (atomic_compare_exchange_weak(&p->state, &s, s + 1))
+            return 1;
+    return 0;
+}
+
 static void *worker_main(void *a)
 {
     struct worker_arg *wa = a;
     struct pool *p = wa->p;
     int idx = wa->idx;
-    uint64_t seen = 0;
+    unsigned seen = 0;
     free(wa);
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (p->gen == seen && !p->quit)
-            pthread_cond_wait(&p->start, &p->mu);
-        if (p->quit)
+        for (int i = 0; i < POOL_SPIN && atomic_load(&p->gen) == seen && !atomic_load(&p->quit);
+             i++)
+            cpu_relax();
+        if (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) {
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit))
+                pthread_cond_wait(&p->start, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->quit))
             break;
-        seen = p->gen;
-        pthread_mutex_unlock(&p->mu);
-        p->fn(p->arg, idx);
-        pthread_mutex_lock(&p->mu);
-        if (--p->running == 0)
-            pthread_cond_signal(&p->done);
+        seen = atomic_load(&p->gen);
+        if (pool_enter(p, seen)) {
+            p->fn(p->arg, idx);
+            atomic_fetch_sub(&p->state, 1);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -61,24 +99,30 @@ static void pool_run(struct pool *p, void (*fn)(void *, int), void *arg)
         fn(arg, 0);
         return;
     }
-    pthread_mutex_lock(&p->mu);
+    unsigned g = atomic_load(&p->gen) + 1;
     p->fn = fn;
     p->arg = arg;
-    p->running = p->n - 1;
-    p->gen++;
-    pthread_cond_broadcast(&p->start);
-    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->state, (uint64_t)g << 32);
+    atomic_store(&p->gen, g); /* publishes fn, arg and state (sequentially consistent) */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->start);
+        pthread_mutex_unlock(&p->mu);
+    }
     fn(arg, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->running > 0)
-        pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    atomic_fetch_or(&p->state, POOL_CLOSED);
+    for (unsigned i = 0; atomic_load(&p->state) & POOL_COUNT; i++) {
+        if (i < POOL_SPIN)
+            cpu_relax();
+        else
+            sched_yield(); /* a worker inside the job was descheduled: let it run */
+    }
 }
 
 static void pool_stop(struct pool *p)
 {
     pthread_mutex_lock(&p->mu);
-    p->quit = 1;
+    atomic_store(&p->quit, 1);
     pthread_cond_broadcast(&p->start);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n; i++)
@@ -86,7 +130,6 @@ static void pool_stop(struct pool *p)
     free(p->th);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->start);
-    pthread_cond_destroy(&p->done);
 }
 
 static int pool_start(struct pool *p, int n)
@@ -95,7 +138,10 @@ static int pool_start(struct pool *p, int n)
     p->n = 1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->start, NULL);
-    pthread_cond_init(&p->done, NULL);
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->state, 0);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->quit, 0);
     p->th = calloc((size_t)n, sizeof(pthread_t));
     if (p->th == NULL)
         return -ENOMEM;
@@ -121,9 +167,12 @@ struct cpu {
     float *kc, *vc; /* [slot][layer][ctx][kvd] */
     /* per-step scratch, sized for max_tokens */
     float *x, *xn, *q, *k, *v, *att, *o, *g, *u, *rope;
-    float *wrow;   /* per worker: one dequantised row */
+    float *wrow;   /* per worker: one dequantised row (types without a kernel) */
     float *scores; /* per worker: n_ctx attention scores */
     size_t wrow_len;
+    uint8_t *xa;   /* the step's activations quantised to 8 bits (gb_kern.h) */
+    int quant_act; /* the model has Q8_0 or Q4_0 matrices */
+    enum gb_isa isa;
 };
 
 static size_t kv_index(const struct cpu *c, int slot, uint32_t layer, int pos)
@@ -135,46 +184,107 @@ static size_t kv_index(const struct cpu *c, int slot, uint32_t layer, int pos)
 
 /* ---- y[t][r] = W[r] . x[t] for n tokens, rows split among workers ---- */
 
+/* The input of a product: n tokens of F32, and of 8-bit blocks when the model needs them. */
+struct act {
+    const float *f;
+    const uint8_t *q; /* NULL when the model has no Q8_0 or Q4_0 matrix */
+    size_t q_stride;  /* bytes per token */
+};
+
+/* Quantises x once for all the products that read it (Q, K and V; gate and up). */
+static struct act prep(struct cpu *c, const float *x, int n, size_t n_in)
+{
+    struct act a = {.f = x};
+    if (c->quant_act) {
+        a.q = c->xa;
+        a.q_stride = gb_act_bytes(n_in);
+        for (int t = 0; t < n; t++)
+            gb_act_quant(x + (size_t)t * n_in, n_in, c->xa + (size_t)t * a.q_stride);
+    }
+    return a;
+}
+
+#define MM_CHUNK 16 /* rows per task */
+#define MM_MAX 3    /* matrices per job (Q, K, V share their input) */
+
 struct mm_job {
     struct cpu *c;
-    const struct gb_wt *w;
-    const float *x;
-    int n;
-    float *y;
+    const struct act *a;
+    int n, n_mat;
+    const struct gb_wt *w[MM_MAX];
+    gb_rowdot_fn fn[MM_MAX]; /* NULL: dequantise the row, F32 dot products */
+    float *y[MM_MAX];
+    unsigned chunks[MM_MAX + 1]; /* prefix sums of each matrix's chunk count */
     atomic_uint next;
 };
 
-#define MM_CHUNK 16
+static void mm_rows(struct mm_job *j, int k, uint64_t r0, uint64_t r1, float *tmp)
+{
+    const struct gb_wt *w = j->w[k];
+    float *y = j->y[k];
+    size_t n_in = w->n_in;
+    gb_rowdot_fn fn = j->fn[k];
+    const uint8_t *base = w->data;
+    if (fn != NULL) {
+        const uint8_t *x = w->type == GB_F16 ? (const uint8_t *)j->a->f : j->a->q;
+        size_t xs = w->type == GB_F16 ? n_in * sizeof(float) : j->a->q_stride;
+        /* GB_KERN_NT tokens at a time over the chunk's rows: each row is read once per group
+         * (from cache after the first), each group's activations once per chunk */
+        for (int t0 = 0; t0 < j->n; t0 += GB_KERN_NT) {
+            int nt = j->n - t0 < GB_KERN_NT ? j->n - t0 : GB_KERN_NT;
+            for (uint64_t r = r0; r < r1; r++)
+                fn(base + r * w->row_bytes, x + (size_t)t0 * xs, xs, nt, n_in,
+                   y + (size_t)t0 * w->n_out + r, w->n_out);
+        }
+        return;
+    }
+    for (uint64_t r = r0; r < r1; r++) {
+        const uint8_t *row = base + r * w->row_bytes;
+        const float *wr = (const float *)(const void *)row;
+        if (w->type != GB_F32) {
+            gb_dequant_row(w->type, row, tmp, n_in);
+            wr = tmp;
+        }
+        for (int t = 0; t < j->n; t++)
+            y[(size_t)t * w->n_out + r] = gb_dot(wr, j->a->f + (size_t)t * n_in, n_in);
+    }
+}
 
 static void mm_work(void *arg, int worker)
 {
     struct mm_job *j = arg;
-    const struct gb_wt *w = j->w;
     float *tmp = j->c->wrow + (size_t)worker * j->c->wrow_len;
-    size_t n_in = w->n_in;
     for (;;) {
-        uint64_t r0 = (uint64_t)atomic_fetch_add(&j->next, MM_CHUNK);
-        if (r0 >= w->n_out)
+        unsigned task = atomic_fetch_add(&j->next, 1);
+        if (task >= j->chunks[j->n_mat])
             break;
-        uint64_t r1 = r0 + MM_CHUNK < w->n_out ? r0 + MM_CHUNK : w->n_out;
-        for (uint64_t r = r0; r < r1; r++) {
-            const uint8_t *row = (const uint8_t *)w->data + r * w->row_bytes;
-            const float *wr = (const float *)(const void *)row;
-            if (w->type != GB_F32) {
-                gb_dequant_row(w->type, row, tmp, n_in);
-                wr = tmp;
-            }
-            for (int t = 0; t < j->n; t++)
-                j->y[(size_t)t * w->n_out + r] = gb_dot(wr, j->x + (size_t)t * n_in, n_in);
-        }
+        int k = 0;
+        while (task >= j->chunks[k + 1])
+            k++;
+        uint64_t r0 = (uint64_t)(task - j->chunks[k]) * MM_CHUNK;
+        uint64_t r1 = r0 + MM_CHUNK < j->w[k]->n_out ? r0 + MM_CHUNK : j->w[k]->n_out;
+        mm_rows(j, k, r0, r1, tmp);
     }
 }
 
-static void matmul(struct cpu *c, const struct gb_wt *w, const float *x, int n, float *y)
+/* y_k = W_k x for up to MM_MAX matrices of the same input, in one job. */
+static void matmul(struct cpu *c, const struct act *a, int n, int n_mat,
+                   const struct gb_wt *const *w, float *const *y)
 {
-    struct mm_job j = {.c = c, .w = w, .x = x, .n = n, .y = y};
+    struct mm_job j = {.c = c, .a = a, .n = n, .n_mat = n_mat};
+    for (int k = 0; k < n_mat; k++) {
+        j.w[k] = w[k];
+        j.y[k] = y[k];
+        j.fn[k] = gb_kern_rowdot(c->isa, w[k]->type);
+        j.chunks[k + 1] = j.chunks[k] + (unsigned)((w[k]->n_out + MM_CHUNK - 1) / MM_CHUNK);
+    }
     atomic_init(&j.next, 0);
     pool_run(&c->pool, mm_work, &j);
+}
+
+static void matmul1(struct cpu *c, const struct act *a, int n, const struct gb_wt *w, float *y)
+{
+    matmul(c, a, n, 1, &w, &y);
 }
 
 /* ---- attention: one task per (token, head) ---- */
@@ -280,9 +390,10 @@ static int cpu_forward(struct gb_backend *b, const struct gb_batch *bt, float *l
         const struct gb_layer *L = &m->layers[l];
         for (int t = 0; t < n; t++)
             rmsnorm(c->x + (size_t)t * dim, L->attn_norm, c->xn + (size_t)t * dim, dim, hp->eps);
-        matmul(c, &L->wq, c->xn, n, c->q);
-        matmul(c, &L->wk, c->xn, n, c->k);
-        matmul(c, &L->wv, c->xn, n, c->v);
+        struct act a = prep(c, c->xn, n, dim);
+        const struct gb_wt *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        float *qkv_out[3] = {c->q, c->k, c->v};
+        matmul(c, &a, n, 3, qkv, qkv_out);
         for (int t = 0; t < n; t++) {
             float *q = c->q + (size_t)t * dim, *k = c->k + (size_t)t * kvd;
             float *v = c->v + (size_t)t * kvd;
@@ -301,18 +412,22 @@ static int cpu_forward(struct gb_backend *b, const struct gb_batch *bt, float *l
         struct att_job aj = {.c = c, .bt = bt, .layer = l};
         atomic_init(&aj.next, 0);
         pool_run(&c->pool, att_work, &aj);
-        matmul(c, &L->wo, c->att, n, c->o);
+        a = prep(c, c->att, n, dim);
+        matmul1(c, &a, n, &L->wo, c->o);
         for (size_t i = 0; i < (size_t)n * dim; i++)
             c->x[i] += c->o[i];
         for (int t = 0; t < n; t++)
             rmsnorm(c->x + (size_t)t * dim, L->ffn_norm, c->xn + (size_t)t * dim, dim, hp->eps);
-        matmul(c, &L->w_gate, c->xn, n, c->g);
-        matmul(c, &L->w_up, c->xn, n, c->u);
+        a = prep(c, c->xn, n, dim);
+        const struct gb_wt *gu[2] = {&L->w_gate, &L->w_up};
+        float *gu_out[2] = {c->g, c->u};
+        matmul(c, &a, n, 2, gu, gu_out);
         for (size_t i = 0; i < (size_t)n * hp->n_ff; i++) {
             float gv = c->g[i];
             c->g[i] = gv / (1.0f + expf(-gv)) * c->u[i];
         }
-        matmul(c, &L->w_down, c->g, n, c->o);
+        a = prep(c, c->g, n, hp->n_ff);
+        matmul1(c, &a, n, &L->w_down, c->o);
         for (size_t i = 0; i < (size_t)n * dim; i++)
             c->x[i] += c->o[i];
     }
@@ -320,8 +435,10 @@ static int cpu_forward(struct gb_backend *b, const struct gb_batch *bt, float *l
     for (int t = 0; t < n; t++)
         if (bt->want[t])
             rmsnorm(c->x + (size_t)t * dim, m->out_norm, c->xn + (size_t)nw++ * dim, dim, hp->eps);
-    if (nw > 0)
-        matmul(c, &m->output, c->xn, nw, logits);
+    if (nw > 0) {
+        struct act a = prep(c, c->xn, nw, dim);
+        matmul1(c, &a, nw, &m->output, logits);
+    }
     return 0;
 }
 
@@ -335,7 +452,24 @@ static void cpu_free(struct gb_backend *b)
                      c->att, c->o,  c->g, c->u,  c->rope, c->wrow, c->scores};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
+    free(c->xa);
     free(c);
+}
+
+static int is_quant(const struct gb_wt *w)
+{
+    return w->type == GB_Q8_0 || w->type == GB_Q4_0;
+}
+
+static int has_quant(const struct gb_model *m)
+{
+    int q = is_quant(&m->output);
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const struct gb_layer *L = &m->layers[l];
+        q |= is_quant(&L->wq) | is_quant(&L->wk) | is_quant(&L->wv) | is_quant(&L->wo) |
+             is_quant(&L->w_gate) | is_quant(&L->w_up) | is_quant(&L->w_down);
+    }
+    return q;
 }
 
 int gb_cpu_new(const struct gb_model *m, int n_slots, int n_ctx, int max_tokens, int n_threads,
@@ -355,7 +489,8 @@ int gb_cpu_new(const struct gb_model *m, int n_slots, int n_ctx, int max_tokens,
         n_threads = 256;
     c->m = m;
     c->b.kind = "cpu";
-    snprintf(c->b.device, sizeof(c->b.device), "cpu (%d threads)", n_threads);
+    snprintf(c->b.device, sizeof(c->b.device), "cpu (%d threads, %s)", n_threads,
+             gb_kern_isa_name(gb_kern_isa()));
     c->b.n_slots = n_slots;
     c->b.n_ctx = n_ctx;
     c->b.max_tokens = max_tokens;
@@ -381,8 +516,13 @@ int gb_cpu_new(const struct gb_model *m, int n_slots, int n_ctx, int max_tokens,
     c->rope = malloc(T * hp->n_rot * sizeof(float) + sizeof(float));
     c->wrow = malloc((size_t)n_threads * big * sizeof(float));
     c->scores = malloc((size_t)n_threads * (size_t)n_ctx * sizeof(float));
-    if (rc == 0 && (!c->kc || !c->vc || !c->x || !c->xn || !c->q || !c->att || !c->o || !c->k ||
-                    !c->v || !c->g || !c->u || !c->rope || !c->wrow || !c->scores))
+    c->isa = gb_kern_isa();
+    c->quant_act = has_quant(m);
+    if (c->quant_act)
+        c->xa = malloc(T * gb_act_bytes(big));
+    if (rc == 0 &&
+        (!c->kc || !c->vc || !c->x || !c->xn || !c->q || !c->att || !c->o || !c->k || !c->v ||
+         !c->g || !c->u || !c->rope || !c->wrow || !c->scores || (c->quant_act && !c->xa)))
         rc = -ENOMEM;
     if (rc != 0) {
         cpu_free(&c->b);

@@ -55,6 +55,7 @@ struct cuda_be {
     cudaStream_t st;
     cublasHandle_t blas;
     uint64_t weight_bytes;
+    uint64_t copies, copy_bytes; /* host<->device copies forward() made (gpu-check) */
     char *err;
     size_t errlen;
     void **allocs;
@@ -796,6 +797,8 @@ int forward(gb_backend *b, const gb_batch *bt, float *logits)
         if (bt->want[t])
             c->h_widx[nw++] = t;
     }
+    c->copies += 4;
+    c->copy_bytes += (uint64_t)(3 * n + (nw ? nw : 1)) * 4;
     if ((rc = ck(c, cudaMemcpyAsync(c->d_tok, bt->tok, n * 4, cudaMemcpyHostToDevice, c->st),
                  "copy tokens")) ||
         (rc = ck(c, cudaMemcpyAsync(c->d_pos, bt->pos, n * 4, cudaMemcpyHostToDevice, c->st),
@@ -817,6 +820,10 @@ int forward(gb_backend *b, const gb_batch *bt, float *logits)
     }
     if (rc != 0)
         return rc;
+    if (nw > 0 && logits != NULL) {
+        c->copies++;
+        c->copy_bytes += (uint64_t)nw * hp->n_vocab * 4;
+    }
     if (nw > 0 && logits != NULL &&
         (rc = ck(c,
                  cudaMemcpyAsync(logits, c->logits, (size_t)nw * hp->n_vocab * 4,
@@ -1079,6 +1086,13 @@ out:
 extern "C" uint64_t gb_cuda_weight_bytes(const struct gb_backend *b)
 {
     return b != NULL && strcmp(b->kind, "cuda") == 0 ? ((const cuda_be *)b)->weight_bytes : 0;
+}
+
+extern "C" uint64_t gb_cuda_copies(const struct gb_backend *b, uint64_t *bytes)
+{
+    const cuda_be *c = b != NULL && strcmp(b->kind, "cuda") == 0 ? (const cuda_be *)b : NULL;
+    *bytes = c != NULL ? c->copy_bytes : 0;
+    return c != NULL ? c->copies : 0;
 }
 
 extern "C" double gb_cuda_read_bandwidth(char *err, size_t errlen)

@@ -274,7 +274,8 @@ static void *engine_main(void *arg)
             }
         }
         if (rc != 0)
-            cg_log_error("engine.forward", "err=\"%s\" tokens=%d", cg_strerror(rc), n);
+            cg_logf(CG_LOG_ERROR, "engine.forward", CG_LF_STR("err", cg_strerror(rc)),
+                    CG_LF_INT("tokens", n));
         pthread_mutex_lock(&e->mu);
         e->steps++;
         e->tokens += (uint64_t)n;

@@ -51,6 +51,17 @@ const char *gb_type_name(uint32_t type)
     }
 }
 
+int gb_type_from_name(const char *name, uint32_t *out)
+{
+    static const uint32_t types[] = {GB_F32, GB_F16, GB_BF16, GB_Q8_0, GB_Q4_0};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(name, gb_type_name(types[i])) == 0) {
+            *out = types[i];
+            return 0;
+        }
+    return CG_ECONFIG;
+}
+
 size_t gb_type_row_bytes(uint32_t type, uint64_t n)
 {
     size_t bb, be;
@@ -559,6 +570,10 @@ static int put_str(struct buf *b, const char *s)
 struct gb_gguf_writer {
     struct buf kv, info, data;
     uint64_t n_kv, n_tensors;
+    /* tensors added by gb_gguf_w_tensor_info: their bytes come from the stream's fill */
+    uint64_t n_reserved, reserved_end, max_reserved;
+    uint64_t *reserved_bytes;
+    size_t cap_reserved;
 };
 
 int gb_gguf_writer_new(struct gb_gguf_writer **out)
@@ -574,6 +589,7 @@ void gb_gguf_writer_free(struct gb_gguf_writer *w)
     free(w->kv.p);
     free(w->info.p);
     free(w->data.p);
+    free(w->reserved_bytes);
     free(w);
 }
 
@@ -648,23 +664,11 @@ int gb_gguf_w_arr_i32(struct gb_gguf_writer *w, const char *key, const int32_t *
     return rc != 0 ? rc : put(&w->kv, v, n * 4);
 }
 
-int gb_gguf_w_tensor(struct gb_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
-                     const uint64_t *ne, const void *data)
+/* The tensor info of a tensor whose bytes start at data offset off. */
+static int put_info(struct gb_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                    const uint64_t *ne, uint64_t off)
 {
-    static const uint8_t zeros[32];
-    size_t rows = 1;
-    size_t row = gb_type_row_bytes(type, ne[0]);
-    if (row == 0 || n_dims == 0 || n_dims > GB_GGUF_MAX_DIMS)
-        return CG_ECONFIG;
-    for (uint32_t d = 1; d < n_dims; d++)
-        rows *= ne[d];
-    size_t pad = (32 - w->data.len % 32) % 32;
-    int rc = put(&w->data, zeros, pad);
-    uint64_t off = w->data.len;
-    if (rc == 0)
-        rc = put(&w->data, data, row * rows);
-    if (rc == 0)
-        rc = put_str(&w->info, name);
+    int rc = put_str(&w->info, name);
     if (rc == 0)
         rc = put_u32(&w->info, n_dims);
     for (uint32_t d = 0; rc == 0 && d < n_dims; d++)
@@ -678,23 +682,85 @@ int gb_gguf_w_tensor(struct gb_gguf_writer *w, const char *name, uint32_t type, 
     return rc;
 }
 
-int gb_gguf_writer_finish(struct gb_gguf_writer *w, uint8_t **out, size_t *len)
+/* Bytes of a tensor, or 0 when the type, the dimensions or their product are unusable. */
+static uint64_t tensor_bytes(uint32_t type, uint32_t n_dims, const uint64_t *ne)
+{
+    uint64_t rows = 1, row = gb_type_row_bytes(type, ne[0]);
+    if (row == 0 || n_dims == 0 || n_dims > GB_GGUF_MAX_DIMS)
+        return 0;
+    for (uint32_t d = 1; d < n_dims; d++) {
+        if (ne[d] == 0 || rows > UINT64_MAX / ne[d])
+            return 0;
+        rows *= ne[d];
+    }
+    return rows > UINT64_MAX / row ? 0 : row * rows;
+}
+
+int gb_gguf_w_tensor(struct gb_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                     const uint64_t *ne, const void *data)
 {
     static const uint8_t zeros[32];
+    uint64_t nbytes = tensor_bytes(type, n_dims, ne);
+    if (nbytes == 0 || nbytes > SIZE_MAX || w->n_reserved > 0)
+        return CG_ECONFIG;
+    size_t pad = (32 - w->data.len % 32) % 32;
+    int rc = put(&w->data, zeros, pad);
+    uint64_t off = w->data.len;
+    if (rc == 0)
+        rc = put(&w->data, data, (size_t)nbytes);
+    return rc != 0 ? rc : put_info(w, name, type, n_dims, ne, off);
+}
+
+int gb_gguf_w_tensor_info(struct gb_gguf_writer *w, const char *name, uint32_t type,
+                          uint32_t n_dims, const uint64_t *ne)
+{
+    uint64_t nbytes = tensor_bytes(type, n_dims, ne);
+    if (nbytes == 0 || nbytes > SIZE_MAX || w->data.len > 0)
+        return CG_ECONFIG;
+    if (w->n_reserved == w->cap_reserved) {
+        size_t cap = w->cap_reserved ? w->cap_reserved * 2 : 64;
+        uint64_t *nb = realloc(w->reserved_bytes, cap * sizeof(*nb));
+        if (nb == NULL)
+            return -ENOMEM;
+        w->reserved_bytes = nb;
+        w->cap_reserved = cap;
+    }
+    uint64_t off = (w->reserved_end + 31) / 32 * 32;
+    int rc = put_info(w, name, type, n_dims, ne, off);
+    if (rc != 0)
+        return rc;
+    w->reserved_bytes[w->n_reserved++] = nbytes;
+    w->reserved_end = off + nbytes;
+    w->max_reserved = nbytes > w->max_reserved ? nbytes : w->max_reserved;
+    return 0;
+}
+
+/* Magic, counts, metadata and tensor infos, padded to the data section. */
+static int put_header(const struct gb_gguf_writer *w, struct buf *b)
+{
+    static const uint8_t zeros[32];
+    int rc = put(b, "GGUF", 4);
+    if (rc == 0)
+        rc = put_u32(b, 3);
+    if (rc == 0)
+        rc = put_u64(b, w->n_tensors);
+    if (rc == 0)
+        rc = put_u64(b, w->n_kv);
+    if (rc == 0)
+        rc = put(b, w->kv.p, w->kv.len);
+    if (rc == 0)
+        rc = put(b, w->info.p, w->info.len);
+    if (rc == 0)
+        rc = put(b, zeros, (32 - b->len % 32) % 32);
+    return rc;
+}
+
+int gb_gguf_writer_finish(struct gb_gguf_writer *w, uint8_t **out, size_t *len)
+{
     struct buf b = {0};
-    int rc = put(&b, "GGUF", 4);
-    if (rc == 0)
-        rc = put_u32(&b, 3);
-    if (rc == 0)
-        rc = put_u64(&b, w->n_tensors);
-    if (rc == 0)
-        rc = put_u64(&b, w->n_kv);
-    if (rc == 0)
-        rc = put(&b, w->kv.p, w->kv.len);
-    if (rc == 0)
-        rc = put(&b, w->info.p, w->info.len);
-    if (rc == 0)
-        rc = put(&b, zeros, (32 - b.len % 32) % 32);
+    if (w->n_reserved > 0)
+        return CG_ECONFIG; /* their bytes only exist in gb_gguf_writer_stream */
+    int rc = put_header(w, &b);
     if (rc == 0)
         rc = put(&b, w->data.p, w->data.len);
     if (rc != 0) {
@@ -724,5 +790,45 @@ int gb_gguf_writer_save(struct gb_gguf_writer *w, const char *path)
         rc = -EIO;
 out:
     free(img);
+    return rc;
+}
+
+int gb_gguf_writer_stream(struct gb_gguf_writer *w, const char *path,
+                          int (*fill)(void *arg, uint64_t i, void *dst, size_t nbytes), void *arg)
+{
+    static const uint8_t zeros[32];
+    struct buf hdr = {0};
+    uint8_t *tmp = NULL;
+    uint64_t at = 0;
+    int rc = w->data.len > 0 ? CG_ECONFIG : put_header(w, &hdr);
+    if (rc != 0) {
+        free(hdr.p);
+        return rc;
+    }
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) {
+        free(hdr.p);
+        return -errno;
+    }
+    if (w->max_reserved > 0 && (tmp = malloc((size_t)w->max_reserved)) == NULL)
+        rc = -ENOMEM;
+    if (rc == 0 && fwrite(hdr.p, 1, hdr.len, f) != hdr.len)
+        rc = -EIO;
+    for (uint64_t i = 0; rc == 0 && i < w->n_reserved; i++) {
+        size_t pad = (size_t)((32 - at % 32) % 32), nb = (size_t)w->reserved_bytes[i];
+        if (fwrite(zeros, 1, pad, f) != pad)
+            rc = -EIO;
+        if (rc == 0)
+            rc = fill(arg, i, tmp, nb);
+        if (rc == 0 && fwrite(tmp, 1, nb, f) != nb)
+            rc = -EIO;
+        at += pad + nb;
+    }
+    if (fclose(f) != 0 && rc == 0)
+        rc = -EIO;
+    if (rc != 0)
+        remove(path);
+    free(tmp);
+    free(hdr.p);
     return rc;
 }

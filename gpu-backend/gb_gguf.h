@@ -84,6 +84,8 @@ struct gb_gguf {
 int gb_type_block(uint32_t type, size_t *block_bytes, size_t *block_elems);
 /* Short name of a ggml type ("f16", "q8_0", ...) or "unknown". */
 const char *gb_type_name(uint32_t type);
+/* The type a short name (f32, f16, bf16, q8_0, q4_0) names: 0, or CG_ECONFIG when unknown. */
+int gb_type_from_name(const char *name, uint32_t *out);
 /* Bytes of a row of n elements of type, or 0 when unknown or n is not a block multiple. */
 size_t gb_type_row_bytes(uint32_t type, uint64_t n);
 
@@ -126,7 +128,17 @@ int gb_gguf_w_arr_i32(struct gb_gguf_writer *w, const char *key, const int32_t *
 /* Adds a tensor; data (gb_type_row_bytes(type, ne[0]) * rows bytes) is copied. */
 int gb_gguf_w_tensor(struct gb_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                      const uint64_t *ne, const void *data);
-/* The finished image; caller frees *buf. */
+/*
+ * Streaming, for files larger than memory: tensors added with gb_gguf_w_tensor_info (not
+ * mixed with gb_gguf_w_tensor) get their bytes from fill(arg, i, dst, nbytes), called once
+ * per tensor in the order they were added, when gb_gguf_writer_stream writes path. A fill
+ * error stops the write, removes the file and is returned.
+ */
+int gb_gguf_w_tensor_info(struct gb_gguf_writer *w, const char *name, uint32_t type,
+                          uint32_t n_dims, const uint64_t *ne);
+int gb_gguf_writer_stream(struct gb_gguf_writer *w, const char *path,
+                          int (*fill)(void *arg, uint64_t i, void *dst, size_t nbytes), void *arg);
+/* The finished image (not for a writer with gb_gguf_w_tensor_info tensors); caller frees *buf. */
 int gb_gguf_writer_finish(struct gb_gguf_writer *w, uint8_t **buf, size_t *len);
 /* Writes the finished image to path. */
 int gb_gguf_writer_save(struct gb_gguf_writer *w, const char *path);

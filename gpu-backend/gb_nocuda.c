@@ -29,6 +29,13 @@ uint64_t gb_cuda_weight_bytes(const struct gb_backend *b)
     return 0;
 }
 
+uint64_t gb_cuda_copies(const struct gb_backend *b, uint64_t *bytes)
+{
+    (void)b;
+    *bytes = 0;
+    return 0;
+}
+
 double gb_cuda_read_bandwidth(char *err, size_t errlen)
 {
     snprintf(err, errlen, "this build has no CUDA support");

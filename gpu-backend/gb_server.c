@@ -1,5 +1,7 @@
 #include "gb_server.h"
 
+#include "ccgate/addr.h"
+#include "ccgate/conn.h"
 #include "ccgate/err.h"
 #include "ccgate/http.h"
 #include "ccgate/log.h"
@@ -30,18 +32,16 @@ struct pending {
 };
 
 struct conn {
+    struct cg_conn conn; /* the connection core: list, timer, one deferred close */
     union {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
         uv_stream_t stream;
         uv_handle_t handle;
-    } h;
-    uv_timer_t timer; /* request and idle timeouts; none while an answer is produced */
-    int handles;      /* open libuv handles: the connection is freed when both are closed */
-    int timer_mode;   /* 0 none, 1 request deadline, 2 idle */
+    } h;            /* the socket, closed from on_close (a cg_conn_hold reference) */
+    int timer_mode; /* 0 none, 1 request deadline, 2 idle */
     struct gb_server *srv;
     struct cg_http_parser *parser;
-    struct conn *prev, *next; /* all connections */
     /* the request being read */
     struct pending cur;
     size_t body_cap;
@@ -49,7 +49,7 @@ struct conn {
     struct pending q[MAX_PIPELINED];
     int qn;
     /* the request being answered */
-    int busy, keep_alive, closing, input_done;
+    int busy, keep_alive, input_done;
     struct gb_req *req;
     int stream, chat, include_usage, sent_role;
     char id[40];
@@ -67,22 +67,32 @@ struct gb_server {
     char model_id[128];
     enum gb_chat_family chat;
     int n_ctx;
-    union {
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-        uv_handle_t handle;
-    } listener;
-    int is_pipe;
+    struct cg_conns set; /* the listener and the live connections */
     uv_async_t async;
-    struct conn *conns;
-    int n_conns, closing, open_handles;
+    int start_failed; /* gb_server_start frees the server itself */
     unsigned long long next_id;
     void (*close_cb)(void *);
     void *close_arg;
 };
 
-static void conn_close(struct conn *c);
 static void serve_next(struct conn *c);
+
+static int gone(const struct conn *c)
+{
+    return !cg_conn_live(&c->conn);
+}
+
+/* Cancels the engine's sequence now (not when its tokens run out) and closes c (deferred). */
+static void conn_close(struct conn *c)
+{
+    if (gone(c))
+        return;
+    if (c->req != NULL)
+        gb_engine_cancel(c->srv->e, c->req);
+    (void)uv_read_stop(&c->h.stream);
+    cg_conn_close(&c->conn, 0, "closed");
+}
+
 static void arm_timer(struct conn *c);
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
@@ -106,7 +116,7 @@ static void on_write(uv_write_t *w, int status)
 static void send_owned(struct conn *c, char *buf, size_t len)
 {
     struct wreq *wr;
-    if (c->closing || len == 0 || (wr = malloc(sizeof(*wr))) == NULL) {
+    if (gone(c) || len == 0 || (wr = malloc(sizeof(*wr))) == NULL) {
         free(buf);
         return;
     }
@@ -119,8 +129,8 @@ static void send_owned(struct conn *c, char *buf, size_t len)
         return;
     }
     if (uv_stream_get_write_queue_size(&c->h.stream) > MAX_QUEUED_OUTPUT) {
-        cg_log_warn("worker.slow_client", "queued=%zu",
-                    uv_stream_get_write_queue_size(&c->h.stream));
+        cg_logf(CG_LOG_WARN, "worker.slow_client",
+                CG_LF_UINT("queued", uv_stream_get_write_queue_size(&c->h.stream)));
         conn_close(c);
     }
 }
@@ -196,7 +206,7 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
 static void finish_response(struct conn *c)
 {
     c->busy = 0;
-    if (c->closing)
+    if (gone(c))
         return;
     if (!c->keep_alive) {
         c->input_done = 1;
@@ -370,9 +380,10 @@ static void pump(struct conn *c)
 static void on_async(uv_async_t *a)
 {
     struct gb_server *s = a->data;
-    for (struct conn *c = s->conns, *next; c != NULL; c = next) {
-        next = c->next; /* pump may close c, which unlinks it only in the close callback */
-        if (c->req != NULL && !c->closing)
+    for (struct cg_conn *k = s->set.live, *next; k != NULL; k = next) {
+        next = k->next; /* pump may close k: it then leaves the live list */
+        struct conn *c = k->data;
+        if (c->req != NULL)
             pump(c);
     }
 }
@@ -732,7 +743,7 @@ static void pending_free(struct pending *p)
 /* Answers the next complete request, unless one is being answered. */
 static void serve_next(struct conn *c)
 {
-    while (!c->busy && !c->closing && c->qn > 0) {
+    while (!c->busy && !gone(c) && c->qn > 0) {
         struct pending r = c->q[0];
         memmove(&c->q[0], &c->q[1], (size_t)(c->qn - 1) * sizeof(c->q[0]));
         c->qn--;
@@ -741,7 +752,7 @@ static void serve_next(struct conn *c)
         handle(c, &r);
         pending_free(&r);
     }
-    if (!c->closing && !c->input_done && c->qn < MAX_PIPELINED)
+    if (!gone(c) && !c->input_done && c->qn < MAX_PIPELINED)
         (void)uv_read_start(&c->h.stream, on_alloc, on_read); /* no-op if reading */
     arm_timer(c);
 }
@@ -800,59 +811,50 @@ static const struct cg_http_callbacks http_cb = {on_head, on_body, on_complete};
 /* ---- connections ---- */
 
 /* After gb_server_close: once every handle is closed, report and free the server. */
-static void maybe_done(struct gb_server *s)
+static void on_async_closed(uv_handle_t *h)
 {
-    if (!s->closing || s->n_conns > 0 || s->open_handles > 0)
-        return;
+    struct gb_server *s = h->data;
     if (s->close_cb != NULL)
         s->close_cb(s->close_arg);
     free(s);
 }
 
-static void on_conn_closed(uv_handle_t *h)
+static void on_timeout(struct cg_conn *conn)
+{
+    struct conn *c = conn->data;
+    cg_logf(CG_LOG_INFO, "worker.timeout",
+            CG_LF_STR("state", cg_http_parser_in_message(c->parser) ? "request" : "idle"));
+    cg_conn_close(conn, UV_ETIMEDOUT, "timeout");
+}
+
+static void on_socket_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
-    struct gb_server *s = c->srv;
-    if (--c->handles > 0)
-        return;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    s->n_conns--;
+    cg_conn_release(&c->conn);
+}
+
+static void on_close(struct cg_conn *conn)
+{
+    struct conn *c = conn->data;
+    uv_close(&c->h.handle, on_socket_closed);
+}
+
+static void on_free(struct cg_conn *conn)
+{
+    struct conn *c = conn->data;
     cg_http_parser_free(c->parser);
     pending_free(&c->cur);
     for (int i = 0; i < c->qn; i++)
         pending_free(&c->q[i]);
     end_request(c);
     free(c);
-    maybe_done(s);
 }
 
-static void close_handles(struct conn *c)
+static void on_stopped(struct cg_conns *set)
 {
-    c->closing = 1;
-    uv_close(&c->h.handle, on_conn_closed);
-    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
-}
-
-static void conn_close(struct conn *c)
-{
-    if (c->closing)
-        return;
-    if (c->req != NULL) /* free the sequence now, not when its tokens run out */
-        gb_engine_cancel(c->srv->e, c->req);
-    close_handles(c);
-}
-
-static void on_timeout(uv_timer_t *t)
-{
-    struct conn *c = t->data;
-    cg_log_info("worker.timeout", "state=%s",
-                cg_http_parser_in_message(c->parser) ? "request" : "idle");
-    conn_close(c);
+    struct gb_server *s = set->data;
+    if (!s->start_failed) /* else gb_server_start closes it */
+        uv_close((uv_handle_t *)&s->async, on_async_closed);
 }
 
 /*
@@ -862,18 +864,15 @@ static void on_timeout(uv_timer_t *t)
  */
 static void arm_timer(struct conn *c)
 {
-    if (c->closing)
+    if (gone(c))
         return;
     int mode = c->busy || c->qn > 0 ? 0 : cg_http_parser_in_message(c->parser) ? 1 : 2;
     if (mode == c->timer_mode && mode != 2)
         return;
     c->timer_mode = mode;
-    if (mode == 0)
-        (void)uv_timer_stop(&c->timer);
-    else
-        (void)uv_timer_start(&c->timer, on_timeout,
-                             mode == 1 ? c->srv->o.request_timeout_ms : c->srv->o.idle_timeout_ms,
-                             0);
+    cg_conn_timer(&c->conn, mode == 0   ? 0
+                            : mode == 1 ? c->srv->o.request_timeout_ms
+                                        : c->srv->o.idle_timeout_ms);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -887,7 +886,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = st->data;
-    if (c->closing)
+    if (gone(c))
         return;
     if (nread < 0) {
         /* EOF or error: the client is gone (HTTP/1.1 clients do not half-close) */
@@ -919,44 +918,51 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     serve_next(c);
 }
 
-static void on_connection(uv_stream_t *l, int status)
+static void on_accept(struct cg_conns *set, uv_stream_t *l)
 {
-    struct gb_server *s = l->data;
-    struct conn *c;
-    int rc;
-    if (status != 0 || s->closing)
+    struct gb_server *s = set->data;
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        cg_log_error("worker.accept", "err=\"out of memory\"");
         return;
-    if ((c = calloc(1, sizeof(*c))) == NULL)
-        return;
+    }
+    cg_conn_init(&c->conn, set, c);
     c->srv = s;
-    rc = s->is_pipe ? uv_pipe_init(s->loop, &c->h.pipe, 0) : uv_tcp_init(s->loop, &c->h.tcp);
-    if (rc != 0) {
-        free(c);
+    int is_pipe = l->type == UV_NAMED_PIPE;
+    int rc = is_pipe ? uv_pipe_init(s->loop, &c->h.pipe, 0) : uv_tcp_init(s->loop, &c->h.tcp);
+    if (rc != 0) { /* no handle to close: libuv's init does not fail on Linux */
+        cg_conn_close(&c->conn, rc, "init_failed");
         return;
     }
-    (void)uv_timer_init(s->loop, &c->timer); /* cannot fail on a live loop */
-    c->handles = 2;
-    c->timer.data = c;
     c->h.handle.data = c;
-    c->next = s->conns;
-    if (s->conns != NULL)
-        s->conns->prev = c;
-    s->conns = c;
-    s->n_conns++;
+    cg_conn_hold(&c->conn); /* released when the socket is closed (on_close) */
     struct cg_http_limits lim = {.max_body_bytes = s->o.max_body};
-    if (uv_accept(l, &c->h.stream) != 0 ||
-        cg_http_parser_new(CG_HTTP_REQUEST, &lim, &http_cb, c, &c->parser) != 0 ||
-        s->n_conns > s->o.max_conns) {
-        conn_close(c);
+    if ((rc = uv_accept(l, &c->h.stream)) != 0 ||
+        (rc = cg_http_parser_new(CG_HTTP_REQUEST, &lim, &http_cb, c, &c->parser)) != 0) {
+        cg_conn_close(&c->conn, rc, "accept_failed");
         return;
     }
-    if (!s->is_pipe)
+    if (cg_conns_full(set)) {
+        cg_conn_close(&c->conn, UV_EBUSY, "too_many_connections");
+        return;
+    }
+    if (!is_pipe)
         (void)uv_tcp_nodelay(&c->h.tcp, 1);
-    if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0)
-        conn_close(c);
+    if ((rc = uv_read_start(&c->h.stream, on_alloc, on_read)) != 0)
+        cg_conn_close(&c->conn, rc, "read_failed");
     else
         arm_timer(c);
 }
+
+/* Closing the server closes every connection at once (the worker's answers are not
+ * resumable), so there is no per-connection drain step. */
+static const struct cg_conn_ops conn_ops = {
+    .on_accept = on_accept,
+    .on_timeout = on_timeout,
+    .on_close = on_close,
+    .on_free = on_free,
+    .on_stopped = on_stopped,
+};
 
 int gb_parse_listen(const char *s, struct sockaddr_storage *addr, char *err, size_t errlen)
 {
@@ -1002,25 +1008,13 @@ bad:
     return CG_ECONFIG;
 }
 
-static void on_handle_closed(uv_handle_t *h)
-{
-    struct gb_server *s = h->data;
-    s->open_handles--;
-    maybe_done(s);
-}
-
 void gb_server_close(struct gb_server *s, void (*cb)(void *arg), void *arg)
 {
-    s->closing = 1;
     s->close_cb = cb;
     s->close_arg = arg;
     gb_engine_free(s->e); /* joins the engine thread: no more notifications */
     s->e = NULL;
-    for (struct conn *c = s->conns; c != NULL; c = c->next)
-        if (!c->closing)
-            close_handles(c);
-    uv_close(&s->listener.handle, on_handle_closed);
-    uv_close((uv_handle_t *)&s->async, on_handle_closed);
+    cg_conns_abort(&s->set, "shutdown");
 }
 
 int gb_server_start(uv_loop_t *loop, const struct gb_model *m, struct gb_backend *b,
@@ -1028,7 +1022,7 @@ int gb_server_start(uv_loop_t *loop, const struct gb_model *m, struct gb_backend
                     struct gb_server **out, char *bound, size_t boundlen, char *err, size_t errlen)
 {
     struct gb_server *s = calloc(1, sizeof(*s));
-    struct sockaddr_storage addr;
+    struct cg_addr addr;
     int rc;
     *out = NULL;
     if (s == NULL)
@@ -1044,8 +1038,17 @@ int gb_server_start(uv_loop_t *loop, const struct gb_model *m, struct gb_backend
     s->n_ctx = eo->n_ctx;
     s->chat = gb_chat_detect(m);
     snprintf(s->model_id, sizeof(s->model_id), "%s", o->model_id);
-    s->is_pipe = strncmp(o->listen, "unix:", 5) == 0;
-    if (!s->is_pipe && (rc = gb_parse_listen(o->listen, &addr, err, errlen)) != 0) {
+    memset(&addr, 0, sizeof(addr));
+    snprintf(addr.text, sizeof(addr.text), "%s", o->listen);
+    if (strncmp(o->listen, "unix:", 5) == 0) {
+        addr.is_unix = 1;
+        if (strlen(o->listen + 5) >= sizeof(addr.path)) {
+            snprintf(err, errlen, "--listen %s: the path is too long", o->listen);
+            free(s);
+            return CG_ECONFIG;
+        }
+        snprintf(addr.path, sizeof(addr.path), "%s", o->listen + 5);
+    } else if ((rc = gb_parse_listen(o->listen, &addr.ss, err, errlen)) != 0) {
         free(s);
         return rc;
     }
@@ -1054,34 +1057,29 @@ int gb_server_start(uv_loop_t *loop, const struct gb_model *m, struct gb_backend
         return rc;
     }
     s->async.data = s;
-    s->open_handles = 1;
-    if (s->is_pipe)
-        rc = uv_pipe_init(loop, &s->listener.pipe, 0);
-    else
-        rc = uv_tcp_init(loop, &s->listener.tcp);
-    if (rc == 0) {
-        s->open_handles++;
-        s->listener.handle.data = s;
-        if (s->is_pipe)
-            rc = uv_pipe_bind(&s->listener.pipe, o->listen + 5);
-        else
-            rc = uv_tcp_bind(&s->listener.tcp, (struct sockaddr *)&addr, 0);
+    rc = cg_conns_init(&s->set, loop, &conn_ops, s);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&s->async, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        free(s);
+        return rc;
     }
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+    s->set.name = "worker";
+    s->set.max_conns = o->max_conns > 0 ? (unsigned)o->max_conns : 0;
+    rc = cg_conns_listen(&s->set, &addr, 128);
     if (rc == 0)
         rc = gb_engine_new(m, b, eo, notify, &s->async, &s->e);
     if (rc != 0) {
         snprintf(err, errlen, "cannot serve on %s: %s", o->listen, cg_strerror(rc));
         goto fail;
     }
-    if (s->is_pipe) {
+    if (addr.is_unix) {
         snprintf(bound, boundlen, "%s", o->listen);
     } else {
         struct sockaddr_storage sa;
         int len = sizeof(sa);
         char ip[64] = "";
-        uv_tcp_getsockname(&s->listener.tcp, (struct sockaddr *)&sa, &len);
+        uv_tcp_getsockname(&s->set.listener.tcp, (struct sockaddr *)&sa, &len);
         if (sa.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&sa, ip, sizeof(ip));
             snprintf(bound, boundlen, "[%s]:%d", ip,
@@ -1094,12 +1092,11 @@ int gb_server_start(uv_loop_t *loop, const struct gb_model *m, struct gb_backend
     *out = s;
     return 0;
 fail:
-    /* handles are closed asynchronously; the loop must run once to release them */
-    s->closing = 1;
+    /* handles are closed asynchronously; the loop must run to release them */
+    s->start_failed = 1;
+    cg_conns_drain(&s->set);
     uv_close((uv_handle_t *)&s->async, NULL);
-    if (s->open_handles > 1)
-        uv_close(&s->listener.handle, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
+    uv_run(loop, UV_RUN_NOWAIT); /* runs the close callbacks of the handles closed above */
     free(s);
     return rc;
 }

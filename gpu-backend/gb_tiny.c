@@ -44,10 +44,9 @@ static int has(const struct vocab *v, const char *s)
     return 0;
 }
 
-static int add(struct vocab *v, const char *s, float score, int32_t type)
+/* Appends a piece known not to be in the vocabulary yet. */
+static int add_new(struct vocab *v, const char *s, float score, int32_t type)
 {
-    if (has(v, s))
-        return 0;
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 512;
         char **t = realloc(v->text, cap * sizeof(*t));
@@ -70,6 +69,11 @@ static int add(struct vocab *v, const char *s, float score, int32_t type)
     v->type[v->n] = type;
     v->n++;
     return 0;
+}
+
+static int add(struct vocab *v, const char *s, float score, int32_t type)
+{
+    return has(v, s) ? 0 : add_new(v, s, score, type);
 }
 
 static int add_merge(struct vocab *v, const char *l, const char *r)
@@ -237,32 +241,23 @@ static int add_vector(struct gb_gguf_writer *w, struct gb_rng *st, const char *n
     return gb_gguf_w_tensor(w, name, GB_F32, 1, ne, x);
 }
 
-int gb_tiny_build(const struct gb_tiny_opts *o, uint8_t **img, size_t *len)
+/* Metadata and vocabulary shared by builtin:tiny and the full-size shapes. */
+static int put_meta(struct gb_gguf_writer *w, const struct gb_tiny_opts *o, const char *arch,
+                    const char *name, const struct gb_tiny_shape *sh, const struct vocab *v)
 {
-    struct vocab v = {0};
-    struct gb_gguf_writer *w = NULL;
-    const char *arch = o->arch != NULL ? o->arch : "llama";
-    int qwen = strcmp(arch, "qwen2") == 0;
-    uint32_t wt = o->wtype;
-    struct gb_rng st;
-    char key[128], name[128];
-    int rc;
-    gb_rng_seed(&st, o->seed ? o->seed : 0x5eed7a11ull);
-    if ((rc = o->bpe ? build_bpe(&v) : build_spm(&v)) != 0)
-        goto out;
-    if ((rc = gb_gguf_writer_new(&w)) != 0)
-        goto out;
+    char key[128];
+    int qwen = strcmp(arch, "qwen2") == 0, rc = 0;
 #define KEY(k) (snprintf(key, sizeof(key), "%s." k, arch), key)
     rc |= gb_gguf_w_str(w, "general.architecture", arch);
-    rc |= gb_gguf_w_str(w, "general.name", "ccgate-tiny");
+    rc |= gb_gguf_w_str(w, "general.name", name);
     rc |= gb_gguf_w_u32(w, "general.alignment", 32);
-    rc |= gb_gguf_w_u32(w, KEY("context_length"), N_CTX);
-    rc |= gb_gguf_w_u32(w, KEY("embedding_length"), DIM);
-    rc |= gb_gguf_w_u32(w, KEY("block_count"), N_LAYER);
-    rc |= gb_gguf_w_u32(w, KEY("feed_forward_length"), N_FF);
-    rc |= gb_gguf_w_u32(w, KEY("attention.head_count"), N_HEAD);
-    rc |= gb_gguf_w_u32(w, KEY("attention.head_count_kv"), N_KV);
-    rc |= gb_gguf_w_u32(w, KEY("rope.dimension_count"), DIM / N_HEAD);
+    rc |= gb_gguf_w_u32(w, KEY("context_length"), sh->n_ctx);
+    rc |= gb_gguf_w_u32(w, KEY("embedding_length"), sh->dim);
+    rc |= gb_gguf_w_u32(w, KEY("block_count"), sh->n_layer);
+    rc |= gb_gguf_w_u32(w, KEY("feed_forward_length"), sh->n_ff);
+    rc |= gb_gguf_w_u32(w, KEY("attention.head_count"), sh->n_head);
+    rc |= gb_gguf_w_u32(w, KEY("attention.head_count_kv"), sh->n_kv);
+    rc |= gb_gguf_w_u32(w, KEY("rope.dimension_count"), sh->dim / sh->n_head);
     rc |= gb_gguf_w_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
     rc |= gb_gguf_w_f32(w, KEY("rope.freq_base"), qwen ? 1000000.0f : 10000.0f);
     if (o->rope_linear > 0) {
@@ -273,14 +268,14 @@ int gb_tiny_build(const struct gb_tiny_opts *o, uint8_t **img, size_t *len)
     rc |= gb_gguf_w_str(w, "tokenizer.ggml.model", o->bpe ? "gpt2" : "llama");
     if (o->bpe)
         rc |= gb_gguf_w_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : "llama-bpe");
-    rc |= gb_gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.text, v.n);
-    rc |= gb_gguf_w_arr_f32(w, "tokenizer.ggml.scores", v.score, v.n);
-    rc |= gb_gguf_w_arr_i32(w, "tokenizer.ggml.token_type", v.type, v.n);
+    rc |= gb_gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->text, v->n);
+    rc |= gb_gguf_w_arr_f32(w, "tokenizer.ggml.scores", v->score, v->n);
+    rc |= gb_gguf_w_arr_i32(w, "tokenizer.ggml.token_type", v->type, v->n);
     if (o->bpe) {
-        rc |= gb_gguf_w_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v.merges,
-                                v.n_merges);
-        rc |= gb_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(v.n - 1));
-        rc |= gb_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)(v.n - 3));
+        rc |= gb_gguf_w_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v->merges,
+                                v->n_merges);
+        rc |= gb_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(v->n - 1));
+        rc |= gb_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)(v->n - 3));
         rc |= gb_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", 0);
     } else {
         rc |= gb_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", 1);
@@ -292,10 +287,28 @@ int gb_tiny_build(const struct gb_tiny_opts *o, uint8_t **img, size_t *len)
                         "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' "
                         "+ message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if "
                         "add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}");
-    if (rc != 0) {
-        rc = -ENOMEM;
+    return rc != 0 ? -ENOMEM : 0;
+}
+
+int gb_tiny_build(const struct gb_tiny_opts *o, uint8_t **img, size_t *len)
+{
+    static const struct gb_tiny_shape tiny = {"ccgate-tiny", DIM,  N_LAYER, N_HEAD,
+                                              N_KV,          N_FF, 0,       N_CTX};
+    struct vocab v = {0};
+    struct gb_gguf_writer *w = NULL;
+    const char *arch = o->arch != NULL ? o->arch : "llama";
+    int qwen = strcmp(arch, "qwen2") == 0;
+    uint32_t wt = o->wtype;
+    struct gb_rng st;
+    char name[128];
+    int rc;
+    gb_rng_seed(&st, o->seed ? o->seed : 0x5eed7a11ull);
+    if ((rc = o->bpe ? build_bpe(&v) : build_spm(&v)) != 0)
         goto out;
-    }
+    if ((rc = gb_gguf_writer_new(&w)) != 0)
+        goto out;
+    if ((rc = put_meta(w, o, arch, tiny.name, &tiny, &v)) != 0)
+        goto out;
     float s_in = 1.0f / sqrtf((float)DIM), s_ff = 1.0f / sqrtf((float)N_FF);
     uint32_t kvd = N_KV * (DIM / N_HEAD);
     if ((rc = add_matrix(w, &st, "token_embd.weight", wt, DIM, v.n, 1.0f, 0, 0)) != 0)
@@ -327,6 +340,128 @@ int gb_tiny_build(const struct gb_tiny_opts *o, uint8_t **img, size_t *len)
         rc = gb_gguf_writer_finish(w, img, len);
 out:
     gb_gguf_writer_free(w);
+    vocab_free(&v);
+    return rc;
+}
+
+static const struct gb_tiny_shape shapes[] = {
+    {"small", 512, 8, 8, 4, 1408, 32000, 2048},
+    {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048},
+    {"llama-8b", 4096, 32, 32, 8, 14336, 128256, 8192},
+};
+
+const struct gb_tiny_shape *gb_tiny_shape_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+        if (strcmp(shapes[i].name, name) == 0)
+            return &shapes[i];
+    return NULL;
+}
+
+const char *gb_tiny_shape_names(void)
+{
+    return "small, tinyllama-1.1b, llama-8b";
+}
+
+/* One tensor of a streamed model: a matrix (n_out > 0) or a vector of n_in elements. */
+struct plan {
+    char name[48];
+    uint64_t n_in, n_out;
+    float scale, offset;
+};
+
+struct stream {
+    const struct plan *p;
+    uint32_t wtype;
+    uint64_t seed;
+    float *row;
+};
+
+static int fill_tensor(void *arg, uint64_t i, void *dst, size_t nbytes)
+{
+    struct stream *s = arg;
+    const struct plan *p = &s->p[i];
+    struct gb_rng st;
+    gb_rng_seed(&st, s->seed + i * 0x9e3779b97f4a7c15ull);
+    if (p->n_out == 0) {
+        fill(&st, dst, p->n_in, p->scale, p->offset);
+        return 0;
+    }
+    size_t rb = gb_type_row_bytes(s->wtype, p->n_in);
+    if (rb * p->n_out != nbytes)
+        return CG_ECONFIG;
+    for (uint64_t r = 0; r < p->n_out; r++) {
+        fill(&st, s->row, p->n_in, p->scale, 0);
+        int rc = gb_quant_row(s->wtype, s->row, (uint8_t *)dst + r * rb, p->n_in);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int gb_tiny_write(const struct gb_tiny_shape *sh, uint32_t wtype, uint64_t seed, const char *path)
+{
+    struct gb_tiny_opts o = {.wtype = wtype};
+    struct vocab v = {0};
+    struct gb_gguf_writer *w = NULL;
+    struct plan *pl = NULL;
+    struct stream s = {.wtype = wtype, .seed = seed ? seed : 0x5eed7a11ull};
+    size_t n = 0;
+    uint32_t kvd = sh->n_kv * (sh->dim / sh->n_head);
+    int rc;
+    if (sh->dim % 32 || sh->n_ff % 32 || sh->dim % sh->n_head || sh->n_head % sh->n_kv ||
+        gb_type_row_bytes(wtype, sh->dim) == 0)
+        return CG_ECONFIG;
+    if ((rc = build_spm(&v)) != 0)
+        goto out;
+    for (uint32_t i = (uint32_t)v.n; i < sh->n_vocab && rc == 0; i++) {
+        char piece[32]; /* "▁" and digits: no builtin:tiny piece looks like that */
+        snprintf(piece, sizeof(piece), "\xe2\x96\x81%u", i);
+        rc = add_new(&v, piece, -10.0f - 1e-4f * (float)i, 1);
+    }
+    if (rc != 0 || v.n != sh->n_vocab) {
+        rc = rc ? rc : CG_ECONFIG; /* a vocabulary smaller than builtin:tiny's own */
+        goto out;
+    }
+    pl = calloc(3 + 9 * (size_t)sh->n_layer, sizeof(*pl));
+    s.row = malloc((sh->dim > sh->n_ff ? sh->dim : sh->n_ff) * sizeof(float));
+    if (pl == NULL || s.row == NULL || (rc = gb_gguf_writer_new(&w)) != 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if ((rc = put_meta(w, &o, "llama", sh->name, sh, &v)) != 0)
+        goto out;
+    float s_in = 1.0f / sqrtf((float)sh->dim), s_ff = 1.0f / sqrtf((float)sh->n_ff);
+#define P(nin, nout, sc, off, ...)                                                                 \
+    (snprintf(pl[n].name, sizeof(pl[n].name), __VA_ARGS__), pl[n].n_in = (nin),                    \
+     pl[n].n_out = (nout), pl[n].scale = (sc), pl[n].offset = (off), n++)
+    P(sh->dim, sh->n_vocab, 1.0f, 0, "token_embd.weight");
+    for (uint32_t l = 0; l < sh->n_layer; l++) {
+        P(sh->dim, 0, 0.2f, 1.0f, "blk.%u.attn_norm.weight", l);
+        P(sh->dim, sh->dim, s_in, 0, "blk.%u.attn_q.weight", l);
+        P(sh->dim, kvd, s_in, 0, "blk.%u.attn_k.weight", l);
+        P(sh->dim, kvd, s_in, 0, "blk.%u.attn_v.weight", l);
+        P(sh->dim, sh->dim, s_in, 0, "blk.%u.attn_output.weight", l);
+        P(sh->dim, 0, 0.2f, 1.0f, "blk.%u.ffn_norm.weight", l);
+        P(sh->dim, sh->n_ff, s_in, 0, "blk.%u.ffn_gate.weight", l);
+        P(sh->dim, sh->n_ff, s_in, 0, "blk.%u.ffn_up.weight", l);
+        P(sh->n_ff, sh->dim, s_ff, 0, "blk.%u.ffn_down.weight", l);
+    }
+    P(sh->dim, 0, 0.2f, 1.0f, "output_norm.weight");
+    P(sh->dim, sh->n_vocab, 4.0f * s_in, 0, "output.weight");
+#undef P
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint64_t ne[2] = {pl[i].n_in, pl[i].n_out};
+        rc = pl[i].n_out ? gb_gguf_w_tensor_info(w, pl[i].name, wtype, 2, ne)
+                         : gb_gguf_w_tensor_info(w, pl[i].name, GB_F32, 1, ne);
+    }
+    s.p = pl;
+    if (rc == 0)
+        rc = gb_gguf_writer_stream(w, path, fill_tensor, &s);
+out:
+    gb_gguf_writer_free(w);
+    free(pl);
+    free(s.row);
     vocab_free(&v);
     return rc;
 }

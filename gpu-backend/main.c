@@ -19,19 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_type(const char *s, uint32_t *out)
+static long num_arg(const char *flag, const char *v, long lo, long hi)
 {
-    static const struct {
-        const char *name;
-        uint32_t type;
-    } types[] = {
-        {"f32", GB_F32}, {"f16", GB_F16}, {"bf16", GB_BF16}, {"q8_0", GB_Q8_0}, {"q4_0", GB_Q4_0}};
-    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-        if (strcmp(s, types[i].name) == 0) {
-            *out = types[i].type;
-            return 0;
-        }
-    return CG_ECONFIG;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*v == 0 || *end != 0 || n < lo || n > hi)
+        cg_fatal("%s: expected an integer from %ld to %ld, got \"%s\"", flag, lo, hi, v);
+    return n;
 }
 
 /* gen-tiny: writes a builtin:tiny variant to a file (tests and the reference check). */
@@ -50,7 +44,7 @@ static int cmd_gen_tiny(int argc, char **argv)
             path = optarg;
             break;
         case 't':
-            if (parse_type(optarg, &o.wtype) != 0)
+            if (gb_type_from_name(optarg, &o.wtype) != 0)
                 cg_fatal("--type: unknown type %s (f32, f16, bf16, q8_0, q4_0)", optarg);
             break;
         case 'a':
@@ -78,6 +72,47 @@ static int cmd_gen_tiny(int argc, char **argv)
     if (f == NULL || fwrite(img, 1, len, f) != len || fclose(f) != 0)
         cg_fatal("gen-tiny: cannot write %s: %s", path, strerror(errno));
     free(img);
+    return 0;
+}
+
+/* gen-model: writes a full-size model shape with random weights (benchmarks). */
+static int cmd_gen_model(int argc, char **argv)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"type", required_argument, NULL, 't'},
+                                         {"shape", required_argument, NULL, 's'},
+                                         {"seed", required_argument, NULL, 'S'},
+                                         {NULL, 0, NULL, 0}};
+    const struct gb_tiny_shape *sh = NULL;
+    const char *path = NULL;
+    uint32_t type = GB_F16;
+    uint64_t seed = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            path = optarg;
+            break;
+        case 't':
+            if (gb_type_from_name(optarg, &type) != 0)
+                cg_fatal("--type: unknown type %s (f32, f16, bf16, q8_0, q4_0)", optarg);
+            break;
+        case 's':
+            if ((sh = gb_tiny_shape_find(optarg)) == NULL)
+                cg_fatal("--shape: unknown shape %s (%s)", optarg, gb_tiny_shape_names());
+            break;
+        case 'S':
+            seed = (uint64_t)num_arg("--seed", optarg, 0, 0x7fffffffffffffffL);
+            break;
+        default:
+            cg_fatal("usage: ccgate-worker gen-model --shape S --out FILE [--type T] [--seed N]");
+        }
+    }
+    if (path == NULL || sh == NULL)
+        cg_fatal("gen-model: --shape and --out are required");
+    int rc = gb_tiny_write(sh, type, seed, path);
+    if (rc != 0)
+        cg_fatal("gen-model: cannot write %s: %s", path, cg_strerror(rc));
     return 0;
 }
 
@@ -186,8 +221,8 @@ static struct cg_opt serve_opts[] = {
     {"log-level", "error|warn|info|debug", "lowest level logged", "info", NULL, NULL},
     {"kbs", "URL", "key broker for a sealed --model (docs/model-protection.md)", NULL, NULL, NULL},
     {"kbs-resource", "REPO/TYPE/TAG", "the sealed model's key at the broker", NULL, NULL, NULL},
-    {"kbs-ca", "FILE", "CA certificate(s) the broker's HTTPS certificate must chain to", NULL,
-     NULL, NULL},
+    {"kbs-ca", "FILE", "CA certificate(s) the broker's HTTPS certificate must chain to", NULL, NULL,
+     NULL},
     {"tee", "sim|snp|tdx|auto", "evidence provider for the broker", "auto", NULL, NULL},
     {"state-dir", "DIR", "the simulated TEE's state (--tee sim)", NULL, NULL, NULL},
     {"max-body", "N", "old name of --max-body-bytes", NULL, NULL, NULL},
@@ -202,12 +237,15 @@ static const char usage_line[] =
     "ccgate-worker --listen ADDR:PORT|unix:PATH --model builtin:tiny|FILE.gguf [options]\n"
     "       ccgate-worker gen-tiny --out FILE [--type f32|f16|bf16|q8_0|q4_0] "
     "[--arch llama|qwen2] [--bpe] [--rope-linear F]\n"
+    "       ccgate-worker gen-model --shape small|tinyllama-1.1b|llama-8b --out FILE\n"
+    "         [--type f32|f16|bf16|q8_0|q4_0] [--seed N]\n"
     "       ccgate-worker logits --model M --tokens 1,2,3 [--mode decode|prefill] "
     "[--device cpu|cuda]";
 
 static const char summary[] =
     "Serves GET /v1/models, POST /v1/completions, POST /v1/chat/completions (stream: SSE)\n"
-    "and GET /health on a loopback address; prints \"listening on ADDR\" once ready.\n"
+    "and GET /health on a loopback address; prints \"listening on ADDR\" once ready (with\n"
+    "--log-format json, the worker.listen event and its addr field say it).\n"
     "A sealed --model (ccgate seal) needs --kbs and --kbs-resource: the key comes from the\n"
     "broker after attestation (docs/model-protection.md).";
 
@@ -242,7 +280,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (a->stopping)
         return;
     a->stopping = 1;
-    cg_log_info("worker.stop", "signal=%d", signum);
+    cg_logf(CG_LOG_INFO, "worker.stop", CG_LF_INT("signal", signum));
     gb_server_close(a->srv, on_server_closed, a);
 }
 
@@ -310,7 +348,8 @@ static int cmd_serve(int argc, char **argv)
         if (rc != 0 && strcmp(device, "cuda") == 0)
             cg_fatal("--device cuda: %s", err);
         if (rc != 0)
-            cg_log_info("worker.device", "cuda=unusable reason=\"%s\" using=cpu", err);
+            cg_logf(CG_LOG_INFO, "worker.device", CG_LF_STR("cuda", "unusable"),
+                    CG_LF_STR("reason", err), CG_LF_STR("using", "cpu"));
         else
             cc = gb_nvml_cc_mode();
     }
@@ -320,9 +359,10 @@ static int cmd_serve(int argc, char **argv)
     model_id(spec, id, sizeof(id));
     if (sealed.name[0] != '\0')
         snprintf(id, sizeof(id), "%.127s", sealed.name);
-    cg_log_info("worker.model",
-                "model=%s arch=%s layers=%u dim=%u vocab=%u device=\"%s\" cc_mode=%s", id,
-                m->hp.arch, m->hp.n_layer, m->hp.dim, m->hp.n_vocab, b->device, cc);
+    cg_logf(CG_LOG_INFO, "worker.model", CG_LF_STR("model", id), CG_LF_STR("arch", m->hp.arch),
+            CG_LF_UINT("layers", m->hp.n_layer), CG_LF_UINT("dim", m->hp.dim),
+            CG_LF_UINT("vocab", m->hp.n_vocab), CG_LF_STR("device", b->device),
+            CG_LF_STR("cc_mode", cc));
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();
     struct gb_engine_opts eo = {
@@ -343,8 +383,10 @@ static int cmd_serve(int argc, char **argv)
     a.sigint.data = a.sigterm.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
-    cg_log_info("worker.listen", "addr=%s", bound);
-    fprintf(stderr, "listening on %s\n", bound);
+    cg_logf(CG_LOG_INFO, "worker.listen", CG_LF_STR("addr", bound));
+    /* The readiness line scripts wait for; in JSON every line is JSON: worker.listen says it. */
+    if (strcmp(cg_opts_get(serve_opts, N_OPTS, "log-format")->value, "json") != 0)
+        fprintf(stderr, "listening on %s\n", bound);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     gb_backend_free(b);
@@ -357,6 +399,8 @@ int main(int argc, char **argv)
     cg_log_init("ccgate-worker", CG_LOG_TEXT, CG_LOG_INFO);
     if (argc > 1 && strcmp(argv[1], "gen-tiny") == 0)
         return cmd_gen_tiny(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "gen-model") == 0)
+        return cmd_gen_model(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "logits") == 0)
         return cmd_logits(argc - 1, argv + 1);
     return cmd_serve(argc, argv);

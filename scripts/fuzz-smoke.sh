@@ -46,9 +46,12 @@ for t in "${targets[@]}"; do
     else
         echo "fuzz-smoke: $t has no seed corpus in tests/fuzz/corpus/$t" >&2
     fi
+    # Inputs up to 8 KiB, but RIMs (20 KiB) and RA-TLS claims with GPU evidence are larger.
+    max_len=8192
+    case $t in fuzz_rim | fuzz_gpuev | fuzz_ratls) max_len=131072 ;; esac
     echo "fuzz-smoke: $t for ${secs}s"
     if ! "$build/bin/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-        -max_len=8192 -print_final_stats=1 -artifact_prefix="$findings/" "$corpus" \
+        -max_len="$max_len" -print_final_stats=1 -artifact_prefix="$findings/" "$corpus" \
         >"$build/$t.log" 2>&1; then
         echo "fuzz-smoke: $t FAILED, see $build/$t.log and $findings/" >&2
         tail -n 40 "$build/$t.log" >&2

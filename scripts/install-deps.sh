@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ccgate needs to build, test and run its demo.
 #   scripts/install-deps.sh [--bench] [--deploy]
-# --bench adds what bench/run.sh needs: the peer proxies, wrk, valgrind and taskset.
+# --bench adds what bench/run.sh needs: the peer proxies, wrk, valgrind and taskset, and
+# node + npm for bench/llama-compare.
 # --deploy adds what make test-deploy and make demo-compose need: Docker (daemon, CLI,
 # docker-compose), mmdebstrap for the base image, lintian, PyYAML, Node.js and npm.
 # Only missing packages are installed; uses sudo when not root.
@@ -12,6 +13,9 @@ pkgs=(
     libuv1-dev libssl-dev openssl node-llhttp libcbor-dev libjansson-dev libcmocka-dev
     libxml2-dev libxmlsec1-dev
     curl python3 python3-numpy python3-jwcrypto clang-14 libclang-rt-14-dev
+    # promtool (tests check the sidecars' /metrics with it); iproute2 and util-linux for the
+    # tests that run in network namespaces of their own.
+    prometheus iproute2 util-linux
 )
 bench=0
 deploy=0
@@ -21,6 +25,9 @@ for arg in "$@"; do
         bench=1
         # nginx's stream proxy is a dynamic module in Debian 12 (libnginx-mod-stream).
         pkgs+=(stunnel4 haproxy nginx libnginx-mod-stream wrk valgrind util-linux strace procps)
+        # bench/llama-compare runs llama.cpp through npm's node-llama-cpp (it needs Node >= 20;
+        # Debian 12's nodejs is 18, so a newer node already on the machine is kept)
+        command -v node >/dev/null || pkgs+=(nodejs npm)
         ;;
     --deploy)
         deploy=1
@@ -54,12 +61,12 @@ if [ "$(id -u)" -ne 0 ]; then
     sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-# The benchmark runs its own proxies on 127.0.0.1 and the deploy tests their own Docker
-# daemon; the packages' system services (nginx and haproxy on every address, dockerd) must
-# not start at install time. policy-rc.d says so to invoke-rc.d, and only while we install,
-# unless the machine already has its own.
+# The packages' system services (prometheus; with --bench nginx and haproxy on every
+# address; with --deploy dockerd) must not start at install time: tests, the benchmark and
+# the deploy tests run their own processes. policy-rc.d says so to invoke-rc.d, and only
+# while we install, unless the machine already has its own.
 own_policy=0
-if [ $((bench + deploy)) -gt 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
     $sudo chmod 755 /usr/sbin/policy-rc.d
     own_policy=1

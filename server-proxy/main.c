@@ -101,23 +101,31 @@ static int metrics(void *arg, struct cg_buf *out)
         "# HELP ccgate_server_connections_total Client connections accepted.\n"
         "# TYPE ccgate_server_connections_total counter\n"
         "ccgate_server_connections_total %llu\n"
+        "# HELP ccgate_server_connections_active Client connections open now.\n"
         "# TYPE ccgate_server_connections_active gauge\n"
         "ccgate_server_connections_active %llu\n"
+        "# HELP ccgate_server_handshake_failures_total TLS handshakes with clients that failed.\n"
         "# TYPE ccgate_server_handshake_failures_total counter\n"
         "ccgate_server_handshake_failures_total %llu\n"
+        "# HELP ccgate_server_upstream_failures_total Connections to the upstream that failed.\n"
         "# TYPE ccgate_server_upstream_failures_total counter\n"
         "ccgate_server_upstream_failures_total %llu\n"
+        "# HELP ccgate_server_bytes_total Bytes from and to client sidecars, added when a "
+        "connection closes.\n"
         "# TYPE ccgate_server_bytes_total counter\n"
         "ccgate_server_bytes_total{direction=\"from_client\"} %llu\n"
         "ccgate_server_bytes_total{direction=\"to_client\"} %llu\n"
         "# HELP ccgate_evidence_requests_total Hardware evidence requests (each covers a batch).\n"
         "# TYPE ccgate_evidence_requests_total counter\n"
         "ccgate_evidence_requests_total{tee=\"%s\"} %llu\n"
+        "# HELP ccgate_evidence_failures_total Hardware evidence requests that failed.\n"
         "# TYPE ccgate_evidence_failures_total counter\n"
         "ccgate_evidence_failures_total{tee=\"%s\"} %llu\n"
         "# HELP ccgate_nonce_handshakes_total Handshakes that asked for fresh evidence.\n"
         "# TYPE ccgate_nonce_handshakes_total counter\n"
         "ccgate_nonce_handshakes_total %llu\n"
+        "# HELP ccgate_evidence_cert_iat_seconds Issue time (Unix seconds) of the certificate "
+        "served now.\n"
         "# TYPE ccgate_evidence_cert_iat_seconds gauge\n"
         "ccgate_evidence_cert_iat_seconds %lld\n",
         (unsigned long long)s->conns_total, (unsigned long long)s->conns_active,
@@ -165,7 +173,7 @@ static struct cg_provider *make_provider(const char *tee, const char *state_dir)
     if (strcmp(tee, "auto") == 0) {
         if (cg_tsm_detect(&cfg, &tee, how, sizeof(how)) != 0)
             cg_fatal("--tee auto: no TEE found (%s); for development use --tee sim", how);
-        cg_log_info("tee.auto", "picked=%s via=\"%s\"", tee, how);
+        cg_logf(CG_LOG_INFO, "tee.auto", CG_LF_STR("picked", tee), CG_LF_STR("via", how));
     }
     if (strcmp(tee, "snp") == 0 || strcmp(tee, "tdx") == 0) {
         int rc = cg_tsm_provider_new(tee, &cfg, &p);
@@ -271,8 +279,9 @@ int main(int argc, char **argv)
 
     if (strcmp(a.tee, "sim") == 0)
         cg_log_warn("tee.sim", "INSECURE simulated TEE: for development and tests only");
-    cg_log_info("listening", "addr=%s upstream=%s tee=%s mode=%s admin=%s", srv->listen_addr.text,
-                srv->upstream.text, a.tee, opt("mode"), opt("admin") ? opt("admin") : "-");
+    cg_logf(CG_LOG_INFO, "listening", CG_LF_STR("addr", srv->listen_addr.text),
+            CG_LF_STR("upstream", srv->upstream.text), CG_LF_STR("tee", a.tee),
+            CG_LF_STR("mode", opt("mode")), CG_LF_STR("admin", opt("admin") ? opt("admin") : "-"));
 
     uv_run(a.loop, UV_RUN_DEFAULT);
     cg_tls_ctx_free(srv->tls);
@@ -280,6 +289,6 @@ int main(int argc, char **argv)
     a.provider->free(a.provider);
     (void)uv_loop_close(a.loop);
     cg_opts_free(opts, N_OPTS);
-    cg_log_info("stopped", "clean=1");
+    cg_logf(CG_LOG_INFO, "stopped", CG_LF_INT("clean", 1));
     return 0;
 }

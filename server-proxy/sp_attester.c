@@ -137,8 +137,8 @@ static void after_work_cb(uv_work_t *req, int status)
                                a->refresh_s + CERT_SLACK_S, &der, &der_len);
     if (rc < 0) {
         a->stats.evidence_failures++;
-        cg_log_error("evidence.failed", "provider=%s nonces=%zu err=\"%s\"", a->provider->name,
-                     b->n_nonces, cg_strerror(rc));
+        cg_logf(CG_LOG_ERROR, "evidence.failed", CG_LF_STR("provider", a->provider->name),
+                CG_LF_UINT("nonces", b->n_nonces), CG_LF_STR("err", cg_strerror(rc)));
     } else if (b->periodic) {
         free(a->cert);
         a->cert = der;
@@ -146,10 +146,10 @@ static void after_work_cb(uv_work_t *req, int status)
         der = NULL;
         a->stats.refreshes++;
         a->stats.cert_iat = b->iat;
-        cg_log_info("evidence.refreshed", "provider=%s iat=%lld", a->provider->name,
-                    (long long)b->iat);
+        cg_logf(CG_LOG_INFO, "evidence.refreshed", CG_LF_STR("provider", a->provider->name),
+                CG_LF_INT("iat", b->iat));
     } else {
-        cg_log_debug("evidence.batch", "nonces=%zu", b->n_nonces);
+        cg_logf(CG_LOG_DEBUG, "evidence.batch", CG_LF_UINT("nonces", b->n_nonces));
     }
     while (b->waiters.next != &b->waiters) {
         struct sp_waiter *w = b->waiters.next;
@@ -212,7 +212,7 @@ static void on_refresh(uv_timer_t *t)
     struct sp_attester *a = t->data;
     struct batch *b = batch_new(a, 1);
     if (b == NULL) {
-        cg_log_error("evidence.refresh", "err=\"out of memory\"");
+        cg_logf(CG_LOG_ERROR, "evidence.refresh", CG_LF_STR("err", "out of memory"));
         return;
     }
     enqueue(a, b);
@@ -228,7 +228,7 @@ int sp_attester_cert_cb(void *arg, struct cg_tls *t, const uint8_t *nonce)
     struct sp_waiter *w = cg_tls_get_data(t);
     if (a->open == NULL) {
         if (a->n_pending >= MAX_QUEUED_BATCHES) {
-            cg_log_warn("evidence.overload", "queued_batches=%zu", a->n_pending);
+            cg_logf(CG_LOG_WARN, "evidence.overload", CG_LF_UINT("queued_batches", a->n_pending));
             return CG_ELIMIT;
         }
         a->open = batch_new(a, 0);

@@ -9,86 +9,51 @@
 #include "ccgate/log.h"
 #include "ccgate/stream.h"
 
-#define TRACK_MAX 64 /* pipelined requests followed; more turns tracking off */
+#define TRACK_MAX 64         /* pipelined requests followed; more turns tracking off */
+#define LINGER_MS 5000       /* after a 502 or a graceful end: wait this long for the client */
+#define STOP_GRACE_MS 1000   /* stopping: how long an idle connection still takes a request */
+#define HELD_MAX (64 * 1024) /* stopping: most bytes of a response head held to annotate */
+#define EARLY_MAX (CG_STREAM_HIGH_WATER + 64 * 1024)
+
+/* What the connection's one timer means now. */
+enum sp_phase {
+    PH_HANDSHAKE,  /* the client's TLS handshake */
+    PH_CONNECTING, /* connecting to the upstream */
+    PH_RELAY,      /* relaying; the timer is the idle timeout */
+    PH_GRACE,      /* stopping, idle: a request may still arrive */
+    PH_LINGER,     /* a 502 sent or close_notify sent: waiting for the client to close */
+};
 
 struct sp_conn {
-    struct sp_conn *prev, *next;
+    struct cg_conn conn;
     struct sp_server *srv;
-    uint64_t id;
-    struct cg_stream down; /* RA-TLS towards the client sidecar */
-    struct cg_stream up;   /* plain towards the upstream */
+    struct cg_stream down; /* RA-TLS towards the client sidecar: legs[0] */
+    struct cg_stream up;   /* plain towards the upstream: legs[1] once initialized */
     struct sp_waiter waiter;
-    uv_timer_t timer;
     struct cg_buf early; /* client bytes that arrived before the upstream connected */
     /* HTTP mode: the bytes pass untouched, but parsers follow the message boundaries so that
-     * a drain can end a connection between messages (the client pools them). */
+     * a stop can end a connection between messages (the client pools them). */
     struct cg_http_parser *reqp, *respp;
     uint8_t is_head[TRACK_MAX]; /* per request awaiting its response: was it HEAD */
     size_t track_head, track_len;
     int tracking; /* boundaries known; 0 after an upgrade, a parse error or an overflow */
     int resp_status;
-    int handles;
-    unsigned up_inited : 1, up_connected : 1, up_dead : 1, closing : 1;
+    struct cg_buf held; /* stopping: a response head held until complete (Connection: close) */
+    size_t held_scan;   /* where the search for the head's end resumes */
+    enum sp_phase phase;
+    unsigned up_inited : 1, up_connected : 1, up_dead : 1, announced : 1, answered_since_stop : 1,
+        grace_over : 1;
 };
 
-static void on_timeout(uv_timer_t *t);
-
-static void conn_release(struct sp_conn *c)
+static void conn_close(struct sp_conn *c, int err, const char *reason)
 {
-    if (--c->handles > 0)
-        return;
-    cg_http_parser_free(c->reqp);
-    cg_http_parser_free(c->respp);
-    cg_buf_free(&c->early);
-    free(c);
+    cg_conn_close(&c->conn, err, reason);
 }
 
-static void timer_closed(uv_handle_t *h)
+static void arm(struct sp_conn *c, enum sp_phase phase, uint64_t ms)
 {
-    conn_release(h->data);
-}
-
-static void leg_closed(struct cg_stream *s, void *arg)
-{
-    (void)s;
-    conn_release(arg);
-}
-
-/* Runs on_idle once, when stopping and the last connection closed. */
-static void notify_idle(struct sp_server *srv)
-{
-    if (!srv->stopping || srv->conns != NULL || srv->on_idle == NULL || srv->idle_notified)
-        return;
-    srv->idle_notified = 1;
-    srv->on_idle(srv);
-}
-
-static void conn_close(struct sp_conn *c, const char *reason)
-{
-    if (c->closing)
-        return;
-    c->closing = 1;
-    struct sp_server *srv = c->srv;
-    cg_log_debug("conn.close", "id=%llu reason=%s from_client=%llu to_client=%llu",
-                 (unsigned long long)c->id, reason, (unsigned long long)c->down.bytes_in,
-                 (unsigned long long)c->down.bytes_out);
-    srv->stats.bytes_from_client += c->down.bytes_in;
-    srv->stats.bytes_to_client += c->down.bytes_out;
-    srv->stats.conns_active--;
-    sp_attester_cancel(&c->waiter);
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-
-    uv_close((uv_handle_t *)&c->timer, timer_closed);
-    cg_stream_close(&c->down, leg_closed, c);
-    if (c->up_inited) {
-        cg_stream_close(&c->up, leg_closed, c);
-    }
-    notify_idle(srv);
+    c->phase = phase;
+    cg_conn_timer(&c->conn, ms);
 }
 
 static struct cg_stream *peer_of(struct sp_conn *c, struct cg_stream *s)
@@ -99,7 +64,7 @@ static struct cg_stream *peer_of(struct sp_conn *c, struct cg_stream *s)
 static void maybe_done(struct sp_conn *c)
 {
     if (c->down.eof && c->up.eof && c->down.queued == 0 && c->up.queued == 0)
-        conn_close(c, "done");
+        conn_close(c, 0, "done");
 }
 
 /* ---- message boundaries (HTTP mode) ---- */
@@ -135,6 +100,8 @@ static int track_resp_complete(void *arg)
     c->track_head = (c->track_head + 1) % TRACK_MAX;
     c->track_len--;
     track_arm_head(c);
+    if (c->srv->stopping)
+        c->answered_since_stop = 1;
     return 0;
 }
 
@@ -175,34 +142,146 @@ static void track(struct sp_conn *c, struct cg_stream *from, const uint8_t *data
         c->tracking = 0;
 }
 
-/* Between messages: every request answered, nothing half-parsed, nothing queued. */
+/* Between messages: every request answered, nothing half-parsed, nothing queued or held. */
 static int between_messages(const struct sp_conn *c)
 {
     return c->tracking && c->track_len == 0 && !cg_http_parser_in_message(c->reqp) &&
-           !cg_http_parser_in_message(c->respp) && c->down.queued == 0 &&
+           !cg_http_parser_in_message(c->respp) && c->down.queued == 0 && c->held.len == 0 &&
            (!c->up_inited || c->up.queued == 0);
 }
+
+/* ---- graceful stop ---- */
+
+/* Ends the connection cleanly: close_notify and FIN to the client (which then closes), FIN to
+ * the upstream; the client's close (or the linger timer) closes. */
+static void end_gracefully(struct sp_conn *c)
+{
+    if (c->phase == PH_LINGER)
+        return;
+    (void)cg_stream_shutdown(&c->down);
+    if (c->up_connected)
+        (void)cg_stream_shutdown(&c->up);
+    arm(c, PH_LINGER, LINGER_MS);
+}
+
+/* Stopping: a connection ends at a message boundary once it answered since the stop, or
+ * once its idle grace ran out. */
+static void maybe_stop(struct sp_conn *c)
+{
+    if (c->srv->stopping && c->up_connected && (c->answered_since_stop || c->grace_over) &&
+        between_messages(c))
+        end_gracefully(c);
+}
+
+/* Where the response head in held ends (after its blank line), or 0 while incomplete. */
+static size_t held_head_end(struct sp_conn *c)
+{
+    const uint8_t *d = (const uint8_t *)c->held.data;
+    for (size_t i = c->held_scan; i + 4 <= c->held.len; i++)
+        if (d[i] == '\r' && d[i + 1] == '\n' && d[i + 2] == '\r' && d[i + 3] == '\n')
+            return i + 4;
+    c->held_scan = c->held.len > 3 ? c->held.len - 3 : 0;
+    return 0;
+}
+
+/* The status of the response head at d (HTTP/1.x NNN ...), or 0 when it does not look so. */
+static int head_status(const uint8_t *d, size_t len)
+{
+    if (len < 12 || memcmp(d, "HTTP/1.", 7) != 0 || d[8] != ' ')
+        return 0;
+    int st = 0;
+    for (int i = 9; i < 12; i++) {
+        if (d[i] < '0' || d[i] > '9')
+            return 0;
+        st = st * 10 + (d[i] - '0');
+    }
+    return st;
+}
+
+static void held_reset(struct sp_conn *c)
+{
+    c->held.len = 0;
+    c->held_scan = 0;
+}
+
+/*
+ * Stopping: upstream bytes that start at a response boundary are held until the response
+ * head is complete, then sent with "Connection: close" added before its blank line (a 1xx
+ * head is sent as is and the search goes on). The parser has seen the bytes already; this
+ * only changes what the client reads. Returns 0 or a negative code (write failed).
+ */
+static int relay_announcing(struct sp_conn *c, const uint8_t *data, size_t len)
+{
+    static const char close_hdr[] = "Connection: close\r\n\r\n";
+    if (c->held.len + len > HELD_MAX || cg_buf_append(&c->held, data, len) < 0) {
+        /* A head this large is not annotated: send it as it came. */
+        int rc = cg_stream_write(&c->down, c->held.data, c->held.len);
+        if (rc == 0)
+            rc = cg_stream_write(&c->down, data, len);
+        held_reset(c);
+        c->announced = 1;
+        return rc;
+    }
+    for (;;) {
+        size_t end = held_head_end(c);
+        if (end == 0)
+            return 0; /* hold until the head is complete */
+        int status = head_status((const uint8_t *)c->held.data, end);
+        if (status >= 100 && status < 200) {
+            int rc = cg_stream_write(&c->down, c->held.data, end);
+            if (rc < 0)
+                return rc;
+            memmove(c->held.data, c->held.data + end, c->held.len - end);
+            c->held.len -= end;
+            c->held_scan = 0;
+            if (c->held.len == 0)
+                return 0;
+            continue;
+        }
+        uv_buf_t bufs[3] = {uv_buf_init((char *)c->held.data, (unsigned)end),
+                            uv_buf_init((char *)c->held.data + end, (unsigned)(c->held.len - end))};
+        unsigned n = 2;
+        if (status != 0) {
+            bufs[0].len = end - 2; /* before the blank line */
+            bufs[2] = bufs[1];
+            bufs[1] = uv_buf_init((char *)close_hdr, sizeof(close_hdr) - 1);
+            n = 3;
+        }
+        int rc = cg_stream_writev(&c->down, bufs, n);
+        cg_buf_free(&c->held);
+        c->held_scan = 0;
+        c->announced = 1;
+        return rc;
+    }
+}
+
+/* ---- relaying ---- */
 
 static void on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 {
     struct sp_conn *c = s->data;
-    if (c->up_connected)
-        (void)uv_timer_start(&c->timer, on_timeout, c->srv->idle_timeout_ms, 0);
-    track(c, s, data, len);
+    if (c->up_connected && c->phase == PH_RELAY)
+        arm(c, PH_RELAY, c->srv->idle_timeout_ms);
     if (s == &c->down && !c->up_connected) {
+        track(c, s, data, len);
         if (cg_buf_append(&c->early, data, len) < 0)
-            conn_close(c, "early_data_overflow");
+            conn_close(c, UV_ENOBUFS, "early_data_overflow");
         else if (c->early.len >= CG_STREAM_HIGH_WATER)
             cg_stream_read_stop(s);
         return;
     }
     struct cg_stream *peer = peer_of(c, s);
-    if (cg_stream_write(peer, data, len) < 0) {
-        conn_close(c, "write_failed");
+    int announce = s == &c->up && c->srv->stopping && !c->announced && c->tracking &&
+                   (c->held.len > 0 || !cg_http_parser_in_message(c->respp));
+    track(c, s, data, len);
+    int rc = announce ? relay_announcing(c, data, len) : cg_stream_write(peer, data, len);
+    if (rc < 0) {
+        conn_close(c, rc, "write_failed");
         return;
     }
     if (peer->queued >= CG_STREAM_HIGH_WATER)
         cg_stream_read_stop(s);
+    maybe_stop(c);
 }
 
 static void on_drain(struct cg_stream *s)
@@ -211,10 +290,7 @@ static void on_drain(struct cg_stream *s)
     struct cg_stream *peer = peer_of(c, s);
     if (!peer->eof && (peer != &c->up || c->up_connected))
         (void)cg_stream_read_start(peer);
-    if (c->srv->stopping && c->up_connected && between_messages(c)) {
-        conn_close(c, "shutdown");
-        return;
-    }
+    maybe_stop(c);
     maybe_done(c);
 }
 
@@ -222,37 +298,42 @@ static void on_eof(struct cg_stream *s)
 {
     struct sp_conn *c = s->data;
     struct cg_stream *peer = peer_of(c, s);
-    if (peer == &c->up && !c->up_connected) {
-        if (c->up_dead)
-            conn_close(c, "upstream_unreachable");
-        return; /* else shut down once connected */
+    if (s == &c->down && c->phase == PH_LINGER) {
+        conn_close(c, 0, c->up_dead ? "upstream_unreachable" : "shutdown");
+        return;
     }
-    cg_stream_shutdown(peer);
+    if (peer == &c->up && !c->up_connected)
+        return; /* shut down once connected */
+    (void)cg_stream_shutdown(peer);
     maybe_done(c);
 }
 
 static void on_error(struct cg_stream *s, int err)
 {
     struct sp_conn *c = s->data;
+    if (c->phase == PH_LINGER) {
+        /* Ended on our side already: how the client or the upstream goes does not matter
+         * (many clients close without close_notify once they saw ours). */
+        conn_close(c, err, c->up_dead ? "upstream_unreachable" : "shutdown");
+        return;
+    }
     if (s == &c->up)
-        conn_close(c, "upstream_error");
+        conn_close(c, err, "upstream_error");
     else
-        conn_close(c, err == CG_ETLS ? "client_tls_error_or_truncation" : "client_error");
+        conn_close(c, err, err == CG_ETLS ? "client_tls_error_or_truncation" : "client_error");
 }
-
-#define LINGER_MS 5000
 
 /* The upstream cannot be reached (error or connect timeout): HTTP mode answers 502 JSON, TCP
  * mode closes; the connection lingers until the client closes. */
 static void upstream_failed(struct sp_conn *c, int status)
 {
     if (c->up_inited) {
-        cg_stream_close(&c->up, leg_closed, c);
+        cg_conn_drop_leg(&c->conn, 1);
         c->up_inited = 0;
     }
     c->srv->stats.upstream_failures++;
-    cg_log_warn("upstream.connect", "id=%llu upstream=%s err=\"%s\"", (unsigned long long)c->id,
-                c->srv->upstream.text, cg_strerror(status));
+    cg_logf(CG_LOG_WARN, "upstream.connect", CG_LF_UINT("id", c->conn.id),
+            CG_LF_STR("upstream", c->srv->upstream.text), CG_LF_STR("err", cg_strerror(status)));
     if (!c->srv->tcp_mode) {
         static const char body[] = "{\"error\": \"upstream_unreachable\"}\n";
         struct cg_buf out;
@@ -262,9 +343,9 @@ static void upstream_failed(struct sp_conn *c, int status)
         cg_buf_free(&out);
     }
     /* TCP mode has no way to say why: close_notify alone. */
-    cg_stream_shutdown(&c->down);
+    (void)cg_stream_shutdown(&c->down);
     c->up_dead = 1;
-    (void)uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
+    arm(c, PH_LINGER, LINGER_MS);
 }
 
 static void on_up_connect(struct cg_stream *s, int status)
@@ -275,17 +356,21 @@ static void on_up_connect(struct cg_stream *s, int status)
         return;
     }
     c->up_connected = 1;
-    (void)uv_timer_start(&c->timer, on_timeout, c->srv->idle_timeout_ms, 0);
+    arm(c, PH_RELAY, c->srv->idle_timeout_ms);
     if (c->early.len > 0 && cg_stream_write(&c->up, c->early.data, c->early.len) < 0) {
-        conn_close(c, "write_failed");
+        conn_close(c, UV_EPIPE, "write_failed");
         return;
     }
     cg_buf_free(&c->early);
     if (c->down.eof)
-        cg_stream_shutdown(&c->up);
+        (void)cg_stream_shutdown(&c->up);
     else
         (void)cg_stream_read_start(&c->down);
     (void)cg_stream_read_start(&c->up);
+    if (c->srv->stopping) {
+        c->grace_over = 0;
+        maybe_stop(c);
+    }
 }
 
 static void on_handshake(struct cg_stream *s, int status);
@@ -309,140 +394,176 @@ static const struct cg_stream_callbacks up_cb = {
 static void on_handshake(struct cg_stream *s, int status)
 {
     struct sp_conn *c = s->data;
-    (void)uv_timer_stop(&c->timer);
     if (status < 0) {
         c->srv->stats.handshake_failures++;
-        conn_close(c, "handshake_failed");
+        conn_close(c, status, "handshake_failed");
         return;
     }
     int rc = cg_stream_init(&c->up, c->srv->loop, c->srv->upstream.is_unix, &up_cb, c);
     if (rc == 0) {
         c->up_inited = 1;
-        c->handles++;
+        cg_conn_add_leg(&c->conn, 1, &c->up);
         rc = cg_stream_connect(&c->up, &c->srv->upstream);
     }
     if (rc < 0) {
         upstream_failed(c, rc);
         return;
     }
-    (void)uv_timer_start(&c->timer, on_timeout, c->srv->upstream_connect_timeout_ms, 0);
+    arm(c, PH_CONNECTING, c->srv->upstream_connect_timeout_ms);
 }
 
 static void on_cert_ready(struct sp_waiter *w, int status)
 {
     struct sp_conn *c = (struct sp_conn *)((char *)w - offsetof(struct sp_conn, waiter));
+    if (!cg_conn_live(&c->conn))
+        return;
     if (status < 0) {
         c->srv->stats.handshake_failures++;
-        conn_close(c, "evidence_failed");
+        conn_close(c, status, "evidence_failed");
         return;
     }
     cg_stream_handshake(&c->down);
 }
 
-static void on_timeout(uv_timer_t *t)
+/* ---- the connection core's callbacks ---- */
+
+static void on_timeout(struct cg_conn *conn)
 {
-    struct sp_conn *c = t->data;
-    if (c->up_dead) {
-        conn_close(c, "upstream_unreachable");
-        return;
-    }
-    if (c->up_connected) {
-        conn_close(c, "idle_timeout");
-        return;
-    }
-    if (c->up_inited) {
+    struct sp_conn *c = conn->data;
+    switch (c->phase) {
+    case PH_HANDSHAKE:
+        c->srv->stats.handshake_failures++;
+        conn_close(c, UV_ETIMEDOUT, "handshake_timeout");
+        break;
+    case PH_CONNECTING:
         upstream_failed(c, UV_ETIMEDOUT);
-        return;
+        break;
+    case PH_RELAY:
+        conn_close(c, UV_ETIMEDOUT, "idle_timeout");
+        break;
+    case PH_GRACE:
+        c->grace_over = 1;
+        arm(c, PH_RELAY, c->srv->idle_timeout_ms);
+        maybe_stop(c);
+        break;
+    case PH_LINGER:
+        conn_close(c, 0, c->up_dead ? "upstream_unreachable" : "shutdown");
+        break;
     }
-    c->srv->stats.handshake_failures++;
-    conn_close(c, "handshake_timeout");
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+static void on_stop(struct cg_conn *conn)
 {
-    struct sp_server *srv = listener->data;
-    if (status < 0 || srv->stopping)
+    struct sp_conn *c = conn->data;
+    if (c->phase == PH_HANDSHAKE || c->phase == PH_CONNECTING) {
+        c->grace_over = 1; /* no request reached the upstream yet: end once connected */
         return;
+    }
+    if (c->phase == PH_RELAY && between_messages(c))
+        arm(c, PH_GRACE, STOP_GRACE_MS);
+}
+
+static void on_close(struct cg_conn *conn)
+{
+    struct sp_conn *c = conn->data;
+    struct sp_server *srv = c->srv;
+    srv->stats.bytes_from_client += c->down.bytes_in;
+    srv->stats.bytes_to_client += c->down.bytes_out;
+    srv->stats.conns_active--;
+    sp_attester_cancel(&c->waiter);
+}
+
+static void on_free(struct cg_conn *conn)
+{
+    struct sp_conn *c = conn->data;
+    cg_http_parser_free(c->reqp);
+    cg_http_parser_free(c->respp);
+    cg_buf_free(&c->early);
+    cg_buf_free(&c->held);
+    free(c);
+}
+
+static void on_stopped(struct cg_conns *set)
+{
+    struct sp_server *srv = set->data;
+    if (srv->on_idle != NULL)
+        srv->on_idle(srv);
+}
+
+static void on_accept(struct cg_conns *set, uv_stream_t *listener)
+{
+    struct sp_server *srv = set->data;
     struct sp_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
+    if (c == NULL) {
+        cg_log_error("accept", "err=\"out of memory\"");
         return;
+    }
+    cg_conn_init(&c->conn, set, c);
     c->srv = srv;
-    c->id = ++srv->stats.conns_total;
-    cg_buf_init(&c->early, CG_STREAM_HIGH_WATER + 64 * 1024);
+    srv->stats.conns_total++;
+    srv->stats.conns_active++;
+    cg_buf_init(&c->early, EARLY_MAX);
+    cg_buf_init(&c->held, HELD_MAX);
+    c->waiter.ready = on_cert_ready;
+    int rc = cg_conn_accept(&c->conn, &c->down, listener, &down_cb);
+    if (rc < 0) {
+        conn_close(c, rc, "accept_failed");
+        return;
+    }
+    if (cg_conns_full(set)) {
+        conn_close(c, UV_EBUSY, "too_many_connections");
+        return;
+    }
     if (!srv->tcp_mode) {
-        /* Generous limits: the client sidecar enforces the real ones; these only follow. */
+        /* Generous limits: the client sidecar enforces the real ones; these only follow (a
+         * message past them turns tracking off, it is not refused). */
         struct cg_http_limits lim = {.max_header_bytes = 1024 * 1024,
                                      .max_headers = CG_HTTP_MAX_HEADERS_CAP};
         c->tracking = cg_http_parser_new(CG_HTTP_REQUEST, &lim, &track_req_cb, c, &c->reqp) == 0 &&
                       cg_http_parser_new(CG_HTTP_RESPONSE, &lim, &track_resp_cb, c, &c->respp) == 0;
     }
-    if (cg_stream_init(&c->down, srv->loop, 0, &down_cb, c) < 0) {
-        free(c);
-        return;
-    }
-    c->handles = 2;
-    (void)uv_timer_init(srv->loop, &c->timer);
-    c->timer.data = c;
-    c->waiter.ready = on_cert_ready;
-    srv->stats.conns_active++;
-    c->next = srv->conns;
-    if (srv->conns != NULL)
-        srv->conns->prev = c;
-    srv->conns = c;
-
     struct cg_tls *t = NULL;
-    if (cg_stream_accept(&c->down, listener) < 0) {
-        conn_close(c, "accept_failed");
-        return;
-    }
-    if (srv->stats.conns_active > srv->max_conns) {
-        conn_close(c, "too_many_connections");
-        return;
-    }
-    if (cg_tls_new(srv->tls, 0, &t) < 0) {
-        conn_close(c, "tls_init_failed");
+    rc = cg_tls_new(srv->tls, 0, &t);
+    if (rc < 0) {
+        conn_close(c, rc, "tls_init_failed");
         return;
     }
     cg_tls_set_data(t, &c->waiter);
     c->waiter.tls = t;
     cg_stream_set_tls(&c->down, t);
-    (void)uv_timer_start(&c->timer, on_timeout, srv->handshake_timeout_ms, 0);
-    if (cg_stream_read_start(&c->down) < 0)
-        conn_close(c, "read_failed");
+    arm(c, PH_HANDSHAKE, srv->handshake_timeout_ms);
+    rc = cg_stream_read_start(&c->down);
+    if (rc < 0)
+        conn_close(c, rc, "read_failed");
 }
+
+static const struct cg_conn_ops conn_ops = {
+    .on_accept = on_accept,
+    .on_timeout = on_timeout,
+    .on_drain = on_stop,
+    .on_close = on_close,
+    .on_free = on_free,
+    .on_stopped = on_stopped,
+};
 
 int sp_server_start(struct sp_server *s)
 {
-    int rc = uv_tcp_init(s->loop, &s->listener.tcp);
+    int rc = cg_conns_init(&s->set, s->loop, &conn_ops, s);
     if (rc < 0)
         return rc;
-    s->listener.handle.data = s;
-    rc = uv_tcp_bind(&s->listener.tcp, (const struct sockaddr *)&s->listen_addr.ss, 0);
-    if (rc == 0)
-        rc = uv_listen(&s->listener.stream, 511, on_connection);
-    if (rc < 0)
-        uv_close(&s->listener.handle, NULL);
-    return rc;
+    s->set.name = "server";
+    s->set.max_conns = s->max_conns;
+    return cg_conns_listen(&s->set, &s->listen_addr, 511);
 }
 
 void sp_server_stop(struct sp_server *s)
 {
-    if (s->stopping)
-        return;
     s->stopping = 1;
-    uv_close(&s->listener.handle, NULL);
-    /* Connections between messages (idle in a client's pool) end now; the others after
-     * their current response (on_drain), or at the deadline. */
-    for (struct sp_conn *c = s->conns, *next; c != NULL; c = next) {
-        next = c->next;
-        if (c->up_connected && between_messages(c))
-            conn_close(c, "shutdown");
-    }
-    notify_idle(s);
+    cg_conns_drain(&s->set);
 }
 
 void sp_server_abort(struct sp_server *s)
 {
-    while (s->conns != NULL)
-        conn_close(s->conns, "shutdown_deadline");
+    s->stopping = 1;
+    cg_conns_abort(&s->set, "shutdown_deadline");
 }

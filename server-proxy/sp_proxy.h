@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include "ccgate/addr.h"
+#include "ccgate/conn.h"
 #include "ccgate/tls.h"
 #include "sp_attester.h"
 
@@ -22,7 +23,14 @@ struct sp_stats {
 /*
  * The RA-TLS listener: every accepted connection completes an attested handshake (the
  * attester supplies the certificate), then its plaintext is relayed both ways to the
- * upstream, with half-close and backpressure.
+ * upstream, with half-close and backpressure. Connections live in the shared connection core
+ * (ccgate/conn.h): one timer each, one deferred close.
+ *
+ * Graceful stop (HTTP mode): no new connection is accepted; each response that begins after
+ * the stop carries "Connection: close", so that the client stops reusing the connection, and
+ * the connection closes at the end of that response. A connection idle at the stop stays
+ * open a short grace (a request already on its way is answered, with "Connection: close"),
+ * then closes between messages. The drain deadline (sp_server_abort) ends the rest.
  */
 struct sp_server {
     uv_loop_t *loop;
@@ -35,14 +43,8 @@ struct sp_server {
     unsigned idle_timeout_ms;             /* no byte either way for this long: close */
     unsigned max_conns;
     int tcp_mode; /* no HTTP answer of our own on the wire (ALPN ccgate-tcp) */
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-    } listener;
-    struct sp_conn *conns; /* list of live connections */
+    struct cg_conns set;
     int stopping;
-    int idle_notified;
     void (*on_idle)(struct sp_server *s); /* stopping and the last connection closed */
     struct sp_stats stats;
 };
@@ -50,7 +52,7 @@ struct sp_server {
 /* Binds and listens (the caller filled the configuration fields). 0 or a libuv code. */
 int sp_server_start(struct sp_server *s);
 
-/* Stops accepting; live connections finish, then on_idle runs. */
+/* Stops accepting; live connections finish (see above), then on_idle runs. */
 void sp_server_stop(struct sp_server *s);
 
 /* Closes every live connection now (drain deadline passed). */

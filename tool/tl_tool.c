@@ -49,10 +49,11 @@ static int flush_out(int fd, struct cg_tls *t)
 
 /*
  * Connects to a, completes a TLS handshake that carries a fresh nonce, and returns the
- * server's certificate (caller frees *der) and the nonce. Nothing is trusted yet.
+ * server's certificate (caller frees *der) and the nonce. Nothing is trusted yet. On a TLS
+ * failure why[] says what the handshake saw (else it is left as it is).
  */
 static int fetch_cert(const struct cg_addr *a, uint8_t **der, size_t *der_len,
-                      uint8_t nonce[CG_NONCE_LEN])
+                      uint8_t nonce[CG_NONCE_LEN], char *why, size_t why_len)
 {
     struct cg_tls_ctx *ctx = NULL;
     struct cg_tls *t = NULL;
@@ -103,6 +104,8 @@ static int fetch_cert(const struct cg_addr *a, uint8_t **der, size_t *der_len,
         }
     }
 out:
+    if (rc < 0 && t != NULL && cg_tls_verdict(t)->check[0] != '\0')
+        snprintf(why, why_len, "%s", cg_tls_verdict(t)->actual);
     cg_tls_free(t);
     cg_tls_ctx_free(ctx);
     close(fd);
@@ -159,11 +162,11 @@ static double now_s(void)
 /* fetch_cert(), again every 200 ms while nothing listens yet (a server still starting), for
  * up to wait_s seconds. Other failures (a server that answers wrongly) are final. */
 static int fetch_cert_wait(const struct cg_addr *a, unsigned long wait_s, uint8_t **der,
-                           size_t *der_len, uint8_t nonce[CG_NONCE_LEN])
+                           size_t *der_len, uint8_t nonce[CG_NONCE_LEN], char *why, size_t why_len)
 {
     double deadline = now_s() + (double)wait_s;
     for (;;) {
-        int rc = fetch_cert(a, der, der_len, nonce);
+        int rc = fetch_cert(a, der, der_len, nonce, why, why_len);
         if ((rc != -ECONNREFUSED && rc != -ECONNRESET) || now_s() >= deadline)
             return rc;
         struct timespec pause = {.tv_nsec = 200 * 1000 * 1000};
@@ -295,10 +298,13 @@ int tl_tool_policy_from_evidence(int argc, char **argv)
     uint8_t *der = NULL;
     size_t der_len = 0;
     uint8_t nonce[CG_NONCE_LEN];
-    int rc = fetch_cert_wait(&addr, wait_s, &der, &der_len, nonce);
+    char why[256] = "";
+    int rc = fetch_cert_wait(&addr, wait_s, &der, &der_len, nonce, why, sizeof(why));
     if (rc < 0) {
+        if (why[0] == '\0')
+            snprintf(why, sizeof(why), "%s", cg_strerror(rc));
         fprintf(stderr, "ccgate: policy from-evidence: %s: no TLS 1.3 RA-TLS handshake: %s%s\n",
-                addr.text, cg_strerror(rc),
+                addr.text, why,
                 rc == -ECONNREFUSED && wait_s == 0 ? " (is it up yet? --wait SECONDS retries)"
                                                    : "");
         return 1;

@@ -288,23 +288,7 @@ int cg_gpusim_report(struct cg_gpusim *s, const struct cg_gpusim_report_opts *o,
     put16(olen, (unsigned)(p - op));
     size_t signed_len = (size_t)(p - buf);
 
-    /* ECDSA P-384 / SHA-384 over request || response so far; r || s big-endian. */
-    uint8_t *sig_der = NULL;
-    size_t sig_len = 0;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    ECDSA_SIG *sig = NULL;
-    ok = ok && md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, s->key[LEAF]) == 1 &&
-         EVP_DigestSign(md, NULL, &sig_len, buf, signed_len) == 1 &&
-         (sig_der = OPENSSL_malloc(sig_len)) != NULL &&
-         EVP_DigestSign(md, sig_der, &sig_len, buf, signed_len) == 1;
-    const unsigned char *q = sig_der;
-    ok = ok && (sig = d2i_ECDSA_SIG(NULL, &q, (long)sig_len)) != NULL &&
-         BN_bn2binpad(ECDSA_SIG_get0_r(sig), p, 48) == 48 &&
-         BN_bn2binpad(ECDSA_SIG_get0_s(sig), p + 48, 48) == 48;
-    ECDSA_SIG_free(sig);
-    OPENSSL_free(sig_der);
-    EVP_MD_CTX_free(md);
-    ERR_clear_error();
+    ok = ok && cg_gpusim_sign(s, buf, signed_len, p) == 0;
     if (!ok) {
         free(buf);
         return CG_ECRYPTO;
@@ -312,6 +296,27 @@ int cg_gpusim_report(struct cg_gpusim *s, const struct cg_gpusim_report_opts *o,
     *out = buf;
     *len = signed_len + CG_SPDM_SIG_LEN;
     return 0;
+}
+
+int cg_gpusim_sign(struct cg_gpusim *s, const uint8_t *data, size_t len, uint8_t sig[96])
+{
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    ECDSA_SIG *es = NULL;
+    int ok = md != NULL && EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, s->key[LEAF]) == 1 &&
+             EVP_DigestSign(md, NULL, &der_len, data, len) == 1 &&
+             (der = OPENSSL_malloc(der_len)) != NULL &&
+             EVP_DigestSign(md, der, &der_len, data, len) == 1;
+    const unsigned char *q = der;
+    ok = ok && (es = d2i_ECDSA_SIG(NULL, &q, (long)der_len)) != NULL &&
+         BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 48) == 48 &&
+         BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 48, 48) == 48;
+    ECDSA_SIG_free(es);
+    OPENSSL_free(der);
+    EVP_MD_CTX_free(md);
+    ERR_clear_error();
+    return ok ? 0 : CG_ECRYPTO;
 }
 
 static int pem_of(BIO *b, char **out, size_t *len)
@@ -341,8 +346,12 @@ int cg_gpusim_chain_pem(struct cg_gpusim *s, char **out, size_t *len)
     return chain_pem(s->cert[LEAF], s->cert[ROOT], out, len);
 }
 
-int cg_gpusim_rim(struct cg_gpusim *s, int vbios, uint8_t **out, size_t *len)
+int cg_gpusim_rim(struct cg_gpusim *s, enum cg_gpusim_rim_kind kind, uint8_t **out, size_t *len)
 {
+    int vbios = kind != CG_GPUSIM_RIM_DRIVER;
+    unsigned end = kind == CG_GPUSIM_RIM_VBIOS_OVERLAP ? DRIVER_FIRST + 1
+                   : vbios                             ? DRIVER_FIRST
+                                                       : CG_GPUSIM_BLOCKS;
     size_t cap = 4096 + CG_GPUSIM_BLOCKS * 400;
     char *xml = malloc(cap), *key = NULL, *chain = NULL;
     size_t n = 0, klen = 0, clen = 0;
@@ -359,8 +368,7 @@ int cg_gpusim_rim(struct cg_gpusim *s, int vbios, uint8_t **out, size_t *len)
                 "1"
               : "NV_GPU_DRIVER_SIM_" CG_GPUSIM_DRIVER_VERSION,
         vbios ? CG_GPUSIM_VBIOS_VERSION : CG_GPUSIM_DRIVER_VERSION);
-    for (unsigned i = vbios ? 0 : DRIVER_FIRST; i < (vbios ? DRIVER_FIRST : CG_GPUSIM_BLOCKS);
-         i++) {
+    for (unsigned i = vbios ? 0 : DRIVER_FIRST; i < end; i++) {
         uint8_t val[VALUE_LEN];
         char hex[2 * VALUE_LEN + 1];
         block_value(i + 1, val);
@@ -476,7 +484,8 @@ int cg_gpusim_provider_new(const char *state_dir, struct cg_gpu_provider **out)
     p->base.free = sim_free;
     int rc = cg_gpusim_open(state_dir, &p->sim);
     for (int i = 0; rc == 0 && i < 2; i++)
-        rc = cg_gpusim_rim(p->sim, i, &p->rims[i], &p->rim_lens[i]);
+        rc = cg_gpusim_rim(p->sim, i == 0 ? CG_GPUSIM_RIM_DRIVER : CG_GPUSIM_RIM_VBIOS, &p->rims[i],
+                           &p->rim_lens[i]);
     if (rc != 0) {
         sim_free(&p->base);
         return rc;

@@ -550,6 +550,24 @@ static int check_hwid(const X509 *leaf, const struct cg_snp_report *r, enum cg_s
     return 0;
 }
 
+int cg__snp_vcek_check(const uint8_t *der, size_t len, const struct cg_snp_report *r,
+                       struct cg_verdict *v)
+{
+    const unsigned char *pp = der;
+    X509 *leaf = d2i_X509(NULL, &pp, (long)len);
+    enum cg_snp_product p;
+    int rc = leaf == NULL
+                 ? cg_reject(v, CG_EEVIDENCE, "snp.vcek.der", "a DER certificate", "unparsable")
+                 : leaf_product(leaf, &p, v);
+    if (rc == 0)
+        rc = check_tcb(leaf, r, p, v);
+    if (rc == 0)
+        rc = check_hwid(leaf, r, p, v);
+    X509_free(leaf);
+    ERR_clear_error();
+    return rc;
+}
+
 /* Real AMD: pins the ARK of the product, picks the ASK/ASVK, checks the names. */
 static int amd_chain(const uint8_t *const *certs, const size_t *cert_lens, size_t n_certs,
                      const X509 *leaf, enum cg_snp_product p, int vlek, X509 **inter, X509 **ark,

@@ -2,6 +2,7 @@
  * The TDX verifier's X.509 side: ECDSA helpers, the PCK and TCB signing chains to the pinned
  * Intel SGX Root CA, the PCK certificate's SGX extension (PPID, TCB, PCE-ID, FMSPC) and CRLs.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -370,22 +371,13 @@ static int parse_sgx_tcb(const struct der *tcb, struct cg_tdx_pck_info *pck, uns
     return *seen == 0x7FFFEu ? 0 : -1; /* arcs 1..18 each exactly once */
 }
 
-/* Fills pck from the leaf's SGX extension: PPID, TCB, PCE-ID and FMSPC are required. */
-int cg__tdx_pck_extension(X509 *leaf, struct cg_tdx_pck_info *pck, struct cg_verdict *v)
+int cg__tdx_pck_extension_parse(const uint8_t *data, size_t len, struct cg_tdx_pck_info *pck)
 {
-    int rc = CG_EEVIDENCE;
-    ASN1_OBJECT *obj = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
-    if (obj == NULL)
-        return CG_ECRYPTO;
-    int idx = X509_get_ext_by_OBJ(leaf, obj, -1);
-    if (idx < 0 || X509_get_ext_by_OBJ(leaf, obj, idx) >= 0)
-        goto out;
-    ASN1_OCTET_STRING *os = X509_EXTENSION_get_data(X509_get_ext(leaf, idx));
-    const uint8_t *p = ASN1_STRING_get0_data(os);
-    long left = ASN1_STRING_length(os);
+    const uint8_t *p = data;
+    long left = len > LONG_MAX ? 0 : (long)len;
     struct der top;
-    if (der_next(&p, &left, &top) != 0 || top.tag != V_ASN1_SEQUENCE || left != 0)
-        goto out;
+    if (len == 0 || der_next(&p, &left, &top) != 0 || top.tag != V_ASN1_SEQUENCE || left != 0)
+        return -1;
     p = top.p;
     left = top.len;
     unsigned seen = 0, tcb_seen = 0;
@@ -394,27 +386,27 @@ int cg__tdx_pck_extension(X509 *leaf, struct cg_tdx_pck_info *pck, struct cg_ver
         int narcs;
         struct der val;
         if (der_sgx_member(&p, &left, arcs, &narcs, &val) != 0 || narcs != 1)
-            goto out;
+            return -1;
         if (arcs[0] < 32 && (seen & (1u << arcs[0])))
-            goto out;
+            return -1;
         switch (arcs[0]) {
         case 1:
             if (val.tag != V_ASN1_OCTET_STRING || val.len != 16)
-                goto out;
+                return -1;
             memcpy(pck->ppid, val.p, 16);
             break;
         case 2:
             if (parse_sgx_tcb(&val, pck, &tcb_seen) != 0)
-                goto out;
+                return -1;
             break;
         case 3:
             if (val.tag != V_ASN1_OCTET_STRING || val.len != 2)
-                goto out;
+                return -1;
             memcpy(pck->pceid, val.p, 2);
             break;
         case 4:
             if (val.tag != V_ASN1_OCTET_STRING || val.len != 6)
-                goto out;
+                return -1;
             memcpy(pck->fmspc, val.p, 6);
             break;
         default:
@@ -423,10 +415,23 @@ int cg__tdx_pck_extension(X509 *leaf, struct cg_tdx_pck_info *pck, struct cg_ver
         if (arcs[0] < 32)
             seen |= 1u << arcs[0];
     }
-    if ((seen & 0x1E) != 0x1E)
-        goto out;
-    rc = 0;
-out:
+    return (seen & 0x1E) == 0x1E ? 0 : -1;
+}
+
+/* Fills pck from the leaf's SGX extension: PPID, TCB, PCE-ID and FMSPC are required. */
+int cg__tdx_pck_extension(X509 *leaf, struct cg_tdx_pck_info *pck, struct cg_verdict *v)
+{
+    int rc = CG_EEVIDENCE;
+    ASN1_OBJECT *obj = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
+    if (obj == NULL)
+        return CG_ECRYPTO;
+    int idx = X509_get_ext_by_OBJ(leaf, obj, -1);
+    if (idx >= 0 && X509_get_ext_by_OBJ(leaf, obj, idx) < 0) {
+        ASN1_OCTET_STRING *os = X509_EXTENSION_get_data(X509_get_ext(leaf, idx));
+        if (cg__tdx_pck_extension_parse(ASN1_STRING_get0_data(os), (size_t)ASN1_STRING_length(os),
+                                        pck) == 0)
+            rc = 0;
+    }
     ASN1_OBJECT_free(obj);
     ERR_clear_error();
     if (rc != 0)

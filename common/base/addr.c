@@ -8,7 +8,7 @@
 
 #include "ccgate/err.h"
 
-int cg_addr_parse(const char *s, int allow_unix, struct cg_addr *out, char *err, size_t errlen)
+int cg_addr_parse(const char *s, unsigned flags, struct cg_addr *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     if (strlen(s) >= sizeof(out->text)) {
@@ -17,7 +17,7 @@ int cg_addr_parse(const char *s, int allow_unix, struct cg_addr *out, char *err,
     }
     snprintf(out->text, sizeof(out->text), "%s", s);
     if (strncmp(s, "unix:", 5) == 0) {
-        if (!allow_unix) {
+        if (!(flags & CG_ADDR_UNIX)) {
             snprintf(err, errlen, "'%s': expected HOST:PORT (no unix socket here)", s);
             return CG_ECONFIG;
         }
@@ -54,8 +54,9 @@ int cg_addr_parse(const char *s, int allow_unix, struct cg_addr *out, char *err,
     }
     char *end;
     long port = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || port < 1 || port > 65535) {
-        snprintf(err, errlen, "'%s': expected a port between 1 and 65535", s);
+    long min_port = (flags & CG_ADDR_PORT0) ? 0 : 1;
+    if (colon[1] == '\0' || *end != '\0' || port < min_port || port > 65535) {
+        snprintf(err, errlen, "'%s': expected a port between %ld and 65535", s, min_port);
         return CG_ECONFIG;
     }
 

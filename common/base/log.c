@@ -73,30 +73,203 @@ static size_t utf8_len(const unsigned char *s)
     return n;
 }
 
-/* Appends s to out as a JSON string body (without quotes); returns the new length. JSON
- * must be UTF-8, so an invalid byte (or a sequence cut by the message limit) becomes
- * U+FFFD. */
-static size_t json_escape(char *out, size_t o, size_t cap, const char *s)
+/* A log line being built, never longer than its buffer: appends past the end are dropped
+ * and JSON strings cut at a character boundary, so that the line stays valid. */
+struct line {
+    char buf[4096];
+    size_t len;
+};
+
+/* Room kept for what closes a line ("\"}\n" at most). */
+#define LINE_RESERVE 8
+
+static void put(struct line *l, const char *s, size_t n)
 {
-    while (*s != '\0' && o + 7 < cap) {
-        unsigned char c = (unsigned char)*s;
-        size_t n = utf8_len((const unsigned char *)s);
+    if (n > sizeof(l->buf) - LINE_RESERVE - l->len)
+        n = sizeof(l->buf) - LINE_RESERVE - l->len;
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void puts_(struct line *l, const char *s)
+{
+    put(l, s, strlen(s));
+}
+
+/* Appends s[0..n) as the body of a JSON string (no quotes). JSON must be UTF-8, so an
+ * invalid byte (or a sequence cut by the message limit) becomes U+FFFD. */
+static void put_json(struct line *l, const char *s, size_t n)
+{
+    char esc[8];
+    for (size_t i = 0; i < n && l->len + 7 < sizeof(l->buf) - LINE_RESERVE;) {
+        unsigned char c = (unsigned char)s[i];
+        /* The sequence is judged on what is left of s only (zero-padded). */
+        unsigned char seq[4] = {0};
+        memcpy(seq, s + i, n - i < 4 ? n - i : 4);
+        size_t k = utf8_len(seq);
         if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            put(l, esc, 2);
         } else if (c < 0x20) {
-            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
-        } else if (n == 0) {
-            o += (size_t)snprintf(out + o, cap - o, "\\ufffd");
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            put(l, esc, 6);
+        } else if (c >= 0x80 && k == 0) {
+            put(l, "\\ufffd", 6);
         } else {
-            memcpy(out + o, s, n);
-            o += n;
-            s += n;
+            put(l, s + i, k);
+            i += k;
             continue;
         }
-        s++;
+        i++;
     }
-    return o;
+}
+
+/* 1 when a field with a key of klen bytes still fits: its key whole and a value (perhaps cut)
+ * with its closing quote. A field that does not fit is left out. */
+static int room_for_field(const struct line *l, size_t klen)
+{
+    return l->len + klen + 32 < sizeof(l->buf) - LINE_RESERVE;
+}
+
+static void put_json_str(struct line *l, const char *s, size_t n)
+{
+    put(l, "\"", 1);
+    put_json(l, s, n);
+    put(l, "\"", 1);
+}
+
+/* A bare logfmt value that reads as a JSON number: an integer or decimal of at most 15
+ * digits (so it survives a double), no exponent, no leading zero. */
+static int is_number(const char *s, size_t n)
+{
+    size_t i = s[0] == '-' ? 1 : 0, digits = 0;
+    if (i == n || s[i] < '0' || s[i] > '9' || (s[i] == '0' && i + 1 < n && s[i + 1] != '.'))
+        return 0;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+        digits++;
+    if (i < n && s[i] == '.') {
+        if (++i == n)
+            return 0;
+        for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            digits++;
+    }
+    return i == n && digits <= 15;
+}
+
+/* Length of a logfmt key at s followed by '=' ([A-Za-z_][A-Za-z0-9_.-]*), or 0. */
+static size_t key_len(const char *s)
+{
+    size_t i = 0;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
+        return 0;
+    while ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+           (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.' || s[i] == '-')
+        i++;
+    return s[i] == '=' ? i : 0;
+}
+
+/* The closing quote of a logfmt value opened at s[0]: the first '"' that ends the message or
+ * is followed by spaces and the next key, else the last '"' (then free text follows, as in
+ * `actual="..."`: nothing was sent`). Quotes inside a value (a TLS reason quoting an ALPN
+ * name) do not end it. NULL when there is none. */
+static const char *closing_quote(const char *s)
+{
+    const char *last = NULL;
+    for (const char *q = strchr(s + 1, '"'); q != NULL; q = strchr(q + 1, '"')) {
+        if (q[-1] == '\\')
+            continue;
+        const char *after = q + 1;
+        while (*after == ' ')
+            after++;
+        if (*after == '\0' || (after > q + 1 && key_len(after) > 0))
+            return q;
+        last = q;
+    }
+    return last;
+}
+
+/*
+ * A printf-style message in JSON: its leading key=value pairs (the logging convention)
+ * become top-level fields, bare numbers as numbers, quoted values unquoted; the first part
+ * that is no key=value pair, and all after it, goes to "msg".
+ */
+static void put_logfmt_fields(struct line *l, const char *msg)
+{
+    const char *s = msg;
+    for (;;) {
+        while (*s == ' ')
+            s++;
+        size_t k = key_len(s);
+        if (k == 0 || !room_for_field(l, k))
+            break;
+        const char *v = s + k + 1, *end;
+        size_t vlen;
+        int quoted = *v == '"';
+        if (quoted) {
+            end = closing_quote(v);
+            if (end == NULL)
+                break;
+            vlen = (size_t)(end - v - 1);
+            end++;
+        } else {
+            vlen = strcspn(v, " ");
+            end = v + vlen;
+        }
+        put(l, ",", 1);
+        put_json_str(l, s, k);
+        put(l, ":", 1);
+        if (quoted)
+            put_json_str(l, v + 1, vlen);
+        else if (vlen > 0 && is_number(v, vlen))
+            put(l, v, vlen);
+        else
+            put_json_str(l, v, vlen);
+        s = end;
+    }
+    if (*s != '\0' && room_for_field(l, 3)) {
+        puts_(l, ",\"msg\":");
+        put_json_str(l, s, strlen(s));
+    }
+}
+
+/* The line's start: time, level, program and event, in the format of the moment. */
+static void put_head(struct line *l, enum cg_log_level level, const char *event)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[40];
+    size_t w = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + w, sizeof(when) - w, ".%03ldZ", ts.tv_nsec / 1000000);
+    if (log_format == CG_LOG_JSON) {
+        puts_(l, "{\"ts\":\"");
+        puts_(l, when);
+        puts_(l, "\",\"level\":\"");
+        puts_(l, level_names[level]);
+        puts_(l, "\",\"prog\":");
+        put_json_str(l, log_prog, strlen(log_prog));
+        puts_(l, ",\"event\":");
+        put_json_str(l, event, strlen(event));
+    } else {
+        puts_(l, when);
+        put(l, " ", 1);
+        puts_(l, level_names[level]);
+        put(l, " ", 1);
+        puts_(l, log_prog);
+        put(l, " ", 1);
+        puts_(l, event);
+    }
+}
+
+static void put_end(struct line *l)
+{
+    /* LINE_RESERVE keeps room for this. */
+    if (log_format == CG_LOG_JSON)
+        l->buf[l->len++] = '}';
+    l->buf[l->len++] = '\n';
+    (void)!write(STDERR_FILENO, l->buf, l->len);
 }
 
 void cg_log(enum cg_log_level level, const char *event, const char *fmt, ...)
@@ -108,34 +281,77 @@ void cg_log(enum cg_log_level level, const char *event, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    char when[40];
-    size_t w = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + w, sizeof(when) - w, ".%03ldZ", ts.tv_nsec / 1000000);
-
-    char line[4096];
-    size_t o;
+    struct line l = {.len = 0};
+    put_head(&l, level, event);
     if (log_format == CG_LOG_JSON) {
-        o = (size_t)snprintf(line, sizeof(line),
-                             "{\"ts\":\"%s\",\"level\":\"%s\",\"prog\":\"%s\",\"event\":\"", when,
-                             level_names[level], log_prog);
-        o = json_escape(line, o, sizeof(line) - 16, event);
-        o += (size_t)snprintf(line + o, sizeof(line) - o, "\",\"msg\":\"");
-        o = json_escape(line, o, sizeof(line) - 8, msg);
-        o += (size_t)snprintf(line + o, sizeof(line) - o, "\"}\n");
+        put_logfmt_fields(&l, msg);
     } else {
-        int n = snprintf(line, sizeof(line) - 1, "%s %s %s %s %s", when, level_names[level],
-                         log_prog, event, msg);
-        o = n < 0 ? 0 : (size_t)n;
-        if (o > sizeof(line) - 2)
-            o = sizeof(line) - 2;
-        line[o++] = '\n';
+        put(&l, " ", 1);
+        puts_(&l, msg);
     }
-    (void)!write(STDERR_FILENO, line, o);
+    put_end(&l);
+}
+
+/* A string value in text: bare when it is one word, else quoted with \" and \\ escaped. */
+static void put_text_value(struct line *l, const char *s)
+{
+    if (*s != '\0' && strpbrk(s, " \"=\\\t\r\n") == NULL) {
+        puts_(l, s);
+        return;
+    }
+    put(l, "\"", 1);
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\')
+            put(l, "\\", 1);
+        if (*s == '\n' || *s == '\r' || *s == '\t')
+            put(l, " ", 1);
+        else
+            put(l, s, 1);
+    }
+    put(l, "\"", 1);
+}
+
+void cg_log_fields(enum cg_log_level level, const char *event, const struct cg_log_field *f,
+                   size_t n)
+{
+    if (level < log_min)
+        return;
+    struct line l = {.len = 0};
+    put_head(&l, level, event);
+    for (size_t i = 0; i < n && room_for_field(&l, strlen(f[i].key)); i++) {
+        char num[64];
+        num[0] = '\0';
+        if (f[i].type == CG_LOG_INT)
+            snprintf(num, sizeof(num), "%lld", f[i].i);
+        else if (f[i].type == CG_LOG_UINT)
+            snprintf(num, sizeof(num), "%llu", f[i].u);
+        else if (f[i].type == CG_LOG_DBL)
+            snprintf(num, sizeof(num), "%.3f", f[i].d);
+        const char *str = f[i].s != NULL ? f[i].s : "";
+        if (log_format == CG_LOG_JSON) {
+            put(&l, ",", 1);
+            put_json_str(&l, f[i].key, strlen(f[i].key));
+            put(&l, ":", 1);
+            if (f[i].type == CG_LOG_STR)
+                put_json_str(&l, str, strlen(str));
+            else
+                puts_(&l, num);
+        } else {
+            put(&l, " ", 1);
+            puts_(&l, f[i].key);
+            put(&l, "=", 1);
+            if (f[i].type == CG_LOG_STR)
+                put_text_value(&l, str);
+            else
+                puts_(&l, num);
+        }
+    }
+    put_end(&l);
+}
+
+const char *cg_log_prog(void)
+{
+    return log_prog;
 }
 
 void cg_fatal(const char *fmt, ...)

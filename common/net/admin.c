@@ -83,6 +83,11 @@ static int on_complete(void *arg)
         status = h->readyz(h->arg, &body);
     } else if (strcmp(c->path, "/metrics") == 0) {
         status = h->metrics(h->arg, &body);
+        (void)cg_buf_printf(&body,
+                            "# HELP ccgate_build_info The program and its version (always 1).\n"
+                            "# TYPE ccgate_build_info gauge\n"
+                            "ccgate_build_info{program=\"%s\",version=\"%s\"} 1\n",
+                            cg_log_prog(), CCGATE_VERSION);
         ctype = "text/plain; version=0.0.4; charset=utf-8";
     } else {
         (void)cg_buf_printf(&body, "not found: try /healthz, /readyz or /metrics\n");
@@ -184,7 +189,6 @@ int cg_admin_start(uv_loop_t *loop, const struct cg_addr *a, const struct cg_adm
         return rc;
     }
     ad->set.name = "admin";
-    ad->set.quiet = 1;
     rc = cg_conns_listen(&ad->set, a, 64);
     if (rc < 0) {
         cg_conns_drain(&ad->set); /* frees ad once its handles closed */

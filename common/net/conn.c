@@ -1,5 +1,6 @@
 #include "ccgate/conn.h"
 
+#include <malloc.h>
 #include <string.h>
 
 #include "ccgate/err.h"
@@ -25,6 +26,19 @@ static void push_conn(struct cg_conn **head, struct cg_conn *c)
     *head = c;
 }
 
+/* After a burst: once this many connections were freed, the heap's free pages go back to
+ * the system a second later (glibc keeps them otherwise; malloc_trim walks the heap, so it
+ * runs at most once a second, and only after many frees). */
+#define TRIM_AFTER_FREES 64
+#define TRIM_DELAY_MS 1000
+
+static void on_trim(uv_timer_t *t)
+{
+    struct cg_conns *set = t->data;
+    set->freed_since_trim = 0;
+    (void)malloc_trim(0);
+}
+
 static void set_handle_closed(uv_handle_t *h)
 {
     struct cg_conns *set = h->data;
@@ -40,6 +54,7 @@ static void maybe_stop(struct cg_conns *set)
         return;
     set->stopped = 1;
     uv_close((uv_handle_t *)&set->reaper, set_handle_closed);
+    uv_close((uv_handle_t *)&set->trim, set_handle_closed);
 }
 
 void cg_conn_release(struct cg_conn *c)
@@ -50,6 +65,8 @@ void cg_conn_release(struct cg_conn *c)
     struct cg_conns *set = c->set;
     set->unfreed--;
     set->ops->on_free(c);
+    if (++set->freed_since_trim >= TRIM_AFTER_FREES && !uv_is_active((uv_handle_t *)&set->trim))
+        (void)uv_timer_start(&set->trim, on_trim, TRIM_DELAY_MS, 0);
     maybe_stop(set);
 }
 
@@ -85,9 +102,9 @@ static void log_close(const struct cg_conn *c)
             off += (size_t)n;
     }
     const struct cg_conns *set = c->set;
-    cg_log(set->quiet ? CG_LOG_DEBUG : CG_LOG_INFO, "conn.close",
-           "set=%s id=%llu reason=%s err=\"%s\"%s", set->name ? set->name : "-",
-           (unsigned long long)c->id, c->reason, c->err < 0 ? cg_strerror(c->err) : "none", legs);
+    cg_log(CG_LOG_DEBUG, "conn.close", "set=%s id=%llu reason=%s err=\"%s\"%s",
+           set->name ? set->name : "-", (unsigned long long)c->id, c->reason,
+           c->err < 0 ? cg_strerror(c->err) : "none", legs);
 }
 
 /* The deferred half of cg_conn_close(), from a loop turn of its own. */
@@ -106,6 +123,10 @@ static void on_reap(uv_idle_t *h)
         log_close(c);
         if (set->ops->on_close != NULL)
             set->ops->on_close(c);
+        uv_close((uv_handle_t *)&c->timer, timer_closed);
+        for (int i = 0; i < CG_CONN_LEGS; i++)
+            if (c->legs[i] != NULL)
+                cg_stream_close(c->legs[i], leg_closed, c);
         cg_conn_release(c); /* the queue's reference */
     }
     maybe_stop(set);
@@ -148,8 +169,11 @@ int cg_conns_init(struct cg_conns *set, uv_loop_t *loop, const struct cg_conn_op
     int rc = uv_idle_init(loop, &set->reaper);
     if (rc < 0)
         return rc;
-    set->reaper.data = set;
-    set->handles = 1;
+    (void)uv_timer_init(loop, &set->trim); /* cannot fail once the loop runs */
+    uv_unref((uv_handle_t *)&set->trim);
+    set->reaper.data = set->trim.data = set;
+    set->freed_since_trim = 0;
+    set->handles = 2;
     return 0;
 }
 
@@ -272,9 +296,9 @@ void cg_conn_close(struct cg_conn *c, int err, const char *reason)
     unlink_conn(&set->live, c);
     set->stats.live--;
     push_conn(&set->closeq, c);
-    uv_close((uv_handle_t *)&c->timer, timer_closed);
+    (void)uv_timer_stop(&c->timer);
     for (int i = 0; i < CG_CONN_LEGS; i++)
         if (c->legs[i] != NULL)
-            cg_stream_close(c->legs[i], leg_closed, c);
+            cg_stream_mute(c->legs[i]);
     (void)uv_idle_start(&set->reaper, on_reap);
 }

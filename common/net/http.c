@@ -22,6 +22,8 @@
 #define DEFAULT_MAX_HEADER_BYTES (32u * 1024u)
 #define DEFAULT_MAX_HEADERS 100u
 #define BUF_INITIAL 1024u
+#define REFS_INITIAL 16u /* header slots kept between messages (a parser lives as long as its
+                            connection: an idle one holds little) */
 
 /* Where the parser stands inside the current message. */
 enum phase { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_TRAILER };
@@ -44,8 +46,8 @@ struct cg_http_parser {
     char *buf;
     size_t buf_len, buf_cap, buf_max;
     size_t start_off, start_len; /* request-target or reason phrase */
-    struct hdr_ref *refs;        /* lim.max_headers of them */
-    size_t n_refs;
+    struct hdr_ref *refs;        /* refs_cap of them, grown up to lim.max_headers */
+    size_t n_refs, refs_cap;
     size_t n_trailers;
     int in_field;          /* a header name is being received */
     int in_value;          /* a header value has begun and is not complete */
@@ -55,7 +57,16 @@ struct cg_http_parser {
                               feed, 2 a line break was followed by more (a fold) */
     const char *gap_from;  /* where the bytes after the last header name begin */
     const char *feed_data; /* start of the buffer being parsed */
+    const char *feed_end;
     const char *last_value_end; /* end of the last header value span */
+    /* Bare LF: the bytes between two spans of a head (line ends, the blank line) are checked
+     * from lf_from; across feeds lf_open carries the gap, lf_prev its last byte and lf_seen
+     * the LFs in it. lf_need: the LFs that end the head after the last span (1 when that was
+     * an empty value reported at the start of the blank line). */
+    const char *lf_from;
+    int lf_open;
+    char lf_prev;
+    int lf_seen, lf_need;
     /* Raw bytes of the head (or trailers), counted from span positions and feed ends. */
     const char *mark;
     size_t head_bytes;
@@ -130,6 +141,41 @@ static int account_span(struct cg_http_parser *p, const char *at, size_t len)
     return account(p, at + len);
 }
 
+/*
+ * Strict llhttp 8 still takes a bare LF for the end of the start line and of the head
+ * ("\r\n\n"); RFC 9112 2.2 lets a recipient do so, but two hops that disagree read different
+ * messages. Checks the gap bytes [from, to): every LF must follow a CR. With stop_after > 0,
+ * stops after that many LFs and sets *end there. Returns 0 or the parser error.
+ */
+static int lf_check(struct cg_http_parser *p, const char *from, const char *to, int stop_after)
+{
+    for (const char *q = from; q < to; q++) {
+        if (*q == '\n') {
+            if (p->lf_prev != '\r')
+                return fail(p, CG_EHTTP, 400, "bare LF (lines end with CRLF)");
+            if (stop_after > 0 && ++p->lf_seen >= stop_after)
+                return 0;
+        }
+        p->lf_prev = *q;
+    }
+    return 0;
+}
+
+/* A head span begins at at: checks the gap before it, then starts one after it. */
+static int lf_span(struct cg_http_parser *p, const char *at, size_t len, int empty_value)
+{
+    int rc = 0;
+    if (p->lf_from != NULL && at >= p->lf_from)
+        rc = lf_check(p, p->lf_from, at, 0);
+    if (len > 0 || empty_value) {
+        p->lf_from = at + len;
+        p->lf_prev = len > 0 ? at[len - 1] : '\n';
+        p->lf_seen = 0;
+        p->lf_need = empty_value ? 1 : 2;
+    }
+    return rc;
+}
+
 static struct cg_http_parser *parser_of(llhttp_t *ll)
 {
     return ll->data;
@@ -156,6 +202,8 @@ static int on_message_begin(llhttp_t *ll)
     p->n_trailers = 0;
     p->in_field = p->in_value = p->value_split = p->after_name = p->gap_lf = 0;
     p->last_value_end = NULL;
+    p->lf_from = NULL;
+    p->lf_open = 0;
     p->mark = NULL;
     p->head_bytes = 0;
     p->ext_bytes = 0;
@@ -167,7 +215,9 @@ static int on_message_begin(llhttp_t *ll)
 static int on_start_piece(llhttp_t *ll, const char *at, size_t len)
 {
     struct cg_http_parser *p = parser_of(ll);
-    int rc = account_span(p, at, len);
+    int rc = lf_span(p, at, len, 0);
+    if (rc == 0)
+        rc = account_span(p, at, len);
     if (rc == 0)
         rc = buf_append(p, at, len);
     if (rc == 0)
@@ -183,7 +233,9 @@ static int on_start_complete(llhttp_t *ll)
 
 static int on_count_only(llhttp_t *ll, const char *at, size_t len)
 {
-    return span_result(account_span(parser_of(ll), at, len));
+    struct cg_http_parser *p = parser_of(ll);
+    int rc = lf_span(p, at, len, 0);
+    return span_result(rc != 0 ? rc : account_span(p, at, len));
 }
 
 static int on_header_field(llhttp_t *ll, const char *at, size_t len)
@@ -195,7 +247,9 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
         p->head_bytes = 0;
         p->mark = NULL;
     }
-    int rc = account_span(p, at, len);
+    int rc = p->phase == PHASE_HEAD ? lf_span(p, at, len, 0) : 0;
+    if (rc == 0)
+        rc = account_span(p, at, len);
     if (rc != 0)
         return span_result(rc);
     p->gap_from = at + len;
@@ -206,6 +260,16 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
             return span_result(fail_limit_headers(
                 p, p->phase == PHASE_TRAILER ? "too many trailers" : "too many headers"));
         if (p->phase == PHASE_HEAD) {
+            if (p->n_refs == p->refs_cap) {
+                size_t cap = p->refs_cap != 0 ? 2 * p->refs_cap : REFS_INITIAL;
+                if (cap > p->lim.max_headers)
+                    cap = p->lim.max_headers;
+                struct hdr_ref *nr = realloc(p->refs, cap * sizeof(*nr));
+                if (nr == NULL)
+                    return span_result(fail(p, UV_ENOMEM, 500, "out of memory"));
+                p->refs = nr;
+                p->refs_cap = cap;
+            }
             p->refs[p->n_refs].name_off = p->buf_len;
             p->n_refs++;
         }
@@ -236,7 +300,16 @@ static int on_header_field_complete(llhttp_t *ll)
 static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 {
     struct cg_http_parser *p = parser_of(ll);
-    int rc = account_span(p, at, len);
+    int rc = 0;
+    if (p->phase == PHASE_HEAD) {
+        /* An empty value is reported at the start of the next line (see below). */
+        int empty_at_line_start = len == 0 && at > p->feed_data && at[-1] == '\n';
+        if (len == 0 && at == p->feed_data && p->lf_open && p->lf_prev == '\n')
+            empty_at_line_start = 1;
+        rc = lf_span(p, at, len, empty_at_line_start);
+    }
+    if (rc == 0)
+        rc = account_span(p, at, len);
     if (rc != 0)
         return span_result(rc);
     /*
@@ -402,6 +475,18 @@ static int on_headers_complete(llhttp_t *ll)
     struct cg_http_parser *p = parser_of(ll);
     int rc, skip = 0;
 
+    /* The blank line ending the head was consumed: it lies in this feed after the last span
+     * (or after the start of this feed, when the gap began in an earlier one). */
+    if (p->lf_from != NULL || p->lf_open) {
+        const char *from = p->lf_from != NULL ? p->lf_from : p->feed_data;
+        p->lf_open = 0;
+        p->lf_from = NULL;
+        if (p->lf_seen < p->lf_need) {
+            rc = lf_check(p, from, p->feed_end, p->lf_need);
+            if (rc != 0)
+                return cb_result(rc);
+        }
+    }
     p->phase = PHASE_BODY;
     if (p->type == CG_HTTP_RESPONSE && ll->status_code >= 200 && p->expect_head) {
         p->expect_head = 0;
@@ -486,6 +571,11 @@ static int on_message_complete(llhttp_t *ll)
         p->buf = NULL;
         p->buf_cap = 0;
     }
+    if (p->refs_cap > REFS_INITIAL) {
+        free(p->refs);
+        p->refs = NULL;
+        p->refs_cap = 0;
+    }
     if (p->cb.on_complete != NULL) {
         int rc = p->cb.on_complete(p->arg);
         if (rc != 0)
@@ -529,11 +619,6 @@ int cg_http_parser_new(enum cg_http_type type, const struct cg_http_limits *lim,
         p->lim.max_headers = DEFAULT_MAX_HEADERS;
     if (p->lim.max_headers > CG_HTTP_MAX_HEADERS_CAP)
         p->lim.max_headers = CG_HTTP_MAX_HEADERS_CAP;
-    p->refs = calloc(p->lim.max_headers, sizeof(*p->refs));
-    if (p->refs == NULL) {
-        free(p);
-        return UV_ENOMEM;
-    }
     /* Stored bytes never exceed raw bytes, plus the NULs we add (two per header, one more). */
     p->buf_max = p->lim.max_header_bytes + 2 * p->lim.max_headers + 2;
     if (cb != NULL)
@@ -569,7 +654,10 @@ long cg_http_parser_feed(struct cg_http_parser *p, const uint8_t *data, size_t l
 
     const char *d = (const char *)data;
     p->feed_data = d;
+    p->feed_end = d + len;
     p->gap_from = d;
+    if (p->lf_open)
+        p->lf_from = d; /* the gap goes on in this feed */
     if (p->phase == PHASE_HEAD || p->phase == PHASE_TRAILER)
         p->mark = d;
     llhttp_errno_t e = llhttp_execute(&p->ll, d, len);
@@ -596,6 +684,17 @@ long cg_http_parser_feed(struct cg_http_parser *p, const uint8_t *data, size_t l
         int rc = account(p, d + len);
         if (rc != 0)
             return rc;
+    }
+    if (p->lf_from != NULL) {
+        /* A gap still open at the end of the feed: checked so far, continued next time. */
+        int rc = lf_check(p, p->lf_from, d + len, 0);
+        if (rc != 0)
+            return rc;
+        p->lf_seen = 0;
+        for (const char *q = p->lf_from; q < d + len; q++)
+            p->lf_seen += *q == '\n';
+        p->lf_open = 1;
+        p->lf_from = NULL;
     }
     p->value_split = p->in_value && p->last_value_end == d + len;
     if (p->after_name) {

@@ -16,6 +16,12 @@
 #define GROUPS "X25519:P-256"
 #define TLS13_WIRE_VERSION 0x0304
 /* Evidence and endorsements at their limits, plus the certificate around them. */
+/* A memory BIO keeps the capacity of the most it ever held. After the handshake (whose
+ * certificate flight carries the evidence: kilobytes to a hundred), an empty one holding more
+ * than this is replaced by a fresh one, once. Later the stream moves at most about one record
+ * at a time through each, so they stay near a record's size; replacing them per record would
+ * only churn the allocator. */
+#define BIO_KEEP_MAX 4096
 #define CLIENT_MAX_CERT_LIST (CG_EVIDENCE_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 64 * 1024)
 
 struct cg_tls_ctx {
@@ -27,6 +33,9 @@ struct cg_tls_ctx {
     /* server */
     cg_tls_cert_cb cb;
     void *cb_arg;
+    X509 *cert; /* the certificate parsed last, shared by the connections presenting it */
+    const struct cg_ratls_key *cert_key;
+    uint8_t cert_hash[32];
     /* client */
     cg_tls_verify_cb verify;
     void *verify_arg;
@@ -43,6 +52,7 @@ struct cg_tls {
     BIO *rbio, *wbio; /* owned by ssl */
     void *data;
     int done, fatal, closed, shut;
+    unsigned trim; /* BIOs still to trim after the handshake: 1 read, 2 write */
     int fatal_rc;
     struct cg_verdict verdict;
     uint8_t cert_hash[32];
@@ -60,6 +70,39 @@ struct cg_tls {
     uint8_t *peer_der; /* capture contexts */
     size_t peer_der_len;
 };
+
+static BIO *new_mem_bio(int is_read)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    /* An empty input BIO means "retry later", never EOF: EOF is the caller's to detect. */
+    if (b != NULL && is_read)
+        BIO_set_mem_eof_return(b, -1);
+    return b;
+}
+
+/* After the handshake, once: gives back an empty memory BIO's storage when the handshake
+ * made it grow past BIO_KEEP_MAX. */
+static void trim_bio(struct cg_tls *t, int is_read)
+{
+    unsigned bit = is_read ? 1u : 2u;
+    BIO *b = is_read ? t->rbio : t->wbio;
+    BUF_MEM *bm = NULL;
+    if (!t->done || !(t->trim & bit) || BIO_ctrl_pending(b) != 0)
+        return;
+    t->trim &= ~bit;
+    if (BIO_get_mem_ptr(b, &bm) != 1 || bm == NULL || bm->max <= BIO_KEEP_MAX)
+        return;
+    BIO *fresh = new_mem_bio(is_read);
+    if (fresh == NULL)
+        return; /* keep the old one: correct, only larger */
+    if (is_read) {
+        SSL_set0_rbio(t->ssl, fresh);
+        t->rbio = fresh;
+    } else {
+        SSL_set0_wbio(t->ssl, fresh);
+        t->wbio = fresh;
+    }
+}
 
 /* ERR_clear_error() before and after each SSL call (STYLE.md), without its cost (about 800
  * instructions, several times per request) when the queue is already empty, as it nearly
@@ -287,6 +330,8 @@ static int ctx_new(int server, const char *alpn, struct cg_tls_ctx **out)
         return CG_ETLS;
     }
     SSL_CTX_set_options(c->ssl_ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    /* An idle connection keeps no record buffers (about 34 KiB each otherwise). */
+    SSL_CTX_set_mode(c->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_app_data(c->ssl_ctx, c);
     *out = c;
     return 0;
@@ -374,6 +419,7 @@ void cg_tls_ctx_free(struct cg_tls_ctx *c)
     if (c == NULL)
         return;
     SSL_SESSION_free(c->ticket);
+    X509_free(c->cert);
     SSL_CTX_free(c->ssl_ctx);
     free(c);
 }
@@ -388,14 +434,12 @@ int cg_tls_new(struct cg_tls_ctx *c, unsigned flags, struct cg_tls **out)
     t->ctx = c;
     clear_errors();
     t->ssl = SSL_new(c->ssl_ctx);
-    BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+    BIO *rbio = new_mem_bio(1), *wbio = new_mem_bio(0);
     if (t->ssl == NULL || rbio == NULL || wbio == NULL) {
         BIO_free(rbio);
         BIO_free(wbio);
         goto fail;
     }
-    /* An empty input BIO means "retry later", never EOF: EOF is the caller's to detect. */
-    BIO_set_mem_eof_return(rbio, -1);
     SSL_set_bio(t->ssl, rbio, wbio);
     t->rbio = rbio;
     t->wbio = wbio;
@@ -447,18 +491,41 @@ void *cg_tls_get_data(const struct cg_tls *t)
 int cg_tls_use_cert(struct cg_tls *t, const uint8_t *der, size_t der_len,
                     const struct cg_ratls_key *key)
 {
-    if (!t->ctx->server || t->cert_set || der_len > LONG_MAX)
+    struct cg_tls_ctx *c = t->ctx;
+    if (!c->server || t->cert_set || der_len > LONG_MAX)
         return CG_ETLS;
-    const unsigned char *p = der;
+    if (sha256(der, der_len, t->cert_hash) != 0)
+        return CG_ETLS;
     clear_errors();
-    X509 *x = d2i_X509(NULL, &p, (long)der_len);
-    int ok = x != NULL && p == der + der_len && SSL_use_certificate(t->ssl, x) == 1 &&
+    /* Every connection given the same certificate shares one parsed X509 (a reference): a
+     * certificate carrying evidence costs about 11 KiB parsed, per connection otherwise. */
+    int cached =
+        c->cert != NULL && c->cert_key == key && memcmp(c->cert_hash, t->cert_hash, 32) == 0;
+    X509 *x = c->cert;
+    if (!cached) {
+        const unsigned char *p = der;
+        x = d2i_X509(NULL, &p, (long)der_len);
+        if (x == NULL || p != der + der_len) {
+            X509_free(x);
+            clear_errors();
+            return CG_ETLS;
+        }
+    }
+    int ok = SSL_use_certificate(t->ssl, x) == 1 &&
              SSL_use_PrivateKey(t->ssl, cg__ratls_key_pkey(key)) == 1 &&
-             SSL_check_private_key(t->ssl) == 1 && sha256(der, der_len, t->cert_hash) == 0;
-    X509_free(x);
+             (cached || SSL_check_private_key(t->ssl) == 1);
     clear_errors();
-    if (!ok)
+    if (!ok) {
+        if (!cached)
+            X509_free(x);
         return CG_ETLS;
+    }
+    if (!cached) {
+        X509_free(c->cert);
+        c->cert = x; /* the context's reference; the connection took its own */
+        c->cert_key = key;
+        memcpy(c->cert_hash, t->cert_hash, 32);
+    }
     t->cert_set = 1;
     return 0;
 }
@@ -490,8 +557,22 @@ static int fail_tls(struct cg_tls *t, const char *what)
     if (t->verdict.check[0] == '\0') {
         unsigned long e = ERR_peek_last_error();
         const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
-        cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what, "%s",
-                  reason != NULL ? reason : "connection failed");
+        /* The usual mistakes, said in words: a port that is not TLS, or the two sidecars in
+         * different --mode (each offers its mode as the ALPN protocol). */
+        if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+            ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER && !t->ctx->server)
+            cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what,
+                      "not TLS: the peer answered something else (a plain HTTP port? the server "
+                      "address must be a ccgate-server listener)");
+        else if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+                 ERR_GET_REASON(e) == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL)
+            cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what,
+                      "the peer refused ALPN \"%s\": the two sidecars run different --mode "
+                      "(http or tcp)",
+                      t->ctx->alpn);
+        else
+            cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what, "%s",
+                      reason != NULL ? reason : "connection failed");
     }
     clear_errors();
     return set_fatal(t, CG_ETLS);
@@ -546,6 +627,8 @@ int cg_tls_handshake(struct cg_tls *t)
         if (!t->ctx->server && client_finish(t) != 0)
             return t->fatal_rc;
         t->done = 1;
+        t->trim = 3;
+        trim_bio(t, 1);
         return 0;
     }
     switch (SSL_get_error(t->ssl, r)) {
@@ -578,6 +661,7 @@ long cg_tls_read(struct cg_tls *t, uint8_t *buf, size_t cap)
     switch (SSL_get_error(t->ssl, 0)) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
+        trim_bio(t, 1);
         return CG_TLS_WANT;
     case SSL_ERROR_ZERO_RETURN:
         t->closed = 1;
@@ -627,6 +711,7 @@ size_t cg_tls_take_out(struct cg_tls *t, uint8_t *buf, size_t cap)
     clear_errors();
     if (BIO_read_ex(t->wbio, buf, cap, &got) != 1)
         got = 0;
+    trim_bio(t, 0);
     clear_errors();
     return got;
 }

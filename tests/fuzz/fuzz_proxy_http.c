@@ -1,8 +1,8 @@
 /*
  * libFuzzer target for the HTTP proxy path: a stream is parsed the way the client sidecar
- * reads the app (requests) or the server (responses), and re-emitted the way it forwards
- * them: each head rewritten with cg_http_head_write (keep-alive, Via), each body piece
- * re-framed for the framing announced (chunk header, data, CRLF; "0\r\n\r\n" at the end).
+ * reads the app (requests) or the server (responses), and re-emitted by the client's own
+ * forwarder (client-proxy/cp_fwd.c: the head rewritten, bodies passed through or
+ * re-chunked).
  * The next hop's parser must then see exactly the same messages: same count, same start
  * lines, same bodies. A difference is a desync between hops, i.e. request smuggling.
  * First input byte: bit 0 response stream, bit 1 feed in small pieces, bit 2 the first
@@ -15,6 +15,7 @@
 
 #include "ccgate/err.h"
 #include "ccgate/http.h"
+#include "cp_fwd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -37,7 +38,7 @@ struct side {
     int forwards;
     char *out;
     size_t out_len;
-    enum cg_http_framing framing;
+    struct cp_fwd fwd;
 };
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -48,8 +49,9 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-static void emit(struct side *s, const void *p, size_t n)
+static void emit(void *arg, const void *p, size_t n)
 {
+    struct side *s = arg;
     if (n > OUT_CAP - s->out_len)
         abort(); /* the bound below keeps the output far smaller */
     memcpy(s->out + s->out_len, p, n);
@@ -75,14 +77,12 @@ static int on_head(void *arg, const struct cg_http_head *h)
     s->n++;
     if (!s->forwards)
         return 0;
-    static char head[64 * 1024];
-    long n = cg_http_head_write(h, "ccgate", 1, head, sizeof(head), &s->framing);
-    if (n < 0) {
+    int rc = cp_fwd_head(&s->fwd, h, 1);
+    if (rc < 0) {
         s->n--; /* the proxy answers this one itself: nothing goes on */
         s->stopped = 1;
-        return (int)n;
+        return rc;
     }
-    emit(s, head, (size_t)n);
     return 0;
 }
 
@@ -92,17 +92,8 @@ static int on_body(void *arg, const uint8_t *data, size_t len)
     struct msg *m = &s->msgs[s->n - 1];
     m->body_hash = fnv(m->body_hash, data, len);
     m->body_len += len;
-    if (!s->forwards || len == 0)
-        return 0;
-    if (s->framing == CG_HTTP_BODY_CHUNKED) {
-        char line[32];
-        size_t n = cg_http_chunk_header(line, sizeof(line), len);
-        emit(s, line, n);
-        emit(s, data, len);
-        emit(s, "\r\n", 2);
-    } else {
-        emit(s, data, len);
-    }
+    if (s->forwards)
+        cp_fwd_body(&s->fwd, data, len);
     return 0;
 }
 
@@ -110,9 +101,8 @@ static int on_complete(void *arg)
 {
     struct side *s = arg;
     s->msgs[s->n - 1].complete = 1;
-    if (s->forwards && s->framing == CG_HTTP_BODY_CHUNKED)
-        emit(s, "0\r\n\r\n", 5);
-    s->framing = CG_HTTP_BODY_NONE;
+    if (s->forwards)
+        cp_fwd_end(&s->fwd);
     return 0;
 }
 
@@ -137,6 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&b, 0, sizeof(b));
     a.forwards = 1;
     a.out = out;
+    a.fwd = (struct cp_fwd){.out = emit, .arg = &a};
     if (cg_http_parser_new(type, (opt & 8) ? &tight : NULL, &cb, &a, &pa) != 0 ||
         cg_http_parser_new(type, &wide, &cb, &b, &pb) != 0)
         abort();

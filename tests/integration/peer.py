@@ -7,6 +7,8 @@
   peer.py ws-client PORT          upgrades through the pair and checks the echo both ways
   peer.py http-server PORT        HTTP/1.1 upstream with 204, 304 and HEAD answers
   peer.py stale-relay PORT TO     TCP relay that closes a connection reused after 3 s quiet
+  peer.py bad-server PORT         HTTP/1.1 upstream whose answers to some paths are invalid
+  peer.py raw PORT HEXBYTES       sends the bytes, half-closes, prints what came back (repr)
 """
 import hashlib
 import os
@@ -203,6 +205,44 @@ def stale_relay(port, to_port):
     serve(port, relay)
 
 
+BAD_ANSWERS = {
+    # Content-Length with Transfer-Encoding: a smuggling vector no proxy may pass on.
+    "/clte": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+             b"5\r\nhello\r\n0\r\n\r\n",
+    # A body after the answer to HEAD: the bytes are the start of no response.
+    "HEAD /headbody": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+}
+
+
+def handle_bad(conn):
+    """Answers each request head; bodies are not expected (GET and HEAD only)."""
+    with conn:
+        while True:
+            try:
+                head = read_head(conn)
+            except EOFError:
+                return
+            method, path = head.split(" ")[:2]
+            ans = BAD_ANSWERS.get(method + " " + path) or BAD_ANSWERS.get(path)
+            if ans is None:
+                body = ("ok " + path).encode()
+                ans = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+                if method != "HEAD":
+                    ans += body
+            conn.sendall(ans)
+
+
+def raw(port, hexbytes):
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(bytes.fromhex(hexbytes))
+    s.shutdown(socket.SHUT_WR)
+    try:
+        out = recv_all(s)
+    except ConnectionResetError:
+        out = b"<reset>"
+    print(repr(out))
+
+
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "tcp-server":
@@ -217,6 +257,10 @@ def main():
         http_server(port)
     elif mode == "stale-relay":
         stale_relay(port, int(sys.argv[3]))
+    elif mode == "bad-server":
+        serve(port, handle_bad)
+    elif mode == "raw":
+        raw(port, sys.argv[3])
     else:
         sys.exit("unknown mode " + mode)
 

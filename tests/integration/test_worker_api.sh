@@ -161,8 +161,10 @@ print(''.join(json.loads(e)['choices'][0]['text'] for e in ev[:-1]))")
     [ "$got" = "$t1" ] || fail "concurrent stream $i differs: [$got] vs [$t1]"
 done
 
-# A client that disconnects frees its sequence at once.
-curl -sN -m 60 "http://$ADDR/v1/completions" -d '{"model":"tiny","prompt":"one","max_tokens":480,"temperature":1,"ignore_eos":true,"stream":true}' > "$tmp/dc" &
+# A client that disconnects frees its sequence at once. A worker of its own with a long
+# context: 4,000 tokens take seconds even with the SIMD kernels (480 could end first).
+start long --listen 127.0.0.1:0 --model builtin:tiny --threads 2 --ctx 4096 --max-batch 1
+curl -sN -m 60 "http://$ADDR/v1/completions" -d '{"model":"tiny","prompt":"one","max_tokens":4000,"temperature":1,"ignore_eos":true,"stream":true}' > "$tmp/dc" &
 cp=$!
 for _ in $(seq 200); do [ -s "$tmp/dc" ] && break; sleep 0.05; done
 [ -s "$tmp/dc" ] || fail "no stream started"

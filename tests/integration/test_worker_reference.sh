@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The CPU forward pass against an independent numpy implementation (tests/reference/gb_ref.py)
 # on builtin:tiny variants covering every weight type, qwen2 (QKV bias, NeoX RoPE, tied
-# output) and linear RoPE scaling, both one token per step (KV cache) and whole-prompt prefill.
+# output) and linear RoPE scaling, both one token per step (KV cache) and whole-prompt prefill;
+# the F16, Q8_0 and Q4_0 kernels again in every variant this CPU runs (CCGATE_CPU_ISA); and a
+# gen-model file (the "small" shape, 32,000 pieces), which must load and match too.
 set -euo pipefail
 : "${CG_BIN:?}" "${CG_SOURCE_DIR:?}"
 PY=/usr/bin/python3
@@ -29,4 +31,18 @@ done <<'VARIANTS'
 --rope-linear 2 --type f16
 --bpe --arch qwen2 --type q4_0
 VARIANTS
+for isa in c avx2 avx512; do
+    for t in f16 q8_0 q4_0; do
+        "$CG_BIN/ccgate-worker" gen-tiny --out "$tmp/m.gguf" --type $t
+        for mode in decode prefill; do
+            echo -n "[$isa $t] "
+            CCGATE_CPU_ISA=$isa "$PY" "$CG_SOURCE_DIR/tests/reference/gb_ref.py" \
+                "$CG_BIN/ccgate-worker" "$tmp/m.gguf" "$toks" "$mode"
+        done
+    done
+done
+"$CG_BIN/ccgate-worker" gen-model --shape small --type f16 --seed 7 --out "$tmp/small.gguf"
+echo -n "[gen-model small f16] "
+"$PY" "$CG_SOURCE_DIR/tests/reference/gb_ref.py" "$CG_BIN/ccgate-worker" "$tmp/small.gguf" \
+    1,3000,17,31999,400,5 prefill
 echo PASS

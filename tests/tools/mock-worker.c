@@ -17,12 +17,16 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "ccgate/addr.h"
+#include "ccgate/conn.h"
 #include "ccgate/err.h"
 #include "ccgate/http.h"
+#include "ccgate/httpmsg.h"
 #include "ccgate/log.h"
+#include "ccgate/signals.h"
+#include "ccgate/stream.h"
 
 #define PROG "ccgate-mock-worker"
-#define READ_SIZE (64u * 1024u)
 #define GEN_PIECE (64u * 1024u)
 #define HIGH_WATER (1024u * 1024u) /* stop reading / generating above this many queued bytes */
 #define LOW_WATER (256u * 1024u)   /* read again below this */
@@ -53,11 +57,10 @@ enum route {
     R_ERROR /* answered with err_status and err_msg */
 };
 
-/* One piece of output; the write request lives inside it until the write callback. */
+/* One piece of output, until it is handed to the stream (which copies what the kernel does
+ * not take at once). */
 struct obuf {
-    uv_write_t req;
     struct obuf *next;
-    struct conn *c;
     size_t len, cap;
     char data[];
 };
@@ -96,50 +99,52 @@ struct resp {
 struct server;
 
 struct conn {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
-    uv_timer_t timer; /* the head answer's delay or interval, or the linger before close */
+    struct cg_conn conn; /* the connection core: list, timer, close */
+    struct cg_stream s;
     struct server *srv;
-    struct conn *prev, *next;
     struct cg_http_parser *parser;
     struct resp *fifo_head, *fifo_tail;
-    struct resp *cur; /* the answer to the request being read */
-    size_t queued;    /* bytes in answer queues and in flight */
-    size_t n_pending; /* answers in the FIFO */
+    struct resp *cur;     /* the answer to the request being read */
+    size_t queued;        /* bytes in answer queues, not yet handed to the stream */
+    size_t n_pending;     /* answers in the FIFO */
+    uint64_t interval_ms; /* the timer repeats (SSE events) */
     int read_paused;
     int input_done; /* no more requests: close, upgrade, parse error, EOF */
     int read_eof;
-    int closing;
     int shutting;
-    int closed_handles;
+    int lingering;
 };
 
 struct server {
     uv_loop_t *loop;
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } listener;
+    struct cg_conns set;
+    struct cg_signals sig;
     int is_unix;
     char unix_path[108];
-    uv_signal_t sigterm, sigint;
-    uv_timer_t grace;
     int stopping;
-    struct conn *conns;
     /* /stats */
     uint64_t requests, connections, active, stats_requests, bad_requests, body_bytes;
     uint64_t stream_events;     /* SSE events generated */
     uint64_t streams_cancelled; /* SSE streams whose connection closed before the last event */
 };
 
-static void conn_close(struct conn *c);
 static void pump(struct conn *c);
+
+static void conn_close(struct conn *c)
+{
+    cg_conn_close(&c->conn, 0, "closed");
+}
+
+static int gone(const struct conn *c)
+{
+    return !cg_conn_live(&c->conn);
+}
+
+/* Output not yet written: in the answer queues and in the stream. */
+static size_t out_bytes(const struct conn *c)
+{
+    return c->queued + c->s.queued;
+}
 
 static uint64_t now_realtime_us(void)
 {
@@ -164,7 +169,6 @@ static int resp_put(struct resp *r, const void *data, size_t len)
         if (b == NULL)
             return UV_ENOMEM;
         b->next = NULL;
-        b->c = r->c;
         b->len = 0;
         b->cap = cap;
         if (r->q_tail != NULL)
@@ -204,30 +208,6 @@ static int resp_body_end(struct resp *r)
     return resp_put(r, "0\r\n\r\n", 5);
 }
 
-static const char *reason_of(int status)
-{
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 413:
-        return "Content Too Large";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Error";
-    }
-}
-
 /*
  * Queues the status line and headers. length < 0: the body is streamed (chunked, or to
  * the close for HTTP/1.0, which also ends keep-alive).
@@ -240,7 +220,7 @@ static int resp_head(struct resp *r, int status, const char *type, int64_t lengt
     else if (!r->chunked)
         r->keep_alive = 0;
     int n = snprintf(h, sizeof(h), "HTTP/1.1 %d %s\r\nServer: " PROG "\r\nContent-Type: %s\r\n",
-                     status, reason_of(status), type);
+                     status, cg_httpmsg_reason(status), type);
     if (length >= 0)
         n += snprintf(h + n, sizeof(h) - (size_t)n, "Content-Length: %" PRId64 "\r\n", length);
     else if (r->chunked)
@@ -347,11 +327,10 @@ static int sse_event(struct resp *r)
     return rc;
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(struct conn *c)
 {
-    struct conn *c = t->data;
     struct resp *r = c->fifo_head;
-    if (r == NULL || c->closing)
+    if (r == NULL)
         return;
     if (r->route == R_SLOW) {
         char body[64];
@@ -360,12 +339,12 @@ static void on_timer(uv_timer_t *t)
             conn_close(c);
     } else if (r->stream && r->events_sent < r->events) {
         /* A client that does not read gets no more events until it does. */
-        if (c->queued < HIGH_WATER && sse_event(r) != 0)
+        if (out_bytes(c) < HIGH_WATER && sse_event(r) != 0)
             conn_close(c);
-        if (r->produced)
-            uv_timer_stop(&c->timer);
+        if (!r->produced && c->interval_ms > 0)
+            cg_conn_timer(&c->conn, c->interval_ms);
     }
-    if (!c->closing)
+    if (!gone(c))
         pump(c);
 }
 
@@ -376,7 +355,9 @@ static int resp_start(struct resp *r)
     r->started = 1;
     switch (r->route) {
     case R_SLOW:
-        return uv_timer_start(&c->timer, on_timer, r->slow_ms, 0);
+        c->interval_ms = 0;
+        cg_conn_timer(&c->conn, r->slow_ms);
+        return 0;
     case R_CHAT:
     case R_COMPLETIONS:
         if (!r->stream)
@@ -388,8 +369,10 @@ static int resp_start(struct resp *r)
                 return rc;
             }
             rc = sse_event(r);
-            if (rc == 0 && !r->produced && r->interval_ms > 0)
-                rc = uv_timer_start(&c->timer, on_timer, r->interval_ms, r->interval_ms);
+            if (rc == 0 && !r->produced && r->interval_ms > 0) {
+                c->interval_ms = r->interval_ms;
+                cg_conn_timer(&c->conn, r->interval_ms);
+            }
             return rc;
         }
     default:
@@ -404,7 +387,7 @@ static int resp_generate(struct resp *r)
     struct conn *c = r->c;
     int rc = 0;
     if (r->stream && r->interval_ms == 0) {
-        while (rc == 0 && !r->produced && c->queued < HIGH_WATER)
+        while (rc == 0 && !r->produced && out_bytes(c) < HIGH_WATER)
             rc = sse_event(r);
         return rc;
     }
@@ -414,7 +397,7 @@ static int resp_generate(struct resp *r)
         r->produced = 1;
         return 0;
     }
-    while (rc == 0 && r->gen_left > 0 && c->queued < HIGH_WATER) {
+    while (rc == 0 && r->gen_left > 0 && out_bytes(c) < HIGH_WATER) {
         size_t n = r->gen_left < GEN_PIECE ? (size_t)r->gen_left : GEN_PIECE;
         if (pattern[0] == '\0')
             memset(pattern, 'x', sizeof(pattern));
@@ -455,103 +438,41 @@ static void free_resp(struct resp *r)
     free(r);
 }
 
-static void on_write(uv_write_t *req, int status)
+/* Keeps reading (and dropping) until the client closes, so unread bytes cause no RST; the
+ * timer ends the wait. */
+static void maybe_linger(struct conn *c)
 {
-    struct obuf *b = (struct obuf *)req;
-    struct conn *c = b->c;
-    c->queued -= b->len;
-    free(b);
-    if (c->closing)
+    if (!c->shutting || c->lingering || c->s.queued > 0)
         return;
-    if (status < 0) {
+    if (c->read_eof) {
         conn_close(c);
         return;
     }
-    pump(c);
-}
-
-static void on_closed(uv_handle_t *h)
-{
-    struct conn *c = h->data;
-    if (++c->closed_handles < 2)
-        return;
-    while (c->fifo_head != NULL) {
-        struct resp *r = c->fifo_head;
-        c->fifo_head = r->next;
-        free_resp(r);
-    }
-    cg_http_parser_free(c->parser);
-    free(c);
-}
-
-static void conn_close(struct conn *c)
-{
-    if (c->closing)
-        return;
-    c->closing = 1;
-    struct server *s = c->srv;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    s->active--;
-    for (struct resp *r = c->fifo_head; r != NULL; r = r->next)
-        if (r->stream && r->events_sent < r->events)
-            s->streams_cancelled++; /* and its timer stops here: no more events */
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, on_closed);
-    uv_close(&c->h.handle, on_closed);
-}
-
-static void on_linger_timeout(uv_timer_t *t)
-{
-    conn_close(t->data);
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-    struct conn *c = req->data;
-    free(req);
-    if (c->closing)
-        return;
-    if (status < 0) {
-        conn_close(c);
-        return;
-    }
-    /* Keep reading (and dropping) until the client closes, so unread bytes cause no RST. */
-    if (c->read_eof || uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0) != 0)
-        conn_close(c);
+    c->lingering = 1;
+    c->interval_ms = 0;
+    cg_conn_timer(&c->conn, LINGER_MS);
 }
 
 /* Closes gracefully once every queued byte is written. */
 static void conn_finish(struct conn *c)
 {
-    if (c->shutting || c->closing)
+    if (c->shutting || gone(c))
         return;
     c->shutting = 1;
     c->input_done = 1;
-    uv_shutdown_t *req = malloc(sizeof(*req));
-    if (req == NULL) {
+    if (cg_stream_shutdown(&c->s) < 0) {
         conn_close(c);
         return;
     }
-    req->data = c;
-    if (uv_shutdown(req, &c->h.stream, on_shutdown) != 0) {
-        free(req);
-        conn_close(c);
-    }
+    maybe_linger(c);
 }
 
 static void maybe_resume_reading(struct conn *c);
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 /* Writes what can be written, in request order, and moves on to the next answer. */
 static void pump(struct conn *c)
 {
-    while (!c->closing && c->fifo_head != NULL) {
+    while (!gone(c) && c->fifo_head != NULL) {
         struct resp *r = c->fifo_head;
         if (!r->started && (r->request_done || r->route == R_ECHO)) {
             if (resp_start(r) != 0) {
@@ -559,30 +480,35 @@ static void pump(struct conn *c)
                 return;
             }
         }
+        size_t before = c->queued;
         if (r->started && !r->produced && resp_generate(r) != 0) {
             conn_close(c);
             return;
         }
+        int generated = c->queued > before;
         while (r->q_head != NULL) {
             struct obuf *b = r->q_head;
             r->q_head = b->next;
             if (r->q_head == NULL)
                 r->q_tail = NULL;
-            b->next = NULL;
-            uv_buf_t buf = uv_buf_init(b->data, (unsigned)b->len);
-            if (uv_write(&b->req, &c->h.stream, &buf, 1, on_write) != 0) {
-                c->queued -= b->len;
-                free(b);
+            int rc = cg_stream_write(&c->s, b->data, b->len);
+            c->queued -= b->len;
+            free(b);
+            if (rc < 0) {
                 conn_close(c);
                 return;
             }
         }
-        if (!r->produced)
+        if (!r->produced) {
+            /* The kernel took everything: no on_drain will come, so generate more now. */
+            if (generated && c->s.queued == 0)
+                continue;
             break;
+        }
         if (r->abort_after) {
             /* /die: the promised length never comes; close as soon as the bytes are out. */
             c->input_done = 1;
-            if (c->queued == 0)
+            if (out_bytes(c) == 0)
                 conn_close(c);
             return;
         }
@@ -601,7 +527,7 @@ static void pump(struct conn *c)
             return;
         }
     }
-    if (c->closing)
+    if (gone(c))
         return;
     if (c->fifo_head == NULL && c->input_done && !c->shutting)
         conn_finish(c);
@@ -744,7 +670,7 @@ static int on_head(void *arg, const struct cg_http_head *h)
 {
     struct conn *c = arg;
     struct server *s = c->srv;
-    if (c->closing || c->input_done)
+    if (gone(c) || c->input_done)
         return UV_ECANCELED; /* a request after the last one we answer: not an error */
     struct resp *r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -947,20 +873,12 @@ static const struct cg_http_callbacks http_cb = {on_head, on_body, on_complete};
 
 static void maybe_resume_reading(struct conn *c)
 {
-    if (c->read_paused && !c->input_done && c->queued < LOW_WATER &&
+    if (c->read_paused && !c->input_done && out_bytes(c) < LOW_WATER &&
         c->n_pending < MAX_PIPELINE / 2) {
         c->read_paused = 0;
-        if (uv_read_start(&c->h.stream, on_alloc, on_read) != 0)
+        if (cg_stream_read_start(&c->s) != 0)
             conn_close(c);
     }
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    (void)suggested;
-    buf->base = malloc(READ_SIZE);
-    buf->len = buf->base != NULL ? READ_SIZE : 0;
 }
 
 /* Answers a request we could not parse, after whatever is already queued, then closes. */
@@ -993,164 +911,184 @@ static void answer_bad_request(struct conn *c, int status, const char *reason)
         conn_close(c);
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+/* After input: stop reading while much is queued, and write what can be written. */
+static void after_input(struct conn *c)
 {
-    struct conn *c = stream->data;
-    if (nread > 0 && !c->closing && !c->input_done) {
-        long n = cg_http_parser_feed(c->parser, (const uint8_t *)buf->base, (size_t)nread);
-        if (n < 0) {
-            c->input_done = 1;
-            if (!c->closing && n != UV_ECANCELED) {
-                int st = cg_http_parser_status(c->parser);
-                answer_bad_request(c, st != 0 ? st : 400, cg_http_parser_reason(c->parser));
-            }
-        } else if (n < nread) {
-            c->input_done = 1; /* upgraded: we speak no other protocol */
-        }
-    } else if (nread < 0 && !c->closing) {
-        c->read_eof = 1;
-        if (nread != UV_EOF || c->shutting) {
-            conn_close(c);
-        } else {
-            if (cg_http_parser_finish(c->parser) != 0)
-                c->srv->bad_requests++;
-            c->input_done = 1;
-            if (c->cur != NULL) {
-                /* Half a request and then EOF: nothing more to answer it with. */
-                struct resp *r = c->cur;
-                r->started = r->produced = r->request_done = 1;
-                r->keep_alive = 0;
-                c->cur = NULL;
-            }
-        }
-    }
-    free(buf->base);
-    if (c->closing)
+    if (gone(c))
         return;
-    if ((c->queued >= HIGH_WATER || c->n_pending >= MAX_PIPELINE) && !c->read_paused) {
+    if ((out_bytes(c) >= HIGH_WATER || c->n_pending >= MAX_PIPELINE) && !c->read_paused) {
         c->read_paused = 1;
-        uv_read_stop(&c->h.stream);
+        cg_stream_read_stop(&c->s);
     }
     pump(c);
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+static void s_on_read(struct cg_stream *st, const uint8_t *data, size_t len)
 {
-    struct server *s = listener->data;
-    if (status < 0 || s->stopping)
-        return;
-    struct conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return;
-    c->srv = s;
-    int rc = s->is_unix ? uv_pipe_init(s->loop, &c->h.pipe, 0) : uv_tcp_init(s->loop, &c->h.tcp);
-    if (rc != 0) {
-        free(c);
-        return;
+    struct conn *c = st->data;
+    if (!c->input_done) {
+        long n = cg_http_parser_feed(c->parser, data, len);
+        if (n < 0) {
+            c->input_done = 1;
+            if (!gone(c) && n != UV_ECANCELED) {
+                int status = cg_http_parser_status(c->parser);
+                answer_bad_request(c, status != 0 ? status : 400, cg_http_parser_reason(c->parser));
+            }
+        } else if ((size_t)n < len) {
+            c->input_done = 1; /* upgraded: we speak no other protocol */
+        }
     }
-    c->h.handle.data = c;
-    uv_timer_init(s->loop, &c->timer);
-    c->timer.data = c;
-    s->connections++;
-    s->active++;
-    c->next = s->conns;
-    if (s->conns != NULL)
-        s->conns->prev = c;
-    s->conns = c;
-    if (uv_accept(listener, &c->h.stream) != 0 ||
-        cg_http_parser_new(CG_HTTP_REQUEST, NULL, &http_cb, c, &c->parser) != 0 ||
-        uv_read_start(&c->h.stream, on_alloc, on_read) != 0) {
+    after_input(c);
+}
+
+static void s_on_eof(struct cg_stream *st)
+{
+    struct conn *c = st->data;
+    c->read_eof = 1;
+    if (c->shutting) {
         conn_close(c);
         return;
     }
-    if (!s->is_unix)
-        (void)uv_tcp_nodelay(&c->h.tcp, 1);
+    if (cg_http_parser_finish(c->parser) != 0)
+        c->srv->bad_requests++;
+    c->input_done = 1;
+    if (c->cur != NULL) {
+        /* Half a request and then EOF: nothing more to answer it with. */
+        struct resp *r = c->cur;
+        r->started = r->produced = r->request_done = 1;
+        r->keep_alive = 0;
+        c->cur = NULL;
+    }
+    after_input(c);
 }
 
-static void on_grace_timeout(uv_timer_t *t)
+static void s_on_error(struct cg_stream *st, int err)
 {
-    struct server *s = t->data;
-    while (s->conns != NULL)
-        conn_close(s->conns);
+    struct conn *c = st->data;
+    cg_conn_close(&c->conn, err, "error");
 }
 
-static void on_listener_closed(uv_handle_t *h)
+static void s_on_drain(struct cg_stream *st)
 {
-    struct server *s = h->data;
+    struct conn *c = st->data;
+    pump(c);
+    if (!gone(c))
+        maybe_linger(c);
+}
+
+static const struct cg_stream_callbacks stream_cb = {
+    .on_read = s_on_read, .on_eof = s_on_eof, .on_error = s_on_error, .on_drain = s_on_drain};
+
+/* ---- the connection core's callbacks ---- */
+
+static void on_accept(struct cg_conns *set, uv_stream_t *listener)
+{
+    struct server *s = set->data;
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        cg_log_error("accept", "err=\"out of memory\"");
+        return;
+    }
+    cg_conn_init(&c->conn, set, c);
+    c->srv = s;
+    s->connections++;
+    s->active++;
+    if (cg_conn_accept(&c->conn, &c->s, listener, &stream_cb) != 0 ||
+        cg_http_parser_new(CG_HTTP_REQUEST, NULL, &http_cb, c, &c->parser) != 0 ||
+        cg_stream_read_start(&c->s) != 0)
+        conn_close(c);
+}
+
+static void on_timeout(struct cg_conn *conn)
+{
+    struct conn *c = conn->data;
+    if (c->lingering)
+        conn_close(c);
+    else
+        on_timer(c);
+}
+
+/* Stopping: idle connections go now; busy ones after their answers (see keep in pump). */
+static void on_stop(struct cg_conn *conn)
+{
+    struct conn *c = conn->data;
+    if (c->fifo_head == NULL && !cg_http_parser_in_message(c->parser))
+        cg_conn_close(conn, 0, "shutdown");
+    else
+        c->input_done = 1;
+}
+
+static void on_close(struct cg_conn *conn)
+{
+    struct conn *c = conn->data;
+    c->srv->active--;
+    for (struct resp *r = c->fifo_head; r != NULL; r = r->next)
+        if (r->stream && r->events_sent < r->events)
+            c->srv->streams_cancelled++; /* its timer stops with the connection: no more events */
+}
+
+static void on_free(struct cg_conn *conn)
+{
+    struct conn *c = conn->data;
+    while (c->fifo_head != NULL) {
+        struct resp *r = c->fifo_head;
+        c->fifo_head = r->next;
+        free_resp(r);
+    }
+    cg_http_parser_free(c->parser);
+    free(c);
+}
+
+static void on_stopped(struct cg_conns *set)
+{
+    struct server *s = set->data;
     if (s->is_unix)
         (void)unlink(s->unix_path);
+    cg_signals_close(&s->sig);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+static const struct cg_conn_ops conn_ops = {
+    .on_accept = on_accept,
+    .on_timeout = on_timeout,
+    .on_drain = on_stop,
+    .on_close = on_close,
+    .on_free = on_free,
+    .on_stopped = on_stopped,
+};
+
+static void on_signal_drain(struct cg_signals *sg, int signum)
 {
-    struct server *s = sig->data;
+    struct server *s = sg->data;
     (void)signum;
-    if (s->stopping)
-        return;
     s->stopping = 1;
-    uv_close(&s->listener.handle, on_listener_closed);
-    uv_close((uv_handle_t *)&s->sigterm, NULL);
-    uv_close((uv_handle_t *)&s->sigint, NULL);
-    /* Idle connections go now; busy ones after their answers (see keep in pump). */
-    struct conn *c = s->conns;
-    while (c != NULL) {
-        struct conn *next = c->next;
-        if (c->fifo_head == NULL && !cg_http_parser_in_message(c->parser))
-            conn_close(c);
-        else
-            c->input_done = 1;
-        c = next;
-    }
-    uv_timer_start(&s->grace, on_grace_timeout, STOP_GRACE_MS, 0);
-    uv_unref((uv_handle_t *)&s->grace);
+    cg_conns_drain(&s->set);
 }
 
-/* "HOST:PORT", "[V6]:PORT" or "unix:PATH" → a bound, listening handle; prints its address. */
-static int listen_on(struct server *s, const char *addr)
+static void on_signal_deadline(struct cg_signals *sg)
+{
+    struct server *s = sg->data;
+    cg_conns_abort(&s->set, "stop_grace");
+}
+
+/* Listens on a (common's address parser: HOST:PORT, [V6]:PORT or unix:PATH) and prints
+ * the address bound, which tells a caller that asked for port 0 which one it got. */
+static int listen_on(struct server *s, const struct cg_addr *a)
 {
     char shown[160];
-    int rc;
-    if (strncmp(addr, "unix:", 5) == 0) {
-        const char *path = addr + 5;
-        if (path[0] == '\0' || strlen(path) >= sizeof(s->unix_path))
-            return CG_ECONFIG;
-        snprintf(s->unix_path, sizeof(s->unix_path), "%s", path);
-        s->is_unix = 1;
+    if (a->is_unix) {
+        snprintf(s->unix_path, sizeof(s->unix_path), "%s", a->path);
         struct stat st;
         /* A socket left behind by an earlier run; anything else is not ours to delete. */
-        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-            (void)unlink(path);
-        rc = uv_pipe_init(s->loop, &s->listener.pipe, 0);
-        if (rc == 0)
-            rc = uv_pipe_bind(&s->listener.pipe, path);
-        snprintf(shown, sizeof(shown), "unix:%s", path);
-    } else {
-        char host[64];
-        const char *colon = strrchr(addr, ':');
-        uint64_t port;
-        if (colon == NULL || parse_u64(colon + 1, strlen(colon + 1), 65535, &port) != 0)
-            return CG_ECONFIG;
-        size_t hlen = (size_t)(colon - addr);
-        const char *h = addr;
-        if (hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']') {
-            h++;
-            hlen -= 2;
-        }
-        if (hlen == 0 || hlen >= sizeof(host))
-            return CG_ECONFIG;
-        memcpy(host, h, hlen);
-        host[hlen] = '\0';
+        if (lstat(a->path, &st) == 0 && S_ISSOCK(st.st_mode))
+            (void)unlink(a->path);
+        snprintf(shown, sizeof(shown), "unix:%s", a->path);
+    }
+    int rc = cg_conns_listen(&s->set, a, 511);
+    if (rc == 0 && !a->is_unix) {
         struct sockaddr_storage ss;
-        if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss) != 0 &&
-            uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss) != 0)
-            return CG_ECONFIG;
-        rc = uv_tcp_init(s->loop, &s->listener.tcp);
-        if (rc == 0)
-            rc = uv_tcp_bind(&s->listener.tcp, (struct sockaddr *)&ss, 0);
         int len = sizeof(ss);
-        if (rc == 0)
-            rc = uv_tcp_getsockname(&s->listener.tcp, (struct sockaddr *)&ss, &len);
         char ip[64] = "";
+        rc = uv_tcp_getsockname(&s->set.listener.tcp, (struct sockaddr *)&ss, &len);
         if (rc == 0 && ss.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
             snprintf(shown, sizeof(shown), "[%s]:%d", ip,
@@ -1161,13 +1099,11 @@ static int listen_on(struct server *s, const char *addr)
                      ntohs(((struct sockaddr_in *)&ss)->sin_port));
         }
     }
-    s->listener.handle.data = s;
-    if (rc == 0)
-        rc = uv_listen(&s->listener.stream, 511, on_connection);
     if (rc != 0) {
-        fprintf(stderr, PROG ": cannot listen on %s: %s\n", addr, uv_strerror(rc));
+        fprintf(stderr, PROG ": cannot listen on %s: %s\n", a->text, uv_strerror(rc));
         return rc;
     }
+    s->is_unix = a->is_unix; /* ours to remove at the end */
     fprintf(stderr, "listening on %s\n", shown);
     return 0;
 }
@@ -1230,27 +1166,29 @@ int main(int argc, char **argv)
 
     static struct server srv;
     srv.loop = uv_default_loop();
-    /* Signals first: whoever reads "listening on" may stop us right away. */
-    uv_signal_init(srv.loop, &srv.sigterm);
-    uv_signal_init(srv.loop, &srv.sigint);
-    srv.sigterm.data = srv.sigint.data = &srv;
-    uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&srv.sigint, on_signal, SIGINT);
-    uv_timer_init(srv.loop, &srv.grace);
-    srv.grace.data = &srv;
-    uv_unref((uv_handle_t *)&srv.grace);
-    int rc = listen_on(&srv, addr);
-    if (rc == CG_ECONFIG) {
-        fprintf(stderr, PROG ": bad --listen '%s': want HOST:PORT, [V6]:PORT or unix:PATH\n", addr);
+    struct cg_addr a;
+    char err[256];
+    if (cg_addr_parse(addr, CG_ADDR_UNIX | CG_ADDR_PORT0, &a, err, sizeof(err)) != 0) {
+        fprintf(stderr, PROG ": bad --listen '%s': %s\n", addr, err);
         return 2;
     }
-    if (rc != 0)
+    if (cg_conns_init(&srv.set, srv.loop, &conn_ops, &srv) != 0)
         return 1;
+    srv.set.name = "mock";
+    /* Signals first: whoever reads "listening on" may stop us right away. */
+    srv.sig.data = &srv;
+    srv.sig.on_drain = on_signal_drain;
+    srv.sig.on_deadline = on_signal_deadline;
+    srv.sig.drain_ms = STOP_GRACE_MS;
+    if (cg_signals_start(&srv.sig, srv.loop) != 0 || listen_on(&srv, &a) != 0) {
+        cg_signals_close(&srv.sig);
+        cg_conns_drain(&srv.set);
+        (void)uv_run(srv.loop, UV_RUN_DEFAULT);
+        return 1;
+    }
 
     uv_run(srv.loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&srv.grace, NULL);
-    uv_run(srv.loop, UV_RUN_DEFAULT);
-    rc = uv_loop_close(srv.loop);
+    int rc = uv_loop_close(srv.loop);
     if (rc != 0)
         cg_log_warn("loop_close", "err=%s", uv_strerror(rc));
     return 0;

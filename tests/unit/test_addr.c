@@ -29,6 +29,16 @@ static void test_ipv4(void **state)
     assert_int_equal(ntohs(((const struct sockaddr_in *)&a.ss)->sin_port), 1);
     assert_int_equal(cg_addr_parse("10.1.2.3:65535", 0, &a, err, sizeof(err)), 0);
     assert_int_equal(ntohs(((const struct sockaddr_in *)&a.ss)->sin_port), 65535);
+
+    /* Port 0 only where a listener lets the kernel pick (CG_ADDR_PORT0). */
+    assert_int_equal(cg_addr_parse("127.0.0.1:0", CG_ADDR_PORT0, &a, err, sizeof(err)), 0);
+    assert_int_equal(ntohs(((const struct sockaddr_in *)&a.ss)->sin_port), 0);
+    assert_int_equal(cg_addr_parse("[::1]:0", CG_ADDR_UNIX | CG_ADDR_PORT0, &a, err, sizeof(err)),
+                     0);
+    assert_int_equal(cg_addr_parse("127.0.0.1:-1", CG_ADDR_PORT0, &a, err, sizeof(err)),
+                     CG_ECONFIG);
+    assert_non_null(strstr(err, "between 0 and 65535"));
+    assert_int_equal(cg_addr_parse("unix:/tmp/x", CG_ADDR_PORT0, &a, err, sizeof(err)), CG_ECONFIG);
 }
 
 static void test_ipv6(void **state)

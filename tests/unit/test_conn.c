@@ -111,8 +111,9 @@ static void on_close(struct cg_conn *c)
     if (f->in_close)
         f->reentered = 1;
     f->on_close_calls++;
-    /* The legs are already closing: nothing reaches the owner from them any more. */
+    /* The legs are muted (nothing reaches the owner from them any more) but still open. */
     assert_true(t->down.closing);
+    assert_false(t->down.closed);
     if (t->close_other && c->set->live != NULL)
         cg_conn_close(c->set->live, 0, "closed_by_other");
 }

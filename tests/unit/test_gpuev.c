@@ -84,8 +84,8 @@ static void make(struct fixture *f, const struct cg_gpusim_report_opts *o, int o
     assert_int_equal(cg_gpusim_report(sim, o, &f->report, &f->report_len), 0);
     assert_int_equal(cg_gpusim_chain_pem(sim, &f->chain_pem, &f->chain_len), 0);
     assert_int_equal(cg_gpu_chain_load((uint8_t *)f->chain_pem, f->chain_len, &f->chain, NULL), 0);
-    assert_int_equal(cg_gpusim_rim(sim, 0, &f->drv, &f->drv_len), 0);
-    assert_int_equal(cg_gpusim_rim(sim, 1, &f->vb, &f->vb_len), 0);
+    assert_int_equal(cg_gpusim_rim(sim, CG_GPUSIM_RIM_DRIVER, &f->drv, &f->drv_len), 0);
+    assert_int_equal(cg_gpusim_rim(sim, CG_GPUSIM_RIM_VBIOS, &f->vb, &f->vb_len), 0);
     if (ocsp) {
         ocsp_add(f, sim, CG_GPUSIM_LEAF, 0, 0, now - 60, now + 86400);
         ocsp_add(f, sim, CG_GPUSIM_RIM_SIGNER, 0, 0, now - 60, now + 86400);
@@ -228,6 +228,11 @@ static void test_rims(void **state)
     f.vb = f.drv, f.vb_len = f.drv_len;
     assert_int_equal(run(&f, &p, o.nonce, &res, &v), CG_EEVIDENCE);
     assert_string_equal(v.check, "gpu.rim.vbios_version");
+    /* A VBIOS RIM that also claims an index of the driver RIM. */
+    assert_int_equal(cg_gpusim_rim(sim, CG_GPUSIM_RIM_VBIOS_OVERLAP, &f.vb, &f.vb_len), 0);
+    assert_int_equal(run(&f, &p, o.nonce, &res, &v), CG_EEVIDENCE);
+    assert_string_equal(v.check, "gpu.rim.index_conflict");
+    free(f.vb);
     /* A RIM byte changed: its signature fails. */
     f.vb = vb, f.vb_len = vb_len;
     char *hit = strstr((char *)f.drv, "Hash0=\"");

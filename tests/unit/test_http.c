@@ -386,6 +386,64 @@ static void test_big_head_then_small(void **state)
     free(m);
 }
 
+/* Feeds s cut at a and b; expects CG_EHTTP/400 (llhttp's reason or ours) and no head. */
+static void expect_bare_lf_split(enum cg_http_type t, const char *s, size_t len, size_t a, size_t b)
+{
+    struct rec r = {0};
+    struct cg_http_parser *p = mk(t, NULL, &r);
+    size_t cuts[4] = {0, a, b, len};
+    long got = 0;
+    for (int i = 0; i < 3 && got >= 0; i++)
+        got = cg_http_parser_feed(p, (const uint8_t *)s + cuts[i], cuts[i + 1] - cuts[i]);
+    if (got != CG_EHTTP)
+        fail_msg("cut %zu/%zu: %ld (%s) for: %.*s", a, b, got, cg_http_parser_reason(p), (int)len,
+                 s);
+    assert_int_equal(cg_http_parser_status(p), t == CG_HTTP_REQUEST ? 400 : 502);
+    if (r.heads != 0)
+        fail_msg("cut %zu/%zu: a head with a bare LF was delivered: %.*s", a, b, (int)len, s);
+    cg_http_parser_free(p);
+}
+
+/* A bare LF ends no line: not the start line, not a header, not the head (a recipient that
+ * takes it as a line end sees other messages than the next hop). */
+static void test_bare_lf(void **state)
+{
+    (void)state;
+    static const char *const reqs[] = {
+        "GET / HTTP/1.1\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\n\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Empty:\r\n\n",
+        "GET / HTTP/1.0\r\n\n",
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\n",
+    };
+    static const char *const resps[] = {
+        "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\n",
+    };
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        size_t len = strlen(reqs[i]);
+        for (size_t a = 0; a <= len; a++)
+            for (size_t b = a; b <= len; b++) {
+                /* The pipelined case: its first message is fine and may be delivered. */
+                if (i == 5)
+                    continue;
+                expect_bare_lf_split(CG_HTTP_REQUEST, reqs[i], len, a, b);
+            }
+    }
+    expect_reject(CG_HTTP_REQUEST, NULL, reqs[5], strlen(reqs[5]), CG_EHTTP, 400, "bare LF");
+    for (size_t i = 0; i < sizeof(resps) / sizeof(resps[0]); i++) {
+        size_t len = strlen(resps[i]);
+        for (size_t a = 0; a <= len; a++)
+            expect_bare_lf_split(CG_HTTP_RESPONSE, resps[i], len, a, len);
+    }
+    /* A bare LF inside a body is data. */
+    struct rec r = {0};
+    assert_true(parse(CG_HTTP_REQUEST, NULL,
+                      S("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na\nb"), &r,
+                      NULL) > 0);
+}
+
 static void test_smuggling(void **state)
 {
     (void)state;
@@ -878,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_default_limits),
         cmocka_unit_test(test_big_head_then_small),
         cmocka_unit_test(test_smuggling),
+        cmocka_unit_test(test_bare_lf),
         cmocka_unit_test(test_head_and_bodiless_responses),
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_upgrade),

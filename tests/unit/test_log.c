@@ -48,7 +48,7 @@ static size_t count_lines(const char *s)
     return n;
 }
 
-/* The single line in c parsed as a JSON object with exactly the five documented keys. */
+/* The single line in c parsed as a JSON object with the four keys every line has. */
 static json_t *one_json_line(const struct capture *c)
 {
     assert_int_equal(count_lines(c->text), 1);
@@ -58,9 +58,8 @@ static json_t *one_json_line(const struct capture *c)
     if (j == NULL)
         fail_msg("not JSON (%s): %s", jerr.text, c->text);
     assert_true(json_is_object(j));
-    assert_int_equal(json_object_size(j), 5);
-    static const char *const keys[] = {"ts", "level", "prog", "event", "msg"};
-    for (size_t i = 0; i < 5; i++)
+    static const char *const keys[] = {"ts", "level", "prog", "event"};
+    for (size_t i = 0; i < 4; i++)
         assert_true(json_is_string(json_object_get(j, keys[i])));
     return j;
 }
@@ -156,7 +155,11 @@ static void test_json_fields(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "level")), "warn");
     assert_string_equal(json_string_value(json_object_get(j, "prog")), "ccgate-server");
     assert_string_equal(json_string_value(json_object_get(j, "event")), "tls.fail");
-    assert_string_equal(json_string_value(json_object_get(j, "msg")), "peer=[::1]:4 reason=bad");
+    /* key=value pairs are fields of their own: no logfmt string inside a "msg". */
+    assert_string_equal(json_string_value(json_object_get(j, "peer")), "[::1]:4");
+    assert_string_equal(json_string_value(json_object_get(j, "reason")), "bad");
+    assert_null(json_object_get(j, "msg"));
+    assert_int_equal(json_object_size(j), 6);
     const char *ts = json_string_value(json_object_get(j, "ts"));
     assert_int_equal(strlen(ts), 24);
     assert_int_equal(ts[23], 'Z');
@@ -197,13 +200,22 @@ static void test_json_long(void **state)
         struct capture c;
         cg_log_init("t", CG_LOG_JSON, CG_LOG_INFO);
         capture_begin(&c);
-        cg_log_info(msg, "%s", msg);
+        cg_log_info("e", "%s", msg);
+        cg_log_info(msg, "%s", msg); /* the event alone fills the line: no room for msg */
         capture_end(&c);
-        assert_true(c.len <= 4096);
-        json_t *j = one_json_line(&c);
+        const char *second = strchr(c.text, '\n') + 1;
+        assert_true(second - c.text <= 4096 && strlen(second) <= 4096);
+        json_error_t jerr;
+        json_t *j = json_loadb(c.text, (size_t)(second - c.text), 0, &jerr);
+        assert_non_null(j);
         const char *got = json_string_value(json_object_get(j, "msg"));
+        assert_true(strlen(got) > 500);
         for (const char *p = got; *p != '\0'; p++)
             assert_int_equal(*p, fill[k]);
+        json_decref(j);
+        j = json_loads(second, 0, &jerr);
+        assert_non_null(j);
+        assert_true(strlen(json_string_value(json_object_get(j, "event"))) > 500);
         json_decref(j);
     }
 }
@@ -219,8 +231,9 @@ static void test_json_utf8(void **state)
     cg_log_info("e", "path=/caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92");
     capture_end(&c);
     json_t *j = one_json_line(&c);
+    assert_string_equal(json_string_value(json_object_get(j, "path")), "/caf\xc3\xa9");
     assert_string_equal(json_string_value(json_object_get(j, "msg")),
-                        "path=/caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92");
+                        "\xe2\x82\xac \xf0\x9f\x94\x92");
     json_decref(j);
 
     static const char *const bad[] = {"a\xff", "a\xc3",    "a\xc3(",       "\xe2\x82",
@@ -230,15 +243,14 @@ static void test_json_utf8(void **state)
         cg_log_info("e", "v=%s", bad[i]);
         capture_end(&c);
         j = one_json_line(&c);
-        assert_non_null(strstr(json_string_value(json_object_get(j, "msg")), "v="));
+        assert_non_null(json_string_value(json_object_get(j, "v")));
         json_decref(j);
     }
     capture_begin(&c);
     cg_log_info("e", "v=a\xff\xc3(b");
     capture_end(&c);
     j = one_json_line(&c);
-    assert_string_equal(json_string_value(json_object_get(j, "msg")),
-                        "v=a\xef\xbf\xbd\xef\xbf\xbd(b");
+    assert_string_equal(json_string_value(json_object_get(j, "v")), "a\xef\xbf\xbd\xef\xbf\xbd(b");
     json_decref(j);
 
     /* Two-byte characters across the message limit. */
@@ -257,6 +269,98 @@ static void test_json_utf8(void **state)
     }
 }
 
+/* The printf API's key=value convention in JSON: numbers stay numbers, quoted values lose
+ * their quotes (even with quotes inside, as TLS reasons have), and text that is no pair
+ * goes to "msg". */
+static void test_json_logfmt(void **state)
+{
+    (void)state;
+    struct capture c;
+    cg_log_init("t", CG_LOG_JSON, CG_LOG_INFO);
+    capture_begin(&c);
+    cg_log_info("attest.failed",
+                "id=12 ms=3.25 neg=-4 hex=0e5 zero=0 big=1234567890123456 empty= "
+                "actual=\"the peer refused \"http/1.1\": here\" check=tls.handshake: nothing sent");
+    capture_end(&c);
+    json_t *j = one_json_line(&c);
+    assert_int_equal(json_integer_value(json_object_get(j, "id")), 12);
+    assert_true(json_real_value(json_object_get(j, "ms")) == 3.25);
+    assert_int_equal(json_integer_value(json_object_get(j, "neg")), -4);
+    assert_string_equal(json_string_value(json_object_get(j, "hex")), "0e5");
+    assert_int_equal(json_integer_value(json_object_get(j, "zero")), 0);
+    assert_string_equal(json_string_value(json_object_get(j, "big")), "1234567890123456");
+    assert_string_equal(json_string_value(json_object_get(j, "empty")), "");
+    assert_string_equal(json_string_value(json_object_get(j, "actual")),
+                        "the peer refused \"http/1.1\": here");
+    assert_string_equal(json_string_value(json_object_get(j, "check")), "tls.handshake:");
+    assert_string_equal(json_string_value(json_object_get(j, "msg")), "nothing sent");
+    json_decref(j);
+
+    /* A quoted value followed by free text, not by a key. */
+    capture_begin(&c);
+    cg_log_error("attest.failed", "check=x actual=\"a \"b\": c\": nothing was sent");
+    capture_end(&c);
+    j = one_json_line(&c);
+    assert_string_equal(json_string_value(json_object_get(j, "actual")), "a \"b\": c");
+    assert_string_equal(json_string_value(json_object_get(j, "msg")), ": nothing was sent");
+    json_decref(j);
+
+    /* Free text first: all of it is the message. */
+    capture_begin(&c);
+    cg_log_warn("policy.sim", "INSECURE: the policy accepts x=1");
+    capture_end(&c);
+    j = one_json_line(&c);
+    assert_string_equal(json_string_value(json_object_get(j, "msg")),
+                        "INSECURE: the policy accepts x=1");
+    assert_null(json_object_get(j, "x"));
+    json_decref(j);
+}
+
+/* The typed API: the same fields in text (quoted where needed) and in JSON. */
+static void test_fields(void **state)
+{
+    (void)state;
+    struct capture c;
+    cg_log_init("ccgate-server", CG_LOG_TEXT, CG_LOG_INFO);
+    capture_begin(&c);
+    cg_logf(CG_LOG_INFO, "request", CG_LF_STR("method", "GET"), CG_LF_STR("path", "/v1/models"),
+            CG_LF_INT("status", 200), CG_LF_DBL("duration_ms", 1.5), CG_LF_UINT("bytes_out", 42),
+            CG_LF_STR("err", "a \"b\" c"), CG_LF_STR("none", NULL));
+    cg_logf(CG_LOG_DEBUG, "hidden", CG_LF_INT("x", 1));
+    capture_end(&c);
+    assert_int_equal(count_lines(c.text), 1);
+    assert_non_null(strstr(c.text, " info ccgate-server request method=GET path=/v1/models "
+                                   "status=200 duration_ms=1.500 bytes_out=42 "
+                                   "err=\"a \\\"b\\\" c\" none=\"\"\n"));
+
+    cg_log_init("ccgate-server", CG_LOG_JSON, CG_LOG_INFO);
+    capture_begin(&c);
+    cg_logf(CG_LOG_WARN, "request", CG_LF_STR("method", "POST"), CG_LF_INT("status", 502),
+            CG_LF_DBL("duration_ms", 12.25), CG_LF_STR("path", "/caf\xc3\xa9\n\"x\""));
+    capture_end(&c);
+    json_t *j = one_json_line(&c);
+    assert_string_equal(json_string_value(json_object_get(j, "level")), "warn");
+    assert_string_equal(json_string_value(json_object_get(j, "method")), "POST");
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 502);
+    assert_true(json_real_value(json_object_get(j, "duration_ms")) == 12.25);
+    assert_string_equal(json_string_value(json_object_get(j, "path")), "/caf\xc3\xa9\n\"x\"");
+    assert_int_equal(json_object_size(j), 8);
+    json_decref(j);
+
+    /* Values past the line limit: fields are cut or left out, the line stays JSON. */
+    char big[5000];
+    memset(big, 'v', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    capture_begin(&c);
+    cg_logf(CG_LOG_INFO, "e", CG_LF_STR("a", big), CG_LF_STR("b", big), CG_LF_INT("n", 7));
+    capture_end(&c);
+    assert_true(c.len <= 4096);
+    j = one_json_line(&c);
+    assert_true(strlen(json_string_value(json_object_get(j, "a"))) > 3000);
+    json_decref(j);
+    assert_string_equal(cg_log_prog(), "ccgate-server");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_text),         cmocka_unit_test(test_levels),
         cmocka_unit_test(test_json_fields),  cmocka_unit_test(test_json_escapes),
         cmocka_unit_test(test_json_long),    cmocka_unit_test(test_json_utf8),
+        cmocka_unit_test(test_json_logfmt),  cmocka_unit_test(test_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,9 +13,13 @@ struct cg_addr {
     char text[128]; /* as given, for logs and server identity */
 };
 
-/* Parses s; allow_unix says whether "unix:" is acceptable here. Returns 0 or CG_ECONFIG with
- * err saying what was expected. Resolves host names with getaddrinfo (start-up only). */
-int cg_addr_parse(const char *s, int allow_unix, struct cg_addr *out, char *err, size_t errlen);
+#define CG_ADDR_UNIX 1u  /* "unix:PATH" is acceptable here */
+#define CG_ADDR_PORT0 2u /* port 0 (a listener: the kernel picks one) is acceptable here */
+
+/* Parses s under flags (CG_ADDR_*; 0 or 1 as before: whether "unix:" is acceptable). Returns
+ * 0 or CG_ECONFIG with err saying what was expected. Resolves host names with getaddrinfo
+ * (start-up only). */
+int cg_addr_parse(const char *s, unsigned flags, struct cg_addr *out, char *err, size_t errlen);
 
 /* 1 when a reaches only this machine: a unix socket, 127.0.0.0/8, ::1 or ::ffff:127.x. */
 int cg_addr_is_loopback(const struct cg_addr *a);

@@ -7,7 +7,9 @@
 #include "ccgate/buf.h"
 
 /*
- * The admin listener (loopback): GET /healthz, /readyz and /metrics (Prometheus text).
+ * The admin listener (loopback): GET /healthz, /readyz and /metrics (Prometheus text; the
+ * listener adds ccgate_build_info{program,version} after the handler's metrics, each of
+ * which needs HELP and TYPE lines: a test runs promtool on them).
  * Each handler writes the body into out and returns the HTTP status. A NULL healthz answers
  * 200 "ok": the process is alive and its loop turns.
  */

@@ -20,12 +20,14 @@
  *   the core sets their handles' data and closes them; the owner never closes them itself
  *   (cg_conn_drop_leg() ends one leg early).
  * - cg_conn_close(c, err, reason) is idempotent. The first call records err and reason,
- *   stops the timer, closes the legs (no callback of theirs reaches the owner afterwards) and
- *   queues c; it runs no owner code and touches no other connection. Later calls do nothing.
+ *   stops the timer, mutes the legs (cg_stream_mute: no callback of theirs reaches the owner
+ *   afterwards) and queues c; it runs no owner code and touches no other connection. Later
+ *   calls do nothing.
  * - Later, from the loop (a uv_idle turn, never inside the call that closed): one log line
  *   `conn.close` with the reason, the error and the byte counts of each leg, then
- *   ops->on_close(c), where the owner updates its counters, releases what it holds and may
- *   start other work (open another connection, return a leg to a pool).
+ *   ops->on_close(c), where the owner updates its counters, releases what it holds (the legs'
+ *   TLS engines are still alive there) and may start other work (open another connection,
+ *   return a leg to a pool); then the core closes the timer and the legs.
  * - When the last handle of c has closed (legs, timer, plus one per cg_conn_hold()) and
  *   on_close has run, ops->on_free(c) runs: the owner frees the memory.
  * - Drain: cg_conns_drain() stops accepting and asks each live connection to finish its
@@ -82,7 +84,6 @@ struct cg_conns {
     const struct cg_conn_ops *ops;
     void *data;         /* the owner's */
     const char *name;   /* in the close log line: "server", "admin", ... */
-    int quiet;          /* close lines at debug level (probes, admin) */
     unsigned max_conns; /* 0: no limit; see cg_conns_full() */
     union {
         uv_handle_t handle;
@@ -91,6 +92,8 @@ struct cg_conns {
         uv_pipe_t pipe;
     } listener;
     uv_idle_t reaper;
+    uv_timer_t trim; /* gives freed heap pages back after a burst of closes */
+    unsigned freed_since_trim;
     struct cg_conn *live, *closeq;
     uint64_t unfreed; /* initialized and not yet freed */
     struct cg_conns_stats stats;
@@ -99,8 +102,8 @@ struct cg_conns {
 };
 
 /* Initializes set on loop with ops (borrowed; on_accept and on_free required). data is the
- * owner's. Returns 0 or a libuv code; on success the set holds one handle (the reaper) until
- * it stops (cg_conns_drain). */
+ * owner's. Returns 0 or a libuv code; on success the set holds its handles (the reaper and a
+ * heap-trim timer that does not keep the loop alive) until it stops (cg_conns_drain). */
 int cg_conns_init(struct cg_conns *set, uv_loop_t *loop, const struct cg_conn_ops *ops, void *data);
 
 /* Binds a (TCP, or Unix path) and listens with backlog. Returns 0 or a libuv code. */

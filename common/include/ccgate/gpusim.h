@@ -42,11 +42,19 @@ struct cg_gpusim_report_opts {
 int cg_gpusim_report(struct cg_gpusim *s, const struct cg_gpusim_report_opts *o, uint8_t **out,
                      size_t *len);
 
+/* ECDSA P-384 / SHA-384 by the sim leaf over data, r || s big-endian: how reports are signed
+ * (and how the GPU fuzz target re-signs what it mutated). 0 or CG_ECRYPTO. */
+int cg_gpusim_sign(struct cg_gpusim *s, const uint8_t *data, size_t len, uint8_t sig[96]);
+
 /* The device chain as PEM, leaf first, root last. Caller frees. */
 int cg_gpusim_chain_pem(struct cg_gpusim *s, char **out, size_t *len);
 
-/* The signed driver (vbios = 0) or VBIOS RIM for the sim's versions. Caller frees. */
-int cg_gpusim_rim(struct cg_gpusim *s, int vbios, uint8_t **out, size_t *len);
+/* Which RIM: the driver's (indices 20-39), the VBIOS's (0-19), or for tests a VBIOS RIM that
+ * also claims the driver's index 20. */
+enum cg_gpusim_rim_kind { CG_GPUSIM_RIM_DRIVER, CG_GPUSIM_RIM_VBIOS, CG_GPUSIM_RIM_VBIOS_OVERLAP };
+
+/* A signed RIM for the sim's versions. Caller frees. */
+int cg_gpusim_rim(struct cg_gpusim *s, enum cg_gpusim_rim_kind kind, uint8_t **out, size_t *len);
 
 /* Which certificate an OCSP response is about. */
 enum cg_gpusim_cert { CG_GPUSIM_LEAF, CG_GPUSIM_RIM_SIGNER };

@@ -81,7 +81,7 @@ const char *cg_snp_product_name(enum cg_snp_product p);
 
 /* Whom the chain must end at: AMD's ARKs pinned in certs/amd/, or one simulated ARK. */
 struct cg_snp_anchor {
-    int sim;                   /* 0: the pinned AMD ARK of the VCEK's product */
+    int sim;                    /* 0: the pinned AMD ARK of the VCEK's product */
     uint8_t sim_ark_sha256[32]; /* sim: SHA-256 of the sim ARK certificate (DER) */
 };
 
@@ -100,6 +100,14 @@ struct cg_snp_anchor {
 int cg_snp_verify(const uint8_t *report, size_t len, const uint8_t *const *certs,
                   const size_t *cert_lens, size_t n_certs, const struct cg_snp_anchor *anchor,
                   time_t at, struct cg_snp_report *r, struct cg_verdict *v);
+
+/*
+ * Internal (the fuzz target of the VCEK extensions): the checks cg_snp_verify() makes of the
+ * leaf's extensions once its chain and signature verified: productName, each SPL against
+ * r's REPORTED_TCB, hwID against r's CHIP_ID. 0 or CG_EEVIDENCE with v set.
+ */
+int cg__snp_vcek_check(const uint8_t *der, size_t len, const struct cg_snp_report *r,
+                       struct cg_verdict *v);
 
 /*
  * Appends the certificates in data (one DER certificate, or any number of PEM ones in order,

@@ -189,6 +189,13 @@ int cg_tdx_verify(const uint8_t *quote, size_t len, const struct cg_tdx_collater
                   struct cg_tdx_quote *q, struct cg_tdx_status *st, struct cg_verdict *v);
 
 /*
+ * Internal (and the fuzz target of the PCK certificate's SGX extension): parses the content
+ * of extension 1.2.840.113741.1.13.1 into pck: PPID, TCB (SGX components 1-16, PCESVN,
+ * CPUSVN, each once), PCE-ID and FMSPC required. 0 or -1.
+ */
+int cg__tdx_pck_extension_parse(const uint8_t *data, size_t len, struct cg_tdx_pck_info *pck);
+
+/*
  * Internal, for tests: applies one CRL (DER or PEM) issued by ca_pem to cert_pem exactly as
  * cg_tdx_verify() applies CRLs to the PCK chain (issuer, signature, validity at `at`,
  * revocation, reported as "tdx.pck.revoked"). Returns 0, CG_EEVIDENCE with v set, or

@@ -1,0 +1,200 @@
+#ifndef CP_INT_H
+#define CP_INT_H
+
+/*
+ * Inside the client sidecar: one app connection, its exchanges and its attested leg.
+ *   cp_app.c     the app leg: request parsing, the queue of exchanges, answers made here,
+ *                the one timer and the one close path; the listener
+ *   cp_up.c      the attested leg: connect, handshake, the response path, retry or 502
+ *   cp_peer.c    the server as the connections share it: the pool and the gate
+ *   cp_fwd.c     the forwarder (head rewrite, body framing), shared with the fuzzer
+ *   cp_status.c  appraisal results: /verification, readiness, counters
+ */
+
+#include "ccgate/stream.h"
+#include "cp_fwd.h"
+#include "cp_proxy.h"
+
+#define CP_LOCAL_PREFIX "/.well-known/ccgate/"
+#define CP_PENDING_MAX (CG_STREAM_HIGH_WATER + 2 * 64 * 1024)
+#define CP_QUEUE_CAP 1024         /* exchanges queued on one app connection */
+#define CP_QUEUE_PAUSE 64         /* stop reading the app beyond this many */
+#define CP_REPLAY_MAX (64 * 1024) /* requests larger than this are not retried */
+#define CP_LINGER_MS 5000
+/* An app connection idle this long gives its attested leg back to the pool (or closes it):
+ * an idle keep-alive connection then costs its own few KiB, not a TLS connection's. */
+#define CP_LEG_IDLE_MS 1000
+
+/* What the app connection does now. */
+enum cp_state {
+    CP_HTTP,      /* reading requests; each becomes an exchange */
+    CP_UPGRADING, /* an Upgrade request went up: app bytes wait for its answer */
+    CP_PIPE,      /* bytes pass untouched both ways (TCP mode, or after a 101) */
+    CP_ENDING,    /* the app asked to close: its last request is read, all answered, then FIN */
+    CP_REFUSED,   /* a request was refused or the server failed: nothing more is read; the
+                     queued exchanges are answered (in order), then FIN */
+    CP_LINGER,    /* FIN sent: app bytes are read and dropped until it closes (no reset) */
+    CP_CLOSED
+};
+
+/* Where the attested leg stands. UP_WAITING: parked until the gate's handshake has verified
+ * the server (or until the next probe of a server refusing connections). */
+enum cp_up_state { UP_NONE, UP_WAITING, UP_CONNECTING, UP_HANDSHAKING, UP_READY };
+
+/* What the connection's one timer measures. */
+enum cp_timer {
+    T_NONE,
+    T_HEADERS,
+    T_LEG_IDLE, /* idle with a leg: give the leg back */
+    T_IDLE,
+    T_HANDSHAKE,
+    T_SERVER_WAIT,
+    T_RESPONSE,
+    T_LINGER
+};
+
+/* One request and its answer. FORWARD goes to the server; the others are answered here when
+ * they reach the front of the queue, in order. */
+enum cp_xkind {
+    X_FORWARD,
+    X_VERIFICATION, /* GET or HEAD of the local verification path */
+    X_NOT_FOUND,    /* another local path */
+    X_ERROR,        /* a request we refuse (c->err_status): the last of the connection */
+    X_FAILED,       /* forwarded, but the server cannot answer (c->fail): answered here */
+};
+
+struct cp_exchange {
+    uint8_t kind;
+    uint8_t head;      /* a HEAD request: the answer has no body */
+    uint8_t complete;  /* the request was read to its end */
+    uint32_t up_bytes; /* its bytes in the replay buffer */
+};
+
+/* The attested leg towards ccgate-server; pooled between app connections. */
+struct cp_up {
+    struct cg_stream s;
+    struct cp_conn *c; /* NULL while pooled */
+    struct cp_server *srv;
+    struct cg_http_parser *resp;
+    uint64_t started_ns;
+    struct cp_up *pool_prev, *pool_next;
+    uint64_t pooled_at_ms; /* loop time it went idle */
+    time_t verified_at;    /* when its handshake completed */
+    unsigned gen;          /* peer pool_gen at the handshake */
+    unsigned pooled : 1;
+    unsigned gate : 1; /* the probe: others wait for its verdict */
+    unsigned last : 1; /* the server said close: no request after the current ones */
+};
+
+struct cp_conn {
+    struct cp_conn *prev, *next;
+    struct cp_server *srv;
+    uint64_t id;
+    enum cp_state state;
+    enum cp_up_state up_state;
+    enum cp_timer timer_kind;
+    struct cg_stream down;
+    uv_timer_t timer;
+    struct cg_http_parser *req;
+    struct cp_up *up;
+    /* The exchanges, oldest first: a ring grown on demand up to CP_QUEUE_CAP. */
+    struct cp_exchange *q;
+    uint16_t q_cap, q_head, q_len;
+    uint16_t q_forward; /* FORWARD exchanges in the queue */
+    struct cp_fwd to_up, to_app;
+    int resp_status;
+    uint8_t front_bytes;  /* a byte of the front exchange's answer came from the server */
+    uint8_t resp_started; /* the front's final response head went to the app */
+    uint8_t retried;      /* the front exchange was sent again once already */
+    uint8_t nonce_retry_done;
+    uint8_t replay_ok;      /* replay holds every unanswered forwarded request whole */
+    uint64_t front_sent_ns; /* when the front request went up (or became the front) */
+    uint64_t wait_since_ms; /* loop time it began waiting for a server refusing connections */
+    struct cg_buf pending;  /* request bytes held until the leg is verified */
+    struct cg_buf replay;   /* unanswered idempotent requests, to send again on a new leg */
+    struct cg_buf held;     /* app bytes that followed an Upgrade request */
+    int err_status;         /* X_ERROR: the status; err_error and err_reason say why */
+    const char *err_error;
+    char err_reason[96];
+    int fail_status; /* X_FAILED: the answer */
+    struct cg_buf fail_body;
+    int handles;
+    struct cp_conn *gate_prev, *gate_next; /* in the peer's queue while UP_WAITING */
+};
+
+/* ---- cp_app.c: the app leg, its exchanges and the one close path ---- */
+
+/* Closes the app connection and its leg (idempotent), logging reason once with byte counts.
+ * Never starts nor closes another connection inside the call. */
+void cp__conn_close(struct cp_conn *c, const char *reason);
+/* The last handle of c closed: its memory goes. */
+void cp__conn_free(struct cp_conn *c);
+/* Re-arms the connection's timer for what it waits on now. */
+void cp__rearm(struct cp_conn *c);
+/* Writes to the app unless the connection is ending. */
+void cp__write_down(struct cp_conn *c, const void *data, size_t len);
+/* Answers the exchanges at the front of the queue that are answered here. */
+void cp__answer_front(struct cp_conn *c);
+/* The server cannot answer: every forwarded exchange is answered status with body (JSON),
+ * in order after those before it; then the connection ends. */
+void cp__fail_all(struct cp_conn *c, int status, const char *body, size_t len);
+/* fail_all with {"error": error, check, expected, actual (when v), "server": ...}. */
+void cp__fail_verdict(struct cp_conn *c, const char *error, const struct cg_verdict *v);
+/* The front exchange's answer is complete. */
+void cp__front_done(struct cp_conn *c);
+/* Resumes reading the app if it was paused for the queue or the leg's backpressure. */
+void cp__resume_down(struct cp_conn *c);
+/* A pipe whose both directions ended and drained closes. */
+void cp__pipe_maybe_done(struct cp_conn *c);
+static inline struct cp_exchange *cp__front(struct cp_conn *c)
+{
+    return c->q_len > 0 ? &c->q[c->q_head] : NULL;
+}
+
+/* ---- cp_up.c: the attested leg, the response path and the retry ---- */
+
+/* Sends request bytes towards the server: on the leg, or pending until it is verified (a
+ * pooled leg is taken, or a new one started, as needed). */
+void cp__send_up(struct cp_conn *c, const void *data, size_t len);
+/* Starts a new attested leg for c (parks it behind the gate when needed). */
+void cp__up_start(struct cp_conn *c, int with_nonce);
+/* Closes c's leg (after close_notify when clean); c->up becomes NULL. */
+void cp__up_discard(struct cp_conn *c, int clean);
+/* Response parser for a leg carrying c's exchanges; 0 or a libuv code. */
+int cp__up_parser(struct cp_conn *c, struct cg_http_parser **out);
+/* The leg is ready: pending bytes go, the app is read again. */
+void cp__up_ready(struct cp_conn *c);
+/* The timer for the handshake fired, or the one for a server refusing connections. */
+void cp__up_timeout(struct cp_conn *c, int waited_for_server);
+
+/* ---- cp_peer.c: the pool of verified connections and the gate ---- */
+
+void cp__peer_start(struct cp_server *srv);
+void cp__peer_stop(struct cp_server *srv);
+/* Whether a new leg must wait for the probe in flight (or for the next probe). */
+int cp__gate_must_wait(struct cp_server *srv, int nonce);
+void cp__gate_park(struct cp_conn *c);
+void cp__gate_unlink(struct cp_conn *c);
+/* The probe's handshake ended: waiting connections go on (from the loop, not inside). */
+void cp__gate_end(struct cp_up *u);
+/* A connect failed with err: c waits for the next probe, or fails once the wait is over. */
+int cp__peer_unreachable(struct cp_conn *c, int err);
+/* A handshake completed: the server is reachable again. */
+void cp__peer_reachable(struct cp_server *srv);
+/* Moves c's leg into the pool when it may serve another app; returns 1 if it did. */
+int cp__pool_put(struct cp_conn *c);
+/* Gives c a pooled leg: 1 when it got one. */
+int cp__pool_attach(struct cp_conn *c);
+/* Closes a pooled leg. */
+void cp__pool_drop(struct cp_up *u, const char *why);
+/* A leg's stream closed: frees it. */
+void cp__up_closed(struct cg_stream *s, void *arg);
+
+/* ---- cp_status.c: appraisal results, verification JSON, metrics helpers ---- */
+
+void cp__record_failure(struct cp_server *srv, const struct cg_verdict *v);
+void cp__record_success(struct cp_server *srv);
+void cp__observe(struct cp_hist *h, uint64_t since_ns);
+void cp__count_status(struct cp_server *srv, int status);
+
+#endif

@@ -1,0 +1,489 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "ccgate/log.h"
+#include "cp_int.h"
+
+/*
+ * The attested leg: connect, handshake (the appraisal runs inside it), the response path
+ * towards the app, and what happens when the leg ends under unanswered exchanges: an
+ * idempotent request that got no byte of its answer is sent again once on a new, verified
+ * leg; any other gets a 502 from here. The app never sees its connection end without a
+ * status for a request whose head it sent, unless an answer was already half delivered.
+ */
+
+static const struct cg_http_callbacks resp_cb;
+
+/* The next response answers a HEAD request: its parser must not expect a body. */
+static void arm_head(struct cp_conn *c)
+{
+    struct cp_exchange *x = cp__front(c);
+    if (c->up != NULL && x != NULL && x->kind == X_FORWARD && x->head)
+        cg_http_parser_expect_head_response(c->up->resp);
+}
+
+int cp__up_parser(struct cp_conn *c, struct cg_http_parser **out)
+{
+    return cg_http_parser_new(CG_HTTP_RESPONSE, NULL, &resp_cb, c, out);
+}
+
+void cp__up_closed(struct cg_stream *s, void *arg)
+{
+    struct cp_up *u = arg;
+    (void)s;
+    struct cp_conn *c = u->c;
+    u->srv->freed_since_trim++;
+    cg_http_parser_free(u->resp);
+    free(u);
+    if (c != NULL && --c->handles == 0)
+        cp__conn_free(c);
+}
+
+void cp__up_discard(struct cp_conn *c, int clean)
+{
+    struct cp_up *u = c->up;
+    if (u == NULL)
+        return;
+    cp__gate_end(u);
+    c->up = NULL;
+    c->up_state = UP_NONE;
+    if (clean && u->s.handshaken)
+        cg_stream_shutdown(&u->s); /* close_notify: a clean end, not a truncation */
+    cg_stream_close(&u->s, cp__up_closed, u);
+}
+
+/* ---- app -> server ---- */
+
+static void write_up(struct cp_conn *c, const void *data, size_t len)
+{
+    if (cg_stream_write(&c->up->s, data, len) < 0)
+        cp__conn_close(c, "server_write_failed");
+}
+
+void cp__send_up(struct cp_conn *c, const void *data, size_t len)
+{
+    if (c->state == CP_CLOSED)
+        return;
+    if (c->replay_ok && c->state != CP_PIPE) {
+        if (cg_buf_append(&c->replay, data, len) < 0) {
+            c->replay_ok = 0;
+            cg_buf_free(&c->replay);
+        } else if (c->q_len > 0) {
+            c->q[(c->q_head + c->q_len - 1) % c->q_cap].up_bytes += (uint32_t)len;
+        }
+    }
+    if (c->up_state == UP_READY) {
+        write_up(c, data, len);
+        return;
+    }
+    if (c->up_state == UP_NONE && !c->srv->tcp_mode && cp__pool_attach(c)) {
+        arm_head(c);
+        write_up(c, data, len);
+        return;
+    }
+    if (cg_buf_append(&c->pending, data, len) < 0) {
+        cp__conn_close(c, "pending_overflow");
+        return;
+    }
+    if (c->up_state == UP_NONE)
+        cp__up_start(c, 0);
+}
+
+/* ---- server -> app ---- */
+
+static int resp_on_head(void *arg, const struct cg_http_head *h)
+{
+    struct cp_conn *c = arg;
+    struct cp_exchange *x = cp__front(c);
+    if (x == NULL || x->kind != X_FORWARD)
+        return CG_EHTTP; /* a response nobody asked for */
+    c->resp_status = h->status;
+    c->front_bytes = 1;
+    int informational = h->status >= 100 && h->status < 200;
+    if (!informational)
+        cp__observe(&c->srv->stats.response_latency, c->front_sent_ns);
+    /* Any head is progress; after a 1xx the final response gets a full timeout again. */
+    c->resp_started = !informational;
+    c->timer_kind = T_NONE;
+    if (!informational && !h->keep_alive)
+        c->up->last = 1; /* the server closes after this one: the app's connection stays */
+    /* The app's connection ends after this answer when it asked so (no request follows). */
+    int keep = informational || !(c->state == CP_ENDING && c->q_len == 1);
+    return cp_fwd_head(&c->to_app, h, keep);
+}
+
+static int resp_on_body(void *arg, const uint8_t *data, size_t len)
+{
+    struct cp_conn *c = arg;
+    cp_fwd_body(&c->to_app, data, len);
+    return 0;
+}
+
+static void start_pipe(struct cp_conn *c);
+
+static int resp_on_complete(void *arg)
+{
+    struct cp_conn *c = arg;
+    if (c->resp_status == 101) {
+        if (c->state != CP_UPGRADING)
+            return CG_EHTTP; /* switching protocols nobody asked for */
+        start_pipe(c);
+        return 0;
+    }
+    if (c->resp_status >= 100 && c->resp_status < 200)
+        return 0; /* the final response follows */
+    cp_fwd_end(&c->to_app);
+    cp__count_status(c->srv, c->resp_status);
+    cg_log_debug("request", "id=%llu status=%d from_app=%llu to_app=%llu",
+                 (unsigned long long)c->id, c->resp_status, (unsigned long long)c->down.bytes_in,
+                 (unsigned long long)c->down.bytes_out);
+    cp__front_done(c);
+    arm_head(c);
+    return 0;
+}
+
+static const struct cg_http_callbacks resp_cb = {resp_on_head, resp_on_body, resp_on_complete};
+
+/* ---- a byte pipe after a 101 ---- */
+
+/* The server answered an Upgrade with 101: from now on bytes pass untouched both ways. */
+static void start_pipe(struct cp_conn *c)
+{
+    cp__count_status(c->srv, 101);
+    c->state = CP_PIPE;
+    cp__front_done(c);
+    c->replay_ok = 0;
+    cg_buf_free(&c->replay);
+    c->timer_kind = T_NONE;
+    if (c->held.len > 0)
+        cp__send_up(c, c->held.data, c->held.len);
+    cg_buf_free(&c->held);
+    if (c->state == CP_CLOSED)
+        return;
+    if (c->down.eof)
+        cg_stream_shutdown(&c->up->s);
+    else
+        (void)cg_stream_read_start(&c->down);
+    cp__rearm(c);
+}
+
+/* Both directions ended (FIN one way, close_notify the other) and all is written. */
+void cp__pipe_maybe_done(struct cp_conn *c)
+{
+    if (c->state != CP_PIPE || c->up == NULL)
+        return;
+    if (c->down.eof && c->up->s.eof && c->down.queued == 0 && c->up->s.queued == 0)
+        cp__conn_close(c, "done");
+}
+
+/* ---- losing the leg ---- */
+
+/* A leg died before any byte of the front's answer: the unanswered requests (all
+ * idempotent, all in the replay buffer) go again on a new leg, verified before they go.
+ * Returns 1 if so. */
+static int retry(struct cp_conn *c, const char *why)
+{
+    if (!c->replay_ok || c->retried || c->replay.len == 0 || c->srv->stopping)
+        return 0;
+    struct cp_server *srv = c->srv;
+    srv->stats.retries++;
+    cg_log_info("request.retry", "id=%llu reason=%s bytes=%zu", (unsigned long long)c->id, why,
+                c->replay.len);
+    c->retried = 1;
+    cp__up_discard(c, 0);
+    c->resp_started = 0;
+    c->front_bytes = 0;
+    /* The new leg sends the replayed requests first; pending bytes were never sent. */
+    cg_buf_free(&c->pending);
+    if (cg_buf_append(&c->pending, c->replay.data, c->replay.len) < 0) {
+        cp__conn_close(c, "pending_overflow");
+        return 1;
+    }
+    cp__up_start(c, 0);
+    return 1;
+}
+
+/* The leg ended (error or close) under the app connection. */
+static void up_lost(struct cp_conn *c, const char *why)
+{
+    if (c->state == CP_PIPE) {
+        cp__conn_close(c, why);
+        return;
+    }
+    if (c->q_forward == 0 && c->pending.len == 0) {
+        /* Nothing asked: the app's connection stays; its next request takes another leg. */
+        cp__up_discard(c, 0);
+        return;
+    }
+    if (c->front_bytes || c->resp_started) {
+        /* Part of an answer went out: it stays truncated (the app sees the close). */
+        cp__conn_close(c, why);
+        return;
+    }
+    if (retry(c, why))
+        return;
+    cp__up_discard(c, 0);
+    char body[160];
+    int n = snprintf(body, sizeof(body),
+                     "{\"error\": \"server_closed\", \"reason\": \"%s\", \"retried\": %s}\n", why,
+                     c->retried ? "true" : "false");
+    cp__fail_all(c, 502, body, (size_t)n);
+}
+
+static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
+{
+    struct cp_up *u = s->data;
+    struct cp_conn *c = u->c;
+    if (c == NULL) {
+        cp__pool_drop(u, "unexpected_data"); /* nothing was asked: the stream is out of step */
+        return;
+    }
+    if (c->state == CP_PIPE) {
+        cp__write_down(c, data, len);
+        if (c->state != CP_CLOSED && c->down.queued >= CG_STREAM_HIGH_WATER)
+            cg_stream_read_stop(s);
+        cp__rearm(c);
+        return;
+    }
+    long n = cg_http_parser_feed(u->resp, data, len);
+    if (c->state == CP_CLOSED || c->up != u)
+        return;
+    if (n < 0) {
+        cg_log_warn("server.bad_response", "id=%llu reason=\"%s\"", (unsigned long long)c->id,
+                    cg_http_parser_reason(u->resp));
+        if (c->front_bytes && !c->resp_started)
+            c->front_bytes = 0; /* only the bad bytes: nothing of them reached the app */
+        if (c->resp_started) {
+            cp__conn_close(c, "bad_response");
+            return;
+        }
+        /* No answer began: nobody's, or the front's, which gets a 502 (never a retry: the
+         * server did answer something). */
+        c->retried = 1;
+        up_lost(c, "bad_response");
+        return;
+    }
+    if (cg_http_parser_in_message(u->resp))
+        c->front_bytes = 1;
+    if (c->state == CP_PIPE && (size_t)n < len)
+        cp__write_down(c, data + n, len - (size_t)n); /* the first bytes of the tunnel */
+    if (c->state != CP_CLOSED && c->down.queued >= CG_STREAM_HIGH_WATER)
+        cg_stream_read_stop(s);
+    /* The server said close and has answered everything sent: the leg ends here. */
+    if (c->up == u && u->last && c->q_forward == 0 && c->state != CP_PIPE)
+        cp__up_discard(c, 1);
+}
+
+static void up_on_eof(struct cg_stream *s)
+{
+    struct cp_up *u = s->data;
+    struct cp_conn *c = u->c;
+    if (c == NULL) {
+        cp__pool_drop(u, "server_closed");
+        return;
+    }
+    if (c->state == CP_PIPE) {
+        cg_stream_shutdown(&c->down);
+        cp__pipe_maybe_done(c);
+        return;
+    }
+    if (cg_http_parser_in_message(u->resp) && cg_http_parser_finish(u->resp) < 0) {
+        up_lost(c, "server_truncated");
+        return;
+    }
+    if (c->state == CP_CLOSED || c->up != u)
+        return;
+    up_lost(c, "server_closed");
+}
+
+static void up_on_error(struct cg_stream *s, int err)
+{
+    struct cp_up *u = s->data;
+    struct cp_conn *c = u->c;
+    (void)err;
+    if (c == NULL) {
+        cp__pool_drop(u, "server_error");
+        return;
+    }
+    up_lost(c, "server_error");
+}
+
+static void up_on_drain(struct cg_stream *s)
+{
+    struct cp_up *u = s->data;
+    struct cp_conn *c = u->c;
+    if (c == NULL)
+        return;
+    cp__resume_down(c);
+    cp__pipe_maybe_done(c);
+}
+
+void cp__up_ready(struct cp_conn *c)
+{
+    struct cp_up *u = c->up;
+    c->up_state = UP_READY;
+    arm_head(c);
+    if (c->pending.len > 0 && cg_stream_write(&u->s, c->pending.data, c->pending.len) < 0) {
+        cp__conn_close(c, "server_write_failed");
+        return;
+    }
+    cg_buf_free(&c->pending);
+    if (c->state == CP_PIPE && c->down.eof)
+        cg_stream_shutdown(&u->s);
+    cp__resume_down(c);
+    cp__rearm(c);
+}
+
+static void up_on_handshake(struct cg_stream *s, int status)
+{
+    struct cp_up *u = s->data;
+    struct cp_conn *c = u->c;
+    struct cp_server *srv = c->srv;
+    c->timer_kind = T_NONE;
+    (void)uv_timer_stop(&c->timer);
+    if (status == 0) {
+        srv->stats.handshakes++;
+        srv->stats.handshake_seconds_sum += (double)(uv_hrtime() - u->started_ns) / 1e9;
+        if (cg_tls_sent_nonce(s->tls)) {
+            srv->stats.verify_ok++;
+            cp__record_success(srv);
+            cp__observe(&srv->stats.verification_latency, u->started_ns);
+        }
+        u->verified_at = time(NULL);
+        u->gen = srv->peer.pool_gen;
+        cp__gate_end(u);
+        cp__up_ready(c);
+        return;
+    }
+    if (cp_fresh_key_changed(s->tls) && !c->nonce_retry_done) {
+        /* The server presents a key we have not verified (restart, rotation): ask for
+         * fresh evidence bound to that key. */
+        srv->stats.key_changes++;
+        cg_log_info("attest.key_changed", "id=%llu server=%s: reconnecting with a nonce",
+                    (unsigned long long)c->id, srv->peer.addr.text);
+        cp_fresh_forget(&srv->peer.fresh);
+        cp_server_pool_flush(srv);
+        c->nonce_retry_done = 1;
+        cp__up_discard(c, 0);
+        cp__up_start(c, 1);
+        return;
+    }
+    const struct cg_verdict *v = cg_tls_verdict(s->tls);
+    struct cg_verdict tls_v;
+    if (v == NULL || v->check[0] == '\0') {
+        (void)cg_reject(&tls_v, CG_ETLS, "tls.handshake", "a TLS 1.3 RA-TLS server", "%s",
+                        cg_strerror(status));
+        v = &tls_v;
+    }
+    struct cg_verdict copy = *v;
+    cp__record_failure(srv, &copy);
+    /* Nothing verified before this failure is trusted again without new evidence. */
+    cp_fresh_forget(&srv->peer.fresh);
+    cp_server_pool_flush(srv);
+    cg_log_error("attest.failed",
+                 "id=%llu server=%s check=%s expected=\"%s\" actual=\"%s\": nothing was sent",
+                 (unsigned long long)c->id, srv->peer.addr.text, copy.check, copy.expected,
+                 copy.actual);
+    cp__up_discard(c, 0);
+    cp__fail_verdict(c, "attestation_failed", &copy);
+}
+
+static void up_on_connect(struct cg_stream *s, int status)
+{
+    struct cp_up *u = s->data;
+    struct cp_conn *c = u->c;
+    struct cp_server *srv = c->srv;
+    if (status < 0) {
+        srv->stats.server_unreachable++;
+        cg_log_warn("server.unreachable", "id=%llu server=%s err=\"%s\"", (unsigned long long)c->id,
+                    srv->peer.addr.text, cg_strerror(status));
+        cp__up_discard(c, 0);
+        if (c->state != CP_PIPE && cp__peer_unreachable(c, status))
+            return; /* waits for the next probe (until server-wait-ms) */
+        struct cg_verdict v;
+        (void)cg_reject(&v, status, "server.connect", srv->peer.addr.text, "%s",
+                        cg_strerror(status));
+        cp__fail_verdict(c, "server_unreachable", &v);
+        return;
+    }
+    cp__peer_reachable(srv);
+    c->wait_since_ms = 0;
+    c->up_state = UP_HANDSHAKING;
+    (void)cg_stream_read_start(s);
+    cg_stream_handshake(s);
+}
+
+static const struct cg_stream_callbacks up_cb = {
+    .on_read = up_on_read,
+    .on_eof = up_on_eof,
+    .on_error = up_on_error,
+    .on_handshake = up_on_handshake,
+    .on_drain = up_on_drain,
+    .on_connect = up_on_connect,
+};
+
+void cp__up_start(struct cp_conn *c, int with_nonce)
+{
+    struct cp_server *srv = c->srv;
+    int nonce = with_nonce || cp_fresh_needs_nonce(&srv->peer.fresh, time(NULL));
+    if (!with_nonce && cp__gate_must_wait(srv, nonce)) {
+        cp__gate_park(c);
+        return;
+    }
+    struct cp_up *u = calloc(1, sizeof(*u));
+    struct cg_tls *t = NULL;
+    if (u == NULL)
+        goto fail;
+    u->c = c;
+    u->srv = srv;
+    u->started_ns = uv_hrtime();
+    if (!srv->tcp_mode && cp__up_parser(c, &u->resp) < 0) {
+        free(u);
+        goto fail;
+    }
+    if (cg_stream_init(&u->s, srv->loop, 0, &up_cb, u) < 0) {
+        cg_http_parser_free(u->resp);
+        free(u);
+        goto fail;
+    }
+    c->handles++;
+    c->up = u;
+    c->up_state = UP_CONNECTING;
+    if (nonce || srv->peer.down_ms > 0) {
+        if (nonce)
+            srv->stats.handshakes_with_nonce++;
+        u->gate = 1;
+        srv->peer.gate_inflight++;
+    }
+    if (cp_fresh_tls_new(&srv->peer.fresh, nonce, &t) < 0)
+        goto fail;
+    cg_stream_set_tls(&u->s, t);
+    c->timer_kind = T_NONE;
+    cp__rearm(c);
+    if (cg_stream_connect(&u->s, &srv->peer.addr) < 0)
+        goto fail;
+    return;
+fail:
+    cp__up_discard(c, 0);
+    cp__conn_close(c, "server_connect_failed");
+}
+
+void cp__up_timeout(struct cp_conn *c, int waited_for_server)
+{
+    struct cp_server *srv = c->srv;
+    struct cg_verdict v;
+    cp__gate_unlink(c);
+    cp__up_discard(c, 0);
+    if (waited_for_server) {
+        (void)cg_reject(&v, srv->peer.down_err, "server.connect", srv->peer.addr.text,
+                        "%s for %u ms", cg_strerror(srv->peer.down_err), srv->server_wait_ms);
+        cp__fail_verdict(c, "server_unreachable", &v);
+        return;
+    }
+    (void)cg_reject(&v, CG_ETIMEOUT, "server.handshake_timeout", "a handshake in time",
+                    "none after %u ms", srv->handshake_timeout_ms);
+    cp__record_failure(srv, &v);
+    cg_log_error("attest.failed", "id=%llu server=%s check=%s actual=\"%s\": nothing was sent",
+                 (unsigned long long)c->id, srv->peer.addr.text, v.check, v.actual);
+    cp__fail_verdict(c, "attestation_failed", &v);
+}
