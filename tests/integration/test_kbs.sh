@@ -123,8 +123,40 @@ grep -q 'line 5' "$T/e" || fail "edited line not named: $(cat "$T/e")"
 [ "$(field "$T/v2.json" bad_line)" = 5 ] || fail "bad_line"
 pass "audit log of $n lines verifies; an edit of line 5 fails at line 5"
 
+# SIGTERM drains (the connection core and the shared signals): a connection that has sent
+# nothing closes at once, a new one is refused, one in the middle of its request still gets
+# its answer; then the broker ends by itself, with status 0.
+"$PY" - "$port" "${PIDS[0]}" <<'PYEOF' || fail "drain on SIGTERM"
+import json, os, signal, socket, sys, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+idle = socket.create_connection(("127.0.0.1", port))
+busy = socket.create_connection(("127.0.0.1", port))
+body = json.dumps({"version": "0.4.0", "tee": "ccgate-sim", "extra-params": {}}).encode()
+busy.sendall(b"POST /kbs/v0/auth HTTP/1.1\r\nHost: kbs\r\nContent-Type: application/json\r\n"
+             b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+time.sleep(0.5)
+os.kill(pid, signal.SIGTERM)
+idle.settimeout(5)
+assert idle.recv(100) == b"", "the idle connection got bytes"
+try:
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    sys.exit("a new connection was accepted while draining")
+except ConnectionRefusedError:
+    pass
+busy.sendall(body[10:])
+busy.settimeout(5)
+resp = b""
+while (d := busy.recv(65536)):
+    resp += d
+assert resp.startswith(b"HTTP/1.1 200 "), resp[:200]
+assert b"kbs-session-id=" in resp, resp[:400]
+PYEOF
+rc=0; wait "${PIDS[0]}" || rc=$?; PIDS=()
+[ $rc = 0 ] || fail "the broker exited with $rc after SIGTERM"
+grep -q 'stopped' "$T/kbs.log" || fail "no 'stopped' line: $(tail -5 "$T/kbs.log")"
+pass "SIGTERM: idle connection closed, new ones refused, the request in flight answered, exit 0"
+
 # A broker refuses to continue a broken log.
-kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true; PIDS=()
 if "$CG_BIN/ccgate-kbs" --listen 127.0.0.1:$port --config "$T/kbs.json" 2>"$T/e"; then
     fail "started on a broken audit log"
 fi
