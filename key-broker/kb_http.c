@@ -22,7 +22,9 @@ struct conn {
     char *cookie, *authorization;
     struct cg_buf body;
     char peer[64];
-    int answered;
+    int answered; /* the request is complete: answered, or its evidence being verified */
+    uv_work_t work;
+    struct kb_attest_job *job; /* verified on libuv's thread pool (verify_done ends it) */
 };
 
 struct kb_http {
@@ -84,6 +86,29 @@ static int on_body(void *arg, const uint8_t *data, size_t len)
     return cg_buf_append(&c->body, data, len);
 }
 
+static void verify_work(uv_work_t *w)
+{
+    struct conn *c = w->data;
+    kb_attest_job_verify(c->job);
+}
+
+/* Back on the loop: the decision is recorded whether or not the client is still there. */
+static void verify_done(uv_work_t *w, int status)
+{
+    struct conn *c = w->data;
+    struct kb_response rs;
+    (void)status; /* never cancelled: the job always ran */
+    kb_attest_job_finish(c->h->broker, c->job, &rs);
+    c->job = NULL;
+    if (cg_conn_live(&c->conn)) {
+        send_response(c, rs.status, rs.set_cookie, &rs.body);
+        if (c->s.eof && c->s.queued == 0) /* the client half-closed while it waited */
+            cg_conn_close(&c->conn, 0, "done");
+    }
+    cg_buf_free(&rs.body);
+    cg_conn_release(&c->conn);
+}
+
 static int on_complete(void *arg)
 {
     struct conn *c = arg;
@@ -100,10 +125,22 @@ static int on_complete(void *arg)
         .body_len = c->body.len - 1,
         .now = time(NULL),
     };
-    kb_broker_handle(c->h->broker, &rq, &rs);
-    send_response(c, rs.status, rs.set_cookie, &rs.body);
-    cg_buf_free(&rs.body);
-    return CG_EHTTP; /* one request per connection: stop parsing */
+    kb_broker_begin(c->h->broker, &rq, &rs, &c->job);
+    if (c->job == NULL) {
+        send_response(c, rs.status, rs.set_cookie, &rs.body);
+        cg_buf_free(&rs.body);
+        return CG_EHTTP; /* one request per connection: stop parsing */
+    }
+    /* The evidence is verified off the loop; c's memory stays until verify_done, even if the
+     * connection closes meanwhile (timeout, client gone, drain deadline). */
+    c->answered = 1;
+    c->work.data = c;
+    cg_conn_hold(&c->conn);
+    if (uv_queue_work(c->conn.set->loop, &c->work, verify_work, verify_done) < 0) {
+        verify_work(&c->work); /* not on Linux with these arguments; stay correct anyway */
+        verify_done(&c->work, 0);
+    }
+    return CG_EHTTP;
 }
 
 static const struct cg_http_callbacks parser_cb = {on_head, on_body, on_complete};
@@ -127,8 +164,8 @@ static void s_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 static void s_on_eof(struct cg_stream *s)
 {
     struct conn *c = s->data;
-    if (s->queued > 0)
-        return; /* s_on_drain closes once the answer is out */
+    if (s->queued > 0 || c->job != NULL)
+        return; /* s_on_drain or verify_done closes once the answer is out */
     cg_conn_close(&c->conn, 0, "done");
 }
 

@@ -112,6 +112,18 @@ if $cg unseal --in "$T/model.v2" --out "$shm/m3" --kbs "$url" --kbs-resource mod
 grep -q 'snp.measurement' "$T/e" || fail "unseal denial: $(cat "$T/e")"
 pass "ccgate unseal --kbs: rollback refused, release, denial named"
 
+# The evidence is verified off the event loop, the connection held meanwhile: a client that
+# half-closes after its attestation still gets the answer; one that resets leaves the decision
+# in its session, and the cookie then fetches the resource (the session is kept safe).
+RCAR_ATTEST_HANGUP=fin client models/key/tiny EC >"$T/fin.json"
+[ "$(field "$T/fin.json" attest)" = 200 ] || fail "half-closed attest: $(cat "$T/fin.json")"
+[ "$(field "$T/fin.json" resource)" = 200 ] || fail "after a half-close: $(cat "$T/fin.json")"
+for i in 1 2 3; do
+    RCAR_ATTEST_HANGUP=rst client models/key/tiny RSA >"$T/rst.json"
+    [ "$(field "$T/rst.json" resource)" = 200 ] || fail "after a reset: $(cat "$T/rst.json")"
+done
+pass "attestation answered after a half-close; decided and kept in its session after a reset"
+
 # The audit log: intact, then one edited line caught at that line.
 $cg audit verify "$T/audit.log" >"$T/v.json" || fail "audit chain broken: $(cat "$T/v.json")"
 [ "$(field "$T/v.json" intact)" = True ] || fail "audit summary"
