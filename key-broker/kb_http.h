@@ -11,7 +11,7 @@
  * The broker's HTTP/1.1 listener, on the connection core (ccgate/conn.h): one request per
  * connection (answered with Connection: close), bodies up to KB_MAX_BODY, 10 s for the whole
  * exchange, at most KB_HTTP_MAX_CONNS at once. With tls (not NULL) every connection is HTTPS
- * first.
+ * first. The evidence of /kbs/v0/attest is verified on libuv's thread pool, never on the loop.
  */
 #define KB_HTTP_MAX_CONNS 256
 #define KB_HTTP_TIMEOUT_MS 10000
