@@ -52,7 +52,8 @@ bench-quick: bench-build
 PACKAGE := build/package
 package: deps
 	cmake -S . -B $(PACKAGE) -DCMAKE_BUILD_TYPE=Release -DCCGATE_CUDA=OFF -DCMAKE_INSTALL_PREFIX=/usr
-	cmake --build $(PACKAGE) -j $(JOBS) --target ccgate ccgate-client ccgate-server ccgate-worker cg_changelog
+	cmake --build $(PACKAGE) -j $(JOBS) --target ccgate ccgate-client ccgate-server ccgate-worker \
+		ccgate-kbs cg_changelog
 	rm -rf $(PACKAGE)/deb
 	cd $(PACKAGE) && cpack
 	@ls $(PACKAGE)/deb/*.deb

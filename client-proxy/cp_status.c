@@ -101,6 +101,14 @@ int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
         cg_json_tcb(out, &a->snp.launch);
         (void)cg_buf_printf(out, "}");
     }
+    if (a->gpu_appraised) {
+        (void)cg_buf_printf(out, ", \"gpus\": [");
+        for (size_t i = 0; i < a->n_gpus; i++) {
+            (void)cg_buf_printf(out, i > 0 ? ", " : "");
+            cg_json_gpu(out, &a->gpus[i]);
+        }
+        (void)cg_buf_printf(out, "]");
+    }
     (void)cg_buf_printf(out, ", \"policy_digest\": ");
     cg_json_hex(out, s->policy->digest, sizeof(s->policy->digest));
     (void)cg_buf_printf(out, ", \"cert_sha256\": ");

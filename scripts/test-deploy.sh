@@ -69,11 +69,11 @@ cid() { compose -p "$P-demo" -f deploy/compose/demo.yml ps -q "$1"; }
 [ "$(docker image inspect -f '{{.Config.User}}' "$IMAGE")" = 10001:10001 ] || fail "image user"
 docker image inspect -f '{{json .Config.Healthcheck.Test}}' "$IMAGE" | grep -q 'ccgate health' ||
     fail "image HEALTHCHECK"
-for b in ccgate ccgate-client ccgate-server ccgate-worker; do
+for b in ccgate ccgate-client ccgate-server ccgate-worker ccgate-kbs; do
     docker run --rm --read-only --network none --cap-drop ALL "$IMAGE" "$b" --version |
         grep -q "$VERSION" || fail "$b --version in the image"
 done
-pass "image: runs as 10001:10001, HEALTHCHECK with ccgate health, four programs on a read-only root"
+pass "image: runs as 10001:10001, HEALTHCHECK with ccgate health, five programs on a read-only root"
 docker run --rm --network none --user 0 "$IMAGE" sh -c \
     '! grep -rlsE "PRIVATE KEY|BEGIN CERTIFICATE" /etc/ccgate /var/lib/ccgate /root /home /usr/share/ccgate' ||
     fail "the image holds keys or certificates outside the binaries"
@@ -144,7 +144,7 @@ lintian "$DEB" 2>&1 | grep -v 'running with root privileges' | tee "$WORK/lintia
 ! grep -q '^E:' "$WORK/lintian.out" || fail "lintian reports errors"
 pass "lintian: no errors"
 depends=$(dpkg-deb -f "$DEB" Depends)
-for d in adduser libc6 libcbor0.8 libjansson4 libssl3 libuv1; do
+for d in adduser libc6 libcbor0.8 libjansson4 libssl3 libuv1 libxmlsec1-openssl; do
     [[ ", $depends," == *", $d"[\ ,]* ]] || fail "Depends lacks $d: $depends"
 done
 pass "Depends: $depends"

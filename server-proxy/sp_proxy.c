@@ -367,10 +367,8 @@ static void on_up_connect(struct cg_stream *s, int status)
     else
         (void)cg_stream_read_start(&c->down);
     (void)cg_stream_read_start(&c->up);
-    if (c->srv->stopping) {
-        c->grace_over = 0;
-        maybe_stop(c);
-    }
+    if (c->srv->stopping)
+        arm(c, PH_GRACE, STOP_GRACE_MS); /* its first request is answered, then it ends */
 }
 
 static void on_handshake(struct cg_stream *s, int status);
@@ -395,7 +393,12 @@ static void on_handshake(struct cg_stream *s, int status)
 {
     struct sp_conn *c = s->data;
     if (status < 0) {
+        const struct cg_verdict *v = s->tls != NULL ? cg_tls_verdict(s->tls) : NULL;
         c->srv->stats.handshake_failures++;
+        /* Said once per failed handshake, in words: the usual cause is a misconfigured peer. */
+        if (v != NULL && v->check[0] != '\0')
+            cg_logf(CG_LOG_INFO, "handshake.failed", CG_LF_UINT("id", c->conn.id),
+                    CG_LF_STR("check", v->check), CG_LF_STR("actual", v->actual));
         conn_close(c, status, "handshake_failed");
         return;
     }
@@ -455,10 +458,7 @@ static void on_timeout(struct cg_conn *conn)
 static void on_stop(struct cg_conn *conn)
 {
     struct sp_conn *c = conn->data;
-    if (c->phase == PH_HANDSHAKE || c->phase == PH_CONNECTING) {
-        c->grace_over = 1; /* no request reached the upstream yet: end once connected */
-        return;
-    }
+    /* Handshaking or connecting: the grace starts once connected (on_up_connect). */
     if (c->phase == PH_RELAY && between_messages(c))
         arm(c, PH_GRACE, STOP_GRACE_MS);
 }

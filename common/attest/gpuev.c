@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 
+#include "ccgate/file.h"
 #include "ccgate/rim.h"
 
 #define CMWC_TYPE "tag:ccgate.dev,2026:gpu"
@@ -61,25 +62,18 @@ int cg_gpuev_load_collateral(const char *dir, struct cg_gpuev *e, char *err, siz
         if (de->d_name[0] == '.')
             continue;
         char path[4096];
+        uint8_t *buf = NULL;
+        size_t n = 0, i = 0;
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        FILE *f = fopen(path, "rbe");
-        uint8_t *buf = malloc(CG_RIM_MAX_BYTES + 1);
-        size_t n = f != NULL && buf != NULL ? fread(buf, 1, CG_RIM_MAX_BYTES + 1, f) : 0;
-        if (f == NULL || buf == NULL || ferror(f)) {
-            snprintf(err, errlen, "%s: unreadable", path);
-            rc = CG_ECONFIG;
-        } else {
-            size_t i = 0;
+        rc = cg_file_read(path, CG_RIM_MAX_BYTES, &buf, &n);
+        if (rc == 0) {
             while (i < n && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t'))
                 i++;
-            rc = n > CG_RIM_MAX_BYTES ? CG_ELIMIT
-                                      : cg_gpuev_add_collateral(e, i < n && buf[i] == '<', buf, n);
-            if (rc != 0)
-                snprintf(err, errlen, "%s: %s", path,
-                         rc == CG_ELIMIT ? "too large, or too many files" : cg_strerror(rc));
+            rc = cg_gpuev_add_collateral(e, i < n && buf[i] == '<', buf, n);
         }
-        if (f != NULL)
-            fclose(f);
+        if (rc != 0)
+            snprintf(err, errlen, "%s: %s", path,
+                     rc == CG_ELIMIT ? "too large, or too many files" : cg_strerror(rc));
         free(buf);
     }
     closedir(d);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "ccgate/err.h"
+#include "ccgate/gpuev.h"
 
 void cg_json_str(struct cg_buf *b, const char *s)
 {
@@ -137,4 +138,21 @@ void cg_json_tdx_status(struct cg_buf *b, const struct cg_tdx_status *st)
         cg_json_str(b, st->advisories[i]);
     }
     (void)cg_buf_printf(b, "]}");
+}
+
+void cg_json_gpu(struct cg_buf *b, const struct cg_gpuev_result *g)
+{
+    (void)cg_buf_printf(b, "{\"arch\": \"%s\", \"model\": ", cg_gpu_arch_name(g->dev.arch));
+    cg_json_str(b, g->dev.model);
+    (void)cg_buf_printf(b, ", \"driver_version\": ");
+    cg_json_str(b, g->driver_version);
+    (void)cg_buf_printf(b, ", \"vbios_version\": ");
+    cg_json_str(b, g->vbios_version);
+    (void)cg_buf_printf(b, ", \"fwid\": ");
+    cg_json_hex(b, g->dev.fwid, sizeof(g->dev.fwid));
+    (void)cg_buf_printf(b, ", \"measurements\": \"%s\", \"ocsp\": \"%s\", \"insecure\": %s%s}",
+                        g->rims_checked ? "match the driver and VBIOS RIMs"
+                                        : "not checked (no RIMs)",
+                        cg_ocsp_status_name(g->ocsp), g->sim ? "true" : "false",
+                        g->sim ? ", \"warning\": \"INSECURE: simulated GPU\"" : "");
 }

@@ -344,8 +344,8 @@ static int get_cn(const X509_NAME *n, char *out, size_t cap)
 /* The leaf's product, from its productName extension (an IA5String). */
 static int leaf_product(const X509 *leaf, enum cg_snp_product *out, struct cg_verdict *v)
 {
-    const uint8_t *data;
-    int len;
+    const uint8_t *data = NULL;
+    int len = 0;
     int rc = get_ext(leaf, OID_PRODUCT_NAME, &data, &len);
     if (rc == 0)
         return cg_reject(v, CG_EEVIDENCE, "snp.vcek.product", "a productName extension", "absent");

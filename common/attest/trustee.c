@@ -171,7 +171,7 @@ static int version_from(const json_t *o, const char *name, uint8_t *major, uint8
 
 static int report_from(const json_t *o, struct cg_snp_report *r, char *err, size_t errlen)
 {
-    uint64_t x;
+    uint64_t x = 0;
     int rc;
     char path[64];
     memset(r, 0, sizeof(*r));

@@ -15,14 +15,16 @@
 #define CIPHERSUITES "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 #define GROUPS "X25519:P-256"
 #define TLS13_WIRE_VERSION 0x0304
-/* Evidence and endorsements at their limits, plus the certificate around them. */
 /* A memory BIO keeps the capacity of the most it ever held. After the handshake (whose
  * certificate flight carries the evidence: kilobytes to a hundred), an empty one holding more
  * than this is replaced by a fresh one, once. Later the stream moves at most about one record
  * at a time through each, so they stay near a record's size; replacing them per record would
  * only churn the allocator. */
 #define BIO_KEEP_MAX 4096
-#define CLIENT_MAX_CERT_LIST (CG_EVIDENCE_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 64 * 1024)
+/* Evidence, claims (GPU evidence included) and endorsements at their limits, plus the
+ * certificate around them. */
+#define CLIENT_MAX_CERT_LIST                                                                       \
+    (CG_EVIDENCE_MAX_BYTES + CG_CLAIMS_MAX_BYTES + CG_ENDORSEMENTS_MAX_BYTES + 64 * 1024)
 
 struct cg_tls_ctx {
     SSL_CTX *ssl_ctx;
@@ -570,6 +572,11 @@ static int fail_tls(struct cg_tls *t, const char *what)
                       "the peer refused ALPN \"%s\": the two sidecars run different --mode "
                       "(http or tcp)",
                       t->ctx->alpn);
+        else if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+                 ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST && t->ctx->server)
+            cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what,
+                      "a plain HTTP request: the peer is no ccgate-client (apps talk to "
+                      "ccgate-client, which speaks RA-TLS to this port)");
         else
             cg_reject(&t->verdict, CG_ETLS, "tls.handshake", what, "%s",
                       reason != NULL ? reason : "connection failed");

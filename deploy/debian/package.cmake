@@ -11,7 +11,8 @@ a confidential VM (AMD SEV-SNP or Intel TDX, optionally with an NVIDIA GPU in
 confidential-computing mode). ccgate-client verifies the server's hardware
 evidence against the user's policy before forwarding a byte; ccgate-server
 produces that evidence bound to its TLS key; ccgate-worker is an
-OpenAI-compatible inference worker; ccgate is the command-line tool.")
+OpenAI-compatible inference worker; ccgate-kbs releases sealed models' keys
+to attested TEEs; ccgate is the command-line tool.")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)

@@ -17,10 +17,10 @@
 #include "ccgate/gpuev.h"
 #include "ccgate/gpusim.h"
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct {
-    int ready;
     char dir[64];
     struct cg_gpusim *sim;
     struct cg_gpu_chain chain;
@@ -64,14 +64,21 @@ static void setup(void)
     H.policy.allow_sim = H.policy.has_sim_root = 1;
     memcpy(H.policy.sim_root_sha256, root, 32);
     H.policy.ocsp = CG_GPU_OCSP_REQUIRE;
-    H.ready = 1;
+}
+
+/* The harness state is made once, before the first input (RSA-4096 for the sim ARK/ASK can
+ * take longer than one input may). */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    setup();
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct cg_spdm_report r;
-    if (!H.ready)
-        setup();
     struct cg_verdict v = {{0}, {0}, {0}};
     uint8_t *buf = malloc(size ? size : 1);
     if (buf == NULL)

@@ -41,7 +41,21 @@ gpu_policy "$T/ok.json" "$SIM_GPU, \"count\": 1, \"drivers\": [\"999.00.01\"], \
 start_client "$T/ok.json" client-ok
 code=$(curl -sS --max-time 10 -o "$T/ok.out" -w '%{http_code}' -X POST -d 'prompt' "http://127.0.0.1:$CLI_PORT/echo")
 [ "$code" = 200 ] || fail "sim GPU with a matching policy: expected 200, got $code: $(cat "$T/ok.out")"
-pass "sim TEE + sim GPU: RIMs, OCSP and versions appraised, request forwarded"
+curl -fsS --max-time 10 "http://127.0.0.1:$CLI_PORT/.well-known/ccgate/verification" >"$T/ver.json" ||
+    fail "no verification document"
+python3 - "$T/ver.json" <<'PY' || fail "/verification lacks the GPU: $(cat "$T/ver.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["verified"] is True, d
+g = d["gpus"]
+assert len(g) == 1, g
+g = g[0]
+assert g["arch"] == "hopper" and g["model"] == "ccgate SIM GPU FMC LF (INSECURE)", g
+assert g["driver_version"] == "999.00.01" and g["vbios_version"] == "96.00.99.00.01", g
+assert g["measurements"] == "match the driver and VBIOS RIMs" and g["ocsp"] == "good", g
+assert g["insecure"] is True and "INSECURE" in g["warning"], g
+PY
+pass "sim TEE + sim GPU: RIMs, OCSP and versions appraised, request forwarded, GPU in /verification"
 
 # policy from-evidence pins what the GPUs showed; the policy it writes is accepted.
 "$CG_BIN/ccgate" policy from-evidence --server "127.0.0.1:$SRV_PORT" --allow-sim >"$T/tofu.json" 2>"$T/tofu.err" ||

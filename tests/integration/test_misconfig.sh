@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The first mistakes of a new user get an answer that names them: the client pointed at a
-# plain HTTP port, the two sidecars in different --mode, `policy from-evidence` at either.
+# plain HTTP port, the two sidecars in different --mode, `policy from-evidence` at either,
+# curl straight at the server's RA-TLS port.
 source "$(dirname "$0")/lib.sh"
 
 start_upstream
@@ -28,3 +29,8 @@ rc=0
 [ $rc -eq 1 ] || fail "from-evidence at a plain port: exit $rc"
 grep -q 'not TLS' "$T/fe2.err" || fail "from-evidence, plain port: $(cat "$T/fe2.err")"
 pass "client at a plain HTTP port: said so"
+
+# Plain HTTP to the server's RA-TLS port: the server's log says what came.
+curl -s -m 5 "http://127.0.0.1:$SRV_PORT/v1/models" >/dev/null 2>&1 || true
+wait_log "$T/server.log" "handshake.failed .*plain HTTP request: the peer is no ccgate-client"
+pass "plain HTTP at the server: logged in words"

@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 start_upstream
 sim_init
-start_server
+start_server server --log-level debug
 write_policy "$T/policy.json"
 start_client "$T/policy.json"
 URL="http://127.0.0.1:$CLI_PORT"
@@ -51,7 +51,7 @@ grep -q "reason=shutdown" "$T/server.log" || fail "no graceful close logged"
 pass "SIGTERM: the request in flight finished with Connection: close, then close_notify"
 
 # Through the client: requests in flight at SIGTERM all finish; the server then exits.
-start_server server2
+start_server server2 --log-level debug
 curl -fsS --max-time 10 -o /dev/null "$URL/bytes/10" || fail "request before the stop"
 CURLS=()
 for i in 1 2 3 4; do

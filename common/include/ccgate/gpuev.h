@@ -67,7 +67,8 @@ int cg_gpuev_add_collateral(struct cg_gpuev *e, int rim, const uint8_t *data, si
 
 /*
  * Adds every file of the collateral folder dir to e: XML files (the first non-blank byte
- * '<') as RIMs, the others as DER OCSP responses. 0, or CG_ECONFIG / CG_ELIMIT with err
+ * '<') as RIMs, the others as DER OCSP responses. 0, or a negative code (CG_ECONFIG,
+ * CG_ELIMIT, -errno) with err
  * naming the file.
  */
 int cg_gpuev_load_collateral(const char *dir, struct cg_gpuev *e, char *err, size_t errlen);
