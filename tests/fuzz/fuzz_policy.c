@@ -1,7 +1,8 @@
 /*
  * libFuzzer target: the policy parser (cg_policy_parse, with its "tdx" section through
  * cg_tdx_policy_parse) on arbitrary bytes. Every rejection must say why, and an accepted
- * policy must accept some evidence and respect its list limits.
+ * policy must accept some evidence (a CPU TEE, or GPU evidence alone for `ccgate verify gpu
+ * --policy`) and respect its list limits.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -22,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data, size);
     int rc = cg_policy_parse(buf, size, &p, err, sizeof(err));
     if (rc == 0) {
-        if (!p.sim.allow && !p.snp.present && !p.tdx.present)
+        if (!p.sim.allow && !p.snp.present && !p.tdx.present && !p.gpu.present)
             abort();
         if (p.sim.allow && !p.sim.has_root)
             abort();
