@@ -1,4 +1,5 @@
 #include "ccgate/gpu.h"
+#include "ccgate/x509.h"
 
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
@@ -10,8 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "ccgate/roots.h"
 
 #define DEVICE_ROOT "nvidia/device_identity_ca.pem"
 
@@ -69,30 +68,6 @@ out:
     if (rc != 0)
         cg_gpu_chain_clear(c);
     return rc;
-}
-
-static X509 *der_x509(const uint8_t *der, size_t len)
-{
-    const unsigned char *p = der;
-    X509 *x = d2i_X509(NULL, &p, (long)len);
-    if (x != NULL && p != der + len) {
-        X509_free(x);
-        return NULL;
-    }
-    return x;
-}
-
-static X509 *pinned_root(void)
-{
-    for (const struct cg_root *r = cg_roots; r->name != NULL; r++) {
-        if (strcmp(r->name, DEVICE_ROOT) != 0)
-            continue;
-        BIO *b = BIO_new_mem_buf(r->pem, (int)r->len);
-        X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-        BIO_free(b);
-        return x;
-    }
-    return NULL;
 }
 
 /* ECDSA P-384 / SHA-384 over buf[0..signed_len), r || s big-endian. */
@@ -226,7 +201,7 @@ bad:
 int cg_gpu_leaf_fwid(const uint8_t *der, size_t len, enum cg_gpu_arch *arch,
                      uint8_t fwid[CG_SPDM_FWID_LEN], struct cg_verdict *v)
 {
-    X509 *x = der_x509(der, len);
+    X509 *x = cg_x509_der(der, len);
     if (x == NULL)
         return cg_reject(v, CG_EEVIDENCE, "gpu.leaf", "a DER certificate", "unparsable");
     int rc = leaf_fwid(x, arch, fwid, v);
@@ -290,7 +265,7 @@ static int check_root(X509 *last, const uint8_t *last_der, size_t last_len,
         *root = last;
         return 0;
     }
-    *root = pinned_root();
+    *root = cg_x509_pinned(DEVICE_ROOT);
     if (*root == NULL)
         return cg_reject(v, CG_ECRYPTO, "gpu.chain.root", DEVICE_ROOT, "not embedded");
     uint8_t want[32];
@@ -318,7 +293,7 @@ int cg_gpu_verify_report(const uint8_t *report, size_t len, const struct cg_gpu_
         goto out;
     }
     for (size_t i = 0; i < chain->n; i++)
-        if ((x[i] = der_x509(chain->certs[i], chain->cert_lens[i])) == NULL) {
+        if ((x[i] = cg_x509_der(chain->certs[i], chain->cert_lens[i])) == NULL) {
             rc = cg_reject(v, CG_EEVIDENCE, "gpu.chain", "DER certificates",
                            "certificate %zu unparsable", i);
             goto out;

@@ -1,4 +1,5 @@
 #include "ccgate/ocsp.h"
+#include "ccgate/x509.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,17 +18,6 @@ const char *cg_ocsp_status_name(enum cg_ocsp_status s)
     default:
         return "not-checked";
     }
-}
-
-static X509 *der_x509(const uint8_t *der, size_t len)
-{
-    const unsigned char *p = der;
-    X509 *x = d2i_X509(NULL, &p, (long)len);
-    if (x != NULL && p != der + len) {
-        X509_free(x);
-        return NULL;
-    }
-    return x;
 }
 
 /* The verdict's check: what + "." + field, e.g. "gpu.ocsp.device.status". */
@@ -152,7 +142,7 @@ int cg_ocsp_check_chain(const uint8_t *const *chain, const size_t *lens, size_t 
     if (store == NULL || certs == NULL)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        if ((x[i] = der_x509(chain[i], lens[i])) == NULL) {
+        if ((x[i] = cg_x509_der(chain[i], lens[i])) == NULL) {
             rc = cg_reject(v, CG_EEVIDENCE, name(what, "", nm, sizeof(nm)), "DER certificates",
                            "certificate %zu unparsable", i);
             goto out;

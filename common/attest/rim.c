@@ -1,4 +1,5 @@
 #include "ccgate/rim.h"
+#include "ccgate/x509.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -18,8 +19,6 @@
 #include <xmlsec/xmldsig.h>
 #include <xmlsec/xmlsec.h>
 #include <xmlsec/xmltree.h>
-
-#include "ccgate/roots.h"
 
 #define RIM_ROOT "nvidia/rim_root.pem"
 #define SWID_NS "http://standards.iso.org/iso/19770/-2/2015/schema.xsd"
@@ -268,30 +267,6 @@ static int keyinfo_certs(xmlNode *sig, struct cg_rim *r, struct cg_verdict *v)
     return 0;
 }
 
-static X509 *der_x509(const uint8_t *der, size_t len)
-{
-    const unsigned char *p = der;
-    X509 *x = d2i_X509(NULL, &p, (long)len);
-    if (x != NULL && p != der + len) {
-        X509_free(x);
-        return NULL;
-    }
-    return x;
-}
-
-static X509 *pinned_root(void)
-{
-    for (const struct cg_root *r = cg_roots; r->name != NULL; r++) {
-        if (strcmp(r->name, RIM_ROOT) != 0)
-            continue;
-        BIO *b = BIO_new_mem_buf(r->pem, (int)r->len);
-        X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-        BIO_free(b);
-        return x;
-    }
-    return NULL;
-}
-
 /* r->chain becomes the verified path (signer first, the root last), for the OCSP checks. */
 static int keep_chain(struct cg_rim *r, STACK_OF(X509) * path)
 {
@@ -329,7 +304,7 @@ static int check_chain(struct cg_rim *r, const uint8_t *sim_root, time_t at, EVP
     if (store == NULL || ctx == NULL || untrusted == NULL)
         goto out;
     for (size_t i = 0; i < r->n_chain; i++) {
-        if ((x[i] = der_x509(r->chain[i], r->chain_lens[i])) == NULL) {
+        if ((x[i] = cg_x509_der(r->chain[i], r->chain_lens[i])) == NULL) {
             rc = cg_reject(v, CG_EEVIDENCE, "gpu.rim.chain", "DER certificates",
                            "certificate %zu unparsable", i);
             goto out;
@@ -349,7 +324,7 @@ static int check_chain(struct cg_rim *r, const uint8_t *sim_root, time_t at, EVP
             rc = cg_reject(v, CG_EEVIDENCE, "gpu.rim.chain.root", e, "not in KeyInfo");
             goto out;
         }
-    } else if ((root = pinned_root()) == NULL) {
+    } else if ((root = cg_x509_pinned(RIM_ROOT)) == NULL) {
         rc = cg_reject(v, CG_ECRYPTO, "gpu.rim.chain.root", RIM_ROOT, "not embedded");
         goto out;
     }

@@ -1,4 +1,5 @@
 #include "ccgate/snp.h"
+#include "ccgate/x509.h"
 
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -14,7 +15,6 @@
 #include <string.h>
 
 #include "ccgate/evidence.h"
-#include "ccgate/roots.h"
 
 /* AMD's VCEK/VLEK extensions (ATTESTATION.md 1.4), below 1.3.6.1.4.1.3704.1. */
 #define OID_PRODUCT_NAME "1.3.6.1.4.1.3704.1.2"
@@ -259,30 +259,10 @@ static enum cg_snp_product product_from_cpuid(uint8_t fam, uint8_t model)
     return CG_SNP_PRODUCT_UNKNOWN;
 }
 
+/* A certificate carried with the evidence: one DER certificate, at most the evidence cap. */
 static X509 *parse_der(const uint8_t *der, size_t len)
 {
-    if (der == NULL || len == 0 || len > CG_EVIDENCE_MAX_BYTES)
-        return NULL;
-    const unsigned char *p = der;
-    X509 *x = d2i_X509(NULL, &p, (long)len);
-    if (x != NULL && p != der + len) {
-        X509_free(x);
-        return NULL;
-    }
-    return x;
-}
-
-static X509 *load_root(const char *name)
-{
-    for (const struct cg_root *r = cg_roots; r->name != NULL; r++) {
-        if (strcmp(r->name, name) != 0)
-            continue;
-        BIO *b = BIO_new_mem_buf(r->pem, (int)r->len);
-        X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-        BIO_free(b);
-        return x;
-    }
-    return NULL;
+    return len > CG_EVIDENCE_MAX_BYTES ? NULL : cg_x509_der(der, len);
 }
 
 /*
@@ -575,7 +555,7 @@ static int amd_chain(const uint8_t *const *certs, const size_t *cert_lens, size_
 {
     char name[64], cn[64];
     snprintf(name, sizeof(name), "amd/ark_%s.pem", product_file(p));
-    *ark = load_root(name);
+    *ark = cg_x509_pinned(name);
     if (*ark == NULL)
         return cg_reject(v, CG_ECRYPTO, "snp.ark", "a pinned ARK", "%s missing", name);
     if (n_certs >= 3) {
@@ -593,7 +573,7 @@ static int amd_chain(const uint8_t *const *certs, const size_t *cert_lens, size_
             return cg_reject(v, CG_EEVIDENCE, "snp.ask.der", "a DER certificate", "malformed");
     } else {
         snprintf(name, sizeof(name), "amd/%s_%s.pem", vlek ? "asvk" : "ask", product_file(p));
-        *inter = load_root(name);
+        *inter = cg_x509_pinned(name);
         if (*inter == NULL)
             return cg_reject(v, CG_ECRYPTO, "snp.ask", "a pinned ASK", "%s missing", name);
     }

@@ -18,7 +18,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
-#include "ccgate/roots.h"
+#include "ccgate/x509.h"
 #include "tdx_int.h"
 
 /* ---- crypto helpers ------------------------------------------------------------------ */
@@ -96,15 +96,7 @@ int cg__tdx_is_p256(EVP_PKEY *key)
 
 X509 *cg__tdx_pinned_root(void)
 {
-    for (const struct cg_root *r = cg_roots; r->name != NULL; r++) {
-        if (strcmp(r->name, CG__TDX_ROOT_NAME) != 0)
-            continue;
-        BIO *bio = BIO_new_mem_buf(r->pem, (int)r->len);
-        X509 *x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-        BIO_free(bio);
-        return x;
-    }
-    return NULL;
+    return cg_x509_pinned(CG__TDX_ROOT_NAME);
 }
 
 /* Reads up to CG__TDX_MAX_CHAIN PEM certificates from pem[0..n); returns how many, or -1. */
