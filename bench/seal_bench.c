@@ -6,8 +6,9 @@
  *   sealed: cg_unseal_fd() into one buffer (what ccgate-worker --kbs does: read each
  *           chunk into place, AES-256-GCM decrypt in place, SHA-256 of the plaintext)
  * and prints GB/s and the ratio, from this thread's CPU time (so a busy shared machine
- * does not skew the numbers; CG_BENCH_WALL=1 for wall-clock time). Also times AES-256-GCM alone and SHA-256 alone over the
- * same bytes in memory, to show where the time goes. bench/seal-bench.sh drives it.
+ * does not skew the numbers; CG_BENCH_WALL=1 for wall-clock time). Also times AES-256-GCM
+ * alone and SHA-256 alone over the same bytes in memory, to show where the time goes.
+ * bench/seal-bench.sh drives it.
  *
  *   ccgate-seal-bench PLAIN SEALED KEY.jwk [ROUNDS]
  */

@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
 #include "ccgate/err.h"
 #include "ccgate/file.h"
 #include "ccgate/ratls.h"
+#include "ccgate/tsm.h"
 
 #define CONFIG_MAX (1024 * 1024)
 
@@ -211,8 +213,21 @@ int kb_config_load(const char *path, struct kb_config *c, char *err, size_t errl
     {
         if (strcmp(key, "resources") == 0)
             continue;
-        if (strcmp(key, "audit_log") == 0 || strcmp(key, "tls_cert") == 0 ||
-            strcmp(key, "tls_key") == 0) {
+        if (strcmp(key, "tdx_collateral") == 0) {
+            char *d = json_is_string(v) ? resolve(dir, json_string_value(v)) : NULL;
+            struct stat st;
+            int lrc = d != NULL && stat(d, &st) == 0 && S_ISDIR(st.st_mode)
+                          ? cg_tsm_tdx_collateral_load(d, &c->tdx_collateral)
+                          : CG_ECONFIG;
+            free(d);
+            if (lrc != 0) {
+                cg_errf(err, errlen, CG_ECONFIG,
+                        "tdx_collateral: expected a folder with tcb_info.json, qe_identity.json, "
+                        "tcb_signing_chain.pem (and CRLs), as ccgate-server's --tdx-collateral");
+                goto out;
+            }
+        } else if (strcmp(key, "audit_log") == 0 || strcmp(key, "tls_cert") == 0 ||
+                   strcmp(key, "tls_key") == 0) {
             if (!json_is_string(v)) {
                 cg_errf(err, errlen, CG_ECONFIG, "%s: expected a path", key);
                 goto out;
@@ -229,7 +244,7 @@ int kb_config_load(const char *path, struct kb_config *c, char *err, size_t errl
         } else {
             cg_errf(err, errlen, CG_ECONFIG,
                     "%s: unknown key (expected resources, audit_log, tls_cert, tls_key, "
-                    "session_timeout_s, token_lifetime_s)",
+                    "session_timeout_s, token_lifetime_s, tdx_collateral)",
                     key);
             goto out;
         }
@@ -290,5 +305,6 @@ void kb_config_free(struct kb_config *c)
     free(c->audit_log);
     free(c->tls_cert);
     free(c->tls_key);
+    cg_evidence_clear(&c->tdx_collateral);
     memset(c, 0, sizeof(*c));
 }

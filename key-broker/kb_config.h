@@ -4,13 +4,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ccgate/evidence.h"
 #include "ccgate/policy.h"
 
 /*
  * The broker's JSON config (docs/model-protection.md):
  *   {"resources": {"repo/type/tag": {"file": PATH, "policy": PATH}, ...},
  *    "audit_log": PATH, "tls_cert": PATH, "tls_key": PATH,
- *    "session_timeout_s": 300, "token_lifetime_s": 300}
+ *    "session_timeout_s": 300, "token_lifetime_s": 300, "tdx_collateral": DIR}
  * Relative paths are taken from the config file's folder. A resource policy is a client
  * policy (docs/policy.md) plus an optional "model": {"min_version": N}.
  */
@@ -35,6 +36,7 @@ struct kb_config {
     char *tls_cert, *tls_key; /* NULL: plain HTTP (loopback only) */
     unsigned session_timeout_s;
     unsigned token_lifetime_s;
+    struct cg_evidence tdx_collateral; /* blobs from "tdx_collateral" DIR (may be none) */
 };
 
 /* Loads and checks the config and every file it names. 0, or CG_ECONFIG with err. */

@@ -1,6 +1,7 @@
 /* Evidence as the key broker client sends it, into ccgate's evidence structure. */
 #include "kb_evidence.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,15 +13,41 @@
 
 #define CERT_MAX (16 * 1024)
 
-int kb_evidence_decode(const char *tee, const json_t *primary, struct cg_evidence *out, char *err,
-                       size_t errlen)
+/* A quote and copies of the broker's collateral blobs. */
+static int tdx_decode(const json_t *primary, const struct cg_evidence *col, struct cg_evidence *out,
+                      char *err, size_t errlen)
+{
+    const char *quote = json_string_value(json_object_get(primary, "quote"));
+    out->tag = CG_TAG_TDX;
+    if (quote == NULL ||
+        cg_b64_decode(quote, CG_EVIDENCE_MAX_BYTES, &out->evidence, &out->evidence_len) != 0)
+        return cg_errf(err, errlen, CG_EEVIDENCE,
+                       "tee-evidence.primary_evidence.quote: expected base64 of at most %d bytes",
+                       CG_EVIDENCE_MAX_BYTES);
+    for (size_t i = 0; i < col->n_certs; i++) {
+        out->certs[i] = malloc(col->cert_lens[i]);
+        if (out->certs[i] == NULL) {
+            cg_evidence_clear(out);
+            return -ENOMEM;
+        }
+        memcpy(out->certs[i], col->certs[i], col->cert_lens[i]);
+        out->cert_lens[i] = col->cert_lens[i];
+        out->n_certs = i + 1;
+    }
+    return 0;
+}
+
+int kb_evidence_decode(const char *tee, const json_t *primary, const struct cg_evidence *tdx_col,
+                       struct cg_evidence *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     if (strcmp(tee, "snp") == 0)
         return cg_trustee_snp_from_json(primary, out, err, errlen);
+    if (strcmp(tee, "tdx") == 0)
+        return tdx_decode(primary, tdx_col, out, err, errlen);
     if (strcmp(tee, CG_KBC_TEE_SIM) != 0) {
         snprintf(err, errlen,
-                 "tee %s: this broker verifies snp and the simulated TEE's evidence "
+                 "tee %s: this broker verifies snp, tdx and the simulated TEE's evidence "
                  "(docs/model-protection.md)",
                  tee);
         return CG_ENOTEE;

@@ -15,7 +15,7 @@
  * or CG_EEVIDENCE with err naming the member, or CG_ENOTEE for a tee this broker cannot
  * verify (err says so).
  */
-int kb_evidence_decode(const char *tee, const json_t *primary, struct cg_evidence *out, char *err,
-                       size_t errlen);
+int kb_evidence_decode(const char *tee, const json_t *primary, const struct cg_evidence *tdx_col,
+                       struct cg_evidence *out, char *err, size_t errlen);
 
 #endif

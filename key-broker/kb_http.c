@@ -1,10 +1,11 @@
-/* ccgate-kbs: HTTP(S) in front of the RCAR handlers (kb_http.h). */
+/* ccgate-kbs: HTTP(S) in front of the RCAR handlers (kb_http.h), on the connection core. */
 #include "kb_http.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "ccgate/buf.h"
+#include "ccgate/conn.h"
 #include "ccgate/err.h"
 #include "ccgate/http.h"
 #include "ccgate/httpmsg.h"
@@ -12,63 +13,27 @@
 #include "ccgate/stream.h"
 
 struct conn {
-    struct conn *prev, *next;
+    struct cg_conn conn; /* the connection core: list, timer, one deferred close */
     struct kb_http *h;
     struct cg_stream s;
-    uv_timer_t timer;
     struct cg_http_parser *parser;
     char method[8];
     char target[512];
     char *cookie, *authorization;
     struct cg_buf body;
     char peer[64];
-    int answered;
-    int handles;
+    int answered; /* the request is complete: answered, or its evidence being verified */
+    uv_work_t work;
+    struct kb_attest_job *job; /* verified on libuv's thread pool (verify_done ends it) */
 };
 
 struct kb_http {
-    uv_tcp_t listener;
+    struct cg_conns set; /* the listener and the live connections */
     struct kb_broker *broker;
     struct cg_tls_ctx *tls;
-    struct conn conns; /* list head */
-    size_t n_conns;
-    int closing;
+    void (*on_stopped)(void *arg);
+    void *arg;
 };
-
-/* Each of a connection's two handles (timer, stream) releases it once closed. */
-static void conn_release(struct conn *c)
-{
-    if (--c->handles > 0)
-        return;
-    cg_http_parser_free(c->parser);
-    cg_buf_free(&c->body);
-    free(c->cookie);
-    free(c->authorization);
-    free(c);
-}
-
-static void timer_closed(uv_handle_t *hd)
-{
-    conn_release(hd->data);
-}
-
-static void stream_closed(struct cg_stream *s, void *arg)
-{
-    (void)s;
-    conn_release(arg);
-}
-
-static void conn_close(struct conn *c)
-{
-    if (c->next == NULL)
-        return;
-    c->prev->next = c->next;
-    c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-    c->h->n_conns--;
-    uv_close((uv_handle_t *)&c->timer, timer_closed);
-    cg_stream_close(&c->s, stream_closed, c);
-}
 
 static void send_response(struct conn *c, int status, const char *set_cookie,
                           const struct cg_buf *body)
@@ -121,6 +86,29 @@ static int on_body(void *arg, const uint8_t *data, size_t len)
     return cg_buf_append(&c->body, data, len);
 }
 
+static void verify_work(uv_work_t *w)
+{
+    struct conn *c = w->data;
+    kb_attest_job_verify(c->job);
+}
+
+/* Back on the loop: the decision is recorded whether or not the client is still there. */
+static void verify_done(uv_work_t *w, int status)
+{
+    struct conn *c = w->data;
+    struct kb_response rs;
+    (void)status; /* never cancelled: the job always ran */
+    kb_attest_job_finish(c->h->broker, c->job, &rs);
+    c->job = NULL;
+    if (cg_conn_live(&c->conn)) {
+        send_response(c, rs.status, rs.set_cookie, &rs.body);
+        if (c->s.eof && c->s.queued == 0) /* the client half-closed while it waited */
+            cg_conn_close(&c->conn, 0, "done");
+    }
+    cg_buf_free(&rs.body);
+    cg_conn_release(&c->conn);
+}
+
 static int on_complete(void *arg)
 {
     struct conn *c = arg;
@@ -137,10 +125,20 @@ static int on_complete(void *arg)
         .body_len = c->body.len - 1,
         .now = time(NULL),
     };
-    kb_broker_handle(c->h->broker, &rq, &rs);
-    send_response(c, rs.status, rs.set_cookie, &rs.body);
-    cg_buf_free(&rs.body);
-    return CG_EHTTP; /* one request per connection: stop parsing */
+    kb_broker_begin(c->h->broker, &rq, &rs, &c->job);
+    if (c->job == NULL) {
+        send_response(c, rs.status, rs.set_cookie, &rs.body);
+        cg_buf_free(&rs.body);
+        return CG_EHTTP; /* one request per connection: stop parsing */
+    }
+    /* The evidence is verified off the loop; c's memory stays until verify_done, even if the
+     * connection closes meanwhile (timeout, client gone, drain deadline). */
+    c->answered = 1;
+    c->work.data = c;
+    cg_conn_hold(&c->conn);
+    /* uv_queue_work fails only without a work callback. */
+    (void)uv_queue_work(c->conn.set->loop, &c->work, verify_work, verify_done);
+    return CG_EHTTP;
 }
 
 static const struct cg_http_callbacks parser_cb = {on_head, on_body, on_complete};
@@ -163,27 +161,30 @@ static void s_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 
 static void s_on_eof(struct cg_stream *s)
 {
-    if (s->queued > 0)
-        return; /* s_on_drain closes once the answer is out */
-    conn_close(s->data);
+    struct conn *c = s->data;
+    if (s->queued > 0 || c->job != NULL)
+        return; /* s_on_drain or verify_done closes once the answer is out */
+    cg_conn_close(&c->conn, 0, "done");
 }
 
 static void s_on_drain(struct cg_stream *s)
 {
+    struct conn *c = s->data;
     if (s->eof && s->queued == 0)
-        conn_close(s->data);
+        cg_conn_close(&c->conn, 0, "done");
 }
 
 static void s_on_error(struct cg_stream *s, int err)
 {
-    (void)err;
-    conn_close(s->data);
+    struct conn *c = s->data;
+    cg_conn_close(&c->conn, err, "error");
 }
 
 static void s_on_handshake(struct cg_stream *s, int status)
 {
+    struct conn *c = s->data;
     if (status != 0)
-        conn_close(s->data);
+        cg_conn_close(&c->conn, status, "handshake_failed");
 }
 
 static const struct cg_stream_callbacks stream_cb = {.on_read = s_on_read,
@@ -192,96 +193,127 @@ static const struct cg_stream_callbacks stream_cb = {.on_read = s_on_read,
                                                      .on_handshake = s_on_handshake,
                                                      .on_drain = s_on_drain};
 
-static void on_timeout(uv_timer_t *t)
+/* The client's address, for the audit log ("" when the socket has none). */
+static void peer_name(struct conn *c)
 {
-    conn_close(t->data);
-}
-
-static void on_connection(uv_stream_t *server, int status)
-{
-    struct kb_http *h = server->data;
-    if (status < 0 || h->closing)
-        return;
-    struct conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return;
-    c->h = h;
-    cg_buf_init(&c->body, KB_MAX_BODY + 1);
-    if (cg_stream_init(&c->s, server->loop, 0, &stream_cb, c) < 0) {
-        free(c);
-        return;
-    }
-    c->handles = 2;
-    (void)uv_timer_init(server->loop, &c->timer);
-    c->timer.data = c;
-    c->next = h->conns.next;
-    c->prev = &h->conns;
-    h->conns.next->prev = c;
-    h->conns.next = c;
-    h->n_conns++;
-    struct cg_http_limits lim = {
-        .max_header_bytes = 16384, .max_headers = 64, .max_body_bytes = KB_MAX_BODY};
-    struct cg_tls *t = NULL;
-    if (cg_stream_accept(&c->s, server) < 0 || h->n_conns > KB_HTTP_MAX_CONNS ||
-        cg_http_parser_new(CG_HTTP_REQUEST, &lim, &parser_cb, c, &c->parser) < 0 ||
-        (h->tls != NULL && cg_tls_new(h->tls, 0, &t) < 0)) {
-        if (h->n_conns > KB_HTTP_MAX_CONNS)
-            cg_log_warn("kbs.overload", "connections=%zu", h->n_conns);
-        conn_close(c);
-        return;
-    }
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
-    if (uv_tcp_getpeername(&c->s.h.tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        char ip[48] = "";
-        if (ss.ss_family == AF_INET) {
-            (void)uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-            snprintf(c->peer, sizeof(c->peer), "%s:%u", ip,
-                     ntohs(((struct sockaddr_in *)&ss)->sin_port));
-        } else {
-            (void)uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-            snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip,
-                     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-        }
-    }
-    if (t != NULL)
-        cg_stream_set_tls(&c->s, t);
-    if (cg_stream_read_start(&c->s) < 0) {
-        conn_close(c);
+    char ip[48] = "";
+    if (uv_tcp_getpeername(&c->s.h.tcp, (struct sockaddr *)&ss, &sl) != 0)
         return;
+    if (ss.ss_family == AF_INET) {
+        (void)uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+        snprintf(c->peer, sizeof(c->peer), "%s:%u", ip,
+                 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    } else {
+        (void)uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+        snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip,
+                 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
     }
-    (void)uv_timer_start(&c->timer, on_timeout, KB_HTTP_TIMEOUT_MS, 0);
 }
 
+/* ---- the connection core's callbacks ---- */
+
+static void on_accept(struct cg_conns *set, uv_stream_t *listener)
+{
+    struct kb_http *h = set->data;
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        cg_log_error("kbs.accept", "err=\"out of memory\"");
+        return;
+    }
+    cg_conn_init(&c->conn, set, c);
+    c->h = h;
+    cg_buf_init(&c->body, KB_MAX_BODY + 1);
+    int rc = cg_conn_accept(&c->conn, &c->s, listener, &stream_cb);
+    if (rc < 0) {
+        cg_conn_close(&c->conn, rc, "accept_failed");
+        return;
+    }
+    if (cg_conns_full(set)) {
+        cg_log_warn("kbs.overload", "connections=%llu", (unsigned long long)set->stats.live);
+        cg_conn_close(&c->conn, UV_EBUSY, "too_many_connections");
+        return;
+    }
+    struct cg_http_limits lim = {
+        .max_header_bytes = 16384, .max_headers = 64, .max_body_bytes = KB_MAX_BODY};
+    rc = cg_http_parser_new(CG_HTTP_REQUEST, &lim, &parser_cb, c, &c->parser);
+    struct cg_tls *t = NULL;
+    if (rc == 0 && h->tls != NULL && (rc = cg_tls_new(h->tls, 0, &t)) == 0)
+        cg_stream_set_tls(&c->s, t);
+    if (rc == 0)
+        rc = cg_stream_read_start(&c->s);
+    if (rc < 0) {
+        cg_conn_close(&c->conn, rc, "init_failed");
+        return;
+    }
+    peer_name(c);
+    cg_conn_timer(&c->conn, KB_HTTP_TIMEOUT_MS); /* the whole exchange; then "timeout" */
+}
+
+/* Draining: a connection that has sent nothing goes now; one in the middle of its request
+ * gets its answer first (the answer ends it; the timer bounds it). */
+static void on_drain(struct cg_conn *conn)
+{
+    struct conn *c = conn->data;
+    if (!c->answered && !cg_http_parser_in_message(c->parser))
+        cg_conn_close(conn, 0, "shutdown");
+}
+
+static void on_free(struct cg_conn *conn)
+{
+    struct conn *c = conn->data;
+    cg_http_parser_free(c->parser);
+    cg_buf_free(&c->body);
+    free(c->cookie);
+    free(c->authorization);
+    free(c);
+}
+
+static void on_stopped(struct cg_conns *set)
+{
+    struct kb_http *h = set->data;
+    if (h->on_stopped != NULL)
+        h->on_stopped(h->arg);
+    free(h);
+}
+
+static const struct cg_conn_ops conn_ops = {
+    .on_accept = on_accept, .on_drain = on_drain, .on_free = on_free, .on_stopped = on_stopped};
+
 int kb_http_start(uv_loop_t *loop, const struct cg_addr *a, struct kb_broker *broker,
-                  struct cg_tls_ctx *tls, struct kb_http **out)
+                  struct cg_tls_ctx *tls, void (*on_stopped_cb)(void *arg), void *arg,
+                  struct kb_http **out)
 {
     struct kb_http *h = calloc(1, sizeof(*h));
     if (h == NULL)
         return UV_ENOMEM;
     h->broker = broker;
     h->tls = tls;
-    h->conns.next = h->conns.prev = &h->conns;
-    int rc = uv_tcp_init(loop, &h->listener);
-    h->listener.data = h;
-    if (rc == 0)
-        rc = uv_tcp_bind(&h->listener, (const struct sockaddr *)&a->ss, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&h->listener, 64, on_connection);
+    int rc = cg_conns_init(&h->set, loop, &conn_ops, h);
     if (rc < 0) {
-        uv_close((uv_handle_t *)&h->listener, (uv_close_cb)free);
+        free(h);
         return rc;
     }
+    h->set.name = "kbs";
+    h->set.max_conns = KB_HTTP_MAX_CONNS;
+    rc = cg_conns_listen(&h->set, a, 64);
+    if (rc < 0) {
+        cg_conns_drain(&h->set); /* frees h once its handles closed (no on_stopped call) */
+        return rc;
+    }
+    h->on_stopped = on_stopped_cb;
+    h->arg = arg;
     *out = h;
     return 0;
 }
 
-void kb_http_close(struct kb_http *h)
+void kb_http_drain(struct kb_http *h)
 {
-    if (h == NULL || h->closing)
-        return;
-    h->closing = 1;
-    while (h->conns.next != &h->conns)
-        conn_close(h->conns.next);
-    uv_close((uv_handle_t *)&h->listener, (uv_close_cb)free);
+    cg_conns_drain(&h->set);
+}
+
+void kb_http_abort(struct kb_http *h)
+{
+    cg_conns_abort(&h->set, "shutdown_deadline");
 }

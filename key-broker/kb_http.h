@@ -8,20 +8,28 @@
 #include "kb_rcar.h"
 
 /*
- * The broker's HTTP/1.1 listener: one request per connection (answered with Connection:
- * close), bodies up to KB_MAX_BODY, 10 s to send a request, at most KB_HTTP_MAX_CONNS at
- * once. With tls (not NULL) every connection is HTTPS first.
+ * The broker's HTTP/1.1 listener, on the connection core (ccgate/conn.h): one request per
+ * connection (answered with Connection: close), bodies up to KB_MAX_BODY, 10 s for the whole
+ * exchange, at most KB_HTTP_MAX_CONNS at once. With tls (not NULL) every connection is HTTPS
+ * first. The evidence of /kbs/v0/attest is verified on libuv's thread pool, never on the loop.
  */
 #define KB_HTTP_MAX_CONNS 256
 #define KB_HTTP_TIMEOUT_MS 10000
 
 struct kb_http;
 
-/* Listens on a; broker and tls are borrowed. Returns 0 or a libuv code. */
+/* Listens on a; broker and tls are borrowed. Once drained and every connection is gone,
+ * on_stopped(arg) runs (may be NULL) and the listener frees itself. Returns 0 or a libuv code
+ * (nothing to stop then; the loop runs the closes). */
 int kb_http_start(uv_loop_t *loop, const struct cg_addr *a, struct kb_broker *broker,
-                  struct cg_tls_ctx *tls, struct kb_http **out);
+                  struct cg_tls_ctx *tls, void (*on_stopped)(void *arg), void *arg,
+                  struct kb_http **out);
 
-/* Closes the listener and its connections; frees itself once the handles are closed. */
-void kb_http_close(struct kb_http *h);
+/* Stops accepting; a connection idle so far closes now, one mid-request gets its answer
+ * first. Idempotent. */
+void kb_http_drain(struct kb_http *h);
+
+/* Drains and closes every connection left now (the drain deadline passed). */
+void kb_http_abort(struct kb_http *h);
 
 #endif

@@ -17,7 +17,8 @@
 
 #define RESOURCE_PREFIX "/kbs/v0/resource/"
 
-enum sstate { S_FREE, S_AUTHED, S_ATTESTED, S_USED };
+/* S_VERIFYING: its evidence is being verified (kb_attest_job), the nonce already spent. */
+enum sstate { S_FREE, S_AUTHED, S_VERIFYING, S_ATTESTED, S_USED };
 
 struct session {
     enum sstate state;
@@ -249,7 +250,8 @@ static struct session *session_by_token(struct kb_broker *b, const struct kb_req
 
 static int tee_supported(const char *tee)
 {
-    return tee != NULL && (strcmp(tee, CG_KBC_TEE_SIM) == 0 || strcmp(tee, "snp") == 0);
+    return tee != NULL &&
+           (strcmp(tee, CG_KBC_TEE_SIM) == 0 || strcmp(tee, "snp") == 0 || strcmp(tee, "tdx") == 0);
 }
 
 static void handle_auth(struct kb_broker *b, const struct kb_request *rq, struct kb_response *rs)
@@ -271,7 +273,8 @@ static void handle_auth(struct kb_broker *b, const struct kb_request *rq, struct
         goto out;
     }
     if (!tee_supported(tee)) {
-        deny_msg(&d, 401, "rcar.tee", "snp or " CG_KBC_TEE_SIM " (the TEEs this broker verifies)",
+        deny_msg(&d, 401, "rcar.tee",
+                 "snp, tdx or " CG_KBC_TEE_SIM " (the TEEs this broker verifies)",
                  tee != NULL ? tee : "none");
         goto out;
     }
@@ -324,8 +327,9 @@ static void handle_auth(struct kb_broker *b, const struct kb_request *rq, struct
         (void)cg_buf_printf(&rs->body, "{\"type\":\"ccgate-kbs/audit.write\"}");
         goto out;
     }
-    snprintf(rs->set_cookie, sizeof(rs->set_cookie), "%s=%s; Path=/kbs/v0; HttpOnly; Max-Age=%u",
-             CG_KBC_SESSION_COOKIE, s->id, b->c->session_timeout_s);
+    snprintf(rs->set_cookie, sizeof(rs->set_cookie), "%s=%s; Path=/kbs/v0; HttpOnly; Max-Age=%u%s",
+             CG_KBC_SESSION_COOKIE, s->id, b->c->session_timeout_s,
+             b->c->tls_cert != NULL ? "; Secure" : "");
     respond_json(rs, 200,
                  json_pack("{s:s,s:{s:s}}", "nonce", s->nonce, "extra-params",
                            "selected-hash-algorithm", s->alg));
@@ -333,24 +337,46 @@ out:
     json_decref(j);
 }
 
-/* Verifies s's evidence (genuine, bound to report_data) against policy p. */
-static int verify_with(const struct session *s, const struct cg_policy *p, time_t now,
-                       struct cg_attestation *att, struct cg_verdict *v)
+/* Verifies ev (genuine, bound to report_data) against policy p. */
+static int verify_with(const struct cg_evidence *ev, const uint8_t *report_data,
+                       const struct cg_policy *p, time_t now, struct cg_attestation *att,
+                       struct cg_verdict *v)
 {
     memset(att, 0, sizeof(*att));
-    return cg_ratls_verify_evidence(s->ev.tag, s->ev.evidence, s->ev.evidence_len, &s->ev, p,
-                                    s->report_data, now, att, v);
+    return cg_ratls_verify_evidence(ev->tag, ev->evidence, ev->evidence_len, ev, p, report_data,
+                                    now, att, v);
 }
 
-static void handle_attest(struct kb_broker *b, const struct kb_request *rq, struct kb_response *rs)
+/* An attestation between its checks on the loop and its verification (kb_rcar.h). It owns
+ * copies of all it needs, so the session may end meanwhile; finish finds it again by id. */
+struct kb_attest_job {
+    char session_id[48];
+    char peer[64];
+    time_t now;
+    json_t *body;          /* the request; tee-pubkey lives in it */
+    struct cg_evidence ev; /* moved out of the session, back into it at finish */
+    uint8_t report_data[CG_REPORT_DATA_LEN];
+    const struct kb_config *c;
+    struct cg_attestation att;
+    struct cg_verdict first; /* why, when rc != 0 */
+    int rc;
+};
+
+static void job_free(struct kb_attest_job *job)
+{
+    cg_evidence_clear(&job->ev);
+    json_decref(job->body);
+    free(job);
+}
+
+static void handle_attest(struct kb_broker *b, const struct kb_request *rq, struct kb_response *rs,
+                          struct kb_attest_job **jobp)
 {
     struct decision d = {.b = b, .event = "attest", .rq = rq, .rs = rs};
     const char *check;
     char err[256];
     struct cg_jose_key *tk = NULL;
-    struct cg_attestation *att = NULL;
     json_t *j = NULL;
-    char *token = NULL;
     struct session *s = session_by_cookie(b, rq, &check);
     if (s == NULL) {
         deny_msg(&d, 401, check, "a live session from /kbs/v0/auth", "none");
@@ -388,8 +414,8 @@ static void handle_attest(struct kb_broker *b, const struct kb_request *rq, stru
                  "device evidence");
         goto out;
     }
-    int rc = kb_evidence_decode(s->tee, json_object_get(te, "primary_evidence"), &s->ev, err,
-                                sizeof(err));
+    int rc = kb_evidence_decode(s->tee, json_object_get(te, "primary_evidence"),
+                                &b->c->tdx_collateral, &s->ev, err, sizeof(err));
     if (rc != 0) {
         deny_msg(&d, 401, "rcar.evidence", "evidence of the TEE named at auth", err);
         goto out;
@@ -401,27 +427,78 @@ static void handle_attest(struct kb_broker *b, const struct kb_request *rq, stru
         deny_msg(&d, 400, "rcar.tee-pubkey", "a JWK with canonical JSON", "other");
         goto out;
     }
-    /* Genuine and bound under some resource's trust anchors; each release appraises again
-     * against its own policy. */
-    att = malloc(sizeof(*att));
-    if (att == NULL) {
+    struct kb_attest_job *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
         deny_msg(&d, 500, "rcar.memory", "memory", "none");
         goto out;
     }
-    struct cg_verdict v, first = {0};
-    rc = -1;
-    /* On failure, say why under the first policy that accepts this TEE at all. */
-    for (size_t i = 0; rc != 0 && i < b->c->n_res; i++) {
-        rc = verify_with(s, b->c->res[i].policy, rq->now, att, &v);
-        if (rc != 0 && (first.check[0] == '\0' || (strcmp(first.check, "evidence.tee") == 0 &&
-                                                   strcmp(v.check, "evidence.tee") != 0)))
-            first = v;
+    snprintf(job->session_id, sizeof(job->session_id), "%s", s->id);
+    snprintf(job->peer, sizeof(job->peer), "%s", rq->peer != NULL ? rq->peer : "");
+    job->now = rq->now;
+    job->body = j;
+    j = NULL;
+    job->ev = s->ev; /* the job's now; the session's again at finish */
+    memset(&s->ev, 0, sizeof(s->ev));
+    memcpy(job->report_data, s->report_data, sizeof(job->report_data));
+    job->c = b->c;
+    s->state = S_VERIFYING;
+    *jobp = job;
+out:
+    cg_jose_key_free(tk);
+    json_decref(j);
+}
+
+void kb_attest_job_verify(struct kb_attest_job *job)
+{
+    /* Genuine and bound under some resource's trust anchors; each release appraises again
+     * against its own policy. On failure, say why under the first policy that accepts this
+     * TEE at all. */
+    struct cg_verdict v;
+    job->rc = -1;
+    for (size_t i = 0; job->rc != 0 && i < job->c->n_res; i++) {
+        job->rc =
+            verify_with(&job->ev, job->report_data, job->c->res[i].policy, job->now, &job->att, &v);
+        if (job->rc != 0 &&
+            (job->first.check[0] == '\0' || (strcmp(job->first.check, "evidence.tee") == 0 &&
+                                             strcmp(v.check, "evidence.tee") != 0)))
+            job->first = v;
     }
-    if (rc != 0) {
-        deny(&d, 401, &first);
+}
+
+static void response_init(struct kb_response *rs)
+{
+    rs->status = 500;
+    rs->set_cookie[0] = '\0';
+    cg_buf_init(&rs->body, KB_MAX_BODY);
+}
+
+void kb_attest_job_finish(struct kb_broker *b, struct kb_attest_job *job, struct kb_response *rs)
+{
+    const struct kb_request req = {.peer = job->peer, .now = job->now}, *rq = &req;
+    struct decision d = {.b = b, .event = "attest", .rq = rq, .rs = rs};
+    const struct cg_attestation *att = &job->att;
+    const json_t *pk = json_object_get(json_object_get(job->body, "runtime-data"), "tee-pubkey");
+    char *token = NULL;
+    struct session *s = NULL;
+    response_init(rs);
+    for (size_t i = 0; s == NULL && i < KB_MAX_SESSIONS; i++)
+        if (b->s[i].state == S_VERIFYING && strcmp(b->s[i].id, job->session_id) == 0)
+            s = &b->s[i];
+    if (s == NULL) { /* expired, and maybe reused, while its evidence was verified */
+        deny_msg(&d, 401, "session.expired", "a session alive until its evidence is verified",
+                 "it ended meanwhile");
         goto out;
     }
-    cg_hex(s->measurement, sizeof(s->measurement), att->snp.measurement, 48);
+    d.s = s;
+    s->state = S_USED;
+    s->ev = job->ev; /* each release verifies it again */
+    memset(&job->ev, 0, sizeof(job->ev));
+    if (job->rc != 0) {
+        deny(&d, 401, &job->first);
+        goto out;
+    }
+    cg_hex(s->measurement, sizeof(s->measurement),
+           att->tag == CG_TAG_TDX ? att->tdx.mrtd : att->snp.measurement, 48);
     json_t *claims = json_pack(
         "{s:s,s:I,s:I,s:s,s:s,s:O,s:s,s:s,s:b}", "iss", "ccgate-kbs", "iat", (json_int_t)rq->now,
         "exp", (json_int_t)(rq->now + (time_t)b->c->token_lifetime_s), "jti", s->tag, "tee", s->tee,
@@ -442,9 +519,7 @@ static void handle_attest(struct kb_broker *b, const struct kb_request *rq, stru
     respond_json(rs, 200, json_pack("{s:s}", "token", token));
 out:
     free(token);
-    free(att);
-    cg_jose_key_free(tk);
-    json_decref(j);
+    job_free(job);
 }
 
 /* The plaintext to release: the resource's bytes, with the model minimum when it has one. */
@@ -495,9 +570,10 @@ static void handle_resource(struct kb_broker *b, const struct kb_request *rq,
         return;
     }
     d.s = s;
-    if (s->state == S_AUTHED) {
-        deny_msg(&d, 401, "session.not_attested", "a session attested at /kbs/v0/attest",
-                 "not attested");
+    if (s->state == S_AUTHED || s->state == S_VERIFYING) {
+        deny_msg(&d, 401, s->state == S_AUTHED ? "session.not_attested" : "session.verifying",
+                 "a session attested at /kbs/v0/attest",
+                 s->state == S_AUTHED ? "not attested" : "its evidence is still being verified");
         return;
     }
     if (s->state == S_USED) {
@@ -518,7 +594,7 @@ static void handle_resource(struct kb_broker *b, const struct kb_request *rq,
         deny_msg(&d, 500, "rcar.memory", "memory", "none");
         goto out;
     }
-    if (verify_with(s, r->policy, rq->now, att, &v) != 0 ||
+    if (verify_with(&s->ev, s->report_data, r->policy, rq->now, att, &v) != 0 ||
         cg_ratls_appraise(r->policy, att, &v) != 0) {
         deny(&d, 403, &v);
         goto out;
@@ -550,16 +626,16 @@ out:
     free(att);
 }
 
-void kb_broker_handle(struct kb_broker *b, const struct kb_request *rq, struct kb_response *rs)
+void kb_broker_begin(struct kb_broker *b, const struct kb_request *rq, struct kb_response *rs,
+                     struct kb_attest_job **job)
 {
-    rs->status = 500;
-    rs->set_cookie[0] = '\0';
-    cg_buf_init(&rs->body, KB_MAX_BODY);
+    *job = NULL;
+    response_init(rs);
     int post = strcmp(rq->method, "POST") == 0, get = strcmp(rq->method, "GET") == 0;
     if (strcmp(rq->target, "/kbs/v0/auth") == 0 && post)
         handle_auth(b, rq, rs);
     else if (strcmp(rq->target, "/kbs/v0/attest") == 0 && post)
-        handle_attest(b, rq, rs);
+        handle_attest(b, rq, rs, job);
     else if (strncmp(rq->target, RESOURCE_PREFIX, strlen(RESOURCE_PREFIX)) == 0 && get)
         handle_resource(b, rq, rs);
     else if (strcmp(rq->target, "/kbs/v0/auth") == 0 || strcmp(rq->target, "/kbs/v0/attest") == 0 ||
@@ -571,4 +647,14 @@ void kb_broker_handle(struct kb_broker *b, const struct kb_request *rq, struct k
         respond_json(rs, 404,
                      json_pack("{s:s,s:s}", "type", "ccgate-kbs/path", "detail",
                                "try /kbs/v0/auth, /kbs/v0/attest, /kbs/v0/resource/R"));
+}
+
+void kb_broker_handle(struct kb_broker *b, const struct kb_request *rq, struct kb_response *rs)
+{
+    struct kb_attest_job *job;
+    kb_broker_begin(b, rq, rs, &job);
+    if (job != NULL) {
+        kb_attest_job_verify(job);
+        kb_attest_job_finish(b, job, rs);
+    }
 }

@@ -48,7 +48,22 @@ struct kb_response {
 int kb_broker_new(const struct kb_config *c, struct cg_audit *audit, struct kb_broker **out);
 void kb_broker_free(struct kb_broker *b);
 
-/* Answers one request (always fills rs). */
+/* Answers one request (always fills rs): kb_broker_begin, then the job's steps in place. */
 void kb_broker_handle(struct kb_broker *b, const struct kb_request *rq, struct kb_response *rs);
+
+/*
+ * The same in steps, so that the evidence is verified off the event loop. Returns with *job
+ * NULL and rs filled, or, for an /kbs/v0/attest that passed the checks before verification,
+ * with *job set and rs empty (nothing to free): the session waits ("session.verifying") with
+ * its nonce spent. Then kb_attest_job_verify(job) on any thread (it touches only the job, and
+ * the broker's config, read-only), then kb_attest_job_finish() on the broker's thread, which
+ * fills rs, records the decision and frees job. The job owns copies of what it needs: the
+ * session may expire meanwhile (finish then denies with "session.expired").
+ */
+struct kb_attest_job;
+void kb_broker_begin(struct kb_broker *b, const struct kb_request *rq, struct kb_response *rs,
+                     struct kb_attest_job **job);
+void kb_attest_job_verify(struct kb_attest_job *job);
+void kb_attest_job_finish(struct kb_broker *b, struct kb_attest_job *job, struct kb_response *rs);
 
 #endif

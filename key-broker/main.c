@@ -1,16 +1,17 @@
 /* ccgate-kbs: a key broker speaking Trustee's KBS protocol RCAR 0.4.0 (key-broker/). */
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
+#include "ccgate/addr.h"
 #include "ccgate/audit.h"
 #include "ccgate/err.h"
 #include "ccgate/log.h"
 #include "ccgate/opts.h"
 #include "ccgate/ratls.h"
+#include "ccgate/signals.h"
 #include "ccgate/tls.h"
 #include "kb_config.h"
 #include "kb_http.h"
@@ -18,7 +19,8 @@
 
 static struct cg_opt opts[] = {
     {"listen", "ADDR:PORT", "where to answer (plain HTTP only on loopback)", NULL, NULL, NULL},
-    {"config", "FILE", "the broker's JSON config: resources, audit_log, tls_cert, tls_key", NULL,
+    {"config", "FILE",
+     "the broker's JSON config: resources, audit_log, tls_cert, tls_key, tdx_collateral", NULL,
      NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
     {"help", NULL, "print this help and exit", NULL, NULL, NULL},
@@ -48,21 +50,26 @@ static int use_identity(void *arg, struct cg_tls *t, const uint8_t *nonce)
     return cg_tls_use_cert(t, id->der, id->der_len, id->key);
 }
 
-static void on_signal(uv_signal_t *s, int sig)
+static struct cg_signals sig;
+
+/* SIGTERM/SIGINT: stop accepting, answer the requests in flight, then end. */
+static void on_drain(struct cg_signals *sg, int signum)
 {
-    cg_log_info("stopping", "signal=%d", sig);
-    kb_http_close(http);
-    uv_close((uv_handle_t *)s, NULL);
-    uv_signal_t *other = s->data;
-    uv_close((uv_handle_t *)other, NULL);
+    (void)sg;
+    (void)signum;
+    kb_http_drain(http);
 }
 
-static int is_loopback(const struct cg_addr *a)
+static void on_deadline(struct cg_signals *sg)
 {
-    if (a->ss.ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
-    return a->ss.ss_family == AF_INET6 &&
-           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+    (void)sg;
+    kb_http_abort(http);
+}
+
+/* The listener and every connection are gone: the signal handles are all that is left. */
+static void on_http_stopped(void *arg)
+{
+    cg_signals_close(arg);
 }
 
 int main(int argc, char **argv)
@@ -105,7 +112,7 @@ int main(int argc, char **argv)
                      cfg.tls_cert, cfg.tls_key);
         if (cg_tls_server_ctx_new(CG_ALPN_HTTP, use_identity, &id, &tls) != 0)
             cg_fatal("TLS context setup failed");
-    } else if (!is_loopback(&addr))
+    } else if (!cg_addr_is_loopback(&addr))
         cg_fatal("--listen %s: plain HTTP only on loopback; set tls_cert and tls_key for "
                  "other addresses",
                  listen);
@@ -116,16 +123,15 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();
-    int rc = kb_http_start(loop, &addr, broker, tls, &http);
+    sig.on_drain = on_drain;
+    sig.on_deadline = on_deadline;
+    sig.drain_ms = KB_HTTP_TIMEOUT_MS; /* no exchange lasts longer */
+    int rc = cg_signals_start(&sig, loop);
+    if (rc != 0)
+        cg_fatal("signal handlers: %s", cg_strerror(rc));
+    rc = kb_http_start(loop, &addr, broker, tls, on_http_stopped, &sig, &http);
     if (rc != 0)
         cg_fatal("--listen %s: %s", listen, cg_strerror(rc));
-    uv_signal_t sigterm, sigint;
-    uv_signal_init(loop, &sigterm);
-    uv_signal_init(loop, &sigint);
-    sigterm.data = &sigint;
-    sigint.data = &sigterm;
-    uv_signal_start(&sigterm, on_signal, SIGTERM);
-    uv_signal_start(&sigint, on_signal, SIGINT);
     char head[65];
     uint64_t lines = cg_audit_head(audit, head);
     cg_log_info("listening",

@@ -56,6 +56,14 @@ json_t *cg_kbc_evidence_json(const struct cg_evidence *ev, const char **tee)
         *tee = "snp";
         return cg_trustee_snp_to_json(ev);
     }
+    if (ev->tag == CG_TAG_TDX) {
+        /* Trustee's encoding; the verifier finds its own collateral. */
+        char *q = cg_b64_encode(ev->evidence, ev->evidence_len);
+        json_t *o = q != NULL ? json_pack("{s:s,s:n}", "quote", q, "cc_eventlog") : NULL;
+        free(q);
+        *tee = "tdx";
+        return o;
+    }
     if (ev->tag != CG_TAG_SIM)
         return NULL;
     *tee = CG_KBC_TEE_SIM;
@@ -437,8 +445,7 @@ int cg_kbc_fetch(const struct cg_kbc_config *c, uint8_t **secret, size_t *secret
     evj = cg_kbc_evidence_json(&ev, &tee_name);
     if (evj == NULL) {
         rc = cg_errf(err, errlen, CG_ENOTEE,
-                     "evidence of tee %s: this client encodes SNP (Trustee's encoding) and the "
-                     "simulated TEE's evidence for the broker (docs/model-protection.md)",
+                     "evidence of tee %s: no encoding for the broker (docs/model-protection.md)",
                      prov->name);
         goto out;
     }

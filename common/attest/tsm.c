@@ -556,18 +556,18 @@ static int snp_endorse(const struct cg_tsm_config *cfg, const uint8_t *aux, size
 
 /* certs[] for a quote: the collateral files the operator put in the folder, checked for
  * shape so that a wrong file fails at start-up rather than at every client. */
-static int tdx_endorse(const struct cg_tsm_config *cfg, struct cg_evidence *out)
+int cg_tsm_tdx_collateral_load(const char *dir, struct cg_evidence *out)
 {
     static const char *const files[] = {"tcb_info.json", "qe_identity.json",
                                         "tcb_signing_chain.pem", "root_crl.der", "pck_crl.der"};
     size_t total = 0;
-    if (cfg->tdx_collateral == NULL)
+    if (dir == NULL)
         return 0;
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[4096];
         uint8_t *data;
         size_t len;
-        int rc = join(path, sizeof(path), cfg->tdx_collateral, files[i]);
+        int rc = join(path, sizeof(path), dir, files[i]);
         if (rc == 0)
             rc = cg_file_read(path, CG_TSM_BLOB_MAX, &data, &len);
         if (rc == -ENOENT)
@@ -579,8 +579,8 @@ static int tdx_endorse(const struct cg_tsm_config *cfg, struct cg_evidence *out)
         total += len;
         if (total > CG_EVIDENCE_MAX_BYTES * 3) {
             free(data);
-            cg_log_error("tdx.collateral", "dir=%s err=\"over %d bytes together\"",
-                         cfg->tdx_collateral, CG_EVIDENCE_MAX_BYTES * 3);
+            cg_log_error("tdx.collateral", "dir=%s err=\"over %d bytes together\"", dir,
+                         CG_EVIDENCE_MAX_BYTES * 3);
             return CG_ELIMIT;
         }
         out->certs[out->n_certs] = data;
@@ -599,8 +599,8 @@ static int tdx_endorse(const struct cg_tsm_config *cfg, struct cg_evidence *out)
                            "%d of 3", n);
     }
     if (rc != 0) {
-        cg_log_error("tdx.collateral", "dir=%s expected=\"%s\" actual=\"%s\"", cfg->tdx_collateral,
-                     v.expected, v.actual);
+        cg_log_error("tdx.collateral", "dir=%s expected=\"%s\" actual=\"%s\"", dir, v.expected,
+                     v.actual);
         return CG_ECONFIG;
     }
     return 0;
@@ -668,7 +668,8 @@ static int tsm_get(struct cg_provider *base, const uint8_t report_data[CG_REPORT
         goto out;
     if ((rc = check_binding(p->tdx, out->evidence, out->evidence_len, report_data)) != 0)
         goto out;
-    rc = p->tdx ? tdx_endorse(&p->cfg, out) : snp_endorse(&p->cfg, aux, aux_len, out);
+    rc = p->tdx ? cg_tsm_tdx_collateral_load(p->cfg.tdx_collateral, out)
+                : snp_endorse(&p->cfg, aux, aux_len, out);
 out:
     free(aux);
     if (rc != 0)

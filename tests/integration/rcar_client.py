@@ -10,15 +10,20 @@ resource with the token instead of the cookie, RCAR_NONCE=<value> to send anothe
 RCAR_REPEAT=attest|resource to send that request twice (the second result is reported),
 RCAR_ATTEST_BODY=FILE to send a recorded attestation instead, RCAR_TEE and
 RCAR_EVIDENCE_FILE to send recorded evidence of another TEE, RCAR_VERSION to claim another
-protocol version.
+protocol version, RCAR_ATTEST_HANGUP=fin|rst to send the attestation and leave without
+reading its answer (half-close, or reset), then fetch the resource with the cookie.
 """
 import base64
 import hashlib
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from jwcrypto import jwe, jwk
@@ -45,6 +50,37 @@ def call(url, method, path, cookie=None, body=None, bearer=None):
             return r.status, r.headers.get("Set-Cookie"), r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.headers.get("Set-Cookie"), e.read().decode()
+
+
+def hangup(url, path, cookie, body, how):
+    # The request on a raw socket, then gone: FIN (the answer is still sent) or RST.
+    host, port = urllib.parse.urlsplit(url).hostname, urllib.parse.urlsplit(url).port
+    data = json.dumps(body).encode()
+    s = socket.create_connection((host, port), timeout=20)
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: kbs\r\nCookie: %s\r\nContent-Type: application/json"
+              b"\r\nContent-Length: %d\r\n\r\n" % (path.encode(), cookie.encode(), len(data))
+              + data)
+    if how == "rst":
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        return None
+    s.shutdown(socket.SHUT_WR)
+    answer = b""
+    while (d := s.recv(65536)):
+        answer += d
+    s.close()
+    return answer.split(b" ")[1].decode() if answer else "none"
+
+
+def resource_call(url, resource, cookie, bearer):
+    # Retried while the session's evidence is still being verified (after a hangup).
+    for _ in range(200):
+        st, _, body = call(url, "GET", "/kbs/v0/resource/" + resource,
+                           cookie=None if bearer else cookie, bearer=bearer)
+        if st != 401 or json.loads(body)["type"] != "ccgate-kbs/session.verifying":
+            break
+        time.sleep(0.05)
+    return st, body
 
 
 def main():
@@ -79,24 +115,28 @@ def main():
                    "tee-evidence": {"primary_evidence": primary, "additional_evidence": ""}}
     if os.environ.get("RCAR_ATTEST_BODY"):  # replay a recorded attestation
         attest_body = json.load(open(os.environ["RCAR_ATTEST_BODY"]))
-    times = 2 if os.environ.get("RCAR_REPEAT") == "attest" else 1
-    for _ in range(times):
-        st, _, body = call(url, "POST", "/kbs/v0/attest", cookie=cookie, body=attest_body)
-    out["attest"] = st
-    out["attest_body"] = json.loads(body)
     out["attest_request"] = attest_body
     out["cookie"] = cookie
-    if st != 200:
-        print(json.dumps(out))
-        return
-    token = out["attest_body"]["token"]
-    payload = token.split(".")[1]
-    out["claims"] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    bearer = token if os.environ.get("RCAR_BEARER") else None
+    bearer = None
+    if os.environ.get("RCAR_ATTEST_HANGUP"):
+        out["attest"] = hangup(url, "/kbs/v0/attest", cookie, attest_body,
+                               os.environ["RCAR_ATTEST_HANGUP"])
+    else:
+        times = 2 if os.environ.get("RCAR_REPEAT") == "attest" else 1
+        for _ in range(times):
+            st, _, body = call(url, "POST", "/kbs/v0/attest", cookie=cookie, body=attest_body)
+        out["attest"] = st
+        out["attest_body"] = json.loads(body)
+        if st != 200:
+            print(json.dumps(out))
+            return
+        token = out["attest_body"]["token"]
+        payload = token.split(".")[1]
+        out["claims"] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        bearer = token if os.environ.get("RCAR_BEARER") else None
     times = 2 if os.environ.get("RCAR_REPEAT") == "resource" else 1
     for _ in range(times):
-        st, _, body = call(url, "GET", "/kbs/v0/resource/" + resource,
-                           cookie=None if bearer else cookie, bearer=bearer)
+        st, body = resource_call(url, resource, cookie, bearer)
     out["resource"] = st
     if st == 200:
         e = jwe.JWE()

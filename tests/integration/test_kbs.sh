@@ -22,10 +22,12 @@ cat >"$T/deny.json" <<JSON
 {"sim": {"allow": true, "root_sha256": "$root"}, "snp": {"measurements": ["$other"]}}
 JSON
 echo '{"snp": {}}' >"$T/snp.json"
+echo '{"tdx": {"allow_debug": true}}' >"$T/tdx.json"
 cat >"$T/kbs.json" <<JSON
 {"resources": {"models/key/tiny": {"file": "key.jwk", "policy": "allow.json"},
                "models/key/other": {"file": "key.jwk", "policy": "deny.json"},
-               "models/key/snp": {"file": "key.jwk", "policy": "snp.json"}},
+               "models/key/snp": {"file": "key.jwk", "policy": "snp.json"},
+               "models/key/tdx": {"file": "key.jwk", "policy": "tdx.json"}},
  "audit_log": "audit.log"}
 JSON
 port=$(free_port)
@@ -73,6 +75,15 @@ RCAR_TEE=snp RCAR_EVIDENCE_FILE=$CG_VECTORS/trustee/kbs/snp-evidence.json \
 field "$T/snp.out" attest_body.type | grep -q evidence.report_data || fail "snp: $(cat "$T/snp.out")"
 pass "Trustee-encoded SNP evidence: genuine, and refused for its binding (evidence.report_data)"
 
+# A genuine TDX quote in Trustee's encoding (no collateral configured): the quote's own
+# signature chain to Intel's root verifies, and the binding fails.
+"$PY" -c 'import base64,json,sys; print(json.dumps({"quote": base64.b64encode(open(sys.argv[1],"rb").read()).decode(), "cc_eventlog": None}))' \
+    "$CG_VECTORS/trustee/tdx/tdx_quote_6.dat" >"$T/tdx-evidence.json"
+RCAR_TEE=tdx RCAR_EVIDENCE_FILE=$T/tdx-evidence.json client models/key/tdx EC >"$T/tdx.out"
+[ "$(field "$T/tdx.out" attest)" = 401 ] || fail "tdx: $(cat "$T/tdx.out")"
+field "$T/tdx.out" attest_body.type | grep -q evidence.report_data || fail "tdx: $(cat "$T/tdx.out")"
+pass "Trustee-encoded TDX quote: genuine, and refused for its binding (evidence.report_data)"
+
 # Replays and reuse.
 RCAR_REPEAT=resource client models/key/tiny EC >"$T/reuse.out"
 [ "$(field "$T/reuse.out" resource)" = 401 ] || fail "second release on a session"
@@ -101,6 +112,18 @@ if $cg unseal --in "$T/model.v2" --out "$shm/m3" --kbs "$url" --kbs-resource mod
 grep -q 'snp.measurement' "$T/e" || fail "unseal denial: $(cat "$T/e")"
 pass "ccgate unseal --kbs: rollback refused, release, denial named"
 
+# The evidence is verified off the event loop, the connection held meanwhile: a client that
+# half-closes after its attestation still gets the answer; one that resets leaves the decision
+# in its session, and the cookie then fetches the resource (the session is kept safe).
+RCAR_ATTEST_HANGUP=fin client models/key/tiny EC >"$T/fin.json"
+[ "$(field "$T/fin.json" attest)" = 200 ] || fail "half-closed attest: $(cat "$T/fin.json")"
+[ "$(field "$T/fin.json" resource)" = 200 ] || fail "after a half-close: $(cat "$T/fin.json")"
+for i in 1 2 3; do
+    RCAR_ATTEST_HANGUP=rst client models/key/tiny RSA >"$T/rst.json"
+    [ "$(field "$T/rst.json" resource)" = 200 ] || fail "after a reset: $(cat "$T/rst.json")"
+done
+pass "attestation answered after a half-close; decided and kept in its session after a reset"
+
 # The audit log: intact, then one edited line caught at that line.
 $cg audit verify "$T/audit.log" >"$T/v.json" || fail "audit chain broken: $(cat "$T/v.json")"
 [ "$(field "$T/v.json" intact)" = True ] || fail "audit summary"
@@ -112,8 +135,40 @@ grep -q 'line 5' "$T/e" || fail "edited line not named: $(cat "$T/e")"
 [ "$(field "$T/v2.json" bad_line)" = 5 ] || fail "bad_line"
 pass "audit log of $n lines verifies; an edit of line 5 fails at line 5"
 
+# SIGTERM drains (the connection core and the shared signals): a connection that has sent
+# nothing closes at once, a new one is refused, one in the middle of its request still gets
+# its answer; then the broker ends by itself, with status 0.
+"$PY" - "$port" "${PIDS[0]}" <<'PYEOF' || fail "drain on SIGTERM"
+import json, os, signal, socket, sys, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+idle = socket.create_connection(("127.0.0.1", port))
+busy = socket.create_connection(("127.0.0.1", port))
+body = json.dumps({"version": "0.4.0", "tee": "ccgate-sim", "extra-params": {}}).encode()
+busy.sendall(b"POST /kbs/v0/auth HTTP/1.1\r\nHost: kbs\r\nContent-Type: application/json\r\n"
+             b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+time.sleep(0.5)
+os.kill(pid, signal.SIGTERM)
+idle.settimeout(5)
+assert idle.recv(100) == b"", "the idle connection got bytes"
+try:
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    sys.exit("a new connection was accepted while draining")
+except ConnectionRefusedError:
+    pass
+busy.sendall(body[10:])
+busy.settimeout(5)
+resp = b""
+while (d := busy.recv(65536)):
+    resp += d
+assert resp.startswith(b"HTTP/1.1 200 "), resp[:200]
+assert b"kbs-session-id=" in resp, resp[:400]
+PYEOF
+rc=0; wait "${PIDS[0]}" || rc=$?; PIDS=()
+[ $rc = 0 ] || fail "the broker exited with $rc after SIGTERM"
+grep -q 'stopped' "$T/kbs.log" || fail "no 'stopped' line: $(tail -5 "$T/kbs.log")"
+pass "SIGTERM: idle connection closed, new ones refused, the request in flight answered, exit 0"
+
 # A broker refuses to continue a broken log.
-kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true; PIDS=()
 if "$CG_BIN/ccgate-kbs" --listen 127.0.0.1:$port --config "$T/kbs.json" 2>"$T/e"; then
     fail "started on a broken audit log"
 fi

@@ -136,6 +136,9 @@ static void test_config_errors(void **state)
         {"{\"resources\":{\"a/b/c\":{\"file\":\"key.jwk\",\"policy\":\"plain.json\"}},"
          "\"audit_log\":\"x\",\"session_timeout_s\":0}",
          "session_timeout_s"},
+        {"{\"resources\":{\"a/b/c\":{\"file\":\"key.jwk\",\"policy\":\"plain.json\"}},"
+         "\"audit_log\":\"x\",\"tdx_collateral\":\"no-such-dir\"}",
+         "tdx_collateral"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         err[0] = '\0';

@@ -46,7 +46,8 @@ int cg_kbc_binding(const char *alg, const json_t *jwk, const char *nonce, const 
 /*
  * The evidence JSON for the protocol's "tee-evidence.primary_evidence" (the TEE name in
  * *tee, static): sim -> CG_KBC_TEE_SIM {"report": base64, "certs": [base64 DER, ...]};
- * SNP -> "snp" in Trustee's encoding (trustee.h). TDX is not encoded yet.
+ * SNP -> "snp" in Trustee's encoding (trustee.h); TDX -> "tdx" {"quote": base64,
+ * "cc_eventlog": null}.
  * New reference, or NULL for evidence this client cannot encode.
  */
 json_t *cg_kbc_evidence_json(const struct cg_evidence *ev, const char **tee);

@@ -63,6 +63,14 @@ int cg_tsm_detect(const struct cg_tsm_config *cfg, const char **tee, char *how, 
  */
 int cg_tsm_provider_new(const char *tee, const struct cg_tsm_config *cfg, struct cg_provider **out);
 
+/*
+ * The TDX collateral files of folder dir (those present of tcb_info.json, qe_identity.json,
+ * tcb_signing_chain.pem, root_crl.der, pck_crl.der) appended to out->certs as blobs, checked
+ * for shape (the three JSON/chain files together or none). dir NULL: nothing. Returns 0,
+ * CG_ECONFIG, CG_ELIMIT or -errno (a log line says which file).
+ */
+int cg_tsm_tdx_collateral_load(const char *dir, struct cg_evidence *out);
+
 /* An SNP certificate table (GHCB spec, "certificate table"): where each known entry lies. */
 enum cg_snp_cert_kind { CG_SNP_CERT_VCEK, CG_SNP_CERT_VLEK, CG_SNP_CERT_ASK, CG_SNP_CERT_ARK };
 #define CG_SNP_CERT_KINDS 4
