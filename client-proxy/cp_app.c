@@ -68,8 +68,6 @@ static int req_in_message(const struct cp_conn *c)
 
 /* ---- the one timer ---- */
 
-static void on_timeout(uv_timer_t *t);
-
 /* Starts the timer for kind; a timer already measuring that kind keeps its deadline unless
  * restart is set (a trickle of bytes must not extend the time allowed for headers). */
 static void arm(struct cp_conn *c, enum cp_timer kind, unsigned ms, int restart)
@@ -77,7 +75,7 @@ static void arm(struct cp_conn *c, enum cp_timer kind, unsigned ms, int restart)
     if (c->timer_kind == kind && !restart)
         return;
     c->timer_kind = kind;
-    (void)uv_timer_start(&c->timer, on_timeout, ms, 0);
+    cg_conn_timer(&c->conn, ms);
 }
 
 void cp__rearm(struct cp_conn *c)
@@ -94,8 +92,8 @@ void cp__rearm(struct cp_conn *c)
         /* One deadline across the probes it waits for or makes. */
         uint64_t waited = uv_now(srv->loop) - c->wait_since_ms;
         c->timer_kind = T_SERVER_WAIT;
-        (void)uv_timer_start(&c->timer, on_timeout,
-                             waited < srv->server_wait_ms ? srv->server_wait_ms - waited : 0, 0);
+        cg_conn_timer(&c->conn,
+                      waited + 1 < srv->server_wait_ms ? srv->server_wait_ms - waited : 1);
     } else if (c->up_state == UP_WAITING || c->up_state == UP_CONNECTING ||
                c->up_state == UP_HANDSHAKING) {
         arm(c, T_HANDSHAKE, srv->handshake_timeout_ms, 0);
@@ -112,7 +110,7 @@ void cp__rearm(struct cp_conn *c)
         arm(c, T_IDLE, srv->idle_timeout_ms, 1);
     } else {
         c->timer_kind = T_NONE;
-        (void)uv_timer_stop(&c->timer);
+        cg_conn_timer(&c->conn, 0);
     }
 }
 
@@ -211,8 +209,8 @@ void cp__answer_front(struct cp_conn *c)
             (void)cg_buf_printf(&body, ", \"reason\": ");
             cg_json_str(&body, c->err_reason);
             (void)cg_buf_printf(&body, "}\n");
-            cg_log_info("request.rejected", "id=%llu status=%d error=%s", (unsigned long long)c->id,
-                        status, c->err_error);
+            cg_log_info("request.rejected", "id=%llu status=%d error=%s",
+                        (unsigned long long)c->conn.id, status, c->err_error);
             break;
         default: /* X_FAILED */
             status = c->fail_status;
@@ -460,59 +458,27 @@ static const struct cg_http_callbacks req_cb = {req_on_head, req_on_body, req_on
 
 /* ---- the app stream ---- */
 
-void cp__conn_free(struct cp_conn *c)
-{
-    c->srv->freed_since_trim++;
-    free(c);
-}
-
-static void timer_freed(uv_handle_t *h)
-{
-    struct cp_conn *c = h->data;
-    if (--c->handles == 0)
-        cp__conn_free(c);
-}
-
-static void down_freed(struct cg_stream *s, void *arg)
-{
-    struct cp_conn *c = arg;
-    (void)s;
-    if (--c->handles == 0)
-        cp__conn_free(c);
-}
-
-/* Runs on_idle once, when stopping and the last connection closed. */
-static void notify_idle(struct cp_server *srv)
-{
-    if (!srv->stopping || srv->conns != NULL || srv->on_idle == NULL || srv->idle_notified)
-        return;
-    srv->idle_notified = 1;
-    srv->on_idle(srv);
-}
-
 void cp__conn_close(struct cp_conn *c, const char *reason)
 {
     if (c->state == CP_CLOSED)
         return;
-    struct cp_server *srv = c->srv;
-    cp__gate_unlink(c);
-    int poolable_state = c->state != CP_PIPE && c->state != CP_UPGRADING;
+    c->pool_on_close = c->state != CP_PIPE && c->state != CP_UPGRADING;
     c->state = CP_CLOSED;
-    srv->stats.conns_active--;
+    cp__gate_unlink(c);
+    cg_conn_close(&c->conn, 0, reason);
+}
+
+/* From the loop, after the core logged the close: the leg goes back to the pool when it may
+ * serve another app, else it closes; what c holds is freed. */
+static void on_close(struct cg_conn *conn)
+{
+    struct cp_conn *c = conn->data;
+    struct cp_server *srv = c->srv;
     srv->stats.bytes_from_app += c->down.bytes_in;
     srv->stats.bytes_to_app += c->down.bytes_out;
-    cg_log_debug("conn.close", "id=%llu reason=%s from_app=%llu to_app=%llu",
-                 (unsigned long long)c->id, reason, (unsigned long long)c->down.bytes_in,
-                 (unsigned long long)c->down.bytes_out);
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    if (!(poolable_state && cp__pool_put(c)) && c->up != NULL) {
+    if (!(c->pool_on_close && cp__pool_put(c)) && c->up != NULL) {
         c->up->c = NULL;
-        c->handles--;
+        cg_conn_release(&c->conn);
         cp__up_discard(c, c->up_state == UP_READY && c->q_forward == 0);
     }
     cg_http_parser_free(c->req);
@@ -524,14 +490,16 @@ void cp__conn_close(struct cp_conn *c, const char *reason)
     cg_buf_free(&c->held);
     cg_buf_free(&c->replay);
     cg_buf_free(&c->fail_body);
-    uv_close((uv_handle_t *)&c->timer, timer_freed);
-    cg_stream_close(&c->down, down_freed, c);
-    notify_idle(srv);
 }
 
-static void on_timeout(uv_timer_t *t)
+static void on_free(struct cg_conn *conn)
 {
-    struct cp_conn *c = t->data;
+    free(conn->data);
+}
+
+static void on_timeout(struct cg_conn *conn)
+{
+    struct cp_conn *c = conn->data;
     enum cp_timer kind = c->timer_kind;
     c->timer_kind = T_NONE;
     switch (kind) {
@@ -555,7 +523,7 @@ static void on_timeout(uv_timer_t *t)
         if (c->state == CP_HTTP && !cp__pool_put(c))
             cp__up_discard(c, 1);
         c->timer_kind = T_IDLE;
-        (void)uv_timer_start(&c->timer, on_timeout, c->srv->idle_timeout_ms - CP_LEG_IDLE_MS, 0);
+        cg_conn_timer(&c->conn, c->srv->idle_timeout_ms - CP_LEG_IDLE_MS);
         return;
     case T_HANDSHAKE:
     case T_SERVER_WAIT:
@@ -677,16 +645,14 @@ static const struct cg_stream_callbacks down_cb = {
     .on_drain = down_on_drain,
 };
 
-static void on_connection(uv_stream_t *listener, int status)
+static void on_accept(struct cg_conns *set, uv_stream_t *listener)
 {
-    struct cp_server *srv = listener->data;
-    if (status < 0 || srv->stopping)
-        return;
+    struct cp_server *srv = set->data;
     struct cp_conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return;
+    cg_conn_init(&c->conn, set, c);
     c->srv = srv;
-    c->id = ++srv->stats.conns_total;
     c->state = srv->tcp_mode ? CP_PIPE : CP_HTTP;
     c->replay_ok = 1;
     c->to_up = (struct cp_fwd){.out = out_up, .arg = c};
@@ -695,23 +661,11 @@ static void on_connection(uv_stream_t *listener, int status)
     cg_buf_init(&c->held, 2 * 64 * 1024);
     cg_buf_init(&c->replay, CP_REPLAY_MAX);
     cg_buf_init(&c->fail_body, 4096);
-    if (cg_stream_init(&c->down, srv->loop, 0, &down_cb, c) < 0) {
-        free(c);
-        return;
-    }
-    c->handles = 2;
-    (void)uv_timer_init(srv->loop, &c->timer);
-    c->timer.data = c;
-    srv->stats.conns_active++;
-    c->next = srv->conns;
-    if (srv->conns != NULL)
-        srv->conns->prev = c;
-    srv->conns = c;
-    if (cg_stream_accept(&c->down, listener) < 0) {
+    if (cg_conn_accept(&c->conn, &c->down, listener, &down_cb) < 0) {
         cp__conn_close(c, "accept_failed");
         return;
     }
-    if (srv->stats.conns_active > srv->max_conns) {
+    if (cg_conns_full(set)) {
         srv->stats.conns_refused++;
         if (srv->tcp_mode) {
             cp__conn_close(c, "too_many_connections");
@@ -739,19 +693,44 @@ static void on_connection(uv_stream_t *listener, int status)
     arm(c, T_HEADERS, srv->header_timeout_ms, 1);
 }
 
+/* SIGTERM: idle keep-alive connections end now; busy ones after their last answer. */
+static void on_drain(struct cg_conn *conn)
+{
+    struct cp_conn *c = conn->data;
+    if (c->state == CP_PIPE)
+        return; /* a byte stream has no safe point to stop: the deadline ends it */
+    if (c->state == CP_LINGER || (c->q_len == 0 && !req_in_message(c)))
+        cp__conn_close(c, "shutdown");
+    else if (c->state == CP_HTTP)
+        c->state = CP_ENDING;
+}
+
+static void on_stopped(struct cg_conns *set)
+{
+    struct cp_server *srv = set->data;
+    if (srv->on_idle != NULL)
+        srv->on_idle(srv);
+}
+
+static const struct cg_conn_ops conn_ops = {
+    .on_accept = on_accept,
+    .on_timeout = on_timeout,
+    .on_drain = on_drain,
+    .on_close = on_close,
+    .on_free = on_free,
+    .on_stopped = on_stopped,
+};
+
 int cp_server_start(struct cp_server *s)
 {
-    int rc = uv_tcp_init(s->loop, &s->listener.tcp);
+    int rc = cg_conns_init(&s->set, s->loop, &conn_ops, s);
     if (rc < 0)
         return rc;
-    s->listener.handle.data = s;
-    rc = uv_tcp_bind(&s->listener.tcp, (const struct sockaddr *)&s->listen_addr.ss, 0);
-    if (rc == 0)
-        rc = uv_listen(&s->listener.stream, 511, on_connection);
-    if (rc < 0) {
-        uv_close(&s->listener.handle, NULL);
+    s->set.name = "client";
+    s->set.max_conns = s->max_conns;
+    rc = cg_conns_listen(&s->set, &s->listen_addr, 511);
+    if (rc < 0)
         return rc;
-    }
     cp__peer_start(s);
     return 0;
 }
@@ -761,19 +740,8 @@ void cp_server_stop(struct cp_server *s)
     if (s->stopping)
         return;
     s->stopping = 1;
-    uv_close(&s->listener.handle, NULL);
     cp__peer_stop(s);
-    /* Idle keep-alive connections end now; busy ones after their last answer. */
-    for (struct cp_conn *c = s->conns, *next; c != NULL; c = next) {
-        next = c->next;
-        if (c->state == CP_PIPE)
-            continue; /* a byte stream has no safe point to stop: the deadline ends it */
-        if (c->state == CP_LINGER || (c->q_len == 0 && !req_in_message(c)))
-            cp__conn_close(c, "shutdown");
-        else if (c->state == CP_HTTP)
-            c->state = CP_ENDING;
-    }
-    notify_idle(s);
+    cg_conns_drain(&s->set);
 }
 
 void cp_server_set_policy(struct cp_server *s, const struct cg_policy *policy)
@@ -787,6 +755,7 @@ void cp_server_set_policy(struct cp_server *s, const struct cg_policy *policy)
 
 void cp_server_abort(struct cp_server *s)
 {
-    while (s->conns != NULL)
-        cp__conn_close(s->conns, "shutdown_deadline");
+    cg_conns_drain(&s->set);
+    while (s->set.live != NULL)
+        cp__conn_close(s->set.live->data, "shutdown_deadline");
 }

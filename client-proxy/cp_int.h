@@ -4,13 +4,15 @@
 /*
  * Inside the client sidecar: one app connection, its exchanges and its attested leg.
  *   cp_app.c     the app leg: request parsing, the queue of exchanges, answers made here,
- *                the one timer and the one close path; the listener
+ *                what the one timer measures and the close; the listener, the connection
+ *                list, the timer and the deferred close are common/net's connection core
  *   cp_up.c      the attested leg: connect, handshake, the response path, retry or 502
  *   cp_peer.c    the server as the connections share it: the pool and the gate
  *   cp_fwd.c     the forwarder (head rewrite, body framing), shared with the fuzzer
  *   cp_status.c  appraisal results: /verification, readiness, counters
  */
 
+#include "ccgate/conn.h"
 #include "ccgate/stream.h"
 #include "cp_fwd.h"
 #include "cp_proxy.h"
@@ -87,14 +89,12 @@ struct cp_up {
 };
 
 struct cp_conn {
-    struct cp_conn *prev, *next;
+    struct cg_conn conn; /* in srv->set; legs[0] = down; the attested leg is held (it pools) */
     struct cp_server *srv;
-    uint64_t id;
     enum cp_state state;
     enum cp_up_state up_state;
     enum cp_timer timer_kind;
     struct cg_stream down;
-    uv_timer_t timer;
     struct cg_http_parser *req;
     struct cp_up *up;
     /* The exchanges, oldest first: a ring grown on demand up to CP_QUEUE_CAP. */
@@ -109,6 +109,7 @@ struct cp_conn {
     uint8_t nonce_retry_done;
     uint8_t replay_ok;      /* replay holds every unanswered forwarded request whole */
     uint8_t leg_tainted;    /* part of a refused request went up: the leg is never reused */
+    uint8_t pool_on_close;  /* closed between messages of HTTP: the leg may go to the pool */
     uint64_t front_sent_ns; /* when the front request went up (or became the front) */
     uint64_t wait_since_ms; /* loop time it began waiting for a server refusing connections */
     struct cg_buf pending;  /* request bytes held until the leg is verified */
@@ -119,17 +120,15 @@ struct cp_conn {
     char err_reason[96];
     int fail_status; /* X_FAILED: the answer */
     struct cg_buf fail_body;
-    int handles;
     struct cp_conn *gate_prev, *gate_next; /* in the peer's queue while UP_WAITING */
 };
 
 /* ---- cp_app.c: the app leg, its exchanges and the one close path ---- */
 
-/* Closes the app connection and its leg (idempotent), logging reason once with byte counts.
- * Never starts nor closes another connection inside the call. */
+/* Closes the app connection (idempotent): c becomes CP_CLOSED now; the core logs reason once
+ * with byte counts, and its leg is pooled or closed later, from the loop (on_close). Never
+ * starts nor closes another connection inside the call. */
 void cp__conn_close(struct cp_conn *c, const char *reason);
-/* The last handle of c closed: its memory goes. */
-void cp__conn_free(struct cp_conn *c);
 /* Re-arms the connection's timer for what it waits on now. */
 void cp__rearm(struct cp_conn *c);
 /* Writes to the app unless the connection is ending. */

@@ -1,8 +1,5 @@
 #include <stdlib.h>
 #include <string.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 #include "ccgate/log.h"
 #include "cp_int.h"
@@ -17,7 +14,6 @@
  */
 
 #define DOWN_FIRST_MS 25
-#define TRIM_AFTER 64 /* freed connections and legs after which memory goes back to the OS */
 #define DOWN_MAX_MS 1000
 
 /* ---- the gate ---- */
@@ -168,8 +164,8 @@ int cp__pool_put(struct cp_conn *c)
         return 0;
     c->up = NULL;
     c->up_state = UP_NONE;
-    c->handles--;
     u->c = NULL;
+    cg_conn_release(&c->conn);
     u->pooled = 1;
     u->pooled_at_ms = uv_now(srv->loop);
     u->pool_prev = NULL;
@@ -216,7 +212,7 @@ int cp__pool_attach(struct cp_conn *c)
     u->resp = resp;
     u->c = c;
     c->up = u;
-    c->handles++;
+    cg_conn_hold(&c->conn);
     c->up_state = UP_READY;
     srv->stats.pool_reused++;
     return 1;
@@ -231,13 +227,6 @@ static void pool_sweep(uv_timer_t *t)
         if (now - u->pooled_at_ms >= srv->pool_idle_ms)
             cp__pool_drop(u, "idle");
     }
-#ifdef __GLIBC__
-    /* After a burst the allocator keeps the freed connections' pages; give them back. */
-    if (srv->freed_since_trim >= TRIM_AFTER) {
-        srv->freed_since_trim = 0;
-        (void)malloc_trim(0);
-    }
-#endif
 }
 
 void cp_server_pool_flush(struct cp_server *s)

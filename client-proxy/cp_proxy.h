@@ -7,6 +7,7 @@
 
 #include "ccgate/addr.h"
 #include "ccgate/buf.h"
+#include "ccgate/conn.h"
 #include "ccgate/err.h"
 #include "ccgate/http.h"
 #include "ccgate/policy.h"
@@ -31,8 +32,7 @@ struct cp_hist {
 };
 
 struct cp_stats {
-    uint64_t conns_total;
-    uint64_t conns_active;
+    /* app connections accepted and open: set.stats (the connection core's) */
     uint64_t requests_total;
     uint64_t responses_by_class[6]; /* index = status / 100 */
     uint64_t local_requests;
@@ -104,15 +104,8 @@ struct cp_server {
     int tcp_mode;          /* raw byte pipe (ALPN ccgate-tcp) instead of HTTP */
     unsigned pool_max;     /* idle attested connections kept for reuse (HTTP mode); 0 = none */
     unsigned pool_idle_ms; /* a pooled connection unused this long is closed */
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-    } listener;
-    struct cp_conn *conns;
-    unsigned freed_since_trim; /* connections and legs freed since memory went back last */
+    struct cg_conns set;   /* the listener and the app connections */
     int stopping;
-    int idle_notified;
     void (*on_idle)(struct cp_server *s);
     struct cp_stats stats;
 };

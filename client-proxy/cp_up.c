@@ -32,11 +32,11 @@ void cp__up_closed(struct cg_stream *s, void *arg)
     struct cp_up *u = arg;
     (void)s;
     struct cp_conn *c = u->c;
-    u->srv->freed_since_trim++;
+    cg_conns_count_free(&u->srv->set);
     cg_http_parser_free(u->resp);
     free(u);
-    if (c != NULL && --c->handles == 0)
-        cp__conn_free(c);
+    if (c != NULL)
+        cg_conn_release(&c->conn);
 }
 
 void cp__up_discard(struct cp_conn *c, int clean)
@@ -137,8 +137,8 @@ static int resp_on_complete(void *arg)
         c->up->last = 1; /* answered before its body ended: the rest of it goes nowhere */
     cp__count_status(c->srv, c->resp_status);
     cg_log_debug("request", "id=%llu status=%d from_app=%llu to_app=%llu",
-                 (unsigned long long)c->id, c->resp_status, (unsigned long long)c->down.bytes_in,
-                 (unsigned long long)c->down.bytes_out);
+                 (unsigned long long)c->conn.id, c->resp_status,
+                 (unsigned long long)c->down.bytes_in, (unsigned long long)c->down.bytes_out);
     cp__front_done(c);
     arm_head(c);
     return 0;
@@ -189,7 +189,7 @@ static int retry(struct cp_conn *c, const char *why)
         return 0;
     struct cp_server *srv = c->srv;
     srv->stats.retries++;
-    cg_log_info("request.retry", "id=%llu reason=%s bytes=%zu", (unsigned long long)c->id, why,
+    cg_log_info("request.retry", "id=%llu reason=%s bytes=%zu", (unsigned long long)c->conn.id, why,
                 c->replay.len);
     c->retried = 1;
     cp__up_discard(c, 0);
@@ -240,6 +240,10 @@ static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
         cp__pool_drop(u, "unexpected_data"); /* nothing was asked: the stream is out of step */
         return;
     }
+    if (c->state == CP_CLOSED) {
+        u->last = 1; /* bytes nobody reads: the leg is out of step, never pooled */
+        return;
+    }
     if (c->state == CP_PIPE) {
         cp__write_down(c, data, len);
         if (c->state != CP_CLOSED && c->down.queued >= CG_STREAM_HIGH_WATER)
@@ -251,7 +255,7 @@ static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
     if (c->state == CP_CLOSED || c->up != u)
         return;
     if (n < 0) {
-        cg_log_warn("server.bad_response", "id=%llu reason=\"%s\"", (unsigned long long)c->id,
+        cg_log_warn("server.bad_response", "id=%llu reason=\"%s\"", (unsigned long long)c->conn.id,
                     cg_http_parser_reason(u->resp));
         if (c->front_bytes && !c->resp_started)
             c->front_bytes = 0; /* only the bad bytes: nothing of them reached the app */
@@ -284,6 +288,8 @@ static void up_on_eof(struct cg_stream *s)
         cp__pool_drop(u, "server_closed");
         return;
     }
+    if (c->state == CP_CLOSED)
+        return; /* its close pools or closes the leg; eof keeps it out of the pool */
     if (c->state == CP_PIPE) {
         cg_stream_shutdown(&c->down);
         cp__pipe_maybe_done(c);
@@ -307,6 +313,8 @@ static void up_on_error(struct cg_stream *s, int err)
         cp__pool_drop(u, "server_error");
         return;
     }
+    if (c->state == CP_CLOSED)
+        return;
     up_lost(c, "server_error");
 }
 
@@ -314,7 +322,7 @@ static void up_on_drain(struct cg_stream *s)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
-    if (c == NULL)
+    if (c == NULL || c->state == CP_CLOSED)
         return;
     cp__resume_down(c);
     cp__pipe_maybe_done(c);
@@ -341,8 +349,10 @@ static void up_on_handshake(struct cg_stream *s, int status)
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
     struct cp_server *srv = c->srv;
+    if (c->state == CP_CLOSED)
+        return; /* closed meanwhile: its close ends the leg (and the gate's probe) */
     c->timer_kind = T_NONE;
-    (void)uv_timer_stop(&c->timer);
+    cg_conn_timer(&c->conn, 0);
     if (status == 0) {
         srv->stats.handshakes++;
         srv->stats.handshake_seconds_sum += (double)(uv_hrtime() - u->started_ns) / 1e9;
@@ -362,7 +372,7 @@ static void up_on_handshake(struct cg_stream *s, int status)
          * fresh evidence bound to that key. */
         srv->stats.key_changes++;
         cg_log_info("attest.key_changed", "id=%llu server=%s: reconnecting with a nonce",
-                    (unsigned long long)c->id, srv->peer.addr.text);
+                    (unsigned long long)c->conn.id, srv->peer.addr.text);
         cp_fresh_forget(&srv->peer.fresh);
         cp_server_pool_flush(srv);
         c->nonce_retry_done = 1;
@@ -384,7 +394,7 @@ static void up_on_handshake(struct cg_stream *s, int status)
     cp_server_pool_flush(srv);
     cg_log_error("attest.failed",
                  "id=%llu server=%s check=%s expected=\"%s\" actual=\"%s\": nothing was sent",
-                 (unsigned long long)c->id, srv->peer.addr.text, copy.check, copy.expected,
+                 (unsigned long long)c->conn.id, srv->peer.addr.text, copy.check, copy.expected,
                  copy.actual);
     cp__up_discard(c, 0);
     cp__fail_verdict(c, "attestation_failed", &copy);
@@ -395,10 +405,12 @@ static void up_on_connect(struct cg_stream *s, int status)
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
     struct cp_server *srv = c->srv;
+    if (c->state == CP_CLOSED)
+        return;
     if (status < 0) {
         srv->stats.server_unreachable++;
-        cg_log_warn("server.unreachable", "id=%llu server=%s err=\"%s\"", (unsigned long long)c->id,
-                    srv->peer.addr.text, cg_strerror(status));
+        cg_log_warn("server.unreachable", "id=%llu server=%s err=\"%s\"",
+                    (unsigned long long)c->conn.id, srv->peer.addr.text, cg_strerror(status));
         cp__up_discard(c, 0);
         if (c->state != CP_PIPE && cp__peer_unreachable(c, status))
             return; /* waits for the next probe (until server-wait-ms) */
@@ -448,7 +460,7 @@ void cp__up_start(struct cp_conn *c, int with_nonce)
         free(u);
         goto fail;
     }
-    c->handles++;
+    cg_conn_hold(&c->conn);
     c->up = u;
     c->up_state = UP_CONNECTING;
     if (nonce || srv->peer.down_ms > 0) {
@@ -486,6 +498,6 @@ void cp__up_timeout(struct cp_conn *c, int waited_for_server)
                     "none after %u ms", srv->handshake_timeout_ms);
     cp__record_failure(srv, &v);
     cg_log_error("attest.failed", "id=%llu server=%s check=%s actual=\"%s\": nothing was sent",
-                 (unsigned long long)c->id, srv->peer.addr.text, v.check, v.actual);
+                 (unsigned long long)c->conn.id, srv->peer.addr.text, v.check, v.actual);
     cp__fail_verdict(c, "attestation_failed", &v);
 }

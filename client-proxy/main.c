@@ -119,8 +119,9 @@ static int metrics(void *arg, struct cg_buf *out)
         "ccgate_client_local_requests_total %llu\n"
         "# HELP ccgate_client_responses_total Responses to the app, by status class.\n"
         "# TYPE ccgate_client_responses_total counter\n",
-        (unsigned long long)s->conns_total, (unsigned long long)s->conns_active,
-        (unsigned long long)s->requests_total, (unsigned long long)s->local_requests);
+        (unsigned long long)a->server.set.stats.accepted,
+        (unsigned long long)a->server.set.stats.live, (unsigned long long)s->requests_total,
+        (unsigned long long)s->local_requests);
     for (int i = 1; i <= 5; i++)
         (void)cg_buf_printf(out, "ccgate_client_responses_total{class=\"%dxx\"} %llu\n", i,
                             (unsigned long long)s->responses_by_class[i]);
@@ -230,7 +231,7 @@ static void on_drain(struct cg_signals *sg, int signum)
 {
     struct app *a = sg->data;
     (void)signum;
-    cg_log_info("shutdown.client", "active=%llu", (unsigned long long)a->server.stats.conns_active);
+    cg_log_info("shutdown.client", "active=%llu", (unsigned long long)a->server.set.stats.live);
     cg_admin_close(a->admin);
     a->admin = NULL;
     cp_server_stop(&a->server);

@@ -57,6 +57,13 @@ static void maybe_stop(struct cg_conns *set)
     uv_close((uv_handle_t *)&set->trim, set_handle_closed);
 }
 
+void cg_conns_count_free(struct cg_conns *set)
+{
+    if (++set->freed_since_trim >= TRIM_AFTER_FREES && !set->stopped &&
+        !uv_is_active((uv_handle_t *)&set->trim))
+        (void)uv_timer_start(&set->trim, on_trim, TRIM_DELAY_MS, 0);
+}
+
 void cg_conn_release(struct cg_conn *c)
 {
     if (--c->refs > 0)
@@ -65,8 +72,7 @@ void cg_conn_release(struct cg_conn *c)
     struct cg_conns *set = c->set;
     set->unfreed--;
     set->ops->on_free(c);
-    if (++set->freed_since_trim >= TRIM_AFTER_FREES && !uv_is_active((uv_handle_t *)&set->trim))
-        (void)uv_timer_start(&set->trim, on_trim, TRIM_DELAY_MS, 0);
+    cg_conns_count_free(set);
     maybe_stop(set);
 }
 

@@ -106,6 +106,10 @@ struct cg_conns {
  * heap-trim timer that does not keep the loop alive) until it stops (cg_conns_drain). */
 int cg_conns_init(struct cg_conns *set, uv_loop_t *loop, const struct cg_conn_ops *ops, void *data);
 
+/* Counts one freed object towards the heap trim that follows a burst of frees (the core counts
+ * its connections itself; an owner counts what it frees apart from them, e.g. pooled legs). */
+void cg_conns_count_free(struct cg_conns *set);
+
 /* Binds a (TCP, or Unix path) and listens with backlog. Returns 0 or a libuv code. */
 int cg_conns_listen(struct cg_conns *set, const struct cg_addr *a, int backlog);
 
