@@ -1078,16 +1078,9 @@ int gb_server_start(uv_loop_t *loop, const struct gb_model *m, struct gb_backend
     } else {
         struct sockaddr_storage sa;
         int len = sizeof(sa);
-        char ip[64] = "";
-        uv_tcp_getsockname(&s->set.listener.tcp, (struct sockaddr *)&sa, &len);
-        if (sa.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&sa, ip, sizeof(ip));
-            snprintf(bound, boundlen, "[%s]:%d", ip,
-                     ntohs(((struct sockaddr_in6 *)&sa)->sin6_port));
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&sa, ip, sizeof(ip));
-            snprintf(bound, boundlen, "%s:%d", ip, ntohs(((struct sockaddr_in *)&sa)->sin_port));
-        }
+        if (uv_tcp_getsockname(&s->set.listener.tcp, (struct sockaddr *)&sa, &len) != 0 ||
+            cg_addr_format((struct sockaddr *)&sa, bound, boundlen) != 0)
+            snprintf(bound, boundlen, "%s", o->listen);
     }
     *out = s;
     return 0;

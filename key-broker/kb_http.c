@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ccgate/addr.h"
 #include "ccgate/buf.h"
 #include "ccgate/conn.h"
 #include "ccgate/err.h"
@@ -198,18 +199,8 @@ static void peer_name(struct conn *c)
 {
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
-    char ip[48] = "";
-    if (uv_tcp_getpeername(&c->s.h.tcp, (struct sockaddr *)&ss, &sl) != 0)
-        return;
-    if (ss.ss_family == AF_INET) {
-        (void)uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-        snprintf(c->peer, sizeof(c->peer), "%s:%u", ip,
-                 ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    } else {
-        (void)uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-        snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip,
-                 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-    }
+    if (uv_tcp_getpeername(&c->s.h.tcp, (struct sockaddr *)&ss, &sl) == 0)
+        (void)cg_addr_format((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
 }
 
 /* ---- the connection core's callbacks ---- */

@@ -1,5 +1,7 @@
 #include "ccgate/addr.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -86,4 +88,24 @@ int cg_addr_is_loopback(const struct cg_addr *a)
     if (a->ss.ss_family != AF_INET6)
         return 0;
     return IN6_IS_ADDR_LOOPBACK(v6) || (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
+}
+
+int cg_addr_format(const struct sockaddr *sa, char *out, size_t n)
+{
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (n > 0)
+        out[0] = '\0';
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        (void)inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        snprintf(out, n, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        (void)inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(in6->sin6_port));
+        return 0;
+    }
+    return -EAFNOSUPPORT;
 }

@@ -1087,17 +1087,9 @@ static int listen_on(struct server *s, const struct cg_addr *a)
     if (rc == 0 && !a->is_unix) {
         struct sockaddr_storage ss;
         int len = sizeof(ss);
-        char ip[64] = "";
         rc = uv_tcp_getsockname(&s->set.listener.tcp, (struct sockaddr *)&ss, &len);
-        if (rc == 0 && ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-            snprintf(shown, sizeof(shown), "[%s]:%d", ip,
-                     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-        } else if (rc == 0) {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-            snprintf(shown, sizeof(shown), "%s:%d", ip,
-                     ntohs(((struct sockaddr_in *)&ss)->sin_port));
-        }
+        if (rc == 0)
+            rc = cg_addr_format((struct sockaddr *)&ss, shown, sizeof(shown));
     }
     if (rc != 0) {
         fprintf(stderr, PROG ": cannot listen on %s: %s\n", a->text, uv_strerror(rc));

@@ -169,13 +169,34 @@ static void test_too_long(void **state)
     assert_int_equal(cg_addr_parse(h, 1, &a, err, sizeof(err)), CG_ECONFIG);
 }
 
+/* Socket addresses as logs and announcements show them; other families are refused. */
+static void test_format(void **state)
+{
+    (void)state;
+    char out[64];
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(8080)};
+    assert_int_equal(inet_pton(AF_INET, "127.0.0.1", &in.sin_addr), 1);
+    assert_int_equal(cg_addr_format((struct sockaddr *)&in, out, sizeof(out)), 0);
+    assert_string_equal(out, "127.0.0.1:8080");
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(443)};
+    assert_int_equal(inet_pton(AF_INET6, "::1", &in6.sin6_addr), 1);
+    assert_int_equal(cg_addr_format((struct sockaddr *)&in6, out, sizeof(out)), 0);
+    assert_string_equal(out, "[::1]:443");
+    char small[6];
+    assert_int_equal(cg_addr_format((struct sockaddr *)&in, small, sizeof(small)), 0);
+    assert_string_equal(small, "127.0");
+    struct sockaddr un = {.sa_family = AF_UNIX};
+    assert_int_not_equal(cg_addr_format(&un, out, sizeof(out)), 0);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ipv4),     cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_hostname), cmocka_unit_test(test_unix),
         cmocka_unit_test(test_rejects),  cmocka_unit_test(test_too_long),
-        cmocka_unit_test(test_loopback),
+        cmocka_unit_test(test_loopback), cmocka_unit_test(test_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,4 +24,8 @@ int cg_addr_parse(const char *s, unsigned flags, struct cg_addr *out, char *err,
 /* 1 when a reaches only this machine: a unix socket, 127.0.0.0/8, ::1 or ::ffff:127.x. */
 int cg_addr_is_loopback(const struct cg_addr *a);
 
+/* Writes an IPv4 or IPv6 socket address as "IP:PORT" or "[IP]:PORT" into out (NUL-terminated,
+ * truncated to n). Returns 0, or -EAFNOSUPPORT (out set to "") for any other family. */
+int cg_addr_format(const struct sockaddr *sa, char *out, size_t n);
+
 #endif
