@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -18,30 +19,17 @@
 #include "ccgate/roots.h"
 #include "ccgate/spdm.h"
 
+#include "vectors.h"
+
 #define NONCE_SAMPLE "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb"
 #define NONCE_COCO "87d8e24ab336adafe228d49e83d745f6dba4ae505372b6a5704820856b343fec"
 #define FWID_SAMPLE                                                                                \
     "f5c384aebb579217a2c66b17ed0f28e6a9b8d639041acd7b4721cec004f7275494ba94bb5cdfdb3055ee051762b"  \
     "1f75d"
 
-struct blob {
-    uint8_t *data;
-    size_t len;
-};
-
 static struct blob load(const char *rel)
 {
-    char path[1024];
-    const char *base = getenv("CG_VECTORS");
-    snprintf(path, sizeof(path), "%s/%s", base != NULL ? base : CG_SOURCE_DIR "/tests/vectors",
-             rel);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    struct blob b = {malloc(1 << 16), 0};
-    assert_non_null(b.data);
-    b.len = fread(b.data, 1, 1 << 16, f);
-    fclose(f);
-    return b;
+    return vectors_load(rel, 1 << 16);
 }
 
 /* A report file (hex text) as bytes. */

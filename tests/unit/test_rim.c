@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -16,30 +17,17 @@
 #include "ccgate/rim.h"
 #include "ccgate/roots.h"
 
+#include "vectors.h"
+
 #define DRIVER_RIM "nvtrust/Driver_RIM_test_no_gpu.swidtag"
 #define VBIOS_RIM "nvtrust/1010_0200_882_96005E0001_test_no_gpu.swidtag"
 
 /* Inside every certificate's validity: the signers expire on 2025-06-22 and 2025-06-26. */
 static const time_t AT = 1717200000; /* 2024-06-01 */
 
-struct blob {
-    uint8_t *data;
-    size_t len;
-};
-
 static struct blob load(const char *rel)
 {
-    char path[1024];
-    const char *base = getenv("CG_VECTORS");
-    snprintf(path, sizeof(path), "%s/%s", base != NULL ? base : CG_SOURCE_DIR "/tests/vectors",
-             rel);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    struct blob b = {malloc(1 << 18), 0};
-    assert_non_null(b.data);
-    b.len = fread(b.data, 1, 1 << 18, f);
-    fclose(f);
-    return b;
+    return vectors_load(rel, 1 << 18);
 }
 
 static void test_root_pinned(void **state)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
@@ -21,24 +22,11 @@
 #include "ccgate/sim.h"
 #include "ccgate/snp.h"
 
-struct blob {
-    uint8_t *data;
-    size_t len;
-};
+#include "vectors.h"
 
 static struct blob load(const char *rel)
 {
-    char path[1024];
-    const char *base = getenv("CG_VECTORS");
-    snprintf(path, sizeof(path), "%s/%s", base != NULL ? base : CG_SOURCE_DIR "/tests/vectors",
-             rel);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    struct blob b = {malloc(1 << 16), 0};
-    assert_non_null(b.data);
-    b.len = fread(b.data, 1, 1 << 16, f);
-    fclose(f);
-    return b;
+    return vectors_load(rel, 1 << 16);
 }
 
 /* The index-th certificate of a PEM file, as DER. */
