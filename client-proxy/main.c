@@ -15,7 +15,11 @@
 
 static struct cg_opt opts[] = {
     {"listen", "ADDR:PORT", "HTTP listener for the app (loopback)", NULL, NULL, NULL},
-    {"server", "HOST:PORT", "the ccgate-server to attest and forward to", NULL, NULL, NULL},
+    {"server", "HOST:PORT...",
+     "a ccgate-server to attest and forward to; several (comma-separated) share the load", NULL,
+     NULL, NULL},
+    {"servers", "HOST:PORT...", "more servers, as --server (a config file's list)", NULL, NULL,
+     NULL},
     {"policy", "FILE", "appraisal policy JSON (docs/policy.md); required", NULL, NULL, NULL},
     {"admin", "ADDR:PORT", "admin listener: /healthz /readyz /metrics", NULL, NULL, NULL},
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
@@ -174,7 +178,7 @@ static int metrics(void *arg, struct cg_buf *out)
         (unsigned long long)s->handshakes, (unsigned long long)s->handshakes_with_nonce,
         s->handshake_seconds_sum, (unsigned long long)s->key_changes,
         (unsigned long long)s->server_unreachable, (unsigned long long)s->conns_refused,
-        (unsigned long long)s->response_timeouts, a->server.peer.pool_len,
+        (unsigned long long)s->response_timeouts, cp_server_pool_len(&a->server),
         (unsigned long long)s->pool_reused, (unsigned long long)s->pool_dropped,
         (unsigned long long)s->retries, (unsigned long long)s->verify_ok);
     for (size_t i = 0; i < s->n_checks; i++)
@@ -187,6 +191,8 @@ static int metrics(void *arg, struct cg_buf *out)
                         "# HELP ccgate_client_ready 1 when /readyz answers 200.\n"
                         "# TYPE ccgate_client_ready gauge\nccgate_client_ready %d\n",
                         cp_server_ready(&a->server, time(NULL), NULL));
+    const struct cp_server *fwds[] = {&a->server};
+    cp_servers_metrics(fwds, NULL, 1, out);
     write_hist(out, "ccgate_client_upstream_response_seconds",
                "From the request sent to the response head from the server.", &s->response_latency);
     write_hist(out, "ccgate_attestation_verification_seconds",
@@ -196,6 +202,26 @@ static int metrics(void *arg, struct cg_buf *out)
 }
 
 static struct cg_admin_handlers admin_handlers = {NULL, NULL, readyz, metrics};
+
+/* Adds each server of list ("HOST:PORT[,HOST:PORT...]", NULL: none) to srv. */
+static int add_servers(struct cp_server *srv, const char *list, char *err, size_t errlen)
+{
+    char one[512];
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        size_t n = strcspn(p, ",");
+        if (n == 0 || n >= sizeof(one)) {
+            snprintf(err, errlen, "expected HOST:PORT[,HOST:PORT...], got '%s'", list);
+            return CG_ECONFIG;
+        }
+        memcpy(one, p, n);
+        one[n] = '\0';
+        int rc = cp_server_add_server(srv, one, err, errlen);
+        if (rc < 0)
+            return rc;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
 
 static void on_idle(struct cp_server *s)
 {
@@ -247,7 +273,7 @@ int main(int argc, char **argv)
     a.loop = uv_default_loop();
     struct cp_server *srv = &a.server;
     srv->loop = a.loop;
-    if (opt("listen") == NULL || opt("server") == NULL)
+    if (opt("listen") == NULL || (opt("server") == NULL && opt("servers") == NULL))
         cg_fatal("--listen and --server are required (see --help)");
     if (opt("policy") == NULL)
         cg_fatal("--policy FILE is required: without a policy nothing can be trusted "
@@ -259,7 +285,8 @@ int main(int argc, char **argv)
                     "addr=%s err=\"the app listener speaks plain HTTP: whoever reaches it reads "
                     "and sends requests in clear; use 127.0.0.1 unless that network is trusted\"",
                     srv->listen_addr.text);
-    if (cg_addr_parse(opt("server"), 0, &srv->peer.addr, err, sizeof(err)) < 0)
+    if (add_servers(srv, opt("server"), err, sizeof(err)) < 0 ||
+        add_servers(srv, opt("servers"), err, sizeof(err)) < 0)
         cg_fatal("--server: %s", err);
     if (strcmp(opt("mode"), "tcp") == 0)
         srv->tcp_mode = 1;
@@ -286,11 +313,10 @@ int main(int argc, char **argv)
         cg_fatal("--admin: %s", err);
 
     signal(SIGPIPE, SIG_IGN);
-    if (cp_fresh_init(&srv->peer.fresh, srv->tcp_mode ? CG_ALPN_TCP : CG_ALPN_HTTP,
-                      srv->peer.addr.text, a.policy) < 0)
-        cg_fatal("TLS context setup failed");
     srv->on_idle = on_idle;
     int rc = cp_server_start(srv);
+    if (rc == CG_ETLS || rc == CG_ECONFIG)
+        cg_fatal("TLS context setup failed: %s", cg_strerror(rc));
     if (rc < 0)
         cg_fatal("--listen %s: %s", srv->listen_addr.text, cg_strerror(rc));
     if (opt("admin") != NULL) {
@@ -313,12 +339,13 @@ int main(int argc, char **argv)
                     "snp.measurements is empty: ANY guest image is accepted; pin it");
     char digest[65];
     cg_hex(digest, sizeof(digest), a.policy->digest, sizeof(a.policy->digest));
-    cg_log_info("listening", "addr=%s server=%s mode=%s policy=%s policy_sha256=%s admin=%s",
-                srv->listen_addr.text, srv->peer.addr.text, opt("mode"), opt("policy"), digest,
-                opt("admin") ? opt("admin") : "-");
+    cg_log_info("listening",
+                "addr=%s servers=%zu server=%s mode=%s policy=%s policy_sha256=%s admin=%s",
+                srv->listen_addr.text, srv->n_peers, srv->peers[0]->addr.text, opt("mode"),
+                opt("policy"), digest, opt("admin") ? opt("admin") : "-");
 
     uv_run(a.loop, UV_RUN_DEFAULT);
-    cp_fresh_free(&srv->peer.fresh);
+    cp_server_free(srv);
     (void)uv_loop_close(a.loop);
     cg_opts_free(opts, N_OPTS);
     cg_log_info("stopped", "clean=1");
