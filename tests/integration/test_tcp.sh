@@ -4,6 +4,17 @@
 source "$(dirname "$0")/lib.sh"
 PEER="$CG_SOURCE_DIR/tests/integration/peer.py"
 
+# bytes_back PORT: sends a request to PORT, half-closes, prints how many bytes came back.
+bytes_back() {
+    timeout 20 python3 - "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+s.sendall(b"E secret")
+s.shutdown(socket.SHUT_WR)
+print(len(s.recv(100)))
+PY
+}
+
 UP_PORT=$(free_port)
 start tcp-upstream python3 "$PEER" tcp-server "$UP_PORT" "$T"
 wait_log "$T/tcp-upstream.log" listening
@@ -44,14 +55,7 @@ start client-wrong "$CG_BIN/ccgate-client" --listen "127.0.0.1:$WRONG_PORT" \
     --server "127.0.0.1:$SRV_PORT" --policy "$T/wrong.json" --mode tcp
 wait_log "$T/client-wrong.log" listening
 conns_before=$(wc -l <"$T/conns")
-got=$(timeout 20 python3 - "$WRONG_PORT" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
-s.sendall(b"E secret")
-s.shutdown(socket.SHUT_WR)
-print(len(s.recv(100)))
-PY
-) || fail "app connection did not close after a failed appraisal"
+got=$(bytes_back "$WRONG_PORT") || fail "app connection did not close after a failed appraisal"
 [ "$got" = 0 ] || fail "the app received $got bytes from an unverified server"
 wait_log "$T/client-wrong.log" "check=snp.measurement"
 [ "$(wc -l <"$T/conns")" = "$conns_before" ] || fail "the upstream saw a connection"
@@ -82,14 +86,7 @@ done
 wait_log "$T/client-multi.log" "server.ejected server=127.0.0.1:$ROGUE_PORT"
 kill "$SRV_PID"
 wait "$SRV_PID" 2>/dev/null || true
-got=$(timeout 20 python3 - "$MULTI_PORT" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
-s.sendall(b"E secret")
-s.shutdown(socket.SHUT_WR)
-print(len(s.recv(100)))
-PY
-) || fail "app connection did not close with only the rogue left"
+got=$(bytes_back "$MULTI_PORT") || fail "app connection did not close with only the rogue left"
 [ "$got" = 0 ] || fail "the app received $got bytes with only the rogue left"
 [ ! -s "$T/rogue-up/conns" ] || fail "the rogue's upstream saw a connection"
 pass "TCP mode, several servers: the rogue gets no connection; none left closes without a byte"
