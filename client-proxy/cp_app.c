@@ -711,6 +711,7 @@ static void on_drain(struct cg_conn *conn)
 static void on_stopped(struct cg_conns *set)
 {
     struct cp_server *srv = set->data;
+    cp__peers_close(srv);
     if (srv->on_idle != NULL)
         srv->on_idle(srv);
 }

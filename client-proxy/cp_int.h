@@ -192,8 +192,11 @@ void cp__connect_failed(struct cp_peer *p, int status, struct cg_verdict *v);
 
 /* Initializes the timers of srv and its servers. */
 void cp__peers_start(struct cp_server *srv);
-/* Stops them, closes pooled connections and background appraisals in flight. */
+/* Stopping: no new background appraisal; pooled connections close. One in flight finishes,
+ * so that the connections waiting for its verdict go on while they drain. */
 void cp__peers_stop(struct cp_server *srv);
+/* Every app connection is gone: closes the timers and an appraisal still in flight. */
+void cp__peers_close(struct cp_server *srv);
 /* The server for c's next leg (cp_select over the servers), or NULL when every one failed
  * appraisal for c's requests. */
 struct cp_peer *cp__pick(const struct cp_conn *c);

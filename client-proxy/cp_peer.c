@@ -432,9 +432,18 @@ void cp__peers_stop(struct cp_server *srv)
     uv_close((uv_handle_t *)&srv->sweep_timer, NULL);
     for (size_t i = 0; i < srv->n_peers; i++) {
         struct cp_peer *p = srv->peers[i];
+        if (p->probe == NULL)
+            (void)uv_timer_stop(&p->probe_timer);
+        cp__pool_flush(p);
+    }
+}
+
+void cp__peers_close(struct cp_server *srv)
+{
+    for (size_t i = 0; i < srv->n_peers; i++) {
+        struct cp_peer *p = srv->peers[i];
         uv_close((uv_handle_t *)&p->gate_timer, NULL);
         uv_close((uv_handle_t *)&p->probe_timer, NULL);
         cp__probe_abort(p);
-        cp__pool_flush(p);
     }
 }

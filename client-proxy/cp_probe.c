@@ -130,6 +130,6 @@ void cp__probe_abort(struct cp_peer *p)
     p->probe = NULL;
     u->probe = 0;
     u->gate = 0;
-    p->gate_inflight--; /* the gate's timer is closing: nobody is released any more */
+    p->gate_inflight--; /* no connection is left to release */
     cg_stream_close(&u->s, cp__up_closed, u);
 }

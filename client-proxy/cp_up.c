@@ -217,6 +217,7 @@ static int move_on(struct cp_conn *c, struct cp_peer *p)
         return 0;
     cg_log_info("request.failover", "id=%llu from=%s server=%s", (unsigned long long)c->conn.id,
                 p->addr.text, q->addr.text);
+    c->nonce_retry_done = 0;
     cp__up_start(c, q, 0);
     return 1;
 }
@@ -434,6 +435,7 @@ static void up_on_handshake(struct cg_stream *s, int status)
     cg_conn_timer(&c->conn, 0);
     if (status == 0) {
         cp__handshake_passed(u);
+        c->nonce_retry_done = 0; /* the next key change (another server, a restart) gets one */
         cp__up_ready(c);
         return;
     }

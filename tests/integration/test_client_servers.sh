@@ -15,12 +15,14 @@ upstream() {
     start "$1" "$CG_BIN/ccgate-mock-worker" --listen "127.0.0.1:$UPN"
     wait_log "$T/$1.log" listening
 }
-# server NAME PORT UPSTREAM_PORT STATE_DIR: a sim ccgate-server; sets SPID.
+# server NAME PORT UPSTREAM_PORT STATE_DIR [flags]: a sim ccgate-server; sets SPID.
 server() {
-    start "$1" "$CG_BIN/ccgate-server" --listen "127.0.0.1:$2" --upstream "127.0.0.1:$3" \
-        --tee sim --state-dir "$4" --admin "127.0.0.1:$(free_port)"
+    local name=$1 port=$2 up=$3 state=$4
+    shift 4
+    start "$name" "$CG_BIN/ccgate-server" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$up" \
+        --tee sim --state-dir "$state" --admin "127.0.0.1:$(free_port)" "$@"
     SPID=$LAST_PID
-    wait_log "$T/$1.log" listening
+    wait_log "$T/$name.log" listening
 }
 requests() { # UPSTREAM_PORT: requests the upstream answered (its /stats excluded)
     curl -fsS "http://127.0.0.1:$1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'
@@ -151,3 +153,20 @@ code=$(curl -sS -o "$T/ready.txt" -w '%{http_code}' "http://127.0.0.1:$CLI_ADMIN
 [ "$code" = 503 ] && grep -q "127.0.0.1:$P3 ejected" "$T/ready.txt" || fail "readyz: $code $(cat "$T/ready.txt")"
 [ "$(requests "$UR")" = 0 ] || fail "the rogue's upstream saw a request"
 pass "only the rogue: 502 with the check, not ready"
+
+# SIGTERM while a request waits for the appraisal at start: the appraisal finishes, the
+# request is answered, then the client exits.
+kill "$CLI_PID"
+P4=$(free_port)
+server slow "$P4" "$U1" "$STATE" --sim-evidence-delay-ms 1500
+SRV_PORT="$P4" start_client "$T/policy.json" client-slow
+curl -sS -o "$T/slow.txt" -w '%{http_code}' --max-time 20 "http://127.0.0.1:$CLI_PORT/bytes/7" >"$T/slow.code" &
+CURL_PID=$!
+sleep 0.3
+kill -TERM "$CLI_PID"
+wait "$CURL_PID" || true
+[ "$(cat "$T/slow.code")" = 200 ] && [ "$(wc -c <"$T/slow.txt")" = 7 ] ||
+    fail "request waiting for the appraisal during shutdown: $(cat "$T/slow.code") $(cat "$T/slow.txt")"
+wait_exit "$CLI_PID" 10
+[ "$EXIT_RC" = 0 ] || fail "client exit status $EXIT_RC"
+pass "shutdown while a request waits for the appraisal at start: answered, clean exit"
