@@ -338,11 +338,14 @@ static void pool_sweep(uv_timer_t *t)
 {
     struct cp_server *srv = t->data;
     uint64_t now = uv_now(srv->loop);
+    time_t wall = time(NULL);
     for (size_t i = 0; i < srv->n_peers; i++) {
         for (struct cp_up *u = srv->peers[i]->pool, *next; u != NULL; u = next) {
             next = u->pool_next;
             if (now - u->pooled_at_ms >= srv->pool_idle_ms)
                 cp__pool_drop(u, "idle");
+            else if (!leg_usable(u, wall))
+                cp__pool_drop(u, "stale"); /* e.g. older than max_age_s: never taken again */
         }
     }
 }

@@ -154,6 +154,37 @@ code=$(curl -sS -o "$T/ready.txt" -w '%{http_code}' "http://127.0.0.1:$CLI_ADMIN
 [ "$(requests "$UR")" = 0 ] || fail "the rogue's upstream saw a request"
 pass "only the rogue: 502 with the check, not ready"
 
+# A config file's "servers", a short max_age_s and no request at all: every server is
+# appraised again in the background before its key ages out, so the client stays ready.
+kill "$CLI_PID"
+sed 's/"max_age_s": 600/"max_age_s": 2/' "$T/policy.json" >"$T/short.json"
+CLI_PORT=$(free_port) CLI_ADMIN=$(free_port)
+cat >"$T/client.json" <<JSON
+{"listen": "127.0.0.1:$CLI_PORT", "servers": "127.0.0.1:$P1,127.0.0.1:$P2",
+ "policy": "$T/short.json", "admin": "127.0.0.1:$CLI_ADMIN"}
+JSON
+start client-idle "$CG_BIN/ccgate-client" --config "$T/client.json"
+CLI_PID=$LAST_PID
+wait_log "$T/client-idle.log" listening
+wait_ready "$CLI_ADMIN"
+[ "$(states)" = "127.0.0.1:$P1=verified 127.0.0.1:$P2=verified" ] || fail "config servers: $(states)"
+for _ in 1 2 3 4 5 6; do
+    sleep 1
+    curl -fsS -o /dev/null "http://127.0.0.1:$CLI_ADMIN/readyz" || fail "not ready while idle"
+done
+ok=$(metric "http://127.0.0.1:$CLI_ADMIN" 'ccgate_attestation_verifications_total{result="ok"}')
+[ "$ok" -ge 8 ] || fail "expected background appraisals every 1.5 s per server, got $ok in all"
+pass "ready all along while idle past max_age_s: $ok appraisals in the background"
+
+# Start-up refuses a bad list, naming it.
+for list in "127.0.0.1:$P1,127.0.0.1:$P1" "127.0.0.1:$P1,,127.0.0.1:$P2" "127.0.0.1:$P1,nohost"; do
+    rc=0
+    "$CG_BIN/ccgate-client" --listen "127.0.0.1:$(free_port)" --server "$list" \
+        --policy "$T/policy.json" 2>"$T/bad.err" || rc=$?
+    [ $rc = 2 ] && grep -q -- "--server: " "$T/bad.err" || fail "--server $list: exit $rc $(cat "$T/bad.err")"
+done
+pass "a server listed twice, an empty or a bad entry: refused at start"
+
 # SIGTERM while a request waits for the appraisal at start: the appraisal finishes, the
 # request is answered, then the client exits.
 kill "$CLI_PID"
