@@ -231,8 +231,7 @@ void sp_attester_set_model(struct sp_attester *a, const struct cg_model_claim *m
     const struct cg_model_claim *cur = &a->model;
     int present = m != NULL && m->present;
     if (a->closed || (present == cur->present &&
-                      (!present || (strcmp(m->name, cur->name) == 0 &&
-                                    m->version == cur->version &&
+                      (!present || (strcmp(m->name, cur->name) == 0 && m->version == cur->version &&
                                     memcmp(m->sha256, cur->sha256, sizeof(m->sha256)) == 0))))
         return;
     memset(&a->model, 0, sizeof(a->model));

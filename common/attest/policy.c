@@ -381,8 +381,7 @@ int cg_policy_appraise_model(const struct cg_model_policy *p, const struct cg_mo
     }
     if (m->version < p->min_version) {
         snprintf(a, sizeof(a), "at least %llu", (unsigned long long)p->min_version);
-        return cg_reject(v, CG_EPOLICY, "model.version", a, "%llu",
-                         (unsigned long long)m->version);
+        return cg_reject(v, CG_EPOLICY, "model.version", a, "%llu", (unsigned long long)m->version);
     }
     return 0;
 }

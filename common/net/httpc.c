@@ -95,8 +95,8 @@ static int connect_to(const struct cg_addr *a, int64_t deadline, int *fdp, char 
         alen = sizeof(un);
     } else {
         sa = (const struct sockaddr *)&a->ss;
-        alen = a->ss.ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                          : sizeof(struct sockaddr_in6);
+        alen =
+            a->ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     }
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
@@ -129,8 +129,8 @@ static int tls_start(const struct cg_httpc_req *q, int fd, int64_t deadline, SSL
     /* An IP address is checked against the certificate's IP names and sent no SNI. */
     int ip = ssl != NULL && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), q->tls_name) == 1;
     if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
-        (!ip && (SSL_set_tlsext_host_name(ssl, q->tls_name) != 1 ||
-                 SSL_set1_host(ssl, q->tls_name) != 1)))
+        (!ip &&
+         (SSL_set_tlsext_host_name(ssl, q->tls_name) != 1 || SSL_set1_host(ssl, q->tls_name) != 1)))
         return cg_errf(err, errlen, CG_ETLS, "TLS set-up failed");
     for (;;) {
         ERR_clear_error();
@@ -235,8 +235,8 @@ int cg_httpc_do(const struct cg_httpc_req *q, struct cg_httpc_resp *r, char *err
         goto out;
     size_t blen = q->body != NULL ? strlen(q->body) : 0;
     const char *host = q->addr->is_unix ? "localhost" : q->addr->text;
-    size_t cap = 512 + strlen(q->path) + strlen(host) + blen +
-                 (q->cookie != NULL ? strlen(q->cookie) : 0);
+    size_t cap =
+        512 + strlen(q->path) + strlen(host) + blen + (q->cookie != NULL ? strlen(q->cookie) : 0);
     req = malloc(cap);
     if (req == NULL) {
         rc = -ENOMEM;

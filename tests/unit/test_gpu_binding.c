@@ -89,7 +89,8 @@ static void mint(struct cg_ratls_key *k, const uint8_t nonce[32], int64_t iat, c
     assert_int_equal(F.cpu->get(F.cpu, rd, &ev), 0);
     if (cert_gpu != NULL)
         assert_int_equal(cg_ratls_claims_ext(k, (const uint8_t(*)[32])nonce, 1, iat, cert_gpu,
-                                             cert_gpu_len, NULL, &cert_claims, &cert_claims_len, rd2),
+                                             cert_gpu_len, NULL, &cert_claims, &cert_claims_len,
+                                             rd2),
                          0);
     assert_int_equal(cg_ratls_cert_new(k, cert_claims != NULL ? cert_claims : claims,
                                        cert_claims != NULL ? cert_claims_len : claims_len, &ev, iat,

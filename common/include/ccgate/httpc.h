@@ -17,7 +17,7 @@ struct cg_httpc_req {
     const struct cg_addr *addr;
     int tls;              /* 1: HTTPS */
     const char *tls_name; /* TLS: the name (or IP) the certificate must hold */
-    const char *ca_file; /* TLS: CA certificates to trust; NULL: the system's */
+    const char *ca_file;  /* TLS: CA certificates to trust; NULL: the system's */
     const char *method;
     const char *path;
     const char *cookie;      /* a Cookie header value, or NULL */
@@ -29,7 +29,7 @@ struct cg_httpc_req {
 
 struct cg_httpc_resp {
     int status;
-    char cookie[160]; /* the cookie_name's "NAME=VALUE" when set and short enough, else "" */
+    char cookie[160];   /* the cookie_name's "NAME=VALUE" when set and short enough, else "" */
     struct cg_buf body; /* NUL-terminated after a successful call; free with cg_buf_free */
 };
 
