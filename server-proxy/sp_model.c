@@ -42,13 +42,10 @@ int sp_model_parse_health(const char *body, size_t len, struct cg_model_claim *m
     json_t *name = json_object_get(s, "name"), *ver = json_object_get(s, "version"),
            *sha = json_object_get(s, "sha256");
     const char *n = json_string_value(name), *hex = json_string_value(sha);
-    size_t nl = n != NULL ? strlen(n) : 0;
-    int printable = nl > 0 && nl <= CG_MODEL_NAME_MAX;
-    for (size_t i = 0; printable && i < nl; i++)
-        printable = n[i] >= 0x20 && n[i] <= 0x7e;
+    size_t nl = n != NULL ? json_string_length(name) : 0;
     if (!json_is_object(s))
         rc = cg_errf(err, errlen, CG_EEVIDENCE, "sealed: expected an object");
-    else if (!printable)
+    else if (n == NULL || !cg_model_name_ok(n, nl))
         rc = cg_errf(err, errlen, CG_EEVIDENCE,
                      "sealed.name: expected 1 to %d printable ASCII characters", CG_MODEL_NAME_MAX);
     else if (!json_is_integer(ver) || json_integer_value(ver) < 0)

@@ -259,12 +259,12 @@ static int enc_finish(struct enc *e, size_t max, uint8_t **out, size_t *out_len)
 #define KEY_MODEL_VERSION "version"
 #define HASH_ALG_SHA256 1
 
-static int model_name_ok(const uint8_t *s, size_t n)
+int cg_model_name_ok(const char *s, size_t n)
 {
     if (n == 0 || n > CG_MODEL_NAME_MAX)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (s[i] < 0x20 || s[i] > 0x7e)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
             return 0;
     return 1;
 }
@@ -272,8 +272,8 @@ static int model_name_ok(const uint8_t *s, size_t n)
 int cg_claims_encode(const struct cg_claims *c, uint8_t **out, size_t *out_len)
 {
     if (c->n_nonces > CG_MAX_NONCES || c->iat < 0 || (c->gpu == NULL) != (c->gpu_len == 0) ||
-        (c->model.present && !model_name_ok((const uint8_t *)c->model.name,
-                                            strnlen(c->model.name, sizeof(c->model.name)))))
+        (c->model.present &&
+         !cg_model_name_ok(c->model.name, strnlen(c->model.name, sizeof(c->model.name)))))
         return CG_ECBOR;
     struct enc e = {0};
     size_t n_keys = 2 + (c->n_nonces > 0) + (c->gpu != NULL) + (c->model.present != 0);
@@ -348,7 +348,7 @@ static int decode_model(struct dec *d, struct cg_model_claim *m)
     if (expect(d, TOK_MAP, &t) != 0 || t.val != 3)
         return CG_ECBOR;
     if (expect(d, TOK_TSTR, &t) != 0 || !tstr_is(&t, KEY_MODEL_NAME) ||
-        expect(d, TOK_TSTR, &t) != 0 || !model_name_ok(t.data, t.len))
+        expect(d, TOK_TSTR, &t) != 0 || !cg_model_name_ok((const char *)t.data, t.len))
         return CG_ECBOR;
     memcpy(m->name, t.data, t.len);
     m->name[t.len] = '\0';

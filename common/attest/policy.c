@@ -341,11 +341,8 @@ static int parse_model(json_t *m, struct cg_model_policy *p, char *err, size_t e
     json_t *name = json_object_get(m, "name");
     if (name != NULL) {
         const char *n = json_is_string(name) ? json_string_value(name) : "";
-        size_t nl = strlen(n);
-        int ok = nl > 0 && nl <= CG_MODEL_NAME_MAX;
-        for (size_t i = 0; ok && i < nl; i++)
-            ok = n[i] >= 0x20 && n[i] <= 0x7e;
-        if (!ok)
+        size_t nl = json_is_string(name) ? json_string_length(name) : 0;
+        if (!cg_model_name_ok(n, nl))
             return fail(err, errlen, "model.name", "expected 1 to %d printable ASCII characters",
                         CG_MODEL_NAME_MAX);
         memcpy(p->name, n, nl + 1);

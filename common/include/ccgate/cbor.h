@@ -26,6 +26,9 @@ struct cg_model_claim {
     uint8_t sha256[32]; /* of the plaintext */
 };
 
+/* 1 when s[0..n) is an acceptable model name: 1 to CG_MODEL_NAME_MAX printable ASCII bytes. */
+int cg_model_name_ok(const char *s, size_t n);
+
 /*
  * The RA-TLS claims (DESIGN.md section 3), carried in a CBOR byte string holding a map:
  * "pubkey-hash" = [1, SHA-256(SPKI DER)], "nonces" = [bstr...] (absent when empty),
