@@ -92,6 +92,7 @@ sim_init() {
 }
 
 # start_server [NAME] [extra flags]: ccgate-server on the sim TEE; sets SRV_PORT, SRV_ADMIN, SRV_PID.
+# The upstream sees only the test's traffic: no model query unless MODEL_QUERY_S says how often.
 start_server() {
     local name=${1:-server}
     shift || true
@@ -99,7 +100,7 @@ start_server() {
     SRV_ADMIN=${SRV_ADMIN:-$(free_port)}
     start "$name" "$CG_BIN/ccgate-server" --listen "127.0.0.1:$SRV_PORT" \
         --upstream "127.0.0.1:$UP_PORT" --tee sim --state-dir "$STATE" \
-        --admin "127.0.0.1:$SRV_ADMIN" "$@"
+        --admin "127.0.0.1:$SRV_ADMIN" --model-query-s "${MODEL_QUERY_S:-0}" "$@"
     SRV_PID=$LAST_PID
     wait_log "$T/$name.log" "listening"
 }

@@ -53,8 +53,8 @@ pass "granted: the worker serves the sealed model (plaintext only in memory)"
 curl -sf -m 10 "http://127.0.0.1:$wport/health" | grep -q '"sealed":{"name":"tiny-sealed","version":3' ||
     fail "/health names no sealed model"
 digest=$(sha256sum "$T/tiny.gguf" | cut -d' ' -f1)
-STATE="$T/sim" SIM_ROOT=$root UP_PORT=$wport
-start_server server --model-query-s 1
+STATE="$T/sim" SIM_ROOT=$root UP_PORT=$wport MODEL_QUERY_S=1
+start_server server
 wait_log "$T/server.log" "model.claim name=tiny-sealed version=3 sha256=$digest"
 $cg policy from-evidence --server 127.0.0.1:$SRV_PORT --allow-sim --out "$T/pinned.json" 2>"$T/fe.err" ||
     fail "from-evidence: $(cat "$T/fe.err")"
