@@ -65,8 +65,9 @@ static const char summary[] =
     "in a TEE. A failed appraisal answers 502 with the failed check; nothing is sent.\n"
     "GET /.well-known/ccgate/verification on the listener shows the last verified evidence.\n"
     "One process may serve several forwards (each its listener, servers, policy and limits):\n"
-    "a \"forwards\" list in --config; the limits above are then every forward's defaults.\n"
-    "An option may be given once; --server may be repeated (several servers of the forward).";
+    "a \"forwards\" list in --config (docs/guide.md); the limit options below are then every\n"
+    "forward's defaults. An option may be given once; --server is a list (repeat it or join\n"
+    "with ','), though this build takes one server per forward.";
 
 #define NAME_MAX_LEN 64
 
@@ -273,10 +274,12 @@ static void forwards_from_json(struct app *a, const char *text)
     json_t *fw;
     json_array_foreach(list, idx, fw)
     {
-        char where[128], servers[4096], policy[4096];
+        /* label names the forward in errors; where is label and ": ", the prefix of a key's */
+        char label[96], where[100], servers[4096], policy[4096];
         const char *name = json_string_value(json_object_get(fw, "name"));
-        snprintf(where, sizeof(where), "forwards[%zu]%s%s%s: ", idx, name ? " (" : "",
+        snprintf(label, sizeof(label), "forwards[%zu]%s%.64s%s", idx, name ? " (" : "",
                  name ? name : "", name ? ")" : "");
+        snprintf(where, sizeof(where), "%s: ", label);
         if (!json_is_object(fw))
             cg_fatal("%sexpected an object with listen, servers and policy", where);
         const char *key;
@@ -313,19 +316,18 @@ static void forwards_from_json(struct app *a, const char *text)
             snprintf(policy, sizeof(policy), "%s", pol);
         struct fwd *f = &a->fwds[idx];
         set_forward(f, where, name, listen, servers, mode != NULL ? mode : opt("mode"), policy);
-        where[strlen(where) - 2] = '\0'; /* set_limits adds ": " itself */
-        set_limits(&f->server, fw, where);
+        set_limits(&f->server, fw, label);
         for (size_t p = 0; p < idx; p++) {
             if (strcmp(a->fwds[p].name, f->name) == 0)
                 cg_fatal("%s: name '%s' is also forwards[%zu]'s: names label logs and metrics, "
                          "so they differ",
-                         where, f->name, p);
+                         label, f->name, p);
             char x[64], y[64];
             if (cg_addr_format((struct sockaddr *)&a->fwds[p].server.listen_addr.ss, x,
                                sizeof(x)) == 0 &&
                 cg_addr_format((struct sockaddr *)&f->server.listen_addr.ss, y, sizeof(y)) == 0 &&
                 strcmp(x, y) == 0)
-                cg_fatal("%s: listen %s is also forwards[%zu]'s: each forward needs its own", where,
+                cg_fatal("%s: listen %s is also forwards[%zu]'s: each forward needs its own", label,
                          y, p);
         }
     }
