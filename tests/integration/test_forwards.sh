@@ -210,6 +210,21 @@ config_error "{\"forwards\": [{\"name\": \"two\", \"listen\": \"127.0.0.1:$P1\",
 config_error "{\"forwards\": [$(fw a "$P1")], \"bogus\": 1}" "unknown key 'bogus'"
 pass "config errors name the forward and the key"
 
+# The list may come from --forwards (its relative paths are then the working directory's);
+# JSON logs carry the forward as a top-level field.
+(cd "$CFG" && exec "$CG_BIN/ccgate-client" --log-format json --forwards \
+    "[{\"name\": \"j\", \"listen\": \"127.0.0.1:$P1\", \"servers\": [\"127.0.0.1:$SRV_A\"], \"policy\": \"api.json\"}]") \
+    >"$T/client-json.log" 2>&1 &
+PIDS+=("$!")
+JSON_PID=$!
+wait_log "$T/client-json.log" '"event":"listening"'
+grep '"event":"listening"' "$T/client-json.log" | grep -q '"forward":"j"' ||
+    fail "JSON log without the forward field: $(cat "$T/client-json.log")"
+curl -fsS --max-time 10 "http://127.0.0.1:$P1/v1/models" >/dev/null || fail "--forwards: request"
+kill -TERM "$JSON_PID"
+wait_exit "$JSON_PID"
+pass "--forwards on the command line; JSON logs carry \"forward\""
+
 # Repeated single-valued flags are refused, for every binary that parses options.
 repeated() { # repeated EXPECTED_TEXT CMD...
     local want=$1 rc=0
