@@ -205,8 +205,10 @@ static char *join_strings(const json_t *arr)
     if (out == NULL)
         return NULL;
     size_t o = 0;
-    json_array_foreach(arr, i, e) o +=
-        (size_t)snprintf(out + o, cap - o, "%s%s", i > 0 ? "," : "", json_string_value(e));
+    json_array_foreach(arr, i, e)
+    {
+        o += (size_t)snprintf(out + o, cap - o, "%s%s", i > 0 ? "," : "", json_string_value(e));
+    }
     return out;
 }
 
