@@ -209,8 +209,8 @@ void cp__answer_front(struct cp_conn *c)
             (void)cg_buf_printf(&body, ", \"reason\": ");
             cg_json_str(&body, c->err_reason);
             (void)cg_buf_printf(&body, "}\n");
-            cg_log_info("request.rejected", "id=%llu status=%d error=%s",
-                        (unsigned long long)c->conn.id, status, c->err_error);
+            cg_log_info("request.rejected", "id=%llu forward=%s status=%d error=%s",
+                        (unsigned long long)c->conn.id, c->srv->name, status, c->err_error);
             break;
         default: /* X_FAILED */
             status = c->fail_status;

@@ -10,6 +10,7 @@
  *   cp_peer.c    the server as the connections share it: the pool and the gate
  *   cp_fwd.c     the forwarder (head rewrite, body framing), shared with the fuzzer
  *   cp_status.c  appraisal results: /verification, readiness, counters
+ *   cp_metrics.c /metrics for every forward of the process
  */
 
 #include "ccgate/conn.h"

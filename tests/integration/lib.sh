@@ -153,7 +153,11 @@ start_client() {
     wait_log "$T/$name.log" "listening"
 }
 
-# metric URL NAME_WITH_LABELS: prints the value of one Prometheus sample.
+# metric URL NAME_WITH_LABELS: prints the value of one Prometheus sample. A name without a
+# forward="..." label matches the client's samples of every forward (their sum when several).
 metric() {
-    curl -fsS "$1/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+    curl -fsS "$1/metrics" | awk -v n="$2" '
+        index(n, "forward=") == 0 { sub(/forward="[^"]*",?/, "", $1); sub(/\{\}$/, "", $1) }
+        $1 == n { v = $2; sum += $2; found++ }
+        END { if (found == 1) print v; else if (found > 1) print sum }'
 }
