@@ -162,7 +162,7 @@ void cp_metrics_write(struct cg_buf *out, const struct cp_server *const *srv, si
                                 (unsigned long long)srv[j]->stats.responses_by_class[i]);
         }
     header(out, "ccgate_client_bytes_total", "counter",
-           "Bytes from and to apps, added when a connection closes.");
+           "Bytes from and to apps, open connections included.");
     for (size_t j = 0; j < n; j++) {
         (void)cg_buf_printf(out, "ccgate_client_bytes_total{");
         forward_label(out, srv[j]);

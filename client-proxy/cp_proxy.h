@@ -132,6 +132,10 @@ void cp_server_abort(struct cp_server *s);
  * When not ready and why is non-NULL, writes the reason there (one line). */
 int cp_server_ready(const struct cp_server *s, time_t now, struct cg_buf *why);
 
+/* Adds the bytes the live app connections moved so far to the byte counters (before a
+ * scrape: the counters then include connections still open). */
+void cp_server_count_bytes(struct cp_server *s);
+
 /* Writes the Prometheus text of the forwards srv[0..n) (borrowed): each ccgate_client_* and
  * ccgate_attestation_* family once with HELP and TYPE, every sample labelled
  * forward="NAME". */

@@ -359,6 +359,8 @@ static int readyz(void *arg, struct cg_buf *out)
 static int metrics(void *arg, struct cg_buf *out)
 {
     struct app *a = arg;
+    for (size_t i = 0; i < a->n_fwds; i++)
+        cp_server_count_bytes(&a->fwds[i].server);
     cp_metrics_write(out, a->servers, a->n_fwds, time(NULL));
     return 200;
 }

@@ -48,3 +48,25 @@ grep -q '^ccgate_client_requests_total{forward="ok"} [1-9]' "$T/metrics.txt" ||
 [ "$(grep -c '^# HELP ccgate_client_requests_total ' "$T/metrics.txt")" = 1 ] ||
     fail "a family repeated per forward"
 pass "promtool: no findings on the server's and three clients' /metrics (one with two forwards)"
+
+# Byte counters move with the bytes: a keep-alive connection still open is counted.
+python3 - "$F1" "127.0.0.1:$TWO_ADMIN" <<'PY' || fail "byte counters of an open connection"
+import re, socket, sys, urllib.request
+def sample(direction):
+    text = urllib.request.urlopen("http://%s/metrics" % sys.argv[2], timeout=10).read().decode()
+    m = re.search(r'^ccgate_client_bytes_total\{forward="ok",direction="%s"\} (\d+)$' % direction,
+                  text, re.M)
+    return int(m.group(1))
+before_in, before_out = sample("from_app"), sample("to_app")
+req = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(req)
+got = b""
+while b"\r\n\r\n" not in got:
+    got += s.recv(65536)
+after_in, after_out = sample("from_app"), sample("to_app")
+assert after_in - before_in == len(req), (before_in, after_in, len(req))
+assert after_out > before_out, (before_out, after_out)
+s.close()
+PY
+pass "byte counters include a connection still open"
