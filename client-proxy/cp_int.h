@@ -13,6 +13,7 @@
  *   cp_select.c  the choice among servers and the backoff, as pure functions
  *   cp_fwd.c     the forwarder (head rewrite, body framing), shared with the fuzzer
  *   cp_status.c  appraisal results: /verification, readiness, counters
+ *   cp_metrics.c /metrics for every forward of the process
  */
 
 #include "ccgate/conn.h"
@@ -118,15 +119,16 @@ struct cp_conn {
     uint8_t resp_started; /* the front's final response head went to the app */
     uint8_t retried;      /* the front exchange was sent again once already */
     uint8_t nonce_retry_done;
-    uint8_t replay_ok;      /* replay holds every unanswered forwarded request whole */
-    uint8_t leg_tainted;    /* part of a refused request went up: the leg is never reused */
-    uint8_t pool_on_close;  /* closed between messages of HTTP: the leg may go to the pool */
-    uint64_t front_sent_ns; /* when the front request went up (or became the front) */
-    uint64_t wait_since_ms; /* loop time it began waiting for a server refusing connections */
-    struct cg_buf pending;  /* request bytes held until the leg is verified */
-    struct cg_buf replay;   /* unanswered idempotent requests, to send again on a new leg */
-    struct cg_buf held;     /* app bytes that followed an Upgrade request */
-    int err_status;         /* X_ERROR: the status; err_error and err_reason say why */
+    uint8_t replay_ok;          /* replay holds every unanswered forwarded request whole */
+    uint8_t leg_tainted;        /* part of a refused request went up: the leg is never reused */
+    uint8_t pool_on_close;      /* closed between messages of HTTP: the leg may go to the pool */
+    uint64_t front_sent_ns;     /* when the front request went up (or became the front) */
+    uint64_t acct_in, acct_out; /* down's byte counts already added to the forward's stats */
+    uint64_t wait_since_ms;     /* loop time it began waiting for a server refusing connections */
+    struct cg_buf pending;      /* request bytes held until the leg is verified */
+    struct cg_buf replay;       /* unanswered idempotent requests, to send again on a new leg */
+    struct cg_buf held;         /* app bytes that followed an Upgrade request */
+    int err_status;             /* X_ERROR: the status; err_error and err_reason say why */
     const char *err_error;
     char err_reason[96];
     int fail_status; /* X_FAILED: the answer */

@@ -175,7 +175,8 @@ void cp__peer_verified(struct cp_peer *p, int nonce)
     }
     if (p->state == CP_PEER_VERIFIED)
         return;
-    cg_log_info("server.verified", "server=%s previous=%s", p->addr.text, state_names[p->state]);
+    cg_log_info("server.verified", "forward=%s server=%s previous=%s", p->srv->name, p->addr.text,
+                state_names[p->state]);
     p->state = CP_PEER_VERIFIED;
     /* Connections waiting at the gate of a server that is down choose again. */
     for (size_t i = 0; i < srv->n_peers; i++) {
@@ -197,8 +198,8 @@ void cp__peer_eject(struct cp_peer *p, enum cp_peer_state state, const struct cg
     if (was_in) {
         p->ejections++;
         p->eject_ms = 0;
-        cg_log_warn("server.ejected", "server=%s state=%s check=%s actual=\"%s\"", p->addr.text,
-                    state_names[state], why->check, why->actual);
+        cg_log_warn("server.ejected", "forward=%s server=%s state=%s check=%s actual=\"%s\"",
+                    p->srv->name, p->addr.text, state_names[state], why->check, why->actual);
     }
     p->state = state;
     /* The next appraisal after the backoff, unless one is on its way (its end schedules). */
@@ -235,8 +236,8 @@ void cp__pool_drop(struct cp_up *u, const char *why)
     struct cp_server *srv = u->srv;
     pool_unlink(u->peer, u);
     srv->stats.pool_dropped++;
-    cg_log_debug("pool.drop", "server=%s reason=%s pooled=%zu", u->peer->addr.text, why,
-                 u->peer->pool_len);
+    cg_log_debug("pool.drop", "forward=%s server=%s reason=%s pooled=%zu", srv->name,
+                 u->peer->addr.text, why, u->peer->pool_len);
     cg_stream_shutdown(&u->s);
     cg_stream_close(&u->s, cp__up_closed, u);
 }

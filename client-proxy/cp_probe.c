@@ -52,8 +52,8 @@ static void probe_due(uv_timer_t *t)
         (void)cg_reject(&v, CG_ETIMEOUT, "server.handshake_timeout", "a handshake in time",
                         "none after %u ms", srv->handshake_timeout_ms);
         cp__record_failure(p, &v);
-        cg_log_error("attest.failed", "server=%s check=%s actual=\"%s\" background=1", p->addr.text,
-                     v.check, v.actual);
+        cg_log_error("attest.failed", "forward=%s server=%s check=%s actual=\"%s\" background=1",
+                     p->srv->name, p->addr.text, v.check, v.actual);
         probe_failed(u, CP_PEER_EJECTED, &v);
         return;
     }
@@ -67,7 +67,8 @@ static void probe_due(uv_timer_t *t)
     if (rc == 0 && (rc = cg_stream_connect(&u->s, &p->addr)) < 0)
         cg_stream_close(&u->s, cp__up_closed, u);
     if (rc < 0) {
-        cg_log_error("attest.probe_failed", "server=%s err=\"%s\"", p->addr.text, cg_strerror(rc));
+        cg_log_error("attest.probe_failed", "forward=%s server=%s err=\"%s\"", p->srv->name,
+                     p->addr.text, cg_strerror(rc));
         (void)uv_timer_start(t, probe_due, srv->handshake_timeout_ms, 0);
         return;
     }
@@ -97,7 +98,7 @@ void cp__probe_handshake(struct cp_up *u, int status)
     if (status == 0) {
         probe_end(u);
         cp__handshake_passed(u);
-        cg_log_debug("attest.refreshed", "server=%s", p->addr.text);
+        cg_log_debug("attest.refreshed", "forward=%s server=%s", p->srv->name, p->addr.text);
         if (!cp__pool_insert(u)) {
             cg_stream_shutdown(&u->s);
             cg_stream_close(&u->s, cp__up_closed, u);
@@ -107,8 +108,9 @@ void cp__probe_handshake(struct cp_up *u, int status)
     struct cg_verdict v;
     cp__handshake_verdict(u->s.tls, status, &v);
     cp__record_failure(p, &v);
-    cg_log_error("attest.failed", "server=%s check=%s expected=\"%s\" actual=\"%s\" background=1",
-                 p->addr.text, v.check, v.expected, v.actual);
+    cg_log_error("attest.failed",
+                 "forward=%s server=%s check=%s expected=\"%s\" actual=\"%s\" background=1",
+                 p->srv->name, p->addr.text, v.check, v.expected, v.actual);
     probe_failed(u, CP_PEER_EJECTED, &v);
 }
 
@@ -117,8 +119,8 @@ void cp__probe_lost(struct cp_up *u, int err)
     struct cg_verdict v;
     (void)cg_reject(&v, err, "tls.handshake", "a TLS 1.3 RA-TLS server", "%s", cg_strerror(err));
     cp__note_failure(u->peer, &v);
-    cg_log_warn("attest.failed", "server=%s check=%s actual=\"%s\" background=1",
-                u->peer->addr.text, v.check, v.actual);
+    cg_log_warn("attest.failed", "forward=%s server=%s check=%s actual=\"%s\" background=1",
+                u->srv->name, u->peer->addr.text, v.check, v.actual);
     probe_failed(u, CP_PEER_EJECTED, &v);
 }
 

@@ -113,6 +113,7 @@ struct cp_peer {
  */
 struct cp_server {
     uv_loop_t *loop;
+    const char *name; /* the forward's name (borrowed): forward= in logs and metrics */
     struct cg_addr listen_addr;
     const struct cg_policy *policy;
     struct cp_peer **peers; /* cp_server_add_server; freed by cp_server_free */
@@ -166,16 +167,19 @@ void cp_server_abort(struct cp_server *s);
  * server). */
 int cp_server_ready(const struct cp_server *s, time_t now, struct cg_buf *why);
 
+/* Adds the bytes the live app connections moved so far to the byte counters (before a
+ * scrape: the counters then include connections still open). */
+void cp_server_count_bytes(struct cp_server *s);
+
+/* Writes the Prometheus text of the forwards srv[0..n) (borrowed): each ccgate_client_* and
+ * ccgate_attestation_* family once with HELP and TYPE, every sample labelled
+ * forward="NAME" (the per-server ones also server="HOST:PORT"). */
+void cp_metrics_write(struct cg_buf *out, const struct cp_server *const *srv, size_t n, time_t now);
+
 /* Writes the /.well-known/ccgate/verification JSON: "verified" (cp_server_ready) and
  * "servers", one entry per server with its state, last appraisal and last failure (and what
  * was verified); with one server, that server's fields also at the top level. Returns the
  * HTTP status: 200 when verified, else 503. */
 int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out);
-
-/* Writes the per-server metric families (state, ejections, outstanding requests) of the n
- * forwards fwds, each family once; names[i] (may be NULL) labels forward i's samples
- * forward="...". */
-void cp_servers_metrics(const struct cp_server *const *fwds, const char *const *names, size_t n,
-                        struct cg_buf *out);
 
 #endif

@@ -115,6 +115,8 @@ static void json_attestation(const struct cp_server *s, const struct cg_attestat
         }
         (void)cg_buf_printf(out, "]");
     }
+    (void)cg_buf_printf(out, ", \"model\": ");
+    cg_json_model(out, &a->model);
     (void)cg_buf_printf(out, ", \"policy_digest\": ");
     cg_json_hex(out, s->policy->digest, sizeof(s->policy->digest));
     (void)cg_buf_printf(out, ", \"cert_sha256\": ");
@@ -201,66 +203,4 @@ int cp_server_ready(const struct cp_server *s, time_t now, struct cg_buf *why)
                                 f->expected, f->actual);
     }
     return 0;
-}
-
-/* One sample: name{forward="NAME",server="HOST:PORT"[,extra]} v (the forward's label only
- * when named). */
-static void sample(struct cg_buf *out, const char *name, const char *forward,
-                   const struct cp_peer *p, const char *extra, unsigned long long v)
-{
-    (void)cg_buf_printf(out, "%s{", name);
-    if (forward != NULL) {
-        (void)cg_buf_printf(out, "forward=");
-        cg_json_str(out, forward); /* JSON escapes \ " and newline as the text format does */
-        (void)cg_buf_printf(out, ",");
-    }
-    (void)cg_buf_printf(out, "server=");
-    cg_json_str(out, p->addr.text);
-    (void)cg_buf_printf(out, "%s} %llu\n", extra, v);
-}
-
-static unsigned long long ejections(const struct cp_peer *p)
-{
-    return p->ejections;
-}
-
-static unsigned long long outstanding(const struct cp_peer *p)
-{
-    return p->outstanding;
-}
-
-/* A family with one sample per server of each forward, value(p). */
-static void family(struct cg_buf *out, const char *name, const char *type, const char *help,
-                   const struct cp_server *const *fwds, const char *const *names, size_t n,
-                   unsigned long long (*value)(const struct cp_peer *p))
-{
-    (void)cg_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-    for (size_t f = 0; f < n; f++)
-        for (size_t i = 0; i < fwds[f]->n_peers; i++)
-            sample(out, name, names != NULL ? names[f] : NULL, fwds[f]->peers[i], "",
-                   value(fwds[f]->peers[i]));
-}
-
-void cp_servers_metrics(const struct cp_server *const *fwds, const char *const *names, size_t n,
-                        struct cg_buf *out)
-{
-    static const char state[] = "ccgate_client_server_state";
-    (void)cg_buf_printf(out,
-                        "# HELP %s 1 for the state each server is in (never, verified, ejected, "
-                        "unreachable).\n# TYPE %s gauge\n",
-                        state, state);
-    for (size_t f = 0; f < n; f++) {
-        for (size_t i = 0; i < fwds[f]->n_peers; i++) {
-            const struct cp_peer *p = fwds[f]->peers[i];
-            for (int st = CP_PEER_NEVER; st <= CP_PEER_UNREACHABLE; st++) {
-                char label[40];
-                snprintf(label, sizeof(label), ",state=\"%s\"", cp__peer_state_name(st));
-                sample(out, state, names != NULL ? names[f] : NULL, p, label, (int)p->state == st);
-            }
-        }
-    }
-    family(out, "ccgate_client_server_ejections_total", "counter",
-           "Times each server was taken out of rotation.", fwds, names, n, ejections);
-    family(out, "ccgate_client_server_outstanding", "gauge",
-           "Requests (TCP mode: connections) on each server now.", fwds, names, n, outstanding);
 }

@@ -137,8 +137,8 @@ static int resp_on_complete(void *arg)
     if (!cp__front(c)->complete)
         c->up->last = 1; /* answered before its body ended: the rest of it goes nowhere */
     cp__count_status(c->srv, c->resp_status);
-    cg_log_debug("request", "id=%llu status=%d from_app=%llu to_app=%llu",
-                 (unsigned long long)c->conn.id, c->resp_status,
+    cg_log_debug("request", "id=%llu forward=%s status=%d from_app=%llu to_app=%llu",
+                 (unsigned long long)c->conn.id, c->srv->name, c->resp_status,
                  (unsigned long long)c->down.bytes_in, (unsigned long long)c->down.bytes_out);
     cp__front_done(c);
     arm_head(c);
@@ -190,8 +190,8 @@ static int retry(struct cp_conn *c, const char *why)
         return 0;
     struct cp_server *srv = c->srv;
     srv->stats.retries++;
-    cg_log_info("request.retry", "id=%llu server=%s reason=%s bytes=%zu",
-                (unsigned long long)c->conn.id, c->peer->addr.text, why, c->replay.len);
+    cg_log_info("request.retry", "id=%llu forward=%s server=%s reason=%s bytes=%zu",
+                (unsigned long long)c->conn.id, srv->name, c->peer->addr.text, why, c->replay.len);
     c->retried = 1;
     c->tried |= 1u << c->peer->index; /* another server, when there is one */
     cp__up_discard(c, 0);
@@ -215,8 +215,8 @@ static int move_on(struct cp_conn *c, struct cp_peer *p)
     struct cp_peer *q = cp__pick(c);
     if (q == NULL || cp__tried(c, q) || c->srv->stopping)
         return 0;
-    cg_log_info("request.failover", "id=%llu from=%s server=%s", (unsigned long long)c->conn.id,
-                p->addr.text, q->addr.text);
+    cg_log_info("request.failover", "id=%llu forward=%s from=%s server=%s",
+                (unsigned long long)c->conn.id, c->srv->name, p->addr.text, q->addr.text);
     c->nonce_retry_done = 0;
     cp__up_start(c, q, 0);
     return 1;
@@ -282,8 +282,8 @@ static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
     if (c->state == CP_CLOSED || c->up != u)
         return;
     if (n < 0) {
-        cg_log_warn("server.bad_response", "id=%llu reason=\"%s\"", (unsigned long long)c->conn.id,
-                    cg_http_parser_reason(u->resp));
+        cg_log_warn("server.bad_response", "id=%llu forward=%s reason=\"%s\"",
+                    (unsigned long long)c->conn.id, c->srv->name, cg_http_parser_reason(u->resp));
         if (c->front_bytes && !c->resp_started)
             c->front_bytes = 0; /* only the bad bytes: nothing of them reached the app */
         if (c->resp_started) {
@@ -443,8 +443,8 @@ static void up_on_handshake(struct cg_stream *s, int status)
         /* The server presents a key we have not verified (restart, rotation): ask for
          * fresh evidence bound to that key. */
         c->srv->stats.key_changes++;
-        cg_log_info("attest.key_changed", "id=%llu server=%s: reconnecting with a nonce",
-                    (unsigned long long)c->conn.id, p->addr.text);
+        cg_log_info("attest.key_changed", "id=%llu forward=%s server=%s: reconnecting with a nonce",
+                    (unsigned long long)c->conn.id, c->srv->name, p->addr.text);
         cp_fresh_forget(&p->fresh);
         cp__pool_flush(p);
         c->nonce_retry_done = 1;
@@ -456,8 +456,10 @@ static void up_on_handshake(struct cg_stream *s, int status)
     cp__handshake_verdict(s->tls, status, &v);
     cp__record_failure(p, &v);
     cg_log_error("attest.failed",
-                 "id=%llu server=%s check=%s expected=\"%s\" actual=\"%s\": nothing was sent",
-                 (unsigned long long)c->conn.id, p->addr.text, v.check, v.expected, v.actual);
+                 "id=%llu forward=%s server=%s check=%s expected=\"%s\" actual=\"%s\": nothing "
+                 "was sent",
+                 (unsigned long long)c->conn.id, c->srv->name, p->addr.text, v.check, v.expected,
+                 v.actual);
     cp__up_discard(c, 0);
     c->refused |= 1u << p->index; /* these requests never go there */
     cp__peer_eject(p, CP_PEER_EJECTED, &v);
@@ -470,7 +472,8 @@ void cp__connect_failed(struct cp_peer *p, int status, struct cg_verdict *v)
 {
     p->srv->stats.server_unreachable++;
     (void)cg_reject(v, status, "server.connect", p->addr.text, "%s", cg_strerror(status));
-    cg_log_warn("server.unreachable", "server=%s err=\"%s\"", p->addr.text, cg_strerror(status));
+    cg_log_warn("server.unreachable", "forward=%s server=%s err=\"%s\"", p->srv->name, p->addr.text,
+                cg_strerror(status));
     cp__note_failure(p, v);
     cp__peer_eject(p, CP_PEER_UNREACHABLE, v);
 }
@@ -606,8 +609,9 @@ void cp__up_timeout(struct cp_conn *c, int waited_for_server)
     (void)cg_reject(&v, CG_ETIMEOUT, "server.handshake_timeout", "a handshake in time",
                     "none after %u ms", srv->handshake_timeout_ms);
     cp__record_failure(p, &v);
-    cg_log_error("attest.failed", "id=%llu server=%s check=%s actual=\"%s\": nothing was sent",
-                 (unsigned long long)c->conn.id, p->addr.text, v.check, v.actual);
+    cg_log_error("attest.failed",
+                 "id=%llu forward=%s server=%s check=%s actual=\"%s\": nothing was sent",
+                 (unsigned long long)c->conn.id, srv->name, p->addr.text, v.check, v.actual);
     cp__peer_eject(p, CP_PEER_EJECTED, &v);
     if (move_on(c, p))
         return;

@@ -20,7 +20,7 @@ server() {
     local name=$1 port=$2 up=$3 state=$4
     shift 4
     start "$name" "$CG_BIN/ccgate-server" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$up" \
-        --tee sim --state-dir "$state" --admin "127.0.0.1:$(free_port)" "$@"
+        --tee sim --state-dir "$state" --admin "127.0.0.1:$(free_port)" --model-query-s 0 "$@"
     SPID=$LAST_PID
     wait_log "$T/$name.log" listening
 }
@@ -53,8 +53,9 @@ server s2 "$P2" "$U2" "$STATE" && S2=$SPID
 server s3 "$P3" "$U3" "$STATE" && S3=$SPID
 write_policy "$T/policy.json"
 
-# Three servers, comma-separated. Ready before any app request: appraised at start.
-SRV_PORT="$P1,127.0.0.1:$P2,127.0.0.1:$P3" start_client "$T/policy.json" client \
+# Three servers, comma-separated and --server repeated. Ready before any app request:
+# appraised at start.
+SRV_PORT="$P1,127.0.0.1:$P2" start_client "$T/policy.json" client --server "127.0.0.1:$P3" \
     --server-wait-ms 2000 --handshake-timeout-ms 5000
 ADM="http://127.0.0.1:$CLI_ADMIN"
 wait_ready "$CLI_ADMIN"
@@ -160,7 +161,7 @@ kill "$CLI_PID"
 sed 's/"max_age_s": 600/"max_age_s": 2/' "$T/policy.json" >"$T/short.json"
 CLI_PORT=$(free_port) CLI_ADMIN=$(free_port)
 cat >"$T/client.json" <<JSON
-{"listen": "127.0.0.1:$CLI_PORT", "servers": "127.0.0.1:$P1,127.0.0.1:$P2",
+{"listen": "127.0.0.1:$CLI_PORT", "servers": ["127.0.0.1:$P1", "127.0.0.1:$P2"],
  "policy": "$T/short.json", "admin": "127.0.0.1:$CLI_ADMIN"}
 JSON
 start client-idle "$CG_BIN/ccgate-client" --config "$T/client.json"

@@ -71,7 +71,7 @@ wait_log "$T/rogue-upstream.log" listening
 "$CG_BIN/ccgate" sim-init --state-dir "$T/rogue" >/dev/null
 ROGUE_PORT=$(free_port)
 start rogue "$CG_BIN/ccgate-server" --listen "127.0.0.1:$ROGUE_PORT" \
-    --upstream "127.0.0.1:$ROGUE_UP" --tee sim --state-dir "$T/rogue" --mode tcp
+    --upstream "127.0.0.1:$ROGUE_UP" --tee sim --state-dir "$T/rogue" --mode tcp --model-query-s 0
 wait_log "$T/rogue.log" listening
 MULTI_PORT=$(free_port) MULTI_ADMIN=$(free_port)
 start client-multi "$CG_BIN/ccgate-client" --listen "127.0.0.1:$MULTI_PORT" \
@@ -83,7 +83,7 @@ for i in 1 2 3 4; do
     timeout 30 python3 "$PEER" tcp-client "$MULTI_PORT" E || fail "TCP connection $i beside a rogue"
 done
 [ ! -s "$T/rogue-up/conns" ] || fail "the rogue's upstream saw a connection"
-wait_log "$T/client-multi.log" "server.ejected server=127.0.0.1:$ROGUE_PORT"
+wait_log "$T/client-multi.log" "server.ejected forward=.* server=127.0.0.1:$ROGUE_PORT"
 kill "$SRV_PID"
 wait "$SRV_PID" 2>/dev/null || true
 got=$(bytes_back "$MULTI_PORT") || fail "app connection did not close with only the rogue left"
