@@ -163,6 +163,30 @@ static void server_labels(struct cg_buf *out, const struct cp_server *s, const s
     label(out, "server", p->addr.text);
 }
 
+static unsigned long long ejections(const struct cp_peer *p)
+{
+    return p->ejections;
+}
+
+static unsigned long long outstanding(const struct cp_peer *p)
+{
+    return p->outstanding;
+}
+
+/* A family with one sample per server of each forward: value(server). */
+static void write_per_server(struct cg_buf *out, const char *name, const char *type,
+                             const char *help, const struct cp_server *const *srv, size_t n,
+                             unsigned long long (*value)(const struct cp_peer *p))
+{
+    header(out, name, type, help);
+    for (size_t j = 0; j < n; j++)
+        for (size_t i = 0; i < srv[j]->n_peers; i++) {
+            (void)cg_buf_printf(out, "%s{", name);
+            server_labels(out, srv[j], srv[j]->peers[i]);
+            (void)cg_buf_printf(out, "} %llu\n", value(srv[j]->peers[i]));
+        }
+}
+
 /* Per server of each forward: the state it is in (a sample per state, 1 for its own), its
  * ejections and its outstanding requests. */
 static void write_servers(struct cg_buf *out, const struct cp_server *const *srv, size_t n)
@@ -177,22 +201,10 @@ static void write_servers(struct cg_buf *out, const struct cp_server *const *srv
                 (void)cg_buf_printf(out, ",state=\"%s\"} %d\n", cp__peer_state_name(st),
                                     (int)srv[j]->peers[i]->state == st);
             }
-    header(out, "ccgate_client_server_ejections_total", "counter",
-           "Times each server was taken out of rotation.");
-    for (size_t j = 0; j < n; j++)
-        for (size_t i = 0; i < srv[j]->n_peers; i++) {
-            (void)cg_buf_printf(out, "ccgate_client_server_ejections_total{");
-            server_labels(out, srv[j], srv[j]->peers[i]);
-            (void)cg_buf_printf(out, "} %llu\n", (unsigned long long)srv[j]->peers[i]->ejections);
-        }
-    header(out, "ccgate_client_server_outstanding", "gauge",
-           "Requests (TCP mode: connections) on each server now.");
-    for (size_t j = 0; j < n; j++)
-        for (size_t i = 0; i < srv[j]->n_peers; i++) {
-            (void)cg_buf_printf(out, "ccgate_client_server_outstanding{");
-            server_labels(out, srv[j], srv[j]->peers[i]);
-            (void)cg_buf_printf(out, "} %u\n", srv[j]->peers[i]->outstanding);
-        }
+    write_per_server(out, "ccgate_client_server_ejections_total", "counter",
+                     "Times each server was taken out of rotation.", srv, n, ejections);
+    write_per_server(out, "ccgate_client_server_outstanding", "gauge",
+                     "Requests (TCP mode: connections) on each server now.", srv, n, outstanding);
 }
 
 void cp_metrics_write(struct cg_buf *out, const struct cp_server *const *srv, size_t n, time_t now)
