@@ -208,7 +208,8 @@ static int retry(struct cp_conn *c, const char *why)
 }
 
 /* c's leg to p failed before it carried a byte of c's (connect, appraisal, handshake): its
- * requests, all still pending, go to a server not tried yet. Returns 1 if so. */
+ * requests, all still pending, go to a server not tried yet (the leg, if any, is closed).
+ * Returns 1 if so; else c keeps its leg. */
 static int move_on(struct cp_conn *c, struct cp_peer *p)
 {
     c->tried |= 1u << p->index;
@@ -218,6 +219,7 @@ static int move_on(struct cp_conn *c, struct cp_peer *p)
     cg_log_info("request.failover", "id=%llu forward=%s from=%s server=%s",
                 (unsigned long long)c->conn.id, c->srv->name, p->addr.text, q->addr.text);
     c->nonce_retry_done = 0;
+    cp__up_discard(c, 0);
     cp__up_start(c, q, 0);
     return 1;
 }
@@ -352,17 +354,8 @@ static void up_on_error(struct cg_stream *s, int err)
     if (c->state == CP_CLOSED)
         return;
     peer_reset(p, err);
-    if (c->up_state != UP_READY) {
-        /* Cut during the handshake: nothing of c's went up. */
-        cp__up_discard(c, 0);
-        if (move_on(c, p))
-            return;
-        struct cg_verdict v;
-        (void)cg_reject(&v, err, "tls.handshake", "a TLS 1.3 RA-TLS server", "%s",
-                        cg_strerror(err));
-        cp__fail_verdict(c, "attestation_failed", &v);
-        return;
-    }
+    if (c->up_state != UP_READY && move_on(c, p))
+        return; /* cut during the handshake: nothing of c's went up */
     up_lost(c, "server_error");
 }
 
