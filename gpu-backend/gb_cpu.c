@@ -171,18 +171,28 @@ static int pool_start(struct pool *p, int n)
     return 0;
 }
 
+/* A weight matrix: repacked in panels (gb_kern.h) when there is a kernel for its type. */
+struct mat {
+    const struct gb_wt *w;
+    uint8_t *pk;    /* gb_pack; NULL: no kernel, the file's rows are used */
+    gb_panel_fn fn; /* NULL: dequantise each row, F32 dot products */
+};
+
+#define MATS_PER_LAYER 7 /* wq, wk, wv, wo, w_gate, w_up, w_down */
+
 struct cpu {
     struct gb_backend b;
     const struct gb_model *m;
     struct pool pool;
-    float *kc, *vc; /* [slot][layer][ctx][kvd] */
+    struct mat *mats; /* n_layer * MATS_PER_LAYER, then the output matrix */
+    float *kc, *vc;   /* [slot][layer][ctx][kvd] */
     /* per-step scratch, sized for max_tokens */
     float *x, *xn, *q, *k, *v, *att, *o, *g, *u, *rope;
     float *wrow;   /* per worker: one dequantised row (types without a kernel) */
     float *scores; /* per worker: n_ctx attention scores */
     size_t wrow_len;
-    uint8_t *xa;   /* the step's activations quantised to 8 bits (gb_kern.h) */
-    int quant_act; /* the model has Q8_0 or Q4_0 matrices */
+    uint8_t *tf, *tq; /* the step's activations in tiles: F32 (for F16 matrices) and 8-bit */
+    int need_tf, need_tq;
     enum gb_isa isa;
 };
 
@@ -195,35 +205,47 @@ static size_t kv_index(const struct cpu *c, int slot, uint32_t layer, int pos)
 
 /* ---- y[t][r] = W[r] . x[t] for n tokens, rows split among workers ---- */
 
-/* The input of a product: n tokens of F32, and of 8-bit blocks when the model needs them. */
+/*
+ * The input of a product: n tokens of F32, and the same in tiles of GB_KERN_NT tokens for
+ * the kernels (tile i at i * the size of a full tile): F32 for F16 matrices, quantised to 8
+ * bits for Q8_0 and Q4_0 ones, each only if the model has such matrices.
+ */
 struct act {
     const float *f;
-    const uint8_t *q; /* NULL when the model has no Q8_0 or Q4_0 matrix */
-    size_t q_stride;  /* bytes per token */
+    const uint8_t *tf, *tq;
+    size_t tf_stride, tq_stride;
 };
 
-/* Quantises x once for all the products that read it (Q, K and V; gate and up). */
+/* Packs x once for all the products that read it (Q, K and V; gate and up). */
 static struct act prep(struct cpu *c, const float *x, int n, size_t n_in)
 {
     struct act a = {.f = x};
-    if (c->quant_act) {
-        a.q = c->xa;
-        a.q_stride = gb_act_bytes(n_in);
-        for (int t = 0; t < n; t++)
-            gb_act_quant(x + (size_t)t * n_in, n_in, c->xa + (size_t)t * a.q_stride);
+    if (c->need_tf) {
+        a.tf = c->tf;
+        a.tf_stride = gb_tile_bytes(0, n_in, GB_KERN_NT);
+    }
+    if (c->need_tq) {
+        a.tq = c->tq;
+        a.tq_stride = gb_tile_bytes(1, n_in, GB_KERN_NT);
+    }
+    for (int t0 = 0, i = 0; t0 < n; t0 += GB_KERN_NT, i++) {
+        int nt = n - t0 < GB_KERN_NT ? n - t0 : GB_KERN_NT;
+        if (c->need_tf)
+            gb_tile_f32(x + (size_t)t0 * n_in, n_in, nt, n_in, c->tf + (size_t)i * a.tf_stride);
+        if (c->need_tq)
+            gb_tile_q8(x + (size_t)t0 * n_in, n_in, nt, n_in, c->tq + (size_t)i * a.tq_stride);
     }
     return a;
 }
 
-#define MM_CHUNK 16 /* rows per task */
-#define MM_MAX 3    /* matrices per job (Q, K, V share their input) */
+#define MM_CHUNK (2 * GB_PANEL) /* rows per task */
+#define MM_MAX 3                /* matrices per job (Q, K, V share their input) */
 
 struct mm_job {
     struct cpu *c;
     const struct act *a;
     int n, n_mat;
-    const struct gb_wt *w[MM_MAX];
-    gb_rowdot_fn fn[MM_MAX]; /* NULL: dequantise the row, F32 dot products */
+    const struct mat *w[MM_MAX];
     float *y[MM_MAX];
     unsigned chunks[MM_MAX + 1]; /* prefix sums of each matrix's chunk count */
     atomic_uint next;
@@ -231,21 +253,22 @@ struct mm_job {
 
 static void mm_rows(struct mm_job *j, int k, uint64_t r0, uint64_t r1, float *tmp)
 {
-    const struct gb_wt *w = j->w[k];
+    const struct gb_wt *w = j->w[k]->w;
     float *y = j->y[k];
     size_t n_in = w->n_in;
-    gb_rowdot_fn fn = j->fn[k];
+    gb_panel_fn fn = j->w[k]->fn;
     const uint8_t *base = w->data;
     if (fn != NULL) {
-        const uint8_t *x = w->type == GB_F16 ? (const uint8_t *)j->a->f : j->a->q;
-        size_t xs = w->type == GB_F16 ? n_in * sizeof(float) : j->a->q_stride;
-        /* GB_KERN_NT tokens at a time over the chunk's rows: each row is read once per group
-         * (from cache after the first), each group's activations once per chunk */
-        for (int t0 = 0; t0 < j->n; t0 += GB_KERN_NT) {
+        const uint8_t *x = w->type == GB_F16 ? j->a->tf : j->a->tq;
+        size_t xs = w->type == GB_F16 ? j->a->tf_stride : j->a->tq_stride;
+        size_t pb = GB_PANEL * w->row_bytes;
+        /* a tile of tokens over the chunk's panels: the tile stays in cache for them */
+        for (int t0 = 0, i = 0; t0 < j->n; t0 += GB_KERN_NT, i++) {
             int nt = j->n - t0 < GB_KERN_NT ? j->n - t0 : GB_KERN_NT;
-            for (uint64_t r = r0; r < r1; r++)
-                fn(base + r * w->row_bytes, x + (size_t)t0 * xs, xs, nt, n_in,
-                   y + (size_t)t0 * w->n_out + r, w->n_out);
+            for (uint64_t r = r0; r < r1; r += GB_PANEL)
+                fn(j->w[k]->pk + r / GB_PANEL * pb, x + (size_t)i * xs, nt, n_in,
+                   y + (size_t)t0 * w->n_out + r, w->n_out,
+                   r1 - r < GB_PANEL ? (int)(r1 - r) : GB_PANEL);
         }
         return;
     }
@@ -273,31 +296,31 @@ static void mm_work(void *arg, int worker)
         while (task >= j->chunks[k + 1])
             k++;
         uint64_t r0 = (uint64_t)(task - j->chunks[k]) * MM_CHUNK;
-        uint64_t r1 = r0 + MM_CHUNK < j->w[k]->n_out ? r0 + MM_CHUNK : j->w[k]->n_out;
+        uint64_t r1 = r0 + MM_CHUNK < j->w[k]->w->n_out ? r0 + MM_CHUNK : j->w[k]->w->n_out;
         mm_rows(j, k, r0, r1, tmp);
     }
 }
 
 /* y_k = W_k x for up to MM_MAX matrices of the same input, in one job. */
-static void matmul(struct cpu *c, const struct act *a, int n, int n_mat,
-                   const struct gb_wt *const *w, float *const *y)
+static void matmul(struct cpu *c, const struct act *a, int n, int n_mat, const struct mat *w,
+                   float *const *y)
 {
     struct mm_job j = {.c = c, .a = a, .n = n, .n_mat = n_mat};
     uint64_t work = 0;
     for (int k = 0; k < n_mat; k++) {
-        work += w[k]->n_in * w[k]->n_out * (uint64_t)n;
-        j.w[k] = w[k];
+        const struct gb_wt *wt = w[k].w;
+        work += wt->n_in * wt->n_out * (uint64_t)n;
+        j.w[k] = &w[k];
         j.y[k] = y[k];
-        j.fn[k] = gb_kern_rowdot(c->isa, w[k]->type);
-        j.chunks[k + 1] = j.chunks[k] + (unsigned)((w[k]->n_out + MM_CHUNK - 1) / MM_CHUNK);
+        j.chunks[k + 1] = j.chunks[k] + (unsigned)((wt->n_out + MM_CHUNK - 1) / MM_CHUNK);
     }
     atomic_init(&j.next, 0);
     pool_run_sized(&c->pool, mm_work, &j, work);
 }
 
-static void matmul1(struct cpu *c, const struct act *a, int n, const struct gb_wt *w, float *y)
+static void matmul1(struct cpu *c, const struct act *a, int n, const struct mat *w, float *y)
 {
-    matmul(c, a, n, 1, &w, &y);
+    matmul(c, a, n, 1, w, &y);
 }
 
 /* ---- attention: one task per (token, head) ---- */
@@ -401,12 +424,12 @@ static int cpu_forward(struct gb_backend *b, const struct gb_batch *bt, float *l
     }
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const struct gb_layer *L = &m->layers[l];
+        const struct mat *M = c->mats + (size_t)l * MATS_PER_LAYER;
         for (int t = 0; t < n; t++)
             rmsnorm(c->x + (size_t)t * dim, L->attn_norm, c->xn + (size_t)t * dim, dim, hp->eps);
         struct act a = prep(c, c->xn, n, dim);
-        const struct gb_wt *qkv[3] = {&L->wq, &L->wk, &L->wv};
         float *qkv_out[3] = {c->q, c->k, c->v};
-        matmul(c, &a, n, 3, qkv, qkv_out);
+        matmul(c, &a, n, 3, M, qkv_out);
         for (int t = 0; t < n; t++) {
             float *q = c->q + (size_t)t * dim, *k = c->k + (size_t)t * kvd;
             float *v = c->v + (size_t)t * kvd;
@@ -429,21 +452,20 @@ static int cpu_forward(struct gb_backend *b, const struct gb_batch *bt, float *l
             att += (uint64_t)(bt->pos[t] + 1) * hp->n_head * hp->head_dim * 2;
         pool_run_sized(&c->pool, att_work, &aj, att);
         a = prep(c, c->att, n, dim);
-        matmul1(c, &a, n, &L->wo, c->o);
+        matmul1(c, &a, n, &M[3], c->o);
         for (size_t i = 0; i < (size_t)n * dim; i++)
             c->x[i] += c->o[i];
         for (int t = 0; t < n; t++)
             rmsnorm(c->x + (size_t)t * dim, L->ffn_norm, c->xn + (size_t)t * dim, dim, hp->eps);
         a = prep(c, c->xn, n, dim);
-        const struct gb_wt *gu[2] = {&L->w_gate, &L->w_up};
         float *gu_out[2] = {c->g, c->u};
-        matmul(c, &a, n, 2, gu, gu_out);
+        matmul(c, &a, n, 2, &M[4], gu_out);
         for (size_t i = 0; i < (size_t)n * hp->n_ff; i++) {
             float gv = c->g[i];
             c->g[i] = gv / (1.0f + expf(-gv)) * c->u[i];
         }
         a = prep(c, c->g, n, hp->n_ff);
-        matmul1(c, &a, n, &L->w_down, c->o);
+        matmul1(c, &a, n, &M[6], c->o);
         for (size_t i = 0; i < (size_t)n * dim; i++)
             c->x[i] += c->o[i];
     }
@@ -453,7 +475,7 @@ static int cpu_forward(struct gb_backend *b, const struct gb_batch *bt, float *l
             rmsnorm(c->x + (size_t)t * dim, m->out_norm, c->xn + (size_t)nw++ * dim, dim, hp->eps);
     if (nw > 0) {
         struct act a = prep(c, c->xn, nw, dim);
-        matmul1(c, &a, nw, &m->output, logits);
+        matmul1(c, &a, nw, &c->mats[(size_t)hp->n_layer * MATS_PER_LAYER], logits);
     }
     return 0;
 }
@@ -468,24 +490,48 @@ static void cpu_free(struct gb_backend *b)
                      c->att, c->o,  c->g, c->u,  c->rope, c->wrow, c->scores};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
-    free(c->xa);
+    free(c->tf);
+    free(c->tq);
+    if (c->mats != NULL)
+        for (size_t i = 0; i <= (size_t)c->m->hp.n_layer * MATS_PER_LAYER; i++)
+            free(c->mats[i].pk);
+    free(c->mats);
     free(c);
 }
 
-static int is_quant(const struct gb_wt *w)
+/* Repacks every matrix with a kernel (the file's rows are not read again). */
+static int pack_mats(struct cpu *c)
 {
-    return w->type == GB_Q8_0 || w->type == GB_Q4_0;
-}
-
-static int has_quant(const struct gb_model *m)
-{
-    int q = is_quant(&m->output);
+    const struct gb_model *m = c->m;
+    size_t nm = (size_t)m->hp.n_layer * MATS_PER_LAYER + 1;
+    c->mats = calloc(nm, sizeof(*c->mats));
+    if (c->mats == NULL)
+        return -ENOMEM;
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         const struct gb_layer *L = &m->layers[l];
-        q |= is_quant(&L->wq) | is_quant(&L->wk) | is_quant(&L->wv) | is_quant(&L->wo) |
-             is_quant(&L->w_gate) | is_quant(&L->w_up) | is_quant(&L->w_down);
+        const struct gb_wt *w[MATS_PER_LAYER] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
+                                                 &L->w_gate, &L->w_up, &L->w_down};
+        for (int k = 0; k < MATS_PER_LAYER; k++)
+            c->mats[(size_t)l * MATS_PER_LAYER + (size_t)k].w = w[k];
     }
-    return q;
+    c->mats[nm - 1].w = &m->output;
+    for (size_t i = 0; i < nm; i++) {
+        struct mat *mt = &c->mats[i];
+        const struct gb_wt *w = mt->w;
+        gb_panel_fn fn = gb_kern_panel(c->isa, w->type);
+        if (fn == NULL)
+            continue;
+        size_t bytes = gb_pack_bytes(w->type, w->n_out, w->n_in);
+        /* aligned_alloc wants a multiple of the alignment */
+        mt->pk = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (mt->pk == NULL)
+            return -ENOMEM;
+        gb_pack(w->type, w->data, w->row_bytes, w->n_out, w->n_in, mt->pk);
+        mt->fn = fn;
+        c->need_tf |= w->type == GB_F16;
+        c->need_tq |= w->type != GB_F16;
+    }
+    return 0;
 }
 
 int gb_cpu_new(const struct gb_model *m, int n_slots, int n_ctx, int max_tokens, int n_threads,
@@ -533,12 +579,16 @@ int gb_cpu_new(const struct gb_model *m, int n_slots, int n_ctx, int max_tokens,
     c->wrow = malloc((size_t)n_threads * big * sizeof(float));
     c->scores = malloc((size_t)n_threads * (size_t)n_ctx * sizeof(float));
     c->isa = gb_kern_isa();
-    c->quant_act = has_quant(m);
-    if (c->quant_act)
-        c->xa = malloc(T * gb_act_bytes(big));
-    if (rc == 0 &&
-        (!c->kc || !c->vc || !c->x || !c->xn || !c->q || !c->att || !c->o || !c->k || !c->v ||
-         !c->g || !c->u || !c->rope || !c->wrow || !c->scores || (c->quant_act && !c->xa)))
+    if (rc == 0)
+        rc = pack_mats(c);
+    size_t tiles = (T + GB_KERN_NT - 1) / GB_KERN_NT;
+    if (c->need_tf)
+        c->tf = malloc(tiles * gb_tile_bytes(0, big, GB_KERN_NT));
+    if (c->need_tq)
+        c->tq = malloc(tiles * gb_tile_bytes(1, big, GB_KERN_NT));
+    if (rc == 0 && (!c->kc || !c->vc || !c->x || !c->xn || !c->q || !c->att || !c->o || !c->k ||
+                    !c->v || !c->g || !c->u || !c->rope || !c->wrow || !c->scores ||
+                    (c->need_tf && !c->tf) || (c->need_tq && !c->tq)))
         rc = -ENOMEM;
     if (rc != 0) {
         cpu_free(&c->b);
