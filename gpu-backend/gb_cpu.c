@@ -216,30 +216,16 @@ struct act {
     size_t tf_stride, tq_stride;
 };
 
-/* Packs x once for all the products that read it (Q, K and V; gate and up). */
-static struct act prep(struct cpu *c, const float *x, int n, size_t n_in)
-{
-    struct act a = {.f = x};
-    if (c->need_tf) {
-        a.tf = c->tf;
-        a.tf_stride = gb_tile_bytes(0, n_in, GB_KERN_NT);
-    }
-    if (c->need_tq) {
-        a.tq = c->tq;
-        a.tq_stride = gb_tile_bytes(1, n_in, GB_KERN_NT);
-    }
-    for (int t0 = 0, i = 0; t0 < n; t0 += GB_KERN_NT, i++) {
-        int nt = n - t0 < GB_KERN_NT ? n - t0 : GB_KERN_NT;
-        if (c->need_tf)
-            gb_tile_f32(x + (size_t)t0 * n_in, n_in, nt, n_in, c->tf + (size_t)i * a.tf_stride);
-        if (c->need_tq)
-            gb_tile_q8(x + (size_t)t0 * n_in, n_in, nt, n_in, c->tq + (size_t)i * a.tq_stride);
-    }
-    return a;
-}
-
-#define MM_CHUNK (2 * GB_PANEL) /* rows per task */
-#define MM_MAX 3                /* matrices per job (Q, K, V share their input) */
+/*
+ * Rows per task: 2 panels for a step of one tile (decode), 8 for a longer one (prefill), whose
+ * tasks also go over the elements in slices of MM_SLICE: one slice of a tile (16 KB of F32)
+ * stays in L1 for the 8 panels, one slice of the 8 panels (128 KB of F16) in L2 for all tiles,
+ * so that each tile comes from farther away once per task instead of once per panel.
+ */
+#define MM_CHUNK (2 * GB_PANEL)
+#define MM_CHUNK_BIG (8 * GB_PANEL)
+#define MM_SLICE 512
+#define MM_MAX 3 /* matrices per job (Q, K, V share their input) */
 
 struct mm_job {
     struct cpu *c;
@@ -247,7 +233,8 @@ struct mm_job {
     int n, n_mat;
     const struct mat *w[MM_MAX];
     float *y[MM_MAX];
-    unsigned chunks[MM_MAX + 1]; /* prefix sums of each matrix's chunk count */
+    unsigned chunk;              /* rows per task */
+    unsigned chunks[MM_MAX + 1]; /* prefix sums of each matrix's task count */
     atomic_uint next;
 };
 
@@ -261,14 +248,20 @@ static void mm_rows(struct mm_job *j, int k, uint64_t r0, uint64_t r1, float *tm
     if (fn != NULL) {
         const uint8_t *x = w->type == GB_F16 ? j->a->tf : j->a->tq;
         size_t xs = w->type == GB_F16 ? j->a->tf_stride : j->a->tq_stride;
-        size_t pb = GB_PANEL * w->row_bytes;
-        /* a tile of tokens over the chunk's panels: the tile stays in cache for them */
-        for (int t0 = 0, i = 0; t0 < j->n; t0 += GB_KERN_NT, i++) {
-            int nt = j->n - t0 < GB_KERN_NT ? j->n - t0 : GB_KERN_NT;
-            for (uint64_t r = r0; r < r1; r += GB_PANEL)
-                fn(j->w[k]->pk + r / GB_PANEL * pb, x + (size_t)i * xs, nt, n_in,
-                   y + (size_t)t0 * w->n_out + r, w->n_out,
-                   r1 - r < GB_PANEL ? (int)(r1 - r) : GB_PANEL);
+        size_t pb = GB_PANEL * w->row_bytes, slice = j->n > GB_KERN_NT ? MM_SLICE : n_in;
+        int q = w->type != GB_F16;
+        for (size_t k0 = 0; k0 < n_in; k0 += slice) {
+            size_t nk = n_in - k0 < slice ? n_in - k0 : slice;
+            /* where the slice starts in a panel (gb_kern.h) */
+            size_t po = q ? k0 / 32 * GB_PANEL * gb_type_row_bytes(w->type, 32) : k0 * 32;
+            for (int t0 = 0, i = 0; t0 < j->n; t0 += GB_KERN_NT, i++) {
+                int nt = j->n - t0 < GB_KERN_NT ? j->n - t0 : GB_KERN_NT;
+                const uint8_t *tile = x + (size_t)i * xs + gb_tile_bytes(q, k0, nt);
+                for (uint64_t r = r0; r < r1; r += GB_PANEL)
+                    fn(j->w[k]->pk + r / GB_PANEL * pb + po, tile, nt, nk,
+                       y + (size_t)t0 * w->n_out + r, w->n_out,
+                       r1 - r < GB_PANEL ? (int)(r1 - r) : GB_PANEL, k0 > 0);
+            }
         }
         return;
     }
@@ -295,8 +288,8 @@ static void mm_work(void *arg, int worker)
         int k = 0;
         while (task >= j->chunks[k + 1])
             k++;
-        uint64_t r0 = (uint64_t)(task - j->chunks[k]) * MM_CHUNK;
-        uint64_t r1 = r0 + MM_CHUNK < j->w[k]->w->n_out ? r0 + MM_CHUNK : j->w[k]->w->n_out;
+        uint64_t r0 = (uint64_t)(task - j->chunks[k]) * j->chunk;
+        uint64_t r1 = r0 + j->chunk < j->w[k]->w->n_out ? r0 + j->chunk : j->w[k]->w->n_out;
         mm_rows(j, k, r0, r1, tmp);
     }
 }
@@ -305,14 +298,15 @@ static void mm_work(void *arg, int worker)
 static void matmul(struct cpu *c, const struct act *a, int n, int n_mat, const struct mat *w,
                    float *const *y)
 {
-    struct mm_job j = {.c = c, .a = a, .n = n, .n_mat = n_mat};
+    struct mm_job j = {
+        .c = c, .a = a, .n = n, .n_mat = n_mat, .chunk = n > GB_KERN_NT ? MM_CHUNK_BIG : MM_CHUNK};
     uint64_t work = 0;
     for (int k = 0; k < n_mat; k++) {
         const struct gb_wt *wt = w[k].w;
         work += wt->n_in * wt->n_out * (uint64_t)n;
         j.w[k] = &w[k];
         j.y[k] = y[k];
-        j.chunks[k + 1] = j.chunks[k] + (unsigned)((wt->n_out + MM_CHUNK - 1) / MM_CHUNK);
+        j.chunks[k + 1] = j.chunks[k] + (unsigned)((wt->n_out + j.chunk - 1) / j.chunk);
     }
     atomic_init(&j.next, 0);
     pool_run_sized(&c->pool, mm_work, &j, work);
@@ -381,6 +375,72 @@ static void rmsnorm(const float *x, const float *w, float *out, uint32_t dim, fl
         out[i] = x[i] * r * w[i];
 }
 
+/*
+ * The per-token work before a product, done on all threads one tile of tokens at a time:
+ * x += add (the residual), x = silu(x) * mul (SwiGLU), xn = rmsnorm(x) * norm, each when
+ * given; then the result (xn with a norm, else x) packed into the kernels' tiles once for all
+ * the products that read it (Q, K and V; gate and up).
+ */
+struct stage_job {
+    struct cpu *c;
+    int n;
+    size_t n_in;
+    float *x, *xn;
+    const float *add, *mul, *norm;
+    struct act a;
+    atomic_uint next;
+};
+
+static void stage_work(void *arg, int worker)
+{
+    struct stage_job *j = arg;
+    struct cpu *c = j->c;
+    size_t d = j->n_in;
+    (void)worker;
+    for (;;) {
+        unsigned i = atomic_fetch_add(&j->next, 1);
+        int t0 = (int)i * GB_KERN_NT;
+        if (t0 >= j->n)
+            break;
+        int nt = j->n - t0 < GB_KERN_NT ? j->n - t0 : GB_KERN_NT;
+        for (int t = t0; t < t0 + nt; t++) {
+            float *x = j->x + (size_t)t * d;
+            if (j->add != NULL)
+                for (size_t e = 0; e < d; e++)
+                    x[e] += j->add[(size_t)t * d + e];
+            if (j->mul != NULL)
+                for (size_t e = 0; e < d; e++)
+                    x[e] = x[e] / (1.0f + expf(-x[e])) * j->mul[(size_t)t * d + e];
+            if (j->norm != NULL)
+                rmsnorm(x, j->norm, j->xn + (size_t)t * d, (uint32_t)d, c->m->hp.eps);
+        }
+        const float *src = (j->norm != NULL ? j->xn : j->x) + (size_t)t0 * d;
+        if (c->need_tf)
+            gb_tile_f32(src, d, nt, d, c->tf + (size_t)i * j->a.tf_stride);
+        if (c->need_tq)
+            gb_tile_q8(src, d, nt, d, c->tq + (size_t)i * j->a.tq_stride);
+    }
+}
+
+static struct act stage(struct cpu *c, int n, size_t n_in, float *x, const float *add,
+                        const float *mul, const float *norm)
+{
+    struct stage_job j = {
+        .c = c, .n = n, .n_in = n_in, .x = x, .xn = c->xn, .add = add, .mul = mul, .norm = norm};
+    j.a.f = norm != NULL ? c->xn : x;
+    if (c->need_tf) {
+        j.a.tf = c->tf;
+        j.a.tf_stride = gb_tile_bytes(0, n_in, GB_KERN_NT);
+    }
+    if (c->need_tq) {
+        j.a.tq = c->tq;
+        j.a.tq_stride = gb_tile_bytes(1, n_in, GB_KERN_NT);
+    }
+    atomic_init(&j.next, 0);
+    pool_run_sized(&c->pool, stage_work, &j, (uint64_t)n * n_in * 16);
+    return j.a;
+}
+
 static void rope(const struct gb_hparams *hp, float *vec, uint32_t n_heads, const float *cs)
 {
     uint32_t hd = hp->head_dim, half = hp->n_rot / 2;
@@ -425,9 +485,8 @@ static int cpu_forward(struct gb_backend *b, const struct gb_batch *bt, float *l
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const struct gb_layer *L = &m->layers[l];
         const struct mat *M = c->mats + (size_t)l * MATS_PER_LAYER;
-        for (int t = 0; t < n; t++)
-            rmsnorm(c->x + (size_t)t * dim, L->attn_norm, c->xn + (size_t)t * dim, dim, hp->eps);
-        struct act a = prep(c, c->xn, n, dim);
+        /* the residual of the previous layer's FFN, then this layer's attention norm */
+        struct act a = stage(c, n, dim, c->x, l > 0 ? c->o : NULL, NULL, L->attn_norm);
         float *qkv_out[3] = {c->q, c->k, c->v};
         matmul(c, &a, n, 3, M, qkv_out);
         for (int t = 0; t < n; t++) {
@@ -451,30 +510,22 @@ static int cpu_forward(struct gb_backend *b, const struct gb_batch *bt, float *l
         for (int t = 0; t < n; t++)
             att += (uint64_t)(bt->pos[t] + 1) * hp->n_head * hp->head_dim * 2;
         pool_run_sized(&c->pool, att_work, &aj, att);
-        a = prep(c, c->att, n, dim);
+        a = stage(c, n, dim, c->att, NULL, NULL, NULL);
         matmul1(c, &a, n, &M[3], c->o);
-        for (size_t i = 0; i < (size_t)n * dim; i++)
-            c->x[i] += c->o[i];
-        for (int t = 0; t < n; t++)
-            rmsnorm(c->x + (size_t)t * dim, L->ffn_norm, c->xn + (size_t)t * dim, dim, hp->eps);
-        a = prep(c, c->xn, n, dim);
+        a = stage(c, n, dim, c->x, c->o, NULL, L->ffn_norm);
         float *gu_out[2] = {c->g, c->u};
         matmul(c, &a, n, 2, &M[4], gu_out);
-        for (size_t i = 0; i < (size_t)n * hp->n_ff; i++) {
-            float gv = c->g[i];
-            c->g[i] = gv / (1.0f + expf(-gv)) * c->u[i];
-        }
-        a = prep(c, c->g, n, hp->n_ff);
+        a = stage(c, n, hp->n_ff, c->g, NULL, c->u, NULL);
         matmul1(c, &a, n, &M[6], c->o);
-        for (size_t i = 0; i < (size_t)n * dim; i++)
-            c->x[i] += c->o[i];
     }
+    for (size_t i = 0; hp->n_layer > 0 && i < (size_t)n * dim; i++)
+        c->x[i] += c->o[i];
     int nw = 0;
     for (int t = 0; t < n; t++)
         if (bt->want[t])
             rmsnorm(c->x + (size_t)t * dim, m->out_norm, c->xn + (size_t)nw++ * dim, dim, hp->eps);
     if (nw > 0) {
-        struct act a = prep(c, c->xn, nw, dim);
+        struct act a = stage(c, nw, dim, c->xn, NULL, NULL, NULL);
         matmul1(c, &a, nw, &c->mats[(size_t)hp->n_layer * MATS_PER_LAYER], logits);
     }
     return 0;

@@ -78,7 +78,7 @@ void gb_tile_q8(const float *x, size_t x_stride, int nt, size_t n, void *dst)
             int32_t *c8 = (int32_t *)(void *)(d + nt), *c4 = c8 + nt;
             float amax = 0;
             for (int j = 0; j < 32; j++)
-                amax = fmaxf(amax, fabsf(xb[j]));
+                amax = fabsf(xb[j]) > amax ? fabsf(xb[j]) : amax;
             float db = amax / 127.0f, id = db != 0 ? 1.0f / db : 0.0f;
             int sum = 0;
             for (int j = 0; j < 32; j++) {
@@ -103,15 +103,16 @@ static float f16(const uint8_t *p)
     return gb_f16_to_f32(h);
 }
 
-static void store(const float *acc, int nt, float *out, size_t os, int nr)
+static void store(const float *acc, int nt, float *out, size_t os, int nr, int add)
 {
     for (int t = 0; t < nt; t++)
         for (int r = 0; r < nr; r++)
-            out[(size_t)t * os + (size_t)r] = acc[t * GB_PANEL + r];
+            out[(size_t)t * os + (size_t)r] =
+                (add ? out[(size_t)t * os + (size_t)r] : 0.0f) + acc[t * GB_PANEL + r];
 }
 
 static void f16_c(const void *panel, const void *tile, int nt, size_t n, float *out, size_t os,
-                  int nr)
+                  int nr, int add)
 {
     const uint8_t *w = panel;
     const float *x = tile;
@@ -123,12 +124,12 @@ static void f16_c(const void *panel, const void *tile, int nt, size_t n, float *
             for (int r = 0; r < GB_PANEL; r++)
                 acc[t * GB_PANEL + r] += wk[r] * x[k * (size_t)nt + (size_t)t];
     }
-    store(acc, nt, out, os, nr);
+    store(acc, nt, out, os, nr, add);
 }
 
 /* One kernel for Q8_0 (unsigned values, correction c8) and Q4_0 (nibbles, correction c4). */
 static void q_c(const void *panel, const void *tile, int nt, size_t n, float *out, size_t os,
-                int nr, int q8)
+                int nr, int add, int q8)
 {
     const uint8_t *w = panel, *a = tile;
     size_t bs = GB_PANEL * (q8 ? 34 : 18), bb = (size_t)nt * 44;
@@ -150,19 +151,19 @@ static void q_c(const void *panel, const void *tile, int nt, size_t n, float *ou
             }
         }
     }
-    store(acc, nt, out, os, nr);
+    store(acc, nt, out, os, nr, add);
 }
 
 static void q8_0_c(const void *panel, const void *tile, int nt, size_t n, float *out, size_t os,
-                   int nr)
+                   int nr, int add)
 {
-    q_c(panel, tile, nt, n, out, os, nr, 1);
+    q_c(panel, tile, nt, n, out, os, nr, add, 1);
 }
 
 static void q4_0_c(const void *panel, const void *tile, int nt, size_t n, float *out, size_t os,
-                   int nr)
+                   int nr, int add)
 {
-    q_c(panel, tile, nt, n, out, os, nr, 0);
+    q_c(panel, tile, nt, n, out, os, nr, add, 0);
 }
 
 #ifdef GB_X86
@@ -179,7 +180,7 @@ static int32_t ld32(const uint8_t *p)
 #define AVX2_INL __attribute__((target("avx2,fma,f16c"), always_inline)) static inline
 
 AVX2_INL void f16_avx2_nt(const uint8_t *w, const float *x, const int NT, size_t n, float *out,
-                          size_t os, int nr)
+                          size_t os, int nr, int add)
 {
     __m256 acc[GB_KERN_NT][2];
     for (int t = 0; t < NT; t++)
@@ -198,7 +199,7 @@ AVX2_INL void f16_avx2_nt(const uint8_t *w, const float *x, const int NT, size_t
         _mm256_storeu_ps(tmp + t * GB_PANEL, acc[t][0]);
         _mm256_storeu_ps(tmp + t * GB_PANEL + 8, acc[t][1]);
     }
-    store(tmp, NT, out, os, nr);
+    store(tmp, NT, out, os, nr, add);
 }
 
 /*
@@ -207,7 +208,7 @@ AVX2_INL void f16_avx2_nt(const uint8_t *w, const float *x, const int NT, size_t
  * 16-bit overflow: 2 * 128 * 127 < 32768), madd sums pairs to 32 bits.
  */
 AVX2_INL void q_avx2_nt(const uint8_t *w, const uint8_t *a, const int NT, size_t n, float *out,
-                        size_t os, int nr, const int Q8)
+                        size_t os, int nr, int add, const int Q8)
 {
     const __m256i ones = _mm256_set1_epi16(1), lo4 = _mm256_set1_epi8(0x0f);
     const __m256i x80 = _mm256_set1_epi8((char)0x80), eight = _mm256_set1_epi8(8);
@@ -260,7 +261,7 @@ AVX2_INL void q_avx2_nt(const uint8_t *w, const uint8_t *a, const int NT, size_t
         _mm256_storeu_ps(tmp + t * GB_PANEL, acc[t][0]);
         _mm256_storeu_ps(tmp + t * GB_PANEL + 8, acc[t][1]);
     }
-    store(tmp, NT, out, os, nr);
+    store(tmp, NT, out, os, nr, add);
 }
 
 /* ---- AVX-512 (F, BW, VL, DQ) with VNNI: a panel is one vector ---- */
@@ -268,20 +269,23 @@ AVX2_INL void q_avx2_nt(const uint8_t *w, const uint8_t *a, const int NT, size_t
 #define A512 "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"
 #define A512_INL __attribute__((target(A512), always_inline)) static inline
 
-A512_INL void store512(const __m512 *acc, const int NT, float *out, size_t os, int nr)
+A512_INL void store512(const __m512 *acc, const int NT, float *out, size_t os, int nr, int add)
 {
     __mmask16 m = (__mmask16)((1u << nr) - 1);
-    for (int t = 0; t < NT; t++)
-        _mm512_mask_storeu_ps(out + (size_t)t * os, m, acc[t]);
+    for (int t = 0; t < NT; t++) {
+        float *o = out + (size_t)t * os;
+        _mm512_mask_storeu_ps(o, m,
+                              add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), acc[t]) : acc[t]);
+    }
 }
 
-/* With fewer than 4 tokens, 4 / NT sets of accumulators over alternate elements, so that
- * the FMA latency does not bound a decode step. */
+/* min(4, 16 / NT) sets of accumulators over alternate elements, so that enough FMAs are
+ * independent to hide their latency (two per cycle, four cycles each), also in decode. */
 A512_INL void f16_512_nt(const uint8_t *w, const float *x, const int NT, size_t n, float *out,
-                         size_t os, int nr)
+                         size_t os, int nr, int add)
 {
     enum { SETS = 4 };
-    const int ns = NT >= SETS ? 1 : SETS / NT;
+    const int ns = 16 / NT < SETS ? 16 / NT : SETS;
     __m512 acc[SETS][GB_KERN_NT];
     for (int s = 0; s < ns; s++)
         for (int t = 0; t < NT; t++)
@@ -306,7 +310,7 @@ A512_INL void f16_512_nt(const uint8_t *w, const float *x, const int NT, size_t 
     for (int s = 1; s < ns; s++)
         for (int t = 0; t < NT; t++)
             acc[0][t] = _mm512_add_ps(acc[0][t], acc[s][t]);
-    store512(acc[0], NT, out, os, nr);
+    store512(acc[0], NT, out, os, nr, add);
 }
 
 /*
@@ -317,7 +321,7 @@ A512_INL void f16_512_nt(const uint8_t *w, const float *x, const int NT, size_t 
  * that the dpbusd latency does not bound a decode step.
  */
 A512_INL void q_512_nt(const uint8_t *w, const uint8_t *a, const int NT, size_t n, float *out,
-                       size_t os, int nr, const int Q8)
+                       size_t os, int nr, int add, const int Q8)
 {
     const int ch = NT < 4 ? 2 : 1;
     const __m512i lo4 = _mm512_set1_epi8(0x0f);
@@ -354,13 +358,14 @@ A512_INL void q_512_nt(const uint8_t *w, const uint8_t *a, const int NT, size_t 
                                      _mm512_mul_ps(dw, _mm512_set1_ps(d[t])), acc[t]);
         }
     }
-    store512(acc, NT, out, os, nr);
+    store512(acc, NT, out, os, nr, add);
 }
 
 /* One entry point per (variant, type): the token count becomes a constant of the loop. */
 #define DISPATCH(name, isa, body)                                                                  \
     __attribute__((target(isa))) static void name(const void *panel, const void *tile, int nt,     \
-                                                  size_t n, float *out, size_t os, int nr)         \
+                                                  size_t n, float *out, size_t os, int nr,         \
+                                                  int add)                                         \
     {                                                                                              \
         const uint8_t *w = panel;                                                                  \
         switch (nt) {                                                                              \
@@ -391,12 +396,12 @@ A512_INL void q_512_nt(const uint8_t *w, const uint8_t *a, const int NT, size_t 
         }                                                                                          \
     }
 
-#define F16_AVX2(k) f16_avx2_nt(w, tile, k, n, out, os, nr)
-#define Q8_AVX2(k) q_avx2_nt(w, tile, k, n, out, os, nr, 1)
-#define Q4_AVX2(k) q_avx2_nt(w, tile, k, n, out, os, nr, 0)
-#define F16_512(k) f16_512_nt(w, tile, k, n, out, os, nr)
-#define Q8_512(k) q_512_nt(w, tile, k, n, out, os, nr, 1)
-#define Q4_512(k) q_512_nt(w, tile, k, n, out, os, nr, 0)
+#define F16_AVX2(k) f16_avx2_nt(w, tile, k, n, out, os, nr, add)
+#define Q8_AVX2(k) q_avx2_nt(w, tile, k, n, out, os, nr, add, 1)
+#define Q4_AVX2(k) q_avx2_nt(w, tile, k, n, out, os, nr, add, 0)
+#define F16_512(k) f16_512_nt(w, tile, k, n, out, os, nr, add)
+#define Q8_512(k) q_512_nt(w, tile, k, n, out, os, nr, add, 1)
+#define Q4_512(k) q_512_nt(w, tile, k, n, out, os, nr, add, 0)
 DISPATCH(f16_avx2, "avx2,fma,f16c", F16_AVX2)
 DISPATCH(q8_0_avx2, "avx2,fma,f16c", Q8_AVX2)
 DISPATCH(q4_0_avx2, "avx2,fma,f16c", Q4_AVX2)

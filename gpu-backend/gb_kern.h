@@ -54,10 +54,12 @@ void gb_tile_q8(const float *x, size_t x_stride, int nt, size_t n, void *dst);
 
 /*
  * out[t * out_stride + r] = row r of the panel . token t of the tile, for t < nt and
- * r < nr (1..GB_PANEL). n: elements per row.
+ * r < nr (1..GB_PANEL); with add, out[...] += that. n: elements per row (or of a slice of
+ * the rows: elements k0.. of a panel start at k0 * 32 bytes for F16, k0 / 32 * 16 * the
+ * block size for the quantised types, of a tile at gb_tile_bytes(quant, k0, nt)).
  */
 typedef void (*gb_panel_fn)(const void *panel, const void *tile, int nt, size_t n, float *out,
-                            size_t out_stride, int nr);
+                            size_t out_stride, int nr, int add);
 
 /* The kernel for weight type (GB_F16, GB_Q8_0, GB_Q4_0) in variant isa; NULL for others. */
 gb_panel_fn gb_kern_panel(enum gb_isa isa, uint32_t type);

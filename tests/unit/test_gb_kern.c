@@ -55,6 +55,48 @@ static double expect(uint32_t type, const uint8_t *row, const float *a, size_t n
     return s;
 }
 
+/*
+ * One variant over every panel, in one call per panel or (split) in two slices of the
+ * elements, the second added to the first; every output checked, nothing written outside.
+ */
+static void check_out(uint32_t type, gb_panel_fn fn, enum gb_isa isa, const uint8_t *packed,
+                      const uint8_t *rows, size_t n_out, size_t n, const uint8_t *tile, int nt,
+                      float a[][MAXN], int split)
+{
+    static float out[GB_KERN_NT * OS];
+    int q = type != GB_F16;
+    size_t rb = gb_type_row_bytes(type, n);
+    size_t k0 = split ? (q ? n / 64 * 32 : n / 2) : n; /* the first slice */
+    if (k0 == 0)
+        return;
+    size_t po = q ? k0 / 32 * GB_PANEL * gb_type_row_bytes(type, 32) : k0 * 32;
+    for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++)
+        out[i] = -12345.0f;
+    for (size_t p = 0; p * GB_PANEL < n_out; p++) {
+        int nr = n_out - p * GB_PANEL < GB_PANEL ? (int)(n_out - p * GB_PANEL) : GB_PANEL;
+        const uint8_t *pp = packed + p * GB_PANEL * rb;
+        fn(pp, tile, nt, k0, out + p * GB_PANEL, OS, nr, 0);
+        if (k0 < n)
+            fn(pp + po, tile + gb_tile_bytes(q, k0, nt), nt, n - k0, out + p * GB_PANEL, OS, nr, 1);
+    }
+    for (int t = 0; t < GB_KERN_NT; t++)
+        for (size_t r = 0; r < OS; r++) {
+            float got = out[(size_t)t * OS + r];
+            if (t >= nt || r >= n_out) { /* nothing written outside the product */
+                assert_true(got == -12345.0f);
+                continue;
+            }
+            double e = expect(type, rows + r * rb, a[t], n);
+            /* float accumulation of n products of magnitude <= 1 */
+            double tol = 1e-6 * (double)n + 1e-5 * fabs(e);
+            if (fabs(got - e) > tol)
+                fail_msg("%s %s n=%zu rows=%zu nt=%d token %d row %zu: %.7g, expected "
+                         "%.7g (split %d)",
+                         gb_kern_isa_name(isa), gb_type_name(type), n, n_out, nt, t, r, (double)got,
+                         e, split);
+        }
+}
+
 /* Runs every variant over every panel of the packed rows and checks every output. */
 static void run_all(uint32_t type, const uint8_t *rows, size_t n_out, size_t n, const float *x,
                     size_t x_stride)
@@ -62,7 +104,7 @@ static void run_all(uint32_t type, const uint8_t *rows, size_t n_out, size_t n, 
     size_t rb = gb_type_row_bytes(type, n);
     uint8_t *packed = malloc(gb_pack_bytes(type, n_out, n));
     uint8_t *tile = malloc(gb_tile_bytes(type != GB_F16, n, GB_KERN_NT));
-    static float a[GB_KERN_NT][MAXN], out[GB_KERN_NT * OS];
+    static float a[GB_KERN_NT][MAXN];
     assert_non_null(packed);
     assert_non_null(tile);
     gb_pack(type, rows, rb, n_out, n, packed);
@@ -80,28 +122,8 @@ static void run_all(uint32_t type, const uint8_t *rows, size_t n_out, size_t n, 
                 continue;
             }
             assert_non_null(fn);
-            for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++)
-                out[i] = -12345.0f;
-            for (size_t p = 0; p * GB_PANEL < n_out; p++) {
-                int nr = n_out - p * GB_PANEL < GB_PANEL ? (int)(n_out - p * GB_PANEL) : GB_PANEL;
-                fn(packed + p * GB_PANEL * rb, tile, nt, n, out + p * GB_PANEL, OS, nr);
-            }
-            for (int t = 0; t < GB_KERN_NT; t++)
-                for (size_t r = 0; r < OS; r++) {
-                    float got = out[(size_t)t * OS + r];
-                    if (t >= nt || r >= n_out) { /* nothing written outside the product */
-                        assert_true(got == -12345.0f);
-                        continue;
-                    }
-                    double e = expect(type, rows + r * rb, a[t], n);
-                    /* float accumulation of n products of magnitude <= 1 */
-                    double tol = 1e-6 * (double)n + 1e-5 * fabs(e);
-                    if (fabs(got - e) > tol)
-                        fail_msg("%s %s n=%zu rows=%zu nt=%d token %d row %zu: %.7g, expected "
-                                 "%.7g",
-                                 gb_kern_isa_name(isa), gb_type_name(type), n, n_out, nt, t, r,
-                                 (double)got, e);
-                }
+            for (int split = 0; split < 2; split++)
+                check_out(type, fn, isa, packed, rows, n_out, n, tile, nt, a, split);
         }
     }
     free(packed);
