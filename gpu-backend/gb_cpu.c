@@ -550,7 +550,28 @@ static void cpu_free(struct gb_backend *b)
     free(c);
 }
 
-/* Repacks every matrix with a kernel (the file's rows are not read again). */
+struct pack_job {
+    struct cpu *c;
+    size_t n;
+    atomic_size_t next;
+};
+
+static void pack_work(void *arg, int worker)
+{
+    struct pack_job *j = arg;
+    (void)worker;
+    for (;;) {
+        size_t i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n)
+            break;
+        struct mat *mt = &j->c->mats[j->n - 1 - i]; /* the output matrix, the largest, first */
+        const struct gb_wt *w = mt->w;
+        if (mt->pk != NULL)
+            gb_pack(w->type, w->data, w->row_bytes, w->n_out, w->n_in, mt->pk);
+    }
+}
+
+/* Repacks every matrix with a kernel (the file's rows are not read again), on all threads. */
 static int pack_mats(struct cpu *c)
 {
     const struct gb_model *m = c->m;
@@ -577,11 +598,13 @@ static int pack_mats(struct cpu *c)
         mt->pk = aligned_alloc(64, (bytes + 63) / 64 * 64);
         if (mt->pk == NULL)
             return -ENOMEM;
-        gb_pack(w->type, w->data, w->row_bytes, w->n_out, w->n_in, mt->pk);
         mt->fn = fn;
         c->need_tf |= w->type == GB_F16;
         c->need_tq |= w->type != GB_F16;
     }
+    struct pack_job j = {.c = c, .n = nm};
+    atomic_init(&j.next, 0);
+    pool_run(&c->pool, pack_work, &j);
     return 0;
 }
 

@@ -24,30 +24,31 @@ size_t gb_pack_bytes(uint32_t type, size_t n_out, size_t n_in)
 void gb_pack(uint32_t type, const void *src, size_t row_bytes, size_t n_out, size_t n_in, void *dst)
 {
     const uint8_t *s = src;
-    uint8_t *d = dst;
     size_t np = (n_out + GB_PANEL - 1) / GB_PANEL, nb = n_in / 32;
-    memset(d, 0, gb_pack_bytes(type, n_out, n_in));
+    size_t pb = GB_PANEL * gb_type_row_bytes(type, n_in), bs = type == GB_Q8_0 ? 34 : 18;
     for (size_t p = 0; p < np; p++) {
-        uint8_t *pd = d + p * GB_PANEL * gb_type_row_bytes(type, n_in);
-        for (size_t r = 0; r < GB_PANEL && p * GB_PANEL + r < n_out; r++) {
-            const uint8_t *row = s + (p * GB_PANEL + r) * row_bytes;
-            if (type == GB_F16) {
-                for (size_t k = 0; k < n_in; k++)
-                    memcpy(pd + (k * GB_PANEL + r) * 2, row + 2 * k, 2);
-                continue;
-            }
+        uint8_t *pd = (uint8_t *)dst + p * pb;
+        size_t nr = n_out - p * GB_PANEL < GB_PANEL ? n_out - p * GB_PANEL : GB_PANEL;
+        const uint8_t *rows = s + p * GB_PANEL * row_bytes;
+        memset(pd, 0, pb); /* rows past n_out; Q4_0's nibbles are or-ed in */
+        if (type == GB_F16) {
+            for (size_t k = 0; k < n_in; k++)
+                for (size_t r = 0; r < nr; r++)
+                    memcpy(pd + (k * GB_PANEL + r) * 2, rows + r * row_bytes + 2 * k, 2);
+            continue;
+        }
+        for (size_t r = 0; r < nr; r++) {
             for (size_t b = 0; b < nb; b++) {
-                size_t bs = type == GB_Q8_0 ? 34 : 18;
-                const uint8_t *blk = row + b * bs;
-                uint8_t *pb = pd + b * GB_PANEL * bs;
-                memcpy(pb + 2 * r, blk, 2);
+                const uint8_t *blk = rows + r * row_bytes + b * bs;
+                uint8_t *pq = pd + b * GB_PANEL * bs;
+                memcpy(pq + 2 * r, blk, 2);
                 for (int j = 0; j < 32 && type == GB_Q8_0; j++)
-                    pb[32 + (j / 4) * 64 + r * 4 + j % 4] = (uint8_t)(blk[2 + j] ^ 0x80);
+                    pq[32 + (j / 4) * 64 + r * 4 + j % 4] = (uint8_t)(blk[2 + j] ^ 0x80);
                 for (int e = 0; e < 32 && type == GB_Q4_0; e++) {
                     /* file: element e < 16 in byte e's low nibble, e + 16 in its high one;
                      * panel: group g < 4 in the low nibbles, group g + 4 in the high ones */
                     int v = e < 16 ? blk[2 + e] & 0x0f : blk[2 + e - 16] >> 4, g = e / 4;
-                    pb[32 + (g % 4) * 64 + r * 4 + e % 4] |= (uint8_t)(v << (g / 4 * 4));
+                    pq[32 + (g % 4) * 64 + r * 4 + e % 4] |= (uint8_t)(v << (g / 4 * 4));
                 }
             }
         }
