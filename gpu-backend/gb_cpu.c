@@ -189,7 +189,10 @@ struct cpu {
     /* per-step scratch, sized for max_tokens */
     float *x, *xn, *q, *k, *v, *att, *o, *g, *u, *rope;
     float *wrow;   /* per worker: one dequantised row (types without a kernel) */
-    float *scores; /* per worker: n_ctx attention scores */
+    float *scores; /* per worker: the attention kernel's scratch */
+    const float **att_q;
+    float **att_out;
+    int32_t *att_pos; /* per worker: the attention kernel's queries */
     size_t wrow_len;
     uint8_t *tf, *tq; /* the step's activations in tiles: F32 (for F16 matrices) and 8-bit */
     int need_tf, need_tq;
@@ -317,12 +320,17 @@ static void matmul1(struct cpu *c, const struct act *a, int n, const struct mat 
     matmul(c, a, n, 1, w, &y);
 }
 
-/* ---- attention: one task per (token, head) ---- */
+/*
+ * ---- attention: one task per (tile of tokens, KV head); the tile's tokens of one sequence
+ * and the query heads of the KV head's group go to the kernel together, so that each K and V
+ * row is read once for all of them ----
+ */
 
 struct att_job {
     struct cpu *c;
     const struct gb_batch *bt;
     uint32_t layer;
+    gb_att_fn fn;
     atomic_uint next;
 };
 
@@ -331,36 +339,35 @@ static void att_work(void *arg, int worker)
     struct att_job *j = arg;
     struct cpu *c = j->c;
     const struct gb_hparams *hp = &c->m->hp;
+    const struct gb_batch *bt = j->bt;
     uint32_t hd = hp->head_dim, group = hp->n_head / hp->n_kv_head;
-    float *sc = c->scores + (size_t)worker * (size_t)c->b.n_ctx;
+    size_t kvd = (size_t)hp->n_kv_head * hd, nq_max = (size_t)GB_KERN_NT * group;
+    float *scratch = c->scores + (size_t)worker * gb_att_scratch((int)nq_max, hd);
+    const float **qs = c->att_q + (size_t)worker * nq_max;
+    float **outs = c->att_out + (size_t)worker * nq_max;
+    int32_t *pos = c->att_pos + (size_t)worker * nq_max;
     float scale = 1.0f / sqrtf((float)hd);
-    unsigned total = (unsigned)j->bt->n * hp->n_head;
+    unsigned tiles = (unsigned)(bt->n + GB_KERN_NT - 1) / GB_KERN_NT;
     for (;;) {
         unsigned task = atomic_fetch_add(&j->next, 1);
-        if (task >= total)
+        if (task >= tiles * hp->n_kv_head)
             break;
-        int t = (int)(task / hp->n_head);
-        uint32_t h = task % hp->n_head, kvh = h / group;
-        int pos = j->bt->pos[t], slot = j->bt->seq[t];
-        const float *qv = c->q + (size_t)t * hp->dim + (size_t)h * hd;
-        float mx = -INFINITY;
-        for (int p = 0; p <= pos; p++) {
-            const float *kv = c->kc + kv_index(c, slot, j->layer, p) + (size_t)kvh * hd;
-            sc[p] = gb_dot(qv, kv, hd) * scale;
-            mx = sc[p] > mx ? sc[p] : mx;
-        }
-        float sum = 0;
-        for (int p = 0; p <= pos; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        float *out = c->att + (size_t)t * hp->dim + (size_t)h * hd;
-        memset(out, 0, hd * sizeof(float));
-        for (int p = 0; p <= pos; p++) {
-            const float *vv = c->vc + kv_index(c, slot, j->layer, p) + (size_t)kvh * hd;
-            float a = sc[p] / sum;
-            for (uint32_t d = 0; d < hd; d++)
-                out[d] += a * vv[d];
+        int t0 = (int)(task / hp->n_kv_head) * GB_KERN_NT;
+        uint32_t kvh = task % hp->n_kv_head;
+        int t1 = bt->n - t0 < GB_KERN_NT ? bt->n : t0 + GB_KERN_NT;
+        for (int ta = t0, tb; ta < t1; ta = tb) { /* runs of tokens of one sequence */
+            for (tb = ta + 1; tb < t1 && bt->seq[tb] == bt->seq[ta];)
+                tb++;
+            int nq = 0;
+            for (int t = ta; t < tb; t++)
+                for (uint32_t g = 0; g < group; g++, nq++) {
+                    size_t off = (size_t)t * hp->dim + (size_t)(kvh * group + g) * hd;
+                    qs[nq] = c->q + off;
+                    outs[nq] = c->att + off;
+                    pos[nq] = bt->pos[t];
+                }
+            size_t base = kv_index(c, bt->seq[ta], j->layer, 0) + (size_t)kvh * hd;
+            j->fn(qs, pos, nq, c->kc + base, c->vc + base, kvd, hd, scale, outs, scratch);
         }
     }
 }
@@ -504,7 +511,7 @@ static int cpu_forward(struct gb_backend *b, const struct gb_batch *bt, float *l
             memcpy(c->kc + at, k, kvd * sizeof(float));
             memcpy(c->vc + at, v, kvd * sizeof(float));
         }
-        struct att_job aj = {.c = c, .bt = bt, .layer = l};
+        struct att_job aj = {.c = c, .bt = bt, .layer = l, .fn = gb_kern_att(c->isa)};
         atomic_init(&aj.next, 0);
         uint64_t att = 0;
         for (int t = 0; t < n; t++)
@@ -543,6 +550,9 @@ static void cpu_free(struct gb_backend *b)
         free(bufs[i]);
     free(c->tf);
     free(c->tq);
+    free(c->att_q);
+    free(c->att_out);
+    free(c->att_pos);
     if (c->mats != NULL)
         for (size_t i = 0; i <= (size_t)c->m->hp.n_layer * MATS_PER_LAYER; i++)
             free(c->mats[i].pk);
@@ -651,7 +661,12 @@ int gb_cpu_new(const struct gb_model *m, int n_slots, int n_ctx, int max_tokens,
     c->u = malloc(T * hp->n_ff * sizeof(float));
     c->rope = malloc(T * hp->n_rot * sizeof(float) + sizeof(float));
     c->wrow = malloc((size_t)n_threads * big * sizeof(float));
-    c->scores = malloc((size_t)n_threads * (size_t)n_ctx * sizeof(float));
+    size_t nq_max = (size_t)GB_KERN_NT * (hp->n_head / hp->n_kv_head);
+    c->scores =
+        malloc((size_t)n_threads * gb_att_scratch((int)nq_max, hp->head_dim) * sizeof(float));
+    c->att_q = malloc((size_t)n_threads * nq_max * sizeof(*c->att_q));
+    c->att_out = malloc((size_t)n_threads * nq_max * sizeof(*c->att_out));
+    c->att_pos = malloc((size_t)n_threads * nq_max * sizeof(*c->att_pos));
     c->isa = gb_kern_isa();
     if (rc == 0)
         rc = pack_mats(c);
@@ -661,8 +676,8 @@ int gb_cpu_new(const struct gb_model *m, int n_slots, int n_ctx, int max_tokens,
     if (c->need_tq)
         c->tq = malloc(tiles * gb_tile_bytes(1, big, GB_KERN_NT));
     if (rc == 0 && (!c->kc || !c->vc || !c->x || !c->xn || !c->q || !c->att || !c->o || !c->k ||
-                    !c->v || !c->g || !c->u || !c->rope || !c->wrow || !c->scores ||
-                    (c->need_tf && !c->tf) || (c->need_tq && !c->tq)))
+                    !c->v || !c->g || !c->u || !c->rope || !c->wrow || !c->scores || !c->att_q ||
+                    !c->att_out || !c->att_pos || (c->need_tf && !c->tf) || (c->need_tq && !c->tq)))
         rc = -ENOMEM;
     if (rc != 0) {
         cpu_free(&c->b);

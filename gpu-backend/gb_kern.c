@@ -74,20 +74,30 @@ void gb_tile_q8(const float *x, size_t x_stride, int nt, size_t n, void *dst)
     for (int t = 0; t < nt; t++) {
         for (size_t b = 0; b < n / 32; b++) {
             const float *xb = x + (size_t)t * x_stride + b * 32;
-            int8_t *q = (int8_t *)dst + b * bb;
+            int8_t *q = (int8_t *)dst + b * bb, qb[32];
             float *d = (float *)(void *)(q + 32 * nt);
             int32_t *c8 = (int32_t *)(void *)(d + nt), *c4 = c8 + nt;
-            float amax = 0;
-            for (int j = 0; j < 32; j++)
-                amax = fabsf(xb[j]) > amax ? fabsf(xb[j]) : amax;
+            /* max |x| as the largest magnitude bits (same order as the values; the loops
+             * below are written so that compilers vectorise them) */
+            uint32_t amax_bits = 0;
+            for (int j = 0; j < 32; j++) {
+                uint32_t u;
+                memcpy(&u, xb + j, 4);
+                u &= 0x7fffffffu;
+                amax_bits = u > amax_bits ? u : amax_bits;
+            }
+            float amax;
+            memcpy(&amax, &amax_bits, 4);
             float db = amax / 127.0f, id = db != 0 ? 1.0f / db : 0.0f;
             int sum = 0;
             for (int j = 0; j < 32; j++) {
                 float v = xb[j] * id;
                 int qv = (int)(v + (v >= 0 ? 0.5f : -0.5f));
-                q[(j / 4) * 4 * nt + t * 4 + j % 4] = (int8_t)qv;
+                qb[j] = (int8_t)qv;
                 sum += qv;
             }
+            for (int g = 0; g < 8; g++)
+                memcpy(q + g * 4 * nt + t * 4, qb + 4 * g, 4);
             d[t] = gb_f16_to_f32(gb_f32_to_f16(db));
             c8[t] = -128 * sum;
             c4[t] = -8 * sum;
@@ -165,6 +175,106 @@ static void q4_0_c(const void *panel, const void *tile, int nt, size_t n, float 
                    int nr, int add)
 {
     q_c(panel, tile, nt, n, out, os, nr, add, 0);
+}
+
+/* ---- attention (gb_kern.h): one portable body, compiled once per variant ---- */
+
+#define ATT_B 16 /* positions per block */
+
+size_t gb_att_scratch(int nq, size_t hd)
+{
+    return hd * ATT_B + ATT_B + (size_t)nq * (hd + 2);
+}
+
+__attribute__((always_inline)) static inline void
+att_body(const float *const *q, const int32_t *pos, int nq, const float *k, const float *v,
+         size_t ks, size_t hd, float scale, float *const *out, float *scratch)
+{
+    float *kt = scratch, *e = kt + hd * ATT_B, *m = e + ATT_B, *l = m + nq, *o = l + nq;
+    int32_t pmax = 0;
+    for (int i = 0; i < nq; i++) {
+        pmax = pos[i] > pmax ? pos[i] : pmax;
+        m[i] = -INFINITY;
+        l[i] = 0;
+        memset(o + (size_t)i * hd, 0, hd * sizeof(float));
+    }
+    for (int32_t p0 = 0; p0 <= pmax; p0 += ATT_B) {
+        int np = pmax + 1 - p0 < ATT_B ? (int)(pmax + 1 - p0) : ATT_B;
+        for (size_t d = 0; d < hd; d++)
+            for (int j = 0; j < ATT_B; j++)
+                kt[d * ATT_B + (size_t)j] = j < np ? k[(size_t)(p0 + j) * ks + d] : 0.0f;
+        for (int i = 0; i < nq; i++) {
+            if (pos[i] < p0)
+                continue;
+            int nv = pos[i] + 1 - p0 < np ? (int)(pos[i] + 1 - p0) : np; /* causal */
+            /* 16 scores per vector; four sums over alternate elements hide the latency */
+            float s[ATT_B], s1[ATT_B] = {0}, s2[ATT_B] = {0}, s3[ATT_B] = {0};
+            const float *qi = q[i];
+            size_t d = 0;
+            for (int j = 0; j < ATT_B; j++)
+                s[j] = 0;
+            for (; d + 4 <= hd; d += 4)
+                for (int j = 0; j < ATT_B; j++) {
+                    s[j] += qi[d] * kt[d * ATT_B + (size_t)j];
+                    s1[j] += qi[d + 1] * kt[(d + 1) * ATT_B + (size_t)j];
+                    s2[j] += qi[d + 2] * kt[(d + 2) * ATT_B + (size_t)j];
+                    s3[j] += qi[d + 3] * kt[(d + 3) * ATT_B + (size_t)j];
+                }
+            for (; d < hd; d++)
+                for (int j = 0; j < ATT_B; j++)
+                    s[j] += qi[d] * kt[d * ATT_B + (size_t)j];
+            for (int j = 0; j < ATT_B; j++)
+                s[j] = ((s[j] + s1[j]) + (s2[j] + s3[j])) * scale;
+            float mb = -INFINITY;
+            for (int j = 0; j < nv; j++)
+                mb = s[j] > mb ? s[j] : mb;
+            float mn = mb > m[i] ? mb : m[i];
+            float corr = expf(m[i] - mn); /* 0 for the first block (m = -inf) */
+            float sum = 0;
+            for (int j = 0; j < ATT_B; j++) {
+                e[j] = j < nv ? expf(s[j] - mn) : 0.0f;
+                sum += e[j];
+            }
+            /* out = out * corr + e . V, 16 elements of the head at a time kept in registers
+             * over the block's positions (two sums over alternate positions) */
+            float *oi = o + (size_t)i * hd;
+            for (d = 0; d + ATT_B <= hd; d += ATT_B) {
+                float a0[ATT_B], a1[ATT_B] = {0};
+                for (int u = 0; u < ATT_B; u++)
+                    a0[u] = oi[d + (size_t)u] * corr;
+                int j = 0;
+                for (; j + 2 <= nv; j += 2) {
+                    const float *v0 = v + (size_t)(p0 + j) * ks + d, *v1 = v0 + ks;
+                    for (int u = 0; u < ATT_B; u++) {
+                        a0[u] += e[j] * v0[u];
+                        a1[u] += e[j + 1] * v1[u];
+                    }
+                }
+                for (; j < nv; j++)
+                    for (int u = 0; u < ATT_B; u++)
+                        a0[u] += e[j] * v[(size_t)(p0 + j) * ks + d + (size_t)u];
+                for (int u = 0; u < ATT_B; u++)
+                    oi[d + (size_t)u] = a0[u] + a1[u];
+            }
+            for (; d < hd; d++) {
+                float a = oi[d] * corr;
+                for (int j = 0; j < nv; j++)
+                    a += e[j] * v[(size_t)(p0 + j) * ks + d];
+                oi[d] = a;
+            }
+            l[i] = l[i] * corr + sum;
+            m[i] = mn;
+        }
+    }
+    for (int i = 0; i < nq; i++)
+        for (size_t d = 0; d < hd; d++)
+            out[i][d] = o[(size_t)i * hd + d] / l[i];
+}
+
+static void att_c(const float *const *q, const int32_t *pos, int nq, const float *k, const float *v,
+                  size_t ks, size_t hd, float scale, float *const *out, float *scratch)
+{
+    att_body(q, pos, nq, k, v, ks, hd, scale, out, scratch);
 }
 
 #ifdef GB_X86
@@ -410,7 +520,33 @@ DISPATCH(f16_512, A512, F16_512)
 DISPATCH(q8_0_512, A512, Q8_512)
 DISPATCH(q4_0_512, A512, Q4_512)
 
+__attribute__((target("avx2,fma,f16c"))) static void
+att_avx2(const float *const *q, const int32_t *pos, int nq, const float *k, const float *v,
+         size_t ks, size_t hd, float scale, float *const *out, float *scratch)
+{
+    att_body(q, pos, nq, k, v, ks, hd, scale, out, scratch);
+}
+
+__attribute__((target(A512))) static void att_512(const float *const *q, const int32_t *pos, int nq,
+                                                  const float *k, const float *v, size_t ks,
+                                                  size_t hd, float scale, float *const *out,
+                                                  float *scratch)
+{
+    att_body(q, pos, nq, k, v, ks, hd, scale, out, scratch);
+}
+
 #endif /* GB_X86 */
+
+gb_att_fn gb_kern_att(enum gb_isa isa)
+{
+#ifdef GB_X86
+    if (isa == GB_ISA_AVX512 && gb_kern_isa_ok(isa))
+        return att_512;
+    if (isa == GB_ISA_AVX2 && gb_kern_isa_ok(isa))
+        return att_avx2;
+#endif
+    return gb_kern_isa_ok(isa) ? att_c : NULL;
+}
 
 gb_panel_fn gb_kern_panel(enum gb_isa isa, uint32_t type)
 {

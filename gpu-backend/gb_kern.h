@@ -64,6 +64,21 @@ typedef void (*gb_panel_fn)(const void *panel, const void *tile, int nt, size_t 
 /* The kernel for weight type (GB_F16, GB_Q8_0, GB_Q4_0) in variant isa; NULL for others. */
 gb_panel_fn gb_kern_panel(enum gb_isa isa, uint32_t type);
 
+/*
+ * Causal attention of nq queries sharing one KV head (a block of tokens of one sequence times
+ * the query heads of the head's group): out[i] = softmax(q[i] . K[p] * scale for p <=
+ * pos[i]) . V, K[p] at k + p * kv_stride and V[p] at v + p * kv_stride, hd floats each.
+ * Positions go in blocks of 16, each block's K transposed once for all queries (16 scores
+ * per vector), the softmax kept running (maximum and sum rescaled per block), so that memory
+ * does not grow with the context. scratch: gb_att_scratch(nq, hd) floats.
+ */
+typedef void (*gb_att_fn)(const float *const *q, const int32_t *pos, int nq, const float *k,
+                          const float *v, size_t kv_stride, size_t hd, float scale,
+                          float *const *out, float *scratch);
+size_t gb_att_scratch(int nq, size_t hd);
+/* The attention kernel in variant isa (every variant has one). */
+gb_att_fn gb_kern_att(enum gb_isa isa);
+
 /* The best variant this CPU runs, or the one CCGATE_CPU_ISA (c, avx2, avx512) names if the
  * CPU runs it. Decided once. */
 enum gb_isa gb_kern_isa(void);

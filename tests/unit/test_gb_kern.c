@@ -234,6 +234,70 @@ static void test_tile_q8(void **state)
         assert_int_equal(b1[(j / 4) * 8 + j % 4], 0);
 }
 
+/* The attention kernel of every variant against softmax(q . K * scale) . V in double, for
+ * head sizes with and without a partial vector, positions inside and at the ends of the
+ * 16-position blocks (0, 15, 16, 40), and queries of different positions together. */
+static void test_att(void **state)
+{
+    (void)state;
+    enum { P = 41, KS = 70, NQ = 6 };
+    static float k[P * KS], v[P * KS], q[NQ][64], out[NQ][64];
+    static float scratch[16 * 64 + 16 + NQ * 66];
+    const int32_t pos[NQ] = {0, 15, 16, 40, 3, 40};
+    const size_t hds[] = {64, 20, 1};
+    struct gb_rng r;
+    gb_rng_seed(&r, 99);
+    fill(&r, k, P * KS);
+    fill(&r, v, P * KS);
+    for (size_t hi = 0; hi < sizeof(hds) / sizeof(hds[0]); hi++) {
+        size_t hd = hds[hi];
+        assert_true(gb_att_scratch(NQ, hd) <= sizeof(scratch) / sizeof(scratch[0]));
+        for (int i = 0; i < NQ; i++) {
+            fill(&r, q[i], hd);
+            for (size_t d = 0; d < hd; d++)
+                q[i][d] *= 4.0f; /* scores of a few units: a peaked softmax */
+        }
+        const float *qs[NQ];
+        float *outs[NQ];
+        for (int i = 0; i < NQ; i++)
+            qs[i] = q[i], outs[i] = out[i];
+        float scale = 1.0f / sqrtf((float)hd);
+        for (enum gb_isa isa = GB_ISA_C; isa <= GB_ISA_AVX512; isa++) {
+            gb_att_fn fn = gb_kern_att(isa);
+            if (!gb_kern_isa_ok(isa)) {
+                assert_null(fn);
+                continue;
+            }
+            for (int nq = 1; nq <= NQ; nq += NQ - 1) {
+                memset(out, 0, sizeof(out));
+                fn(qs, pos, nq, k + 3, v + 5, KS, hd, scale, outs, scratch);
+                for (int i = 0; i < nq; i++) {
+                    double sc[P], mx = -1e300, sum = 0;
+                    for (int p = 0; p <= pos[i]; p++) {
+                        sc[p] = 0;
+                        for (size_t d = 0; d < hd; d++)
+                            sc[p] += (double)q[i][d] * k[p * KS + 3 + (int)d];
+                        sc[p] *= scale;
+                        mx = sc[p] > mx ? sc[p] : mx;
+                    }
+                    for (int p = 0; p <= pos[i]; p++)
+                        sum += (sc[p] = exp(sc[p] - mx));
+                    for (size_t d = 0; d < hd; d++) {
+                        double e = 0;
+                        for (int p = 0; p <= pos[i]; p++)
+                            e += sc[p] / sum * v[p * KS + 5 + (int)d];
+                        if (fabs(out[i][d] - e) > 1e-5)
+                            fail_msg("%s hd=%zu query %d (pos %d) d=%zu: %.7g, expected %.7g",
+                                     gb_kern_isa_name(isa), hd, i, pos[i], d, (double)out[i][d], e);
+                    }
+                    for (size_t d = hd; d < 64; d++)
+                        assert_true(out[i][d] == 0.0f); /* nothing past the head */
+                }
+            }
+        }
+    }
+}
+
 static void test_isa(void **state)
 {
     (void)state;
@@ -251,7 +315,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_f16),     cmocka_unit_test(test_q8_0),
         cmocka_unit_test(test_q4_0),    cmocka_unit_test(test_extremes),
-        cmocka_unit_test(test_tile_q8), cmocka_unit_test(test_isa),
+        cmocka_unit_test(test_tile_q8), cmocka_unit_test(test_att),
+        cmocka_unit_test(test_isa),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
