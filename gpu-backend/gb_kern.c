@@ -473,6 +473,10 @@ A512_INL void q_512_nt(const uint8_t *w, const uint8_t *a, const int NT, size_t 
 }
 
 /* One entry point per (variant, type): the token count becomes a constant of the loop. */
+#define NT_CASE(body, k)                                                                           \
+    case k:                                                                                        \
+        body(k);                                                                                   \
+        break;
 #define DISPATCH(name, isa, body)                                                                  \
     __attribute__((target(isa))) static void name(const void *panel, const void *tile, int nt,     \
                                                   size_t n, float *out, size_t os, int nr,         \
@@ -480,27 +484,13 @@ A512_INL void q_512_nt(const uint8_t *w, const uint8_t *a, const int NT, size_t 
     {                                                                                              \
         const uint8_t *w = panel;                                                                  \
         switch (nt) {                                                                              \
-        case 1:                                                                                    \
-            body(1);                                                                               \
-            break;                                                                                 \
-        case 2:                                                                                    \
-            body(2);                                                                               \
-            break;                                                                                 \
-        case 3:                                                                                    \
-            body(3);                                                                               \
-            break;                                                                                 \
-        case 4:                                                                                    \
-            body(4);                                                                               \
-            break;                                                                                 \
-        case 5:                                                                                    \
-            body(5);                                                                               \
-            break;                                                                                 \
-        case 6:                                                                                    \
-            body(6);                                                                               \
-            break;                                                                                 \
-        case 7:                                                                                    \
-            body(7);                                                                               \
-            break;                                                                                 \
+            NT_CASE(body, 1)                                                                       \
+            NT_CASE(body, 2)                                                                       \
+            NT_CASE(body, 3)                                                                       \
+            NT_CASE(body, 4)                                                                       \
+            NT_CASE(body, 5)                                                                       \
+            NT_CASE(body, 6)                                                                       \
+            NT_CASE(body, 7)                                                                       \
         default:                                                                                   \
             body(8);                                                                               \
             break;                                                                                 \
