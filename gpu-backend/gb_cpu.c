@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /*
@@ -185,6 +186,7 @@ struct cpu {
     const struct gb_model *m;
     struct pool pool;
     struct mat *mats; /* n_layer * MATS_PER_LAYER, then the output matrix */
+    uint8_t *packed;  /* every repacked matrix, one after the other */
     float *kc, *vc;   /* [slot][layer][ctx][kvd] */
     /* per-step scratch, sized for max_tokens */
     float *x, *xn, *q, *k, *v, *att, *o, *g, *u, *rope;
@@ -553,9 +555,7 @@ static void cpu_free(struct gb_backend *b)
     free(c->att_q);
     free(c->att_out);
     free(c->att_pos);
-    if (c->mats != NULL)
-        for (size_t i = 0; i <= (size_t)c->m->hp.n_layer * MATS_PER_LAYER; i++)
-            free(c->mats[i].pk);
+    free(c->packed);
     free(c->mats);
     free(c);
 }
@@ -597,17 +597,32 @@ static int pack_mats(struct cpu *c)
             c->mats[(size_t)l * MATS_PER_LAYER + (size_t)k].w = w[k];
     }
     c->mats[nm - 1].w = &m->output;
+    /* one allocation in 2 MiB pages where the kernel gives them: the decode reads all of it
+     * for every token, and 4 KiB pages would cost a TLB miss every 4 KiB */
+    size_t total = 0, huge = (size_t)2 << 20;
+    for (size_t i = 0; i < nm; i++)
+        if (gb_kern_panel(c->isa, c->mats[i].w->type) != NULL)
+            total +=
+                (gb_pack_bytes(c->mats[i].w->type, c->mats[i].w->n_out, c->mats[i].w->n_in) + 63) /
+                64 * 64;
+    if (total == 0)
+        return 0;
+    total = (total + huge - 1) / huge * huge; /* aligned_alloc wants a multiple */
+    c->packed = aligned_alloc(huge, total);
+    if (c->packed == NULL)
+        return -ENOMEM;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(c->packed, total, MADV_HUGEPAGE); /* only advice: 4 KiB pages work too */
+#endif
+    size_t off = 0;
     for (size_t i = 0; i < nm; i++) {
         struct mat *mt = &c->mats[i];
         const struct gb_wt *w = mt->w;
         gb_panel_fn fn = gb_kern_panel(c->isa, w->type);
         if (fn == NULL)
             continue;
-        size_t bytes = gb_pack_bytes(w->type, w->n_out, w->n_in);
-        /* aligned_alloc wants a multiple of the alignment */
-        mt->pk = aligned_alloc(64, (bytes + 63) / 64 * 64);
-        if (mt->pk == NULL)
-            return -ENOMEM;
+        mt->pk = c->packed + off;
+        off += (gb_pack_bytes(w->type, w->n_out, w->n_in) + 63) / 64 * 64;
         mt->fn = fn;
         c->need_tf |= w->type == GB_F16;
         c->need_tq |= w->type != GB_F16;
