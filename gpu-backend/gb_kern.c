@@ -30,7 +30,7 @@ void gb_pack(uint32_t type, const void *src, size_t row_bytes, size_t n_out, siz
         uint8_t *pd = (uint8_t *)dst + p * pb;
         size_t nr = n_out - p * GB_PANEL < GB_PANEL ? n_out - p * GB_PANEL : GB_PANEL;
         const uint8_t *rows = s + p * GB_PANEL * row_bytes;
-        memset(pd, 0, pb); /* rows past n_out; Q4_0's nibbles are or-ed in */
+        memset(pd, 0, pb); /* rows past n_out */
         if (type == GB_F16) {
             for (size_t k = 0; k < n_in; k++)
                 for (size_t r = 0; r < nr; r++)
@@ -42,13 +42,14 @@ void gb_pack(uint32_t type, const void *src, size_t row_bytes, size_t n_out, siz
                 const uint8_t *blk = rows + r * row_bytes + b * bs;
                 uint8_t *pq = pd + b * GB_PANEL * bs;
                 memcpy(pq + 2 * r, blk, 2);
-                for (int j = 0; j < 32 && type == GB_Q8_0; j++)
-                    pq[32 + (j / 4) * 64 + r * 4 + j % 4] = (uint8_t)(blk[2 + j] ^ 0x80);
-                for (int e = 0; e < 32 && type == GB_Q4_0; e++) {
-                    /* file: element e < 16 in byte e's low nibble, e + 16 in its high one;
-                     * panel: group g < 4 in the low nibbles, group g + 4 in the high ones */
-                    int v = e < 16 ? blk[2 + e] & 0x0f : blk[2 + e - 16] >> 4, g = e / 4;
-                    pq[32 + (g % 4) * 64 + r * 4 + e % 4] |= (uint8_t)(v << (g / 4 * 4));
+                /* Q4_0: the file's byte e holds elements e and e + 16, which is what group
+                 * e / 4's byte holds in a panel: the bytes move 4 at a time unchanged */
+                for (int g = 0; g < (type == GB_Q8_0 ? 8 : 4); g++) {
+                    uint32_t v;
+                    memcpy(&v, blk + 2 + 4 * g, 4);
+                    if (type == GB_Q8_0)
+                        v ^= 0x80808080u; /* value + 128 */
+                    memcpy(pq + 32 + g * 64 + r * 4, &v, 4);
                 }
             }
         }
