@@ -97,8 +97,7 @@ void gb_tile_q8(const float *x, size_t x_stride, int nt, size_t n, void *dst)
                 qb[j] = (int8_t)qv;
                 sum += qv;
             }
-            for (int g = 0; g < 8; g++)
-                memcpy(q + g * 4 * nt + t * 4, qb + 4 * g, 4);
+            memcpy(q + t * 32, qb, 32);
             d[t] = gb_f16_to_f32(gb_f32_to_f16(db));
             c8[t] = -128 * sum;
             c4[t] = -8 * sum;
@@ -157,7 +156,7 @@ static void q_c(const void *panel, const void *tile, int nt, size_t n, float *ou
                     for (int j = 0; j < 4; j++) {
                         int wv = q8 ? w[32 + g * 64 + r * 4 + j]
                                     : (w[32 + (g % 4) * 64 + r * 4 + j] >> (g / 4 * 4)) & 0x0f;
-                        s += wv * q[g * 4 * nt + t * 4 + j];
+                        s += wv * q[t * 32 + g * 4 + j];
                     }
                 acc[t * GB_PANEL + r] += f16(w + 2 * r) * d[t] * (float)s;
             }
@@ -350,7 +349,7 @@ AVX2_INL void q_avx2_nt(const uint8_t *w, const uint8_t *a, const int NT, size_t
             }
             __m256i aw0 = _mm256_sign_epi8(wv[0], wv[0]), aw1 = _mm256_sign_epi8(wv[1], wv[1]);
             for (int t = 0; t < NT; t++) {
-                __m256i xv = _mm256_set1_epi32(ld32(a + (size_t)(g * 4 * NT + t * 4)));
+                __m256i xv = _mm256_set1_epi32(ld32(a + (size_t)(t * 32 + g * 4)));
                 __m256i p0 = _mm256_maddubs_epi16(aw0, _mm256_sign_epi8(xv, wv[0]));
                 __m256i p1 = _mm256_maddubs_epi16(aw1, _mm256_sign_epi8(xv, wv[1]));
                 s[t][0] = _mm256_add_epi32(s[t][0], _mm256_madd_epi16(p0, ones));
@@ -461,7 +460,7 @@ A512_INL void q_512_nt(const uint8_t *w, const uint8_t *a, const int NT, size_t 
             }
             for (int t = 0; t < NT; t++)
                 s[g % ch][t] = _mm512_dpbusd_epi32(
-                    s[g % ch][t], wv, _mm512_set1_epi32(ld32(a + (size_t)(g * 4 * NT + t * 4))));
+                    s[g % ch][t], wv, _mm512_set1_epi32(ld32(a + (size_t)(t * 32 + g * 4))));
         }
         __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)w));
         for (int t = 0; t < NT; t++) {

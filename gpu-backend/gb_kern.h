@@ -43,7 +43,7 @@ void gb_pack(uint32_t type, const void *src, size_t row_bytes, size_t n_out, siz
 /*
  * Activation tiles of nt (1..GB_KERN_NT) tokens of n elements, token t at x + t * x_stride:
  *   gb_tile_f32: float x[n][nt] (for F16 weights);
- *   gb_tile_q8: per block of 32: int8 q[8][nt][4] (group, token, 4 values), float d[nt],
+ *   gb_tile_q8: per block of 32: int8 q[nt][32] (token, value), float d[nt],
  *               int32 c8[nt] = -128 * the block's sum of q, int32 c4[nt] = -8 * that sum.
  *               d = max|x| / 127 rounded to F16 as llama.cpp stores it, q = x / (max|x| /
  *               127) rounded half away from zero: value = q * d.

@@ -40,7 +40,7 @@ static void tile_values(int quant, const uint8_t *tile, int nt, int t, size_t n,
         const uint8_t *blk = tile + b * (size_t)nt * 44;
         const float *d = (const float *)(const void *)(blk + 32 * nt);
         for (int j = 0; j < 32; j++)
-            a[b * 32 + (size_t)j] = (float)(int8_t)blk[(j / 4) * 4 * nt + t * 4 + j % 4] * d[t];
+            a[b * 32 + (size_t)j] = (float)(int8_t)blk[t * 32 + j] * d[t];
     }
 }
 
@@ -213,17 +213,17 @@ static void test_tile_q8(void **state)
     const int8_t *q0 = (const int8_t *)q;
     const float *d = (const float *)(const void *)(q + 64);
     const int32_t *c8 = (const int32_t *)(const void *)(d + 2), *c4 = c8 + 2;
-    /* element j of token t at (j / 4) * 8 + t * 4 + j % 4 */
-    assert_int_equal(q0[28 + 3], 127); /* token 0, element 31 */
-    assert_int_equal(q0[0], -119);     /* -15 * 127 / 16 = -119.06 */
-    assert_int_equal(q0[1], -111);     /* -14 * 127 / 16 = -111.1 */
-    assert_int_equal(q0[8 + 3], -64);  /* -8 * 127 / 16 = -63.5: half away from zero */
-    assert_int_equal(q0[4], 127);      /* token 1, element 0 */
+    /* element j of token t at t * 32 + j */
+    assert_int_equal(q0[31], 127); /* token 0, element 31 */
+    assert_int_equal(q0[0], -119); /* -15 * 127 / 16 = -119.06 */
+    assert_int_equal(q0[1], -111); /* -14 * 127 / 16 = -111.1 */
+    assert_int_equal(q0[7], -64);  /* -8 * 127 / 16 = -63.5: half away from zero */
+    assert_int_equal(q0[32], 127); /* token 1, element 0 */
     assert_true(d[0] == gb_f16_to_f32(gb_f32_to_f16(16.0f / 127.0f)));
     assert_true(d[0] != 16.0f / 127.0f); /* the F16 rounding is visible */
     int sum = 0;
     for (int j = 0; j < 32; j++)
-        sum += q0[(j / 4) * 8 + j % 4];
+        sum += q0[j];
     assert_int_equal(c8[0], -128 * sum);
     assert_int_equal(c4[0], -8 * sum);
     assert_int_equal(c8[1], -128 * 32 * 127);
@@ -231,7 +231,7 @@ static void test_tile_q8(void **state)
     const float *d1 = (const float *)(const void *)(b1 + 64);
     assert_true(d1[0] == 0.0f);
     for (int j = 0; j < 32; j++)
-        assert_int_equal(b1[(j / 4) * 8 + j % 4], 0);
+        assert_int_equal(b1[j], 0);
 }
 
 /* The attention kernel of every variant against softmax(q . K * scale) . V in double, for
