@@ -69,15 +69,14 @@ struct cg_http_parser;
 
 /* Creates a parser; lim NULL means the defaults. Caller frees with cg_http_parser_free(). */
 int cg_http_parser_new(enum cg_http_type type, const struct cg_http_limits *lim,
-                       const struct cg_http_callbacks *cb, void *arg,
-                       struct cg_http_parser **out);
+                       const struct cg_http_callbacks *cb, void *arg, struct cg_http_parser **out);
 void cg_http_parser_free(struct cg_http_parser *p);
 
 /*
  * Parses len bytes. Returns the number consumed (less than len after an upgrade: the rest
- * is tunnel data, and so is everything that follows), or CG_EHTTP / CG_ELIMIT / a
- * callback's error. After an error the parser is dead; cg_http_parser_status() gives the
- * status to answer (400, 413, 431, or 502 for a bad response) and cg_http_parser_reason()
+ * is tunnel data, and so is everything that follows; or after cg_http_parser_pause()), or CG_EHTTP
+ * / CG_ELIMIT / a callback's error. After an error the parser is dead; cg_http_parser_status()
+ * gives the status to answer (400, 413, 431, or 502 for a bad response) and cg_http_parser_reason()
  * a short text. Smuggling defences: Content-Length with Transfer-Encoding, several
  * Content-Length headers (even equal), Transfer-Encoding other than a lone "chunked" or in
  * HTTP/1.0, obs-fold, whitespace or other non-token bytes in a header name, NUL/CR/LF in a
@@ -87,6 +86,15 @@ void cg_http_parser_free(struct cg_http_parser *p);
  * (Connection: close, or HTTP/1.0 without keep-alive) are consumed and ignored.
  */
 long cg_http_parser_feed(struct cg_http_parser *p, const uint8_t *data, size_t len);
+
+/*
+ * Called from on_head or on_complete: the cg_http_parser_feed() running now returns right
+ * after that callback, with the bytes consumed up to the end of the head or of the message,
+ * so that the caller can act at that boundary (hold a head, count a message's bytes). The
+ * caller then feeds the rest; after a pause it feeds again even when nothing is left (len 0),
+ * which completes a message that ends with its head (a request without body).
+ */
+void cg_http_parser_pause(struct cg_http_parser *p);
 
 /* The peer closed: completes an EOF-delimited body, else CG_EHTTP when mid-message. */
 int cg_http_parser_finish(struct cg_http_parser *p);
@@ -117,8 +125,8 @@ const struct cg_http_header *cg_http_head_get(const struct cg_http_head *h, cons
  * the blank line: a caller adding headers writes them over the last two bytes. Returns the
  * length written or CG_ELIMIT when cap is too small.
  */
-long cg_http_head_write(const struct cg_http_head *h, const char *via, int keep_alive,
-                        char *out, size_t cap, enum cg_http_framing *out_framing);
+long cg_http_head_write(const struct cg_http_head *h, const char *via, int keep_alive, char *out,
+                        size_t cap, enum cg_http_framing *out_framing);
 
 /* Flags for cg_http_head_write_ex(). */
 #define CG_HTTP_WRITE_HTTP10_PEER 0x1u /* the next hop speaks HTTP/1.0 (no chunked responses) */
