@@ -149,6 +149,33 @@ PY
 timeout 30 python3 "$T/direct.py" "$SRV_PORT" "$ALICE" >"$T/direct.out" 2>&1 || fail "pipelined: $(cat "$T/direct.out")"
 pass "pipelined 401, 200, 401, 200 on one connection, in order, bodies of refused requests dropped"
 
+# An Upgrade with a token that the upstream answers without 101: the bytes behind it (here a
+# request without a token) are never forwarded, and the connection ends after the answer.
+cat >"$T/smuggle.py" <<'PY'
+import socket, ssl, sys
+port, tok = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.set_alpn_protocols(["http/1.1"])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20))
+s.sendall(b"GET /v1/up HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nConnection: Upgrade\r\n"
+          b"Authorization: Bearer " + tok.encode() + b"\r\n\r\n"
+          b"GET /v1/smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+assert data.count(b"HTTP/1.1 ") == 1 and data.startswith(b"HTTP/1.1 200"), data
+assert b"/v1/up" in data and b"smuggled" not in data, data
+print("ok")
+PY
+timeout 30 python3 "$T/smuggle.py" "$SRV_PORT" "$ALICE" >"$T/smuggle.out" 2>&1 ||
+    fail "bytes behind a refused upgrade: $(cat "$T/smuggle.out")"
+pass "bytes behind an Upgrade answered without 101 never reach the upstream"
+
 # Expect: 100-continue without a token: 401 at once, then the connection ends.
 curl -sS -D "$T/expect.h" -o /dev/null --max-time 10 -H 'Expect: 100-continue' \
     --data-binary @"$T/upstream.py" "$URL/v1/completions" || fail "expect: curl failed"

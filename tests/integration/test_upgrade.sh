@@ -49,3 +49,43 @@ pass "refused upgrade answered, then the connection ends"
 ok=$(metric "http://127.0.0.1:$CLI_ADMIN" 'ccgate_client_responses_total{class="1xx"}')
 [ "${ok:-0}" -ge 2 ] || fail "101 answers not counted ($ok)"
 pass "101s counted in /metrics"
+
+# With --tokens: an Upgrade with a listed token switches (bytes behind it wait for the 101);
+# one without is answered 401 and never reaches the upstream.
+TOKEN=$(openssl rand -hex 32)
+printf '%s' "$TOKEN" | "$CG_BIN/ccgate" token hash --name ws >"$T/tokens"
+SRV_PORT=$(free_port) SRV_ADMIN=$(free_port)
+start_server server-tokens --tokens "$T/tokens"
+start_client "$T/policy.json" client-tokens
+timeout 30 python3 - "$CLI_PORT" "$TOKEN" <<'PY' || fail "upgrade with a token"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Authorization: Bearer " + sys.argv[2].encode() + b"\r\n\r\nEARLY")
+data = b""
+while b"hello-from-upstream" not in data or len(data.split(b"hello-from-upstream")[1]) < 5:
+    b = s.recv(4096)
+    assert b, data
+    data += b
+assert data.startswith(b"HTTP/1.1 101"), data
+assert data.split(b"hello-from-upstream")[1][:5] == bytes(x ^ 0x5A for x in b"EARLY"), data
+s.sendall(b"more")
+got = b""
+while len(got) < 4:
+    got += s.recv(4096)
+assert got == bytes(x ^ 0x5A for x in b"more"), got
+PY
+timeout 30 python3 - "$CLI_PORT" <<'PY' || fail "upgrade without a token"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nEARLY")
+data = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    data += b
+assert data.startswith(b"HTTP/1.1 401"), data
+assert b"hello-from-upstream" not in data, data
+PY
+pass "--tokens: an Upgrade with a token switches protocols; one without gets 401"
