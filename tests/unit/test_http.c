@@ -787,9 +787,11 @@ static void pause_case(enum cg_http_type t, const char *s, size_t len, int pause
                 int paused = r.paused;
                 long n = cg_http_parser_feed(p, (const uint8_t *)s + off, ends[piece] - off);
                 assert_true(n >= 0 && (size_t)n <= ends[piece] - off);
-                memcpy(marked + mlen, s + off, (size_t)n);
-                mlen += (size_t)n;
-                off += (size_t)n;
+                size_t k = n > 0 ? (size_t)n : 0;
+                assert_true(mlen + k + 2 <= sizeof(marked));
+                memcpy(marked + mlen, s + off, k);
+                mlen += k;
+                off += k;
                 if (r.paused != paused) {
                     marked[mlen++] = '|';
                     continue; /* feed again, even with nothing left */
