@@ -45,8 +45,9 @@ static struct cg_opt opts[] = {
      "HTTP mode: only requests with a bearer token listed in FILE (`ccgate token hash`) reach "
      "the upstream; SIGHUP reloads it",
      NULL, NULL, NULL},
-    {"access-log", "on|off", "a line per request (info level): method, path, status, bytes, times",
-     "off", NULL, NULL},
+    {"access-log", "on|off",
+     "HTTP mode: a line per request (info level): method, path, status, bytes, times", "on", NULL,
+     NULL},
     {"refresh-s", "N", "seconds between periodic evidence refreshes", "600", NULL, NULL},
     {"batch-window-ms", "N", "window in which nonces share one evidence request", "20", NULL, NULL},
     {"sim-evidence-delay-ms", "N",
@@ -294,11 +295,9 @@ int main(int argc, char **argv)
     } else
         cg_fatal("--mode: expected http or tcp, got '%s'", opt("mode"));
     if (strcmp(opt("access-log"), "on") == 0)
-        srv->access_log = 1;
+        srv->access_log = !srv->tcp_mode; /* TCP mode sees no requests */
     else if (strcmp(opt("access-log"), "off") != 0)
         cg_fatal("--access-log: expected on or off, got '%s'", opt("access-log"));
-    if (srv->access_log && srv->tcp_mode)
-        cg_fatal("--access-log on: only with --mode http (TCP mode sees no requests)");
     a.tokens_path = opt("tokens");
     if (a.tokens_path != NULL) {
         if (srv->tcp_mode)

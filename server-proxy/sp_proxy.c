@@ -182,8 +182,7 @@ static void reqlog_emit(struct sp_conn *c, const struct sp_reqlog *lg, int statu
     f[n++] = CG_LF_DBL("duration_ms", (double)(uv_hrtime() - lg->t0) / 1e6);
     if (lg->t_head != 0)
         f[n++] = CG_LF_DBL("upstream_ms", (double)(lg->t_head - lg->t0) / 1e6);
-    if (lg->request_id != NULL)
-        f[n++] = CG_LF_STR("request_id", lg->request_id);
+    f[n++] = CG_LF_STR("request_id", lg->request_id != NULL ? lg->request_id : "-");
     if (lg->token != NULL)
         f[n++] = CG_LF_STR("token", lg->token);
     if (auth != NULL)
@@ -239,7 +238,9 @@ static int track_req_head(void *arg, const struct cg_http_head *h)
             }
         }
         c->rq = RQ_PASS;
-        if (c->srv->access_log)
+        if (c->srv->access_log && c->logs == NULL)
+            c->logs = calloc(TRACK_MAX, sizeof(c->logs[0])); /* first request: idle ones need none */
+        if (c->logs != NULL)
             c->cur = reqlog_new(c, h, token);
     }
     if (h->upgrade && c->gated) {
@@ -1104,9 +1105,7 @@ static void on_accept(struct cg_conns *set, uv_stream_t *listener)
                       cg_http_parser_new(CG_HTTP_RESPONSE, &lim, &track_resp_cb, c, &c->respp) == 0;
         c->gated = srv->tokens != NULL;
         c->by_message = c->gated || srv->access_log;
-        if (srv->access_log)
-            c->logs = calloc(TRACK_MAX, sizeof(c->logs[0]));
-        if (!c->tracking || (srv->access_log && c->logs == NULL)) {
+        if (!c->tracking) {
             conn_close(c, UV_ENOMEM, "out_of_memory"); /* access control cannot do without */
             return;
         }
