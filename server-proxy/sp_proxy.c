@@ -86,6 +86,7 @@ struct sp_conn {
         resp_paused : 1,     /* the response parser stopped at a message's end */
         refused_v1 : 1,      /* the refused request's path is an OpenAI one (/v1/...) */
         refused_close : 1,   /* ... and the connection cannot go on after its 401 */
+        refused_head : 1,    /* ... and it was a HEAD request (its 401 has no body) */
         reject_waiting : 1,  /* a 401 waits for the responses to earlier requests */
         upgrade_waiting : 1, /* access control: an Upgrade request forwarded, no 101 yet */
         upgrade_refused : 1, /* ... and its answer was not 101 */
@@ -229,6 +230,7 @@ static int track_req_head(void *arg, const struct cg_http_head *h)
                 c->rq = RQ_DROP;
                 c->refused = f;
                 c->refused_v1 = strncmp(h->target, "/v1/", 4) == 0;
+                c->refused_head = strcmp(h->method, "HEAD") == 0;
                 c->refused_close = !h->keep_alive || h->expect_continue || h->upgrade;
                 cg_logf(CG_LOG_DEBUG, "auth.refused", CG_LF_UINT("conn", c->conn.id),
                         CG_LF_STR("reason", cg_token_fail_name(f)));
@@ -239,7 +241,8 @@ static int track_req_head(void *arg, const struct cg_http_head *h)
         }
         c->rq = RQ_PASS;
         if (c->srv->access_log && c->logs == NULL)
-            c->logs = calloc(TRACK_MAX, sizeof(c->logs[0])); /* first request: idle ones need none */
+            c->logs =
+                calloc(TRACK_MAX, sizeof(c->logs[0])); /* first request: idle ones need none */
         if (c->logs != NULL)
             c->cur = reqlog_new(c, h, token);
     }
@@ -574,9 +577,10 @@ static int fwd_held_head(struct sp_conn *c, struct fwd *f, const uint8_t *seg, s
 }
 
 /* Writes ccgate's own answer to the client: an OpenAI-shaped error on the OpenAI paths
- * (/v1/...), plain JSON elsewhere. Returns the bytes written (0 when the write failed). */
+ * (/v1/...), plain JSON elsewhere; to a HEAD request only the head. Returns the bytes written
+ * (0 when the write failed). */
 static size_t answer_local(struct sp_conn *c, int status, const char *code, const char *message,
-                           int v1, int close, const char *www_authenticate)
+                           int v1, int head, int close, const char *www_authenticate)
 {
     char body[512];
     if (v1)
@@ -596,7 +600,7 @@ static size_t answer_local(struct sp_conn *c, int status, const char *code, cons
                            www_authenticate != NULL ? "WWW-Authenticate: " : "",
                            www_authenticate != NULL ? www_authenticate : "",
                            www_authenticate != NULL ? "\r\n" : "",
-                           close ? "Connection: close\r\n" : "", body);
+                           close ? "Connection: close\r\n" : "", head ? "" : body);
     size_t n = rc == 0 && cg_stream_write(&c->down, out.data, out.len) == 0 ? out.len : 0;
     cg_buf_free(&out);
     count_status(c->srv, status);
@@ -627,7 +631,8 @@ static void reject_now(struct sp_conn *c)
                           ? "Bearer realm=\"ccgate\""
                           : "Bearer realm=\"ccgate\", error=\"invalid_token\"";
     c->reject_waiting = 0;
-    size_t n = answer_local(c, 401, "auth.token", refusal_message(f), c->refused_v1, close, www);
+    size_t n = answer_local(c, 401, "auth.token", refusal_message(f), c->refused_v1,
+                            c->refused_head, close, www);
     if (c->rej_log != NULL) {
         if (c->cur == c->rej_log)
             c->cur = NULL;
@@ -656,7 +661,7 @@ static int req_bad(struct sp_conn *c, struct fwd *f, const uint8_t *rest, size_t
         return 0;
     }
     (void)answer_local(c, cg_http_parser_status(c->reqp), "http.request",
-                       "the request is not valid HTTP/1.1", 0, 1, NULL);
+                       "the request is not valid HTTP/1.1", 0, 0, 1, NULL);
     end_gracefully(c);
     return 0;
 }

@@ -131,10 +131,10 @@ def req(path, auth=None, body=b"", close=False):
     if close:
         h += "Connection: close\r\n"
     return h.encode() + b"\r\n" + body
-# refused with a body, accepted, refused, accepted (closing): all in one write
+# refused with a body, accepted, a HEAD refused, refused, accepted (closing): in one write
 s.sendall(req("/v1/a", "Bearer wrong-token-wrong-token-wrong-token", b"x" * 5000) +
-          req("/v1/b", "Bearer " + tok, b"yy") + req("/v1/c", None, b"z") +
-          req("/v1/d", "Bearer " + tok, close=True))
+          req("/v1/b", "Bearer " + tok, b"yy") + b"HEAD /v1/h HTTP/1.1\r\nHost: x\r\n\r\n" +
+          req("/v1/c", None, b"z") + req("/v1/d", "Bearer " + tok, close=True))
 data = b""
 while True:
     b = s.recv(65536)
@@ -142,12 +142,13 @@ while True:
         break
     data += b
 statuses = [int(x[:3]) for x in data.split(b"HTTP/1.1 ")[1:]]
-assert statuses == [401, 200, 401, 200], (statuses, data)
+assert statuses == [401, 200, 401, 401, 200], (statuses, data)
+assert data.split(b"HTTP/1.1 ")[3].endswith(b"\r\n\r\n"), data  # no body for HEAD
 assert b'"path": "/v1/b"' in data and b'"path": "/v1/d"' in data, data
 print("ok")
 PY
 timeout 30 python3 "$T/direct.py" "$SRV_PORT" "$ALICE" >"$T/direct.out" 2>&1 || fail "pipelined: $(cat "$T/direct.out")"
-pass "pipelined 401, 200, 401, 200 on one connection, in order, bodies of refused requests dropped"
+pass "pipelined 401, 200, 401 (HEAD: no body), 401, 200 on one connection, in order, bodies of refused requests dropped"
 
 # An Upgrade with a token that the upstream answers without 101: the bytes behind it (here a
 # request without a token) are never forwarded, and the connection ends after the answer.
@@ -198,7 +199,7 @@ pass "SIGHUP revokes alice and adds bob; a bad file is refused with its line and
 
 # ---- metrics, access log, no token in any log ----
 m() { metric "http://127.0.0.1:$SRV_ADMIN" "$1"; }
-[ "$(m 'ccgate_server_auth_failures_total{reason="missing"}')" -ge 4 ] || fail "missing not counted"
+[ "$(m 'ccgate_server_auth_failures_total{reason="missing"}')" -ge 5 ] || fail "missing not counted"
 [ "$(m 'ccgate_server_auth_failures_total{reason="scheme"}')" -ge 1 ] || fail "scheme not counted"
 [ "$(m 'ccgate_server_auth_failures_total{reason="unknown"}')" -ge 3 ] || fail "unknown not counted"
 [ "$(m 'ccgate_server_auth_failures_total{reason="malformed"}')" -ge 1 ] || fail "malformed not counted"
