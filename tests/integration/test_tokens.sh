@@ -150,6 +150,55 @@ PY
 timeout 30 python3 "$T/direct.py" "$SRV_PORT" "$ALICE" >"$T/direct.out" 2>&1 || fail "pipelined: $(cat "$T/direct.out")"
 pass "pipelined 401, 200, 401 (HEAD: no body), 401, 200 on one connection, in order, bodies of refused requests dropped"
 
+# More of the gate, straight to the server: a head split over several TLS records is held and
+# forwarded whole; 100 pipelined requests (over the 64 the server follows) all answered in order;
+# a request that does not parse gets 400 and the connection ends, nothing forwarded.
+cat >"$T/direct2.py" <<'PY'
+import socket, ssl, sys, time
+port, tok = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.set_alpn_protocols(["http/1.1"])
+def conn():
+    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20))
+def read_all(s):
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return data
+        data += b
+s = conn()
+head = ("GET /v1/split HTTP/1.1\r\nHost: x\r\nAuthor" "ization: Bearer " + tok +
+        "\r\nConnection: close\r\n\r\n").encode()
+for piece in (head[:20], head[20:40], head[40:]):
+    s.sendall(piece)
+    time.sleep(0.1)
+data = read_all(s)
+assert data.startswith(b"HTTP/1.1 200") and b"/v1/split" in data, data
+assert b"authorization" not in data.lower(), data
+s = conn()
+n = 100
+reqs = b"".join(b"GET /v1/p%d HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n%s\r\n" %
+                (i, tok.encode(), b"Connection: close\r\n" if i == n - 1 else b"") for i in range(n))
+s.sendall(reqs)
+data = read_all(s)
+paths = [int(x.split(b'"')[0]) for x in data.split(b'"path": "/v1/p')[1:]]
+assert paths == list(range(n)), (paths, data[-500:])
+s = conn()
+s.sendall(b"GET /v1/bad HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok.encode() +
+          b"\r\nBad Header\r\n\r\nGET /v1/after HTTP/1.1\r\nHost: x\r\n\r\n")
+data = read_all(s)
+assert data.startswith(b"HTTP/1.1 400") and data.count(b"HTTP/1.1 ") == 1, data
+print("ok")
+PY
+before=$(curl -sS "http://127.0.0.1:$UP_PORT/x" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+timeout 60 python3 "$T/direct2.py" "$SRV_PORT" "$ALICE" >"$T/direct2.out" 2>&1 || fail "gate: $(cat "$T/direct2.out")"
+after=$(curl -sS "http://127.0.0.1:$UP_PORT/x" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+[ "$after" -eq $((before + 1 + 100 + 1)) ] || fail "the upstream got $((after - before - 1)) requests, want 101"
+pass "a head split over records, 100 pipelined requests in order, a bad request answered 400 and not forwarded"
+
 # An Upgrade with a token that the upstream answers without 101: the bytes behind it (here a
 # request without a token) are never forwarded, and the connection ends after the answer.
 cat >"$T/smuggle.py" <<'PY'
