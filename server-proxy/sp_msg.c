@@ -41,12 +41,23 @@ static void reqlog_free(struct sp_reqlog **lg)
     *lg = NULL;
 }
 
+/* Whether s[0..len) is 1 or more visible ASCII characters (what a log line may carry as is). */
+static int printable(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < 0x21 || s[i] > 0x7e)
+            return 0;
+    return len > 0;
+}
+
 /* Access log: the record of the request whose head is h (NULL when out of memory). */
 static struct sp_reqlog *reqlog_new(struct sp_conn *c, const struct cg_http_head *h,
                                     const char *token)
 {
     size_t mlen = strlen(h->method), plen = strcspn(h->target, "?");
     const struct cg_http_header *id = cg_http_head_get(h, "x-request-id");
+    if (id != NULL && !printable(id->value, id->value_len))
+        id = NULL; /* logged as "-" */
     size_t ilen = id != NULL ? id->value_len : 0, tlen = token != NULL ? strlen(token) : 0;
     plen = plen < LOG_PATH_MAX ? plen : LOG_PATH_MAX;
     ilen = ilen < LOG_ID_MAX ? ilen : LOG_ID_MAX;

@@ -1,6 +1,7 @@
 #include "ccgate/token.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@ struct entry {
 };
 
 struct cg_tokens {
+    EVP_MD *sha256;  /* fetched once: a fetch per request costs more than the digest */
+    EVP_MD_CTX *ctx; /* reused by every check (one thread uses a set) */
     size_t n;
     struct entry e[];
 };
@@ -182,6 +185,12 @@ int cg_tokens_load(const char *path, struct cg_tokens **out, char *err, size_t e
         }
         t->e[t->n++] = e;
     }
+    t->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    t->ctx = EVP_MD_CTX_new();
+    if (t->sha256 == NULL || t->ctx == NULL) {
+        rc = cg_errf(err, errlen, CG_ECRYPTO, "SHA-256 unavailable");
+        goto out;
+    }
     if (t->n == 0) {
         rc = cg_errf(err, errlen, CG_ECONFIG,
                      "no entry: expected at least one `sha256:<hex> [NAME]` line (an empty list "
@@ -195,12 +204,16 @@ out:
     if (data != NULL)
         OPENSSL_cleanse(data, len);
     free(data);
-    free(t);
+    cg_tokens_free(t);
     return rc;
 }
 
 void cg_tokens_free(struct cg_tokens *t)
 {
+    if (t == NULL)
+        return;
+    EVP_MD_CTX_free(t->ctx);
+    EVP_MD_free(t->sha256);
     free(t);
 }
 
@@ -226,7 +239,11 @@ enum cg_token_fail cg_tokens_check(const struct cg_tokens *t, const char *value,
     if (tlen == 0 || tlen > CG_TOKEN_MAX_LEN || !is_b64token(token, tlen))
         return CG_TOKEN_MALFORMED;
     uint8_t digest[32];
-    SHA256((const unsigned char *)token, tlen, digest);
+    unsigned dlen = 0;
+    if (EVP_DigestInit_ex2(t->ctx, t->sha256, NULL) != 1 ||
+        EVP_DigestUpdate(t->ctx, token, tlen) != 1 ||
+        EVP_DigestFinal_ex(t->ctx, digest, &dlen) != 1 || dlen != sizeof(digest))
+        return CG_TOKEN_UNKNOWN; /* cannot check: refuse */
     size_t found = SIZE_MAX;
     for (size_t k = 0; k < t->n; k++) {
         /* every entry compared, without an early exit */

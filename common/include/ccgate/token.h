@@ -45,7 +45,8 @@ size_t cg_tokens_count(const struct cg_tokens *t);
 /*
  * Checks the value of a request's Authorization header (NULL when it had none). Every entry
  * is compared, in constant time. Returns CG_TOKEN_OK and *name (borrowed, valid while t
- * lives) or why it refused.
+ * lives) or why it refused. A set is checked from one thread at a time (it keeps one digest
+ * context).
  */
 enum cg_token_fail cg_tokens_check(const struct cg_tokens *t, const char *value, size_t len,
                                    const char **name);
