@@ -102,7 +102,6 @@ static int readyz(void *arg, struct cg_buf *out)
 /* The HTTP-mode request metrics: answers by status class, the latency histogram, refusals. */
 static void request_metrics(const struct sp_stats *s, struct cg_buf *out)
 {
-    static const double bounds[SP_LATENCY_BUCKETS] = {SP_LATENCY_BOUNDS};
     (void)cg_buf_printf(out,
                         "# HELP ccgate_server_requests_total Requests answered (by the upstream "
                         "or by ccgate: 401, 502), by status class.\n"
@@ -110,25 +109,11 @@ static void request_metrics(const struct sp_stats *s, struct cg_buf *out)
     for (int i = 1; i <= 5; i++)
         (void)cg_buf_printf(out, "ccgate_server_requests_total{code=\"%dxx\"} %llu\n", i,
                             (unsigned long long)s->requests[i]);
-    (void)cg_buf_printf(out,
-                        "# HELP ccgate_server_upstream_latency_seconds Time from a request's head "
-                        "to the upstream's response head.\n"
-                        "# TYPE ccgate_server_upstream_latency_seconds histogram\n");
-    unsigned long long cum = 0;
-    for (int i = 0; i < SP_LATENCY_BUCKETS; i++) {
-        cum += s->latency[i];
-        (void)cg_buf_printf(out, "ccgate_server_upstream_latency_seconds_bucket{le=\"%g\"} %llu\n",
-                            bounds[i], cum);
-    }
-    (void)cg_buf_printf(
-        out,
-        "ccgate_server_upstream_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
-        "ccgate_server_upstream_latency_seconds_sum %.6f\n"
-        "ccgate_server_upstream_latency_seconds_count %llu\n"
-        "# HELP ccgate_server_auth_failures_total Requests refused for their bearer "
-        "token (--tokens), by reason.\n"
-        "# TYPE ccgate_server_auth_failures_total counter\n",
-        (unsigned long long)s->latency_count, s->latency_sum, (unsigned long long)s->latency_count);
+    cg_hist_write(out, "ccgate_server_upstream_latency_seconds",
+                  "Time from a request's head to the upstream's response head.", &s->latency);
+    (void)cg_buf_printf(out, "# HELP ccgate_server_auth_failures_total Requests refused for their "
+                             "bearer token (--tokens), by reason.\n"
+                             "# TYPE ccgate_server_auth_failures_total counter\n");
     for (int f = CG_TOKEN_MISSING; f <= CG_TOKEN_UNKNOWN; f++)
         (void)cg_buf_printf(out, "ccgate_server_auth_failures_total{reason=\"%s\"} %llu\n",
                             cg_token_fail_name((enum cg_token_fail)f),

@@ -224,18 +224,9 @@ static int track_resp_head(void *arg, const struct cg_http_head *h)
     struct sp_conn *c = arg;
     c->resp_status = h->status;
     if ((h->status >= 200 || h->status == 101) && c->track_len > 0) {
-        struct sp_stats *st = &c->srv->stats;
-        static const double bounds[SP_LATENCY_BUCKETS] = {SP_LATENCY_BOUNDS};
-        double secs = (double)(uint32_t)(now_us() - c->t0_us[c->track_head]) / 1e6;
         sp_msg_count_status(c->srv, h->status);
-        st->latency_count++;
-        st->latency_sum += secs;
-        for (int i = 0; i < SP_LATENCY_BUCKETS; i++) {
-            if (secs <= bounds[i]) {
-                st->latency[i]++;
-                break;
-            }
-        }
+        cg_hist_observe(&c->srv->stats.latency,
+                        (double)(uint32_t)(now_us() - c->t0_us[c->track_head]) / 1e6);
         if (c->logs != NULL && c->logs[c->track_head] != NULL)
             c->logs[c->track_head]->t_head = uv_hrtime();
     }

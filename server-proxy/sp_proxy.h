@@ -5,17 +5,13 @@
 #include <uv.h>
 
 #include "ccgate/addr.h"
+#include "ccgate/admin.h"
 #include "ccgate/conn.h"
 #include "ccgate/tls.h"
 #include "ccgate/token.h"
 #include "sp_attester.h"
 
 struct sp_conn;
-
-/* Upper bounds (seconds) of the latency histogram's buckets, +Inf aside. */
-#define SP_LATENCY_BOUNDS                                                                          \
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
-#define SP_LATENCY_BUCKETS 15
 
 struct sp_stats {
     uint64_t conns_total;
@@ -25,11 +21,8 @@ struct sp_stats {
     uint64_t bytes_from_client; /* updated as bytes move */
     uint64_t bytes_to_client;
     /* HTTP mode */
-    uint64_t requests[6]; /* answered, by status class: [1] 1xx ... [5] 5xx ([0] unused) */
-    uint64_t latency[SP_LATENCY_BUCKETS]; /* request head -> upstream's response head, per bucket
-                                             (not cumulative) */
-    uint64_t latency_count;
-    double latency_sum;                           /* seconds */
+    uint64_t requests[6];   /* answered, by status class: [1] 1xx ... [5] 5xx ([0] unused) */
+    struct cg_hist latency; /* request head -> the upstream's response head */
     uint64_t auth_failures[CG_TOKEN_UNKNOWN + 1]; /* by enum cg_token_fail */
 };
 
