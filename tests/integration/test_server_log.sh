@@ -4,30 +4,22 @@
 # bytes_in, bytes_out, duration_ms, upstream_ms, request_id: visible ASCII only); byte counts are each message's
 # exact bytes, also for pipelined requests; --access-log off writes none.
 source "$(dirname "$0")/lib.sh"
+export PYTHONPATH="$CG_SOURCE_DIR/tests/integration" # tls_peer.py
 
 start_upstream
 sim_init
 start_server server --log-format json
 
 cat >"$T/pipe.py" <<'PY'
-import json, socket, ssl, sys
-port = int(sys.argv[1])
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ctx.set_alpn_protocols(["http/1.1"])
-s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20))
+import json, sys
+from tls_peer import connect, read_all
+s = connect(int(sys.argv[1]))
 reqs = [b"GET /bytes/3?q=secret HTTP/1.1\r\nHost: x\r\nx-request-id: abc-1\r\n\r\n",
         b"POST /echo HTTP/1.1\r\nHost: x\r\nx-request-id: a\tb\r\nContent-Length: 5\r\n\r\nhello",
         b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
         b"GET /chunked/5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]
 s.sendall(b"".join(reqs))
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    data += b
+data = read_all(s)
 # split the answers by their framing
 sizes, off = [], 0
 while off < len(data):

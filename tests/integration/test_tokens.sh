@@ -5,6 +5,7 @@
 # the upstream, an accepted one reaches it without its Authorization header, the connection
 # stays usable after a 401, the token never appears in a log, and the refusals are counted.
 source "$(dirname "$0")/lib.sh"
+export PYTHONPATH="$CG_SOURCE_DIR/tests/integration" # tls_peer.py
 
 ALICE=$(openssl rand -hex 32)
 BOB=$(openssl rand -base64 33 | tr -d '\n')
@@ -117,13 +118,10 @@ pass "a listed token passes; its Authorization header does not reach the upstrea
 
 # ---- one connection, straight to the server: 401 then 200, pipelined, in order ----
 cat >"$T/direct.py" <<'PY'
-import socket, ssl, sys
+import sys
+from tls_peer import connect, read_all
 port, tok = int(sys.argv[1]), sys.argv[2]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ctx.set_alpn_protocols(["http/1.1"])
-s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20))
+s = connect(port)
 def req(path, auth=None, body=b"", close=False):
     h = "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % (path, len(body))
     if auth:
@@ -135,12 +133,7 @@ def req(path, auth=None, body=b"", close=False):
 s.sendall(req("/v1/a", "Bearer wrong-token-wrong-token-wrong-token", b"x" * 5000) +
           req("/v1/b", "Bearer " + tok, b"yy") + b"HEAD /v1/h HTTP/1.1\r\nHost: x\r\n\r\n" +
           req("/v1/c", None, b"z") + req("/v1/d", "Bearer " + tok, close=True))
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    data += b
+data = read_all(s)
 statuses = [int(x[:3]) for x in data.split(b"HTTP/1.1 ")[1:]]
 assert statuses == [401, 200, 401, 401, 200], (statuses, data)
 assert data.split(b"HTTP/1.1 ")[3].endswith(b"\r\n\r\n"), data  # no body for HEAD
@@ -154,22 +147,10 @@ pass "pipelined 401, 200, 401 (HEAD: no body), 401, 200 on one connection, in or
 # forwarded whole; 100 pipelined requests (over the 64 the server follows) all answered in order;
 # a request that does not parse gets 400 and the connection ends, nothing forwarded.
 cat >"$T/direct2.py" <<'PY'
-import socket, ssl, sys, time
+import sys, time
+from tls_peer import connect, read_all
 port, tok = int(sys.argv[1]), sys.argv[2]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ctx.set_alpn_protocols(["http/1.1"])
-def conn():
-    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20))
-def read_all(s):
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            return data
-        data += b
-s = conn()
+s = connect(port)
 head = ("GET /v1/split HTTP/1.1\r\nHost: x\r\nAuthor" "ization: Bearer " + tok +
         "\r\nConnection: close\r\n\r\n").encode()
 for piece in (head[:20], head[20:40], head[40:]):
@@ -178,7 +159,7 @@ for piece in (head[:20], head[20:40], head[40:]):
 data = read_all(s)
 assert data.startswith(b"HTTP/1.1 200") and b"/v1/split" in data, data
 assert b"authorization" not in data.lower(), data
-s = conn()
+s = connect(port)
 n = 100
 reqs = b"".join(b"GET /v1/p%d HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n%s\r\n" %
                 (i, tok.encode(), b"Connection: close\r\n" if i == n - 1 else b"") for i in range(n))
@@ -186,7 +167,7 @@ s.sendall(reqs)
 data = read_all(s)
 paths = [int(x.split(b'"')[0]) for x in data.split(b'"path": "/v1/p')[1:]]
 assert paths == list(range(n)), (paths, data[-500:])
-s = conn()
+s = connect(port)
 s.sendall(b"GET /v1/bad HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok.encode() +
           b"\r\nBad Header\r\n\r\nGET /v1/after HTTP/1.1\r\nHost: x\r\n\r\n")
 data = read_all(s)
@@ -202,22 +183,14 @@ pass "a head split over records, 100 pipelined requests in order, a bad request 
 # An Upgrade with a token that the upstream answers without 101: the bytes behind it (here a
 # request without a token) are never forwarded, and the connection ends after the answer.
 cat >"$T/smuggle.py" <<'PY'
-import socket, ssl, sys
+import sys
+from tls_peer import connect, read_all
 port, tok = int(sys.argv[1]), sys.argv[2]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ctx.set_alpn_protocols(["http/1.1"])
-s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20))
+s = connect(port)
 s.sendall(b"GET /v1/up HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nConnection: Upgrade\r\n"
           b"Authorization: Bearer " + tok.encode() + b"\r\n\r\n"
           b"GET /v1/smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    data += b
+data = read_all(s)
 assert data.count(b"HTTP/1.1 ") == 1 and data.startswith(b"HTTP/1.1 200"), data
 assert b"/v1/up" in data and b"smuggled" not in data, data
 print("ok")
