@@ -10,6 +10,7 @@
  *   cp_peer.c    the server as the connections share it: the pool and the gate
  *   cp_fwd.c     the forwarder (head rewrite, body framing), shared with the fuzzer
  *   cp_status.c  appraisal results: /verification, readiness, counters
+ *   cp_metrics.c /metrics for every forward of the process
  */
 
 #include "ccgate/conn.h"
@@ -111,6 +112,7 @@ struct cp_conn {
     uint8_t leg_tainted;    /* part of a refused request went up: the leg is never reused */
     uint8_t pool_on_close;  /* closed between messages of HTTP: the leg may go to the pool */
     uint64_t front_sent_ns; /* when the front request went up (or became the front) */
+    uint64_t acct_in, acct_out; /* down's byte counts already added to the forward's stats */
     uint64_t wait_since_ms; /* loop time it began waiting for a server refusing connections */
     struct cg_buf pending;  /* request bytes held until the leg is verified */
     struct cg_buf replay;   /* unanswered idempotent requests, to send again on a new leg */
