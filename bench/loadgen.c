@@ -24,8 +24,8 @@
 #define PIECE (64u * 1024u)
 #define HEAD_MAX 8192u
 #define EVENT_MAX 4096u
-#define SAMPLES_MAX (1u << 24) /* latency samples kept; more are counted, not kept */
-#define QUEUE_MAX (1u << 20)   /* open-loop requests waiting for a free connection */
+#define SAMPLES_MAX (1u << 24)  /* latency samples kept; more are counted, not kept */
+#define QUEUE_MAX (1u << 20)    /* open-loop requests waiting for a free connection */
 #define MAX_CONNS 100000u
 #define MAX_ERRORS_BEFORE_STOP 100000u
 
@@ -46,7 +46,7 @@ struct conn {
     uv_write_t wreq;
     struct cg_http_parser *parser;
     struct conn *next_free;
-    int busy; /* a request is out and its answer not complete */
+    int busy;            /* a request is out and its answer not complete */
     int closing;
     int bad_status;      /* the current answer is not 2xx */
     int first_event;     /* SSE: the first event has been seen */
@@ -74,14 +74,8 @@ static struct {
     const char *method, *path, *body;
     const char *header; /* one more header line ("Name: value"), or NULL */
     uint64_t body_size;
-} opt = {.mode = M_CLOSED,
-         .conns = 1,
-         .duration_s = 5,
-         .rate = 1000,
-         .hold_s = 2,
-         .timeout_s = 60,
-         .method = "GET",
-         .path = "/bytes/1024"};
+} opt = {.mode = M_CLOSED, .conns = 1, .duration_s = 5, .rate = 1000, .hold_s = 2,
+         .timeout_s = 60, .method = "GET", .path = "/bytes/1024"};
 
 static struct {
     uv_loop_t *loop;

@@ -37,7 +37,7 @@ struct sp_attester {
     struct cg_ratls_key *key;
     unsigned refresh_s, window_ms, batch_max;
     unsigned delay_ms; /* test only: added to each evidence request on the pool thread */
-    uint8_t *cert;     /* periodic certificate */
+    uint8_t *cert; /* periodic certificate */
     size_t cert_len;
     uv_timer_t refresh_timer;
     uv_timer_t window_timer;

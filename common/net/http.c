@@ -22,9 +22,8 @@
 #define DEFAULT_MAX_HEADER_BYTES (32u * 1024u)
 #define DEFAULT_MAX_HEADERS 100u
 #define BUF_INITIAL 1024u
-#define REFS_INITIAL                                                                               \
-    16u /* header slots kept between messages (a parser lives as long as its                       \
-           connection: an idle one holds little) */
+#define REFS_INITIAL 16u /* header slots kept between messages (a parser lives as long as its
+                            connection: an idle one holds little) */
 
 /* Where the parser stands inside the current message. */
 enum phase { PHASE_IDLE, PHASE_HEAD, PHASE_BODY, PHASE_TRAILER };
@@ -79,9 +78,9 @@ struct cg_http_parser {
     int upgraded;
     int closed; /* a message ended the connection: later bytes are ignored */
     int finished;
+    int err; /* 0 while alive; the error every later call returns */
     int pause_req; /* cg_http_parser_pause() from a callback: stop after it */
     int resumable; /* the last feed stopped after a callback: the next one goes on */
-    int err;       /* 0 while alive; the error every later call returns */
     int status;
     char reason[96];
 };

@@ -69,14 +69,16 @@ struct cg_http_parser;
 
 /* Creates a parser; lim NULL means the defaults. Caller frees with cg_http_parser_free(). */
 int cg_http_parser_new(enum cg_http_type type, const struct cg_http_limits *lim,
-                       const struct cg_http_callbacks *cb, void *arg, struct cg_http_parser **out);
+                       const struct cg_http_callbacks *cb, void *arg,
+                       struct cg_http_parser **out);
 void cg_http_parser_free(struct cg_http_parser *p);
 
 /*
  * Parses len bytes. Returns the number consumed (less than len after an upgrade: the rest
- * is tunnel data, and so is everything that follows; or after cg_http_parser_pause()), or CG_EHTTP
- * / CG_ELIMIT / a callback's error. After an error the parser is dead; cg_http_parser_status()
- * gives the status to answer (400, 413, 431, or 502 for a bad response) and cg_http_parser_reason()
+ * is tunnel data, and so is everything that follows; and after cg_http_parser_pause()), or
+ * CG_EHTTP / CG_ELIMIT / a callback's error. After an error the parser is dead;
+ * cg_http_parser_status() gives the
+ * status to answer (400, 413, 431, or 502 for a bad response) and cg_http_parser_reason()
  * a short text. Smuggling defences: Content-Length with Transfer-Encoding, several
  * Content-Length headers (even equal), Transfer-Encoding other than a lone "chunked" or in
  * HTTP/1.0, obs-fold, whitespace or other non-token bytes in a header name, NUL/CR/LF in a
@@ -125,8 +127,8 @@ const struct cg_http_header *cg_http_head_get(const struct cg_http_head *h, cons
  * the blank line: a caller adding headers writes them over the last two bytes. Returns the
  * length written or CG_ELIMIT when cap is too small.
  */
-long cg_http_head_write(const struct cg_http_head *h, const char *via, int keep_alive, char *out,
-                        size_t cap, enum cg_http_framing *out_framing);
+long cg_http_head_write(const struct cg_http_head *h, const char *via, int keep_alive,
+                        char *out, size_t cap, enum cg_http_framing *out_framing);
 
 /* Flags for cg_http_head_write_ex(). */
 #define CG_HTTP_WRITE_HTTP10_PEER 0x1u /* the next hop speaks HTTP/1.0 (no chunked responses) */
