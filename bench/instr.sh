@@ -33,7 +33,7 @@ wait_port() {
 }
 VG=(valgrind --tool=callgrind --vgdb=yes --collect-atstart=yes)
 "${VG[@]}" --callgrind-out-file="$OUT/server.out" "$BIN/ccgate-server" --listen "127.0.0.1:$S" \
-    --upstream "127.0.0.1:$UP" --tee sim --state-dir "$SIM" >"$OUT/server.log" 2>&1 &
+    --upstream "127.0.0.1:$UP" --tee sim --state-dir "$SIM" --access-log off >"$OUT/server.log" 2>&1 &
 SP=$!; PIDS+=($SP)
 wait_port "$S" "$SP"
 "$BIN/ccgate" policy from-evidence --server "127.0.0.1:$S" --allow-sim >"$OUT/policy.json"

@@ -185,7 +185,7 @@ ccgate_pair() { # NAME [client flags...]: a ccgate pair with its own policy file
     read -r s c sa ca <<<"$(free_ports 4)"
     spawn "$WORK/$name-server.log" "$BIN/ccgate-server" --listen "127.0.0.1:$s" --upstream "127.0.0.1:$UP" \
         --tee sim --state-dir "$C/sim" --admin "127.0.0.1:$sa" --log-format text "${CG_LOG[@]}" \
-        --sim-evidence-delay-ms "$EVIDENCE_DELAY_MS"
+        --sim-evidence-delay-ms "$EVIDENCE_DELAY_MS" --access-log off
     local sp=$SPAWNED
     wait_port "$s" "$sp" "$WORK/$name-server.log" || return 1
     "$BIN/ccgate" policy from-evidence --server "127.0.0.1:$s" --allow-sim >"$C/$name-policy.json" 2>"$WORK/policy.log" ||
