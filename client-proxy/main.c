@@ -21,7 +21,9 @@ static struct cg_opt opts[] = {
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
     {"log-level", "error|warn|info|debug",
-     "lowest level logged; info (production) has no line per request or connection", "info", NULL,
+     "lowest level logged; info (production) has no line per connection", "info", NULL, NULL},
+    {"access-log", "on|off",
+     "one info line per request: method, path, status, duration_ms, request_id, ...", "on", NULL,
      NULL},
     {"mode", "http|tcp", "http: HTTP/1.1 proxy; tcp: raw byte pipe (ALPN ccgate-tcp)", "http", NULL,
      NULL},
@@ -261,6 +263,7 @@ int main(int argc, char **argv)
                     srv->listen_addr.text);
     if (cg_addr_parse(opt("server"), 0, &srv->peer.addr, err, sizeof(err)) < 0)
         cg_fatal("--server: %s", err);
+    srv->access_log = cg_opts_onoff_or_exit(cg_opts_get(opts, N_OPTS, "access-log"));
     if (strcmp(opt("mode"), "tcp") == 0)
         srv->tcp_mode = 1;
     else if (strcmp(opt("mode"), "http") != 0)
