@@ -227,8 +227,11 @@ static void ans_begin(struct conn *c, const struct pending *r)
     memset(a, 0, sizeof(*a));
     snprintf(a->method, sizeof(a->method), "%s", r->method[0] != '\0' ? r->method : "-");
     size_t pl = strcspn(r->target, "?");
-    snprintf(a->path, sizeof(a->path), "%.*s", (int)(pl < LOG_PATH_MAX ? pl : LOG_PATH_MAX),
-             pl > 0 ? r->target : "-");
+    if (pl == 0)
+        snprintf(a->path, sizeof(a->path), "-");
+    else
+        snprintf(a->path, sizeof(a->path), "%.*s", (int)(pl < LOG_PATH_MAX ? pl : LOG_PATH_MAX),
+                 r->target);
     memcpy(a->rid, r->rid, sizeof(a->rid));
     a->start_ns = r->start_ns != 0 ? r->start_ns : uv_hrtime();
     a->bytes_in = r->body_len;

@@ -133,6 +133,23 @@ assert (p["method"], p["bytes_in"]) == ("POST", 8) and p["status"] == wby[rid("h
 PY
 pass "access log lines: the interface fields; request ids passed on, made, replaced and returned"
 
+# The worker logs a request it refuses as malformed too.
+python3 - "$waddr" <<'PY' || fail "malformed request to the worker"
+import socket, sys
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=10)
+s.sendall(b"GET /bad HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+assert s.recv(4096).startswith(b"HTTP/1.1 400"), "no 400"
+PY
+sleep 0.2
+python3 - "$T/worker2.json" <<'PY' || fail "worker 400 line: $(grep '"event":"request"' "$T/worker2.json" | tail -2)"
+import json, sys
+ls = [o for o in map(json.loads, open(sys.argv[1])) if o["event"] == "request"]
+assert ls[-1]["status"] == 400 and isinstance(ls[-1]["duration_ms"], (int, float)), ls[-1]
+assert ls[-1]["method"] in ("GET", "-") and ls[-1]["path"] in ("/bad", "-"), ls[-1]
+PY
+pass "the worker's line for a refused request"
+
 # A failed appraisal's line names the check (client2 ran with the access log on by default).
 python3 - "$T/client2.log" <<'PY' || fail "failed appraisal line: $(grep '"event":"request"' "$T/client2.log")"
 import json, sys
