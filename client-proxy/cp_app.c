@@ -128,7 +128,7 @@ static void access_line(struct cp_conn *c, const struct cp_exchange *x, int stat
     uint64_t now = uv_hrtime();
     struct cg_log_field f[14];
     size_t n = 0;
-    f[n++] = CG_LF_STR("forward", cp__forward_name(srv));
+    f[n++] = CG_LF_STR("forward", srv->name);
     f[n++] = CG_LF_UINT("conn", c->conn.id);
     f[n++] = CG_LF_UINT("req", x->seq);
     f[n++] = CG_LF_STR("method", x->meta != NULL ? x->meta + x->method_off : "-");
@@ -301,8 +301,8 @@ void cp__answer_front(struct cp_conn *c)
                 .status = c->err_status, .error = c->err_error, .reason = c->err_reason};
             e = &err;
             status = e->status;
-            cg_log_info("request.rejected", "id=%llu status=%d error=%s",
-                        (unsigned long long)c->conn.id, status, c->err_error);
+            cg_log_info("request.rejected", "id=%llu forward=%s status=%d error=%s",
+                        (unsigned long long)c->conn.id, c->srv->name, status, c->err_error);
             break;
         default: /* X_FAILED */
             e = &c->fail->e;
@@ -574,14 +574,27 @@ void cp__conn_close(struct cp_conn *c, const char *reason)
     cg_conn_close(&c->conn, 0, reason);
 }
 
+/* Adds what c's app leg moved since the last call to the forward's byte counters. */
+static void count_bytes(struct cp_conn *c)
+{
+    c->srv->stats.bytes_from_app += c->down.bytes_in - c->acct_in;
+    c->srv->stats.bytes_to_app += c->down.bytes_out - c->acct_out;
+    c->acct_in = c->down.bytes_in;
+    c->acct_out = c->down.bytes_out;
+}
+
+void cp_server_count_bytes(struct cp_server *s)
+{
+    for (struct cg_conn *conn = s->set.live; conn != NULL; conn = conn->next)
+        count_bytes(conn->data);
+}
+
 /* From the loop, after the core logged the close: the leg goes back to the pool when it may
  * serve another app, else it closes; what c holds is freed. */
 static void on_close(struct cg_conn *conn)
 {
     struct cp_conn *c = conn->data;
-    struct cp_server *srv = c->srv;
-    srv->stats.bytes_from_app += c->down.bytes_in;
-    srv->stats.bytes_to_app += c->down.bytes_out;
+    count_bytes(c);
     if (!(c->pool_on_close && cp__pool_put(c)) && c->up != NULL) {
         c->up->c = NULL;
         cg_conn_release(&c->conn);

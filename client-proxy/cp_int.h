@@ -10,6 +10,7 @@
  *   cp_peer.c    the server as the connections share it: the pool and the gate
  *   cp_fwd.c     the forwarder (head rewrite, body framing), shared with the fuzzer
  *   cp_status.c  appraisal results: /verification, readiness, counters
+ *   cp_metrics.c /metrics for every forward of the process
  */
 
 #include "ccgate/conn.h"
@@ -130,6 +131,7 @@ struct cp_conn {
     uint8_t pool_on_close;  /* closed between messages of HTTP: the leg may go to the pool */
     uint64_t front_sent_ns; /* when the front request went up (or became the front) */
     uint64_t resp_head_ns;  /* when the front's final response head came; 0 before */
+    uint64_t acct_in, acct_out; /* down's byte counts already added to the forward's stats */
     uint64_t wait_since_ms; /* loop time it began waiting for a server refusing connections */
     struct cg_buf pending;  /* request bytes held until the leg is verified */
     struct cg_buf replay;   /* unanswered idempotent requests, to send again on a new leg */
@@ -137,7 +139,7 @@ struct cp_conn {
     int err_status;         /* X_ERROR: the status; err_error and err_reason say why */
     const char *err_error;
     char err_reason[96];
-    struct cp_fail *fail;                  /* X_FAILED: the answer (owned) */
+    struct cp_fail *fail; /* X_FAILED: the answer (owned) */
     struct cp_conn *gate_prev, *gate_next; /* in the peer's queue while UP_WAITING */
 };
 
@@ -172,11 +174,6 @@ static inline struct cp_exchange *cp__front(struct cp_conn *c)
 static inline const char *cp__xid(const struct cp_exchange *x)
 {
     return x->meta;
-}
-/* The forward's name in logs and metrics: its listen address. */
-static inline const char *cp__forward_name(const struct cp_server *srv)
-{
-    return srv->listen_addr.text;
 }
 
 /* ---- cp_up.c: the attested leg, the response path and the retry ---- */

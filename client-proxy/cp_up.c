@@ -191,8 +191,8 @@ static int retry(struct cp_conn *c, const char *why)
         return 0;
     struct cp_server *srv = c->srv;
     srv->stats.retries++;
-    cg_log_info("request.retry", "id=%llu reason=%s bytes=%zu", (unsigned long long)c->conn.id, why,
-                c->replay.len);
+    cg_log_info("request.retry", "id=%llu forward=%s reason=%s bytes=%zu",
+                (unsigned long long)c->conn.id, c->srv->name, why, c->replay.len);
     c->retried = 1;
     cp__up_discard(c, 0);
     c->resp_started = 0;
@@ -255,8 +255,8 @@ static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
     if (c->state == CP_CLOSED || c->up != u)
         return;
     if (n < 0) {
-        cg_log_warn("server.bad_response", "id=%llu reason=\"%s\"", (unsigned long long)c->conn.id,
-                    cg_http_parser_reason(u->resp));
+        cg_log_warn("server.bad_response", "id=%llu forward=%s reason=\"%s\"",
+                    (unsigned long long)c->conn.id, c->srv->name, cg_http_parser_reason(u->resp));
         if (c->front_bytes && !c->resp_started)
             c->front_bytes = 0; /* only the bad bytes: nothing of them reached the app */
         if (c->resp_started) {
@@ -371,8 +371,8 @@ static void up_on_handshake(struct cg_stream *s, int status)
         /* The server presents a key we have not verified (restart, rotation): ask for
          * fresh evidence bound to that key. */
         srv->stats.key_changes++;
-        cg_log_info("attest.key_changed", "id=%llu server=%s: reconnecting with a nonce",
-                    (unsigned long long)c->conn.id, srv->peer.addr.text);
+        cg_log_info("attest.key_changed", "id=%llu forward=%s server=%s: reconnecting with a nonce",
+                    (unsigned long long)c->conn.id, srv->name, srv->peer.addr.text);
         cp_fresh_forget(&srv->peer.fresh);
         cp_server_pool_flush(srv);
         c->nonce_retry_done = 1;
@@ -393,9 +393,10 @@ static void up_on_handshake(struct cg_stream *s, int status)
     cp_fresh_forget(&srv->peer.fresh);
     cp_server_pool_flush(srv);
     cg_log_error("attest.failed",
-                 "id=%llu server=%s check=%s expected=\"%s\" actual=\"%s\": nothing was sent",
-                 (unsigned long long)c->conn.id, srv->peer.addr.text, copy.check, copy.expected,
-                 copy.actual);
+                 "id=%llu forward=%s server=%s check=%s expected=\"%s\" actual=\"%s\": nothing "
+                 "was sent",
+                 (unsigned long long)c->conn.id, srv->name, srv->peer.addr.text, copy.check,
+                 copy.expected, copy.actual);
     cp__up_discard(c, 0);
     cp__fail_verdict(c, "attestation_failed", &copy);
 }
@@ -409,8 +410,9 @@ static void up_on_connect(struct cg_stream *s, int status)
         return;
     if (status < 0) {
         srv->stats.server_unreachable++;
-        cg_log_warn("server.unreachable", "id=%llu server=%s err=\"%s\"",
-                    (unsigned long long)c->conn.id, srv->peer.addr.text, cg_strerror(status));
+        cg_log_warn("server.unreachable", "id=%llu forward=%s server=%s err=\"%s\"",
+                    (unsigned long long)c->conn.id, srv->name, srv->peer.addr.text,
+                    cg_strerror(status));
         cp__up_discard(c, 0);
         if (c->state != CP_PIPE && cp__peer_unreachable(c, status))
             return; /* waits for the next probe (until server-wait-ms) */
@@ -497,7 +499,8 @@ void cp__up_timeout(struct cp_conn *c, int waited_for_server)
     (void)cg_reject(&v, CG_ETIMEOUT, "server.handshake_timeout", "a handshake in time",
                     "none after %u ms", srv->handshake_timeout_ms);
     cp__record_failure(srv, &v);
-    cg_log_error("attest.failed", "id=%llu server=%s check=%s actual=\"%s\": nothing was sent",
-                 (unsigned long long)c->conn.id, srv->peer.addr.text, v.check, v.actual);
+    cg_log_error("attest.failed",
+                 "id=%llu forward=%s server=%s check=%s actual=\"%s\": nothing was sent",
+                 (unsigned long long)c->conn.id, srv->name, srv->peer.addr.text, v.check, v.actual);
     cp__fail_verdict(c, "attestation_failed", &v);
 }

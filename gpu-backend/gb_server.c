@@ -760,12 +760,17 @@ static void handle(struct conn *c, const struct pending *r)
     if (strcmp(path, "/health") == 0 && get) {
         struct gb_engine_stats st;
         gb_engine_stats(s->e, &st);
-        send_json(c, 200,
-                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i}", "status", "ok",
-                            "backend", s->b->kind, "device", s->b->device, "model", s->model_id,
-                            "cc_mode", s->o.cc_mode, "chat_template", gb_chat_family_name(s->chat),
-                            "n_ctx", s->n_ctx, "slots", s->b->n_slots, "running", st.running,
-                            "waiting", st.waiting));
+        json_t *h = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i}", "status", "ok",
+                              "backend", s->b->kind, "device", s->b->device, "model", s->model_id,
+                              "cc_mode", s->o.cc_mode, "chat_template",
+                              gb_chat_family_name(s->chat), "n_ctx", s->n_ctx, "slots",
+                              s->b->n_slots, "running", st.running, "waiting", st.waiting);
+        if (h != NULL && s->o.sealed_name != NULL)
+            json_object_set_new(h, "sealed",
+                                json_pack("{s:s, s:I, s:s}", "name", s->o.sealed_name, "version",
+                                          (json_int_t)s->o.sealed_version, "sha256",
+                                          s->o.sealed_sha256));
+        send_json(c, 200, h);
         finish_response(c);
     } else if (strcmp(path, "/v1/models") == 0 && get) {
         send_json(c, 200,

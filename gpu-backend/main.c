@@ -310,6 +310,7 @@ static int cmd_serve(int argc, char **argv)
         cg_fatal("--listen and --model are required (see --help)");
     struct gb_model *m;
     struct gb_sealed_info sealed = {0};
+    char sealed_hex[65] = "";
     if (kbc.url != NULL || gb_sealed_is(spec)) {
         struct gb_gguf *g;
         if (kbc.url == NULL || kbc.resource == NULL)
@@ -319,11 +320,10 @@ static int cmd_serve(int argc, char **argv)
         if (gb_sealed_open(spec, &kbc, &g, &sealed, err, sizeof(err)) != 0 ||
             gb_model_load(g, &m, err, sizeof(err)) != 0)
             cg_fatal("sealed model refused: %s", err);
-        char hex[65];
-        cg_hex(hex, sizeof(hex), sealed.plain_sha256, 32);
+        cg_hex(sealed_hex, sizeof(sealed_hex), sealed.plain_sha256, 32);
         cg_log_info("worker.sealed", "name=%s version=%llu min_version=%llu sha256=%s tee=%s",
                     sealed.name, (unsigned long long)sealed.version,
-                    (unsigned long long)sealed.min_version, hex, kbc.tee);
+                    (unsigned long long)sealed.min_version, sealed_hex, kbc.tee);
     } else if (gb_model_open(spec, &m, err, sizeof(err)) != 0) {
         cg_fatal("%s", err);
     }
@@ -362,7 +362,10 @@ static int cmd_serve(int argc, char **argv)
                                 .max_conns = 1024,
                                 .request_timeout_ms = request_timeout * 1000,
                                 .idle_timeout_ms = idle_timeout * 1000,
-                                .access_log = access_log};
+                                .access_log = access_log,
+                                .sealed_name = sealed.name[0] != '\0' ? sealed.name : NULL,
+                                .sealed_version = sealed.version,
+                                .sealed_sha256 = sealed_hex};
     struct app a = {0};
     if ((rc = gb_server_start(loop, m, b, &eo, &so, &a.srv, bound, sizeof(bound), err,
                               sizeof(err))) != 0)

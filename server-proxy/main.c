@@ -14,6 +14,7 @@
 #include "ccgate/sim.h"
 #include "ccgate/tsm.h"
 #include "sp_attester.h"
+#include "sp_model.h"
 #include "sp_proxy.h"
 
 static struct cg_opt opts[] = {
@@ -40,9 +41,12 @@ static struct cg_opt opts[] = {
      "lowest level logged; info (production) has no line per request or connection", "info", NULL,
      NULL},
     {"mode", "http|tcp", "tunnel mode, offered as ALPN", "http", NULL, NULL},
+    {"model-query-s", "N",
+     "HTTP mode: seconds between asking the upstream's GET /health which sealed model it "
+     "loaded, which the attestation claims then name; 0 = never",
+     "30", NULL, NULL},
     {"refresh-s", "N", "seconds between periodic evidence refreshes", "600", NULL, NULL},
-    {"batch-window-ms", "N", "window in which nonces share one evidence request", "20", NULL,
-     NULL},
+    {"batch-window-ms", "N", "window in which nonces share one evidence request", "20", NULL, NULL},
     {"sim-evidence-delay-ms", "N",
      "TEST ONLY, --tee sim: each evidence request after start-up takes N ms longer", "0", NULL,
      NULL},
@@ -70,6 +74,7 @@ struct app {
     uv_loop_t *loop;
     struct sp_server server;
     struct sp_attester *attester;
+    struct sp_model_query *model_query;
     struct cg_provider *provider;
     struct cg_admin *admin;
     struct cg_signals sig;
@@ -143,6 +148,8 @@ static void on_idle(struct sp_server *s)
 {
     struct app *a = (struct app *)((char *)s - offsetof(struct app, server));
     sp_attester_close(a->attester);
+    sp_model_query_close(a->model_query);
+    a->model_query = NULL;
     cg_signals_close(&a->sig);
 }
 
@@ -229,6 +236,7 @@ int main(int argc, char **argv)
     unsigned long refresh = opt_uint("refresh-s", 10, 86400);
     unsigned long window = opt_uint("batch-window-ms", 0, 1000);
     unsigned long batch_max = opt_uint("batch-max", 1, 64);
+    unsigned long model_query_s = opt_uint("model-query-s", 0, 86400);
     srv->handshake_timeout_ms = (unsigned)opt_uint("handshake-timeout-ms", 100, 600000);
     srv->max_conns = (unsigned)opt_uint("max-connections", 1, 1000000);
     srv->upstream_connect_timeout_ms =
@@ -258,6 +266,10 @@ int main(int argc, char **argv)
         cg_fatal("first evidence from the %s TEE failed: %s", a.tee, cg_strerror(rc));
     sp_attester_set_evidence_delay(a.attester, (unsigned)evidence_delay);
     srv->attester = a.attester;
+    if (!srv->tcp_mode && model_query_s > 0 &&
+        sp_model_query_start(a.loop, &srv->upstream, (unsigned)model_query_s, a.attester,
+                             &a.model_query) < 0)
+        cg_fatal("--model-query-s: out of memory");
     if (cg_tls_server_ctx_new(alpn, sp_attester_cert_cb, a.attester, &srv->tls) < 0)
         cg_fatal("TLS context setup failed");
     srv->on_idle = on_idle;
