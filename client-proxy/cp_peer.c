@@ -129,7 +129,8 @@ void cp__pool_drop(struct cp_up *u, const char *why)
     struct cp_server *srv = u->srv;
     pool_unlink(&srv->peer, u);
     srv->stats.pool_dropped++;
-    cg_log_debug("pool.drop", "reason=%s pooled=%zu", why, srv->peer.pool_len);
+    cg_log_debug("pool.drop", "forward=%s reason=%s pooled=%zu", srv->name, why,
+                 srv->peer.pool_len);
     cg_stream_shutdown(&u->s);
     cg_stream_close(&u->s, cp__up_closed, u);
 }

@@ -91,6 +91,7 @@ struct cp_peer {
  */
 struct cp_server {
     uv_loop_t *loop;
+    const char *name; /* the forward's name (borrowed): forward= in logs and metrics */
     struct cg_addr listen_addr;
     const struct cg_policy *policy;
     struct cp_peer peer;
@@ -102,6 +103,7 @@ struct cp_server {
     unsigned response_timeout_ms; /* response head within this after the request, else 504 */
     unsigned max_conns;
     int tcp_mode;          /* raw byte pipe (ALPN ccgate-tcp) instead of HTTP */
+    int access_log;        /* one info line per answered request (HTTP mode) */
     unsigned pool_max;     /* idle attested connections kept for reuse (HTTP mode); 0 = none */
     unsigned pool_idle_ms; /* a pooled connection unused this long is closed */
     struct cg_conns set;   /* the listener and the app connections */
@@ -130,6 +132,15 @@ void cp_server_abort(struct cp_server *s);
 /* Ready: a server key verified within the policy's max_age_s and no failed appraisal since.
  * When not ready and why is non-NULL, writes the reason there (one line). */
 int cp_server_ready(const struct cp_server *s, time_t now, struct cg_buf *why);
+
+/* Adds the bytes the live app connections moved so far to the byte counters (before a
+ * scrape: the counters then include connections still open). */
+void cp_server_count_bytes(struct cp_server *s);
+
+/* Writes the Prometheus text of the forwards srv[0..n) (borrowed): each ccgate_client_* and
+ * ccgate_attestation_* family once with HELP and TYPE, every sample labelled
+ * forward="NAME". */
+void cp_metrics_write(struct cg_buf *out, const struct cp_server *const *srv, size_t n, time_t now);
 
 /* Writes the /.well-known/ccgate/verification JSON; returns the HTTP status: 200 when
  * verified, 503 (verified false, with the last failure) when never verified or when the last

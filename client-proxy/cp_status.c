@@ -109,6 +109,8 @@ int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
         }
         (void)cg_buf_printf(out, "]");
     }
+    (void)cg_buf_printf(out, ", \"model\": ");
+    cg_json_model(out, &a->model);
     (void)cg_buf_printf(out, ", \"policy_digest\": ");
     cg_json_hex(out, s->policy->digest, sizeof(s->policy->digest));
     (void)cg_buf_printf(out, ", \"cert_sha256\": ");

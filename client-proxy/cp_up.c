@@ -100,8 +100,10 @@ static int resp_on_head(void *arg, const struct cg_http_head *h)
     c->resp_status = h->status;
     c->front_bytes = 1;
     int informational = h->status >= 100 && h->status < 200;
-    if (!informational)
+    if (!informational) {
+        c->resp_head_ns = uv_hrtime();
         cp__observe(&c->srv->stats.response_latency, c->front_sent_ns);
+    }
     /* Any head is progress; after a 1xx the final response gets a full timeout again. */
     c->resp_started = !informational;
     c->timer_kind = T_NONE;
@@ -109,7 +111,10 @@ static int resp_on_head(void *arg, const struct cg_http_head *h)
         c->up->last = 1; /* the server closes after this one: the app's connection stays */
     /* The app's connection ends after this answer when it asked so (no request follows). */
     int keep = informational || !(c->state == CP_ENDING && c->q_len == 1);
-    return cp_fwd_head(&c->to_app, h, keep);
+    c->to_app.request_id = cp__xid(x);
+    int rc = cp_fwd_head(&c->to_app, h, keep);
+    c->to_app.request_id = NULL;
+    return rc;
 }
 
 static int resp_on_body(void *arg, const uint8_t *data, size_t len)
@@ -136,9 +141,6 @@ static int resp_on_complete(void *arg)
     if (!cp__front(c)->complete)
         c->up->last = 1; /* answered before its body ended: the rest of it goes nowhere */
     cp__count_status(c->srv, c->resp_status);
-    cg_log_debug("request", "id=%llu status=%d from_app=%llu to_app=%llu",
-                 (unsigned long long)c->conn.id, c->resp_status,
-                 (unsigned long long)c->down.bytes_in, (unsigned long long)c->down.bytes_out);
     cp__front_done(c);
     arm_head(c);
     return 0;
@@ -189,8 +191,8 @@ static int retry(struct cp_conn *c, const char *why)
         return 0;
     struct cp_server *srv = c->srv;
     srv->stats.retries++;
-    cg_log_info("request.retry", "id=%llu reason=%s bytes=%zu", (unsigned long long)c->conn.id, why,
-                c->replay.len);
+    cg_log_info("request.retry", "id=%llu forward=%s reason=%s bytes=%zu",
+                (unsigned long long)c->conn.id, c->srv->name, why, c->replay.len);
     c->retried = 1;
     cp__up_discard(c, 0);
     c->resp_started = 0;
@@ -225,11 +227,9 @@ static void up_lost(struct cp_conn *c, const char *why)
     if (retry(c, why))
         return;
     cp__up_discard(c, 0);
-    char body[160];
-    int n = snprintf(body, sizeof(body),
-                     "{\"error\": \"server_closed\", \"reason\": \"%s\", \"retried\": %s}\n", why,
-                     c->retried ? "true" : "false");
-    cp__fail_all(c, 502, body, (size_t)n);
+    struct cp_error e = {
+        .status = 502, .error = "server_closed", .reason = why, .retried = c->retried};
+    cp__fail_all(c, &e);
 }
 
 static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
@@ -255,8 +255,8 @@ static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)
     if (c->state == CP_CLOSED || c->up != u)
         return;
     if (n < 0) {
-        cg_log_warn("server.bad_response", "id=%llu reason=\"%s\"", (unsigned long long)c->conn.id,
-                    cg_http_parser_reason(u->resp));
+        cg_log_warn("server.bad_response", "id=%llu forward=%s reason=\"%s\"",
+                    (unsigned long long)c->conn.id, c->srv->name, cg_http_parser_reason(u->resp));
         if (c->front_bytes && !c->resp_started)
             c->front_bytes = 0; /* only the bad bytes: nothing of them reached the app */
         if (c->resp_started) {
@@ -371,8 +371,8 @@ static void up_on_handshake(struct cg_stream *s, int status)
         /* The server presents a key we have not verified (restart, rotation): ask for
          * fresh evidence bound to that key. */
         srv->stats.key_changes++;
-        cg_log_info("attest.key_changed", "id=%llu server=%s: reconnecting with a nonce",
-                    (unsigned long long)c->conn.id, srv->peer.addr.text);
+        cg_log_info("attest.key_changed", "id=%llu forward=%s server=%s: reconnecting with a nonce",
+                    (unsigned long long)c->conn.id, srv->name, srv->peer.addr.text);
         cp_fresh_forget(&srv->peer.fresh);
         cp_server_pool_flush(srv);
         c->nonce_retry_done = 1;
@@ -393,9 +393,10 @@ static void up_on_handshake(struct cg_stream *s, int status)
     cp_fresh_forget(&srv->peer.fresh);
     cp_server_pool_flush(srv);
     cg_log_error("attest.failed",
-                 "id=%llu server=%s check=%s expected=\"%s\" actual=\"%s\": nothing was sent",
-                 (unsigned long long)c->conn.id, srv->peer.addr.text, copy.check, copy.expected,
-                 copy.actual);
+                 "id=%llu forward=%s server=%s check=%s expected=\"%s\" actual=\"%s\": nothing "
+                 "was sent",
+                 (unsigned long long)c->conn.id, srv->name, srv->peer.addr.text, copy.check,
+                 copy.expected, copy.actual);
     cp__up_discard(c, 0);
     cp__fail_verdict(c, "attestation_failed", &copy);
 }
@@ -409,8 +410,9 @@ static void up_on_connect(struct cg_stream *s, int status)
         return;
     if (status < 0) {
         srv->stats.server_unreachable++;
-        cg_log_warn("server.unreachable", "id=%llu server=%s err=\"%s\"",
-                    (unsigned long long)c->conn.id, srv->peer.addr.text, cg_strerror(status));
+        cg_log_warn("server.unreachable", "id=%llu forward=%s server=%s err=\"%s\"",
+                    (unsigned long long)c->conn.id, srv->name, srv->peer.addr.text,
+                    cg_strerror(status));
         cp__up_discard(c, 0);
         if (c->state != CP_PIPE && cp__peer_unreachable(c, status))
             return; /* waits for the next probe (until server-wait-ms) */
@@ -497,7 +499,8 @@ void cp__up_timeout(struct cp_conn *c, int waited_for_server)
     (void)cg_reject(&v, CG_ETIMEOUT, "server.handshake_timeout", "a handshake in time",
                     "none after %u ms", srv->handshake_timeout_ms);
     cp__record_failure(srv, &v);
-    cg_log_error("attest.failed", "id=%llu server=%s check=%s actual=\"%s\": nothing was sent",
-                 (unsigned long long)c->conn.id, srv->peer.addr.text, v.check, v.actual);
+    cg_log_error("attest.failed",
+                 "id=%llu forward=%s server=%s check=%s actual=\"%s\": nothing was sent",
+                 (unsigned long long)c->conn.id, srv->name, srv->peer.addr.text, v.check, v.actual);
     cp__fail_verdict(c, "attestation_failed", &v);
 }

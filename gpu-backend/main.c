@@ -203,6 +203,9 @@ static struct cg_opt serve_opts[] = {
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
     {"log-level", "error|warn|info|debug", "lowest level logged", "info", NULL, NULL},
+    {"access-log", "on|off",
+     "one info line per request: method, path, status, duration_ms, request_id, ...", "on", NULL,
+     NULL},
     {"kbs", "URL", "key broker for a sealed --model (docs/model-protection.md)", NULL, NULL, NULL},
     {"kbs-resource", "REPO/TYPE/TAG", "the sealed model's key at the broker", NULL, NULL, NULL},
     {"kbs-ca", "FILE", "CA certificate(s) the broker's HTTPS certificate must chain to", NULL, NULL,
@@ -297,6 +300,7 @@ static int cmd_serve(int argc, char **argv)
     size_t max_body = num_opt("max-body-bytes", "max-body", 1024, 1UL << 30);
     uint64_t request_timeout = num_opt("request-timeout-s", "request-timeout", 1, 86400);
     uint64_t idle_timeout = num_opt("idle-timeout-s", "idle-timeout", 1, 86400);
+    int access_log = cg_opts_onoff_or_exit(cg_opts_get(serve_opts, N_OPTS, "access-log"));
     kbc.url = cg_opts_get(serve_opts, N_OPTS, "kbs")->value;
     kbc.resource = cg_opts_get(serve_opts, N_OPTS, "kbs-resource")->value;
     kbc.ca_file = cg_opts_get(serve_opts, N_OPTS, "kbs-ca")->value;
@@ -306,6 +310,7 @@ static int cmd_serve(int argc, char **argv)
         cg_fatal("--listen and --model are required (see --help)");
     struct gb_model *m;
     struct gb_sealed_info sealed = {0};
+    char sealed_hex[65] = "";
     if (kbc.url != NULL || gb_sealed_is(spec)) {
         struct gb_gguf *g;
         if (kbc.url == NULL || kbc.resource == NULL)
@@ -315,11 +320,10 @@ static int cmd_serve(int argc, char **argv)
         if (gb_sealed_open(spec, &kbc, &g, &sealed, err, sizeof(err)) != 0 ||
             gb_model_load(g, &m, err, sizeof(err)) != 0)
             cg_fatal("sealed model refused: %s", err);
-        char hex[65];
-        cg_hex(hex, sizeof(hex), sealed.plain_sha256, 32);
+        cg_hex(sealed_hex, sizeof(sealed_hex), sealed.plain_sha256, 32);
         cg_log_info("worker.sealed", "name=%s version=%llu min_version=%llu sha256=%s tee=%s",
                     sealed.name, (unsigned long long)sealed.version,
-                    (unsigned long long)sealed.min_version, hex, kbc.tee);
+                    (unsigned long long)sealed.min_version, sealed_hex, kbc.tee);
     } else if (gb_model_open(spec, &m, err, sizeof(err)) != 0) {
         cg_fatal("%s", err);
     }
@@ -357,7 +361,11 @@ static int cmd_serve(int argc, char **argv)
                                 .max_body = max_body,
                                 .max_conns = 1024,
                                 .request_timeout_ms = request_timeout * 1000,
-                                .idle_timeout_ms = idle_timeout * 1000};
+                                .idle_timeout_ms = idle_timeout * 1000,
+                                .access_log = access_log,
+                                .sealed_name = sealed.name[0] != '\0' ? sealed.name : NULL,
+                                .sealed_version = sealed.version,
+                                .sealed_sha256 = sealed_hex};
     struct app a = {0};
     if ((rc = gb_server_start(loop, m, b, &eo, &so, &a.srv, bound, sizeof(bound), err,
                               sizeof(err))) != 0)

@@ -25,6 +25,7 @@ struct batch {
     uint8_t *claims;
     size_t claims_len;
     uint8_t report_data[CG_REPORT_DATA_LEN];
+    struct cg_model_claim model; /* the attester's at prepare time (the loop's copy) */
     struct cg_evidence ev;
     int rc;
 };
@@ -45,6 +46,7 @@ struct sp_attester {
     size_t n_pending;
     int inflight;
     int closed;
+    struct cg_model_claim model; /* the loaded model the claims name (present 0: none) */
     struct sp_attester_stats stats;
 };
 
@@ -74,10 +76,12 @@ static void batch_free(struct batch *b)
 static int batch_prepare(struct batch *b)
 {
     b->iat = (int64_t)time(NULL);
+    b->model = b->a->model;
     if (b->a->gpu != NULL)
         return 0;
-    return cg_ratls_claims(b->a->key, (const uint8_t(*)[CG_NONCE_LEN])b->nonces, b->n_nonces,
-                           b->iat, &b->claims, &b->claims_len, b->report_data);
+    return cg_ratls_claims_ext(b->a->key, (const uint8_t(*)[CG_NONCE_LEN])b->nonces, b->n_nonces,
+                               b->iat, NULL, 0, &b->model, &b->claims, &b->claims_len,
+                               b->report_data);
 }
 
 /*
@@ -100,8 +104,8 @@ static int gpu_claims(struct batch *b)
     cg_gpuev_clear(ev);
     free(ev);
     if (rc == 0)
-        rc = cg_ratls_claims_gpu(a->key, nonces, b->n_nonces, b->iat, gpu, gpu_len, &b->claims,
-                                 &b->claims_len, b->report_data);
+        rc = cg_ratls_claims_ext(a->key, nonces, b->n_nonces, b->iat, gpu, gpu_len, &b->model,
+                                 &b->claims, &b->claims_len, b->report_data);
     free(gpu);
     return rc;
 }
@@ -207,15 +211,34 @@ static void on_window(uv_timer_t *t)
     close_open_batch(t->data);
 }
 
-static void on_refresh(uv_timer_t *t)
+static void refresh_now(struct sp_attester *a)
 {
-    struct sp_attester *a = t->data;
     struct batch *b = batch_new(a, 1);
     if (b == NULL) {
         cg_logf(CG_LOG_ERROR, "evidence.refresh", CG_LF_STR("err", "out of memory"));
         return;
     }
     enqueue(a, b);
+}
+
+static void on_refresh(uv_timer_t *t)
+{
+    refresh_now(t->data);
+}
+
+void sp_attester_set_model(struct sp_attester *a, const struct cg_model_claim *m)
+{
+    const struct cg_model_claim *cur = &a->model;
+    int present = m != NULL && m->present;
+    if (a->closed || (present == cur->present &&
+                      (!present || (strcmp(m->name, cur->name) == 0 && m->version == cur->version &&
+                                    memcmp(m->sha256, cur->sha256, sizeof(m->sha256)) == 0))))
+        return;
+    memset(&a->model, 0, sizeof(a->model));
+    if (present)
+        a->model = *m;
+    /* Batches prepared from now on carry it; the periodic certificate is made again now. */
+    refresh_now(a);
 }
 
 int sp_attester_cert_cb(void *arg, struct cg_tls *t, const uint8_t *nonce)

@@ -62,6 +62,10 @@ int sp_attester_new(uv_loop_t *loop, struct cg_provider *provider, struct cg_gpu
  * 1 s). The delay runs on libuv's thread pool, never on the loop. */
 void sp_attester_set_evidence_delay(struct sp_attester *a, unsigned ms);
 
+/* The sealed model the upstream loaded (NULL or not present: none), named in the claims of
+ * every certificate made from now on; a change makes a new periodic certificate at once. */
+void sp_attester_set_model(struct sp_attester *a, const struct cg_model_claim *m);
+
 /* Stops the timers (for a clean loop exit); parked handshakes are failed. */
 void sp_attester_close(struct sp_attester *a);
 void sp_attester_free(struct sp_attester *a);

@@ -380,6 +380,15 @@ int tl_tool_policy_from_evidence(int argc, char **argv)
     }
     if (att.gpu_appraised)
         print_gpu_policy(&b, &p.gpu, &att);
+    if (att.model.present) {
+        /* The model the server's worker loaded: this digest, this name, no older version. */
+        (void)cg_buf_printf(&b, "  \"model\": {\"name\": ");
+        cg_json_str(&b, att.model.name);
+        (void)cg_buf_printf(&b, ", \"sha256\": [");
+        cg_json_hex(&b, att.model.sha256, sizeof(att.model.sha256));
+        (void)cg_buf_printf(&b, "], \"min_version\": %llu},\n",
+                            (unsigned long long)att.model.version);
+    }
     if (att.tag == CG_TAG_TDX)
         print_tdx_policy(&b, &att.tdx);
     else
@@ -447,7 +456,9 @@ int tl_tool_evidence_inspect(int argc, char **argv)
                 (void)cg_buf_printf(&b, i ? ", " : "");
                 cg_json_hex(&b, claims.nonces[i], CG_NONCE_LEN);
             }
-            (void)cg_buf_printf(&b, "]}, \"endorsements\": %zu", ev.n_certs);
+            (void)cg_buf_printf(&b, "], \"model\": ");
+            cg_json_model(&b, &claims.model);
+            (void)cg_buf_printf(&b, "}, \"endorsements\": %zu", ev.n_certs);
             if ((ev.tag == CG_TAG_SIM || ev.tag == CG_TAG_SNP) &&
                 cg_snp_report_parse(ev.evidence, ev.evidence_len, &r, &v) == 0) {
                 (void)cg_buf_printf(&b, ", \"report\": ");

@@ -253,14 +253,30 @@ static int enc_finish(struct enc *e, size_t max, uint8_t **out, size_t *out_len)
 #define KEY_NONCES "nonces"
 #define KEY_IAT "iat"
 #define KEY_GPU "gpu"
+#define KEY_MODEL "model"
+#define KEY_MODEL_NAME "name"
+#define KEY_MODEL_SHA256 "sha256"
+#define KEY_MODEL_VERSION "version"
 #define HASH_ALG_SHA256 1
+
+int cg_model_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > CG_MODEL_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return 0;
+    return 1;
+}
 
 int cg_claims_encode(const struct cg_claims *c, uint8_t **out, size_t *out_len)
 {
-    if (c->n_nonces > CG_MAX_NONCES || c->iat < 0 || (c->gpu == NULL) != (c->gpu_len == 0))
+    if (c->n_nonces > CG_MAX_NONCES || c->iat < 0 || (c->gpu == NULL) != (c->gpu_len == 0) ||
+        (c->model.present &&
+         !cg_model_name_ok(c->model.name, strnlen(c->model.name, sizeof(c->model.name)))))
         return CG_ECBOR;
     struct enc e = {0};
-    size_t n_keys = 2 + (c->n_nonces > 0) + (c->gpu != NULL);
+    size_t n_keys = 2 + (c->n_nonces > 0) + (c->gpu != NULL) + (c->model.present != 0);
     enc_head(&e, cbor_encode_map_start, n_keys);
     /* Keys in the deterministic order of RFC 8949 section 4.2.1 (shorter encoding first). */
     if (c->gpu != NULL) {
@@ -269,6 +285,16 @@ int cg_claims_encode(const struct cg_claims *c, uint8_t **out, size_t *out_len)
     }
     enc_tstr(&e, KEY_IAT);
     enc_uint(&e, (uint64_t)c->iat);
+    if (c->model.present) {
+        enc_tstr(&e, KEY_MODEL);
+        enc_head(&e, cbor_encode_map_start, 3);
+        enc_tstr(&e, KEY_MODEL_NAME);
+        enc_tstr(&e, c->model.name);
+        enc_tstr(&e, KEY_MODEL_SHA256);
+        enc_bstr(&e, c->model.sha256, sizeof(c->model.sha256));
+        enc_tstr(&e, KEY_MODEL_VERSION);
+        enc_uint(&e, c->model.version);
+    }
     if (c->n_nonces > 0) {
         enc_tstr(&e, KEY_NONCES);
         enc_head(&e, cbor_encode_array_start, c->n_nonces);
@@ -313,16 +339,41 @@ static int decode_nonces(struct dec *d, struct cg_claims *c)
     return 0;
 }
 
+/* The model map: exactly its three members, in the encoder's order. */
+static int decode_model(struct dec *d, struct cg_model_claim *m)
+{
+    struct tok t;
+    const uint8_t *h;
+    size_t n;
+    if (expect(d, TOK_MAP, &t) != 0 || t.val != 3)
+        return CG_ECBOR;
+    if (expect(d, TOK_TSTR, &t) != 0 || !tstr_is(&t, KEY_MODEL_NAME) ||
+        expect(d, TOK_TSTR, &t) != 0 || !cg_model_name_ok((const char *)t.data, t.len))
+        return CG_ECBOR;
+    memcpy(m->name, t.data, t.len);
+    m->name[t.len] = '\0';
+    if (expect(d, TOK_TSTR, &t) != 0 || !tstr_is(&t, KEY_MODEL_SHA256) ||
+        expect_bstr(d, sizeof(m->sha256), sizeof(m->sha256), &h, &n) != 0)
+        return CG_ECBOR;
+    memcpy(m->sha256, h, n);
+    if (expect(d, TOK_TSTR, &t) != 0 || !tstr_is(&t, KEY_MODEL_VERSION) ||
+        expect(d, TOK_UINT, &t) != 0)
+        return CG_ECBOR;
+    m->version = t.val;
+    m->present = 1;
+    return 0;
+}
+
 int cg_claims_decode(const uint8_t *buf, size_t len, struct cg_claims *c)
 {
-    enum { HAVE_PUBKEY_HASH = 1, HAVE_NONCES = 2, HAVE_IAT = 4, HAVE_GPU = 8 };
+    enum { HAVE_PUBKEY_HASH = 1, HAVE_NONCES = 2, HAVE_IAT = 4, HAVE_GPU = 8, HAVE_MODEL = 16 };
     struct dec d = {buf, len};
     struct tok t;
     unsigned have = 0;
     memset(c, 0, sizeof(*c));
     if (buf == NULL || len > CG_CLAIMS_MAX_BYTES)
         goto bad;
-    if (expect(&d, TOK_MAP, &t) != 0 || t.val == 0 || t.val > 4)
+    if (expect(&d, TOK_MAP, &t) != 0 || t.val == 0 || t.val > 5)
         goto bad;
     for (uint64_t i = 0, n = t.val; i < n; i++) {
         unsigned bit;
@@ -344,6 +395,9 @@ int cg_claims_decode(const uint8_t *buf, size_t len, struct cg_claims *c)
         } else if (tstr_is(&t, KEY_GPU)) {
             bit = HAVE_GPU;
             rc = expect_bstr(&d, 1, CG_CLAIMS_GPU_MAX_BYTES, &c->gpu, &c->gpu_len);
+        } else if (tstr_is(&t, KEY_MODEL)) {
+            bit = HAVE_MODEL;
+            rc = (have & bit) != 0 ? CG_ECBOR : decode_model(&d, &c->model);
         } else {
             goto bad;
         }

@@ -156,3 +156,16 @@ void cg_json_gpu(struct cg_buf *b, const struct cg_gpuev_result *g)
                         cg_ocsp_status_name(g->ocsp), g->sim ? "true" : "false",
                         g->sim ? ", \"warning\": \"INSECURE: simulated GPU\"" : "");
 }
+
+void cg_json_model(struct cg_buf *b, const struct cg_model_claim *m)
+{
+    if (!m->present) {
+        (void)cg_buf_printf(b, "null");
+        return;
+    }
+    (void)cg_buf_printf(b, "{\"name\": ");
+    cg_json_str(b, m->name);
+    (void)cg_buf_printf(b, ", \"version\": %llu, \"sha256\": ", (unsigned long long)m->version);
+    cg_json_hex(b, m->sha256, sizeof(m->sha256));
+    (void)cg_buf_printf(b, "}");
+}

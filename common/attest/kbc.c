@@ -3,25 +3,19 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "ccgate/addr.h"
 #include "ccgate/buf.h"
-#include "ccgate/http.h"
+#include "ccgate/httpc.h"
 #include "ccgate/jose.h"
 #include "ccgate/sim.h"
 #include "ccgate/trustee.h"
@@ -120,231 +114,35 @@ static int url_parse(const char *s, struct url *u, char *err, size_t errlen)
     return 0;
 }
 
-struct response {
-    int status;
-    char cookie[160]; /* kbs-session-id=... from Set-Cookie */
-    struct cg_buf body;
-    int complete;
-    int too_big;
-};
-
-static int on_head(void *arg, const struct cg_http_head *h)
-{
-    struct response *r = arg;
-    r->status = h->status;
-    for (size_t i = 0; i < h->n_headers; i++) {
-        const struct cg_http_header *x = &h->headers[i];
-        size_t cl = strlen(CG_KBC_SESSION_COOKIE);
-        if (x->name_len == 10 && strncasecmp(x->name, "set-cookie", 10) == 0 && x->value_len > cl &&
-            strncmp(x->value, CG_KBC_SESSION_COOKIE "=", cl + 1) == 0) {
-            size_t n = strcspn(x->value, ";");
-            if (n > x->value_len)
-                n = x->value_len;
-            if (n < sizeof(r->cookie))
-                snprintf(r->cookie, sizeof(r->cookie), "%.*s", (int)n, x->value);
-        }
-    }
-    return 0;
-}
-
-static int on_body(void *arg, const uint8_t *data, size_t len)
-{
-    struct response *r = arg;
-    if (r->body.len + len > CG_KBC_MAX_BODY) {
-        r->too_big = 1;
-        return CG_ELIMIT;
-    }
-    return cg_buf_append(&r->body, data, len);
-}
-
-static int on_complete(void *arg)
-{
-    ((struct response *)arg)->complete = 1;
-    return 0;
-}
-
-static int wait_fd(int fd, short events, int64_t deadline_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t left = deadline_ms - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-    if (left <= 0)
-        return CG_ETIMEOUT;
-    struct pollfd p = {.fd = fd, .events = events};
-    int rc = poll(&p, 1, (int)left);
-    return rc > 0 ? 0 : rc == 0 ? CG_ETIMEOUT : -errno;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* One exchange; fills r. A failure says which step in err. */
+/* One exchange with the broker at u. */
 static int http_do(const struct url *u, const char *ca_file, const char *method, const char *path,
-                   const char *cookie, const char *body, struct response *r, char *err,
+                   const char *cookie, const char *body, struct cg_httpc_resp *r, char *err,
                    size_t errlen)
 {
     struct cg_addr a;
-    int fd = -1, rc;
-    SSL_CTX *ctx = NULL;
-    SSL *ssl = NULL;
-    struct cg_http_parser *p = NULL;
-    char *req = NULL;
-    int64_t deadline = now_ms() + CG_KBC_TIMEOUT_MS;
-    static const struct cg_http_callbacks cb = {on_head, on_body, on_complete};
-
-    memset(r, 0, sizeof(*r));
-    cg_buf_init(&r->body, CG_KBC_MAX_BODY + 1);
-    if ((rc = cg_addr_parse(u->hostport, 0, &a, err, errlen)) != 0)
+    int rc = cg_addr_parse(u->hostport, 0, &a, err, errlen);
+    if (rc != 0)
         return rc;
-    fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return cg_errf(err, errlen, -errno, "socket: %s", strerror(errno));
-    socklen_t alen =
-        a.ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-    if (connect(fd, (struct sockaddr *)&a.ss, alen) != 0 && errno != EINPROGRESS) {
-        rc = cg_errf(err, errlen, -errno, "connect %s: %s", u->hostport, strerror(errno));
-        goto out;
-    }
-    int soerr = 0;
-    socklen_t sl = sizeof(soerr);
-    if ((rc = wait_fd(fd, POLLOUT, deadline)) != 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
-        rc = cg_errf(err, errlen, rc != 0 ? rc : -soerr, "connect %s: %s", u->hostport,
-                     rc != 0 ? cg_strerror(rc) : strerror(soerr));
-        goto out;
-    }
-    if (u->tls) {
-        ctx = SSL_CTX_new(TLS_client_method());
-        if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
-            (ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
-                             : SSL_CTX_set_default_verify_paths(ctx)) != 1) {
-            rc = cg_errf(err, errlen, CG_ECONFIG, "--kbs-ca %s: no usable CA certificates",
-                         ca_file != NULL ? ca_file : "(system)");
-            goto out;
-        }
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-        ssl = SSL_new(ctx);
-        /* An IP address is checked against the certificate's IP names and sent no SNI. */
-        int ip = ssl != NULL && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), u->host) == 1;
-        if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
-            (!ip &&
-             (SSL_set_tlsext_host_name(ssl, u->host) != 1 || SSL_set1_host(ssl, u->host) != 1))) {
-            rc = cg_errf(err, errlen, CG_ETLS, "TLS set-up failed");
-            goto out;
-        }
-        for (;;) {
-            ERR_clear_error();
-            int hr = SSL_connect(ssl);
-            if (hr == 1)
-                break;
-            int e = SSL_get_error(ssl, hr);
-            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-                long vr = SSL_get_verify_result(ssl);
-                rc = cg_errf(err, errlen, CG_ETLS, "TLS handshake with %s: %s", u->hostport,
-                             vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "failed");
-                goto out;
-            }
-            if ((rc = wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) != 0) {
-                cg_errf(err, errlen, rc, "TLS handshake with %s: timed out", u->hostport);
-                goto out;
-            }
-        }
-    }
-    size_t blen = body != NULL ? strlen(body) : 0;
-    size_t cap = 512 + strlen(path) + blen + (cookie != NULL ? strlen(cookie) : 0);
-    req = malloc(cap);
-    if (req == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    int n = snprintf(req, cap,
-                     "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nAccept: "
-                     "application/json\r\n%s%s%s%s",
-                     method, path, u->hostport, cookie != NULL ? "Cookie: " : "",
-                     cookie != NULL ? cookie : "", cookie != NULL ? "\r\n" : "",
-                     body != NULL ? "Content-Type: application/json\r\n" : "");
-    n += snprintf(req + n, cap - (size_t)n, "Content-Length: %zu\r\n\r\n%s", blen,
-                  body != NULL ? body : "");
-    for (size_t off = 0; off < (size_t)n;) {
-        ssize_t w;
-        if (ssl != NULL) {
-            ERR_clear_error();
-            int wr = SSL_write(ssl, req + off, (int)((size_t)n - off));
-            int e = wr > 0 ? 0 : SSL_get_error(ssl, wr);
-            w = wr > 0 ? wr : (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? 0 : -1;
-        } else {
-            w = send(fd, req + off, (size_t)n - off, MSG_NOSIGNAL);
-            if (w < 0 && errno == EAGAIN)
-                w = 0;
-        }
-        if (w < 0) {
-            rc = cg_errf(err, errlen, CG_EHTTP, "sending to %s failed", u->hostport);
-            goto out;
-        }
-        off += (size_t)w;
-        if (w == 0 && (rc = wait_fd(fd, POLLOUT | POLLIN, deadline)) != 0) {
-            cg_errf(err, errlen, rc, "sending to %s: %s", u->hostport, cg_strerror(rc));
-            goto out;
-        }
-    }
-    if ((rc = cg_http_parser_new(CG_HTTP_RESPONSE, NULL, &cb, r, &p)) != 0)
-        goto out;
-    while (!r->complete) {
-        uint8_t buf[16384];
-        ssize_t got;
-        if (ssl != NULL) {
-            ERR_clear_error();
-            int rr = SSL_read(ssl, buf, sizeof(buf));
-            int e = rr > 0 ? 0 : SSL_get_error(ssl, rr);
-            got = rr > 0                                                  ? rr
-                  : e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? -2
-                  : e == SSL_ERROR_ZERO_RETURN                            ? 0
-                                                                          : -1;
-        } else {
-            got = recv(fd, buf, sizeof(buf), 0);
-            if (got < 0 && (errno == EAGAIN || errno == EINTR))
-                got = -2;
-        }
-        if (got == -2) {
-            if ((rc = wait_fd(fd, POLLIN, deadline)) != 0) {
-                cg_errf(err, errlen, rc, "waiting for %s: %s", u->hostport, cg_strerror(rc));
-                goto out;
-            }
-            continue;
-        }
-        if (got < 0) {
-            rc = cg_errf(err, errlen, CG_EHTTP, "reading from %s failed", u->hostport);
-            goto out;
-        }
-        long fr = got == 0 ? cg_http_parser_finish(p) : cg_http_parser_feed(p, buf, (size_t)got);
-        if (fr < 0) {
-            rc = cg_errf(err, errlen, (int)fr, "bad answer from %s: %s", u->hostport,
-                         r->too_big ? "body too large" : cg_http_parser_reason(p));
-            goto out;
-        }
-        if (got == 0 && !r->complete) {
-            rc = cg_errf(err, errlen, CG_EHTTP, "%s closed before answering", u->hostport);
-            goto out;
-        }
-    }
-    if ((rc = cg_buf_append(&r->body, "", 1)) == 0) /* NUL-terminated for messages */
-        r->body.len--;
-out:
-    cg_http_parser_free(p);
-    free(req);
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    if (fd >= 0)
-        close(fd);
+    const struct cg_httpc_req q = {.addr = &a,
+                                   .tls = u->tls,
+                                   .tls_name = u->host,
+                                   .ca_file = ca_file,
+                                   .method = method,
+                                   .path = path,
+                                   .cookie = cookie,
+                                   .body = body,
+                                   .cookie_name = CG_KBC_SESSION_COOKIE,
+                                   .timeout_ms = CG_KBC_TIMEOUT_MS,
+                                   .max_body = CG_KBC_MAX_BODY};
+    rc = cg_httpc_do(&q, r, err, errlen);
+    if (rc == CG_ECONFIG) /* the CA file: the only configuration the exchange reads */
+        return cg_errf(err, errlen, rc, "--kbs-ca %s: no usable CA certificates",
+                       ca_file != NULL ? ca_file : "(system)");
     return rc;
 }
 
 /* "403 {"type":..., "detail":...}" as text, for messages. */
-static const char *detail(const struct response *r)
+static const char *detail(const struct cg_httpc_resp *r)
 {
     return r->body.len > 0 ? r->body.data : "(empty)";
 }
@@ -377,7 +175,7 @@ int cg_kbc_fetch(const struct cg_kbc_config *c, uint8_t **secret, size_t *secret
                  size_t errlen)
 {
     struct url u;
-    struct response r = {0};
+    struct cg_httpc_resp r = {0};
     struct cg_provider *prov = NULL;
     struct cg_jose_key *eph = NULL;
     struct cg_evidence ev = {0};

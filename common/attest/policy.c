@@ -332,6 +332,57 @@ static int parse_gpu(json_t *g, struct cg_gpu_policy *p, char *err, size_t errle
     return 0;
 }
 
+static int parse_model(json_t *m, struct cg_model_policy *p, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"name", "sha256", "min_version", NULL};
+    int rc = only_keys(m, "model", keys, err, errlen);
+    if (rc != 0)
+        return rc;
+    json_t *name = json_object_get(m, "name");
+    if (name != NULL) {
+        const char *n = json_is_string(name) ? json_string_value(name) : "";
+        size_t nl = json_is_string(name) ? json_string_length(name) : 0;
+        if (!cg_model_name_ok(n, nl))
+            return fail(err, errlen, "model.name", "expected 1 to %d printable ASCII characters",
+                        CG_MODEL_NAME_MAX);
+        memcpy(p->name, n, nl + 1);
+    }
+    long long min_version = 0;
+    if ((rc = get_hex_list(m, "model", "sha256", 32, &p->sha256[0][0], &p->n_sha256, err,
+                           errlen)) != 0 ||
+        (rc = get_int(m, "model", "min_version", 0, 0, INT64_MAX, &min_version, err, errlen)) != 0)
+        return rc;
+    p->min_version = (uint64_t)min_version;
+    p->present = 1;
+    return 0;
+}
+
+int cg_policy_appraise_model(const struct cg_model_policy *p, const struct cg_model_claim *m,
+                             struct cg_verdict *v)
+{
+    char a[65];
+    if (!p->present)
+        return 0;
+    if (!m->present)
+        return cg_reject(v, CG_EPOLICY, "model.present", "a sealed model named in the claims",
+                         "none (the server's upstream names no sealed model)");
+    if (p->name[0] != '\0' && strcmp(p->name, m->name) != 0)
+        return cg_reject(v, CG_EPOLICY, "model.name", p->name, "%s", m->name);
+    int found = p->n_sha256 == 0;
+    for (size_t i = 0; !found && i < p->n_sha256; i++)
+        found = memcmp(p->sha256[i], m->sha256, 32) == 0;
+    if (!found) {
+        cg_hex(a, sizeof(a), m->sha256, 32);
+        return cg_reject(v, CG_EPOLICY, "model.sha256", "one of the policy's model.sha256", "%s",
+                         a);
+    }
+    if (m->version < p->min_version) {
+        snprintf(a, sizeof(a), "at least %llu", (unsigned long long)p->min_version);
+        return cg_reject(v, CG_EPOLICY, "model.version", a, "%llu", (unsigned long long)m->version);
+    }
+    return 0;
+}
+
 static int parse_freshness(json_t *f, struct cg_policy *p, char *err, size_t errlen)
 {
     static const char *const keys[] = {"mode", "max_age_s", NULL};
@@ -357,7 +408,7 @@ static int parse_freshness(json_t *f, struct cg_policy *p, char *err, size_t err
 
 int cg_policy_parse(const char *json, size_t len, struct cg_policy *p, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"sim", "snp", "tdx", "gpu", "freshness", NULL};
+    static const char *const keys[] = {"sim", "snp", "tdx", "gpu", "model", "freshness", NULL};
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     memset(p, 0, sizeof(*p));
@@ -371,7 +422,7 @@ int cg_policy_parse(const char *json, size_t len, struct cg_policy *p, char *err
     if (root == NULL)
         return fail(err, errlen, "policy", "line %d column %d: %s", jerr.line, jerr.column,
                     jerr.text);
-    json_t *sim, *snp, *tdx, *gpu, *fresh;
+    json_t *sim, *snp, *tdx, *gpu, *model, *fresh;
     int rc;
     if (!json_is_object(root)) {
         rc = fail(err, errlen, "policy", "expected a JSON object");
@@ -382,12 +433,14 @@ int cg_policy_parse(const char *json, size_t len, struct cg_policy *p, char *err
         (rc = get_object(root, "", "snp", &snp, err, errlen)) != 0 ||
         (rc = get_object(root, "", "tdx", &tdx, err, errlen)) != 0 ||
         (rc = get_object(root, "", "gpu", &gpu, err, errlen)) != 0 ||
+        (rc = get_object(root, "", "model", &model, err, errlen)) != 0 ||
         (rc = get_object(root, "", "freshness", &fresh, err, errlen)) != 0)
         goto out;
     if ((sim != NULL && (rc = parse_sim(sim, p, err, errlen)) != 0) ||
         (snp != NULL && (rc = parse_snp(snp, p, err, errlen)) != 0) ||
         (tdx != NULL && (rc = cg_tdx_policy_parse(tdx, &p->tdx, err, errlen)) != 0) ||
         (gpu != NULL && (rc = parse_gpu(gpu, &p->gpu, err, errlen)) != 0) ||
+        (model != NULL && (rc = parse_model(model, &p->model, err, errlen)) != 0) ||
         (fresh != NULL && (rc = parse_freshness(fresh, p, err, errlen)) != 0))
         goto out;
     p->snp.present = snp != NULL;

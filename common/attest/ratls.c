@@ -111,12 +111,13 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
                     size_t n_nonces, int64_t iat, uint8_t **claims, size_t *claims_len,
                     uint8_t report_data[CG_REPORT_DATA_LEN])
 {
-    return cg_ratls_claims_gpu(k, nonces, n_nonces, iat, NULL, 0, claims, claims_len, report_data);
+    return cg_ratls_claims_ext(k, nonces, n_nonces, iat, NULL, 0, NULL, claims, claims_len,
+                               report_data);
 }
 
-int cg_ratls_claims_gpu(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+int cg_ratls_claims_ext(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
                         size_t n_nonces, int64_t iat, const uint8_t *gpu, size_t gpu_len,
-                        uint8_t **claims, size_t *claims_len,
+                        const struct cg_model_claim *model, uint8_t **claims, size_t *claims_len,
                         uint8_t report_data[CG_REPORT_DATA_LEN])
 {
     if (n_nonces > CG_MAX_NONCES || gpu_len > CG_CLAIMS_GPU_MAX_BYTES)
@@ -131,6 +132,8 @@ int cg_ratls_claims_gpu(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG
     c->iat = iat;
     c->gpu = gpu_len > 0 ? gpu : NULL;
     c->gpu_len = gpu_len;
+    if (model != NULL && model->present)
+        c->model = *model;
     int rc = cg_claims_encode(c, claims, claims_len);
     free(c);
     if (rc != 0)
@@ -433,7 +436,9 @@ static int verify_evidence(uint32_t tag, const uint8_t *evidence, size_t evidenc
     }
 
     rc = cg_ratls_appraise(p, out, v);
-    return rc != 0 ? rc : verify_gpu(claims, p, now, out, v);
+    if (rc == 0)
+        rc = verify_gpu(claims, p, now, out, v);
+    return rc != 0 ? rc : cg_policy_appraise_model(&p->model, &claims->model, v);
 }
 
 int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *p,
@@ -513,6 +518,7 @@ int cg_ratls_verify(const uint8_t *der, size_t der_len, const struct cg_policy *
     out->tag = tag;
     out->insecure = tag == CG_TAG_SIM;
     out->iat = claims->iat;
+    out->model = claims->model;
     out->n_nonces = claims->n_nonces;
     memcpy(out->nonces, claims->nonces, claims->n_nonces * CG_NONCE_LEN);
     out->verified_at = now;

@@ -26,6 +26,32 @@ struct cg_opt *cg_opts_get(struct cg_opt *opts, size_t n, const char *name)
     return find(opts, n, name, strlen(name));
 }
 
+int cg_opts_is_list(const struct cg_opt *o)
+{
+    size_t len = o->arg_name != NULL ? strlen(o->arg_name) : 0;
+    return len > 3 && strcmp(o->arg_name + len - 3, "...") == 0;
+}
+
+/* Whether o's config value is any JSON, kept as its text. */
+static int is_json(const struct cg_opt *o)
+{
+    return o->arg_name != NULL && strcmp(o->arg_name, "JSON") == 0;
+}
+
+/* A list given again: its value becomes "old,v" (owned). */
+static int append(struct cg_opt *o, const char *v)
+{
+    size_t cap = strlen(o->value) + 1 + strlen(v) + 1;
+    char *joined = malloc(cap);
+    if (joined == NULL)
+        return CG_ECONFIG;
+    snprintf(joined, cap, "%s,%s", o->value, v);
+    free(o->owned);
+    o->owned = joined;
+    o->value = joined;
+    return 0;
+}
+
 int cg_opts_parse(int argc, char **argv, int first, struct cg_opt *opts, size_t n, char *err,
                   size_t errlen)
 {
@@ -43,18 +69,30 @@ int cg_opts_parse(int argc, char **argv, int first, struct cg_opt *opts, size_t 
             snprintf(err, errlen, "unknown flag '--%.*s' (see --help)", (int)len, name);
             return CG_ECONFIG;
         }
+        const char *v;
         if (o->arg_name == NULL) {
             if (eq != NULL) {
                 snprintf(err, errlen, "flag '--%s' takes no value", o->name);
                 return CG_ECONFIG;
             }
-            o->value = "1";
+            v = "1";
         } else if (eq != NULL) {
-            o->value = eq + 1;
+            v = eq + 1;
         } else if (i + 1 < argc) {
-            o->value = argv[++i];
+            v = argv[++i];
         } else {
             snprintf(err, errlen, "flag '--%s' needs a value: %s", o->name, o->arg_name);
+            return CG_ECONFIG;
+        }
+        if (o->value == NULL) {
+            o->value = v;
+        } else if (!cg_opts_is_list(o)) {
+            /* Keeping the first or the last would silently drop what the user wrote. */
+            snprintf(err, errlen, "flag '--%s' given more than once%s (see --help)", o->name,
+                     o->arg_name != NULL ? ": it takes one value" : "");
+            return CG_ECONFIG;
+        } else if (append(o, v) < 0) {
+            snprintf(err, errlen, "out of memory");
             return CG_ECONFIG;
         }
     }
@@ -148,6 +186,32 @@ static int set_from_config(struct cg_opt *o, const char *v, const char *dir, siz
     return rc;
 }
 
+/* A list's config array joined with ',' (caller frees); NULL unless every element is a
+ * non-empty string without ','. */
+static char *join_strings(const json_t *arr)
+{
+    size_t cap = 1, i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        const char *s = json_string_value(e);
+        if (s == NULL || s[0] == '\0' || strchr(s, ',') != NULL)
+            return NULL;
+        cap += strlen(s) + 1;
+    }
+    if (json_array_size(arr) == 0)
+        return NULL;
+    char *out = malloc(cap);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    json_array_foreach(arr, i, e)
+    {
+        o += (size_t)snprintf(out + o, cap - o, "%s%s", i > 0 ? "," : "", json_string_value(e));
+    }
+    return out;
+}
+
 static int fill_from_config(struct cg_opt *opts, size_t n, const unsigned char *off,
                             const char *path, char *err, size_t errlen)
 {
@@ -188,7 +252,12 @@ static int fill_from_config(struct cg_opt *opts, size_t n, const unsigned char *
             continue; /* the command line and environment win */
         char num[32];
         const char *v = NULL;
-        if (o->arg_name != NULL && json_is_string(val)) {
+        char *joined = NULL; /* a JSON option's text, or a list's values */
+        if (is_json(o)) {
+            v = joined = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+        } else if (cg_opts_is_list(o) && json_is_array(val)) {
+            v = joined = join_strings(val);
+        } else if (o->arg_name != NULL && json_is_string(val)) {
             v = json_string_value(val);
         } else if (o->arg_name != NULL && json_is_integer(val) && json_integer_value(val) >= 0) {
             snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(val));
@@ -200,14 +269,16 @@ static int fill_from_config(struct cg_opt *opts, size_t n, const unsigned char *
         }
         if (v == NULL) {
             snprintf(err, errlen, "config '%s': key '%s': expected %s", path, key,
-                     o->arg_name != NULL ? "a string or a non-negative integer" : "a boolean");
+                     o->arg_name == NULL  ? "a boolean"
+                     : cg_opts_is_list(o) ? "a string or an array of non-empty strings"
+                                          : "a string or a non-negative integer");
             rc = CG_ECONFIG;
             break;
         }
-        if (set_from_config(o, v, path, dir_len) < 0) {
-            rc = CG_ECONFIG;
+        rc = set_from_config(o, v, path, dir_len);
+        free(joined);
+        if (rc < 0)
             break;
-        }
     }
     json_decref(root);
     return rc;
@@ -262,6 +333,16 @@ unsigned long cg_opts_uint_or_exit(const struct cg_opt *o, unsigned long min, un
     if (cg_opts_uint(o, min, max, &v, err, sizeof(err)) < 0)
         cg_fatal("%s", err);
     return v;
+}
+
+int cg_opts_onoff_or_exit(const struct cg_opt *o)
+{
+    const char *v = o->value != NULL ? o->value : "";
+    if (strcmp(v, "on") == 0)
+        return 1;
+    if (strcmp(v, "off") != 0)
+        cg_fatal("--%s: expected on or off, got '%s'", o->name, v);
+    return 0;
 }
 
 /*

@@ -54,7 +54,10 @@ static void claims(const uint8_t *buf, size_t size)
     if (cg_claims_encode(&c, &out, &out_len) == 0) {
         if (cg_claims_decode(out, out_len, &c2) != 0 || c2.n_nonces != c.n_nonces ||
             c2.iat != c.iat || memcmp(c2.pubkey_hash, c.pubkey_hash, 32) != 0 ||
-            memcmp(c2.nonces, c.nonces, c.n_nonces * CG_NONCE_LEN) != 0 || c2.gpu_len != c.gpu_len)
+            memcmp(c2.nonces, c.nonces, c.n_nonces * CG_NONCE_LEN) != 0 ||
+            c2.gpu_len != c.gpu_len || c2.model.present != c.model.present ||
+            strcmp(c2.model.name, c.model.name) != 0 || c2.model.version != c.model.version ||
+            memcmp(c2.model.sha256, c.model.sha256, 32) != 0)
             abort();
     }
     free(out);

@@ -40,9 +40,25 @@ pass() {
     echo "ok: $*"
 }
 
-# A TCP port on 127.0.0.1 that was free a moment ago.
+# A TCP port on 127.0.0.1 that was free a moment ago: picked at random below the kernel's
+# ephemeral range, so that no outgoing connection (of this test or another) takes it before
+# the process meant to listen there binds it.
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 -c '
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    p = random.randrange(10000, low if low > 12000 else 65535)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+'
 }
 
 # wait_log FILE PATTERN [SECONDS]: waits until a line matching PATTERN appears in FILE.
@@ -92,6 +108,7 @@ sim_init() {
 }
 
 # start_server [NAME] [extra flags]: ccgate-server on the sim TEE; sets SRV_PORT, SRV_ADMIN, SRV_PID.
+# The upstream sees only the test's traffic: no model query unless MODEL_QUERY_S says how often.
 start_server() {
     local name=${1:-server}
     shift || true
@@ -99,7 +116,7 @@ start_server() {
     SRV_ADMIN=${SRV_ADMIN:-$(free_port)}
     start "$name" "$CG_BIN/ccgate-server" --listen "127.0.0.1:$SRV_PORT" \
         --upstream "127.0.0.1:$UP_PORT" --tee sim --state-dir "$STATE" \
-        --admin "127.0.0.1:$SRV_ADMIN" "$@"
+        --admin "127.0.0.1:$SRV_ADMIN" --model-query-s "${MODEL_QUERY_S:-0}" "$@"
     SRV_PID=$LAST_PID
     wait_log "$T/$name.log" "listening"
 }
@@ -136,7 +153,11 @@ start_client() {
     wait_log "$T/$name.log" "listening"
 }
 
-# metric URL NAME_WITH_LABELS: prints the value of one Prometheus sample.
+# metric URL NAME_WITH_LABELS: prints the value of one Prometheus sample. A name without a
+# forward="..." label matches the client's samples of every forward (their sum when several).
 metric() {
-    curl -fsS "$1/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+    curl -fsS "$1/metrics" | awk -v n="$2" '
+        index(n, "forward=") == 0 { sub(/forward="[^"]*",?/, "", $1); sub(/\{\}$/, "", $1) }
+        $1 == n { v = $2; sum += $2; found++ }
+        END { if (found == 1) print v; else if (found > 1) print sum }'
 }

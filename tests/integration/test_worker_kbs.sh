@@ -3,7 +3,8 @@
 # A policy for the worker's measurement -> the worker gets the key, decrypts in memory and
 # serves; a policy for another measurement -> the worker refuses to start naming
 # snp.measurement, and the audit log holds the denial; a model older than the broker's
-# minimum -> refused (sealed.version); the audit chain verifies.
+# minimum -> refused (sealed.version); the audit chain verifies. ccgate-server in front of the
+# sealed worker names the model in its attestation; a client's policy pins it.
 source "$(dirname "$0")/lib.sh"
 cg=$CG_BIN/ccgate
 W=$CG_BIN/ccgate-worker
@@ -46,6 +47,40 @@ curl -sf -m 60 "http://127.0.0.1:$wport/v1/completions" -H 'Content-Type: applic
     --data '{"model":"tiny-sealed","prompt":"hello","max_tokens":4}' | grep -q '"choices"' ||
     fail "completion from the sealed model"
 pass "granted: the worker serves the sealed model (plaintext only in memory)"
+
+# The model in the attestation: ccgate-server asks the worker's /health and puts the sealed
+# model into its claims; a client shows it and its policy pins it.
+curl -sf -m 10 "http://127.0.0.1:$wport/health" | grep -q '"sealed":{"name":"tiny-sealed","version":3' ||
+    fail "/health names no sealed model"
+digest=$(sha256sum "$T/tiny.gguf" | cut -d' ' -f1)
+STATE="$T/sim" SIM_ROOT=$root UP_PORT=$wport MODEL_QUERY_S=1
+start_server server
+wait_log "$T/server.log" "model.claim name=tiny-sealed version=3 sha256=$digest"
+$cg policy from-evidence --server 127.0.0.1:$SRV_PORT --allow-sim --out "$T/pinned.json" 2>"$T/fe.err" ||
+    fail "from-evidence: $(cat "$T/fe.err")"
+grep -q "\"model\": {\"name\": \"tiny-sealed\", \"sha256\": \[\"$digest\"\], \"min_version\": 3}" \
+    "$T/pinned.json" || fail "from-evidence wrote no model section: $(cat "$T/pinned.json")"
+start_client "$T/pinned.json" client
+curl -sf -m 60 "http://127.0.0.1:$CLI_PORT/v1/completions" -H 'Content-Type: application/json' \
+    --data '{"model":"tiny-sealed","prompt":"hello","max_tokens":2}' | grep -q '"choices"' ||
+    fail "completion through the pinned model policy"
+v=$(curl -s -m 30 "http://127.0.0.1:$CLI_PORT/.well-known/ccgate/verification")
+echo "$v" | grep -q "\"model\": {\"name\": \"tiny-sealed\", \"version\": 3, \"sha256\": \"$digest\"}" ||
+    fail "verification names no model: $v"
+for bad in sha256 version name; do
+    case $bad in
+    sha256) sec="\"sha256\": [\"$(printf '%064d' 0)\"]" ;;
+    version) sec="\"min_version\": 4" ;;
+    name) sec="\"name\": \"tiny-other\"" ;;
+    esac
+    sed "s/\"model\": {[^}]*}/\"model\": {$sec}/" "$T/pinned.json" >"$T/bad-$bad.json"
+    start_client "$T/bad-$bad.json" "client-$bad"
+    out=$(curl -s -m 30 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$CLI_PORT/v1/models")
+    [ "$out" = 502 ] || fail "model.$bad: status $out"
+    curl -s -m 30 "http://127.0.0.1:$CLI_PORT/.well-known/ccgate/verification" |
+        grep -q "model.$bad" || fail "model.$bad not named"
+done
+pass "the sealed model is attested: claims, verification document, policy pin (model.sha256, model.version, model.name refused)"
 
 # Denied: another measurement; the worker refuses to start and says why.
 if timeout 60 "$W" --listen 127.0.0.1:$(free_port) --model "$T/tiny.v3" \

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,6 +163,147 @@ static void test_claims_encode_rejects(void **state)
     fill_claims(&c, 0, NULL, 0);
     c.iat = -1;
     assert_int_equal(cg_claims_encode(&c, &enc, &len), CG_ECBOR);
+}
+
+static void fill_model(struct cg_model_claim *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->present = 1;
+    snprintf(m->name, sizeof(m->name), "llama-3-8b-instruct");
+    m->version = 7;
+    memset(m->sha256, 0x5a, sizeof(m->sha256));
+}
+
+/* The model claim round-trips and sits between "iat" and "nonces" (deterministic order). */
+static void test_claims_model(void **state)
+{
+    (void)state;
+    struct cg_claims in, out;
+    uint8_t *enc = NULL;
+    size_t len = 0;
+    fill_claims(&in, 1, NULL, 0);
+    in.iat = 23;
+    fill_model(&in.model);
+    assert_int_equal(cg_claims_encode(&in, &enc, &len), 0);
+    assert_int_equal(cg_claims_decode(enc, len, &out), 0);
+    assert_true(out.model.present);
+    assert_string_equal(out.model.name, in.model.name);
+    assert_int_equal(out.model.version, 7);
+    assert_memory_equal(out.model.sha256, in.model.sha256, 32);
+
+    struct buf want = {.n = 0};
+    head(&want, 5, 4);
+    text(&want, "iat");
+    head(&want, 0, 23);
+    text(&want, "model");
+    head(&want, 5, 3);
+    text(&want, "name");
+    text(&want, "llama-3-8b-instruct");
+    text(&want, "sha256");
+    bytes(&want, 0x5a, 32);
+    text(&want, "version");
+    head(&want, 0, 7);
+    text(&want, "nonces");
+    head(&want, 4, 1);
+    head(&want, 2, CG_NONCE_LEN);
+    put(&want, in.nonces[0], CG_NONCE_LEN);
+    text(&want, "pubkey-hash");
+    head(&want, 4, 2);
+    head(&want, 0, 1);
+    head(&want, 2, 32);
+    put(&want, in.pubkey_hash, 32);
+    assert_int_equal(len, want.n);
+    assert_memory_equal(enc, want.b, want.n);
+    for (size_t cut = 0; cut < len; cut++)
+        assert_int_equal(cg_claims_decode(enc, cut, &out), CG_ECBOR);
+    free(enc);
+
+    /* The encoder refuses a name the decoder would refuse. */
+    fill_model(&in.model);
+    in.model.name[0] = '\0';
+    assert_int_equal(cg_claims_encode(&in, &enc, &len), CG_ECBOR);
+    fill_model(&in.model);
+    in.model.name[3] = '\n';
+    assert_int_equal(cg_claims_encode(&in, &enc, &len), CG_ECBOR);
+}
+
+/* claims {pubkey-hash, iat, model: {...}} with the model map built by the caller's steps. */
+enum model_defect {
+    MD_NONE,
+    MD_MISSING_VERSION,
+    MD_EXTRA_MEMBER,
+    MD_ORDER,
+    MD_EMPTY_NAME,
+    MD_CONTROL_IN_NAME,
+    MD_LONG_NAME,
+    MD_SHORT_DIGEST,
+    MD_NEGATIVE_VERSION,
+    MD_NOT_A_MAP,
+    MD_TWICE
+};
+
+static void model_claims(struct buf *b, enum model_defect d)
+{
+    b->n = 0;
+    head(b, 5, d == MD_TWICE ? 4 : 3);
+    pubkey_hash(b, 1, 32);
+    text(b, "iat");
+    head(b, 0, 1000);
+    for (int k = 0; k < (d == MD_TWICE ? 2 : 1); k++) {
+        text(b, "model");
+        if (d == MD_NOT_A_MAP) {
+            text(b, "m");
+            return;
+        }
+        head(b, 5, d == MD_MISSING_VERSION ? 2 : d == MD_EXTRA_MEMBER ? 4 : 3);
+        if (d == MD_ORDER) {
+            text(b, "sha256");
+            bytes(b, 1, 32);
+            text(b, "name");
+            text(b, "m");
+        } else {
+            text(b, "name");
+            if (d == MD_LONG_NAME) {
+                char name[CG_MODEL_NAME_MAX + 2];
+                memset(name, 'a', sizeof(name) - 1);
+                name[sizeof(name) - 1] = '\0';
+                text(b, name);
+            } else {
+                text(b, d == MD_EMPTY_NAME ? "" : d == MD_CONTROL_IN_NAME ? "a\tb" : "m");
+            }
+            text(b, "sha256");
+            bytes(b, 1, d == MD_SHORT_DIGEST ? 31 : 32);
+        }
+        if (d != MD_MISSING_VERSION) {
+            text(b, "version");
+            if (d == MD_NEGATIVE_VERSION)
+                head(b, 1, 0);
+            else
+                head(b, 0, 3);
+        }
+        if (d == MD_EXTRA_MEMBER) {
+            text(b, "kid");
+            text(b, "x");
+        }
+    }
+}
+
+static void test_claims_model_malformed(void **state)
+{
+    (void)state;
+    struct buf b;
+    struct cg_claims c;
+    model_claims(&b, MD_NONE);
+    assert_int_equal(cg_claims_decode(b.b, b.n, &c), 0);
+    assert_true(c.model.present);
+    assert_string_equal(c.model.name, "m");
+    assert_int_equal(c.model.version, 3);
+    for (int d = MD_MISSING_VERSION; d <= MD_TWICE; d++) {
+        model_claims(&b, (enum model_defect)d);
+        memset(&c, 0x55, sizeof(c));
+        assert_int_equal(cg_claims_decode(b.b, b.n, &c), CG_ECBOR);
+        assert_false(c.model.present);
+    }
 }
 
 static void expect_claims_bad(const struct buf *b)
@@ -526,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_claims_round_trip),     cmocka_unit_test(test_claims_deterministic),
         cmocka_unit_test(test_claims_encode_rejects), cmocka_unit_test(test_claims_valid_by_hand),
         cmocka_unit_test(test_claims_malformed),      cmocka_unit_test(test_cmw),
+        cmocka_unit_test(test_claims_model),          cmocka_unit_test(test_claims_model_malformed),
         cmocka_unit_test(test_endorsements),          cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -83,13 +83,14 @@ static void mint(struct cg_ratls_key *k, const uint8_t nonce[32], int64_t iat, c
     uint8_t *claims, *cert_claims = NULL, rd[CG_REPORT_DATA_LEN], rd2[CG_REPORT_DATA_LEN];
     size_t claims_len, cert_claims_len = 0;
     struct cg_evidence ev = {0};
-    assert_int_equal(cg_ratls_claims_gpu(k, (const uint8_t(*)[32])nonce, 1, iat, gpu, gpu_len,
+    assert_int_equal(cg_ratls_claims_ext(k, (const uint8_t(*)[32])nonce, 1, iat, gpu, gpu_len, NULL,
                                          &claims, &claims_len, rd),
                      0);
     assert_int_equal(F.cpu->get(F.cpu, rd, &ev), 0);
     if (cert_gpu != NULL)
-        assert_int_equal(cg_ratls_claims_gpu(k, (const uint8_t(*)[32])nonce, 1, iat, cert_gpu,
-                                             cert_gpu_len, &cert_claims, &cert_claims_len, rd2),
+        assert_int_equal(cg_ratls_claims_ext(k, (const uint8_t(*)[32])nonce, 1, iat, cert_gpu,
+                                             cert_gpu_len, NULL, &cert_claims, &cert_claims_len,
+                                             rd2),
                          0);
     assert_int_equal(cg_ratls_cert_new(k, cert_claims != NULL ? cert_claims : claims,
                                        cert_claims != NULL ? cert_claims_len : claims_len, &ev, iat,

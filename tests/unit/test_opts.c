@@ -12,7 +12,7 @@
 #include "ccgate/err.h"
 #include "ccgate/opts.h"
 
-#define N_OPTS 8
+#define N_OPTS 10
 
 static char tmpdir[] = "/tmp/cg_test_opts.XXXXXX";
 
@@ -28,6 +28,8 @@ static void table(struct cg_opt *o)
         {"admin", "ADDR:PORT", "admin listener", NULL, NULL, NULL},
         {"policy", "FILE", "policy file", NULL, NULL, NULL},
         {"allow-sim", NULL, "a boolean", NULL, NULL, NULL},
+        {"server", "HOST:PORT...", "a list", NULL, NULL, NULL},
+        {"forwards", "JSON", "any JSON in the config", NULL, NULL, NULL},
     };
     memcpy(o, init, sizeof(init));
 }
@@ -72,6 +74,8 @@ static int setup(void **state)
     unsetenv("CCGATE_CONFIG");
     unsetenv("CCGATE_ALLOW_SIM");
     unsetenv("CCGATE_POLICY");
+    unsetenv("CCGATE_SERVER");
+    unsetenv("CCGATE_FORWARDS");
     return 0;
 }
 
@@ -89,9 +93,9 @@ static void test_parse_forms(void **state)
     assert_string_equal(val(o, "log-format"), "json");
     assert_null(val(o, "max-connections")); /* defaults come with cg_opts_fill */
 
-    /* The value may hold '=' and may be empty; a later flag wins. */
-    assert_int_equal(parse(o, err, sizeof(err), 4, "--listen=a=b", "--admin=", "--listen=c"), 0);
-    assert_string_equal(val(o, "listen"), "c");
+    /* The value may hold '=' and may be empty. */
+    assert_int_equal(parse(o, err, sizeof(err), 3, "--listen=a=b", "--admin="), 0);
+    assert_string_equal(val(o, "listen"), "a=b");
     assert_string_equal(val(o, "admin"), "");
     /* A value that looks like a flag is still the value. */
     assert_int_equal(parse(o, err, sizeof(err), 3, "--listen", "--help"), 0);
@@ -236,6 +240,92 @@ static void test_config_errors(void **state)
     table(o);
     assert_int_equal(cg_opts_fill(o, N_OPTS, path, err, sizeof(err)), CG_ECONFIG);
     assert_non_null(strstr(err, "cannot open"));
+}
+
+/* An option given twice is an error naming it, whatever the values and spellings; only a
+ * list option repeats, and its values join in order. */
+static void test_parse_repeated(void **state)
+{
+    (void)state;
+    struct cg_opt o[N_OPTS];
+    char err[256];
+    static const char *const twice[][2] = {
+        {"--listen=a:1", "--listen=b:2"}, /* the bug: the last one was kept silently */
+        {"--listen=a:1", "--listen=a:1"}, /* even the same value */
+        {"--admin=", "--admin=x:1"},      /* even an empty one first */
+        {"--help", "--help"},             /* a flag without value */
+        {"--forwards=[]", "--forwards=[]"},
+    };
+    for (size_t i = 0; i < sizeof(twice) / sizeof(twice[0]); i++) {
+        err[0] = '\0';
+        if (parse(o, err, sizeof(err), 3, twice[i][0], twice[i][1]) != CG_ECONFIG)
+            fail_msg("%s %s: accepted", twice[i][0], twice[i][1]);
+        char want[64];
+        snprintf(want, sizeof(want), "'%.*s' given more than once", (int)strcspn(twice[i][0], "="),
+                 twice[i][0]);
+        if (strstr(err, want) == NULL)
+            fail_msg("%s twice: error '%s' lacks '%s'", twice[i][0], err, want);
+        cg_opts_free(o, N_OPTS);
+    }
+    /* The separated form counts too. */
+    assert_int_equal(
+        parse(o, err, sizeof(err), 5, "--listen", "a:1", "--max-connections=3", "--listen=b:2"),
+        CG_ECONFIG);
+    assert_non_null(strstr(err, "'--listen' given more than once: it takes one value"));
+    assert_int_equal(parse(o, err, sizeof(err), 3, "--help", "--help"), CG_ECONFIG);
+    assert_null(strstr(err, "takes one value"));
+
+    /* A list keeps every value in order, however given. */
+    assert_int_equal(
+        parse(o, err, sizeof(err), 6, "--server", "a:1", "--server=b:2", "--server", "c:3,d:4"), 0);
+    assert_string_equal(val(o, "server"), "a:1,b:2,c:3,d:4");
+    cg_opts_free(o, N_OPTS);
+    assert_null(o[8].owned);
+    assert_int_equal(parse(o, err, sizeof(err), 3, "--server", "a:1"), 0);
+    assert_string_equal(val(o, "server"), "a:1");
+    assert_null(o[8].owned); /* one value stays argv's */
+    assert_true(cg_opts_is_list(&o[8]));
+    assert_false(cg_opts_is_list(&o[0]));
+    assert_false(cg_opts_is_list(&o[4]));
+}
+
+/* A list from the config: a string or an array of non-empty strings; from the environment
+ * as written; a JSON option keeps any config value as JSON text. */
+static void test_config_list_and_json(void **state)
+{
+    (void)state;
+    struct cg_opt o[N_OPTS];
+    char err[512] = "";
+    const char *path =
+        write_config("list.json", "{\"server\": [\"a:1\", \"b:2\"], \"forwards\": [{\"listen\":"
+                                  " \"x:1\", \"n\": 2}, true]}");
+    assert_int_equal(parse(o, err, sizeof(err), 1), 0);
+    assert_int_equal(cg_opts_fill(o, N_OPTS, path, err, sizeof(err)), 0);
+    assert_string_equal(val(o, "server"), "a:1,b:2");
+    assert_string_equal(val(o, "forwards"), "[{\"listen\":\"x:1\",\"n\":2},true]");
+    cg_opts_free(o, N_OPTS);
+    /* The command line and the environment win, as for any option. */
+    setenv("CCGATE_SERVER", "e:1,e:2", 1);
+    assert_int_equal(parse(o, err, sizeof(err), 2, "--forwards=[1]"), 0);
+    assert_int_equal(cg_opts_fill(o, N_OPTS, path, err, sizeof(err)), 0);
+    assert_string_equal(val(o, "server"), "e:1,e:2");
+    assert_string_equal(val(o, "forwards"), "[1]");
+    cg_opts_free(o, N_OPTS);
+    unsetenv("CCGATE_SERVER");
+    path = write_config("list.json", "{\"server\": \"s:1\", \"forwards\": \"text\"}");
+    assert_int_equal(parse(o, err, sizeof(err), 1), 0);
+    assert_int_equal(cg_opts_fill(o, N_OPTS, path, err, sizeof(err)), 0);
+    assert_string_equal(val(o, "server"), "s:1");
+    assert_string_equal(val(o, "forwards"), "\"text\"");
+    cg_opts_free(o, N_OPTS);
+
+    static const char *const bad[] = {
+        "{\"server\": []}",     "{\"server\": [\"a:1\", 2]}",
+        "{\"server\": [\"\"]}", "{\"server\": [\"a:1,b:2\"]}",
+        "{\"server\": {}}",     "{\"server\": [[\"a:1\"]]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_config_error(bad[i], "key 'server': expected a string or an array of non-empty");
 }
 
 /* CCGATE_CONFIG names the config when --config does not; a variable can turn a boolean off
@@ -393,8 +483,9 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    static const char *const names[] = {"c.json",   "f.json",      "e.json",   "bad.json",
-                                        "big.json", "envcfg.json", "rel.json", "abs.json"};
+    static const char *const names[] = {"c.json",   "f.json",   "e.json",
+                                        "bad.json", "big.json", "envcfg.json",
+                                        "rel.json", "abs.json", "list.json"};
     char path[256];
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
@@ -408,6 +499,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_parse_forms, setup),
         cmocka_unit_test_setup(test_parse_errors, setup),
+        cmocka_unit_test_setup(test_parse_repeated, setup),
+        cmocka_unit_test_setup(test_config_list_and_json, setup),
         cmocka_unit_test_setup(test_fill_defaults_and_env, setup),
         cmocka_unit_test_setup(test_fill_config_precedence, setup),
         cmocka_unit_test_setup(test_config_errors, setup),

@@ -213,6 +213,15 @@ static void test_parse_errors(void **state)
         {"{\"gpu\": {\"ocsp\": \"soft\"}}", "gpu.ocsp: expected \"require\" or \"off\""},
         {"{\"gpu\": {\"ocsp_grace_s\": -1}}", "gpu.ocsp_grace_s: expected an integer from 0 to"},
         {"{\"gpu\": {\"allow_devtools\": 0}}", "gpu.allow_devtools: expected true or false"},
+        {"{\"snp\": {}, \"model\": []}", "model: expected an object"},
+        {"{\"snp\": {}, \"model\": {\"digest\": 1}}", "model.digest: unknown key"},
+        {"{\"snp\": {}, \"model\": {\"name\": \"\"}}", "model.name: expected 1 to 255"},
+        {"{\"snp\": {}, \"model\": {\"name\": \"a\\u0001\"}}", "model.name: expected 1 to 255"},
+        {"{\"snp\": {}, \"model\": {\"name\": 3}}", "model.name: expected 1 to 255"},
+        {"{\"snp\": {}, \"model\": {\"sha256\": []}}", "model.sha256: expected a non-empty"},
+        {"{\"snp\": {}, \"model\": {\"sha256\": [\"ab\"]}}", "model.sha256[0]: expected 64 hex"},
+        {"{\"snp\": {}, \"model\": {\"min_version\": -1}}",
+         "model.min_version: expected an integer from 0"},
         {"{\"gpu\": {\"allow_cc_off\": null}}", "gpu.allow_cc_off: expected true or false"},
         {"{\"tdx\": []}", "tdx: expected an object"},
         {"{\"tdx\": {\"colour\": 1}}", "tdx.colour: unknown key"},
@@ -526,6 +535,63 @@ static void test_appraise_debug_vector(void **state)
     assert_string_equal(v.check, "snp.vmpl");
 }
 
+static void test_model(void **state)
+{
+    (void)state;
+    struct cg_policy p;
+    struct cg_verdict v = {0};
+    char err[256];
+    struct cg_model_claim m = {.present = 1, .version = 5};
+    snprintf(m.name, sizeof(m.name), "llama-8b");
+    memset(m.sha256, 0x11, sizeof(m.sha256));
+    static const char one[] = "1111111111111111111111111111111111111111111111111111111111111111";
+    static const char two[] = "2222222222222222222222222222222222222222222222222222222222222222";
+
+    /* Without a model section any claim (or none) passes. */
+    assert_int_equal(parse("{\"snp\": {}}", &p, err, sizeof(err)), 0);
+    assert_false(p.model.present);
+    assert_int_equal(cg_policy_appraise_model(&p.model, &m, &v), 0);
+
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"snp\": {}, \"model\": {\"name\": \"llama-8b\", \"sha256\": [\"%s\", \"%s\"], "
+             "\"min_version\": 5}}",
+             two, one);
+    assert_int_equal(parse(json, &p, err, sizeof(err)), 0);
+    assert_true(p.model.present);
+    assert_int_equal(p.model.n_sha256, 2);
+    assert_int_equal(p.model.min_version, 5);
+    assert_int_equal(cg_policy_appraise_model(&p.model, &m, &v), 0);
+
+    /* Each check fails alone. */
+    struct cg_model_claim bad = m;
+    bad.present = 0;
+    assert_int_equal(cg_policy_appraise_model(&p.model, &bad, &v), CG_EPOLICY);
+    assert_string_equal(v.check, "model.present");
+    bad = m;
+    snprintf(bad.name, sizeof(bad.name), "llama-8b-evil");
+    assert_int_equal(cg_policy_appraise_model(&p.model, &bad, &v), CG_EPOLICY);
+    assert_string_equal(v.check, "model.name");
+    assert_string_equal(v.actual, "llama-8b-evil");
+    bad = m;
+    bad.sha256[31] ^= 1;
+    assert_int_equal(cg_policy_appraise_model(&p.model, &bad, &v), CG_EPOLICY);
+    assert_string_equal(v.check, "model.sha256");
+    bad = m;
+    bad.version = 4;
+    assert_int_equal(cg_policy_appraise_model(&p.model, &bad, &v), CG_EPOLICY);
+    assert_string_equal(v.check, "model.version");
+    assert_string_equal(v.expected, "at least 5");
+    assert_string_equal(v.actual, "4");
+
+    /* An empty section only asks that some sealed model be named. */
+    assert_int_equal(parse("{\"snp\": {}, \"model\": {}}", &p, err, sizeof(err)), 0);
+    assert_int_equal(cg_policy_appraise_model(&p.model, &m, &v), 0);
+    bad.present = 0;
+    assert_int_equal(cg_policy_appraise_model(&p.model, &bad, &v), CG_EPOLICY);
+    assert_string_equal(v.check, "model.present");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_parse_gpu),
         cmocka_unit_test(test_appraise_each_check),
         cmocka_unit_test(test_appraise_debug_vector),
+        cmocka_unit_test(test_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

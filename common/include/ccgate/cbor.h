@@ -14,10 +14,26 @@
 #define CG_CLAIMS_GPU_MAX_BYTES (256 * 1024)
 #define CG_CLAIMS_MAX_BYTES (CG_EVIDENCE_MAX_BYTES + CG_CLAIMS_GPU_MAX_BYTES)
 
+/* A model name in the "model" claim: printable ASCII, as in a sealed file's header. */
+#define CG_MODEL_NAME_MAX 255
+
+/* The "model" claim: the sealed model the server's worker loaded (docs/model-protection.md),
+ * a CBOR map {"name": tstr, "sha256": bstr .size 32, "version": uint}. */
+struct cg_model_claim {
+    int present;
+    char name[CG_MODEL_NAME_MAX + 1];
+    uint64_t version;
+    uint8_t sha256[32]; /* of the plaintext */
+};
+
+/* 1 when s[0..n) is an acceptable model name: 1 to CG_MODEL_NAME_MAX printable ASCII bytes. */
+int cg_model_name_ok(const char *s, size_t n);
+
 /*
  * The RA-TLS claims (DESIGN.md section 3), carried in a CBOR byte string holding a map:
  * "pubkey-hash" = [1, SHA-256(SPKI DER)], "nonces" = [bstr...] (absent when empty),
- * "iat" = issue time (seconds), "gpu" = GPU evidence bstr (absent when none).
+ * "iat" = issue time (seconds), "gpu" = GPU evidence bstr (absent when none), "model" = the
+ * loaded sealed model (absent when none).
  */
 struct cg_claims {
     uint8_t pubkey_hash[32];
@@ -26,6 +42,7 @@ struct cg_claims {
     int64_t iat;
     const uint8_t *gpu; /* borrowed from the decoded buffer; NULL when absent */
     size_t gpu_len;
+    struct cg_model_claim model;
 };
 
 /*
@@ -37,7 +54,8 @@ int cg_claims_encode(const struct cg_claims *c, uint8_t **out, size_t *out_len);
 /*
  * Decodes a claims-buffer. Strict: definite lengths only, known keys only once each,
  * hash algorithm 1 (SHA-256) with 32 bytes, nonces of CG_NONCE_LEN bytes, at most
- * CG_MAX_NONCES. c->gpu points into buf. Returns 0 or CG_ECBOR.
+ * CG_MAX_NONCES, a model name of 1 to CG_MODEL_NAME_MAX printable ASCII bytes with all three
+ * members. c->gpu points into buf. Returns 0 or CG_ECBOR.
  */
 int cg_claims_decode(const uint8_t *buf, size_t len, struct cg_claims *c);
 

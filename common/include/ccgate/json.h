@@ -23,6 +23,10 @@ void cg_json_tdx_quote(struct cg_buf *b, const struct cg_tdx_quote *q);
 /* Appends what a TDX quote's collateral said: TCB statuses, date, advisories, CRLs. */
 void cg_json_tdx_status(struct cg_buf *b, const struct cg_tdx_status *st);
 
+/* Appends a model claim as {"name", "version", "sha256"}, or null when not present. */
+struct cg_model_claim;
+void cg_json_model(struct cg_buf *b, const struct cg_model_claim *m);
+
 /* Appends one appraised GPU (model, versions, measurement and OCSP status) as a JSON object. */
 struct cg_gpuev_result;
 void cg_json_gpu(struct cg_buf *b, const struct cg_gpuev_result *g);

@@ -8,6 +8,14 @@
  * Options of a binary, from three sources in this order of precedence: command-line flags
  * (--name VALUE or --name=VALUE), CCGATE_<NAME> environment variables (dashes become
  * underscores), and the JSON config file (keys = option names, string/number/bool values).
+ *
+ * An option takes one value: given twice on the command line it is an error naming it. Two
+ * kinds are marked by their arg_name:
+ * - a list ("HOST:PORT..."): may be repeated; its value is the values joined with ',' in
+ *   order (so "--server a --server b" equals "--server a,b"); in the config a string or an
+ *   array of strings;
+ * - "JSON": in the config any JSON value, kept as its compact JSON text for the binary to
+ *   read (e.g. the client's list of forwards).
  */
 struct cg_opt {
     const char *name;     /* long flag name without dashes */
@@ -20,7 +28,8 @@ struct cg_opt {
 
 /*
  * Parses argv[first..argc) into opts; a flag without value is set to "1". Positional
- * arguments are an error. Returns 0 or CG_ECONFIG with err naming the flag.
+ * arguments and an option given twice (unless a list) are errors. Returns 0 or CG_ECONFIG
+ * with err naming the flag. A repeated list's joined value is owned (cg_opts_free).
  */
 int cg_opts_parse(int argc, char **argv, int first, struct cg_opt *opts, size_t n, char *err,
                   size_t errlen);
@@ -35,15 +44,22 @@ int cg_opts_parse(int argc, char **argv, int first, struct cg_opt *opts, size_t 
  */
 int cg_opts_fill(struct cg_opt *opts, size_t n, const char *path, char *err, size_t errlen);
 
+/* Whether o is a list option (its arg_name ends with "..."). */
+int cg_opts_is_list(const struct cg_opt *o);
+
 /* The option named name (must exist). */
 struct cg_opt *cg_opts_get(struct cg_opt *opts, size_t n, const char *name);
 
 /* Parses an unsigned integer option within [min, max]; CG_ECONFIG with err otherwise. */
-int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max,
-                 unsigned long *out, char *err, size_t errlen);
+int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max, unsigned long *out,
+                 char *err, size_t errlen);
 
 /* cg_opts_uint() at start-up: on a bad value prints the reason and exits with status 2. */
 unsigned long cg_opts_uint_or_exit(const struct cg_opt *o, unsigned long min, unsigned long max);
+
+/* An "on|off" option at start-up: 1 or 0; anything else prints the reason and exits with
+ * status 2. */
+int cg_opts_onoff_or_exit(const struct cg_opt *o);
 
 /*
  * The start-up every binary shares: parses argv, answers --help and --version on stdout,

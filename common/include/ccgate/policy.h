@@ -58,6 +58,14 @@ struct cg_policy {
     struct cg_tdx_policy tdx;
     /* The "gpu" object (docs/policy.md); gpu.present: GPU evidence is appraised. */
     struct cg_gpu_policy gpu;
+    /* The "model" object (docs/policy.md): the claims must name a sealed model that matches. */
+    struct cg_model_policy {
+        int present;
+        char name[CG_MODEL_NAME_MAX + 1]; /* "": any */
+        size_t n_sha256;                  /* 0: any; else the plaintext digest is one of these */
+        uint8_t sha256[CG_POLICY_MAX_MEASUREMENTS][32];
+        uint64_t min_version;
+    } model;
     struct {
         enum cg_freshness mode; /* default nonce */
         uint32_t max_age_s;     /* default 600 */
@@ -82,5 +90,13 @@ int cg_policy_load(const char *path, struct cg_policy *p, char *err, size_t errl
  */
 int cg_policy_appraise_snp(const struct cg_policy *p, const struct cg_snp_report *r,
                            struct cg_verdict *v);
+
+/*
+ * Appraises the claims' model against the policy's model section (nothing to do without
+ * one): "model.present" (the claims name no model), "model.name", "model.sha256",
+ * "model.version". Returns 0 or CG_EPOLICY with v set.
+ */
+int cg_policy_appraise_model(const struct cg_model_policy *p, const struct cg_model_claim *m,
+                             struct cg_verdict *v);
 
 #endif

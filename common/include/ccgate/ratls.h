@@ -55,12 +55,13 @@ int cg_ratls_claims(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NON
                     uint8_t report_data[CG_REPORT_DATA_LEN]);
 
 /*
- * The same with the GPU evidence bundle (gpuev.h; NULL/0: none) in the claims' "gpu" entry,
- * so that the report_data covers it. CG_ELIMIT past CG_CLAIMS_GPU_MAX_BYTES.
+ * The same with the GPU evidence bundle (gpuev.h; NULL/0: none) in the claims' "gpu" entry
+ * and the loaded model (NULL or not present: none) in "model", so that the report_data covers
+ * them. CG_ELIMIT past CG_CLAIMS_GPU_MAX_BYTES.
  */
-int cg_ratls_claims_gpu(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
+int cg_ratls_claims_ext(const struct cg_ratls_key *k, const uint8_t (*nonces)[CG_NONCE_LEN],
                         size_t n_nonces, int64_t iat, const uint8_t *gpu, size_t gpu_len,
-                        uint8_t **claims, size_t *claims_len,
+                        const struct cg_model_claim *model, uint8_t **claims, size_t *claims_len,
                         uint8_t report_data[CG_REPORT_DATA_LEN]);
 
 /* The SPDM nonce the GPUs must sign for claims of key k, these nonces and iat
@@ -97,6 +98,8 @@ struct cg_attestation {
     int gpu_appraised;
     size_t n_gpus;
     struct cg_gpuev_result gpus[CG_GPUEV_MAX_GPUS];
+    /* The sealed model the server's worker loaded, as the claims say (present 0: none). */
+    struct cg_model_claim model;
 };
 
 /* "sim", "snp", "tdx" or "unknown". */
