@@ -756,6 +756,15 @@ int cg_http_parser_in_message(const struct cg_http_parser *p)
     return p->phase != PHASE_IDLE && !p->upgraded;
 }
 
+const char *cg_http_parser_target(const struct cg_http_parser *p)
+{
+    /* The target is complete once the NUL after it was stored. */
+    if (p->type != CG_HTTP_REQUEST || p->phase == PHASE_IDLE || p->buf == NULL ||
+        p->start_len == 0 || p->buf_len <= p->start_off + p->start_len)
+        return NULL;
+    return p->buf + p->start_off;
+}
+
 int cg_http_parser_status(const struct cg_http_parser *p)
 {
     return p->err != 0 ? p->status : 0;

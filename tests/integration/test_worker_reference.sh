@@ -11,7 +11,7 @@ if ! "$PY" -c 'import numpy' 2>/dev/null; then
     echo "python3-numpy missing" >&2
     exit 1
 fi
-tmp=$(mktemp -d)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ccgate-test_worker_reference.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 toks=1,50,300,400,7,99,12,13,200,201,202,203,204,205,206,207,208,209,210,211,212
 while read -r variant; do

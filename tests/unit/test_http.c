@@ -347,6 +347,38 @@ static void test_limits(void **state)
                   "body too large");
 }
 
+/* The target is known from the end of the request-target on, also after a later error, and
+ * forgotten once the message is complete. */
+static void test_parser_target(void **state)
+{
+    (void)state;
+    struct cg_http_limits lim = {.max_header_bytes = 64};
+    struct rec r = {0};
+    struct cg_http_parser *p = mk(CG_HTTP_REQUEST, &lim, &r);
+    assert_null(cg_http_parser_target(p));
+    assert_int_equal(cg_http_parser_feed(p, (const uint8_t *)"GET /v1/mod", 11), 11);
+    assert_null(cg_http_parser_target(p)); /* not complete yet */
+    assert_int_equal(cg_http_parser_feed(p, (const uint8_t *)"els?x=1 HTTP/1.1\r\n", 18), 18);
+    assert_string_equal(cg_http_parser_target(p), "/v1/models?x=1");
+    static const char big[] = "Host: a\r\nX: 0123456789012345678901234567890123456789\r\n\r\n";
+    assert_int_equal(cg_http_parser_feed(p, (const uint8_t *)big, sizeof(big) - 1), CG_ELIMIT);
+    assert_int_equal(cg_http_parser_status(p), 431);
+    assert_string_equal(cg_http_parser_target(p), "/v1/models?x=1");
+    cg_http_parser_free(p);
+
+    p = mk(CG_HTTP_REQUEST, NULL, &r);
+    static const char whole[] = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(cg_http_parser_feed(p, (const uint8_t *)whole, sizeof(whole) - 1),
+                     (long)sizeof(whole) - 1);
+    assert_null(cg_http_parser_target(p));
+    cg_http_parser_free(p);
+
+    struct cg_http_parser *q = mk(CG_HTTP_RESPONSE, NULL, &r);
+    assert_int_equal(cg_http_parser_feed(q, (const uint8_t *)"HTTP/1.1 200 OK\r\n", 17), 17);
+    assert_null(cg_http_parser_target(q));
+    cg_http_parser_free(q);
+}
+
 static void test_default_limits(void **state)
 {
     (void)state;
@@ -1013,6 +1045,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_responses_every_split),
         cmocka_unit_test(test_keep_alive_semantics),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_parser_target),
         cmocka_unit_test(test_default_limits),
         cmocka_unit_test(test_big_head_then_small),
         cmocka_unit_test(test_smuggling),

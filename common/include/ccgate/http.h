@@ -107,6 +107,10 @@ void cg_http_parser_expect_head_response(struct cg_http_parser *p);
 /* Whether a message has begun but not completed. */
 int cg_http_parser_in_message(const struct cg_http_parser *p);
 
+/* Request parsers: the target of the message being read once its start line named it (also
+ * after an error in its headers or body), else NULL. Valid until the next feed. */
+const char *cg_http_parser_target(const struct cg_http_parser *p);
+
 int cg_http_parser_status(const struct cg_http_parser *p);
 const char *cg_http_parser_reason(const struct cg_http_parser *p);
 
