@@ -287,10 +287,9 @@ int main(int argc, char **argv)
         srv->tcp_mode = 1;
     } else
         cg_fatal("--mode: expected http or tcp, got '%s'", opt("mode"));
-    if (strcmp(opt("access-log"), "on") == 0)
-        srv->access_log = !srv->tcp_mode; /* TCP mode sees no requests */
-    else if (strcmp(opt("access-log"), "off") != 0)
-        cg_fatal("--access-log: expected on or off, got '%s'", opt("access-log"));
+    /* TCP mode sees no requests */
+    srv->access_log =
+        cg_opts_onoff_or_exit(cg_opts_get(opts, N_OPTS, "access-log")) && !srv->tcp_mode;
     a.tokens_path = opt("tokens");
     if (a.tokens_path != NULL) {
         if (srv->tcp_mode)

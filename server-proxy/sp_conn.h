@@ -26,7 +26,7 @@ enum sp_phase {
     PH_LINGER,     /* a 502 sent or close_notify sent: waiting for the client to close */
 };
 
-/* Where the request side stands (fed message by message: access control or access log). */
+/* Where the request side stands (fed message by message: access control). */
 enum sp_rq {
     RQ_IDLE,   /* between requests */
     RQ_HEAD,   /* a head began; access control holds its bytes */
@@ -49,11 +49,10 @@ struct sp_conn {
     uint32_t t0_us[TRACK_MAX];  /* ... and when its head arrived (low 32 bits of µs) */
     struct sp_reqlog **logs;    /* access log: TRACK_MAX slots, one per request awaiting */
     struct sp_reqlog *cur;      /* access log: the request being received */
-    struct sp_reqlog *done;     /* access log: the request whose response just completed */
     struct sp_reqlog *rej_log;  /* access log: the refused request (its 401 not sent yet) */
     size_t track_head, track_len;
     uint64_t req_seq;
-    uint64_t req_bytes, resp_bytes; /* bytes of the message being received, each way */
+    uint64_t req_bytes, resp_bytes; /* body bytes of the messages being received */
     uint64_t acct_in, acct_out;     /* the client leg's bytes already in the server's counters */
     enum sp_rq rq;
     struct cg_buf hold;                /* access control: a request head held until complete */
@@ -68,9 +67,8 @@ struct sp_conn {
     unsigned up_inited : 1, up_connected : 1, up_dead : 1, announced : 1, answered_since_stop : 1,
         grace_over : 1;
     unsigned gated : 1,      /* access control on */
-        by_message : 1,      /* the request side is fed message by message */
+        by_message : 1,      /* the request side is fed message by message (= gated) */
         req_paused : 1,      /* the request parser stopped at a boundary */
-        resp_paused : 1,     /* the response parser stopped at a message's end */
         refused_v1 : 1,      /* the refused request's path is an OpenAI one (/v1/...) */
         refused_close : 1,   /* ... and the connection cannot go on after its 401 */
         refused_head : 1,    /* ... and it was a HEAD request (its 401 has no body) */
@@ -88,8 +86,8 @@ void sp_end_gracefully(struct sp_conn *c);
 /*
  * sp_msg.c, HTTP mode: the message layer. sp_msg_init creates the parsers that follow message
  * boundaries both ways (0 or UV_ENOMEM); sp_msg_free frees what the layer holds.
- * sp_msg_from_client takes the client's bytes: with access control or the access log on it
- * feeds them message by message (heads held and checked, bytes counted), forwards what passes
+ * sp_msg_from_client takes the client's bytes: with access control on it feeds them message
+ * by message (heads held and checked), forwards what passes
  * (into early before the upstream is connected) and returns 1; otherwise it only follows them
  * and returns 0: the caller forwards them. sp_msg_track_response follows
  * the upstream's bytes (the caller relays them). sp_msg_unblock runs after upstream bytes: a

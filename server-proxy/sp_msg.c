@@ -9,8 +9,8 @@
 
 #define HEAD_MAX (1024 * 1024) /* request and response heads followed (and held) up to this */
 #define PENDING_MAX (CG_STREAM_HIGH_WATER + 64 * 1024) /* client bytes read while blocked */
-#define LOG_PATH_MAX 1024                              /* access log: longest path logged */
-#define LOG_ID_MAX 128                                 /* access log: longest x-request-id logged */
+#define LOG_PATH_MAX 256 /* access log: longest path logged (as the client) */
+#define LOG_ID_MAX 128   /* access log: longest x-request-id logged */
 #define FWD_IOVS 8
 
 /* Access log: what a request's line needs until its response completes. */
@@ -137,32 +137,30 @@ static int track_req_head(void *arg, const struct cg_http_head *h)
     struct sp_conn *c = arg;
     const char *token = NULL;
     c->req_seq++;
-    if (c->by_message) {
-        if (c->gated) {
-            cg_http_parser_pause(c->reqp); /* the caller forwards the head or answers 401 */
-            c->req_paused = 1;
-            enum cg_token_fail f = gate_check(c, h, &token);
-            if (f != CG_TOKEN_OK) {
-                c->srv->stats.auth_failures[f]++;
-                c->rq = RQ_DROP;
-                c->refused = f;
-                c->refused_v1 = strncmp(h->target, "/v1/", 4) == 0;
-                c->refused_head = strcmp(h->method, "HEAD") == 0;
-                c->refused_close = !h->keep_alive || h->expect_continue || h->upgrade;
-                cg_logf(CG_LOG_DEBUG, "auth.refused", CG_LF_UINT("conn", c->conn.id),
-                        CG_LF_STR("reason", cg_token_fail_name(f)));
-                if (c->srv->access_log)
-                    c->cur = c->rej_log = reqlog_new(c, h, NULL);
-                return 0;
-            }
+    c->req_bytes = 0;
+    if (c->gated) {
+        cg_http_parser_pause(c->reqp); /* the caller forwards the head or answers 401 */
+        c->req_paused = 1;
+        enum cg_token_fail f = gate_check(c, h, &token);
+        if (f != CG_TOKEN_OK) {
+            c->srv->stats.auth_failures[f]++;
+            c->rq = RQ_DROP;
+            c->refused = f;
+            c->refused_v1 = strncmp(h->target, "/v1/", 4) == 0;
+            c->refused_head = strcmp(h->method, "HEAD") == 0;
+            c->refused_close = !h->keep_alive || h->expect_continue || h->upgrade;
+            cg_logf(CG_LOG_DEBUG, "auth.refused", CG_LF_UINT("conn", c->conn.id),
+                    CG_LF_STR("reason", cg_token_fail_name(f)));
+            if (c->srv->access_log)
+                c->cur = c->rej_log = reqlog_new(c, h, NULL);
+            return 0;
         }
         c->rq = RQ_PASS;
-        if (c->srv->access_log && c->logs == NULL)
-            c->logs =
-                calloc(TRACK_MAX, sizeof(c->logs[0])); /* first request: idle ones need none */
-        if (c->logs != NULL)
-            c->cur = reqlog_new(c, h, token);
     }
+    if (c->srv->access_log && c->logs == NULL) /* first request: idle connections need none */
+        c->logs = calloc(TRACK_MAX, sizeof(c->logs[0]));
+    if (c->logs != NULL)
+        c->cur = reqlog_new(c, h, token);
     if (h->upgrade && c->gated) {
         c->upgrade_waiting = 1; /* nothing more passes until the upstream says 101 */
     } else if (c->track_len == TRACK_MAX || h->upgrade) {
@@ -184,9 +182,13 @@ static int track_req_complete(void *arg)
 {
     struct sp_conn *c = arg;
     if (c->by_message) {
-        cg_http_parser_pause(c->reqp);
+        cg_http_parser_pause(c->reqp); /* req_run acts at the boundary (req_ended) */
         c->req_paused = 1;
         c->req_ended = 1;
+    } else {
+        if (c->cur != NULL)
+            c->cur->bytes_in = c->req_bytes;
+        c->cur = NULL;
     }
     return 0;
 }
@@ -202,15 +204,16 @@ static int track_resp_complete(void *arg)
     }
     if (c->upgrade_waiting && !c->tunnel)
         c->upgrade_refused = 1;
-    if (c->logs != NULL) {
-        reqlog_free(&c->done);
-        c->done = c->logs[c->track_head];
-        c->logs[c->track_head] = NULL;
-        if (c->cur == c->done)
-            c->cur = NULL;              /* answered before its body ended */
-        cg_http_parser_pause(c->respp); /* the caller logs it with its exact byte count */
-        c->resp_paused = 1;
+    if (c->logs != NULL && c->logs[c->track_head] != NULL) {
+        struct sp_reqlog **lg = &c->logs[c->track_head];
+        if (c->cur == *lg) { /* answered before its body ended */
+            (*lg)->bytes_in = c->req_bytes;
+            c->cur = NULL;
+        }
+        reqlog_emit(c, *lg, c->resp_status, c->resp_bytes, NULL);
+        reqlog_free(lg);
     }
+    c->resp_bytes = 0;
     c->track_head = (c->track_head + 1) % TRACK_MAX;
     c->track_len--;
     track_arm_head(c);
@@ -237,17 +240,26 @@ static int track_resp_head(void *arg, const struct cg_http_head *h)
     return 0;
 }
 
-static int track_body(void *arg, const uint8_t *data, size_t len)
+/* Body bytes (decoded, as the access log counts them). */
+static int track_req_body(void *arg, const uint8_t *data, size_t len)
 {
-    (void)arg;
+    struct sp_conn *c = arg;
     (void)data;
-    (void)len;
+    c->req_bytes += len;
     return 0;
 }
 
-static const struct cg_http_callbacks track_req_cb = {track_req_head, track_body,
+static int track_resp_body(void *arg, const uint8_t *data, size_t len)
+{
+    struct sp_conn *c = arg;
+    (void)data;
+    c->resp_bytes += len;
+    return 0;
+}
+
+static const struct cg_http_callbacks track_req_cb = {track_req_head, track_req_body,
                                                       track_req_complete};
-static const struct cg_http_callbacks track_resp_cb = {track_resp_head, track_body,
+static const struct cg_http_callbacks track_resp_cb = {track_resp_head, track_resp_body,
                                                        track_resp_complete};
 
 int sp_msg_init(struct sp_conn *c)
@@ -259,7 +271,7 @@ int sp_msg_init(struct sp_conn *c)
     cg_buf_init(&c->hold, HEAD_MAX + 4096);
     cg_buf_init(&c->pending, PENDING_MAX);
     c->gated = c->srv->tokens != NULL;
-    c->by_message = c->gated || c->srv->access_log;
+    c->by_message = c->gated;
     if (cg_http_parser_new(CG_HTTP_REQUEST, &lim, &track_req_cb, c, &c->reqp) < 0 ||
         cg_http_parser_new(CG_HTTP_RESPONSE, &lim, &track_resp_cb, c, &c->respp) < 0)
         return UV_ENOMEM;
@@ -277,7 +289,6 @@ void sp_msg_free(struct sp_conn *c)
         for (size_t i = 0; i < TRACK_MAX; i++)
             reqlog_free(&c->logs[i]);
     free(c->logs);
-    reqlog_free(&c->done);
     reqlog_free(&c->rej_log);
 }
 
@@ -291,36 +302,10 @@ static void track(struct sp_conn *c, struct cg_stream *from, const uint8_t *data
         c->tracking = 0;
 }
 
-/* The upstream's bytes: followed like track(); with the access log on, message by message, so
- * that each response's line has its exact byte count. */
+/* The upstream's bytes: followed (the caller relays them). */
 void sp_msg_track_response(struct sp_conn *c, const uint8_t *data, size_t len)
 {
-    if (c->logs == NULL) {
-        track(c, &c->up, data, len);
-        return;
-    }
-    size_t off = 0;
-    while (c->tracking) {
-        c->resp_paused = 0;
-        long n = cg_http_parser_feed(c->respp, data + off, len - off);
-        if (n < 0) {
-            c->tracking = 0;
-            break;
-        }
-        off += (size_t)n;
-        c->resp_bytes += (uint64_t)n;
-        if (c->resp_paused) {
-            if (c->done != NULL) {
-                reqlog_emit(c, c->done, c->resp_status, c->resp_bytes, NULL);
-                reqlog_free(&c->done);
-            }
-            c->resp_bytes = 0;
-            continue;
-        }
-        if (off < len)
-            c->tracking = 0; /* switched protocols */
-        break;
-    }
+    track(c, &c->up, data, len);
 }
 
 /* Whether the request side waits before the next request: for earlier responses (a 401 to
@@ -341,7 +326,7 @@ int sp_msg_between(const struct sp_conn *c)
            c->pending.len == 0;
 }
 
-/* ---- the request side, message by message (access control, access log) ---- */
+/* ---- the request side, message by message (access control) ---- */
 
 /* Client bytes for the upstream, gathered for one write (before it connected: into early). */
 struct fwd {
@@ -519,7 +504,7 @@ static void req_ended(struct sp_conn *c)
 }
 
 /*
- * Client bytes in HTTP mode with access control or the access log: fed to the request parser
+ * Client bytes in HTTP mode with access control: fed to the request parser
  * up to each boundary. A head is held until complete, then forwarded (without Authorization)
  * or refused; the rest of a message follows its head or is dropped. Bytes that arrive while
  * the request side waits (req_blocked) are kept in pending and reading stops.
@@ -551,7 +536,6 @@ static void req_run(struct sp_conn *c, const uint8_t *data, size_t len)
         }
         const uint8_t *seg = data + off;
         off += (size_t)n;
-        c->req_bytes += (uint64_t)n;
         again = off < len || c->req_paused;
         if (before == RQ_PASS) {
             rc = fwd_add(c, &f, seg, (size_t)n);

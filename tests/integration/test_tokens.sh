@@ -217,7 +217,11 @@ wait_log "$T/server.log" '"event":"tokens.reload_failed"'
 grep '"event":"tokens.reload_failed"' "$T/server.log" | grep -q 'line 2: expected' ||
     fail "the failed reload does not name the line"
 curl -sS -f -H "Authorization: Bearer $BOB" "$URL/v1/models" >/dev/null || fail "bob refused after a bad reload"
-pass "SIGHUP revokes alice and adds bob; a bad file is refused with its line and the last good set stays"
+rm "$T/tokens"
+kill -HUP "$SRV_PID"
+wait_log "$T/server.log" '"err":"cannot read'
+curl -sS -f -H "Authorization: Bearer $BOB" "$URL/v1/models" >/dev/null || fail "bob refused after the file went"
+pass "SIGHUP revokes alice and adds bob; a bad or unreadable file is refused (line named) and the last good set stays"
 
 # ---- metrics, access log, no token in any log ----
 m() { metric "http://127.0.0.1:$SRV_ADMIN" "$1"; }
