@@ -10,7 +10,6 @@
 #define HEAD_MAX (1024 * 1024) /* request and response heads followed (and held) up to this */
 #define PENDING_MAX (CG_STREAM_HIGH_WATER + 64 * 1024) /* client bytes read while blocked */
 #define LOG_PATH_MAX 256 /* access log: longest path logged (as the client) */
-#define LOG_ID_MAX 128   /* access log: longest x-request-id logged */
 #define FWD_IOVS 8
 
 /* Access log: what a request's line needs until its response completes. */
@@ -41,26 +40,16 @@ static void reqlog_free(struct sp_reqlog **lg)
     *lg = NULL;
 }
 
-/* Whether s[0..len) is 1 or more visible ASCII characters (what a log line may carry as is). */
-static int printable(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (s[i] < 0x21 || s[i] > 0x7e)
-            return 0;
-    return len > 0;
-}
-
 /* Access log: the record of the request whose head is h (NULL when out of memory). */
 static struct sp_reqlog *reqlog_new(struct sp_conn *c, const struct cg_http_head *h,
                                     const char *token)
 {
     size_t mlen = strlen(h->method), plen = strcspn(h->target, "?");
     const struct cg_http_header *id = cg_http_head_get(h, "x-request-id");
-    if (id != NULL && !printable(id->value, id->value_len))
-        id = NULL; /* logged as "-" */
+    if (id != NULL && !cg_httpmsg_request_id_valid(id->value, id->value_len))
+        id = NULL; /* logged as "-": the client passes on only valid ones */
     size_t ilen = id != NULL ? id->value_len : 0, tlen = token != NULL ? strlen(token) : 0;
     plen = plen < LOG_PATH_MAX ? plen : LOG_PATH_MAX;
-    ilen = ilen < LOG_ID_MAX ? ilen : LOG_ID_MAX;
     struct sp_reqlog *lg = malloc(sizeof(*lg) + mlen + plen + ilen + tlen + 4);
     if (lg == NULL)
         return NULL;

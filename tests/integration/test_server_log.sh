@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ccgate-server's access log (on by default): one JSON `request` line per answered request with
 # the same top-level fields as the client's (conn, req, method, path without the query, status,
-# bytes_in, bytes_out, duration_ms, upstream_ms, request_id: visible ASCII only); byte counts are each message's
+# bytes_in, bytes_out, duration_ms, upstream_ms, request_id: as the client validates it); byte counts are each message's
 # exact bytes, also for pipelined requests; --access-log off writes none.
 source "$(dirname "$0")/lib.sh"
 export PYTHONPATH="$CG_SOURCE_DIR/tests/integration" # tls_peer.py
