@@ -70,9 +70,10 @@ demo-compose:
 	bash scripts/demo-compose.sh
 
 # ccgate-worker beside llama.cpp on the CPU, same GGUF files (bench/llama-compare/README.md):
-# prints the RATIO worker_cpu_{decode,prefill}_vs_llamacpp lines; a few minutes here.
+# prints the RATIO worker_cpu_{decode,prefill}_vs_llamacpp lines; a few minutes here (16 generated
+# tokens; `make bench-worker BENCH_WORKER_ARGS=--full` generates 64).
 bench-worker: bench-build
-	bash bench/llama-compare/run.sh --out bench/results/$$(date -u +%Y-%m-%d)-llama-compare-$$(hostname -s).txt
+	bash bench/llama-compare/run.sh $(BENCH_WORKER_ARGS) --out bench/results/$$(date -u +%Y-%m-%d)-llama-compare-$$(hostname -s).txt
 
 clean:
 	rm -rf build

@@ -33,12 +33,12 @@ wait_port() {
 }
 VG=(valgrind --tool=callgrind --vgdb=yes --collect-atstart=yes)
 "${VG[@]}" --callgrind-out-file="$OUT/server.out" "$BIN/ccgate-server" --listen "127.0.0.1:$S" \
-    --upstream "127.0.0.1:$UP" --tee sim --state-dir "$SIM" >"$OUT/server.log" 2>&1 &
+    --upstream "127.0.0.1:$UP" --tee sim --state-dir "$SIM" --access-log off >"$OUT/server.log" 2>&1 &
 SP=$!; PIDS+=($SP)
 wait_port "$S" "$SP"
 "$BIN/ccgate" policy from-evidence --server "127.0.0.1:$S" --allow-sim >"$OUT/policy.json"
 "${VG[@]}" --callgrind-out-file="$OUT/client.out" "$BIN/ccgate-client" --listen "127.0.0.1:$C" \
-    --server "127.0.0.1:$S" --policy "$OUT/policy.json" >"$OUT/client.log" 2>&1 &
+    --server "127.0.0.1:$S" --policy "$OUT/policy.json" --access-log off >"$OUT/client.log" 2>&1 &
 CP=$!; PIDS+=($CP)
 wait_port "$C" "$CP"
 "$BIN/ccgate-loadgen" --target "127.0.0.1:$C" --conns 1 --requests 50 --duration 600 >"$OUT/warm.json"

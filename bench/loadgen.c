@@ -72,6 +72,7 @@ static struct {
     int keepalive;         /* sse: each connection streams again until --duration */
     uint64_t max_requests; /* closed: stop after this many answers (0: run for duration) */
     const char *method, *path, *body;
+    const char *header; /* one more header line ("Name: value"), or NULL */
     uint64_t body_size;
 } opt = {.mode = M_CLOSED, .conns = 1, .duration_s = 5, .rate = 1000, .hold_s = 2,
          .timeout_s = 60, .method = "GET", .path = "/bytes/1024"};
@@ -560,6 +561,7 @@ static void usage(FILE *f)
                "  --duration S      closed/newconn/rate run length (default 5)\n"
                "  --requests N      closed: stop after N answers (a fixed workload)\n"
                "  --method M --path P                      (default GET /bytes/1024)\n"
+               "  --header LINE     one more request header, e.g. \"Authorization: Bearer T\"\n"
                "  --body TEXT       request body (Content-Type: application/json)\n"
                "  --body-size N     request body of N bytes (upload)\n"
                "  --timeout S       sse/storm/idle give up after S s (default 60)\n"
@@ -582,6 +584,7 @@ int main(int argc, char **argv)
                                        {"method", required_argument, NULL, 'M'},
                                        {"path", required_argument, NULL, 'p'},
                                        {"body", required_argument, NULL, 'b'},
+                                       {"header", required_argument, NULL, 'E'},
                                        {"body-size", required_argument, NULL, 's'},
                                        {"hold", required_argument, NULL, 'H'},
                                        {"timeout", required_argument, NULL, 'T'},
@@ -633,6 +636,13 @@ int main(int argc, char **argv)
         case 'b':
             opt.body = optarg;
             break;
+        case 'E':
+            if (strpbrk(optarg, "\r\n") != NULL || strchr(optarg, ':') == NULL) {
+                fprintf(stderr, PROG ": --header: expected one \"Name: value\" line\n");
+                return 2;
+            }
+            opt.header = optarg;
+            break;
         case 's':
             opt.body_size = strtoull(optarg, NULL, 10);
             break;
@@ -683,6 +693,8 @@ int main(int argc, char **argv)
     uint64_t blen = opt.body ? strlen(opt.body) : opt.body_size;
     int n = snprintf(g.head, HEAD_MAX, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: " PROG "\r\n",
                      opt.method, opt.path, opt.host);
+    if (n > 0 && (size_t)n < HEAD_MAX && opt.header != NULL)
+        n += snprintf(g.head + n, HEAD_MAX - (size_t)n, "%s\r\n", opt.header);
     if (n > 0 && (size_t)n < HEAD_MAX && (opt.body || opt.body_size > 0))
         n += snprintf(g.head + n, HEAD_MAX - (size_t)n,
                       "Content-Type: %s\r\nContent-Length: %" PRIu64 "\r\n",

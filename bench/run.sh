@@ -170,8 +170,10 @@ wait_port "$UP" "$UP_PID" "$WORK/upstream.log" || exit 1
 "$BIN/ccgate" sim-init --state-dir "$C/sim" >/dev/null || { note "ccgate sim-init failed"; exit 1; }
 # Every evidence request of the simulated TEE takes as long as an SNP report on hardware.
 EVIDENCE_DELAY_MS=8
-# ccgate runs at its production log level (docs/guide.md "Logs": no line per request).
+# ccgate runs at its production log level with the client's access log off (docs/guide.md
+# "Logs": no line per request, like the peers' access_log off).
 CG_LOG=(--log-level info)
+CG_ACCESS=(--access-log off)
 
 # ---------------------------------------------------------------- pairs
 # Each start_X sets PORT[X] (where the generator connects) and PIDS[X] (the two proxies),
@@ -185,23 +187,24 @@ ccgate_pair() { # NAME [client flags...]: a ccgate pair with its own policy file
     read -r s c sa ca <<<"$(free_ports 4)"
     spawn "$WORK/$name-server.log" "$BIN/ccgate-server" --listen "127.0.0.1:$s" --upstream "127.0.0.1:$UP" \
         --tee sim --state-dir "$C/sim" --admin "127.0.0.1:$sa" --log-format text "${CG_LOG[@]}" \
-        --sim-evidence-delay-ms "$EVIDENCE_DELAY_MS"
+        --sim-evidence-delay-ms "$EVIDENCE_DELAY_MS" --access-log off
     local sp=$SPAWNED
     wait_port "$s" "$sp" "$WORK/$name-server.log" || return 1
     "$BIN/ccgate" policy from-evidence --server "127.0.0.1:$s" --allow-sim >"$C/$name-policy.json" 2>"$WORK/policy.log" ||
         { note "ccgate policy from-evidence failed: $(tail -2 "$WORK/policy.log")"; stop_pids "$sp"; return 1; }
     cp "$C/$name-policy.json" "$C/policy.json"
     spawn "$WORK/$name-client.log" "$BIN/ccgate-client" --listen "127.0.0.1:$c" --server "127.0.0.1:$s" \
-        --policy "$C/$name-policy.json" --admin "127.0.0.1:$ca" "${CG_LOG[@]}" "$@"
+        --policy "$C/$name-policy.json" --admin "127.0.0.1:$ca" "${CG_LOG[@]}" "${CG_ACCESS[@]}" "$@"
     local cp=$SPAWNED
     wait_port "$c" "$cp" "$WORK/$name-client.log" || { stop_pids "$sp"; return 1; }
     PORT[$name]=$c; PIDS[$name]="$cp $sp"; ADMIN[$name]="http://127.0.0.1:$sa/metrics"; SRV[$name]=$s
     ALPN[$name]=http/1.1
 }
 start_ccgate() { ccgate_pair ccgate; }
-# What the production log level changed: ccgate as before, a line per request and connection.
+# What the production log level changed: ccgate as before, a line per request (the access
+# log) and per connection.
 start_ccgate-debuglog() {
-    local CG_LOG=(--log-level debug)
+    local CG_LOG=(--log-level debug) CG_ACCESS=(--access-log on)
     ccgate_pair ccgate-debuglog
 }
 # attested_handshake: no pool, so every app connection makes an attested handshake.
@@ -219,7 +222,7 @@ start_ccgate-tcp() {
     local sp=$SPAWNED
     wait_port "$s" "$sp" "$WORK/ccgate-tcp-server.log" || return 1
     spawn "$WORK/ccgate-tcp-client.log" "$BIN/ccgate-client" --listen "127.0.0.1:$c" --server "127.0.0.1:$s" \
-        --policy "$C/policy.json" --mode tcp "${CG_LOG[@]}"
+        --policy "$C/policy.json" --mode tcp "${CG_LOG[@]}" "${CG_ACCESS[@]}"
     local cp=$SPAWNED
     wait_port "$c" "$cp" "$WORK/ccgate-tcp-client.log" || { stop_pids "$sp"; return 1; }
     PORT[ccgate-tcp]=$c; PIDS[ccgate-tcp]="$cp $sp"; SRV[ccgate-tcp]=$s; ALPN[ccgate-tcp]=ccgate-tcp

@@ -49,8 +49,11 @@ static struct cp_exchange *q_push(struct cp_conn *c, enum cp_xkind kind)
 
 static void q_pop(struct cp_conn *c)
 {
-    if (c->q[c->q_head].kind == X_FORWARD)
+    struct cp_exchange *x = &c->q[c->q_head];
+    if (x->kind == X_FORWARD)
         c->q_forward--;
+    free(x->meta);
+    x->meta = NULL;
     c->q_head = (uint16_t)((c->q_head + 1) % c->q_cap);
     c->q_len--;
     if (c->q_len == 0 && c->q_cap > 4) {
@@ -64,6 +67,86 @@ static void q_pop(struct cp_conn *c)
 static int req_in_message(const struct cp_conn *c)
 {
     return c->req != NULL && cg_http_parser_in_message(c->req);
+}
+
+/* The path of a request-target, also in absolute form ("http://host/path"). */
+static const char *target_path(const char *target)
+{
+    size_t skip = strncasecmp(target, "http://", 7) == 0    ? 7
+                  : strncasecmp(target, "https://", 8) == 0 ? 8
+                                                            : 0;
+    if (skip == 0)
+        return target;
+    const char *p = strchr(target + skip, '/');
+    return p != NULL ? p : "/";
+}
+
+/* Gives x its request id, method and path (query cut, at most CP_LOG_PATH_MAX bytes). Without
+ * memory x keeps none: its answer then carries no id and its log line says "-". */
+static void x_set_meta(struct cp_exchange *x, const char *rid, const char *method, const char *path)
+{
+    size_t rl = strlen(rid), ml = strlen(method), pl = strcspn(path, "?");
+    if (pl > CP_LOG_PATH_MAX)
+        pl = CP_LOG_PATH_MAX;
+    char *m = malloc(rl + ml + pl + 3);
+    if (m == NULL)
+        return;
+    memcpy(m, rid, rl + 1);
+    memcpy(m + rl + 1, method, ml + 1);
+    memcpy(m + rl + ml + 2, path, pl);
+    m[rl + ml + 2 + pl] = '\0';
+    free(x->meta);
+    x->meta = m;
+    x->method_off = (uint8_t)(rl + 1);
+    x->path_off = (uint16_t)(rl + ml + 2);
+}
+
+/* A refused request whose head was not read: a new id, and the path when the parser got as
+ * far as the request-target (so that a 431 on an OpenAI path is in its shape). */
+static void x_refused_meta(struct cp_conn *c, struct cp_exchange *x)
+{
+    char rid[33];
+    const char *target = c->req != NULL ? cg_http_parser_target(c->req) : NULL;
+    const char *path = target != NULL ? target_path(target) : "-";
+    cp_fwd_request_id_new(rid);
+    x->seq = ++c->n_requests;
+    x->start_ns = uv_hrtime();
+    x->openai = (uint8_t)cp_error_openai_path(path);
+    x_set_meta(x, rid, "-", path);
+}
+
+/* ---- the access log ---- */
+
+/* One line for x, answered status (0: none, the connection ended first) with bytes_out body
+ * bytes; e names the error when it was answered here, why the reason of a close. */
+static void access_line(struct cp_conn *c, const struct cp_exchange *x, int status,
+                        uint64_t bytes_out, const struct cp_error *e, const char *why)
+{
+    struct cp_server *srv = c->srv;
+    if (!srv->access_log || srv->tcp_mode)
+        return;
+    uint64_t now = uv_hrtime();
+    struct cg_log_field f[14];
+    size_t n = 0;
+    f[n++] = CG_LF_STR("forward", srv->name);
+    f[n++] = CG_LF_UINT("conn", c->conn.id);
+    f[n++] = CG_LF_UINT("req", x->seq);
+    f[n++] = CG_LF_STR("method", x->meta != NULL ? x->meta + x->method_off : "-");
+    f[n++] = CG_LF_STR("path", x->meta != NULL ? x->meta + x->path_off : "-");
+    f[n++] = CG_LF_INT("status", status);
+    f[n++] = CG_LF_UINT("bytes_in", x->bytes_in);
+    f[n++] = CG_LF_UINT("bytes_out", bytes_out);
+    f[n++] = CG_LF_DBL("duration_ms", x->start_ns != 0 ? (double)(now - x->start_ns) / 1e6 : 0);
+    if (x->kind == X_FORWARD && c->resp_head_ns != 0 && c->resp_head_ns >= c->front_sent_ns)
+        f[n++] = CG_LF_DBL("upstream_ms", (double)(c->resp_head_ns - c->front_sent_ns) / 1e6);
+    if (e != NULL)
+        f[n++] = CG_LF_STR("error", e->error);
+    if (e != NULL && e->v != NULL)
+        f[n++] = CG_LF_STR("check", e->v->check);
+    if (why != NULL)
+        f[n++] = CG_LF_STR("reason", why);
+    f[n++] = CG_LF_STR("request_id", x->meta != NULL ? x->meta : "-");
+    cg_log_fields(CG_LOG_INFO, "request", f, n);
 }
 
 /* ---- the one timer ---- */
@@ -134,15 +217,26 @@ static void out_up(void *arg, const void *data, size_t len)
     cp__send_up(arg, data, len);
 }
 
-/* Writes a response made here; head_only for an answer to HEAD. */
-static void answer(struct cp_conn *c, int status, const char *json, size_t len, int close,
-                   int head_only)
+/* Writes the answer made here to x: its request id, and x-should-retry for an error (retry
+ * -1: none). */
+static void answer(struct cp_conn *c, const struct cp_exchange *x, int status,
+                   const struct cg_buf *json, int close, int retry)
 {
     struct cg_buf out;
-    cg_buf_init(&out, len + 1024);
-    if (cg_httpmsg_response(&out, status, "application/json", json, len, close) == 0) {
+    char headers[64 + CP_REQUEST_ID_MAX];
+    int n_h = 0;
+    if (x->meta != NULL)
+        n_h = snprintf(headers, sizeof(headers), "X-Request-Id: %s\r\n", x->meta);
+    if (retry >= 0)
+        snprintf(headers + n_h, sizeof(headers) - (size_t)n_h, "X-Should-Retry: %s\r\n",
+                 retry ? "true" : "false");
+    else
+        headers[n_h] = '\0';
+    cg_buf_init(&out, json->len + 1024 + sizeof(headers));
+    if (cg_httpmsg_response_ex(&out, status, "application/json", headers, json->data, json->len,
+                               close) == 0) {
         size_t n = out.len;
-        if (head_only) {
+        if (x->head) {
             const char *end = memmem(out.data, out.len, "\r\n\r\n", 4);
             n = end != NULL ? (size_t)(end - out.data) + 4 : out.len;
         }
@@ -187,10 +281,10 @@ void cp__answer_front(struct cp_conn *c)
         if (local && !x->complete)
             break; /* its body is still being read */
         int close = x->kind == X_ERROR || (c->q_len == 1 && ends_after_queue(c));
-        int head_only = x->head;
         struct cg_buf body;
         cg_buf_init(&body, 64 * 1024);
         int status;
+        struct cp_error err, *e = NULL;
         switch (x->kind) {
         case X_VERIFICATION:
             status = cp_server_verification_json(c->srv, &body);
@@ -203,22 +297,28 @@ void cp__answer_front(struct cp_conn *c)
                                 CP_LOCAL_PREFIX);
             break;
         case X_ERROR:
-            status = c->err_status;
-            (void)cg_buf_printf(&body, "{\"error\": ");
-            cg_json_str(&body, c->err_error);
-            (void)cg_buf_printf(&body, ", \"reason\": ");
-            cg_json_str(&body, c->err_reason);
-            (void)cg_buf_printf(&body, "}\n");
+            err = (struct cp_error){
+                .status = c->err_status, .error = c->err_error, .reason = c->err_reason};
+            e = &err;
+            status = e->status;
             cg_log_info("request.rejected", "id=%llu forward=%s status=%d error=%s",
                         (unsigned long long)c->conn.id, c->srv->name, status, c->err_error);
             break;
         default: /* X_FAILED */
-            status = c->fail_status;
-            (void)cg_buf_append(&body, c->fail_body.data, c->fail_body.len);
+            e = &c->fail->e;
+            status = e->status;
             break;
         }
+        if (e != NULL)
+            cp_error_body(&body, e, x->openai);
+        /* Out of the queue first: a write that fails closes the connection, which logs what
+         * is still queued. */
+        struct cp_exchange done = *x;
+        x->meta = NULL;
         q_pop(c);
-        answer(c, status, body.data, body.len, close, head_only);
+        answer(c, &done, status, &body, close, e != NULL ? cp_error_retry(e) : -1);
+        access_line(c, &done, status, done.head ? 0 : body.len, e, NULL);
+        free(done.meta);
         cg_buf_free(&body);
         if (close) {
             end_down(c);
@@ -254,9 +354,11 @@ static void refuse(struct cp_conn *c, int status, const char *error, const char 
             c->leg_tainted = 1;
         }
         t->kind = X_ERROR;
-    } else if (q_push(c, X_ERROR) == NULL) {
+    } else if ((t = q_push(c, X_ERROR)) == NULL) {
         cp__conn_close(c, "queue_full");
         return;
+    } else {
+        x_refused_meta(c, t);
     }
     c->state = CP_REFUSED;
     cg_buf_free(&c->held);
@@ -264,7 +366,7 @@ static void refuse(struct cp_conn *c, int status, const char *error, const char 
     cp__rearm(c);
 }
 
-void cp__fail_all(struct cp_conn *c, int status, const char *body, size_t len)
+void cp__fail_all(struct cp_conn *c, const struct cp_error *e)
 {
     if (c->state == CP_CLOSED || c->state == CP_LINGER)
         return;
@@ -272,14 +374,25 @@ void cp__fail_all(struct cp_conn *c, int status, const char *body, size_t len)
         cp__conn_close(c, "server_failed");
         return;
     }
+    if (c->fail == NULL && (c->fail = malloc(sizeof(*c->fail))) == NULL) {
+        cp__conn_close(c, "out_of_memory");
+        return;
+    }
+    struct cp_fail *f = c->fail;
+    f->e = *e;
+    if (e->v != NULL) {
+        f->v = *e->v;
+        f->e.v = &f->v;
+    }
+    if (e->reason != NULL) {
+        snprintf(f->reason, sizeof(f->reason), "%s", e->reason);
+        f->e.reason = f->reason;
+    }
     cp__up_discard(c, 0);
     cg_buf_free(&c->pending);
     cg_buf_free(&c->replay);
     cg_buf_free(&c->held);
     c->replay_ok = 0;
-    c->fail_status = status;
-    cg_buf_free(&c->fail_body);
-    (void)cg_buf_append(&c->fail_body, body, len);
     for (uint16_t i = 0; i < c->q_len; i++) {
         struct cp_exchange *x = &c->q[(c->q_head + i) % c->q_cap];
         if (x->kind == X_FORWARD)
@@ -300,23 +413,12 @@ void cp__fail_verdict(struct cp_conn *c, const char *error, const struct cg_verd
         cp__conn_close(c, error);
         return;
     }
-    struct cg_buf body;
-    cg_buf_init(&body, 4096);
-    (void)cg_buf_printf(&body, "{\"error\": ");
-    cg_json_str(&body, error);
-    if (v != NULL) {
-        (void)cg_buf_printf(&body, ", \"check\": ");
-        cg_json_str(&body, v->check);
-        (void)cg_buf_printf(&body, ", \"expected\": ");
-        cg_json_str(&body, v->expected);
-        (void)cg_buf_printf(&body, ", \"actual\": ");
-        cg_json_str(&body, v->actual);
-    }
-    (void)cg_buf_printf(&body, ", \"server\": ");
-    cg_json_str(&body, c->last_server != NULL ? c->last_server : c->srv->peers[0]->addr.text);
-    (void)cg_buf_printf(&body, "}\n");
-    cp__fail_all(c, 502, body.data, body.len);
-    cg_buf_free(&body);
+    struct cp_error e = {.status = 502,
+                         .error = error,
+                         .v = v,
+                         .server =
+                             c->last_server != NULL ? c->last_server : c->srv->peers[0]->addr.text};
+    cp__fail_all(c, &e);
 }
 
 void cp__front_done(struct cp_conn *c)
@@ -324,7 +426,9 @@ void cp__front_done(struct cp_conn *c)
     struct cp_exchange *x = cp__front(c);
     if (c->replay_ok && c->replay.len >= x->up_bytes)
         cg_buf_consume(&c->replay, x->up_bytes);
+    access_line(c, x, c->resp_status, c->resp_status == 101 ? 0 : c->to_app.body_bytes, NULL, NULL);
     q_pop(c);
+    c->resp_head_ns = 0;
     c->resp_started = 0;
     c->front_bytes = 0;
     c->retried = 0;
@@ -368,18 +472,6 @@ static int is_idempotent(const char *m)
     return 0;
 }
 
-/* The path of a request-target, also in absolute form ("http://host/path"). */
-static const char *target_path(const char *target)
-{
-    size_t skip = strncasecmp(target, "http://", 7) == 0    ? 7
-                  : strncasecmp(target, "https://", 8) == 0 ? 8
-                                                            : 0;
-    if (skip == 0)
-        return target;
-    const char *p = strchr(target + skip, '/');
-    return p != NULL ? p : "/";
-}
-
 /* Stops the parser with a refusal that names why (the parser's own text would not). */
 static int head_error(struct cp_conn *c, int status, const char *reason)
 {
@@ -406,6 +498,13 @@ static int req_on_head(void *arg, const struct cg_http_head *h)
     struct cp_exchange *x = q_push(c, kind);
     if (x == NULL)
         return head_error(c, 400, "too many pipelined requests");
+    char rid[CP_REQUEST_ID_MAX + 1];
+    if (!cp_fwd_request_id_take(h, rid))
+        cp_fwd_request_id_new(rid);
+    x->seq = ++c->n_requests;
+    x->start_ns = uv_hrtime();
+    x->openai = (uint8_t)cp_error_openai_path(path);
+    x_set_meta(x, rid, h->method, path);
     x->head = strcmp(h->method, "HEAD") == 0;
     if (!h->keep_alive && c->state == CP_HTTP)
         c->state = CP_ENDING;
@@ -425,7 +524,9 @@ static int req_on_head(void *arg, const struct cg_http_head *h)
     /* The server announced it closes this leg: a new request takes another. */
     if (c->up != NULL && c->up->last && c->q_forward == 1)
         cp__up_discard(c, 1);
+    c->to_up.request_id = rid;
     int rc = cp_fwd_head(&c->to_up, h, 1);
+    c->to_up.request_id = NULL;
     if (rc < 0)
         return head_error(c, rc == CG_ELIMIT ? 431 : 400, "request head cannot be forwarded");
     return 0;
@@ -435,6 +536,8 @@ static int req_on_body(void *arg, const uint8_t *data, size_t len)
 {
     struct cp_conn *c = arg;
     struct cp_exchange *t = tail(c);
+    if (t != NULL)
+        t->bytes_in += len;
     if (t != NULL && t->kind == X_FORWARD)
         cp_fwd_body(&c->to_up, data, len);
     return 0;
@@ -465,6 +568,13 @@ void cp__conn_close(struct cp_conn *c, const char *reason)
 {
     if (c->state == CP_CLOSED)
         return;
+    /* Requests whose answer did not (wholly) go out: a line each, status as far as it got. */
+    for (uint16_t i = 0; i < c->q_len; i++) {
+        struct cp_exchange *x = &c->q[(c->q_head + i) % c->q_cap];
+        int started = i == 0 && x->kind == X_FORWARD && c->resp_started;
+        access_line(c, x, started ? c->resp_status : 0, started ? c->to_app.body_bytes : 0, NULL,
+                    reason);
+    }
     c->pool_on_close = c->state != CP_PIPE && c->state != CP_UPGRADING;
     c->state = CP_CLOSED;
     cp__gate_unlink(c);
@@ -499,13 +609,16 @@ static void on_close(struct cg_conn *conn)
     }
     cg_http_parser_free(c->req);
     c->req = NULL;
+    for (uint16_t i = 0; i < c->q_len; i++)
+        free(c->q[(c->q_head + i) % c->q_cap].meta);
     free(c->q);
     c->q = NULL;
     c->q_len = c->q_cap = c->q_forward = 0;
     cg_buf_free(&c->pending);
     cg_buf_free(&c->held);
     cg_buf_free(&c->replay);
-    cg_buf_free(&c->fail_body);
+    free(c->fail);
+    c->fail = NULL;
 }
 
 static void on_free(struct cg_conn *conn)
@@ -529,10 +642,12 @@ static void on_timeout(struct cg_conn *conn)
             cp__conn_close(c, "header_timeout");
         return;
     case T_RESPONSE: {
-        static const char body[] = "{\"error\": \"upstream_timeout\", \"reason\": \"no response "
-                                   "from the server in time\"}\n";
+        char why[64];
+        snprintf(why, sizeof(why), "no response head within %u s",
+                 c->srv->response_timeout_ms / 1000);
+        struct cp_error e = {.status = 504, .error = "upstream_timeout", .reason = why};
         c->srv->stats.response_timeouts++;
-        cp__fail_all(c, 504, body, sizeof(body) - 1);
+        cp__fail_all(c, &e);
         return;
     }
     case T_LEG_IDLE:
@@ -676,7 +791,6 @@ static void on_accept(struct cg_conns *set, uv_stream_t *listener)
     cg_buf_init(&c->pending, CP_PENDING_MAX);
     cg_buf_init(&c->held, 2 * 64 * 1024);
     cg_buf_init(&c->replay, CP_REPLAY_MAX);
-    cg_buf_init(&c->fail_body, 4096);
     if (cg_conn_accept(&c->conn, &c->down, listener, &down_cb) < 0) {
         cp__conn_close(c, "accept_failed");
         return;

@@ -18,6 +18,7 @@
 
 #include "ccgate/conn.h"
 #include "ccgate/stream.h"
+#include "cp_errors.h"
 #include "cp_fwd.h"
 #include "cp_proxy.h"
 #include "cp_select.h"
@@ -72,9 +73,25 @@ enum cp_xkind {
 
 struct cp_exchange {
     uint8_t kind;
-    uint8_t head;      /* a HEAD request: the answer has no body */
-    uint8_t complete;  /* the request was read to its end */
-    uint32_t up_bytes; /* its bytes in the replay buffer */
+    uint8_t head;       /* a HEAD request: the answer has no body */
+    uint8_t complete;   /* the request was read to its end */
+    uint8_t openai;     /* an OpenAI API path: errors answered here take that shape */
+    uint32_t up_bytes;  /* its bytes in the replay buffer */
+    uint32_t seq;       /* its number on the connection, from 1 (the access log's req) */
+    uint8_t method_off; /* in meta: where the method begins */
+    uint16_t path_off;  /* in meta: where the path (no query, at most CP_LOG_PATH_MAX) begins */
+    uint64_t start_ns;  /* when its head was read (or it was refused) */
+    uint64_t bytes_in;  /* request body bytes read */
+    char *meta;         /* "request id\0method\0path\0", owned; NULL when not known */
+};
+
+#define CP_LOG_PATH_MAX 256 /* bytes of a path kept for the access log */
+
+/* X_FAILED: why the server cannot answer; e's pointers point into this. */
+struct cp_fail {
+    struct cp_error e;
+    struct cg_verdict v;
+    char reason[64];
 };
 
 /* The attested leg towards ccgate-server; pooled between app connections. */
@@ -114,6 +131,7 @@ struct cp_conn {
     uint16_t q_cap, q_head, q_len;
     uint16_t q_forward; /* FORWARD exchanges in the queue */
     struct cp_fwd to_up, to_app;
+    uint32_t n_requests; /* request heads read on this connection */
     int resp_status;
     uint8_t front_bytes;  /* a byte of the front exchange's answer came from the server */
     uint8_t resp_started; /* the front's final response head went to the app */
@@ -123,6 +141,7 @@ struct cp_conn {
     uint8_t leg_tainted;        /* part of a refused request went up: the leg is never reused */
     uint8_t pool_on_close;      /* closed between messages of HTTP: the leg may go to the pool */
     uint64_t front_sent_ns;     /* when the front request went up (or became the front) */
+    uint64_t resp_head_ns;      /* when the front's final response head came; 0 before */
     uint64_t acct_in, acct_out; /* down's byte counts already added to the forward's stats */
     uint64_t wait_since_ms;     /* loop time it began waiting for a server refusing connections */
     struct cg_buf pending;      /* request bytes held until the leg is verified */
@@ -131,8 +150,7 @@ struct cp_conn {
     int err_status;             /* X_ERROR: the status; err_error and err_reason say why */
     const char *err_error;
     char err_reason[96];
-    int fail_status; /* X_FAILED: the answer */
-    struct cg_buf fail_body;
+    struct cp_fail *fail;                  /* X_FAILED: the answer (owned) */
     struct cp_conn *gate_prev, *gate_next; /* in the peer's queue while UP_WAITING */
 };
 
@@ -148,10 +166,10 @@ void cp__rearm(struct cp_conn *c);
 void cp__write_down(struct cp_conn *c, const void *data, size_t len);
 /* Answers the exchanges at the front of the queue that are answered here. */
 void cp__answer_front(struct cp_conn *c);
-/* The server cannot answer: every forwarded exchange is answered status with body (JSON),
- * in order after those before it; then the connection ends. */
-void cp__fail_all(struct cp_conn *c, int status, const char *body, size_t len);
-/* fail_all with {"error": error, check, expected, actual (when v), "server": ...}. */
+/* The server cannot answer: every forwarded exchange is answered e (copied; JSON in the
+ * shape its path asks for), in order after those before it; then the connection ends. */
+void cp__fail_all(struct cp_conn *c, const struct cp_error *e);
+/* fail_all with a 502 naming error, the check that failed (when v) and the server. */
 void cp__fail_verdict(struct cp_conn *c, const char *error, const struct cg_verdict *v);
 /* The front exchange's answer is complete. */
 void cp__front_done(struct cp_conn *c);
@@ -162,6 +180,11 @@ void cp__pipe_maybe_done(struct cp_conn *c);
 static inline struct cp_exchange *cp__front(struct cp_conn *c)
 {
     return c->q_len > 0 ? &c->q[c->q_head] : NULL;
+}
+/* The exchange's request id, or NULL when not known. */
+static inline const char *cp__xid(const struct cp_exchange *x)
+{
+    return x->meta;
 }
 
 /* ---- cp_up.c: the attested leg, the response path and the retry ---- */

@@ -127,6 +127,7 @@ struct cp_server {
     unsigned response_timeout_ms; /* response head within this after the request, else 504 */
     unsigned max_conns;
     int tcp_mode;           /* raw byte pipe (ALPN ccgate-tcp) instead of HTTP */
+    int access_log;         /* one info line per answered request (HTTP mode) */
     unsigned pool_max;      /* idle attested connections kept per server (HTTP mode); 0 = none */
     unsigned pool_idle_ms;  /* a pooled connection unused this long is closed */
     uv_timer_t sweep_timer; /* closes pooled connections idle too long */

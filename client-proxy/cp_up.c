@@ -101,8 +101,10 @@ static int resp_on_head(void *arg, const struct cg_http_head *h)
     c->resp_status = h->status;
     c->front_bytes = 1;
     int informational = h->status >= 100 && h->status < 200;
-    if (!informational)
+    if (!informational) {
+        c->resp_head_ns = uv_hrtime();
         cp__observe(&c->srv->stats.response_latency, c->front_sent_ns);
+    }
     /* Any head is progress; after a 1xx the final response gets a full timeout again. */
     c->resp_started = !informational;
     c->timer_kind = T_NONE;
@@ -110,7 +112,10 @@ static int resp_on_head(void *arg, const struct cg_http_head *h)
         c->up->last = 1; /* the server closes after this one: the app's connection stays */
     /* The app's connection ends after this answer when it asked so (no request follows). */
     int keep = informational || !(c->state == CP_ENDING && c->q_len == 1);
-    return cp_fwd_head(&c->to_app, h, keep);
+    c->to_app.request_id = cp__xid(x);
+    int rc = cp_fwd_head(&c->to_app, h, keep);
+    c->to_app.request_id = NULL;
+    return rc;
 }
 
 static int resp_on_body(void *arg, const uint8_t *data, size_t len)
@@ -137,9 +142,6 @@ static int resp_on_complete(void *arg)
     if (!cp__front(c)->complete)
         c->up->last = 1; /* answered before its body ended: the rest of it goes nowhere */
     cp__count_status(c->srv, c->resp_status);
-    cg_log_debug("request", "id=%llu forward=%s status=%d from_app=%llu to_app=%llu",
-                 (unsigned long long)c->conn.id, c->srv->name, c->resp_status,
-                 (unsigned long long)c->down.bytes_in, (unsigned long long)c->down.bytes_out);
     cp__front_done(c);
     arm_head(c);
     return 0;
@@ -254,11 +256,9 @@ static void up_lost(struct cp_conn *c, const char *why)
     if (retry(c, why))
         return;
     cp__up_discard(c, 0);
-    char body[160];
-    int n = snprintf(body, sizeof(body),
-                     "{\"error\": \"server_closed\", \"reason\": \"%s\", \"retried\": %s}\n", why,
-                     c->retried ? "true" : "false");
-    cp__fail_all(c, 502, body, (size_t)n);
+    struct cp_error e = {
+        .status = 502, .error = "server_closed", .reason = why, .retried = c->retried};
+    cp__fail_all(c, &e);
 }
 
 static void up_on_read(struct cg_stream *s, const uint8_t *data, size_t len)

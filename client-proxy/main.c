@@ -34,7 +34,9 @@ static struct cg_opt opts[] = {
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
     {"log-level", "error|warn|info|debug",
-     "lowest level logged; info (production) has no line per request or connection", "info", NULL,
+     "lowest level logged; info (production) has no line per connection", "info", NULL, NULL},
+    {"access-log", "on|off",
+     "one info line per request: method, path, status, duration_ms, request_id, ...", "on", NULL,
      NULL},
     {"mode", "http|tcp", "http: HTTP/1.1 proxy; tcp: raw byte pipe (ALPN ccgate-tcp)", "http", NULL,
      NULL},
@@ -490,6 +492,7 @@ int main(int argc, char **argv)
 
     struct app *a = &the_app;
     a->loop = uv_default_loop();
+    int access_log = cg_opts_onoff_or_exit(cg_opts_get(opts, N_OPTS, "access-log"));
     if (opt("forwards") != NULL)
         forwards_from_json(a, opt("forwards"));
     else
@@ -497,8 +500,10 @@ int main(int argc, char **argv)
     a->servers = calloc(a->n_fwds, sizeof(*a->servers));
     if (a->servers == NULL)
         cg_fatal("out of memory");
-    for (size_t i = 0; i < a->n_fwds; i++)
+    for (size_t i = 0; i < a->n_fwds; i++) {
         a->servers[i] = &a->fwds[i].server;
+        a->fwds[i].server.access_log = access_log;
+    }
     a->sig.drain_ms =
         cg_opts_uint_or_exit(cg_opts_get(opts, N_OPTS, "drain-timeout-s"), 0, 3600) * 1000;
     struct cg_addr admin_addr;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /*
@@ -171,18 +172,32 @@ static int pool_start(struct pool *p, int n)
     return 0;
 }
 
+/* A weight matrix: repacked in panels (gb_kern.h) when there is a kernel for its type. */
+struct mat {
+    const struct gb_wt *w;
+    uint8_t *pk;    /* gb_pack; NULL: no kernel, the file's rows are used */
+    gb_panel_fn fn; /* NULL: dequantise each row, F32 dot products */
+};
+
+#define MATS_PER_LAYER 7 /* wq, wk, wv, wo, w_gate, w_up, w_down */
+
 struct cpu {
     struct gb_backend b;
     const struct gb_model *m;
     struct pool pool;
-    float *kc, *vc; /* [slot][layer][ctx][kvd] */
+    struct mat *mats; /* n_layer * MATS_PER_LAYER, then the output matrix */
+    uint8_t *packed;  /* every repacked matrix, one after the other */
+    float *kc, *vc;   /* [slot][layer][ctx][kvd] */
     /* per-step scratch, sized for max_tokens */
     float *x, *xn, *q, *k, *v, *att, *o, *g, *u, *rope;
     float *wrow;   /* per worker: one dequantised row (types without a kernel) */
-    float *scores; /* per worker: n_ctx attention scores */
+    float *scores; /* per worker: the attention kernel's scratch */
+    const float **att_q;
+    float **att_out;
+    int32_t *att_pos; /* per worker: the attention kernel's queries */
     size_t wrow_len;
-    uint8_t *xa;   /* the step's activations quantised to 8 bits (gb_kern.h) */
-    int quant_act; /* the model has Q8_0 or Q4_0 matrices */
+    uint8_t *tf, *tq; /* the step's activations in tiles: F32 (for F16 matrices) and 8-bit */
+    int need_tf, need_tq;
     enum gb_isa isa;
 };
 
@@ -195,57 +210,63 @@ static size_t kv_index(const struct cpu *c, int slot, uint32_t layer, int pos)
 
 /* ---- y[t][r] = W[r] . x[t] for n tokens, rows split among workers ---- */
 
-/* The input of a product: n tokens of F32, and of 8-bit blocks when the model needs them. */
+/*
+ * The input of a product: n tokens of F32, and the same in tiles of GB_KERN_NT tokens for
+ * the kernels (tile i at i * the size of a full tile): F32 for F16 matrices, quantised to 8
+ * bits for Q8_0 and Q4_0 ones, each only if the model has such matrices.
+ */
 struct act {
     const float *f;
-    const uint8_t *q; /* NULL when the model has no Q8_0 or Q4_0 matrix */
-    size_t q_stride;  /* bytes per token */
+    const uint8_t *tf, *tq;
+    size_t tf_stride, tq_stride;
 };
 
-/* Quantises x once for all the products that read it (Q, K and V; gate and up). */
-static struct act prep(struct cpu *c, const float *x, int n, size_t n_in)
-{
-    struct act a = {.f = x};
-    if (c->quant_act) {
-        a.q = c->xa;
-        a.q_stride = gb_act_bytes(n_in);
-        for (int t = 0; t < n; t++)
-            gb_act_quant(x + (size_t)t * n_in, n_in, c->xa + (size_t)t * a.q_stride);
-    }
-    return a;
-}
-
-#define MM_CHUNK 16 /* rows per task */
-#define MM_MAX 3    /* matrices per job (Q, K, V share their input) */
+/*
+ * Rows per task: 2 panels for a step of one tile (decode), 8 for a longer one (prefill), whose
+ * tasks also go over the elements in slices of MM_SLICE: one slice of a tile (16 KB of F32)
+ * stays in L1 for the 8 panels, one slice of the 8 panels (128 KB of F16) in L2 for all tiles,
+ * so that each tile comes from farther away once per task instead of once per panel.
+ */
+#define MM_CHUNK (2 * GB_PANEL)
+#define MM_CHUNK_BIG (8 * GB_PANEL)
+#define MM_SLICE 512
+#define MM_MAX 3 /* matrices per job (Q, K, V share their input) */
 
 struct mm_job {
     struct cpu *c;
     const struct act *a;
     int n, n_mat;
-    const struct gb_wt *w[MM_MAX];
-    gb_rowdot_fn fn[MM_MAX]; /* NULL: dequantise the row, F32 dot products */
+    const struct mat *w[MM_MAX];
     float *y[MM_MAX];
-    unsigned chunks[MM_MAX + 1]; /* prefix sums of each matrix's chunk count */
+    unsigned chunk;              /* rows per task */
+    unsigned chunks[MM_MAX + 1]; /* prefix sums of each matrix's task count */
     atomic_uint next;
 };
 
 static void mm_rows(struct mm_job *j, int k, uint64_t r0, uint64_t r1, float *tmp)
 {
-    const struct gb_wt *w = j->w[k];
+    const struct gb_wt *w = j->w[k]->w;
     float *y = j->y[k];
     size_t n_in = w->n_in;
-    gb_rowdot_fn fn = j->fn[k];
+    gb_panel_fn fn = j->w[k]->fn;
     const uint8_t *base = w->data;
     if (fn != NULL) {
-        const uint8_t *x = w->type == GB_F16 ? (const uint8_t *)j->a->f : j->a->q;
-        size_t xs = w->type == GB_F16 ? n_in * sizeof(float) : j->a->q_stride;
-        /* GB_KERN_NT tokens at a time over the chunk's rows: each row is read once per group
-         * (from cache after the first), each group's activations once per chunk */
-        for (int t0 = 0; t0 < j->n; t0 += GB_KERN_NT) {
-            int nt = j->n - t0 < GB_KERN_NT ? j->n - t0 : GB_KERN_NT;
-            for (uint64_t r = r0; r < r1; r++)
-                fn(base + r * w->row_bytes, x + (size_t)t0 * xs, xs, nt, n_in,
-                   y + (size_t)t0 * w->n_out + r, w->n_out);
+        const uint8_t *x = w->type == GB_F16 ? j->a->tf : j->a->tq;
+        size_t xs = w->type == GB_F16 ? j->a->tf_stride : j->a->tq_stride;
+        size_t pb = GB_PANEL * w->row_bytes, slice = j->n > GB_KERN_NT ? MM_SLICE : n_in;
+        int q = w->type != GB_F16;
+        for (size_t k0 = 0; k0 < n_in; k0 += slice) {
+            size_t nk = n_in - k0 < slice ? n_in - k0 : slice;
+            /* where the slice starts in a panel (gb_kern.h) */
+            size_t po = q ? k0 / 32 * GB_PANEL * gb_type_row_bytes(w->type, 32) : k0 * 32;
+            for (int t0 = 0, i = 0; t0 < j->n; t0 += GB_KERN_NT, i++) {
+                int nt = j->n - t0 < GB_KERN_NT ? j->n - t0 : GB_KERN_NT;
+                const uint8_t *tile = x + (size_t)i * xs + gb_tile_bytes(q, k0, nt);
+                for (uint64_t r = r0; r < r1; r += GB_PANEL)
+                    fn(j->w[k]->pk + r / GB_PANEL * pb + po, tile, nt, nk,
+                       y + (size_t)t0 * w->n_out + r, w->n_out,
+                       r1 - r < GB_PANEL ? (int)(r1 - r) : GB_PANEL, k0 > 0);
+            }
         }
         return;
     }
@@ -272,40 +293,46 @@ static void mm_work(void *arg, int worker)
         int k = 0;
         while (task >= j->chunks[k + 1])
             k++;
-        uint64_t r0 = (uint64_t)(task - j->chunks[k]) * MM_CHUNK;
-        uint64_t r1 = r0 + MM_CHUNK < j->w[k]->n_out ? r0 + MM_CHUNK : j->w[k]->n_out;
+        uint64_t r0 = (uint64_t)(task - j->chunks[k]) * j->chunk;
+        uint64_t r1 = r0 + j->chunk < j->w[k]->w->n_out ? r0 + j->chunk : j->w[k]->w->n_out;
         mm_rows(j, k, r0, r1, tmp);
     }
 }
 
 /* y_k = W_k x for up to MM_MAX matrices of the same input, in one job. */
-static void matmul(struct cpu *c, const struct act *a, int n, int n_mat,
-                   const struct gb_wt *const *w, float *const *y)
+static void matmul(struct cpu *c, const struct act *a, int n, int n_mat, const struct mat *w,
+                   float *const *y)
 {
-    struct mm_job j = {.c = c, .a = a, .n = n, .n_mat = n_mat};
+    struct mm_job j = {
+        .c = c, .a = a, .n = n, .n_mat = n_mat, .chunk = n > GB_KERN_NT ? MM_CHUNK_BIG : MM_CHUNK};
     uint64_t work = 0;
     for (int k = 0; k < n_mat; k++) {
-        work += w[k]->n_in * w[k]->n_out * (uint64_t)n;
-        j.w[k] = w[k];
+        const struct gb_wt *wt = w[k].w;
+        work += wt->n_in * wt->n_out * (uint64_t)n;
+        j.w[k] = &w[k];
         j.y[k] = y[k];
-        j.fn[k] = gb_kern_rowdot(c->isa, w[k]->type);
-        j.chunks[k + 1] = j.chunks[k] + (unsigned)((w[k]->n_out + MM_CHUNK - 1) / MM_CHUNK);
+        j.chunks[k + 1] = j.chunks[k] + (unsigned)((wt->n_out + j.chunk - 1) / j.chunk);
     }
     atomic_init(&j.next, 0);
     pool_run_sized(&c->pool, mm_work, &j, work);
 }
 
-static void matmul1(struct cpu *c, const struct act *a, int n, const struct gb_wt *w, float *y)
+static void matmul1(struct cpu *c, const struct act *a, int n, const struct mat *w, float *y)
 {
-    matmul(c, a, n, 1, &w, &y);
+    matmul(c, a, n, 1, w, &y);
 }
 
-/* ---- attention: one task per (token, head) ---- */
+/*
+ * ---- attention: one task per (tile of tokens, KV head); the tile's tokens of one sequence
+ * and the query heads of the KV head's group go to the kernel together, so that each K and V
+ * row is read once for all of them ----
+ */
 
 struct att_job {
     struct cpu *c;
     const struct gb_batch *bt;
     uint32_t layer;
+    gb_att_fn fn;
     atomic_uint next;
 };
 
@@ -314,36 +341,35 @@ static void att_work(void *arg, int worker)
     struct att_job *j = arg;
     struct cpu *c = j->c;
     const struct gb_hparams *hp = &c->m->hp;
+    const struct gb_batch *bt = j->bt;
     uint32_t hd = hp->head_dim, group = hp->n_head / hp->n_kv_head;
-    float *sc = c->scores + (size_t)worker * (size_t)c->b.n_ctx;
+    size_t kvd = (size_t)hp->n_kv_head * hd, nq_max = (size_t)GB_KERN_NT * group;
+    float *scratch = c->scores + (size_t)worker * gb_att_scratch((int)nq_max, hd);
+    const float **qs = c->att_q + (size_t)worker * nq_max;
+    float **outs = c->att_out + (size_t)worker * nq_max;
+    int32_t *pos = c->att_pos + (size_t)worker * nq_max;
     float scale = 1.0f / sqrtf((float)hd);
-    unsigned total = (unsigned)j->bt->n * hp->n_head;
+    unsigned tiles = (unsigned)(bt->n + GB_KERN_NT - 1) / GB_KERN_NT;
     for (;;) {
         unsigned task = atomic_fetch_add(&j->next, 1);
-        if (task >= total)
+        if (task >= tiles * hp->n_kv_head)
             break;
-        int t = (int)(task / hp->n_head);
-        uint32_t h = task % hp->n_head, kvh = h / group;
-        int pos = j->bt->pos[t], slot = j->bt->seq[t];
-        const float *qv = c->q + (size_t)t * hp->dim + (size_t)h * hd;
-        float mx = -INFINITY;
-        for (int p = 0; p <= pos; p++) {
-            const float *kv = c->kc + kv_index(c, slot, j->layer, p) + (size_t)kvh * hd;
-            sc[p] = gb_dot(qv, kv, hd) * scale;
-            mx = sc[p] > mx ? sc[p] : mx;
-        }
-        float sum = 0;
-        for (int p = 0; p <= pos; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        float *out = c->att + (size_t)t * hp->dim + (size_t)h * hd;
-        memset(out, 0, hd * sizeof(float));
-        for (int p = 0; p <= pos; p++) {
-            const float *vv = c->vc + kv_index(c, slot, j->layer, p) + (size_t)kvh * hd;
-            float a = sc[p] / sum;
-            for (uint32_t d = 0; d < hd; d++)
-                out[d] += a * vv[d];
+        int t0 = (int)(task / hp->n_kv_head) * GB_KERN_NT;
+        uint32_t kvh = task % hp->n_kv_head;
+        int t1 = bt->n - t0 < GB_KERN_NT ? bt->n : t0 + GB_KERN_NT;
+        for (int ta = t0, tb; ta < t1; ta = tb) { /* runs of tokens of one sequence */
+            for (tb = ta + 1; tb < t1 && bt->seq[tb] == bt->seq[ta];)
+                tb++;
+            int nq = 0;
+            for (int t = ta; t < tb; t++)
+                for (uint32_t g = 0; g < group; g++, nq++) {
+                    size_t off = (size_t)t * hp->dim + (size_t)(kvh * group + g) * hd;
+                    qs[nq] = c->q + off;
+                    outs[nq] = c->att + off;
+                    pos[nq] = bt->pos[t];
+                }
+            size_t base = kv_index(c, bt->seq[ta], j->layer, 0) + (size_t)kvh * hd;
+            j->fn(qs, pos, nq, c->kc + base, c->vc + base, kvd, hd, scale, outs, scratch);
         }
     }
 }
@@ -356,6 +382,72 @@ static void rmsnorm(const float *x, const float *w, float *out, uint32_t dim, fl
     float r = (float)(1.0 / sqrt(ss / dim + eps));
     for (uint32_t i = 0; i < dim; i++)
         out[i] = x[i] * r * w[i];
+}
+
+/*
+ * The per-token work before a product, done on all threads one tile of tokens at a time:
+ * x += add (the residual), x = silu(x) * mul (SwiGLU), xn = rmsnorm(x) * norm, each when
+ * given; then the result (xn with a norm, else x) packed into the kernels' tiles once for all
+ * the products that read it (Q, K and V; gate and up).
+ */
+struct stage_job {
+    struct cpu *c;
+    int n;
+    size_t n_in;
+    float *x, *xn;
+    const float *add, *mul, *norm;
+    struct act a;
+    atomic_uint next;
+};
+
+static void stage_work(void *arg, int worker)
+{
+    struct stage_job *j = arg;
+    struct cpu *c = j->c;
+    size_t d = j->n_in;
+    (void)worker;
+    for (;;) {
+        unsigned i = atomic_fetch_add(&j->next, 1);
+        int t0 = (int)i * GB_KERN_NT;
+        if (t0 >= j->n)
+            break;
+        int nt = j->n - t0 < GB_KERN_NT ? j->n - t0 : GB_KERN_NT;
+        for (int t = t0; t < t0 + nt; t++) {
+            float *x = j->x + (size_t)t * d;
+            if (j->add != NULL)
+                for (size_t e = 0; e < d; e++)
+                    x[e] += j->add[(size_t)t * d + e];
+            if (j->mul != NULL)
+                for (size_t e = 0; e < d; e++)
+                    x[e] = x[e] / (1.0f + expf(-x[e])) * j->mul[(size_t)t * d + e];
+            if (j->norm != NULL)
+                rmsnorm(x, j->norm, j->xn + (size_t)t * d, (uint32_t)d, c->m->hp.eps);
+        }
+        const float *src = (j->norm != NULL ? j->xn : j->x) + (size_t)t0 * d;
+        if (c->need_tf)
+            gb_tile_f32(src, d, nt, d, c->tf + (size_t)i * j->a.tf_stride);
+        if (c->need_tq)
+            gb_tile_q8(src, d, nt, d, c->tq + (size_t)i * j->a.tq_stride);
+    }
+}
+
+static struct act stage(struct cpu *c, int n, size_t n_in, float *x, const float *add,
+                        const float *mul, const float *norm)
+{
+    struct stage_job j = {
+        .c = c, .n = n, .n_in = n_in, .x = x, .xn = c->xn, .add = add, .mul = mul, .norm = norm};
+    j.a.f = norm != NULL ? c->xn : x;
+    if (c->need_tf) {
+        j.a.tf = c->tf;
+        j.a.tf_stride = gb_tile_bytes(0, n_in, GB_KERN_NT);
+    }
+    if (c->need_tq) {
+        j.a.tq = c->tq;
+        j.a.tq_stride = gb_tile_bytes(1, n_in, GB_KERN_NT);
+    }
+    atomic_init(&j.next, 0);
+    pool_run_sized(&c->pool, stage_work, &j, (uint64_t)n * n_in * 16);
+    return j.a;
 }
 
 static void rope(const struct gb_hparams *hp, float *vec, uint32_t n_heads, const float *cs)
@@ -401,12 +493,11 @@ static int cpu_forward(struct gb_backend *b, const struct gb_batch *bt, float *l
     }
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const struct gb_layer *L = &m->layers[l];
-        for (int t = 0; t < n; t++)
-            rmsnorm(c->x + (size_t)t * dim, L->attn_norm, c->xn + (size_t)t * dim, dim, hp->eps);
-        struct act a = prep(c, c->xn, n, dim);
-        const struct gb_wt *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        const struct mat *M = c->mats + (size_t)l * MATS_PER_LAYER;
+        /* the residual of the previous layer's FFN, then this layer's attention norm */
+        struct act a = stage(c, n, dim, c->x, l > 0 ? c->o : NULL, NULL, L->attn_norm);
         float *qkv_out[3] = {c->q, c->k, c->v};
-        matmul(c, &a, n, 3, qkv, qkv_out);
+        matmul(c, &a, n, 3, M, qkv_out);
         for (int t = 0; t < n; t++) {
             float *q = c->q + (size_t)t * dim, *k = c->k + (size_t)t * kvd;
             float *v = c->v + (size_t)t * kvd;
@@ -422,38 +513,29 @@ static int cpu_forward(struct gb_backend *b, const struct gb_batch *bt, float *l
             memcpy(c->kc + at, k, kvd * sizeof(float));
             memcpy(c->vc + at, v, kvd * sizeof(float));
         }
-        struct att_job aj = {.c = c, .bt = bt, .layer = l};
+        struct att_job aj = {.c = c, .bt = bt, .layer = l, .fn = gb_kern_att(c->isa)};
         atomic_init(&aj.next, 0);
         uint64_t att = 0;
         for (int t = 0; t < n; t++)
             att += (uint64_t)(bt->pos[t] + 1) * hp->n_head * hp->head_dim * 2;
         pool_run_sized(&c->pool, att_work, &aj, att);
-        a = prep(c, c->att, n, dim);
-        matmul1(c, &a, n, &L->wo, c->o);
-        for (size_t i = 0; i < (size_t)n * dim; i++)
-            c->x[i] += c->o[i];
-        for (int t = 0; t < n; t++)
-            rmsnorm(c->x + (size_t)t * dim, L->ffn_norm, c->xn + (size_t)t * dim, dim, hp->eps);
-        a = prep(c, c->xn, n, dim);
-        const struct gb_wt *gu[2] = {&L->w_gate, &L->w_up};
+        a = stage(c, n, dim, c->att, NULL, NULL, NULL);
+        matmul1(c, &a, n, &M[3], c->o);
+        a = stage(c, n, dim, c->x, c->o, NULL, L->ffn_norm);
         float *gu_out[2] = {c->g, c->u};
-        matmul(c, &a, n, 2, gu, gu_out);
-        for (size_t i = 0; i < (size_t)n * hp->n_ff; i++) {
-            float gv = c->g[i];
-            c->g[i] = gv / (1.0f + expf(-gv)) * c->u[i];
-        }
-        a = prep(c, c->g, n, hp->n_ff);
-        matmul1(c, &a, n, &L->w_down, c->o);
-        for (size_t i = 0; i < (size_t)n * dim; i++)
-            c->x[i] += c->o[i];
+        matmul(c, &a, n, 2, &M[4], gu_out);
+        a = stage(c, n, hp->n_ff, c->g, NULL, c->u, NULL);
+        matmul1(c, &a, n, &M[6], c->o);
     }
+    for (size_t i = 0; hp->n_layer > 0 && i < (size_t)n * dim; i++)
+        c->x[i] += c->o[i];
     int nw = 0;
     for (int t = 0; t < n; t++)
         if (bt->want[t])
             rmsnorm(c->x + (size_t)t * dim, m->out_norm, c->xn + (size_t)nw++ * dim, dim, hp->eps);
     if (nw > 0) {
-        struct act a = prep(c, c->xn, nw, dim);
-        matmul1(c, &a, nw, &m->output, logits);
+        struct act a = stage(c, nw, dim, c->xn, NULL, NULL, NULL);
+        matmul1(c, &a, nw, &c->mats[(size_t)hp->n_layer * MATS_PER_LAYER], logits);
     }
     return 0;
 }
@@ -468,24 +550,87 @@ static void cpu_free(struct gb_backend *b)
                      c->att, c->o,  c->g, c->u,  c->rope, c->wrow, c->scores};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
-    free(c->xa);
+    free(c->tf);
+    free(c->tq);
+    free(c->att_q);
+    free(c->att_out);
+    free(c->att_pos);
+    free(c->packed);
+    free(c->mats);
     free(c);
 }
 
-static int is_quant(const struct gb_wt *w)
+struct pack_job {
+    struct cpu *c;
+    size_t n;
+    atomic_size_t next;
+};
+
+static void pack_work(void *arg, int worker)
 {
-    return w->type == GB_Q8_0 || w->type == GB_Q4_0;
+    struct pack_job *j = arg;
+    (void)worker;
+    for (;;) {
+        size_t i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n)
+            break;
+        struct mat *mt = &j->c->mats[j->n - 1 - i]; /* the output matrix, the largest, first */
+        const struct gb_wt *w = mt->w;
+        if (mt->pk != NULL)
+            gb_pack(w->type, w->data, w->row_bytes, w->n_out, w->n_in, mt->pk);
+    }
 }
 
-static int has_quant(const struct gb_model *m)
+/* Repacks every matrix with a kernel (the file's rows are not read again), on all threads. */
+static int pack_mats(struct cpu *c)
 {
-    int q = is_quant(&m->output);
+    const struct gb_model *m = c->m;
+    size_t nm = (size_t)m->hp.n_layer * MATS_PER_LAYER + 1;
+    c->mats = calloc(nm, sizeof(*c->mats));
+    if (c->mats == NULL)
+        return -ENOMEM;
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         const struct gb_layer *L = &m->layers[l];
-        q |= is_quant(&L->wq) | is_quant(&L->wk) | is_quant(&L->wv) | is_quant(&L->wo) |
-             is_quant(&L->w_gate) | is_quant(&L->w_up) | is_quant(&L->w_down);
+        const struct gb_wt *w[MATS_PER_LAYER] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
+                                                 &L->w_gate, &L->w_up, &L->w_down};
+        for (int k = 0; k < MATS_PER_LAYER; k++)
+            c->mats[(size_t)l * MATS_PER_LAYER + (size_t)k].w = w[k];
     }
-    return q;
+    c->mats[nm - 1].w = &m->output;
+    /* one allocation in 2 MiB pages where the kernel gives them: the decode reads all of it
+     * for every token, and 4 KiB pages would cost a TLB miss every 4 KiB */
+    size_t total = 0, huge = (size_t)2 << 20;
+    for (size_t i = 0; i < nm; i++)
+        if (gb_kern_panel(c->isa, c->mats[i].w->type) != NULL)
+            total +=
+                (gb_pack_bytes(c->mats[i].w->type, c->mats[i].w->n_out, c->mats[i].w->n_in) + 63) /
+                64 * 64;
+    if (total == 0)
+        return 0;
+    total = (total + huge - 1) / huge * huge; /* aligned_alloc wants a multiple */
+    c->packed = aligned_alloc(huge, total);
+    if (c->packed == NULL)
+        return -ENOMEM;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(c->packed, total, MADV_HUGEPAGE); /* only advice: 4 KiB pages work too */
+#endif
+    size_t off = 0;
+    for (size_t i = 0; i < nm; i++) {
+        struct mat *mt = &c->mats[i];
+        const struct gb_wt *w = mt->w;
+        gb_panel_fn fn = gb_kern_panel(c->isa, w->type);
+        if (fn == NULL)
+            continue;
+        mt->pk = c->packed + off;
+        off += (gb_pack_bytes(w->type, w->n_out, w->n_in) + 63) / 64 * 64;
+        mt->fn = fn;
+        c->need_tf |= w->type == GB_F16;
+        c->need_tq |= w->type != GB_F16;
+    }
+    struct pack_job j = {.c = c, .n = nm};
+    atomic_init(&j.next, 0);
+    pool_run(&c->pool, pack_work, &j);
+    return 0;
 }
 
 int gb_cpu_new(const struct gb_model *m, int n_slots, int n_ctx, int max_tokens, int n_threads,
@@ -531,14 +676,23 @@ int gb_cpu_new(const struct gb_model *m, int n_slots, int n_ctx, int max_tokens,
     c->u = malloc(T * hp->n_ff * sizeof(float));
     c->rope = malloc(T * hp->n_rot * sizeof(float) + sizeof(float));
     c->wrow = malloc((size_t)n_threads * big * sizeof(float));
-    c->scores = malloc((size_t)n_threads * (size_t)n_ctx * sizeof(float));
+    size_t nq_max = (size_t)GB_KERN_NT * (hp->n_head / hp->n_kv_head);
+    c->scores =
+        malloc((size_t)n_threads * gb_att_scratch((int)nq_max, hp->head_dim) * sizeof(float));
+    c->att_q = malloc((size_t)n_threads * nq_max * sizeof(*c->att_q));
+    c->att_out = malloc((size_t)n_threads * nq_max * sizeof(*c->att_out));
+    c->att_pos = malloc((size_t)n_threads * nq_max * sizeof(*c->att_pos));
     c->isa = gb_kern_isa();
-    c->quant_act = has_quant(m);
-    if (c->quant_act)
-        c->xa = malloc(T * gb_act_bytes(big));
-    if (rc == 0 &&
-        (!c->kc || !c->vc || !c->x || !c->xn || !c->q || !c->att || !c->o || !c->k || !c->v ||
-         !c->g || !c->u || !c->rope || !c->wrow || !c->scores || (c->quant_act && !c->xa)))
+    if (rc == 0)
+        rc = pack_mats(c);
+    size_t tiles = (T + GB_KERN_NT - 1) / GB_KERN_NT;
+    if (c->need_tf)
+        c->tf = malloc(tiles * gb_tile_bytes(0, big, GB_KERN_NT));
+    if (c->need_tq)
+        c->tq = malloc(tiles * gb_tile_bytes(1, big, GB_KERN_NT));
+    if (rc == 0 && (!c->kc || !c->vc || !c->x || !c->xn || !c->q || !c->att || !c->o || !c->k ||
+                    !c->v || !c->g || !c->u || !c->rope || !c->wrow || !c->scores || !c->att_q ||
+                    !c->att_out || !c->att_pos || (c->need_tf && !c->tf) || (c->need_tq && !c->tq)))
         rc = -ENOMEM;
     if (rc != 0) {
         cpu_free(&c->b);

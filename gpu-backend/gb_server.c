@@ -4,6 +4,7 @@
 #include "ccgate/conn.h"
 #include "ccgate/err.h"
 #include "ccgate/http.h"
+#include "ccgate/httpmsg.h"
 #include "ccgate/log.h"
 #include "gb_backend.h"
 #include "gb_chat.h"
@@ -26,9 +27,22 @@
 struct pending {
     char method[16];
     char target[MAX_TARGET];
+    char rid[CG_REQUEST_ID_MAX + 1]; /* its valid x-request-id, or "" */
+    uint64_t start_ns;               /* when its head was read */
     int keep_alive;
     char *body;
     size_t body_len;
+};
+
+#define LOG_PATH_MAX 256
+
+/* The request being answered, for its access log line. */
+struct answering {
+    char method[16];
+    char path[LOG_PATH_MAX + 1]; /* no query string */
+    char rid[CG_REQUEST_ID_MAX + 1];
+    uint64_t start_ns, bytes_in, bytes_out;
+    int status; /* 0 until the answer's head is sent */
 };
 
 struct conn {
@@ -51,6 +65,7 @@ struct conn {
     /* the request being answered */
     int busy, keep_alive, input_done;
     struct gb_req *req;
+    struct answering ans;
     int stream, chat, include_usage, sent_role;
     char id[40];
     long long created;
@@ -180,6 +195,8 @@ static void send_json(struct conn *c, int status, json_t *json)
     memcpy(out, head, (size_t)hl);
     memcpy(out + hl, body, blen);
     free(body);
+    c->ans.status = status;
+    c->ans.bytes_out += blen;
     send_owned(c, out, (size_t)hl + blen);
 }
 
@@ -203,8 +220,40 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
     conn_close(c);
 }
 
+/* Begins the access record of request r. */
+static void ans_begin(struct conn *c, const struct pending *r)
+{
+    struct answering *a = &c->ans;
+    memset(a, 0, sizeof(*a));
+    snprintf(a->method, sizeof(a->method), "%s", r->method[0] != '\0' ? r->method : "-");
+    size_t pl = strcspn(r->target, "?");
+    if (pl == 0)
+        snprintf(a->path, sizeof(a->path), "-");
+    else
+        snprintf(a->path, sizeof(a->path), "%.*s", (int)(pl < LOG_PATH_MAX ? pl : LOG_PATH_MAX),
+                 r->target);
+    memcpy(a->rid, r->rid, sizeof(a->rid));
+    a->start_ns = r->start_ns != 0 ? r->start_ns : uv_hrtime();
+    a->bytes_in = r->body_len;
+}
+
+/* The access log line of the answer just finished (the fields of the client sidecar's). */
+static void ans_log(struct conn *c)
+{
+    struct answering *a = &c->ans;
+    if (!c->srv->o.access_log || a->status == 0)
+        return;
+    cg_logf(CG_LOG_INFO, "request", CG_LF_UINT("conn", c->conn.id), CG_LF_STR("method", a->method),
+            CG_LF_STR("path", a->path), CG_LF_INT("status", a->status),
+            CG_LF_UINT("bytes_in", a->bytes_in), CG_LF_UINT("bytes_out", a->bytes_out),
+            CG_LF_DBL("duration_ms", (double)(uv_hrtime() - a->start_ns) / 1e6),
+            CG_LF_STR("request_id", a->rid[0] != '\0' ? a->rid : "-"));
+    a->status = 0;
+}
+
 static void finish_response(struct conn *c)
 {
+    ans_log(c);
     c->busy = 0;
     if (gone(c))
         return;
@@ -248,6 +297,7 @@ static void send_chunk(struct conn *c, const char *data, size_t len)
     memcpy(b, hdr, hl);
     memcpy(b + hl, data, len);
     memcpy(b + hl + len, "\r\n", 2);
+    c->ans.bytes_out += len;
     send_owned(c, b, hl + len + 2);
 }
 
@@ -688,6 +738,7 @@ static void handle_generate(struct conn *c, const struct pending *r, int chat)
         char h[256];
         int n =
             snprintf(h, sizeof(h), "%s%s\r\n", head, c->keep_alive ? "" : "Connection: close\r\n");
+        c->ans.status = 200;
         send_copy(c, h, (size_t)n);
     }
 out:
@@ -754,6 +805,7 @@ static void serve_next(struct conn *c)
         c->qn--;
         c->busy = 1;
         c->keep_alive = r.keep_alive;
+        ans_begin(c, &r);
         handle(c, &r);
         pending_free(&r);
     }
@@ -772,6 +824,10 @@ static int on_head(void *arg, const struct cg_http_head *h)
     snprintf(c->cur.method, sizeof(c->cur.method), "%s", h->method);
     snprintf(c->cur.target, sizeof(c->cur.target), "%s", h->target);
     c->cur.keep_alive = h->keep_alive;
+    c->cur.start_ns = uv_hrtime();
+    const struct cg_http_header *rid = cg_http_head_get(h, "x-request-id");
+    if (rid != NULL && cg_httpmsg_request_id_valid(rid->value, rid->value_len))
+        snprintf(c->cur.rid, sizeof(c->cur.rid), "%.*s", (int)rid->value_len, rid->value);
     /* invite the body now, unless an answer is being written (it would interleave) or the
      * body is too large anyway */
     if (h->expect_continue && !c->busy && c->qn == 0 &&
@@ -915,6 +971,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         }
         c->busy = 1;
         c->keep_alive = 0;
+        ans_begin(c, &c->cur);
         send_error(c, status ? status : 400, NULL, NULL, "%s", cg_http_parser_reason(c->parser));
         return;
     }

@@ -23,6 +23,7 @@ struct gb_server_opts {
     int max_conns;
     uint64_t request_timeout_ms; /* a begun request must be complete by then; 0: 30 s */
     uint64_t idle_timeout_ms;    /* a connection without a request; 0: 300 s */
+    int access_log;              /* one info line per answered request */
     /* A sealed model (NULL name: a plain one): /health's "sealed", which the server sidecar
      * binds into its attestation claims. */
     const char *sealed_name;

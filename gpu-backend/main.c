@@ -203,6 +203,9 @@ static struct cg_opt serve_opts[] = {
     {"config", "FILE", "JSON config file (keys = these option names)", NULL, NULL, NULL},
     {"log-format", "text|json", "log line format", "text", NULL, NULL},
     {"log-level", "error|warn|info|debug", "lowest level logged", "info", NULL, NULL},
+    {"access-log", "on|off",
+     "one info line per request: method, path, status, duration_ms, request_id, ...", "on", NULL,
+     NULL},
     {"kbs", "URL", "key broker for a sealed --model (docs/model-protection.md)", NULL, NULL, NULL},
     {"kbs-resource", "REPO/TYPE/TAG", "the sealed model's key at the broker", NULL, NULL, NULL},
     {"kbs-ca", "FILE", "CA certificate(s) the broker's HTTPS certificate must chain to", NULL, NULL,
@@ -297,6 +300,7 @@ static int cmd_serve(int argc, char **argv)
     size_t max_body = num_opt("max-body-bytes", "max-body", 1024, 1UL << 30);
     uint64_t request_timeout = num_opt("request-timeout-s", "request-timeout", 1, 86400);
     uint64_t idle_timeout = num_opt("idle-timeout-s", "idle-timeout", 1, 86400);
+    int access_log = cg_opts_onoff_or_exit(cg_opts_get(serve_opts, N_OPTS, "access-log"));
     kbc.url = cg_opts_get(serve_opts, N_OPTS, "kbs")->value;
     kbc.resource = cg_opts_get(serve_opts, N_OPTS, "kbs-resource")->value;
     kbc.ca_file = cg_opts_get(serve_opts, N_OPTS, "kbs-ca")->value;
@@ -358,6 +362,7 @@ static int cmd_serve(int argc, char **argv)
                                 .max_conns = 1024,
                                 .request_timeout_ms = request_timeout * 1000,
                                 .idle_timeout_ms = idle_timeout * 1000,
+                                .access_log = access_log,
                                 .sealed_name = sealed.name[0] != '\0' ? sealed.name : NULL,
                                 .sealed_version = sealed.version,
                                 .sealed_sha256 = sealed_hex};

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages ccgate needs to build, test and run its demo.
+# Installs the Debian packages ccgate needs to build, test and run its demo, and the npm
+# packages the SDK tests use (tests/integration/sdk: the official OpenAI Node SDK, pinned in its
+# package-lock.json, into tests/integration/sdk/node_modules; tests then run offline).
 #   scripts/install-deps.sh [--bench] [--deploy]
-# --bench adds what bench/run.sh needs: the peer proxies, wrk, valgrind and taskset, and
-# node + npm for bench/llama-compare.
+# --bench adds what bench/run.sh needs: the peer proxies, wrk, valgrind and taskset (node and
+# npm, for bench/llama-compare too, are in the base set).
 # --deploy adds what make test-deploy and make demo-compose need: Docker (daemon, CLI,
 # docker-compose), mmdebstrap for the base image, lintian, PyYAML, Node.js and npm.
 # Only missing packages are installed; uses sudo when not root.
@@ -17,6 +19,10 @@ pkgs=(
     # tests that run in network namespaces of their own.
     prometheus iproute2 util-linux
 )
+# Node.js and npm for tests/integration/test_openai_sdk.sh (Debian 12's nodejs 18 will do),
+# unless the machine has them another way (NodeSource).
+command -v node >/dev/null || pkgs+=(nodejs)
+command -v npm >/dev/null || pkgs+=(npm)
 bench=0
 deploy=0
 for arg in "$@"; do
@@ -27,15 +33,11 @@ for arg in "$@"; do
         pkgs+=(stunnel4 haproxy nginx libnginx-mod-stream wrk valgrind util-linux strace procps)
         # bench/llama-compare runs llama.cpp through npm's node-llama-cpp (it needs Node >= 20;
         # Debian 12's nodejs is 18, so a newer node already on the machine is kept)
-        command -v node >/dev/null || pkgs+=(nodejs npm)
         ;;
     --deploy)
         deploy=1
         # apparmor: dockerd needs its parser where the kernel enforces AppArmor (Debian 12 does).
         pkgs+=(docker.io docker-compose apparmor mmdebstrap lintian python3-yaml)
-        # Node.js and npm from Debian, unless the machine has them another way (NodeSource).
-        command -v node >/dev/null || pkgs+=(nodejs)
-        command -v npm >/dev/null || pkgs+=(npm)
         ;;
     *)
         echo "install-deps: unknown option '$arg' (expected --bench or --deploy)" >&2
@@ -51,7 +53,20 @@ for p in "${pkgs[@]}"; do
     fi
 done
 
+# The SDK tests' npm packages, as the invoking user, exactly as package-lock.json pins them.
+# Without the registry this is a warning, not a failure: the build does not need them, and
+# test_openai_sdk.sh then fails saying what is missing.
+npm_deps() {
+    local dir
+    dir="$(cd "$(dirname "$0")/.." && pwd)/tests/integration/sdk"
+    [ -d "$dir/node_modules/openai" ] && return 0
+    echo "install-deps: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) ||
+        echo "install-deps: warning: npm ci failed; integration.test_openai_sdk will fail" >&2
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+    npm_deps
     exit 0
 fi
 
@@ -76,4 +91,5 @@ rc=0
 if [ $own_policy -eq 1 ]; then
     $sudo rm -f /usr/sbin/policy-rc.d
 fi
-exit $rc
+[ $rc -eq 0 ] || exit $rc
+npm_deps

@@ -12,6 +12,7 @@
 #include "ccgate/opts.h"
 #include "ccgate/signals.h"
 #include "ccgate/sim.h"
+#include "ccgate/token.h"
 #include "ccgate/tsm.h"
 #include "sp_attester.h"
 #include "sp_model.h"
@@ -41,6 +42,13 @@ static struct cg_opt opts[] = {
      "lowest level logged; info (production) has no line per request or connection", "info", NULL,
      NULL},
     {"mode", "http|tcp", "tunnel mode, offered as ALPN", "http", NULL, NULL},
+    {"tokens", "FILE",
+     "HTTP mode: only requests with a bearer token listed in FILE (`ccgate token hash`) reach "
+     "the upstream; SIGHUP reloads it",
+     NULL, NULL, NULL},
+    {"access-log", "on|off",
+     "HTTP mode: a line per request (info level): method, path, status, bytes, times", "on", NULL,
+     NULL},
     {"model-query-s", "N",
      "HTTP mode: seconds between asking the upstream's GET /health which sealed model it "
      "loaded, which the attestation claims then name; 0 = never",
@@ -79,6 +87,7 @@ struct app {
     struct cg_admin *admin;
     struct cg_signals sig;
     const char *tee;
+    const char *tokens_path;
 };
 
 /* The value of option name (start-up: a bad value ends the process with status 2). */
@@ -94,6 +103,27 @@ static int readyz(void *arg, struct cg_buf *out)
     }
     (void)cg_buf_printf(out, "ready\n");
     return 200;
+}
+
+/* The HTTP-mode request metrics: answers by status class, the latency histogram, refusals. */
+static void request_metrics(const struct sp_stats *s, struct cg_buf *out)
+{
+    (void)cg_buf_printf(out,
+                        "# HELP ccgate_server_requests_total Requests answered (by the upstream "
+                        "or by ccgate: 401, 502), by status class.\n"
+                        "# TYPE ccgate_server_requests_total counter\n");
+    for (int i = 1; i <= 5; i++)
+        (void)cg_buf_printf(out, "ccgate_server_requests_total{code=\"%dxx\"} %llu\n", i,
+                            (unsigned long long)s->requests[i]);
+    cg_hist_write(out, "ccgate_server_upstream_latency_seconds",
+                  "Time from a request's head to the upstream's response head.", &s->latency);
+    (void)cg_buf_printf(out, "# HELP ccgate_server_auth_failures_total Requests refused for their "
+                             "bearer token (--tokens), by reason.\n"
+                             "# TYPE ccgate_server_auth_failures_total counter\n");
+    for (int f = CG_TOKEN_MISSING; f <= CG_TOKEN_UNKNOWN; f++)
+        (void)cg_buf_printf(out, "ccgate_server_auth_failures_total{reason=\"%s\"} %llu\n",
+                            cg_token_fail_name((enum cg_token_fail)f),
+                            (unsigned long long)s->auth_failures[f]);
 }
 
 static int metrics(void *arg, struct cg_buf *out)
@@ -115,8 +145,8 @@ static int metrics(void *arg, struct cg_buf *out)
         "# HELP ccgate_server_upstream_failures_total Connections to the upstream that failed.\n"
         "# TYPE ccgate_server_upstream_failures_total counter\n"
         "ccgate_server_upstream_failures_total %llu\n"
-        "# HELP ccgate_server_bytes_total Bytes from and to client sidecars, added when a "
-        "connection closes.\n"
+        "# HELP ccgate_server_bytes_total Plaintext bytes from and to client sidecars, counted as "
+        "they move.\n"
         "# TYPE ccgate_server_bytes_total counter\n"
         "ccgate_server_bytes_total{direction=\"from_client\"} %llu\n"
         "ccgate_server_bytes_total{direction=\"to_client\"} %llu\n"
@@ -138,6 +168,8 @@ static int metrics(void *arg, struct cg_buf *out)
         (unsigned long long)s->bytes_from_client, (unsigned long long)s->bytes_to_client, a->tee,
         (unsigned long long)e->evidence_requests, a->tee, (unsigned long long)e->evidence_failures,
         (unsigned long long)e->nonce_handshakes, (long long)e->cert_iat);
+    if (!a->server.tcp_mode)
+        request_metrics(s, out);
     return 200;
 }
 
@@ -151,6 +183,28 @@ static void on_idle(struct sp_server *s)
     sp_model_query_close(a->model_query);
     a->model_query = NULL;
     cg_signals_close(&a->sig);
+}
+
+/* SIGHUP: reads the token file again; a bad file keeps the tokens in force (and says why). */
+static void on_reload(struct cg_signals *sg)
+{
+    struct app *a = sg->data;
+    if (a->tokens_path == NULL) {
+        cg_log_info("reload", "what=nothing");
+        return;
+    }
+    struct cg_tokens *t;
+    char err[512];
+    if (cg_tokens_load(a->tokens_path, &t, err, sizeof(err)) < 0) {
+        cg_logf(CG_LOG_ERROR, "tokens.reload_failed", CG_LF_STR("file", a->tokens_path),
+                CG_LF_STR("err", err), CG_LF_STR("kept", "the tokens loaded before"));
+        return;
+    }
+    /* Connections borrow the set only inside a check: the old one can go at once. */
+    cg_tokens_free(a->server.tokens);
+    a->server.tokens = t;
+    cg_logf(CG_LOG_INFO, "tokens.reloaded", CG_LF_STR("file", a->tokens_path),
+            CG_LF_UINT("tokens", cg_tokens_count(t)));
 }
 
 static void on_drain_deadline(struct cg_signals *sg)
@@ -233,6 +287,17 @@ int main(int argc, char **argv)
         srv->tcp_mode = 1;
     } else
         cg_fatal("--mode: expected http or tcp, got '%s'", opt("mode"));
+    /* TCP mode sees no requests */
+    srv->access_log =
+        cg_opts_onoff_or_exit(cg_opts_get(opts, N_OPTS, "access-log")) && !srv->tcp_mode;
+    a.tokens_path = opt("tokens");
+    if (a.tokens_path != NULL) {
+        if (srv->tcp_mode)
+            cg_fatal("--tokens: only with --mode http (TCP mode carries no requests to check; "
+                     "restrict the port instead)");
+        if (cg_tokens_load(a.tokens_path, &srv->tokens, err, sizeof(err)) < 0)
+            cg_fatal("--tokens %s: %s", a.tokens_path, err);
+    }
     unsigned long refresh = opt_uint("refresh-s", 10, 86400);
     unsigned long window = opt_uint("batch-window-ms", 0, 1000);
     unsigned long batch_max = opt_uint("batch-max", 1, 64);
@@ -286,6 +351,7 @@ int main(int argc, char **argv)
     a.sig.data = &a;
     a.sig.on_drain = on_drain;
     a.sig.on_deadline = on_drain_deadline;
+    a.sig.on_reload = on_reload;
     if (cg_signals_start(&a.sig, a.loop) < 0)
         cg_fatal("signal handlers: setup failed");
 
@@ -293,10 +359,12 @@ int main(int argc, char **argv)
         cg_log_warn("tee.sim", "INSECURE simulated TEE: for development and tests only");
     cg_logf(CG_LOG_INFO, "listening", CG_LF_STR("addr", srv->listen_addr.text),
             CG_LF_STR("upstream", srv->upstream.text), CG_LF_STR("tee", a.tee),
-            CG_LF_STR("mode", opt("mode")), CG_LF_STR("admin", opt("admin") ? opt("admin") : "-"));
+            CG_LF_STR("mode", opt("mode")), CG_LF_STR("admin", opt("admin") ? opt("admin") : "-"),
+            CG_LF_UINT("tokens", srv->tokens != NULL ? cg_tokens_count(srv->tokens) : 0));
 
     uv_run(a.loop, UV_RUN_DEFAULT);
     cg_tls_ctx_free(srv->tls);
+    cg_tokens_free(srv->tokens);
     sp_attester_free(a.attester);
     a.provider->free(a.provider);
     (void)uv_loop_close(a.loop);

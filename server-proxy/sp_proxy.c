@@ -8,44 +8,13 @@
 #include "ccgate/httpmsg.h"
 #include "ccgate/log.h"
 #include "ccgate/stream.h"
+#include "sp_conn.h"
 
-#define TRACK_MAX 64         /* pipelined requests followed; more turns tracking off */
 #define LINGER_MS 5000       /* after a 502 or a graceful end: wait this long for the client */
 #define STOP_GRACE_MS 1000   /* stopping: how long an idle connection still takes a request */
 #define HELD_MAX (64 * 1024) /* stopping: most bytes of a response head held to annotate */
-#define EARLY_MAX (CG_STREAM_HIGH_WATER + 64 * 1024)
 
-/* What the connection's one timer means now. */
-enum sp_phase {
-    PH_HANDSHAKE,  /* the client's TLS handshake */
-    PH_CONNECTING, /* connecting to the upstream */
-    PH_RELAY,      /* relaying; the timer is the idle timeout */
-    PH_GRACE,      /* stopping, idle: a request may still arrive */
-    PH_LINGER,     /* a 502 sent or close_notify sent: waiting for the client to close */
-};
-
-struct sp_conn {
-    struct cg_conn conn;
-    struct sp_server *srv;
-    struct cg_stream down; /* RA-TLS towards the client sidecar: legs[0] */
-    struct cg_stream up;   /* plain towards the upstream: legs[1] once initialized */
-    struct sp_waiter waiter;
-    struct cg_buf early; /* client bytes that arrived before the upstream connected */
-    /* HTTP mode: the bytes pass untouched, but parsers follow the message boundaries so that
-     * a stop can end a connection between messages (the client pools them). */
-    struct cg_http_parser *reqp, *respp;
-    uint8_t is_head[TRACK_MAX]; /* per request awaiting its response: was it HEAD */
-    size_t track_head, track_len;
-    int tracking; /* boundaries known; 0 after an upgrade, a parse error or an overflow */
-    int resp_status;
-    struct cg_buf held; /* stopping: a response head held until complete (Connection: close) */
-    size_t held_scan;   /* where the search for the head's end resumes */
-    enum sp_phase phase;
-    unsigned up_inited : 1, up_connected : 1, up_dead : 1, announced : 1, answered_since_stop : 1,
-        grace_over : 1;
-};
-
-static void conn_close(struct sp_conn *c, int err, const char *reason)
+void sp_conn_close(struct sp_conn *c, int err, const char *reason)
 {
     cg_conn_close(&c->conn, err, reason);
 }
@@ -64,97 +33,14 @@ static struct cg_stream *peer_of(struct sp_conn *c, struct cg_stream *s)
 static void maybe_done(struct sp_conn *c)
 {
     if (c->down.eof && c->up.eof && c->down.queued == 0 && c->up.queued == 0)
-        conn_close(c, 0, "done");
-}
-
-/* ---- message boundaries (HTTP mode) ---- */
-
-static void track_arm_head(struct sp_conn *c)
-{
-    if (c->track_len > 0 && c->is_head[c->track_head])
-        cg_http_parser_expect_head_response(c->respp);
-}
-
-static int track_req_head(void *arg, const struct cg_http_head *h)
-{
-    struct sp_conn *c = arg;
-    if (c->track_len == TRACK_MAX || h->upgrade) {
-        c->tracking = 0;
-        return 0;
-    }
-    c->is_head[(c->track_head + c->track_len) % TRACK_MAX] = strcmp(h->method, "HEAD") == 0;
-    if (++c->track_len == 1 && !cg_http_parser_in_message(c->respp))
-        track_arm_head(c);
-    return 0;
-}
-
-static int track_resp_complete(void *arg)
-{
-    struct sp_conn *c = arg;
-    if (c->resp_status < 200)
-        return 0; /* the final answer follows */
-    if (c->track_len == 0) {
-        c->tracking = 0; /* an answer nobody asked for */
-        return 0;
-    }
-    c->track_head = (c->track_head + 1) % TRACK_MAX;
-    c->track_len--;
-    track_arm_head(c);
-    if (c->srv->stopping)
-        c->answered_since_stop = 1;
-    return 0;
-}
-
-static int track_resp_head(void *arg, const struct cg_http_head *h)
-{
-    struct sp_conn *c = arg;
-    c->resp_status = h->status;
-    if (h->status == 101)
-        c->tracking = 0;
-    return 0;
-}
-
-static int track_body(void *arg, const uint8_t *data, size_t len)
-{
-    (void)arg;
-    (void)data;
-    (void)len;
-    return 0;
-}
-
-static int track_nop(void *arg)
-{
-    (void)arg;
-    return 0;
-}
-
-static const struct cg_http_callbacks track_req_cb = {track_req_head, track_body, track_nop};
-static const struct cg_http_callbacks track_resp_cb = {track_resp_head, track_body,
-                                                       track_resp_complete};
-
-static void track(struct sp_conn *c, struct cg_stream *from, const uint8_t *data, size_t len)
-{
-    if (!c->tracking)
-        return;
-    struct cg_http_parser *p = from == &c->down ? c->reqp : c->respp;
-    long n = cg_http_parser_feed(p, data, len);
-    if (n < 0 || (size_t)n < len)
-        c->tracking = 0;
-}
-
-/* Between messages: every request answered, nothing half-parsed, nothing queued or held. */
-static int between_messages(const struct sp_conn *c)
-{
-    return c->tracking && c->track_len == 0 && !cg_http_parser_in_message(c->reqp) &&
-           !cg_http_parser_in_message(c->respp) && c->down.queued == 0 && c->held.len == 0 &&
-           (!c->up_inited || c->up.queued == 0);
+        sp_conn_close(c, 0, "done");
 }
 
 /* ---- graceful stop ---- */
 
 /* Ends the connection cleanly: close_notify and FIN to the client (which then closes), FIN to
  * the upstream; the client's close (or the linger timer) closes. */
-static void end_gracefully(struct sp_conn *c)
+void sp_end_gracefully(struct sp_conn *c)
 {
     if (c->phase == PH_LINGER)
         return;
@@ -169,8 +55,8 @@ static void end_gracefully(struct sp_conn *c)
 static void maybe_stop(struct sp_conn *c)
 {
     if (c->srv->stopping && c->up_connected && (c->answered_since_stop || c->grace_over) &&
-        between_messages(c))
-        end_gracefully(c);
+        sp_msg_between(c))
+        sp_end_gracefully(c);
 }
 
 /* Where the response head in held ends (after its blank line), or 0 while incomplete. */
@@ -257,38 +143,89 @@ static int relay_announcing(struct sp_conn *c, const uint8_t *data, size_t len)
 
 /* ---- relaying ---- */
 
+/* Adds what the client leg moved since the last call to the server's byte counters. */
+static void count_bytes(struct sp_conn *c)
+{
+    c->srv->stats.bytes_from_client += c->down.bytes_in - c->acct_in;
+    c->srv->stats.bytes_to_client += c->down.bytes_out - c->acct_out;
+    c->acct_in = c->down.bytes_in;
+    c->acct_out = c->down.bytes_out;
+}
+
+static void from_client(struct sp_conn *c, const uint8_t *data, size_t len)
+{
+    if (!sp_msg_from_client(c, data, len)) {
+        if (!c->up_connected) {
+            if (cg_buf_append(&c->early, data, len) < 0) {
+                sp_conn_close(c, UV_ENOBUFS, "early_data_overflow");
+                return;
+            }
+        } else {
+            int rc = cg_stream_write(&c->up, data, len);
+            if (rc < 0) {
+                sp_conn_close(c, rc, "write_failed");
+                return;
+            }
+        }
+    }
+    if (!cg_conn_live(&c->conn))
+        return;
+    if (!c->up_connected) {
+        if (c->early.len >= CG_STREAM_HIGH_WATER)
+            cg_stream_read_stop(&c->down);
+        return;
+    }
+    if (c->up.queued >= CG_STREAM_HIGH_WATER)
+        cg_stream_read_stop(&c->down);
+    maybe_stop(c);
+}
+
+static void from_upstream(struct sp_conn *c, const uint8_t *data, size_t len)
+{
+    int announce = c->srv->stopping && !c->announced && c->tracking &&
+                   (c->held.len > 0 || !cg_http_parser_in_message(c->respp));
+    sp_msg_track_response(c, data, len);
+    int rc = announce ? relay_announcing(c, data, len) : cg_stream_write(&c->down, data, len);
+    if (rc < 0) {
+        sp_conn_close(c, rc, "write_failed");
+        return;
+    }
+    if (c->down.queued >= CG_STREAM_HIGH_WATER)
+        cg_stream_read_stop(&c->up);
+    if (c->gated) {
+        if (!c->tracking && !c->tunnel) {
+            /* Access control needs the boundaries: an upstream answering out of turn or in
+             * broken HTTP ends the connection. */
+            sp_conn_close(c, CG_EHTTP, "upstream_http_error");
+            return;
+        }
+        if (c->upgrade_refused && c->track_len == 0) {
+            sp_end_gracefully(c); /* an Upgrade answered without 101: no request may follow */
+            return;
+        }
+        sp_msg_unblock(c);
+    }
+    maybe_stop(c);
+}
+
 static void on_read(struct cg_stream *s, const uint8_t *data, size_t len)
 {
     struct sp_conn *c = s->data;
     if (c->up_connected && c->phase == PH_RELAY)
         arm(c, PH_RELAY, c->srv->idle_timeout_ms);
-    if (s == &c->down && !c->up_connected) {
-        track(c, s, data, len);
-        if (cg_buf_append(&c->early, data, len) < 0)
-            conn_close(c, UV_ENOBUFS, "early_data_overflow");
-        else if (c->early.len >= CG_STREAM_HIGH_WATER)
-            cg_stream_read_stop(s);
-        return;
-    }
-    struct cg_stream *peer = peer_of(c, s);
-    int announce = s == &c->up && c->srv->stopping && !c->announced && c->tracking &&
-                   (c->held.len > 0 || !cg_http_parser_in_message(c->respp));
-    track(c, s, data, len);
-    int rc = announce ? relay_announcing(c, data, len) : cg_stream_write(peer, data, len);
-    if (rc < 0) {
-        conn_close(c, rc, "write_failed");
-        return;
-    }
-    if (peer->queued >= CG_STREAM_HIGH_WATER)
-        cg_stream_read_stop(s);
-    maybe_stop(c);
+    if (s == &c->down)
+        from_client(c, data, len);
+    else
+        from_upstream(c, data, len);
+    count_bytes(c);
 }
 
 static void on_drain(struct cg_stream *s)
 {
     struct sp_conn *c = s->data;
     struct cg_stream *peer = peer_of(c, s);
-    if (!peer->eof && (peer != &c->up || c->up_connected))
+    if (!peer->eof && (peer != &c->up || c->up_connected) &&
+        (peer != &c->down || (!sp_msg_blocked(c) && c->pending.len == 0)))
         (void)cg_stream_read_start(peer);
     maybe_stop(c);
     maybe_done(c);
@@ -299,11 +236,11 @@ static void on_eof(struct cg_stream *s)
     struct sp_conn *c = s->data;
     struct cg_stream *peer = peer_of(c, s);
     if (s == &c->down && c->phase == PH_LINGER) {
-        conn_close(c, 0, c->up_dead ? "upstream_unreachable" : "shutdown");
+        sp_conn_close(c, 0, c->up_dead ? "upstream_unreachable" : "shutdown");
         return;
     }
-    if (peer == &c->up && !c->up_connected)
-        return; /* shut down once connected */
+    if (peer == &c->up && (!c->up_connected || sp_msg_blocked(c) || c->pending.len > 0))
+        return; /* shut down once connected (on_up_connect) or unblocked (req_unblock) */
     (void)cg_stream_shutdown(peer);
     maybe_done(c);
 }
@@ -314,13 +251,13 @@ static void on_error(struct cg_stream *s, int err)
     if (c->phase == PH_LINGER) {
         /* Ended on our side already: how the client or the upstream goes does not matter
          * (many clients close without close_notify once they saw ours). */
-        conn_close(c, err, c->up_dead ? "upstream_unreachable" : "shutdown");
+        sp_conn_close(c, err, c->up_dead ? "upstream_unreachable" : "shutdown");
         return;
     }
     if (s == &c->up)
-        conn_close(c, err, "upstream_error");
+        sp_conn_close(c, err, "upstream_error");
     else
-        conn_close(c, err, err == CG_ETLS ? "client_tls_error_or_truncation" : "client_error");
+        sp_conn_close(c, err, err == CG_ETLS ? "client_tls_error_or_truncation" : "client_error");
 }
 
 /* The upstream cannot be reached (error or connect timeout): HTTP mode answers 502 JSON, TCP
@@ -332,6 +269,8 @@ static void upstream_failed(struct sp_conn *c, int status)
         c->up_inited = 0;
     }
     c->srv->stats.upstream_failures++;
+    if (!c->srv->tcp_mode)
+        sp_msg_count_status(c->srv, 502);
     cg_logf(CG_LOG_WARN, "upstream.connect", CG_LF_UINT("id", c->conn.id),
             CG_LF_STR("upstream", c->srv->upstream.text), CG_LF_STR("err", cg_strerror(status)));
     if (!c->srv->tcp_mode) {
@@ -345,6 +284,7 @@ static void upstream_failed(struct sp_conn *c, int status)
     /* TCP mode has no way to say why: close_notify alone. */
     (void)cg_stream_shutdown(&c->down);
     c->up_dead = 1;
+    count_bytes(c);
     arm(c, PH_LINGER, LINGER_MS);
 }
 
@@ -358,11 +298,13 @@ static void on_up_connect(struct cg_stream *s, int status)
     c->up_connected = 1;
     arm(c, PH_RELAY, c->srv->idle_timeout_ms);
     if (c->early.len > 0 && cg_stream_write(&c->up, c->early.data, c->early.len) < 0) {
-        conn_close(c, UV_EPIPE, "write_failed");
+        sp_conn_close(c, UV_EPIPE, "write_failed");
         return;
     }
     cg_buf_free(&c->early);
-    if (c->down.eof)
+    if (sp_msg_blocked(c) || c->pending.len > 0)
+        ; /* reading resumes in req_unblock */
+    else if (c->down.eof)
         (void)cg_stream_shutdown(&c->up);
     else
         (void)cg_stream_read_start(&c->down);
@@ -399,7 +341,7 @@ static void on_handshake(struct cg_stream *s, int status)
         if (v != NULL && v->check[0] != '\0')
             cg_logf(CG_LOG_INFO, "handshake.failed", CG_LF_UINT("id", c->conn.id),
                     CG_LF_STR("check", v->check), CG_LF_STR("actual", v->actual));
-        conn_close(c, status, "handshake_failed");
+        sp_conn_close(c, status, "handshake_failed");
         return;
     }
     int rc = cg_stream_init(&c->up, c->srv->loop, c->srv->upstream.is_unix, &up_cb, c);
@@ -422,7 +364,7 @@ static void on_cert_ready(struct sp_waiter *w, int status)
         return;
     if (status < 0) {
         c->srv->stats.handshake_failures++;
-        conn_close(c, status, "evidence_failed");
+        sp_conn_close(c, status, "evidence_failed");
         return;
     }
     cg_stream_handshake(&c->down);
@@ -436,13 +378,13 @@ static void on_timeout(struct cg_conn *conn)
     switch (c->phase) {
     case PH_HANDSHAKE:
         c->srv->stats.handshake_failures++;
-        conn_close(c, UV_ETIMEDOUT, "handshake_timeout");
+        sp_conn_close(c, UV_ETIMEDOUT, "handshake_timeout");
         break;
     case PH_CONNECTING:
         upstream_failed(c, UV_ETIMEDOUT);
         break;
     case PH_RELAY:
-        conn_close(c, UV_ETIMEDOUT, "idle_timeout");
+        sp_conn_close(c, UV_ETIMEDOUT, "idle_timeout");
         break;
     case PH_GRACE:
         c->grace_over = 1;
@@ -450,7 +392,7 @@ static void on_timeout(struct cg_conn *conn)
         maybe_stop(c);
         break;
     case PH_LINGER:
-        conn_close(c, 0, c->up_dead ? "upstream_unreachable" : "shutdown");
+        sp_conn_close(c, 0, c->up_dead ? "upstream_unreachable" : "shutdown");
         break;
     }
 }
@@ -459,7 +401,7 @@ static void on_stop(struct cg_conn *conn)
 {
     struct sp_conn *c = conn->data;
     /* Handshaking or connecting: the grace starts once connected (on_up_connect). */
-    if (c->phase == PH_RELAY && between_messages(c))
+    if (c->phase == PH_RELAY && sp_msg_between(c))
         arm(c, PH_GRACE, STOP_GRACE_MS);
 }
 
@@ -467,8 +409,7 @@ static void on_close(struct cg_conn *conn)
 {
     struct sp_conn *c = conn->data;
     struct sp_server *srv = c->srv;
-    srv->stats.bytes_from_client += c->down.bytes_in;
-    srv->stats.bytes_to_client += c->down.bytes_out;
+    count_bytes(c);
     srv->stats.conns_active--;
     sp_attester_cancel(&c->waiter);
 }
@@ -476,8 +417,7 @@ static void on_close(struct cg_conn *conn)
 static void on_free(struct cg_conn *conn)
 {
     struct sp_conn *c = conn->data;
-    cg_http_parser_free(c->reqp);
-    cg_http_parser_free(c->respp);
+    sp_msg_free(c);
     cg_buf_free(&c->early);
     cg_buf_free(&c->held);
     free(c);
@@ -507,25 +447,21 @@ static void on_accept(struct cg_conns *set, uv_stream_t *listener)
     c->waiter.ready = on_cert_ready;
     int rc = cg_conn_accept(&c->conn, &c->down, listener, &down_cb);
     if (rc < 0) {
-        conn_close(c, rc, "accept_failed");
+        sp_conn_close(c, rc, "accept_failed");
         return;
     }
     if (cg_conns_full(set)) {
-        conn_close(c, UV_EBUSY, "too_many_connections");
+        sp_conn_close(c, UV_EBUSY, "too_many_connections");
         return;
     }
-    if (!srv->tcp_mode) {
-        /* Generous limits: the client sidecar enforces the real ones; these only follow (a
-         * message past them turns tracking off, it is not refused). */
-        struct cg_http_limits lim = {.max_header_bytes = 1024 * 1024,
-                                     .max_headers = CG_HTTP_MAX_HEADERS_CAP};
-        c->tracking = cg_http_parser_new(CG_HTTP_REQUEST, &lim, &track_req_cb, c, &c->reqp) == 0 &&
-                      cg_http_parser_new(CG_HTTP_RESPONSE, &lim, &track_resp_cb, c, &c->respp) == 0;
+    if (!srv->tcp_mode && sp_msg_init(c) < 0) {
+        sp_conn_close(c, UV_ENOMEM, "out_of_memory");
+        return;
     }
     struct cg_tls *t = NULL;
     rc = cg_tls_new(srv->tls, 0, &t);
     if (rc < 0) {
-        conn_close(c, rc, "tls_init_failed");
+        sp_conn_close(c, rc, "tls_init_failed");
         return;
     }
     cg_tls_set_data(t, &c->waiter);
@@ -534,7 +470,7 @@ static void on_accept(struct cg_conns *set, uv_stream_t *listener)
     arm(c, PH_HANDSHAKE, srv->handshake_timeout_ms);
     rc = cg_stream_read_start(&c->down);
     if (rc < 0)
-        conn_close(c, rc, "read_failed");
+        sp_conn_close(c, rc, "read_failed");
 }
 
 static const struct cg_conn_ops conn_ops = {

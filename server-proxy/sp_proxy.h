@@ -5,8 +5,10 @@
 #include <uv.h>
 
 #include "ccgate/addr.h"
+#include "ccgate/admin.h"
 #include "ccgate/conn.h"
 #include "ccgate/tls.h"
+#include "ccgate/token.h"
 #include "sp_attester.h"
 
 struct sp_conn;
@@ -16,8 +18,12 @@ struct sp_stats {
     uint64_t conns_active;
     uint64_t handshake_failures;
     uint64_t upstream_failures;
-    uint64_t bytes_from_client;
+    uint64_t bytes_from_client; /* updated as bytes move */
     uint64_t bytes_to_client;
+    /* HTTP mode */
+    uint64_t requests[6];   /* answered, by status class: [1] 1xx ... [5] 5xx ([0] unused) */
+    struct cg_hist latency; /* request head -> the upstream's response head */
+    uint64_t auth_failures[CG_TOKEN_UNKNOWN + 1]; /* by enum cg_token_fail */
 };
 
 /*
@@ -31,6 +37,11 @@ struct sp_stats {
  * the connection closes at the end of that response. A connection idle at the stop stays
  * open a short grace (a request already on its way is answered, with "Connection: close"),
  * then closes between messages. The drain deadline (sp_server_abort) ends the rest.
+ *
+ * Access control (HTTP mode, tokens set): each request head is held until complete; one with
+ * a listed `Authorization: Bearer` token is forwarded without its Authorization header, any
+ * other is answered 401 here (after the responses to earlier requests; the connection stays
+ * open when the request's framing allows it) and never reaches the upstream.
  */
 struct sp_server {
     uv_loop_t *loop;
@@ -43,6 +54,9 @@ struct sp_server {
     unsigned idle_timeout_ms;             /* no byte either way for this long: close */
     unsigned max_conns;
     int tcp_mode; /* no HTTP answer of our own on the wire (ALPN ccgate-tcp) */
+    /* HTTP mode, optional: requests need a listed bearer token (owned; swapped on reload) */
+    struct cg_tokens *tokens;
+    int access_log; /* a log line per request */
     struct cg_conns set;
     int stopping;
     void (*on_idle)(struct sp_server *s); /* stopping and the last connection closed */

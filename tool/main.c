@@ -10,6 +10,7 @@
 #include "tl_audit.h"
 #include "tl_health.h"
 #include "tl_seal.h"
+#include "tl_token.h"
 #include "tl_tool.h"
 #include "tl_verify_gpu.h"
 #include "tl_verify_snp.h"
@@ -45,6 +46,8 @@ static const char usage[] =
     "                                    1 with the first bad line\n"
     "  health URL [--timeout-ms N]       GET http://HOST:PORT/PATH; exit 0 on a 2xx status,\n"
     "                                    1 otherwise (container HEALTHCHECKs, probes)\n"
+    "  token hash [--name NAME] < TOKEN  print the ccgate-server --tokens entry (a SHA-256\n"
+    "                                    digest) for a bearer token read from stdin\n"
     "  --help, --version\n"
     "\n"
     "`ccgate COMMAND --help` (e.g. `ccgate verify snp --help`) describes one command.\n";
@@ -154,6 +157,8 @@ int main(int argc, char **argv)
         return tl_tool_evidence_inspect(argc, argv);
     if (strcmp(cmd, "health") == 0)
         return tl_health_main(argc, argv);
+    if (strcmp(cmd, "token") == 0)
+        return tl_token_main(argc, argv);
     if (strcmp(cmd, "seal") == 0)
         return tl_seal_main(argc, argv);
     if (strcmp(cmd, "unseal") == 0)

@@ -4,13 +4,15 @@
 #   2. writes each model once (gb-gen --write = `ccgate-worker gen-model`: random weights,
 #      real shapes);
 #   3. per model and type, runs llama.cpp (llama.mjs) and the worker (gb-gen) alternately,
-#      REPS times each: the same prompt of PROMPT token ids, GEN greedy tokens;
+#      REPS times each: the same prompt of PROMPT token ids, GEN greedy tokens (16 by default,
+#      a few minutes in all here; --full: 64, for the agreement of longer generations);
 #   4. prints medians, the load average seen with each run, greedy-token agreement, and
 #        RATIO worker_cpu_decode_vs_llamacpp <v> model=NAME type=TYPE
 #        RATIO worker_cpu_prefill_vs_llamacpp <v> model=NAME type=TYPE
 #      (worker tok/s over llama.cpp tok/s), or the worker_gpu_decode_b1 line with --device cuda.
 # Usage: bench/llama-compare/run.sh [--models "small tinyllama-1.1b"] [--types "f16 q8_0 q4_0"]
-#          [--reps 3] [--prompt 128] [--gen 64] [--threads 2] [--device cpu|cuda] [--out FILE]
+#          [--reps 3] [--prompt 128] [--gen 16] [--full] [--threads 2] [--device cpu|cuda]
+#          [--out FILE]
 # Env: BIN (default build/release/bin), WORK (default build/llama-compare).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,7 +20,7 @@ BIN=${BIN:-build/release/bin}
 WORK=${WORK:-build/llama-compare}
 MODELS="small tinyllama-1.1b"
 TYPES="f16 q8_0 q4_0"
-REPS=3 PROMPT=128 GEN=64 THREADS=2 DEVICE=cpu OUT=
+REPS=3 PROMPT=128 GEN=16 THREADS=2 DEVICE=cpu OUT=
 while [ $# -gt 0 ]; do
     case "$1" in
     --models) MODELS=$2; shift 2 ;;
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
     --reps) REPS=$2; shift 2 ;;
     --prompt) PROMPT=$2; shift 2 ;;
     --gen) GEN=$2; shift 2 ;;
+    --full) GEN=64; shift ;;
     --threads) THREADS=$2; shift 2 ;;
     --device) DEVICE=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;

@@ -233,16 +233,77 @@ static void put_logfmt_fields(struct line *l, const char *msg)
     }
 }
 
+/* Writes v in decimal into out (room for 21 bytes); returns the length. */
+static size_t fmt_u64(char *out, unsigned long long v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+static void fmt_i64(char *out, long long v)
+{
+    if (v < 0) {
+        out[0] = '-';
+        (void)fmt_u64(out + 1, 0ULL - (unsigned long long)v);
+    } else {
+        (void)fmt_u64(out, (unsigned long long)v);
+    }
+}
+
+/* "%.3f" of d (out: 64 bytes): by hand for the values logs hold, which per-request lines made
+ * worth it; snprintf for the rest (NaN, infinities, 1e15 and beyond). */
+static void fmt_3f(char *out, double d)
+{
+    if (!(d > -1e15 && d < 1e15)) {
+        snprintf(out, 64, "%.3f", d);
+        return;
+    }
+    char *p = out;
+    if (d < 0) {
+        *p++ = '-';
+        d = -d;
+    }
+    unsigned long long m = (unsigned long long)(d * 1000 + 0.5);
+    p += fmt_u64(p, m / 1000);
+    p[0] = '.';
+    p[1] = (char)('0' + m / 100 % 10);
+    p[2] = (char)('0' + m / 10 % 10);
+    p[3] = (char)('0' + m % 10);
+    p[4] = '\0';
+}
+
 /* The line's start: time, level, program and event, in the format of the moment. */
 static void put_head(struct line *l, enum cg_log_level level, const char *event)
 {
+    /* The date and second change once a second: each thread formats them once per second. */
+    static _Thread_local time_t sec = -1;
+    static _Thread_local char sec_text[32];
+    static _Thread_local size_t sec_len;
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
+    if (ts.tv_sec != sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        sec_len = strftime(sec_text, sizeof(sec_text), "%Y-%m-%dT%H:%M:%S", &tm);
+        sec = ts.tv_sec;
+    }
     char when[40];
-    size_t w = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + w, sizeof(when) - w, ".%03ldZ", ts.tv_nsec / 1000000);
+    long ms = ts.tv_nsec / 1000000;
+    memcpy(when, sec_text, sec_len);
+    when[sec_len] = '.';
+    when[sec_len + 1] = (char)('0' + ms / 100);
+    when[sec_len + 2] = (char)('0' + ms / 10 % 10);
+    when[sec_len + 3] = (char)('0' + ms % 10);
+    when[sec_len + 4] = 'Z';
+    when[sec_len + 5] = '\0';
     if (log_format == CG_LOG_JSON) {
         puts_(l, "{\"ts\":\"");
         puts_(l, when);
@@ -322,11 +383,11 @@ void cg_log_fields(enum cg_log_level level, const char *event, const struct cg_l
         char num[64];
         num[0] = '\0';
         if (f[i].type == CG_LOG_INT)
-            snprintf(num, sizeof(num), "%lld", f[i].i);
+            fmt_i64(num, f[i].i);
         else if (f[i].type == CG_LOG_UINT)
-            snprintf(num, sizeof(num), "%llu", f[i].u);
+            (void)fmt_u64(num, f[i].u);
         else if (f[i].type == CG_LOG_DBL)
-            snprintf(num, sizeof(num), "%.3f", f[i].d);
+            fmt_3f(num, f[i].d);
         const char *str = f[i].s != NULL ? f[i].s : "";
         if (log_format == CG_LOG_JSON) {
             put(&l, ",", 1);

@@ -335,6 +335,16 @@ unsigned long cg_opts_uint_or_exit(const struct cg_opt *o, unsigned long min, un
     return v;
 }
 
+int cg_opts_onoff_or_exit(const struct cg_opt *o)
+{
+    const char *v = o->value != NULL ? o->value : "";
+    if (strcmp(v, "on") == 0)
+        return 1;
+    if (strcmp(v, "off") != 0)
+        cg_fatal("--%s: expected on or off, got '%s'", o->name, v);
+    return 0;
+}
+
 /*
  * CCGATE_* variables that name no option of this binary: a warning each, not an error,
  * because one environment (a compose file, a shell profile) is often shared by the

@@ -1,5 +1,6 @@
 #include "ccgate/admin.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,4 +203,32 @@ void cg_admin_close(struct cg_admin *ad)
 {
     if (ad != NULL)
         cg_conns_abort(&ad->set, "shutdown");
+}
+
+const double cg_hist_bounds[CG_HIST_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, HUGE_VAL};
+
+void cg_hist_observe(struct cg_hist *h, double seconds)
+{
+    size_t i = 0;
+    while (i + 1 < CG_HIST_BUCKETS && seconds > cg_hist_bounds[i])
+        i++;
+    h->counts[i]++;
+    h->count++;
+    h->sum += seconds;
+}
+
+void cg_hist_write(struct cg_buf *out, const char *name, const char *help, const struct cg_hist *h)
+{
+    (void)cg_buf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    unsigned long long cum = 0;
+    for (size_t i = 0; i < CG_HIST_BUCKETS; i++) {
+        cum += h->counts[i];
+        if (i + 1 == CG_HIST_BUCKETS)
+            (void)cg_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, cum);
+        else
+            (void)cg_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, cg_hist_bounds[i], cum);
+    }
+    (void)cg_buf_printf(out, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name,
+                        (unsigned long long)h->count);
 }

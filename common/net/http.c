@@ -79,6 +79,8 @@ struct cg_http_parser {
     int closed; /* a message ended the connection: later bytes are ignored */
     int finished;
     int err; /* 0 while alive; the error every later call returns */
+    int pause_req; /* cg_http_parser_pause() from a callback: stop after it */
+    int resumable; /* the last feed stopped after a callback: the next one goes on */
     int status;
     char reason[96];
 };
@@ -541,7 +543,15 @@ static int on_headers_complete(llhttp_t *ll)
     }
 out:
     free(h);
-    return rc != 0 ? cb_result(rc) : skip;
+    if (rc != 0)
+        return cb_result(rc);
+    if (p->pause_req) {
+        /* The pause skips llhttp's handling of our return value: say "no body" by its flag. */
+        if (skip)
+            ll->flags |= F_SKIPBODY;
+        return HPE_PAUSED;
+    }
+    return skip;
 }
 
 static int on_body(llhttp_t *ll, const char *at, size_t len)
@@ -581,7 +591,7 @@ static int on_message_complete(llhttp_t *ll)
         if (rc != 0)
             return cb_result(fail(p, rc, 400, "aborted by on_complete"));
     }
-    return 0;
+    return p->pause_req ? HPE_PAUSED : 0;
 }
 
 static const llhttp_settings_t settings = {
@@ -649,10 +659,12 @@ long cg_http_parser_feed(struct cg_http_parser *p, const uint8_t *data, size_t l
         return (long)len;
     if (p->finished)
         return fail(p, CG_EHTTP, 400, "data after end of stream");
-    if (len == 0)
+    if (len == 0 && !p->resumable)
         return 0;
 
-    const char *d = (const char *)data;
+    static const char none[1];
+    const char *d = len > 0 ? (const char *)data : none;
+    p->resumable = 0;
     p->feed_data = d;
     p->feed_end = d + len;
     p->gap_from = d;
@@ -666,6 +678,12 @@ long cg_http_parser_feed(struct cg_http_parser *p, const uint8_t *data, size_t l
     switch (e) {
     case HPE_OK:
         break;
+    case HPE_PAUSED:
+        /* Stopped after on_head (the head's blank line consumed) or on_complete. */
+        p->pause_req = 0;
+        p->resumable = 1;
+        llhttp_resume(&p->ll);
+        return (long)(llhttp_get_error_pos(&p->ll) - d);
     case HPE_PAUSED_UPGRADE:
         p->upgraded = 1;
         return (long)(llhttp_get_error_pos(&p->ll) - d);
@@ -723,6 +741,11 @@ int cg_http_parser_finish(struct cg_http_parser *p)
     return 0;
 }
 
+void cg_http_parser_pause(struct cg_http_parser *p)
+{
+    p->pause_req = 1;
+}
+
 void cg_http_parser_expect_head_response(struct cg_http_parser *p)
 {
     p->expect_head = 1;
@@ -731,6 +754,15 @@ void cg_http_parser_expect_head_response(struct cg_http_parser *p)
 int cg_http_parser_in_message(const struct cg_http_parser *p)
 {
     return p->phase != PHASE_IDLE && !p->upgraded;
+}
+
+const char *cg_http_parser_target(const struct cg_http_parser *p)
+{
+    /* The target is complete once the NUL after it was stored. */
+    if (p->type != CG_HTTP_REQUEST || p->phase == PHASE_IDLE || p->buf == NULL ||
+        p->start_len == 0 || p->buf_len <= p->start_off + p->start_len)
+        return NULL;
+    return p->buf + p->start_off;
 }
 
 int cg_http_parser_status(const struct cg_http_parser *p)

@@ -4,7 +4,9 @@
  * forwarder (client-proxy/cp_fwd.c: the head rewritten, bodies passed through or
  * re-chunked).
  * The next hop's parser must then see exactly the same messages: same count, same start
- * lines, same bodies. A difference is a desync between hops, i.e. request smuggling.
+ * lines, same bodies. A difference is a desync between hops, i.e. request smuggling. Each head
+ * goes on with a request id (the message's own x-request-id when the forwarder takes it, else
+ * one made here) and the next hop must see exactly one x-request-id, that one.
  * First input byte: bit 0 response stream, bit 1 feed in small pieces, bit 2 the first
  * response answers HEAD, bit 3 tight limits. The rest is the stream.
  */
@@ -12,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ccgate/err.h"
 #include "ccgate/http.h"
@@ -27,6 +30,8 @@ struct msg {
     uint64_t line_hash; /* method and target, or status */
     uint64_t body_hash;
     uint64_t body_len;
+    uint64_t rid_hash; /* the x-request-id forwarded, or seen by the next hop */
+    int rid_count;     /* x-request-id headers the next hop saw */
     int complete;
 };
 
@@ -75,9 +80,23 @@ static int on_head(void *arg, const struct cg_http_head *h)
     }
     m->body_hash = 14695981039346656037u;
     s->n++;
-    if (!s->forwards)
+    if (!s->forwards) {
+        for (size_t i = 0; i < h->n_headers; i++)
+            if (h->headers[i].name_len == 12 &&
+                strncasecmp(h->headers[i].name, "x-request-id", 12) == 0) {
+                m->rid_count++;
+                m->rid_hash =
+                    fnv(14695981039346656037u, h->headers[i].value, h->headers[i].value_len);
+            }
         return 0;
+    }
+    char rid[CP_REQUEST_ID_MAX + 1];
+    if (!cp_fwd_request_id_take(h, rid))
+        cp_fwd_request_id_new(rid);
+    m->rid_hash = fnv(14695981039346656037u, rid, strlen(rid));
+    s->fwd.request_id = rid;
     int rc = cp_fwd_head(&s->fwd, h, 1);
+    s->fwd.request_id = NULL;
     if (rc < 0) {
         s->n--; /* the proxy answers this one itself: nothing goes on */
         s->stopped = 1;
@@ -118,8 +137,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++;
     size--;
     enum cg_http_type type = (opt & 1) ? CG_HTTP_RESPONSE : CG_HTTP_REQUEST;
-    struct cg_http_limits tight = {.max_header_bytes = 512, .max_headers = 8,
-                                   .max_body_bytes = 256};
+    struct cg_http_limits tight = {
+        .max_header_bytes = 512, .max_headers = 8, .max_body_bytes = 256};
     struct cg_http_limits wide = {.max_header_bytes = 1u << 20,
                                   .max_headers = CG_HTTP_MAX_HEADERS_CAP};
     struct cg_http_parser *pa = NULL, *pb = NULL;
@@ -163,6 +182,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!y->complete || x->status != y->status || x->line_hash != y->line_hash ||
             x->body_len != y->body_len || x->body_hash != y->body_hash)
             abort(); /* the next hop sees another message than we parsed */
+        if (y->rid_count != 1 || y->rid_hash != x->rid_hash)
+            abort(); /* the request id did not go on alone and unchanged */
     }
     if (b.n > a.n)
         abort(); /* the next hop sees a message we never parsed: smuggled */

@@ -28,6 +28,11 @@ expect2() {
 
 expect2 "client with a bad --log-level" "--log-level: expected error, warn, info or debug" \
     "$CG_BIN/ccgate-client" --listen 127.0.0.1:1 --server 127.0.0.1:2 --log-level loud
+expect2 "client with a bad --access-log" "--access-log: expected on or off, got 'yes'" \
+    "$CG_BIN/ccgate-client" --listen 127.0.0.1:1 --server 127.0.0.1:2 --policy "$T/none.json" \
+    --access-log yes
+expect2 "worker with a bad --access-log" "--access-log: expected on or off, got 'maybe'" \
+    "$CG_BIN/ccgate-worker" --listen 127.0.0.1:0 --model builtin:tiny --access-log maybe
 expect2 "server with a bad CCGATE_LOG_LEVEL" "--log-level: expected" \
     env CCGATE_LOG_LEVEL=warning "$CG_BIN/ccgate-server" --listen 127.0.0.1:1 --upstream 127.0.0.1:2
 expect2 "--sim-evidence-delay-ms without --tee sim" "--sim-evidence-delay-ms: only with --tee sim" \

@@ -32,6 +32,30 @@ head -c 500 /dev/urandom >"$T/small.bin"
 cmp -s "$T/body" "$T/small.bin" || fail "body under the limit not echoed"
 pass "413 for bodies over max-body-bytes (length and chunked)"
 
+# On an OpenAI path the same refusals are in the OpenAI shape, with X-Should-Retry: false.
+openai_shape() { # WHAT CODE TYPE RETRY: checks the answer in $T/body and $T/hdr
+    python3 - "$T/body" "$T/hdr" "$2" "$3" "$4" <<'PY' || fail "$1: $(cat "$T/hdr" "$T/body")"
+import json, sys
+body, hdr, code, typ, retry = sys.argv[1:]
+e = json.load(open(body))["error"]
+assert e["code"] == code and e["type"] == typ and e["param"] is None, e
+assert e["message"].startswith("ccgate: ") and e["ccgate"]["error"] == code, e
+h = open(hdr).read().lower()
+assert "x-should-retry: " + retry in h and "x-request-id: " in h, h
+PY
+}
+[ "$(status -D "$T/hdr" -H "X-Big: $(printf 'a%.0s' $(seq 1500))" "$URL/v1/models")" = 431 ] ||
+    fail "OpenAI path, header over max-header-bytes: expected 431"
+openai_shape "431 on /v1/models" bad_request ccgate_request_error false
+[ "$(status -D "$T/hdr" --data-binary @"$T/big.bin" "$URL/v1/chat/completions")" = 413 ] ||
+    fail "OpenAI path, body over max-body-bytes: expected 413"
+openai_shape "413 on /v1/chat/completions" bad_request ccgate_request_error false
+[ "$(status -D "$T/hdr" -H "X-Big: $(printf 'a%.0s' $(seq 1500))" "$URL/bytes/10")" = 431 ] ||
+    fail "431 again"
+python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["error"] == "bad_request"' \
+    "$T/body" || fail "plain shape off the OpenAI paths: $(cat "$T/body")"
+pass "431 and 413 on OpenAI paths in the OpenAI shape; plain elsewhere"
+
 python3 - "$CLI_PORT" <<'PY' || fail "max-connections"
 import socket, sys, time
 port = int(sys.argv[1])
@@ -86,6 +110,22 @@ assert data.startswith(b"HTTP/1.1 408"), data[:100]
 assert 0.8 < dt < 4, dt
 PY
 pass "408 when the head does not arrive within header-timeout-s"
+
+python3 - "$CLI_PORT" <<'PY' || fail "header timeout on an OpenAI path"
+import json, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+data = b""
+while b"}}}" not in data:
+    chunk = s.recv(4096)
+    assert chunk, data
+    data += chunk
+head, body = data.split(b"\r\n\r\n", 1)
+assert head.startswith(b"HTTP/1.1 408") and b"X-Should-Retry: true" in head, head
+e = json.loads(body)["error"]
+assert e["code"] == "request_timeout" and e["type"] == "ccgate_request_error", e
+PY
+pass "408 on an OpenAI path (head not complete) in the OpenAI shape"
 
 python3 - "$CLI_PORT" <<'PY' || fail "idle timeout"
 import socket, sys, time

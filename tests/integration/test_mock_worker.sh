@@ -5,7 +5,7 @@ set -euo pipefail
 
 : "${CG_BIN:?CG_BIN must name the bin directory}"
 MW=$CG_BIN/ccgate-mock-worker
-tmp=$(mktemp -d)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ccgate-test_mock_worker.XXXXXX")
 pids=()
 
 cleanup() {

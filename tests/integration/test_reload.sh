@@ -55,7 +55,7 @@ curl -fsS --max-time 10 -o /dev/null -H 'Authorization: Bearer SECRET-TOKEN-4711
 if grep -E 'SECRET-TOKEN|COOKIE-0815|PAYLOAD-XYZZY|Bearer' "$T"/client.log "$T"/server.log; then
     fail "a credential or payload reached a log"
 fi
-grep -q " debug ccgate-client request id=" "$T/client.log" || fail "--log-level debug: no request line"
+grep -q " info ccgate-client request forward=" "$T/client.log" || fail "no access log line"
 pass "no header value or payload in the logs (client at --log-level debug)"
 
 ADM="http://127.0.0.1:$CLI_ADMIN"

@@ -4,7 +4,7 @@
 set -euo pipefail
 : "${CG_BIN:?CG_BIN must name the bin directory}"
 W=$CG_BIN/ccgate-worker
-tmp=$(mktemp -d)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ccgate-test_worker_api.XXXXXX")
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -2,8 +2,9 @@
 # The CPU forward pass against an independent numpy implementation (tests/reference/gb_ref.py)
 # on builtin:tiny variants covering every weight type, qwen2 (QKV bias, NeoX RoPE, tied
 # output) and linear RoPE scaling, both one token per step (KV cache) and whole-prompt prefill;
-# the F16, Q8_0 and Q4_0 kernels again in every variant this CPU runs (CCGATE_CPU_ISA); and a
-# gen-model file (the "small" shape, 32,000 pieces), which must load and match too.
+# the F16, Q8_0 and Q4_0 kernels again in every variant this CPU runs (CCGATE_CPU_ISA); and
+# gen-model files (the "small" shape, 32,000 pieces, F16 and Q8_0), which must load and match
+# too.
 set -euo pipefail
 : "${CG_BIN:?}" "${CG_SOURCE_DIR:?}"
 PY=/usr/bin/python3
@@ -11,7 +12,7 @@ if ! "$PY" -c 'import numpy' 2>/dev/null; then
     echo "python3-numpy missing" >&2
     exit 1
 fi
-tmp=$(mktemp -d)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ccgate-test_worker_reference.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 toks=1,50,300,400,7,99,12,13,200,201,202,203,204,205,206,207,208,209,210,211,212
 while read -r variant; do
@@ -41,8 +42,11 @@ for isa in c avx2 avx512; do
         done
     done
 done
-"$CG_BIN/ccgate-worker" gen-model --shape small --type f16 --seed 7 --out "$tmp/small.gguf"
-echo -n "[gen-model small f16] "
-"$PY" "$CG_SOURCE_DIR/tests/reference/gb_ref.py" "$CG_BIN/ccgate-worker" "$tmp/small.gguf" \
-    1,3000,17,31999,400,5 prefill
+# 12 tokens: prefill products over more than one tile, in element slices (FF 1408 > 512)
+for t in f16 q8_0; do
+    "$CG_BIN/ccgate-worker" gen-model --shape small --type $t --seed 7 --out "$tmp/small.gguf"
+    echo -n "[gen-model small $t] "
+    "$PY" "$CG_SOURCE_DIR/tests/reference/gb_ref.py" "$CG_BIN/ccgate-worker" "$tmp/small.gguf" \
+        1,3000,17,31999,400,5,6,7,800,9,10,11 prefill
+done
 echo PASS

@@ -9,10 +9,10 @@ compares every position's logits with `ccgate-worker logits`. Usage:
 Exits 1 when the max abs difference exceeds 1e-4 of the largest reference logit.
 
 Products with Q8_0 and Q4_0 matrices take their input quantised to 8 bits in blocks of 32
-(scale max|x|/127, round half away from zero), as the worker (and llama.cpp) do. That
-rounding is discontinuous: a last-bit difference in a float sum (the SIMD variants add in
-another order) can move one value to the next step, and that shows in the logits at about
-the size of the quantisation itself. So for files with such matrices the bound is 2e-2
+(scale max|x|/127, round half away from zero, the scale then kept in F16), as the worker
+(and llama.cpp) do. That rounding is discontinuous: a last-bit difference in a float sum
+(the SIMD variants add in another order) can move one value to the next step, and that
+shows in the logits at about the size of the quantisation itself. So for files with such matrices the bound is 2e-2
 against the reference without that quantisation (measured on builtin:tiny: 0.3 % to 0.65 %),
 and the reference with the same quantisation is printed beside it (1e-7 when no value
 lands on the other side of a rounding step). The kernels themselves are checked exactly in
@@ -107,7 +107,8 @@ def quant_act(h):
     d = np.max(np.abs(b), axis=-1, keepdims=True) / 127.0
     v = np.divide(b, d, out=np.zeros_like(b), where=d != 0)
     q = np.sign(v) * np.floor(np.abs(v) + 0.5)
-    return (q * d).reshape(h.shape)
+    # the scale is kept in F16, as llama.cpp keeps it (q was rounded with the exact one)
+    return (q * d.astype(np.float16).astype(np.float64)).reshape(h.shape)
 
 
 def rmsnorm(x, w, eps):

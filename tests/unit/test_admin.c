@@ -420,9 +420,36 @@ static void test_address_in_use(void **state)
     fx_free(f);
 }
 
+/* The histogram writer: cumulative buckets with the bounds' labels, +Inf, sum and count. */
+static void test_hist(void **state)
+{
+    (void)state;
+    struct cg_hist h = {{0}, 0, 0};
+    cg_hist_observe(&h, 0.0005); /* first bucket */
+    cg_hist_observe(&h, 0.001);  /* on a bound: that bucket */
+    cg_hist_observe(&h, 0.3);    /* le 0.5 */
+    cg_hist_observe(&h, 1000);   /* +Inf only */
+    struct cg_buf out;
+    cg_buf_init(&out, 8192);
+    cg_hist_write(&out, "x_seconds", "Help text.", &h);
+    assert_non_null(strstr(out.data, "# HELP x_seconds Help text.\n# TYPE x_seconds histogram\n"));
+    assert_non_null(strstr(out.data, "\nx_seconds_bucket{le=\"0.001\"} 2\n"));
+    assert_non_null(strstr(out.data, "\nx_seconds_bucket{le=\"0.25\"} 2\n"));
+    assert_non_null(strstr(out.data, "\nx_seconds_bucket{le=\"0.5\"} 3\n"));
+    assert_non_null(strstr(out.data, "\nx_seconds_bucket{le=\"60\"} 3\n"));
+    assert_non_null(strstr(out.data, "\nx_seconds_bucket{le=\"+Inf\"} 4\n"));
+    assert_non_null(strstr(out.data, "\nx_seconds_sum 1000.301500\nx_seconds_count 4\n"));
+    size_t buckets = 0;
+    for (const char *p = out.data; (p = strstr(p, "_bucket{")) != NULL; p++)
+        buckets++;
+    assert_int_equal(buckets, CG_HIST_BUCKETS);
+    cg_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hist),
         cmocka_unit_test(test_endpoints),
         cmocka_unit_test(test_not_ready),
         cmocka_unit_test(test_methods_and_errors),

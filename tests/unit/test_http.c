@@ -23,6 +23,9 @@ struct rec {
     int write_keep_alive;
     const char *via;
     struct cg_http_head last; /* scalars only: pointers die with on_head */
+    int pause_on;             /* 1: on_head, 2: on_complete, 3: both pause the parser p */
+    int paused;               /* pauses asked for */
+    struct cg_http_parser *p;
 };
 
 static void rec_add(struct rec *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -58,6 +61,10 @@ static int on_head(void *arg, const struct cg_http_head *h)
         cg_http_head_write(h, r->via, r->write_keep_alive, r->wrote, sizeof(r->wrote) - 1, NULL);
     if (r->wrote_len >= 0)
         r->wrote[r->wrote_len] = '\0';
+    if (r->pause_on & 1) {
+        cg_http_parser_pause(r->p);
+        r->paused++;
+    }
     return r->fail_on == 1 ? CG_ECONFIG : 0;
 }
 
@@ -74,6 +81,10 @@ static int on_complete(void *arg)
     struct rec *r = arg;
     r->completes++;
     rec_add(r, "<END>");
+    if (r->pause_on & 2) {
+        cg_http_parser_pause(r->p);
+        r->paused++;
+    }
     return r->fail_on == 3 ? CG_ECONFIG : 0;
 }
 
@@ -334,6 +345,38 @@ static void test_limits(void **state)
                   CG_ELIMIT, 502, "body too large");
     expect_reject(CG_HTTP_RESPONSE, &lim, S("HTTP/1.1 200 OK\r\n\r\n0123456789x"), CG_ELIMIT, 502,
                   "body too large");
+}
+
+/* The target is known from the end of the request-target on, also after a later error, and
+ * forgotten once the message is complete. */
+static void test_parser_target(void **state)
+{
+    (void)state;
+    struct cg_http_limits lim = {.max_header_bytes = 64};
+    struct rec r = {0};
+    struct cg_http_parser *p = mk(CG_HTTP_REQUEST, &lim, &r);
+    assert_null(cg_http_parser_target(p));
+    assert_int_equal(cg_http_parser_feed(p, (const uint8_t *)"GET /v1/mod", 11), 11);
+    assert_null(cg_http_parser_target(p)); /* not complete yet */
+    assert_int_equal(cg_http_parser_feed(p, (const uint8_t *)"els?x=1 HTTP/1.1\r\n", 18), 18);
+    assert_string_equal(cg_http_parser_target(p), "/v1/models?x=1");
+    static const char big[] = "Host: a\r\nX: 0123456789012345678901234567890123456789\r\n\r\n";
+    assert_int_equal(cg_http_parser_feed(p, (const uint8_t *)big, sizeof(big) - 1), CG_ELIMIT);
+    assert_int_equal(cg_http_parser_status(p), 431);
+    assert_string_equal(cg_http_parser_target(p), "/v1/models?x=1");
+    cg_http_parser_free(p);
+
+    p = mk(CG_HTTP_REQUEST, NULL, &r);
+    static const char whole[] = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(cg_http_parser_feed(p, (const uint8_t *)whole, sizeof(whole) - 1),
+                     (long)sizeof(whole) - 1);
+    assert_null(cg_http_parser_target(p));
+    cg_http_parser_free(p);
+
+    struct cg_http_parser *q = mk(CG_HTTP_RESPONSE, NULL, &r);
+    assert_int_equal(cg_http_parser_feed(q, (const uint8_t *)"HTTP/1.1 200 OK\r\n", 17), 17);
+    assert_null(cg_http_parser_target(q));
+    cg_http_parser_free(q);
 }
 
 static void test_default_limits(void **state)
@@ -752,6 +795,75 @@ static void test_eof_body_and_truncation(void **state)
     cg_http_parser_free(p);
 }
 
+/*
+ * Feeds s split at every point with pauses at heads and/or completions: the callbacks see
+ * what one whole feed without pauses sees, and each pause stops the feed exactly at the
+ * boundary (after the head's blank line, after the message's last byte), marked "|".
+ */
+static void pause_case(enum cg_http_type t, const char *s, size_t len, int pause_on,
+                       const char *want_marked)
+{
+    struct rec whole = {0};
+    assert_int_equal(parse(t, NULL, s, len, &whole, NULL), (long)len);
+    for (size_t cut = 0; cut <= len; cut++) {
+        struct rec r = {0};
+        struct cg_http_parser *p = mk(t, NULL, &r);
+        r.p = p;
+        r.pause_on = pause_on;
+        char marked[4096];
+        size_t mlen = 0;
+        const size_t ends[2] = {cut, len};
+        size_t off = 0;
+        for (int piece = 0; piece < 2; piece++) {
+            for (;;) {
+                int paused = r.paused;
+                long n = cg_http_parser_feed(p, (const uint8_t *)s + off, ends[piece] - off);
+                assert_true(n >= 0 && (size_t)n <= ends[piece] - off);
+                size_t k = n > 0 ? (size_t)n : 0;
+                assert_true(mlen + k + 2 <= sizeof(marked));
+                memcpy(marked + mlen, s + off, k);
+                mlen += k;
+                off += k;
+                if (r.paused != paused) {
+                    marked[mlen++] = '|';
+                    continue; /* feed again, even with nothing left */
+                }
+                assert_int_equal(off, ends[piece]);
+                break;
+            }
+        }
+        marked[mlen] = '\0';
+        assert_string_equal(r.log, whole.log);
+        assert_string_equal(marked, want_marked);
+        cg_http_parser_free(p);
+    }
+}
+
+static void test_pause(void **state)
+{
+    (void)state;
+    static const char req[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                              "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "2\r\nde\r\n0\r\n\r\n";
+    pause_case(CG_HTTP_REQUEST, req, sizeof(req) - 1, 3,
+               "GET /a HTTP/1.1\r\nHost: x\r\n\r\n||"
+               "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n|abc|"
+               "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n|"
+               "2\r\nde\r\n0\r\n\r\n|");
+    pause_case(CG_HTTP_REQUEST, req, sizeof(req) - 1, 2,
+               "GET /a HTTP/1.1\r\nHost: x\r\n\r\n|"
+               "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc|"
+               "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "2\r\nde\r\n0\r\n\r\n|");
+    /* A 204 says a length it has no body for: the pause keeps "no body". */
+    static const char resp[] = "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"
+                               "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+    pause_case(CG_HTTP_RESPONSE, resp, sizeof(resp) - 1, 1,
+               "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n|"
+               "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n|hi");
+}
+
 static void test_callback_errors(void **state)
 {
     (void)state;
@@ -933,6 +1045,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_responses_every_split),
         cmocka_unit_test(test_keep_alive_semantics),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_parser_target),
         cmocka_unit_test(test_default_limits),
         cmocka_unit_test(test_big_head_then_small),
         cmocka_unit_test(test_smuggling),
@@ -941,6 +1054,7 @@ int main(void)
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_upgrade),
         cmocka_unit_test(test_eof_body_and_truncation),
+        cmocka_unit_test(test_pause),
         cmocka_unit_test(test_callback_errors),
         cmocka_unit_test(test_head_write),
         cmocka_unit_test(test_head_write_errors),

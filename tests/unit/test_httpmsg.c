@@ -50,6 +50,23 @@ static void test_response_exact(void **state)
                                 "\r\n"
                                 "{}");
     cg_buf_free(&b);
+
+    /* More header lines go before Connection and the blank line, as given. */
+    cg_buf_init(&b, 4096);
+    assert_int_equal(cg_httpmsg_response_ex(&b, 502, "application/json",
+                                            "X-Should-Retry: false\r\nX-Request-Id: r1\r\n", "{}",
+                                            2, 1),
+                     0);
+    assert_string_equal(b.data, "HTTP/1.1 502 Bad Gateway\r\n"
+                                "Content-Type: application/json\r\n"
+                                "Content-Length: 2\r\n"
+                                "Cache-Control: no-store\r\n"
+                                "X-Should-Retry: false\r\n"
+                                "X-Request-Id: r1\r\n"
+                                "Connection: close\r\n"
+                                "\r\n"
+                                "{}");
+    cg_buf_free(&b);
 }
 
 /* The body is binary-safe (length, not NUL, delimits it). */
@@ -138,6 +155,25 @@ static void test_response_limit(void **state)
     cg_buf_free(&b);
 }
 
+/* Request ids: safe characters only, 1 to CG_REQUEST_ID_MAX bytes. */
+static void test_request_id_valid(void **state)
+{
+    (void)state;
+    assert_true(cg_httpmsg_request_id_valid("req_0123abcXYZ", 14));
+    assert_true(cg_httpmsg_request_id_valid("123e4567-e89b-12d3-a456-426614174000", 36));
+    assert_true(cg_httpmsg_request_id_valid("a.b:c+d/e=f@g_h-i", 17));
+    char max[CG_REQUEST_ID_MAX + 1];
+    memset(max, 'a', sizeof(max));
+    assert_true(cg_httpmsg_request_id_valid(max, CG_REQUEST_ID_MAX));
+    assert_false(cg_httpmsg_request_id_valid(max, CG_REQUEST_ID_MAX + 1));
+    assert_false(cg_httpmsg_request_id_valid("", 0));
+    static const char *const bad[] = {"a b",  "a\"b",    "a\\b",      "a,b",      "a;b",
+                                      "a\tb", "a=b\x7f", "a\xc3\xa9", "<script>", "a%20"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(cg_httpmsg_request_id_valid(bad[i], strlen(bad[i])));
+    assert_false(cg_httpmsg_request_id_valid("a\0b", 3)); /* NUL inside */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_response_binary_body),
         cmocka_unit_test(test_response_parses),
         cmocka_unit_test(test_response_limit),
+        cmocka_unit_test(test_request_id_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,3 +1,4 @@
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -361,6 +362,36 @@ static void test_fields(void **state)
     assert_string_equal(cg_log_prog(), "ccgate-server");
 }
 
+/* Numbers written by hand read as printf would write them; the time stamp keeps its form. */
+static void test_numbers(void **state)
+{
+    (void)state;
+    struct capture c;
+    static const double ds[] = {0,       0.0004,     0.0006,           1.5,  12.25, 1234.5678, -2.5,
+                                -0.0004, 99999.9996, 123456789012.345, 1e15, -1e16, 1e20};
+    cg_log_init("ccgate-client", CG_LOG_TEXT, CG_LOG_INFO);
+    for (size_t i = 0; i < sizeof(ds) / sizeof(ds[0]); i++) {
+        char want[400];
+        snprintf(want, sizeof(want), " d=%.3f\n", ds[i]);
+        capture_begin(&c);
+        cg_logf(CG_LOG_INFO, "n", CG_LF_DBL("d", ds[i]));
+        capture_end(&c);
+        if (strstr(c.text, want) == NULL)
+            fail_msg("%.17g: got %s, want %s", ds[i], c.text, want);
+    }
+    capture_begin(&c);
+    cg_logf(CG_LOG_INFO, "n", CG_LF_INT("a", LLONG_MIN), CG_LF_INT("b", -1), CG_LF_INT("c", 0),
+            CG_LF_INT("d", LLONG_MAX), CG_LF_UINT("e", ULLONG_MAX), CG_LF_UINT("f", 10));
+    capture_end(&c);
+    assert_non_null(strstr(c.text, " n a=-9223372036854775808 b=-1 c=0 d=9223372036854775807 "
+                                   "e=18446744073709551615 f=10\n"));
+    /* 2026-12-05T18:17:48.404Z info ... */
+    assert_true(strlen(c.text) > 25 && c.text[4] == '-' && c.text[10] == 'T' && c.text[19] == '.' &&
+                c.text[23] == 'Z' && c.text[24] == ' ');
+    for (int k = 20; k < 23; k++)
+        assert_true(c.text[k] >= '0' && c.text[k] <= '9');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_json_fields),  cmocka_unit_test(test_json_escapes),
         cmocka_unit_test(test_json_long),    cmocka_unit_test(test_json_utf8),
         cmocka_unit_test(test_json_logfmt),  cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

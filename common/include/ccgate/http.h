@@ -75,8 +75,9 @@ void cg_http_parser_free(struct cg_http_parser *p);
 
 /*
  * Parses len bytes. Returns the number consumed (less than len after an upgrade: the rest
- * is tunnel data, and so is everything that follows), or CG_EHTTP / CG_ELIMIT / a
- * callback's error. After an error the parser is dead; cg_http_parser_status() gives the
+ * is tunnel data, and so is everything that follows; and after cg_http_parser_pause()), or
+ * CG_EHTTP / CG_ELIMIT / a callback's error. After an error the parser is dead;
+ * cg_http_parser_status() gives the
  * status to answer (400, 413, 431, or 502 for a bad response) and cg_http_parser_reason()
  * a short text. Smuggling defences: Content-Length with Transfer-Encoding, several
  * Content-Length headers (even equal), Transfer-Encoding other than a lone "chunked" or in
@@ -88,6 +89,15 @@ void cg_http_parser_free(struct cg_http_parser *p);
  */
 long cg_http_parser_feed(struct cg_http_parser *p, const uint8_t *data, size_t len);
 
+/*
+ * Called from on_head or on_complete: the cg_http_parser_feed() running now returns right
+ * after that callback, with the bytes consumed up to the end of the head or of the message,
+ * so that the caller can act at that boundary (hold a head, count a message's bytes). The
+ * caller then feeds the rest; after a pause it feeds again even when nothing is left (len 0),
+ * which completes a message that ends with its head (a request without body).
+ */
+void cg_http_parser_pause(struct cg_http_parser *p);
+
 /* The peer closed: completes an EOF-delimited body, else CG_EHTTP when mid-message. */
 int cg_http_parser_finish(struct cg_http_parser *p);
 
@@ -96,6 +106,10 @@ void cg_http_parser_expect_head_response(struct cg_http_parser *p);
 
 /* Whether a message has begun but not completed. */
 int cg_http_parser_in_message(const struct cg_http_parser *p);
+
+/* Request parsers: the target of the message being read once its start line named it (also
+ * after an error in its headers or body), else NULL. Valid until the next feed. */
+const char *cg_http_parser_target(const struct cg_http_parser *p);
 
 int cg_http_parser_status(const struct cg_http_parser *p);
 const char *cg_http_parser_reason(const struct cg_http_parser *p);

@@ -13,7 +13,21 @@ const char *cg_httpmsg_reason(int status);
  * to out: status line, Content-Type, Content-Length, Cache-Control: no-store, and
  * Connection: close when close is set. Returns 0 or the cg_buf error.
  */
-int cg_httpmsg_response(struct cg_buf *out, int status, const char *content_type,
-                        const char *body, size_t body_len, int close);
+int cg_httpmsg_response(struct cg_buf *out, int status, const char *content_type, const char *body,
+                        size_t body_len, int close);
+
+/* cg_httpmsg_response() with more header lines: headers is NULL or lines each ending in CRLF
+ * ("X-Should-Retry: false\r\n"), written as they are before the blank line. */
+int cg_httpmsg_response_ex(struct cg_buf *out, int status, const char *content_type,
+                           const char *headers, const char *body, size_t body_len, int close);
+
+/*
+ * Request ids (x-request-id), as ccgate passes them on and logs them: 1 to CG_REQUEST_ID_MAX
+ * bytes of letters, digits and "-_.:+/=@" (safe in a log line and in a header).
+ */
+#define CG_REQUEST_ID_MAX 128
+
+/* Whether len bytes at s are a request id ccgate passes on and logs. */
+int cg_httpmsg_request_id_valid(const char *s, size_t len);
 
 #endif

@@ -57,6 +57,10 @@ int cg_opts_uint(const struct cg_opt *o, unsigned long min, unsigned long max, u
 /* cg_opts_uint() at start-up: on a bad value prints the reason and exits with status 2. */
 unsigned long cg_opts_uint_or_exit(const struct cg_opt *o, unsigned long min, unsigned long max);
 
+/* An "on|off" option at start-up: 1 or 0; anything else prints the reason and exits with
+ * status 2. */
+int cg_opts_onoff_or_exit(const struct cg_opt *o);
+
 /*
  * The start-up every binary shares: parses argv, answers --help and --version on stdout,
  * fills the rest from the environment and --config, and sets up logging from --log-format
