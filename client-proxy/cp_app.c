@@ -170,7 +170,7 @@ void cp__rearm(struct cp_conn *c)
         return;
     if (c->state == CP_LINGER) {
         arm(c, T_LINGER, CP_LINGER_MS, 0);
-    } else if (c->wait_since_ms != 0 && srv->peer.down_ms > 0 &&
+    } else if (c->wait_since_ms != 0 && c->peer != NULL && c->peer->down_ms > 0 &&
                (c->up_state == UP_WAITING || c->up_state == UP_CONNECTING)) {
         /* One deadline across the probes it waits for or makes. */
         uint64_t waited = uv_now(srv->loop) - c->wait_since_ms;
@@ -413,7 +413,11 @@ void cp__fail_verdict(struct cp_conn *c, const char *error, const struct cg_verd
         cp__conn_close(c, error);
         return;
     }
-    struct cp_error e = {.status = 502, .error = error, .v = v, .server = c->srv->peer.addr.text};
+    struct cp_error e = {.status = 502,
+                         .error = error,
+                         .v = v,
+                         .server =
+                             c->last_server != NULL ? c->last_server : c->srv->peers[0]->addr.text};
     cp__fail_all(c, &e);
 }
 
@@ -431,10 +435,13 @@ void cp__front_done(struct cp_conn *c)
     c->timer_kind = T_NONE;
     c->front_sent_ns = uv_hrtime();
     if (c->q_forward == 0) {
-        /* Nothing unanswered: the next requests may be sent again if they must. */
+        /* Nothing unanswered: the next requests may be sent again if they must, to any
+         * server. */
         c->replay_ok = 1;
         cg_buf_free(&c->replay);
+        c->tried = c->refused = 0;
     }
+    cp__track(c);
     if (c->state == CP_UPGRADING)
         c->state = CP_ENDING; /* refused: the bytes after the request are not HTTP we read */
     cp__answer_front(c);
@@ -805,7 +812,7 @@ static void on_accept(struct cg_conns *set, uv_stream_t *listener)
             cp__conn_close(c, "init_failed");
             return;
         }
-        cp__up_start(c, 0);
+        cp__up_start(c, NULL, 0);
         return;
     }
     if (cg_http_parser_new(CG_HTTP_REQUEST, &srv->limits, &req_cb, c, &c->req) < 0 ||
@@ -831,6 +838,7 @@ static void on_drain(struct cg_conn *conn)
 static void on_stopped(struct cg_conns *set)
 {
     struct cp_server *srv = set->data;
+    cp__peers_close(srv);
     if (srv->on_idle != NULL)
         srv->on_idle(srv);
 }
@@ -846,6 +854,15 @@ static const struct cg_conn_ops conn_ops = {
 
 int cp_server_start(struct cp_server *s)
 {
+    if (s->n_peers == 0)
+        return CG_ECONFIG;
+    for (size_t i = 0; i < s->n_peers; i++) {
+        struct cp_peer *p = s->peers[i];
+        int rc = cp_fresh_init(&p->fresh, s->tcp_mode ? CG_ALPN_TCP : CG_ALPN_HTTP, p->addr.text,
+                               s->policy);
+        if (rc < 0)
+            return rc;
+    }
     int rc = cg_conns_init(&s->set, s->loop, &conn_ops, s);
     if (rc < 0)
         return rc;
@@ -854,7 +871,7 @@ int cp_server_start(struct cp_server *s)
     rc = cg_conns_listen(&s->set, &s->listen_addr, 511);
     if (rc < 0)
         return rc;
-    cp__peer_start(s);
+    cp__peers_start(s);
     return 0;
 }
 
@@ -863,7 +880,7 @@ void cp_server_stop(struct cp_server *s)
     if (s->stopping)
         return;
     s->stopping = 1;
-    cp__peer_stop(s);
+    cp__peers_stop(s);
     cg_conns_drain(&s->set);
 }
 
@@ -871,9 +888,17 @@ void cp_server_set_policy(struct cp_server *s, const struct cg_policy *policy)
 {
     int changed = memcmp(s->policy->digest, policy->digest, sizeof(policy->digest)) != 0;
     s->policy = policy;
-    cp_fresh_set_policy(&s->peer.fresh, policy);
-    if (changed)
-        cp_server_pool_flush(s);
+    for (size_t i = 0; i < s->n_peers; i++) {
+        struct cp_peer *p = s->peers[i];
+        cp_fresh_set_policy(&p->fresh, policy);
+        if (!changed)
+            continue;
+        /* What passed the old policy proves nothing under this one: appraise again now. */
+        cp__pool_flush(p);
+        if (p->state == CP_PEER_VERIFIED)
+            p->state = CP_PEER_NEVER;
+        cp__probe_schedule(p, 0);
+    }
 }
 
 void cp_server_abort(struct cp_server *s)

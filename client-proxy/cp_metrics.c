@@ -68,11 +68,11 @@ static const struct family {
       {"ccgate_client_ready", "gauge", "1 when the forward is ready (/readyz).", S_READY, 0},
 };
 
-/* forward="NAME", the value escaped as the exposition format asks. */
-static void forward_label(struct cg_buf *out, const struct cp_server *s)
+/* key="VALUE", the value escaped as the exposition format asks. */
+static void label(struct cg_buf *out, const char *key, const char *value)
 {
-    (void)cg_buf_printf(out, "forward=\"");
-    for (const char *p = s->name; *p != '\0'; p++) {
+    (void)cg_buf_printf(out, "%s=\"", key);
+    for (const char *p = value; *p != '\0'; p++) {
         if (*p == '\\' || *p == '"')
             (void)cg_buf_printf(out, "\\%c", *p);
         else if (*p == '\n')
@@ -81,6 +81,12 @@ static void forward_label(struct cg_buf *out, const struct cp_server *s)
             (void)cg_buf_append(out, p, 1);
     }
     (void)cg_buf_printf(out, "\"");
+}
+
+/* forward="NAME" */
+static void forward_label(struct cg_buf *out, const struct cp_server *s)
+{
+    label(out, "forward", s->name);
 }
 
 static void header(struct cg_buf *out, const char *name, const char *type, const char *help)
@@ -111,7 +117,7 @@ static void write_plain(struct cg_buf *out, const struct family *f, size_t n_f,
                 (void)cg_buf_printf(out, "%llu\n", (unsigned long long)s->set.stats.live);
                 break;
             case S_POOL:
-                (void)cg_buf_printf(out, "%zu\n", s->peer.pool_len);
+                (void)cg_buf_printf(out, "%zu\n", cp_server_pool_len(s));
                 break;
             case S_HS_SECONDS:
                 (void)cg_buf_printf(out, "%.6f\n", s->stats.handshake_seconds_sum);
@@ -147,6 +153,58 @@ static void write_hist(struct cg_buf *out, const char *name, const char *help,
         forward_label(out, srv[j]);
         (void)cg_buf_printf(out, "} %llu\n", (unsigned long long)h->count);
     }
+}
+
+/* forward="NAME",server="HOST:PORT" */
+static void server_labels(struct cg_buf *out, const struct cp_server *s, const struct cp_peer *p)
+{
+    forward_label(out, s);
+    (void)cg_buf_printf(out, ",");
+    label(out, "server", p->addr.text);
+}
+
+static unsigned long long ejections(const struct cp_peer *p)
+{
+    return p->ejections;
+}
+
+static unsigned long long outstanding(const struct cp_peer *p)
+{
+    return p->outstanding;
+}
+
+/* A family with one sample per server of each forward: value(server). */
+static void write_per_server(struct cg_buf *out, const char *name, const char *type,
+                             const char *help, const struct cp_server *const *srv, size_t n,
+                             unsigned long long (*value)(const struct cp_peer *p))
+{
+    header(out, name, type, help);
+    for (size_t j = 0; j < n; j++)
+        for (size_t i = 0; i < srv[j]->n_peers; i++) {
+            (void)cg_buf_printf(out, "%s{", name);
+            server_labels(out, srv[j], srv[j]->peers[i]);
+            (void)cg_buf_printf(out, "} %llu\n", value(srv[j]->peers[i]));
+        }
+}
+
+/* Per server of each forward: the state it is in (a sample per state, 1 for its own), its
+ * ejections and its outstanding requests. */
+static void write_servers(struct cg_buf *out, const struct cp_server *const *srv, size_t n)
+{
+    header(out, "ccgate_client_server_state", "gauge",
+           "1 for the state each server is in (never, verified, ejected, unreachable).");
+    for (size_t j = 0; j < n; j++)
+        for (size_t i = 0; i < srv[j]->n_peers; i++)
+            for (int st = CP_PEER_NEVER; st <= CP_PEER_UNREACHABLE; st++) {
+                (void)cg_buf_printf(out, "ccgate_client_server_state{");
+                server_labels(out, srv[j], srv[j]->peers[i]);
+                (void)cg_buf_printf(out, ",state=\"%s\"} %d\n", cp__peer_state_name(st),
+                                    (int)srv[j]->peers[i]->state == st);
+            }
+    write_per_server(out, "ccgate_client_server_ejections_total", "counter",
+                     "Times each server was taken out of rotation.", srv, n, ejections);
+    write_per_server(out, "ccgate_client_server_outstanding", "gauge",
+                     "Requests (TCP mode: connections) on each server now.", srv, n, outstanding);
 }
 
 void cp_metrics_write(struct cg_buf *out, const struct cp_server *const *srv, size_t n, time_t now)
@@ -189,6 +247,7 @@ void cp_metrics_write(struct cg_buf *out, const struct cp_server *const *srv, si
         }
     }
     write_plain(out, plain_ready, 1, srv, n, now);
+    write_servers(out, srv, n);
     write_hist(out, "ccgate_client_upstream_response_seconds",
                "From the request sent to the response head from the server.", srv, n,
                offsetof(struct cp_stats, response_latency));

@@ -59,42 +59,66 @@ struct cp_stats {
     } failed_checks[CP_MAX_CHECKS];
 };
 
+#define CP_MAX_SERVERS 32 /* servers per forward: a request's masks are 32-bit */
+
+/* Where a server of a forward stands (see docs/guide.md, "Several servers"). */
+enum cp_peer_state {
+    CP_PEER_NEVER,      /* not appraised yet (or not under the current policy) */
+    CP_PEER_VERIFIED,   /* its last appraisal passed: in rotation */
+    CP_PEER_EJECTED,    /* failed appraisal, timed out or reset: re-appraised after a backoff */
+    CP_PEER_UNREACHABLE /* refused or failed the connect: probed again after a backoff */
+};
+
 /*
- * The attested server of a forward: where it is, how its evidence is appraised, the pool of
+ * One attested server of a forward: where it is, how its evidence is appraised, the pool of
  * idle verified connections to it, the gate (one handshake with a nonce at a time, or one
- * probe while it is unreachable, which the other connections wait for) and the last failed
- * appraisal. A later step gives a forward several of these.
+ * probe while it is unreachable, which the other connections wait for), its state in the
+ * rotation with the backoff of an ejection, the background appraisal that keeps its key
+ * fresh, and the last failure. Owned by its cp_server (cp_server_add_server).
  */
 struct cp_peer {
+    struct cp_server *srv;
+    unsigned index; /* in srv->peers: its bit in a request's masks */
     struct cg_addr addr;
     struct cp_fresh fresh; /* the attested channel's TLS context and what it trusts */
-    struct cp_up *pool;    /* most recently used first */
+    enum cp_peer_state state;
+    struct cp_up *pool; /* most recently used first */
     size_t pool_len;
     unsigned pool_gen;      /* bumped on a key change, failure or policy reload: older ones go */
     unsigned gate_inflight; /* probing handshakes in flight (0 or 1) */
     struct cp_conn *gate_head, *gate_tail; /* connections waiting for the probe's verdict */
     unsigned down_ms;       /* the server refused connections: backoff before the next probe */
     int down_err;           /* the last connect error while down */
-    uv_timer_t sweep_timer; /* closes pooled connections idle too long */
     uv_timer_t gate_timer;  /* releases waiting connections; the next probe's backoff */
-    int failed;             /* the last appraisal failed; cleared by the next that passes */
-    struct cg_verdict last_failure;
+    uv_timer_t probe_timer; /* the next background appraisal; the deadline of one in flight */
+    struct cp_up *probe;    /* the background appraisal in flight, or NULL */
+    unsigned eject_ms;      /* the ejection's current backoff; 0 while not ejected */
+    unsigned outstanding;   /* requests (TCP mode: connections) on it now */
+    uint64_t ejections;
+    time_t last_appraisal_at;       /* the last appraisal with evidence, passed or failed */
+    int failed;                     /* the last appraisal failed; cleared by the next that passes */
+    struct cg_verdict last_failure; /* the last failure of any kind (appraisal, connect, reset) */
     time_t last_failure_at;
 };
 
 /*
- * One forward: an app-facing HTTP listener whose requests go, over attested TLS, to one
- * ccgate-server. Requests wait until the server's evidence passed the policy; a failed
- * appraisal answers 502 with the failed check, and nothing is sent to the server. In TCP mode
- * the listener pipes raw bytes (one attested connection per app connection, half-close both
- * ways) and a failed appraisal closes the app connection without a byte.
+ * One forward: an app-facing HTTP listener whose requests go, over attested TLS, to one of its
+ * ccgate-servers. Each server is appraised on its own, at start and again before its
+ * verified key gets older than the policy's max_age_s; a request goes to the server in
+ * rotation with the fewest outstanding requests, and waits while none was appraised yet. A
+ * failed appraisal ejects the server and the request goes to another (nothing was sent);
+ * with none left it is answered 502 with the failed check. In TCP mode the listener pipes raw
+ * bytes (one attested connection per app connection, half-close both ways) and a failed
+ * appraisal closes the app connection without a byte.
  */
 struct cp_server {
     uv_loop_t *loop;
     const char *name; /* the forward's name (borrowed): forward= in logs and metrics */
     struct cg_addr listen_addr;
     const struct cg_policy *policy;
-    struct cp_peer peer;
+    struct cp_peer **peers; /* cp_server_add_server; freed by cp_server_free */
+    size_t n_peers;
+    size_t rr; /* round robin among equally loaded servers */
     struct cg_http_limits limits;
     unsigned handshake_timeout_ms;
     unsigned server_wait_ms; /* how long a request waits for a server refusing connections */
@@ -102,35 +126,46 @@ struct cp_server {
     unsigned header_timeout_ms;   /* request head complete within this, else 408 */
     unsigned response_timeout_ms; /* response head within this after the request, else 504 */
     unsigned max_conns;
-    int tcp_mode;          /* raw byte pipe (ALPN ccgate-tcp) instead of HTTP */
-    int access_log;        /* one info line per answered request (HTTP mode) */
-    unsigned pool_max;     /* idle attested connections kept for reuse (HTTP mode); 0 = none */
-    unsigned pool_idle_ms; /* a pooled connection unused this long is closed */
-    struct cg_conns set;   /* the listener and the app connections */
+    int tcp_mode;           /* raw byte pipe (ALPN ccgate-tcp) instead of HTTP */
+    int access_log;         /* one info line per answered request (HTTP mode) */
+    unsigned pool_max;      /* idle attested connections kept per server (HTTP mode); 0 = none */
+    unsigned pool_idle_ms;  /* a pooled connection unused this long is closed */
+    uv_timer_t sweep_timer; /* closes pooled connections idle too long */
+    struct cg_conns set;    /* the listener and the app connections */
     int stopping;
     void (*on_idle)(struct cp_server *s);
     struct cp_stats stats;
 };
 
-/* Binds and listens (the caller filled the configuration). 0 or a libuv code. */
+/* Adds the server hostport ("HOST:PORT") to s; before cp_server_start. 0, or CG_ECONFIG with
+ * err naming the problem (a bad address, the same server twice, more than CP_MAX_SERVERS). */
+int cp_server_add_server(struct cp_server *s, const char *hostport, char *err, size_t errlen);
+
+/* Frees the servers added to s; after the loop has ended (no connection left). */
+void cp_server_free(struct cp_server *s);
+
+/* Idle attested connections pooled, over every server of s. */
+size_t cp_server_pool_len(const struct cp_server *s);
+
+/* Binds and listens (the caller filled the configuration, policy and servers included), sets
+ * up each server's TLS context and starts appraising every server. 0, a libuv code,
+ * CG_ECONFIG (no server) or CG_ETLS. */
 int cp_server_start(struct cp_server *s);
 
 /* Stops accepting; live connections finish their requests, then on_idle runs. */
 void cp_server_stop(struct cp_server *s);
 
-/* Closes the pooled attested connections and makes live ones unpoolable: after a policy
- * change or a failed or changed server key, no connection verified before is reused. */
-void cp_server_pool_flush(struct cp_server *s);
-
-/* Swaps the policy (borrowed) for new handshakes; live connections keep what they verified,
- * pooled ones and the remembered key are dropped when it differs from the current one. */
+/* Swaps the policy (borrowed) for new handshakes; live connections keep what they verified.
+ * When it differs from the current one, pooled connections and remembered keys are dropped
+ * and every server is appraised again now (not ready until one passes). */
 void cp_server_set_policy(struct cp_server *s, const struct cg_policy *policy);
 
 /* Closes every live connection now. */
 void cp_server_abort(struct cp_server *s);
 
-/* Ready: a server key verified within the policy's max_age_s and no failed appraisal since.
- * When not ready and why is non-NULL, writes the reason there (one line). */
+/* Ready: at least one server in rotation whose key was verified within the policy's
+ * max_age_s. When not ready and why is non-NULL, writes the reason there (a line per
+ * server). */
 int cp_server_ready(const struct cp_server *s, time_t now, struct cg_buf *why);
 
 /* Adds the bytes the live app connections moved so far to the byte counters (before a
@@ -139,12 +174,13 @@ void cp_server_count_bytes(struct cp_server *s);
 
 /* Writes the Prometheus text of the forwards srv[0..n) (borrowed): each ccgate_client_* and
  * ccgate_attestation_* family once with HELP and TYPE, every sample labelled
- * forward="NAME". */
+ * forward="NAME" (the per-server ones also server="HOST:PORT"). */
 void cp_metrics_write(struct cg_buf *out, const struct cp_server *const *srv, size_t n, time_t now);
 
-/* Writes the /.well-known/ccgate/verification JSON; returns the HTTP status: 200 when
- * verified, 503 (verified false, with the last failure) when never verified or when the last
- * appraisal failed. */
+/* Writes the /.well-known/ccgate/verification JSON: "verified" (cp_server_ready) and
+ * "servers", one entry per server with its state, last appraisal and last failure (and what
+ * was verified); with one server, that server's fields also at the top level. Returns the
+ * HTTP status: 200 when verified, else 503. */
 int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out);
 
 #endif

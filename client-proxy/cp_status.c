@@ -28,58 +28,64 @@ void cp__count_status(struct cp_server *srv, int status)
         srv->stats.responses_by_class[cls]++;
 }
 
-void cp__record_failure(struct cp_server *srv, const struct cg_verdict *v)
+void cp__note_failure(struct cp_peer *p, const struct cg_verdict *v)
 {
-    srv->peer.failed = 1;
-    srv->peer.last_failure = *v;
-    srv->peer.last_failure_at = time(NULL);
-    srv->stats.verify_failed++;
-    for (size_t i = 0; i < srv->stats.n_checks; i++) {
-        if (strcmp(srv->stats.failed_checks[i].check, v->check) == 0) {
-            srv->stats.failed_checks[i].count++;
+    p->last_failure = *v;
+    p->last_failure_at = time(NULL);
+}
+
+void cp__record_failure(struct cp_peer *p, const struct cg_verdict *v)
+{
+    struct cp_stats *st = &p->srv->stats;
+    cp__note_failure(p, v);
+    p->failed = 1;
+    p->last_appraisal_at = p->last_failure_at;
+    st->verify_failed++;
+    for (size_t i = 0; i < st->n_checks; i++) {
+        if (strcmp(st->failed_checks[i].check, v->check) == 0) {
+            st->failed_checks[i].count++;
             return;
         }
     }
-    if (srv->stats.n_checks < CP_MAX_CHECKS) {
-        size_t i = srv->stats.n_checks++;
-        snprintf(srv->stats.failed_checks[i].check, sizeof(srv->stats.failed_checks[i].check), "%s",
-                 v->check);
-        srv->stats.failed_checks[i].count = 1;
+    if (st->n_checks < CP_MAX_CHECKS) {
+        size_t i = st->n_checks++;
+        snprintf(st->failed_checks[i].check, sizeof(st->failed_checks[i].check), "%s", v->check);
+        st->failed_checks[i].count = 1;
     }
 }
 
-void cp__record_success(struct cp_server *srv)
+void cp__record_success(struct cp_peer *p)
 {
-    srv->peer.failed = 0;
+    p->failed = 0;
+    p->last_appraisal_at = time(NULL);
 }
 
-int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
+/* In rotation with a key verified within max_age_s. */
+static int peer_ready(const struct cp_server *s, const struct cp_peer *p, time_t now)
 {
-    const struct cg_attestation *a = cp_fresh_attestation(&s->peer.fresh);
-    if (a == NULL || s->peer.failed) {
-        (void)cg_buf_printf(out, "{\"verified\": false, \"server\": ");
-        cg_json_str(out, s->peer.addr.text);
-        if (s->peer.last_failure_at != 0) {
-            (void)cg_buf_printf(out, ", \"last_failure\": {\"check\": ");
-            cg_json_str(out, s->peer.last_failure.check);
-            (void)cg_buf_printf(out, ", \"expected\": ");
-            cg_json_str(out, s->peer.last_failure.expected);
-            (void)cg_buf_printf(out, ", \"actual\": ");
-            cg_json_str(out, s->peer.last_failure.actual);
-            (void)cg_buf_printf(out, "}");
-        }
-        (void)cg_buf_printf(out, "}\n");
-        return 503;
-    }
-    char when[32], iat[32];
+    const struct cg_attestation *a = cp_fresh_attestation(&p->fresh);
+    return p->state == CP_PEER_VERIFIED && a != NULL &&
+           now - a->verified_at <= (time_t)s->policy->freshness.max_age_s;
+}
+
+static void json_time(struct cg_buf *out, const char *key, time_t t)
+{
+    char when[32];
     struct tm tm;
-    gmtime_r(&a->verified_at, &tm);
+    (void)cg_buf_printf(out, ", \"%s\": ", key);
+    if (t == 0) {
+        (void)cg_buf_printf(out, "null");
+        return;
+    }
+    gmtime_r(&t, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    time_t iat_t = (time_t)a->iat;
-    gmtime_r(&iat_t, &tm);
-    strftime(iat, sizeof(iat), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    (void)cg_buf_printf(out, "{\"verified\": true, \"server\": ");
-    cg_json_str(out, s->peer.addr.text);
+    (void)cg_buf_printf(out, "\"%s\"", when);
+}
+
+/* What was verified: the fields after "server" of a verified server. */
+static void json_attestation(const struct cp_server *s, const struct cg_attestation *a,
+                             struct cg_buf *out)
+{
     (void)cg_buf_printf(out, ", \"tee\": \"%s\", \"insecure\": %s", cg_ratls_tee_name(a->tag),
                         a->insecure ? "true" : "false");
     if (a->insecure)
@@ -117,33 +123,84 @@ int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
     cg_json_hex(out, a->cert_sha256, sizeof(a->cert_sha256));
     (void)cg_buf_printf(out, ", \"pubkey_sha256\": ");
     cg_json_hex(out, a->spki_sha256, sizeof(a->spki_sha256));
-    (void)cg_buf_printf(out, ", \"evidence_iat\": \"%s\", \"verified_at\": \"%s\"", iat, when);
+    json_time(out, "evidence_iat", (time_t)a->iat);
+    json_time(out, "verified_at", a->verified_at);
     (void)cg_buf_printf(
         out, ", \"freshness\": \"%s\", \"report\": ", a->nonce_matched ? "nonce" : "max-age");
     if (a->tag == CG_TAG_TDX)
         cg_json_tdx_quote(out, &a->tdx);
     else
         cg_json_snp_report(out, &a->snp);
-    (void)cg_buf_printf(out, "}\n");
-    return 200;
+}
+
+/* One server's fields: address, state, what was verified (when ready), the last appraisal and
+ * the last failure. */
+static void json_peer(const struct cp_server *s, const struct cp_peer *p, time_t now,
+                      struct cg_buf *out)
+{
+    (void)cg_buf_printf(out, "\"server\": ");
+    cg_json_str(out, p->addr.text);
+    (void)cg_buf_printf(out, ", \"state\": \"%s\", \"ready\": %s", cp__peer_state_name(p->state),
+                        peer_ready(s, p, now) ? "true" : "false");
+    if (peer_ready(s, p, now))
+        json_attestation(s, cp_fresh_attestation(&p->fresh), out);
+    json_time(out, "last_appraisal", p->last_appraisal_at);
+    (void)cg_buf_printf(out, ", \"outstanding\": %u, \"ejections\": %llu", p->outstanding,
+                        (unsigned long long)p->ejections);
+    if (p->last_failure_at != 0) {
+        (void)cg_buf_printf(out, ", \"last_failure\": {\"check\": ");
+        cg_json_str(out, p->last_failure.check);
+        (void)cg_buf_printf(out, ", \"expected\": ");
+        cg_json_str(out, p->last_failure.expected);
+        (void)cg_buf_printf(out, ", \"actual\": ");
+        cg_json_str(out, p->last_failure.actual);
+        json_time(out, "at", p->last_failure_at);
+        (void)cg_buf_printf(out, "}");
+    }
+}
+
+int cp_server_verification_json(const struct cp_server *s, struct cg_buf *out)
+{
+    time_t now = time(NULL);
+    int ready = cp_server_ready(s, now, NULL);
+    (void)cg_buf_printf(out, "{\"verified\": %s, ", ready ? "true" : "false");
+    if (s->n_peers == 1) {
+        /* One server: its fields at the top level too, as before there were several. */
+        json_peer(s, s->peers[0], now, out);
+    } else {
+        (void)cg_buf_printf(out, "\"policy_digest\": ");
+        cg_json_hex(out, s->policy->digest, sizeof(s->policy->digest));
+    }
+    (void)cg_buf_printf(out, ", \"servers\": [");
+    for (size_t i = 0; i < s->n_peers; i++) {
+        (void)cg_buf_printf(out, i > 0 ? ", {" : "{");
+        json_peer(s, s->peers[i], now, out);
+        (void)cg_buf_printf(out, "}");
+    }
+    (void)cg_buf_printf(out, "]}\n");
+    return ready ? 200 : 503;
 }
 
 int cp_server_ready(const struct cp_server *s, time_t now, struct cg_buf *why)
 {
-    const struct cg_attestation *a = cp_fresh_attestation(&s->peer.fresh);
-    if (s->peer.failed) {
-        if (why != NULL)
+    for (size_t i = 0; i < s->n_peers; i++)
+        if (peer_ready(s, s->peers[i], now))
+            return 1;
+    for (size_t i = 0; why != NULL && i < s->n_peers; i++) {
+        const struct cp_peer *p = s->peers[i];
+        const struct cg_verdict *f = &p->last_failure;
+        if (p->state == CP_PEER_NEVER)
+            (void)cg_buf_printf(why, "not ready: server %s: not appraised yet\n", p->addr.text);
+        else if (p->state == CP_PEER_VERIFIED)
+            (void)cg_buf_printf(why, "not ready: server %s: no key verified within max_age_s\n",
+                                p->addr.text);
+        else
             (void)cg_buf_printf(why,
-                                "not ready: the last appraisal failed: check=%s expected=\"%s\" "
+                                "not ready: server %s %s%s: check=%s expected=\"%s\" "
                                 "actual=\"%s\"\n",
-                                s->peer.last_failure.check, s->peer.last_failure.expected,
-                                s->peer.last_failure.actual);
-        return 0;
+                                p->addr.text, cp__peer_state_name(p->state),
+                                p->failed ? ", the last appraisal failed" : "", f->check,
+                                f->expected, f->actual);
     }
-    if (a == NULL || now - a->verified_at > (time_t)s->policy->freshness.max_age_s) {
-        if (why != NULL)
-            (void)cg_buf_printf(why, "not ready: no server verified within max_age_s\n");
-        return 0;
-    }
-    return 1;
+    return 0;
 }

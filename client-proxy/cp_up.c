@@ -8,8 +8,11 @@
  * The attested leg: connect, handshake (the appraisal runs inside it), the response path
  * towards the app, and what happens when the leg ends under unanswered exchanges: an
  * idempotent request that got no byte of its answer is sent again once on a new, verified
- * leg; any other gets a 502 from here. The app never sees its connection end without a
- * status for a request whose head it sent, unless an answer was already half delivered.
+ * leg, to another server when there is one; any other gets a 502 from here. A leg that fails
+ * before it carried a byte (connect, appraisal, handshake timeout) costs nothing: its requests
+ * go to another server not tried yet, or get the 502 when none is left. The app never sees
+ * its connection end without a status for a request whose head it sent, unless an answer was
+ * already half delivered.
  */
 
 static const struct cg_http_callbacks resp_cb;
@@ -47,6 +50,7 @@ void cp__up_discard(struct cp_conn *c, int clean)
     cp__gate_end(u);
     c->up = NULL;
     c->up_state = UP_NONE;
+    cp__bind(c, NULL);
     if (clean && u->s.handshaken)
         cg_stream_shutdown(&u->s); /* close_notify: a clean end, not a truncation */
     cg_stream_close(&u->s, cp__up_closed, u);
@@ -74,11 +78,7 @@ void cp__send_up(struct cp_conn *c, const void *data, size_t len)
     }
     if (c->up_state == UP_READY) {
         write_up(c, data, len);
-        return;
-    }
-    if (c->up_state == UP_NONE && !c->srv->tcp_mode && cp__pool_attach(c)) {
-        arm_head(c);
-        write_up(c, data, len);
+        cp__track(c);
         return;
     }
     if (cg_buf_append(&c->pending, data, len) < 0) {
@@ -86,7 +86,8 @@ void cp__send_up(struct cp_conn *c, const void *data, size_t len)
         return;
     }
     if (c->up_state == UP_NONE)
-        cp__up_start(c, 0);
+        cp__up_start(c, NULL, 0); /* a pooled leg sends the pending bytes at once */
+    cp__track(c);
 }
 
 /* ---- server -> app ---- */
@@ -191,9 +192,10 @@ static int retry(struct cp_conn *c, const char *why)
         return 0;
     struct cp_server *srv = c->srv;
     srv->stats.retries++;
-    cg_log_info("request.retry", "id=%llu forward=%s reason=%s bytes=%zu",
-                (unsigned long long)c->conn.id, c->srv->name, why, c->replay.len);
+    cg_log_info("request.retry", "id=%llu forward=%s server=%s reason=%s bytes=%zu",
+                (unsigned long long)c->conn.id, srv->name, c->peer->addr.text, why, c->replay.len);
     c->retried = 1;
+    c->tried |= 1u << c->peer->index; /* another server, when there is one */
     cp__up_discard(c, 0);
     c->resp_started = 0;
     c->front_bytes = 0;
@@ -203,8 +205,35 @@ static int retry(struct cp_conn *c, const char *why)
         cp__conn_close(c, "pending_overflow");
         return 1;
     }
-    cp__up_start(c, 0);
+    cp__up_start(c, NULL, 0);
     return 1;
+}
+
+/* c's leg to p failed before it carried a byte of c's (connect, appraisal, handshake): its
+ * requests, all still pending, go to a server not tried yet (the leg, if any, is closed).
+ * Returns 1 if so; else c keeps its leg. */
+static int move_on(struct cp_conn *c, struct cp_peer *p)
+{
+    c->tried |= 1u << p->index;
+    struct cp_peer *q = cp__pick(c);
+    if (q == NULL || cp__tried(c, q) || c->srv->stopping)
+        return 0;
+    cg_log_info("request.failover", "id=%llu forward=%s from=%s server=%s",
+                (unsigned long long)c->conn.id, c->srv->name, p->addr.text, q->addr.text);
+    c->nonce_retry_done = 0;
+    cp__up_discard(c, 0);
+    cp__up_start(c, q, 0);
+    return 1;
+}
+
+/* p reset or cut a leg (err): out of rotation until appraised again. */
+static void peer_reset(struct cp_peer *p, int err)
+{
+    struct cg_verdict v;
+    (void)cg_reject(&v, err, "server.reset", "the connection ended cleanly", "%s",
+                    cg_strerror(err));
+    cp__note_failure(p, &v);
+    cp__peer_eject(p, CP_PEER_EJECTED, &v);
 }
 
 /* The leg ended (error or close) under the app connection. */
@@ -284,6 +313,10 @@ static void up_on_eof(struct cg_stream *s)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
+    if (u->probe) {
+        cp__probe_lost(u, UV_EOF);
+        return;
+    }
     if (c == NULL) {
         cp__pool_drop(u, "server_closed");
         return;
@@ -308,13 +341,21 @@ static void up_on_error(struct cg_stream *s, int err)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
-    (void)err;
+    struct cp_peer *p = u->peer;
+    if (u->probe) {
+        cp__probe_lost(u, err);
+        return;
+    }
     if (c == NULL) {
         cp__pool_drop(u, "server_error");
+        peer_reset(p, err);
         return;
     }
     if (c->state == CP_CLOSED)
         return;
+    peer_reset(p, err);
+    if (c->up_state != UP_READY && move_on(c, p))
+        return; /* cut during the handshake: nothing of c's went up */
     up_lost(c, "server_error");
 }
 
@@ -344,85 +385,118 @@ void cp__up_ready(struct cp_conn *c)
     cp__rearm(c);
 }
 
+void cp__handshake_verdict(const struct cg_tls *t, int status, struct cg_verdict *out)
+{
+    const struct cg_verdict *v = cg_tls_verdict(t);
+    if (v == NULL || v->check[0] == '\0')
+        (void)cg_reject(out, CG_ETLS, "tls.handshake", "a TLS 1.3 RA-TLS server", "%s",
+                        cg_strerror(status));
+    else
+        *out = *v;
+}
+
+void cp__handshake_passed(struct cp_up *u)
+{
+    struct cp_server *srv = u->srv;
+    struct cp_peer *p = u->peer;
+    int nonce = cg_tls_sent_nonce(u->s.tls);
+    srv->stats.handshakes++;
+    srv->stats.handshake_seconds_sum += (double)(uv_hrtime() - u->started_ns) / 1e9;
+    if (nonce) {
+        srv->stats.verify_ok++;
+        cp__record_success(p);
+        cp__observe(&srv->stats.verification_latency, u->started_ns);
+    }
+    u->verified_at = time(NULL);
+    u->gen = p->pool_gen;
+    cp__gate_end(u);
+    cp__peer_verified(p, nonce);
+}
+
 static void up_on_handshake(struct cg_stream *s, int status)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
-    struct cp_server *srv = c->srv;
+    struct cp_peer *p = u->peer;
+    if (u->probe) {
+        cp__probe_handshake(u, status);
+        return;
+    }
     if (c->state == CP_CLOSED)
         return; /* closed meanwhile: its close ends the leg (and the gate's probe) */
     c->timer_kind = T_NONE;
     cg_conn_timer(&c->conn, 0);
     if (status == 0) {
-        srv->stats.handshakes++;
-        srv->stats.handshake_seconds_sum += (double)(uv_hrtime() - u->started_ns) / 1e9;
-        if (cg_tls_sent_nonce(s->tls)) {
-            srv->stats.verify_ok++;
-            cp__record_success(srv);
-            cp__observe(&srv->stats.verification_latency, u->started_ns);
-        }
-        u->verified_at = time(NULL);
-        u->gen = srv->peer.pool_gen;
-        cp__gate_end(u);
+        cp__handshake_passed(u);
+        c->nonce_retry_done = 0; /* the next key change (another server, a restart) gets one */
         cp__up_ready(c);
         return;
     }
     if (cp_fresh_key_changed(s->tls) && !c->nonce_retry_done) {
         /* The server presents a key we have not verified (restart, rotation): ask for
          * fresh evidence bound to that key. */
-        srv->stats.key_changes++;
+        c->srv->stats.key_changes++;
         cg_log_info("attest.key_changed", "id=%llu forward=%s server=%s: reconnecting with a nonce",
-                    (unsigned long long)c->conn.id, srv->name, srv->peer.addr.text);
-        cp_fresh_forget(&srv->peer.fresh);
-        cp_server_pool_flush(srv);
+                    (unsigned long long)c->conn.id, c->srv->name, p->addr.text);
+        cp_fresh_forget(&p->fresh);
+        cp__pool_flush(p);
         c->nonce_retry_done = 1;
         cp__up_discard(c, 0);
-        cp__up_start(c, 1);
+        cp__up_start(c, p, 1);
         return;
     }
-    const struct cg_verdict *v = cg_tls_verdict(s->tls);
-    struct cg_verdict tls_v;
-    if (v == NULL || v->check[0] == '\0') {
-        (void)cg_reject(&tls_v, CG_ETLS, "tls.handshake", "a TLS 1.3 RA-TLS server", "%s",
-                        cg_strerror(status));
-        v = &tls_v;
-    }
-    struct cg_verdict copy = *v;
-    cp__record_failure(srv, &copy);
-    /* Nothing verified before this failure is trusted again without new evidence. */
-    cp_fresh_forget(&srv->peer.fresh);
-    cp_server_pool_flush(srv);
+    struct cg_verdict v;
+    cp__handshake_verdict(s->tls, status, &v);
+    cp__record_failure(p, &v);
     cg_log_error("attest.failed",
                  "id=%llu forward=%s server=%s check=%s expected=\"%s\" actual=\"%s\": nothing "
                  "was sent",
-                 (unsigned long long)c->conn.id, srv->name, srv->peer.addr.text, copy.check,
-                 copy.expected, copy.actual);
+                 (unsigned long long)c->conn.id, c->srv->name, p->addr.text, v.check, v.expected,
+                 v.actual);
     cp__up_discard(c, 0);
-    cp__fail_verdict(c, "attestation_failed", &copy);
+    c->refused |= 1u << p->index; /* these requests never go there */
+    cp__peer_eject(p, CP_PEER_EJECTED, &v);
+    if (move_on(c, p))
+        return;
+    cp__fail_verdict(c, "attestation_failed", &v);
+}
+
+void cp__connect_failed(struct cp_peer *p, int status, struct cg_verdict *v)
+{
+    p->srv->stats.server_unreachable++;
+    (void)cg_reject(v, status, "server.connect", p->addr.text, "%s", cg_strerror(status));
+    cg_log_warn("server.unreachable", "forward=%s server=%s err=\"%s\"", p->srv->name, p->addr.text,
+                cg_strerror(status));
+    cp__note_failure(p, v);
+    cp__peer_eject(p, CP_PEER_UNREACHABLE, v);
 }
 
 static void up_on_connect(struct cg_stream *s, int status)
 {
     struct cp_up *u = s->data;
     struct cp_conn *c = u->c;
-    struct cp_server *srv = c->srv;
+    struct cp_peer *p = u->peer;
+    if (u->probe) {
+        cp__probe_connected(u, status);
+        return;
+    }
     if (c->state == CP_CLOSED)
         return;
     if (status < 0) {
-        srv->stats.server_unreachable++;
-        cg_log_warn("server.unreachable", "id=%llu forward=%s server=%s err=\"%s\"",
-                    (unsigned long long)c->conn.id, srv->name, srv->peer.addr.text,
-                    cg_strerror(status));
-        cp__up_discard(c, 0);
-        if (c->state != CP_PIPE && cp__peer_unreachable(c, status))
-            return; /* waits for the next probe (until server-wait-ms) */
         struct cg_verdict v;
-        (void)cg_reject(&v, status, "server.connect", srv->peer.addr.text, "%s",
-                        cg_strerror(status));
+        cp__up_discard(c, 0);
+        cp__connect_failed(p, status, &v);
+        if (move_on(c, p))
+            return;
+        /* Every server was tried: wait for the best one's next probe (until
+         * server-wait-ms). */
+        struct cp_peer *q = cp__pick(c);
+        if (q != NULL && c->state != CP_PIPE && cp__peer_unreachable(c, q, status))
+            return;
         cp__fail_verdict(c, "server_unreachable", &v);
         return;
     }
-    cp__peer_reachable(srv);
+    p->down_ms = 0;
     c->wait_since_ms = 0;
     c->up_state = UP_HANDSHAKING;
     (void)cg_stream_read_start(s);
@@ -438,69 +512,101 @@ static const struct cg_stream_callbacks up_cb = {
     .on_connect = up_on_connect,
 };
 
-void cp__up_start(struct cp_conn *c, int with_nonce)
+int cp__up_open(struct cp_peer *p, struct cp_conn *c, int nonce, struct cp_up **out)
 {
-    struct cp_server *srv = c->srv;
-    int nonce = with_nonce || cp_fresh_needs_nonce(&srv->peer.fresh, time(NULL));
-    if (!with_nonce && cp__gate_must_wait(srv, nonce)) {
-        cp__gate_park(c);
-        return;
-    }
-    struct cp_up *u = calloc(1, sizeof(*u));
+    struct cp_server *srv = p->srv;
     struct cg_tls *t = NULL;
+    struct cp_up *u = calloc(1, sizeof(*u));
+    int rc = UV_ENOMEM;
     if (u == NULL)
-        goto fail;
+        return rc;
     u->c = c;
     u->srv = srv;
+    u->peer = p;
     u->started_ns = uv_hrtime();
-    if (!srv->tcp_mode && cp__up_parser(c, &u->resp) < 0) {
-        free(u);
+    if (c != NULL && !srv->tcp_mode && (rc = cp__up_parser(c, &u->resp)) < 0)
+        goto fail;
+    if ((rc = cp_fresh_tls_new(&p->fresh, nonce, &t)) < 0)
+        goto fail;
+    if ((rc = cg_stream_init(&u->s, srv->loop, 0, &up_cb, u)) < 0) {
+        cg_tls_free(t);
         goto fail;
     }
-    if (cg_stream_init(&u->s, srv->loop, 0, &up_cb, u) < 0) {
-        cg_http_parser_free(u->resp);
-        free(u);
-        goto fail;
+    cg_stream_set_tls(&u->s, t);
+    if (nonce)
+        srv->stats.handshakes_with_nonce++;
+    *out = u;
+    return 0;
+fail:
+    cg_http_parser_free(u->resp);
+    free(u);
+    return rc;
+}
+
+void cp__up_start(struct cp_conn *c, struct cp_peer *p, int with_nonce)
+{
+    struct cp_server *srv = c->srv;
+    struct cp_up *u;
+    if (p == NULL && (p = cp__pick(c)) == NULL) {
+        struct cg_verdict v;
+        (void)cg_reject(&v, CG_EEVIDENCE, "server.none",
+                        "a server that did not fail appraisal for this request", "%zu failed",
+                        srv->n_peers);
+        cp__fail_verdict(c, "attestation_failed", &v);
+        return;
+    }
+    int nonce = with_nonce || cp_fresh_needs_nonce(&p->fresh, time(NULL));
+    if (!with_nonce && cp__gate_must_wait(p, nonce)) {
+        cp__gate_park(c, p);
+        return;
+    }
+    /* A verified idle leg goes first, except for a retry (that one may be as stale as the
+     * leg that just died). */
+    if (!srv->tcp_mode && !nonce && !c->retried && cp__pool_attach(c, p)) {
+        cp__up_ready(c);
+        return;
+    }
+    if (cp__up_open(p, c, nonce, &u) < 0) {
+        cp__conn_close(c, "server_connect_failed");
+        return;
     }
     cg_conn_hold(&c->conn);
     c->up = u;
     c->up_state = UP_CONNECTING;
-    if (nonce || srv->peer.down_ms > 0) {
-        if (nonce)
-            srv->stats.handshakes_with_nonce++;
+    cp__bind(c, p);
+    if (nonce || p->down_ms > 0) {
         u->gate = 1;
-        srv->peer.gate_inflight++;
+        p->gate_inflight++;
     }
-    if (cp_fresh_tls_new(&srv->peer.fresh, nonce, &t) < 0)
-        goto fail;
-    cg_stream_set_tls(&u->s, t);
     c->timer_kind = T_NONE;
     cp__rearm(c);
-    if (cg_stream_connect(&u->s, &srv->peer.addr) < 0)
-        goto fail;
-    return;
-fail:
-    cp__up_discard(c, 0);
-    cp__conn_close(c, "server_connect_failed");
+    if (cg_stream_connect(&u->s, &p->addr) < 0) {
+        cp__up_discard(c, 0);
+        cp__conn_close(c, "server_connect_failed");
+    }
 }
 
 void cp__up_timeout(struct cp_conn *c, int waited_for_server)
 {
     struct cp_server *srv = c->srv;
+    struct cp_peer *p = c->peer != NULL ? c->peer : srv->peers[0];
     struct cg_verdict v;
     cp__gate_unlink(c);
     cp__up_discard(c, 0);
     if (waited_for_server) {
-        (void)cg_reject(&v, srv->peer.down_err, "server.connect", srv->peer.addr.text,
-                        "%s for %u ms", cg_strerror(srv->peer.down_err), srv->server_wait_ms);
+        (void)cg_reject(&v, p->down_err, "server.connect", p->addr.text, "%s for %u ms",
+                        cg_strerror(p->down_err), srv->server_wait_ms);
         cp__fail_verdict(c, "server_unreachable", &v);
         return;
     }
     (void)cg_reject(&v, CG_ETIMEOUT, "server.handshake_timeout", "a handshake in time",
                     "none after %u ms", srv->handshake_timeout_ms);
-    cp__record_failure(srv, &v);
+    cp__record_failure(p, &v);
     cg_log_error("attest.failed",
                  "id=%llu forward=%s server=%s check=%s actual=\"%s\": nothing was sent",
-                 (unsigned long long)c->conn.id, srv->name, srv->peer.addr.text, v.check, v.actual);
+                 (unsigned long long)c->conn.id, srv->name, p->addr.text, v.check, v.actual);
+    cp__peer_eject(p, CP_PEER_EJECTED, &v);
+    if (move_on(c, p))
+        return;
     cp__fail_verdict(c, "attestation_failed", &v);
 }

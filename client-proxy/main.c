@@ -17,7 +17,12 @@
 
 static struct cg_opt opts[] = {
     {"listen", "ADDR:PORT", "HTTP listener for the app (loopback)", NULL, NULL, NULL},
-    {"server", "HOST:PORT...", "the ccgate-server to attest and forward to", NULL, NULL, NULL},
+    {"server", "HOST:PORT...",
+     "a ccgate-server to attest and forward to; several (repeated or comma-separated) share the "
+     "load",
+     NULL, NULL, NULL},
+    {"servers", "HOST:PORT...", "more servers, as --server (in a config file: a list)", NULL, NULL,
+     NULL},
     {"policy", "FILE", "appraisal policy JSON (docs/policy.md); required", NULL, NULL, NULL},
     {"name", "NAME", "the forward's name in logs and metrics (default: the --listen address)", NULL,
      NULL, NULL},
@@ -69,7 +74,8 @@ static const char summary[] =
     "One process may serve several forwards (each its listener, servers, policy and limits):\n"
     "a \"forwards\" list in --config (docs/guide.md); the limit options below are then every\n"
     "forward's defaults. An option may be given once; --server is a list (repeat it or join\n"
-    "with ','), though this build takes one server per forward.";
+    "with ','): each server is appraised on its own and the requests go to the verified one\n"
+    "with the fewest outstanding.";
 
 #define NAME_MAX_LEN 64
 
@@ -171,7 +177,27 @@ static void check_name(const char *name, const char *where)
                  NAME_MAX_LEN, name);
 }
 
-/* Fills the forward f (name, listener, server, mode, policy); limits apart. servers: the
+/* Adds each server of list ("HOST:PORT[,HOST:PORT...]") to srv. */
+static int add_servers(struct cp_server *srv, const char *list, char *err, size_t errlen)
+{
+    char one[512];
+    for (const char *p = list; *p != '\0';) {
+        size_t n = strcspn(p, ",");
+        if (n == 0 || n >= sizeof(one)) {
+            snprintf(err, errlen, "expected HOST:PORT[,HOST:PORT...], got '%s'", list);
+            return CG_ECONFIG;
+        }
+        memcpy(one, p, n);
+        one[n] = '\0';
+        int rc = cp_server_add_server(srv, one, err, errlen);
+        if (rc < 0)
+            return rc;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
+/* Fills the forward f (name, listener, servers, mode, policy); limits apart. servers: the
  * server list, comma-separated. */
 static void set_forward(struct fwd *f, const char *where, const char *name, const char *listen,
                         const char *servers, const char *mode, const char *policy)
@@ -185,11 +211,7 @@ static void set_forward(struct fwd *f, const char *where, const char *name, cons
     snprintf(f->name, sizeof(f->name), "%s", name != NULL ? name : srv->listen_addr.text);
     srv->name = f->name;
     const char *server_key = where[0] == '-' ? "server" : "servers";
-    if (strchr(servers, ',') != NULL)
-        cg_fatal("%s%s: several servers per forward need the multi-server client, which this "
-                 "build does not have yet: give one server (got '%s')",
-                 where, server_key, servers);
-    if (cg_addr_parse(servers, 0, &srv->peer.addr, err, sizeof(err)) < 0)
+    if (add_servers(srv, servers, err, sizeof(err)) < 0)
         cg_fatal("%s%s: %s", where, server_key, err);
     if (strcmp(mode, "tcp") == 0)
         srv->tcp_mode = 1;
@@ -205,8 +227,14 @@ static void set_forward(struct fwd *f, const char *where, const char *name, cons
 /* The forward of the command line (--listen, --server, --policy, --mode, --name). */
 static void forward_from_flags(struct app *a)
 {
-    if (opt("listen") == NULL || opt("server") == NULL)
+    char servers[4096];
+    if (opt("listen") == NULL || (opt("server") == NULL && opt("servers") == NULL))
         cg_fatal("--listen and --server are required, or a forwards list (see --help)");
+    int n =
+        snprintf(servers, sizeof(servers), "%s%s%s", opt("server") ? opt("server") : "",
+                 opt("server") && opt("servers") ? "," : "", opt("servers") ? opt("servers") : "");
+    if (n < 0 || (size_t)n >= sizeof(servers))
+        cg_fatal("--server: longer than %zu bytes", sizeof(servers));
     if (opt("policy") == NULL)
         cg_fatal("--policy FILE is required: without a policy nothing can be trusted "
                  "(see docs/policy.md, or `ccgate policy from-evidence`)");
@@ -214,8 +242,7 @@ static void forward_from_flags(struct app *a)
     a->fwds = calloc(1, sizeof(*a->fwds));
     if (a->fwds == NULL)
         cg_fatal("out of memory");
-    set_forward(&a->fwds[0], "--", opt("name"), opt("listen"), opt("server"), opt("mode"),
-                opt("policy"));
+    set_forward(&a->fwds[0], "--", opt("name"), opt("listen"), servers, opt("mode"), opt("policy"));
     set_limits(&a->fwds[0].server, NULL, "");
 }
 
@@ -255,12 +282,12 @@ static void join_servers(json_t *arr, const char *where, char *out, size_t cap)
 /* The forwards of the "forwards" list. */
 static void forwards_from_json(struct app *a, const char *text)
 {
-    static const char *const top[] = {"listen", "server", "policy", "name"};
+    static const char *const top[] = {"listen", "server", "servers", "policy", "name"};
     for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
         if (opt(top[i]) != NULL)
             cg_fatal("forwards: a forwards list and --%s (top-level \"%s\") exclude each other: "
                      "set %s inside each forward",
-                     top[i], top[i], strcmp(top[i], "server") == 0 ? "servers" : top[i]);
+                     top[i], top[i], strncmp(top[i], "server", 6) == 0 ? "servers" : top[i]);
     json_error_t jerr;
     json_t *list = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_array(list) || json_array_size(list) == 0)
@@ -435,10 +462,9 @@ static void start_forward(struct app *a, struct fwd *f)
                     "it reads and sends requests in clear; use 127.0.0.1 unless that network is "
                     "trusted\"",
                     srv->listen_addr.text, f->name);
-    if (cp_fresh_init(&srv->peer.fresh, srv->tcp_mode ? CG_ALPN_TCP : CG_ALPN_HTTP,
-                      srv->peer.addr.text, f->policy) < 0)
-        cg_fatal("forward %s: TLS context setup failed", f->name);
     int rc = cp_server_start(srv);
+    if (rc == CG_ETLS || rc == CG_ECONFIG)
+        cg_fatal("forward %s: TLS context setup failed: %s", f->name, cg_strerror(rc));
     if (rc < 0)
         cg_fatal("forward %s: listen %s: %s", f->name, srv->listen_addr.text, cg_strerror(rc));
     if (f->policy->sim.allow)
@@ -451,9 +477,11 @@ static void start_forward(struct app *a, struct fwd *f)
     char digest[65];
     cg_hex(digest, sizeof(digest), f->policy->digest, sizeof(f->policy->digest));
     cg_log_info("listening",
-                "addr=%s forward=%s server=%s mode=%s policy=%s policy_sha256=%s admin=%s",
-                srv->listen_addr.text, f->name, srv->peer.addr.text, srv->tcp_mode ? "tcp" : "http",
-                f->policy_path, digest, opt("admin") ? opt("admin") : "-");
+                "addr=%s forward=%s server=%s servers=%zu mode=%s policy=%s policy_sha256=%s "
+                "admin=%s",
+                srv->listen_addr.text, f->name, srv->peers[0]->addr.text, srv->n_peers,
+                srv->tcp_mode ? "tcp" : "http", f->policy_path, digest,
+                opt("admin") ? opt("admin") : "-");
 }
 
 int main(int argc, char **argv)
@@ -500,7 +528,7 @@ int main(int argc, char **argv)
 
     uv_run(a->loop, UV_RUN_DEFAULT);
     for (size_t i = 0; i < a->n_fwds; i++) {
-        cp_fresh_free(&a->fwds[i].server.peer.fresh);
+        cp_server_free(&a->fwds[i].server);
         free(a->fwds[i].policy_path);
     }
     free(a->fwds);

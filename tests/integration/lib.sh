@@ -153,6 +153,17 @@ start_client() {
     wait_log "$T/$name.log" "listening"
 }
 
+# wait_ready ADMIN_PORT [SECONDS]: waits until the client's /readyz answers 200 (it appraised
+# a server at start).
+wait_ready() {
+    local port=$1 secs=${2:-20} i=0
+    while ! curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -gt $((secs * 20)) ] && fail "client not ready within ${secs}s"
+        sleep 0.05
+    done
+}
+
 # metric URL NAME_WITH_LABELS: prints the value of one Prometheus sample. A name without a
 # forward="..." label matches the client's samples of every forward (their sum when several).
 metric() {

@@ -205,8 +205,8 @@ config_error "{\"forwards\": [{\"name\": \"a\", \"listen\": 8080, \"servers\": [
     "forwards[0] (a): listen: expected a string"
 config_error "{\"forwards\": [$(fw a "$P1"), {\"name\": \"b\", \"listen\": \"127.0.0.1:$P2\", \"servers\": [\"127.0.0.1:1\"], \"policy\": \"missing.json\"}]}" \
     "forwards[1] (b): policy $CFG/missing.json"
-config_error "{\"forwards\": [{\"name\": \"two\", \"listen\": \"127.0.0.1:$P1\", \"servers\": [\"127.0.0.1:1\", \"127.0.0.1:2\"], \"policy\": \"api.json\"}]}" \
-    "forwards[0] (two): servers: several servers per forward"
+config_error "{\"forwards\": [{\"name\": \"two\", \"listen\": \"127.0.0.1:$P1\", \"servers\": [\"127.0.0.1:1\", \"127.0.0.1:1\"], \"policy\": \"api.json\"}]}" \
+    "forwards[0] (two): servers: server '127.0.0.1:1' is listed twice"
 config_error "{\"forwards\": [$(fw a "$P1")], \"bogus\": 1}" "unknown key 'bogus'"
 pass "config errors name the forward and the key"
 
@@ -237,8 +237,8 @@ repeated "flag '--listen' given more than once" "$CG_BIN/ccgate-client" --listen
     --server "127.0.0.1:$SRV_A" --policy "$CFG/api.json" --listen "127.0.0.1:$P2"
 repeated "flag '--policy' given more than once" "$CG_BIN/ccgate-client" --listen "127.0.0.1:$P1" \
     --server "127.0.0.1:$SRV_A" --policy "$CFG/api.json" --policy "$CFG/bad.json"
-repeated "--server: several servers per forward" "$CG_BIN/ccgate-client" \
-    --listen "127.0.0.1:$P1" --server "127.0.0.1:$SRV_A" --server "127.0.0.1:$SRV_C" \
+repeated "--server: server '127.0.0.1:$SRV_A' is listed twice" "$CG_BIN/ccgate-client" \
+    --listen "127.0.0.1:$P1" --server "127.0.0.1:$SRV_A" --server "127.0.0.1:$SRV_A" \
     --policy "$CFG/api.json"
 repeated "flag '--upstream' given more than once" "$CG_BIN/ccgate-server" --upstream a:1 \
     --upstream b:2

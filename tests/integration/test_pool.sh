@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The pool of attested connections: reused across app connections without a new handshake,
-# closed when idle, dropped when the server closes it; a draining server ends idle pooled
-# connections at once; after a server restart the client re-attests.
+# The pool of attested connections: the one the appraisal at start made, reused across app
+# connections without a new handshake, closed when idle, dropped when the server closes it; a
+# draining server ends idle pooled connections at once; after a server restart the client
+# re-attests.
 source "$(dirname "$0")/lib.sh"
 
 start_upstream
@@ -12,6 +13,10 @@ CLI_PORT=$(free_port) CLI_ADMIN=$(free_port)
 start client "$CG_BIN/ccgate-client" --listen "127.0.0.1:$CLI_PORT" --server "127.0.0.1:$SRV_PORT" \
     --policy "$T/policy.json" --admin "127.0.0.1:$CLI_ADMIN" --pool-idle-timeout-s 5
 wait_log "$T/client.log" listening
+# Ready: the server was appraised at start; that attested connection waits in the pool.
+wait_ready "$CLI_ADMIN"
+[ "$(metric "http://127.0.0.1:$CLI_ADMIN" ccgate_client_pool_connections)" = 1 ] ||
+    fail "the appraisal at start left no pooled connection"
 URL="http://127.0.0.1:$CLI_PORT"
 ADM="http://127.0.0.1:$CLI_ADMIN"
 
@@ -21,7 +26,7 @@ done
 [ "$(metric "$ADM" ccgate_client_pool_connections)" = 1 ] || fail "pool should hold one"
 [ "$(metric "$ADM" ccgate_client_handshakes_total)" = 1 ] ||
     fail "expected one handshake for four app connections, got $(metric "$ADM" ccgate_client_handshakes_total)"
-[ "$(metric "$ADM" ccgate_client_pool_reused_total)" = 3 ] || fail "pool not reused"
+[ "$(metric "$ADM" ccgate_client_pool_reused_total)" = 4 ] || fail "pool not reused"
 conns=$(curl -fsS "http://127.0.0.1:$UP_PORT/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["connections"])')
 [ "$conns" = 2 ] || fail "the upstream saw $conns connections (this query included) for four requests"
 pass "four app connections, one attested connection, one upstream connection"

@@ -66,7 +66,15 @@ static void test_two_forwards(void **state)
     srv_a.stats.response_latency.count = 3;
     srv_a.stats.response_latency.sum = 0.125;
     srv_a.set.stats.accepted = 7;
-    srv_a.peer.pool_len = 2;
+    char err[128];
+    assert_int_equal(cp_server_add_server(&srv_a, "127.0.0.1:1", err, sizeof(err)), 0);
+    assert_int_equal(cp_server_add_server(&srv_a, "127.0.0.1:2", err, sizeof(err)), 0);
+    assert_int_equal(cp_server_add_server(&srv_b, "127.0.0.1:1", err, sizeof(err)), 0);
+    srv_a.peers[0]->pool_len = 1;
+    srv_a.peers[1]->pool_len = 1;
+    srv_a.peers[1]->state = CP_PEER_EJECTED;
+    srv_a.peers[1]->ejections = 4;
+    srv_b.peers[0]->outstanding = 9;
 
     const struct cp_server *const srv[] = {&srv_a, &srv_b};
     struct cg_buf b;
@@ -81,6 +89,9 @@ static void test_two_forwards(void **state)
                                            "ccgate_attestation_verifications_total",
                                            "ccgate_client_ready",
                                            "ccgate_client_upstream_response_seconds",
+                                           "ccgate_client_server_state",
+                                           "ccgate_client_server_ejections_total",
+                                           "ccgate_client_server_outstanding",
                                            "ccgate_attestation_verification_seconds"};
     for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
         char help[128], type[128];
@@ -119,6 +130,17 @@ static void test_two_forwards(void **state)
     has_line(t,
              "ccgate_client_upstream_response_seconds_count{forward=\"we\\\"ird\\\\na\\nme\"} 0");
     assert_int_equal(count_lines(t, "ccgate_client_requests_total{"), 2);
+    /* Per server: the forward's label, then the server's; one state sample per state. */
+    has_line(t, "ccgate_client_server_state{forward=\"api\",server=\"127.0.0.1:2\","
+                "state=\"ejected\"} 1");
+    has_line(t, "ccgate_client_server_state{forward=\"api\",server=\"127.0.0.1:2\","
+                "state=\"verified\"} 0");
+    has_line(t, "ccgate_client_server_state{forward=\"api\",server=\"127.0.0.1:1\","
+                "state=\"never\"} 1");
+    has_line(t, "ccgate_client_server_ejections_total{forward=\"api\",server=\"127.0.0.1:2\"} 4");
+    has_line(t, "ccgate_client_server_outstanding{forward=\"we\\\"ird\\\\na\\nme\","
+                "server=\"127.0.0.1:1\"} 9");
+    assert_int_equal(count_lines(t, "ccgate_client_server_state{"), 3 * 4);
     cg_buf_free(&b);
 
     /* One forward: the same families, one sample each. */
@@ -126,6 +148,8 @@ static void test_two_forwards(void **state)
     assert_int_equal(count_lines(one, "ccgate_client_requests_total{"), 1);
     assert_int_equal(count_lines(one, "# TYPE ccgate_client_requests_total counter"), 1);
     cg_buf_free(&b);
+    cp_server_free(&srv_a);
+    cp_server_free(&srv_b);
 }
 
 int main(void)
