@@ -15,7 +15,7 @@ IMAGE = "ccgate"
 SERVER_PORT, CLIENT_PORT, WORKER_PORT, ADMIN_PORT = 8443, 8080, 8000, 9090
 HEALTH = {
     "ccgate-server": {"http://127.0.0.1:%d/readyz" % ADMIN_PORT, "http://127.0.0.1:%d/healthz" % ADMIN_PORT},
-    "ccgate-client": {"http://127.0.0.1:%d/healthz" % ADMIN_PORT},
+    "ccgate-client": {"http://127.0.0.1:%d/readyz" % ADMIN_PORT, "http://127.0.0.1:%d/healthz" % ADMIN_PORT},
     "ccgate-worker": {"http://127.0.0.1:%d/health" % WORKER_PORT},
 }
 errors = []

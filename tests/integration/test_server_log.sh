@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # ccgate-server's access log (on by default): one JSON `request` line per answered request with
 # the same top-level fields as the client's (conn, req, method, path without the query, status,
-# bytes_in, bytes_out, duration_ms, upstream_ms, request_id: as the client validates it); byte counts are each message's
-# exact bytes, also for pipelined requests; --access-log off writes none.
+# bytes_in, bytes_out, duration_ms, upstream_ms, request_id: kept when valid by the client's
+# rule); byte counts are each request's and answer's body bytes (decoded), also for pipelined
+# and chunked messages; --access-log off writes none.
 source "$(dirname "$0")/lib.sh"
 export PYTHONPATH="$CG_SOURCE_DIR/tests/integration" # tls_peer.py
 
@@ -37,7 +38,7 @@ for i, (o, bi, bo) in enumerate(zip(lines, want["in"], want["out"])):
     assert 0 <= o["upstream_ms"] <= o["duration_ms"], o
 assert [o["method"] for o in lines] == ["GET", "POST", "POST", "GET"], lines
 assert [o["path"] for o in lines] == ["/bytes/3", "/echo", "/echo", "/chunked/5"], lines
-# an id with a tab (or anything but visible ASCII) is not logged; none is "-"
+# an id the client's rule refuses (here: a tab in it) is not logged; none is "-"
 assert [o["request_id"] for o in lines] == ["abc-1", "-", "-", "-"], lines
 PY
 grep -q 'secret' "$T/server.log" && fail "the query reached the log"
