@@ -286,7 +286,7 @@ void cp__record_failure(struct cp_peer *p, const struct cg_verdict *v);
 void cp__note_failure(struct cp_peer *p, const struct cg_verdict *v);
 /* An appraisal with evidence passed at p. */
 void cp__record_success(struct cp_peer *p);
-void cp__observe(struct cp_hist *h, uint64_t since_ns);
+void cp__observe(struct cg_hist *h, uint64_t since_ns);
 void cp__count_status(struct cp_server *srv, int status);
 
 #endif

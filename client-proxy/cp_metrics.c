@@ -135,16 +135,16 @@ static void write_hist(struct cg_buf *out, const char *name, const char *help,
 {
     header(out, name, "histogram", help);
     for (size_t j = 0; j < n; j++) {
-        const struct cp_hist *h = (const struct cp_hist *)((const char *)&srv[j]->stats + off);
+        const struct cg_hist *h = (const struct cg_hist *)((const char *)&srv[j]->stats + off);
         uint64_t cum = 0;
-        for (size_t i = 0; i < CP_HIST_BUCKETS; i++) {
+        for (size_t i = 0; i < CG_HIST_BUCKETS; i++) {
             cum += h->counts[i];
             (void)cg_buf_printf(out, "%s_bucket{", name);
             forward_label(out, srv[j]);
-            if (i + 1 == CP_HIST_BUCKETS)
+            if (i + 1 == CG_HIST_BUCKETS)
                 (void)cg_buf_printf(out, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
             else
-                (void)cg_buf_printf(out, ",le=\"%g\"} %llu\n", cp_hist_bounds[i],
+                (void)cg_buf_printf(out, ",le=\"%g\"} %llu\n", cg_hist_bounds[i],
                                     (unsigned long long)cum);
         }
         (void)cg_buf_printf(out, "%s_sum{", name);

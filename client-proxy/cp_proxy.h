@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "ccgate/addr.h"
+#include "ccgate/admin.h"
 #include "ccgate/buf.h"
 #include "ccgate/conn.h"
 #include "ccgate/err.h"
@@ -18,18 +19,6 @@ struct cp_conn;
 struct cp_up;
 
 #define CP_MAX_CHECKS 32 /* distinct failed-check names counted in metrics */
-#define CP_HIST_BUCKETS 14
-
-/* Upper bounds of the latency histogram buckets in seconds (the last is +Inf). */
-extern const double cp_hist_bounds[CP_HIST_BUCKETS];
-
-/* A Prometheus histogram: counts[i] holds the observations <= cp_hist_bounds[i] (not
- * cumulative; the writer sums them). */
-struct cp_hist {
-    uint64_t counts[CP_HIST_BUCKETS];
-    uint64_t count;
-    double sum;
-};
 
 struct cp_stats {
     /* app connections accepted and open: set.stats (the connection core's) */
@@ -50,8 +39,8 @@ struct cp_stats {
     uint64_t pool_dropped;      /* pooled connections closed (idle, server closed, stale) */
     uint64_t retries;           /* requests sent again after their leg died unanswered */
     double handshake_seconds_sum;
-    struct cp_hist response_latency;     /* request sent -> response head from the server */
-    struct cp_hist verification_latency; /* connect -> handshake done, with fresh evidence */
+    struct cg_hist response_latency;     /* request sent -> response head from the server */
+    struct cg_hist verification_latency; /* connect -> handshake done, with fresh evidence */
     size_t n_checks;
     struct {
         char check[64];

@@ -1,4 +1,3 @@
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,18 +6,9 @@
 
 /* Appraisal results as the app and the operator see them, and the counters behind /metrics. */
 
-const double cp_hist_bounds[CP_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                                1,     2.5,  5,     10,   30,  60,   HUGE_VAL};
-
-void cp__observe(struct cp_hist *h, uint64_t since_ns)
+void cp__observe(struct cg_hist *h, uint64_t since_ns)
 {
-    double v = (double)(uv_hrtime() - since_ns) / 1e9;
-    size_t i = 0;
-    while (i + 1 < CP_HIST_BUCKETS && v > cp_hist_bounds[i])
-        i++;
-    h->counts[i]++;
-    h->count++;
-    h->sum += v;
+    cg_hist_observe(h, (double)(uv_hrtime() - since_ns) / 1e9);
 }
 
 void cp__count_status(struct cp_server *srv, int status)

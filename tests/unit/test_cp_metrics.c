@@ -122,8 +122,8 @@ static void test_two_forwards(void **state)
     assert_null(strstr(t, "forward=\"api\",result=\"failed\""));
     has_line(t, "ccgate_client_ready{forward=\"api\"} 0");
     /* Histogram buckets are cumulative, per forward. */
-    has_line(t, "ccgate_client_upstream_response_seconds_bucket{forward=\"api\",le=\"0.005\"} 1");
-    has_line(t, "ccgate_client_upstream_response_seconds_bucket{forward=\"api\",le=\"0.05\"} 3");
+    has_line(t, "ccgate_client_upstream_response_seconds_bucket{forward=\"api\",le=\"0.001\"} 1");
+    has_line(t, "ccgate_client_upstream_response_seconds_bucket{forward=\"api\",le=\"0.01\"} 3");
     has_line(t, "ccgate_client_upstream_response_seconds_bucket{forward=\"api\",le=\"+Inf\"} 3");
     has_line(t, "ccgate_client_upstream_response_seconds_sum{forward=\"api\"} 0.125000");
     has_line(t, "ccgate_client_upstream_response_seconds_count{forward=\"api\"} 3");
