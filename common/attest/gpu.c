@@ -75,14 +75,10 @@ static int check_signature(const uint8_t *buf, const struct cg_spdm_report *r, X
                            struct cg_verdict *v)
 {
     int rc = CG_ECRYPTO;
+    char what[32];
+    if (!cg_x509_key_p384(leaf, what, sizeof(what)))
+        return cg_reject(v, CG_EEVIDENCE, "gpu.leaf.key", "EC P-384", "%s", what);
     EVP_PKEY *pk = X509_get0_pubkey(leaf);
-    char group[32] = "";
-    size_t glen = 0;
-    if (pk == NULL || EVP_PKEY_get_base_id(pk) != EVP_PKEY_EC ||
-        EVP_PKEY_get_group_name(pk, group, sizeof(group), &glen) != 1 ||
-        strcmp(group, "secp384r1") != 0)
-        return cg_reject(v, CG_EEVIDENCE, "gpu.leaf.key", "EC P-384", "%s",
-                         group[0] != '\0' ? group : "another key type");
     unsigned char *der = NULL;
     ECDSA_SIG *sig = ECDSA_SIG_new();
     BIGNUM *br = BN_bin2bn(r->signature, CG_SPDM_SIG_LEN / 2, NULL);

@@ -403,14 +403,9 @@ static int check_sigalg(const X509 *x, const char *what, struct cg_verdict *v)
 
 static int check_leaf_key(const X509 *leaf, struct cg_verdict *v)
 {
-    EVP_PKEY *pk = X509_get0_pubkey(leaf);
-    char group[32] = "";
-    size_t glen = 0;
-    if (pk == NULL || EVP_PKEY_get_base_id(pk) != EVP_PKEY_EC ||
-        EVP_PKEY_get_group_name(pk, group, sizeof(group), &glen) != 1 ||
-        strcmp(group, "secp384r1") != 0)
-        return cg_reject(v, CG_EEVIDENCE, "snp.vcek.key", "EC P-384", "%s",
-                         group[0] != '\0' ? group : "another key type");
+    char what[32];
+    if (!cg_x509_key_p384(leaf, what, sizeof(what)))
+        return cg_reject(v, CG_EEVIDENCE, "snp.vcek.key", "EC P-384", "%s", what);
     return 0;
 }
 

@@ -2,6 +2,7 @@
 #include "ccgate/x509.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/pem.h>
@@ -32,4 +33,16 @@ X509 *cg_x509_pinned(const char *name)
         return x;
     }
     return NULL;
+}
+
+int cg_x509_key_p384(const X509 *x, char *what, size_t n)
+{
+    EVP_PKEY *pk = X509_get0_pubkey(x);
+    char group[32] = "";
+    size_t glen = 0;
+    int ok = pk != NULL && EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC &&
+             EVP_PKEY_get_group_name(pk, group, sizeof(group), &glen) == 1 &&
+             strcmp(group, "secp384r1") == 0;
+    snprintf(what, n, "%s", group[0] != '\0' ? group : "another key type");
+    return ok;
 }

@@ -19,4 +19,8 @@ X509 *cg_x509_der(const uint8_t *der, size_t len);
  * parsed. Caller frees; NULL when no such root is embedded. */
 X509 *cg_x509_pinned(const char *name);
 
+/* Whether x's public key is EC P-384 (what AMD's VCEK/VLEK and NVIDIA's device keys are):
+ * 1 or 0; the key's group name, or "another key type", goes to what[0..n) for a verdict. */
+int cg_x509_key_p384(const X509 *x, char *what, size_t n);
+
 #endif
