@@ -45,11 +45,35 @@ static void test_der_exact(void **state)
     X509_free(root);
 }
 
+/* The leaf-key rule of the SNP and GPU verifiers: EC P-384 only, and the verdict names what
+ * else it was. */
+static void test_key_p384(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *root, *what;
+        int ok;
+    } cases[] = {
+        {"nvidia/device_identity_ca.pem", "secp384r1", 1},
+        {"intel/sgx_root_ca.pem", "prime256v1", 0},
+        {"amd/ark_milan.pem", "another key type", 0}, /* RSA */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        X509 *x = cg_x509_pinned(cases[i].root);
+        assert_non_null(x);
+        char what[32];
+        assert_int_equal(cg_x509_key_p384(x, what, sizeof(what)), cases[i].ok);
+        assert_string_equal(what, cases[i].what);
+        X509_free(x);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pinned),
         cmocka_unit_test(test_der_exact),
+        cmocka_unit_test(test_key_p384),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
