@@ -584,10 +584,7 @@ void cp__conn_close(struct cp_conn *c, const char *reason)
 /* Adds what c's app leg moved since the last call to the forward's byte counters. */
 static void count_bytes(struct cp_conn *c)
 {
-    c->srv->stats.bytes_from_app += c->down.bytes_in - c->acct_in;
-    c->srv->stats.bytes_to_app += c->down.bytes_out - c->acct_out;
-    c->acct_in = c->down.bytes_in;
-    c->acct_out = c->down.bytes_out;
+    cg_stream_count(&c->down, &c->srv->stats.bytes_from_app, &c->srv->stats.bytes_to_app);
 }
 
 void cp_server_count_bytes(struct cp_server *s)

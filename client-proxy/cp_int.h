@@ -142,7 +142,6 @@ struct cp_conn {
     uint8_t pool_on_close;      /* closed between messages of HTTP: the leg may go to the pool */
     uint64_t front_sent_ns;     /* when the front request went up (or became the front) */
     uint64_t resp_head_ns;      /* when the front's final response head came; 0 before */
-    uint64_t acct_in, acct_out; /* down's byte counts already added to the forward's stats */
     uint64_t wait_since_ms;     /* loop time it began waiting for a server refusing connections */
     struct cg_buf pending;      /* request bytes held until the leg is verified */
     struct cg_buf replay;       /* unanswered idempotent requests, to send again on a new leg */

@@ -53,7 +53,6 @@ struct sp_conn {
     size_t track_head, track_len;
     uint64_t req_seq;
     uint64_t req_bytes, resp_bytes; /* body bytes of the messages being received */
-    uint64_t acct_in, acct_out;     /* the client leg's bytes already in the server's counters */
     enum sp_rq rq;
     struct cg_buf hold;                /* access control: a request head held until complete */
     struct cg_buf pending;             /* client bytes read while the request side is blocked */

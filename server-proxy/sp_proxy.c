@@ -146,10 +146,7 @@ static int relay_announcing(struct sp_conn *c, const uint8_t *data, size_t len)
 /* Adds what the client leg moved since the last call to the server's byte counters. */
 static void count_bytes(struct sp_conn *c)
 {
-    c->srv->stats.bytes_from_client += c->down.bytes_in - c->acct_in;
-    c->srv->stats.bytes_to_client += c->down.bytes_out - c->acct_out;
-    c->acct_in = c->down.bytes_in;
-    c->acct_out = c->down.bytes_out;
+    cg_stream_count(&c->down, &c->srv->stats.bytes_from_client, &c->srv->stats.bytes_to_client);
 }
 
 static void from_client(struct sp_conn *c, const uint8_t *data, size_t len)

@@ -388,3 +388,11 @@ void cg_stream_close(struct cg_stream *s, cg_stream_closed_cb on_closed, void *a
     }
     uv_close(&s->h.handle, on_handle_closed);
 }
+
+void cg_stream_count(struct cg_stream *s, uint64_t *in, uint64_t *out)
+{
+    *in += s->bytes_in - s->counted_in;
+    *out += s->bytes_out - s->counted_out;
+    s->counted_in = s->bytes_in;
+    s->counted_out = s->bytes_out;
+}

@@ -58,10 +58,15 @@ struct cg_stream {
     void *closed_arg;
     size_t queued;                /* bytes the kernel did not take yet (ciphertext under TLS) */
     size_t max_queued;            /* cap on queued (CG_STREAM_MAX_QUEUED; the owner may lower it) */
-    uint64_t bytes_in, bytes_out; /* plaintext */
+    uint64_t bytes_in, bytes_out;     /* plaintext */
+    uint64_t counted_in, counted_out; /* the part of them cg_stream_count() handed out */
     unsigned inited : 1, reading : 1, handshaken : 1, eof : 1, shut : 1, closing : 1,
         above_high : 1, failed : 1, closed : 1;
 };
+
+/* Adds the plaintext bytes s moved since the last call to *in and *out (an owner's byte
+ * counters, kept current while the stream is open and never counting a byte twice). */
+void cg_stream_count(struct cg_stream *s, uint64_t *in, uint64_t *out);
 
 /* Initializes s as a TCP (is_unix 0) or Unix stream handle on loop. Returns 0 or libuv's code. */
 int cg_stream_init(struct cg_stream *s, uv_loop_t *loop, int is_unix,
