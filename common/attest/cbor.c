@@ -397,7 +397,7 @@ int cg_claims_decode(const uint8_t *buf, size_t len, struct cg_claims *c)
             rc = expect_bstr(&d, 1, CG_CLAIMS_GPU_MAX_BYTES, &c->gpu, &c->gpu_len);
         } else if (tstr_is(&t, KEY_MODEL)) {
             bit = HAVE_MODEL;
-            rc = (have & bit) != 0 ? CG_ECBOR : decode_model(&d, &c->model);
+            rc = decode_model(&d, &c->model);
         } else {
             goto bad;
         }
