@@ -111,7 +111,7 @@ static void x_refused_meta(struct cp_conn *c, struct cp_exchange *x)
     cp_fwd_request_id_new(rid);
     x->seq = ++c->n_requests;
     x->start_ns = uv_hrtime();
-    x->openai = (uint8_t)cp_error_openai_path(path);
+    x->openai = (uint8_t)cg_httpmsg_openai_path(path);
     x_set_meta(x, rid, "-", path);
 }
 
@@ -503,7 +503,7 @@ static int req_on_head(void *arg, const struct cg_http_head *h)
         cp_fwd_request_id_new(rid);
     x->seq = ++c->n_requests;
     x->start_ns = uv_hrtime();
-    x->openai = (uint8_t)cp_error_openai_path(path);
+    x->openai = (uint8_t)cg_httpmsg_openai_path(path);
     x_set_meta(x, rid, h->method, path);
     x->head = strcmp(h->method, "HEAD") == 0;
     if (!h->keep_alive && c->state == CP_HTTP)

@@ -37,11 +37,6 @@ static const struct kind *kind_of(const char *error)
     return &unknown;
 }
 
-int cp_error_openai_path(const char *path)
-{
-    return strncmp(path, "/v1", 3) == 0 && (path[3] == '\0' || path[3] == '/' || path[3] == '?');
-}
-
 int cp_error_retry(const struct cp_error *e)
 {
     int r = kind_of(e->error)->retry;

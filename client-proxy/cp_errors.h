@@ -6,7 +6,7 @@
 
 /*
  * The errors the client sidecar answers itself, in two shapes. On an OpenAI API path (see
- * cp_error_openai_path) the body is what the OpenAI SDKs parse:
+ * cg_httpmsg_openai_path) the body is what the OpenAI SDKs parse:
  *   {"error": {"message": "...", "type": "ccgate_attestation_error", "code": "snp.measurement",
  *              "param": null, "ccgate": {"error": "attestation_failed", "check": ...}}}
  * with code the failed check's name (or the error's name when no check failed) and an
@@ -24,10 +24,6 @@ struct cp_error {
     const char *server;         /* NULL or the server's address */
     int retried;                /* server_closed: whether the client sent it again already */
 };
-
-/* Whether errors for a request to path (no query string needed) take the OpenAI shape: the
- * OpenAI API's paths, "/v1" and everything under "/v1/". */
-int cp_error_openai_path(const char *path);
 
 /* The x-should-retry value for e: 1 when the same request may succeed if sent again (the
  * server could not be reached, the client was full), 0 otherwise (a failed appraisal never). */

@@ -135,7 +135,7 @@ static int track_req_head(void *arg, const struct cg_http_head *h)
             c->srv->stats.auth_failures[f]++;
             c->rq = RQ_DROP;
             c->refused = f;
-            c->refused_v1 = strncmp(h->target, "/v1/", 4) == 0;
+            c->refused_v1 = cg_httpmsg_openai_path(h->target);
             c->refused_head = strcmp(h->method, "HEAD") == 0;
             c->refused_close = !h->keep_alive || h->expect_continue || h->upgrade;
             cg_logf(CG_LOG_DEBUG, "auth.refused", CG_LF_UINT("conn", c->conn.id),

@@ -64,3 +64,9 @@ int cg_httpmsg_request_id_valid(const char *s, size_t len)
     }
     return 1;
 }
+
+int cg_httpmsg_openai_path(const char *target)
+{
+    return strncmp(target, "/v1", 3) == 0 &&
+           (target[3] == '\0' || target[3] == '/' || target[3] == '?');
+}

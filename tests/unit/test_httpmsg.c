@@ -174,6 +174,21 @@ static void test_request_id_valid(void **state)
     assert_false(cg_httpmsg_request_id_valid("a\0b", 3)); /* NUL inside */
 }
 
+static void test_openai_paths(void **state)
+{
+    (void)state;
+    assert_true(cg_httpmsg_openai_path("/v1/chat/completions"));
+    assert_true(cg_httpmsg_openai_path("/v1/models?limit=1"));
+    assert_true(cg_httpmsg_openai_path("/v1"));
+    assert_true(cg_httpmsg_openai_path("/v1/"));
+    assert_false(cg_httpmsg_openai_path("/v10/models"));
+    assert_false(cg_httpmsg_openai_path("/v1x"));
+    assert_false(cg_httpmsg_openai_path("/bytes/10"));
+    assert_false(cg_httpmsg_openai_path("/"));
+    assert_false(cg_httpmsg_openai_path("-"));
+    assert_false(cg_httpmsg_openai_path("/V1/models"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +198,7 @@ int main(void)
         cmocka_unit_test(test_response_parses),
         cmocka_unit_test(test_response_limit),
         cmocka_unit_test(test_request_id_valid),
+        cmocka_unit_test(test_openai_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

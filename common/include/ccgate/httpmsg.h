@@ -30,4 +30,8 @@ int cg_httpmsg_response_ex(struct cg_buf *out, int status, const char *content_t
 /* Whether len bytes at s are a request id ccgate passes on and logs. */
 int cg_httpmsg_request_id_valid(const char *s, size_t len);
 
+/* Whether errors ccgate answers itself to a request for target take the OpenAI shape: the
+ * OpenAI API's paths, "/v1" and everything under it (a query string may follow). */
+int cg_httpmsg_openai_path(const char *target);
+
 #endif
